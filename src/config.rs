@@ -1,0 +1,199 @@
+//! The object model: typed Kubernetes objects with their origin, the store that holds the
+//! latest objects of every source, and the immutable snapshot `translate` reads.
+//!
+//! Every source (manifest files today; the Kubernetes API and Docker labels later) emits
+//! [`StoredObject`]s. Nothing here validates routing semantics or touches sockets.
+
+pub mod issue;
+pub mod objects;
+pub mod parse;
+pub mod store;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use issue::{Issue, Severity, Subject};
+pub use objects::*;
+pub use store::{ObjectStore, Snapshot, SourceId};
+
+/// The kinds Vestibule reads. Ordered so that snapshots iterate deterministically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Kind {
+    Namespace,
+    IngressClass,
+    Ingress,
+    Service,
+    EndpointSlice,
+    Endpoints,
+    Secret,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Namespace => "Namespace",
+            Kind::IngressClass => "IngressClass",
+            Kind::Ingress => "Ingress",
+            Kind::Service => "Service",
+            Kind::EndpointSlice => "EndpointSlice",
+            Kind::Endpoints => "Endpoints",
+            Kind::Secret => "Secret",
+        }
+    }
+
+    /// Cluster-scoped kinds have no namespace.
+    pub fn is_namespaced(self) -> bool {
+        !matches!(self, Kind::Namespace | Kind::IngressClass)
+    }
+
+    /// The apiVersion Vestibule reports (status) for this kind.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Ingress | Kind::IngressClass => "networking.k8s.io/v1",
+            Kind::EndpointSlice => "discovery.k8s.io/v1",
+            Kind::Namespace | Kind::Service | Kind::Endpoints | Kind::Secret => "v1",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identity of an object: kind, namespace (empty for cluster-scoped kinds) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ObjectKey {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(kind: Kind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ObjectKey {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{} {}", self.kind, self.name)
+        } else {
+            write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// Where an object came from, so that every error can name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "source", rename_all = "camelCase")]
+pub enum Origin {
+    /// A manifest file; `document` counts YAML documents from 1.
+    File { path: PathBuf, document: usize },
+    /// The Kubernetes API.
+    Api,
+    /// A Docker container's labels.
+    Container { id: String },
+    /// Compiled into the binary (the demo).
+    Builtin { name: String, document: usize },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { path, document } => write!(f, "{}, document {}", path.display(), document),
+            Origin::Api => f.write_str("Kubernetes API"),
+            Origin::Container { id } => write!(f, "container {id}"),
+            Origin::Builtin { name, document } => write!(f, "built-in {name}, document {document}"),
+        }
+    }
+}
+
+/// One typed object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Object {
+    Namespace(Namespace),
+    IngressClass(IngressClass),
+    Ingress(Ingress),
+    Service(Service),
+    EndpointSlice(EndpointSlice),
+    Endpoints(Endpoints),
+    Secret(Secret),
+}
+
+impl Object {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Namespace(_) => Kind::Namespace,
+            Object::IngressClass(_) => Kind::IngressClass,
+            Object::Ingress(_) => Kind::Ingress,
+            Object::Service(_) => Kind::Service,
+            Object::EndpointSlice(_) => Kind::EndpointSlice,
+            Object::Endpoints(_) => Kind::Endpoints,
+            Object::Secret(_) => Kind::Secret,
+        }
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Object::Namespace(o) => &o.metadata,
+            Object::IngressClass(o) => &o.metadata,
+            Object::Ingress(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::EndpointSlice(o) => &o.metadata,
+            Object::Endpoints(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+        }
+    }
+
+    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Object::Namespace(o) => &mut o.metadata,
+            Object::IngressClass(o) => &mut o.metadata,
+            Object::Ingress(o) => &mut o.metadata,
+            Object::Service(o) => &mut o.metadata,
+            Object::EndpointSlice(o) => &mut o.metadata,
+            Object::Endpoints(o) => &mut o.metadata,
+            Object::Secret(o) => &mut o.metadata,
+        }
+    }
+
+    /// The object's key. Namespaced objects without a namespace are in `default`.
+    pub fn key(&self) -> ObjectKey {
+        let kind = self.kind();
+        let meta = self.metadata();
+        let namespace = if kind.is_namespaced() {
+            meta.namespace.clone().unwrap_or_else(|| "default".to_string())
+        } else {
+            String::new()
+        };
+        ObjectKey::new(kind, namespace, meta.name.clone())
+    }
+}
+
+/// An object together with where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredObject {
+    pub origin: Origin,
+    pub object: Object,
+}
+
+impl StoredObject {
+    pub fn new(origin: Origin, object: Object) -> Arc<Self> {
+        Arc::new(StoredObject { origin, object })
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        self.object.key()
+    }
+}

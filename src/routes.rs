@@ -1,0 +1,205 @@
+//! The route table: the immutable, fully resolved routing model that `translate` builds and
+//! the data plane reads (one `Arc<RouteTable>` per request, swapped whole on reload).
+//!
+//! It knows nothing of Kubernetes objects (only names for logs and metrics) and nothing of
+//! sockets: backends are lists of endpoint addresses; upstream pools live in `proxy`, keyed by
+//! [`BackendKey`], so they survive reloads. Lookups are in [`router`].
+
+pub mod describe;
+pub mod router;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use serde::Serialize;
+
+pub use router::{RequestInfo, normalize_host};
+
+/// Index of a [`Route`] in [`RouteTable::routes`].
+pub type RouteId = usize;
+/// Index of a [`Backend`] in [`RouteTable::backends`].
+pub type BackendId = usize;
+
+/// Everything the data plane needs, resolved.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    /// Virtual hosts served on the Ingress HTTP and HTTPS listeners.
+    pub http: HttpRouter,
+    pub routes: Vec<Route>,
+    pub backends: Vec<Backend>,
+    /// Certificates for the HTTPS listener, chosen by SNI.
+    pub certificates: Certificates,
+}
+
+/// Host → virtual host. Exact names first, then wildcards by suffix (longest first), then the
+/// catch-all (rules without a host).
+#[derive(Debug, Default)]
+pub struct HttpRouter {
+    pub vhosts: Vec<VirtualHost>,
+    /// Lower-case host without port or trailing dot → index in `vhosts`.
+    pub exact: HashMap<String, usize>,
+    /// Suffix of a wildcard (`foo.com` for `*.foo.com`) → vhost.
+    pub wildcard: HashMap<String, WildcardHost>,
+    pub catch_all: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WildcardHost {
+    pub vhost: usize,
+    /// Ingress wildcards match exactly one label (`*.foo.com` matches `a.foo.com`, not
+    /// `a.b.foo.com`); Gateway API wildcards match any number of labels.
+    pub any_depth: bool,
+}
+
+/// The routes of one host. Path lookup: exact paths, then prefixes by path element (longest
+/// first), then regular expressions in order; within one path, candidates are tried in order
+/// and the first whose conditions hold wins. No candidate: `fallback`, else 404.
+#[derive(Debug, Default)]
+pub struct VirtualHost {
+    /// `cheddar.example`, `*.example`, or `*` for the catch-all.
+    pub name: String,
+    pub exact: HashMap<String, Vec<Candidate>>,
+    /// Keys are normalised prefixes without a trailing slash (`/` becomes the empty string).
+    pub prefix: HashMap<String, Vec<Candidate>>,
+    pub regex: Vec<RegexPath>,
+    /// Route for requests whose path matched nothing here (an Ingress `defaultBackend`).
+    pub fallback: Option<RouteId>,
+}
+
+#[derive(Debug)]
+pub struct RegexPath {
+    /// The user's pattern, as written (for `/api/routes`).
+    pub pattern: String,
+    pub regex: regex::Regex,
+    pub candidates: Vec<Candidate>,
+}
+
+/// One way a path can be routed, with the extra conditions (Gateway API header, query and
+/// method matches; empty for Ingress) that must all hold.
+#[derive(Debug, Clone, Default)]
+pub struct Candidate {
+    pub conditions: Conditions,
+    pub route: RouteId,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Conditions {
+    pub method: Option<http::Method>,
+    pub headers: Vec<HeaderCondition>,
+    pub query: Vec<QueryCondition>,
+}
+
+impl Conditions {
+    pub fn is_empty(&self) -> bool {
+        self.method.is_none() && self.headers.is_empty() && self.query.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HeaderCondition {
+    pub name: http::HeaderName,
+    pub value: ValueMatch,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueryCondition {
+    pub name: String,
+    pub value: ValueMatch,
+}
+
+#[derive(Debug, Clone)]
+pub enum ValueMatch {
+    Exact(String),
+    Regex(regex::Regex),
+}
+
+/// What to do with a request that matched.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Stable name for logs and metrics, e.g. `ingress/default/shop/r0/p1`.
+    pub name: Arc<str>,
+    pub action: RouteAction,
+    /// Status when the backend has no ready endpoints: 503 for Ingress, 500 for Gateway API.
+    pub unavailable: StatusCode,
+    pub timeouts: RouteTimeouts,
+}
+
+#[derive(Debug, Clone)]
+pub enum RouteAction {
+    /// Proxy to this backend.
+    Forward(BackendId),
+    /// Answer with this status (the route's backend is invalid).
+    Respond(StatusCode),
+}
+
+/// Per-route timeouts; `None` means the listener's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteTimeouts {
+    /// Whole request, from the first byte in to the last byte of the response headers.
+    pub request: Option<Duration>,
+    /// Waiting for the upstream's response headers, per attempt.
+    pub backend_request: Option<Duration>,
+}
+
+/// Identity of an upstream: stable across reloads, so pools and balancer state can be kept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct BackendKey {
+    pub namespace: String,
+    pub service: String,
+    /// The Service port, as the route referenced it (number or name).
+    pub port: String,
+}
+
+impl fmt::Display for BackendKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}:{}", self.namespace, self.service, self.port)
+    }
+}
+
+/// A resolved upstream: where requests for one Service port go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backend {
+    pub key: BackendKey,
+    pub target: BackendTarget,
+    pub protocol: UpstreamProtocol,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BackendTarget {
+    /// Ready endpoint addresses (may be empty: then the route's `unavailable` status).
+    Endpoints(Vec<SocketAddr>),
+    /// A DNS name resolved when connecting (Service `type: ExternalName`).
+    External { host: String, port: u16 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UpstreamProtocol {
+    Http1,
+    /// HTTP/2 without TLS (prior knowledge), e.g. gRPC backends.
+    H2c,
+}
+
+/// Server certificates by SNI. Exact names first, then wildcard certificates (one label), then
+/// the proxy's default certificate.
+#[derive(Debug, Default)]
+pub struct Certificates {
+    pub exact: HashMap<String, Arc<rustls::sign::CertifiedKey>>,
+    /// `foo.com` for a certificate configured for `*.foo.com`.
+    pub wildcard: HashMap<String, Arc<rustls::sign::CertifiedKey>>,
+    /// What is configured, for `/api/routes` (no key material).
+    pub summaries: Vec<CertificateSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateSummary {
+    pub hosts: Vec<String>,
+    /// `namespace/name` of the Secret.
+    pub secret: String,
+}
