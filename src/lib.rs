@@ -4,9 +4,9 @@
 //! → `routes` (the immutable route table) → `proxy` (listeners and upstreams). `admin` reads the
 //! published table and status. See ARCHITECTURE.md.
 
-pub mod config;
-pub mod routes;
-pub mod metrics;
-pub mod translate;
 pub mod admin;
+pub mod config;
+pub mod metrics;
 pub mod proxy;
+pub mod routes;
+pub mod translate;

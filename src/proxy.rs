@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::routes::RouteTable;
 
 /// Listener addresses, limits and timeouts. Defaults are documented in the README.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ProxyConfig {
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
@@ -22,7 +22,11 @@ pub struct ProxyConfig {
 
 impl Default for ProxyConfig {
     fn default() -> Self {
-        ProxyConfig { http: None, https: None, workers: 0 }
+        ProxyConfig {
+            http: None,
+            https: None,
+            workers: 0,
+        }
     }
 }
 
@@ -43,7 +47,12 @@ impl Proxy {
     /// are accepted once the first table is installed.
     pub fn start(config: ProxyConfig, metrics: Arc<Metrics>) -> io::Result<Proxy> {
         let _ = metrics;
-        Ok(Proxy { addrs: ProxyAddrs { http: config.http, https: config.https } })
+        Ok(Proxy {
+            addrs: ProxyAddrs {
+                http: config.http,
+                https: config.https,
+            },
+        })
     }
 
     /// Publishes a new table: binds its backends to (kept) upstream pools, then swaps it in.

@@ -37,7 +37,12 @@ pub struct Issue {
 }
 
 impl Issue {
-    pub fn error(object: Option<ObjectKey>, origin: Option<Origin>, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn error(
+        object: Option<ObjectKey>,
+        origin: Option<Origin>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Issue {
             severity: Severity::Error,
             subject: Subject { object, origin },
@@ -46,7 +51,12 @@ impl Issue {
         }
     }
 
-    pub fn warning(object: Option<ObjectKey>, origin: Option<Origin>, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn warning(
+        object: Option<ObjectKey>,
+        origin: Option<Origin>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Issue {
             severity: Severity::Warning,
             ..Issue::error(object, origin, field, message)

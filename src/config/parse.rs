@@ -37,7 +37,9 @@ pub fn parse_documents(text: &str, origin: impl Fn(usize) -> Origin) -> Parsed {
         let value = match serde_yaml_ng::Value::deserialize(document) {
             Ok(value) => value,
             Err(err) => {
-                parsed.issues.push(Issue::error(None, Some(origin), "", format!("invalid YAML: {err}")));
+                parsed
+                    .issues
+                    .push(Issue::error(None, Some(origin), "", format!("invalid YAML: {err}")));
                 // The YAML stream cannot be resynchronised after a syntax error.
                 break;
             }
@@ -52,18 +54,24 @@ fn parse_value(value: serde_yaml_ng::Value, origin: &Origin, parsed: &mut Parsed
         return; // empty document, e.g. a leading `---`
     }
     let Some(map) = value.as_mapping() else {
-        parsed
-            .issues
-            .push(Issue::error(None, Some(origin.clone()), "", "document is not a Kubernetes object (expected a mapping)"));
+        parsed.issues.push(Issue::error(
+            None,
+            Some(origin.clone()),
+            "",
+            "document is not a Kubernetes object (expected a mapping)",
+        ));
         return;
     };
     let text = |key: &str| map.get(key).and_then(|v| v.as_str()).unwrap_or("").to_string();
     let api_version = text("apiVersion");
     let kind = text("kind");
     if kind.is_empty() || api_version.is_empty() {
-        parsed
-            .issues
-            .push(Issue::error(None, Some(origin.clone()), "", "document has no apiVersion or kind"));
+        parsed.issues.push(Issue::error(
+            None,
+            Some(origin.clone()),
+            "",
+            "document has no apiVersion or kind",
+        ));
         return;
     }
     if kind == "List" || kind.ends_with("List") && api_version == "v1" {
@@ -110,13 +118,17 @@ fn parse_value(value: serde_yaml_ng::Value, origin: &Origin, parsed: &mut Parsed
             format!("{kind} has no name"),
         )),
         Ok(object) => parsed.objects.push(StoredObject::new(origin.clone(), object)),
-        Err(issue) => parsed.issues.push(issue),
+        Err(issue) => parsed.issues.push(*issue),
     }
 }
 
 /// Decodes one object, naming the field path where decoding stopped.
-fn decode<T: DeserializeOwned>(value: serde_yaml_ng::Value, origin: &Origin) -> Result<T, Issue> {
-    let kind = value.get("kind").and_then(|v| v.as_str()).unwrap_or("object").to_string();
+fn decode<T: DeserializeOwned>(value: serde_yaml_ng::Value, origin: &Origin) -> Result<T, Box<Issue>> {
+    let kind = value
+        .get("kind")
+        .and_then(|v| v.as_str())
+        .unwrap_or("object")
+        .to_string();
     let name = value
         .get("metadata")
         .and_then(|m| m.get("name"))
@@ -126,12 +138,12 @@ fn decode<T: DeserializeOwned>(value: serde_yaml_ng::Value, origin: &Origin) -> 
     serde_path_to_error::deserialize(value).map_err(|err| {
         let field = err.path().to_string();
         let field = if field == "." { String::new() } else { field };
-        Issue::error(
+        Box::new(Issue::error(
             None,
             Some(origin.clone()),
             field,
             format!("{kind} {name:?}: {}", err.inner()),
-        )
+        ))
     })
 }
 
@@ -192,14 +204,26 @@ mod v1beta1 {
             let service = self.service_name.map(|name| v1::IngressServiceBackend {
                 name,
                 port: self.service_port.map(|port| match port {
-                    IntOrString::Int(number) => v1::ServiceBackendPort { name: None, number: Some(number) },
+                    IntOrString::Int(number) => v1::ServiceBackendPort {
+                        name: None,
+                        number: Some(number),
+                    },
                     IntOrString::String(name) => match name.parse::<i32>() {
-                        Ok(number) => v1::ServiceBackendPort { name: None, number: Some(number) },
-                        Err(_) => v1::ServiceBackendPort { name: Some(name), number: None },
+                        Ok(number) => v1::ServiceBackendPort {
+                            name: None,
+                            number: Some(number),
+                        },
+                        Err(_) => v1::ServiceBackendPort {
+                            name: Some(name),
+                            number: None,
+                        },
                     },
                 }),
             });
-            v1::IngressBackend { service, resource: self.resource }
+            v1::IngressBackend {
+                service,
+                resource: self.resource,
+            }
         }
     }
 
@@ -224,7 +248,9 @@ mod v1beta1 {
                                     .map(|path| v1::HttpIngressPath {
                                         path: path.path,
                                         // The beta APIs defaulted a missing pathType to ImplementationSpecific.
-                                        path_type: Some(path.path_type.unwrap_or_else(|| "ImplementationSpecific".into())),
+                                        path_type: Some(
+                                            path.path_type.unwrap_or_else(|| "ImplementationSpecific".into()),
+                                        ),
                                         backend: path.backend.into_v1(),
                                     })
                                     .collect(),

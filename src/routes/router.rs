@@ -139,9 +139,10 @@ impl Conditions {
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| condition.value.matches(v))
         });
-        let query_hold = self.query.iter().all(|condition| {
-            query_value(request.query, &condition.name).is_some_and(|v| condition.value.matches(v))
-        });
+        let query_hold = self
+            .query
+            .iter()
+            .all(|condition| query_value(request.query, &condition.name).is_some_and(|v| condition.value.matches(v)));
         headers_hold && query_hold
     }
 }

@@ -4,7 +4,10 @@ use super::*;
 use crate::config::{Kind, Severity};
 
 fn origin(document: usize) -> Origin {
-    Origin::File { path: PathBuf::from("m.yaml"), document }
+    Origin::File {
+        path: PathBuf::from("m.yaml"),
+        document,
+    }
 }
 
 #[test]
@@ -65,7 +68,11 @@ metadata: {name: good}
 fn yaml_syntax_error_is_reported() {
     let parsed = parse_documents("kind: [unclosed\n", origin);
     assert!(parsed.has_errors());
-    assert!(parsed.issues[0].message.starts_with("invalid YAML"), "{:?}", parsed.issues);
+    assert!(
+        parsed.issues[0].message.starts_with("invalid YAML"),
+        "{:?}",
+        parsed.issues
+    );
 }
 
 #[test]
@@ -94,7 +101,9 @@ spec:
     assert_eq!(parsed.objects.len(), 1);
     assert_eq!(parsed.issues.len(), 1);
     assert_eq!(parsed.issues[0].severity, Severity::Warning);
-    let Object::Ingress(ingress) = &parsed.objects[0].object else { panic!("not an Ingress") };
+    let Object::Ingress(ingress) = &parsed.objects[0].object else {
+        panic!("not an Ingress")
+    };
     let path = &ingress.spec.rules[0].http.as_ref().unwrap().paths[0];
     assert_eq!(path.path_type.as_deref(), Some("ImplementationSpecific"));
     let service = path.backend.service.as_ref().unwrap();

@@ -16,23 +16,41 @@ fn route(name: &str) -> Route {
 }
 
 fn candidates(route: usize) -> Vec<Candidate> {
-    vec![Candidate { conditions: Conditions::default(), route }]
+    vec![Candidate {
+        conditions: Conditions::default(),
+        route,
+    }]
 }
 
 /// routes: 0 exact /foo, 1 prefix /foo, 2 prefix /, 3 wildcard prefix /, 4 catch-all prefix /api
 fn table() -> RouteTable {
-    let mut exact_host = VirtualHost { name: "a.example".into(), ..Default::default() };
+    let mut exact_host = VirtualHost {
+        name: "a.example".into(),
+        ..Default::default()
+    };
     exact_host.exact.insert("/foo".into(), candidates(0));
     exact_host.prefix.insert("/foo".into(), candidates(1));
     exact_host.prefix.insert("".into(), candidates(2));
-    let mut wildcard = VirtualHost { name: "*.example".into(), ..Default::default() };
+    let mut wildcard = VirtualHost {
+        name: "*.example".into(),
+        ..Default::default()
+    };
     wildcard.prefix.insert("".into(), candidates(3));
-    let mut catch_all = VirtualHost { name: "*".into(), ..Default::default() };
+    let mut catch_all = VirtualHost {
+        name: "*".into(),
+        ..Default::default()
+    };
     catch_all.prefix.insert("/api".into(), candidates(4));
     let http = HttpRouter {
         vhosts: vec![exact_host, wildcard, catch_all],
         exact: HashMap::from([("a.example".to_string(), 0)]),
-        wildcard: HashMap::from([("example".to_string(), WildcardHost { vhost: 1, any_depth: false })]),
+        wildcard: HashMap::from([(
+            "example".to_string(),
+            WildcardHost {
+                vhost: 1,
+                any_depth: false,
+            },
+        )]),
         catch_all: Some(2),
     };
     RouteTable {
@@ -44,7 +62,13 @@ fn table() -> RouteTable {
 
 fn find<'t>(table: &'t RouteTable, host: &str, path: &str) -> Option<&'t str> {
     let headers = HeaderMap::new();
-    let request = RequestInfo { host, path, query: None, method: &Method::GET, headers: &headers };
+    let request = RequestInfo {
+        host,
+        path,
+        query: None,
+        method: &Method::GET,
+        headers: &headers,
+    };
     table.find(&request).map(|r| &*r.name)
 }
 
@@ -110,14 +134,36 @@ fn conditions_are_checked_in_candidate_order() {
         name: http::HeaderName::from_static("x-canary"),
         value: ValueMatch::Exact("yes".into()),
     });
-    t.http.vhosts[0]
-        .exact
-        .insert("/c".into(), vec![Candidate { conditions: headers_condition, route: 4 }, Candidate { conditions: Conditions::default(), route: 3 }]);
+    t.http.vhosts[0].exact.insert(
+        "/c".into(),
+        vec![
+            Candidate {
+                conditions: headers_condition,
+                route: 4,
+            },
+            Candidate {
+                conditions: Conditions::default(),
+                route: 3,
+            },
+        ],
+    );
     let mut headers = HeaderMap::new();
-    let plain = RequestInfo { host: "a.example", path: "/c", query: None, method: &Method::GET, headers: &headers };
+    let plain = RequestInfo {
+        host: "a.example",
+        path: "/c",
+        query: None,
+        method: &Method::GET,
+        headers: &headers,
+    };
     assert_eq!(t.find(&plain).map(|r| &*r.name), Some("r3"));
     headers.insert("x-canary", "yes".parse().unwrap());
-    let canary = RequestInfo { host: "a.example", path: "/c", query: Some("a=1"), method: &Method::GET, headers: &headers };
+    let canary = RequestInfo {
+        host: "a.example",
+        path: "/c",
+        query: Some("a=1"),
+        method: &Method::GET,
+        headers: &headers,
+    };
     assert_eq!(t.find(&canary).map(|r| &*r.name), Some("r4"));
 }
 
