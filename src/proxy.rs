@@ -20,16 +20,6 @@ pub struct ProxyConfig {
     pub workers: usize,
 }
 
-impl Default for ProxyConfig {
-    fn default() -> Self {
-        ProxyConfig {
-            http: None,
-            https: None,
-            workers: 0,
-        }
-    }
-}
-
 /// Addresses actually bound (useful when a port was 0).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProxyAddrs {
