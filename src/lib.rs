@@ -10,3 +10,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod routes;
 pub mod translate;
+pub mod providers;
+pub mod controller;
+pub mod app;
+pub mod check;

@@ -1,0 +1,155 @@
+//! The process: wires providers, the controller, the proxy and the admin server together, and
+//! handles SIGTERM/SIGINT (readyz turns 503, then listeners drain).
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::admin::{self, AdminState};
+use crate::config::SourceId;
+use crate::controller::{self, Sink};
+use crate::metrics::Metrics;
+use crate::providers::{SourceUpdate, file};
+use crate::proxy::{Proxy, ProxyConfig};
+use crate::routes::RouteTable;
+use crate::translate::TranslateOptions;
+
+/// Everything `vestibule run` (and `demo`) needs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub manifests: Vec<PathBuf>,
+    pub proxy: ProxyConfig,
+    pub admin: SocketAddr,
+    pub translate: TranslateOptions,
+    /// After SIGTERM, keep accepting for this long with /readyz at 503 (load balancers notice).
+    pub shutdown_delay: Duration,
+    /// Then wait at most this long for in-flight requests.
+    pub drain_timeout: Duration,
+}
+
+/// A start-up failure, naming what could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {what} address {addr}: {source}")]
+    Bind { what: &'static str, addr: SocketAddr, source: io::Error },
+    #[error("cannot start the proxy listeners (--http {http}, --https {https}): {source}")]
+    Proxy { http: String, https: String, source: io::Error },
+    #[error("cannot watch manifests: {0}")]
+    Watch(#[from] notify::Error),
+}
+
+impl Sink for Proxy {
+    fn install(&self, table: Arc<RouteTable>) {
+        Proxy::install(self, table);
+    }
+}
+
+/// A running instance; dropped or `shutdown` to stop.
+pub struct Running {
+    pub proxy: Arc<Proxy>,
+    pub admin: Arc<AdminState>,
+    pub admin_addr: SocketAddr,
+    /// Sends objects on behalf of a built-in source (the demo); kept open while running.
+    pub builtin: Option<mpsc::Sender<SourceUpdate>>,
+    _watcher: Option<notify::RecommendedWatcher>,
+    options: RunOptions,
+}
+
+/// Starts everything. `builtin` names an extra source whose objects the caller sends through
+/// `Running::builtin`.
+pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Running, StartError> {
+    let metrics = Metrics::new();
+    let admin_state = AdminState::new(metrics.clone());
+    let admin_listener = tokio::net::TcpListener::bind(options.admin).await.map_err(|source| StartError::Bind {
+        what: "--admin",
+        addr: options.admin,
+        source,
+    })?;
+    let admin_addr = admin_listener.local_addr().unwrap_or(options.admin);
+    let shown = |addr: Option<SocketAddr>| addr.map_or("off".to_string(), |a| a.to_string());
+    let proxy = Arc::new(Proxy::start(options.proxy.clone(), metrics).map_err(|source| StartError::Proxy {
+        http: shown(options.proxy.http),
+        https: shown(options.proxy.https),
+        source,
+    })?);
+    {
+        let state = admin_state.clone();
+        tokio::spawn(async move {
+            if let Err(err) = admin::serve(admin_listener, state).await {
+                tracing::error!("admin server stopped: {err}");
+            }
+        });
+    }
+
+    let (tx, rx) = mpsc::channel::<SourceUpdate>(64);
+    let mut sources = Vec::new();
+    let mut watcher = None;
+    if !options.manifests.is_empty() {
+        let source = SourceId::new("file");
+        sources.push(source.clone());
+        watcher = Some(file::watch(options.manifests.clone(), source, tx.clone())?);
+    }
+    let builtin_tx = builtin.map(|source| {
+        sources.push(source);
+        tx.clone()
+    });
+    if sources.is_empty() {
+        tracing::warn!("no --manifests given: serving an empty configuration (every request answers 404)");
+        let source = SourceId::new("none");
+        sources.push(source.clone());
+        let _ = tx.send(SourceUpdate { source, objects: Vec::new(), issues: Vec::new() }).await;
+    }
+    drop(tx);
+    tokio::spawn(controller::run(
+        sources,
+        rx,
+        options.translate.clone(),
+        proxy.clone(),
+        admin_state.clone(),
+    ));
+    Ok(Running { proxy, admin: admin_state, admin_addr, builtin: builtin_tx, _watcher: watcher, options })
+}
+
+impl Running {
+    /// Waits until the first configuration is applied (or `limit` passes).
+    pub async fn wait_ready(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.admin.ready.load(Ordering::SeqCst) {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
+    /// Drains: /readyz turns 503, the delay passes, listeners stop, in-flight requests finish.
+    pub async fn shutdown(&self) {
+        self.admin.draining.store(true, Ordering::SeqCst);
+        tracing::info!(delay = ?self.options.shutdown_delay, "shutting down: draining");
+        tokio::time::sleep(self.options.shutdown_delay).await;
+        self.proxy.shutdown(self.options.drain_timeout).await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

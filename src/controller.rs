@@ -1,0 +1,207 @@
+//! The control loop: source updates → object store → `translate` → one install into the proxy
+//! and one publication to the admin server.
+//!
+//! Owns the store and the "last good version" of every object: when a new version of an object
+//! is defective (an error issue names it), the previous good version keeps serving, and the
+//! error is reported. Bursts of updates are coalesced; nothing is applied before every source
+//! delivered its first complete list (no half a world).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::admin::{AdminState, Published};
+use crate::config::{Issue, Kind, ObjectKey, ObjectStore, Snapshot, SourceId, StoredObject};
+use crate::metrics::ReloadOutcome;
+use crate::providers::SourceUpdate;
+use crate::routes::RouteTable;
+use crate::translate::{ObjectStatus, TranslateOptions, Translation, translate};
+
+/// Extra time to wait for more updates once one arrived, so bursts apply once.
+pub const COALESCE: Duration = Duration::from_millis(10);
+
+/// Where applied configurations go (the proxy, in production; a recorder in tests).
+pub trait Sink: Send + Sync {
+    fn install(&self, table: Arc<RouteTable>);
+}
+
+/// The result of one reconcile, before it is published.
+#[derive(Debug)]
+pub struct Applied {
+    pub table: Arc<RouteTable>,
+    pub statuses: Vec<ObjectStatus>,
+    pub issues: Vec<Issue>,
+    pub outcome: ReloadOutcome,
+}
+
+/// Translation with last-good substitution. Pure apart from its own memory of good versions.
+#[derive(Debug, Default)]
+pub struct Reconciler {
+    options: TranslateOptions,
+    last_good: HashMap<ObjectKey, Arc<StoredObject>>,
+}
+
+impl Reconciler {
+    pub fn new(options: TranslateOptions) -> Self {
+        Reconciler { options, last_good: HashMap::new() }
+    }
+
+    /// Translates `snapshot`; objects whose current version has errors are replaced by their
+    /// last good version when there is one.
+    pub fn reconcile(&mut self, snapshot: &Snapshot) -> Applied {
+        let first = translate(snapshot, &self.options);
+        let defective = keys_with_errors(&first.issues);
+        let substitutes: Vec<Arc<StoredObject>> = defective
+            .iter()
+            .filter_map(|key| {
+                let good = self.last_good.get(key)?;
+                let current = snapshot.objects.get(key)?;
+                (good != current).then(|| good.clone())
+            })
+            .collect();
+
+        let (translation, issues) = if substitutes.is_empty() {
+            let issues = first.issues.clone();
+            (first, issues)
+        } else {
+            let mut patched = snapshot.clone();
+            for good in &substitutes {
+                patched = patched.with_object(good.clone());
+            }
+            let second = translate(&patched, &self.options);
+            let replaced: BTreeSet<ObjectKey> = substitutes.iter().map(|o| o.key()).collect();
+            // Report what is wrong with the new versions, and what the last good versions say.
+            let mut issues: Vec<Issue> = first
+                .issues
+                .iter()
+                .filter(|i| i.subject.object.as_ref().is_some_and(|k| replaced.contains(k)))
+                .cloned()
+                .collect();
+            issues.extend(
+                second
+                    .issues
+                    .iter()
+                    .filter(|i| !i.subject.object.as_ref().is_some_and(|k| replaced.contains(k)))
+                    .cloned(),
+            );
+            for good in &substitutes {
+                issues.push(Issue::warning(
+                    Some(good.key()),
+                    Some(good.origin.clone()),
+                    "",
+                    "the new version has errors; the last good version keeps serving",
+                ));
+            }
+            (second, issues)
+        };
+
+        self.remember_good(snapshot, &issues);
+        let mut all_issues = snapshot.issues.clone();
+        all_issues.extend(issues);
+        all_issues.sort();
+        all_issues.dedup();
+        let outcome = if all_issues.iter().any(Issue::is_error) { ReloadOutcome::Partial } else { ReloadOutcome::Success };
+        let Translation { table, statuses, .. } = translation;
+        Applied { table: Arc::new(table), statuses, issues: all_issues, outcome }
+    }
+
+    /// Remembers every current object without errors as its last good version, and forgets
+    /// objects that no longer exist (a deleted object must not come back).
+    fn remember_good(&mut self, snapshot: &Snapshot, issues: &[Issue]) {
+        let defective = keys_with_errors(issues);
+        self.last_good.retain(|key, _| snapshot.objects.contains_key(key));
+        for (key, object) in &snapshot.objects {
+            if !defective.contains(key) {
+                self.last_good.insert(key.clone(), object.clone());
+            }
+        }
+    }
+}
+
+fn keys_with_errors(issues: &[Issue]) -> BTreeSet<ObjectKey> {
+    issues.iter().filter(|i| i.is_error()).filter_map(|i| i.subject.object.clone()).collect()
+}
+
+/// Runs the loop until every sender of `updates` is gone.
+pub async fn run(
+    sources: Vec<SourceId>,
+    mut updates: mpsc::Receiver<SourceUpdate>,
+    options: TranslateOptions,
+    sink: Arc<dyn Sink>,
+    admin: Arc<AdminState>,
+) {
+    let mut store = ObjectStore::new();
+    for source in sources {
+        store.register(source);
+    }
+    let mut reconciler = Reconciler::new(options);
+    let mut generation = 0u64;
+    let mut reported: BTreeSet<Issue> = BTreeSet::new();
+    while let Some(update) = updates.recv().await {
+        store.replace(update.source, update.objects, update.issues);
+        // Coalesce a burst of updates into one reconcile.
+        while let Ok(Some(update)) = tokio::time::timeout(COALESCE, updates.recv()).await {
+            store.replace(update.source, update.objects, update.issues);
+        }
+        if !store.is_synced() {
+            continue;
+        }
+        let started = Instant::now();
+        let snapshot = store.snapshot();
+        let applied = tokio::task::block_in_place(|| reconciler.reconcile(&snapshot));
+        generation += 1;
+        sink.install(applied.table.clone());
+        log_new_issues(&applied.issues, &mut reported);
+        publish(&admin, generation, applied, &snapshot);
+        tracing::info!(
+            generation,
+            objects = snapshot.objects.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "configuration applied"
+        );
+        admin.ready.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Logs each issue once, when it first appears.
+fn log_new_issues(issues: &[Issue], reported: &mut BTreeSet<Issue>) {
+    let current: BTreeSet<Issue> = issues.iter().cloned().collect();
+    for issue in current.difference(reported) {
+        if issue.is_error() {
+            tracing::error!("{issue}");
+        } else {
+            tracing::warn!("{issue}");
+        }
+    }
+    *reported = current;
+}
+
+fn publish(admin: &AdminState, generation: u64, applied: Applied, snapshot: &Snapshot) {
+    let metrics = &admin.metrics;
+    metrics.reload(applied.outcome);
+    let mut rejected: BTreeMap<&str, u64> = BTreeMap::new();
+    for kind in [Kind::Ingress, Kind::IngressClass, Kind::Service, Kind::EndpointSlice, Kind::Endpoints, Kind::Secret] {
+        rejected.insert(kind.as_str(), 0);
+    }
+    for key in keys_with_errors(&applied.issues) {
+        *rejected.entry(key.kind.as_str()).or_default() += 1;
+    }
+    let unparsed = applied.issues.iter().filter(|i| i.is_error() && i.subject.object.is_none()).count();
+    rejected.insert("document", unparsed as u64);
+    for (kind, count) in rejected {
+        metrics.set_rejected(kind, count);
+    }
+    let _ = snapshot;
+    admin.published.store(Arc::new(Published {
+        generation,
+        table: applied.table,
+        statuses: applied.statuses,
+        issues: applied.issues,
+    }));
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,141 @@
+//! `vestibule demo`: the embedded default. Starts three echo backends in-process, makes a
+//! throw-away CA and a certificate for the TLS example, fills them into the bundled manifests
+//! (`src/demo/manifests.yaml`) and serves those exactly as `vestibule run -f` would.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::app::{self, RunOptions};
+use crate::config::SourceId;
+use crate::config::parse::parse_documents;
+use crate::config::{Origin, Severity};
+use crate::providers::SourceUpdate;
+
+/// The bundled manifests, with `{{placeholders}}`.
+pub const MANIFESTS: &str = include_str!("demo/manifests.yaml");
+
+/// The TLS example's host.
+pub const TLS_HOST: &str = "secure.cheese.example";
+
+/// A CA and a certificate signed by it.
+pub struct DemoCertificate {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// Makes a fresh CA and a certificate for `hosts`, signed by it.
+pub fn make_certificate(hosts: &[&str]) -> Result<DemoCertificate, rcgen::Error> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "Vestibule demo CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+    let mut leaf_params = CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())?;
+    leaf_params.distinguished_name.push(DnType::CommonName, hosts.first().copied().unwrap_or("vestibule"));
+    let leaf_key = KeyPair::generate()?;
+    let leaf = leaf_params.signed_by(&leaf_key, &ca)?;
+    Ok(DemoCertificate { ca_pem: ca.pem(), cert_pem: leaf.pem(), key_pem: leaf_key.serialize_pem() })
+}
+
+/// Fills the placeholders of [`MANIFESTS`].
+pub fn render(backends: &[(&str, SocketAddr)], certificate: &DemoCertificate) -> String {
+    let mut text = MANIFESTS.to_string();
+    for (name, addr) in backends {
+        text = text.replace(&format!("{{{{{name}_port}}}}"), &addr.port().to_string());
+    }
+    // JSON strings are valid YAML double-quoted scalars.
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    text.replace("{{tls_crt}}", &quote(&certificate.cert_pem)).replace("{{tls_key}}", &quote(&certificate.key_pem))
+}
+
+/// Runs the demo until SIGINT/SIGTERM.
+pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> {
+    let mut backends = Vec::new();
+    for name in ["cheddar", "stilton", "wensleydale"] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(crate::echo::serve(listener, name.to_string()));
+        backends.push((name, addr));
+    }
+    let certificate = make_certificate(&[TLS_HOST])?;
+    let ca_path = write_ca(&certificate.ca_pem)?;
+    let text = render(&backends, &certificate);
+    let parsed = parse_documents(&text, |document| Origin::Builtin { name: "demo".into(), document });
+    if let Some(issue) = parsed.issues.iter().find(|i| i.severity == Severity::Error) {
+        return Err(format!("bundled demo manifests are invalid: {issue}").into());
+    }
+
+    let source = SourceId::new("builtin");
+    let running = app::start(options.clone(), Some(source.clone())).await?;
+    if let Some(tx) = &running.builtin {
+        tx.send(SourceUpdate { source, objects: parsed.objects, issues: parsed.issues }).await?;
+    }
+    if !running.wait_ready(std::time::Duration::from_secs(10)).await {
+        return Err("the demo configuration was not applied within 10 s".into());
+    }
+    let addrs = running.proxy.local_addrs();
+    let http = addrs.http.ok_or("the demo needs --http")?;
+    let https = addrs.https.ok_or("the demo needs --https")?;
+    print_tour(http, https, running.admin_addr, &ca_path)?;
+    app::shutdown_signal().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+fn write_ca(pem: &str) -> io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("vestibule-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("ca.pem");
+    std::fs::write(&path, pem)?;
+    Ok(path)
+}
+
+fn print_tour(http: SocketAddr, https: SocketAddr, admin: SocketAddr, ca: &std::path::Path) -> io::Result<()> {
+    let port = https.port();
+    let ip = https.ip();
+    let mut out = io::stdout().lock();
+    writeln!(out, "Vestibule demo is running. Three echo backends (cheddar, stilton, wensleydale) answer with JSON.")?;
+    writeln!(out)?;
+    writeln!(out, "Host-based routing:")?;
+    for cheese in ["cheddar", "stilton", "wensleydale"] {
+        writeln!(out, "  curl -H 'Host: {cheese}.example' http://{http}/                 # 200, answered by {cheese}")?;
+    }
+    writeln!(out, "Path-based routing on one host:")?;
+    writeln!(out, "  curl -H 'Host: cheese.example' http://{http}/stilton/blue       # 200, Prefix /stilton → stilton")?;
+    writeln!(out, "  curl -H 'Host: cheese.example' http://{http}/wensleydale        # 200, Exact /wensleydale")?;
+    writeln!(out, "  curl -H 'Host: cheese.example' http://{http}/wensleydale/x      # 404, Exact does not match")?;
+    writeln!(out, "  curl -H 'Host: unknown.example' http://{http}/                  # 404, no route for this host")?;
+    writeln!(out, "TLS (certificate by SNI, signed by a CA made for this run):")?;
+    writeln!(
+        out,
+        "  curl --cacert {} --resolve {TLS_HOST}:{port}:{ip} https://{TLS_HOST}:{port}/   # 200 over TLS",
+        ca.display()
+    )?;
+    writeln!(out, "  curl --http2 --cacert {} --resolve {TLS_HOST}:{port}:{ip} https://{TLS_HOST}:{port}/   # 200 over h2", ca.display())?;
+    writeln!(out, "Admin:")?;
+    writeln!(out, "  curl http://{admin}/api/routes                                  # 200, the live routing table")?;
+    writeln!(out, "  curl http://{admin}/api/status                                  # 200, Ingress status")?;
+    writeln!(out, "  dashboard: http://{admin}/")?;
+    writeln!(out)?;
+    writeln!(out, "Press Ctrl-C to stop.")?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendered_manifests_parse_without_issues() {
+        let certificate = make_certificate(&[TLS_HOST]).unwrap();
+        let addr: SocketAddr = "127.0.0.1:1234".parse().unwrap();
+        let text = render(&[("cheddar", addr), ("stilton", addr), ("wensleydale", addr)], &certificate);
+        assert!(!text.contains("{{"), "placeholder left: {text}");
+        let parsed = parse_documents(&text, |document| Origin::Builtin { name: "demo".into(), document });
+        assert!(parsed.issues.is_empty(), "{:?}", parsed.issues);
+        assert_eq!(parsed.objects.len(), 11);
+    }
+}
