@@ -1,18 +1,137 @@
 //! Prometheus metrics. The data plane gets a per-route handle ([`RouteStats`]) when a table is
-//! installed, so recording a request is a few atomic operations: no lock, no map lookup.
+//! installed, so recording a request is a few atomic operations: no lock, no map lookup, no
+//! allocation.
+//!
+//! The exposition (text format 0.0.4) is written by hand rather than through
+//! `prometheus-client`: the hot path needs fixed atomic arrays that its families do not offer,
+//! and a scrape of many routes is then one pass over plain counters.
+//!
+//! What lives here: request counters by route and status, the request latency histogram by
+//! route, upstream errors, reload outcomes, rejected objects and the configuration generation.
+//! It must not know about routes beyond their names, nor block the data plane: locks are taken
+//! only when a table is installed, on error paths and when scraping.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::routes::BackendKey;
 
+/// The `route` label of requests that matched no route.
+pub const UNROUTED: &str = "unrouted";
+
+/// Status codes counted exactly; any other code is counted in its class (`4xx`), or in `other`
+/// when outside 100..=599. Sorted.
+const TRACKED_STATUSES: [u16; 30] = [
+    101, 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 413, 414, 415, 422,
+    429, 431, 500, 501, 502, 503, 504,
+];
+/// `1xx` … `5xx`, then `other`.
+const CLASS_LABELS: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+const STATUS_SLOTS: usize = TRACKED_STATUSES.len() + CLASS_LABELS.len();
+const OTHER_SLOT: usize = STATUS_SLOTS - 1;
+
+/// Slot of each status code 100..=599 (index `status - 100`), computed at compile time so that
+/// `observe` is one table load.
+const STATUS_SLOT_TABLE: [u8; 500] = build_status_slots();
+
+const fn build_status_slots() -> [u8; 500] {
+    let mut table = [0u8; 500];
+    let mut code = 0;
+    while code < 500 {
+        // Class slot first (`1xx` for 100..=199 …), then the exact slot if the code is tracked.
+        table[code] = (TRACKED_STATUSES.len() + code / 100) as u8;
+        code += 1;
+    }
+    let mut i = 0;
+    while i < TRACKED_STATUSES.len() {
+        table[(TRACKED_STATUSES[i] - 100) as usize] = i as u8;
+        i += 1;
+    }
+    table
+}
+
+fn status_slot(status: u16) -> usize {
+    match status
+        .checked_sub(100)
+        .and_then(|i| STATUS_SLOT_TABLE.get(usize::from(i)))
+    {
+        Some(&slot) => usize::from(slot),
+        None => OTHER_SLOT,
+    }
+}
+
+fn status_label(slot: usize) -> String {
+    match TRACKED_STATUSES.get(slot) {
+        Some(code) => code.to_string(),
+        None => CLASS_LABELS
+            .get(slot - TRACKED_STATUSES.len())
+            .copied()
+            .unwrap_or("other")
+            .to_string(),
+    }
+}
+
+/// Upper bounds of the latency histogram buckets, in nanoseconds, with their `le` labels.
+const BUCKET_BOUNDS_NANOS: [u64; 14] = [
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+const BUCKET_LABELS: [&str; 14] = [
+    "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10",
+];
+/// The finite buckets plus `+Inf`.
+const BUCKETS: usize = BUCKET_BOUNDS_NANOS.len() + 1;
+
 /// All metrics of the process.
 #[derive(Debug, Default)]
-pub struct Metrics {}
+pub struct Metrics {
+    /// Route name → its stats. Entries are kept when a route disappears, so counters never go
+    /// backwards if it comes back.
+    routes: Mutex<HashMap<Arc<str>, Arc<RouteStats>>>,
+    unrouted: Arc<RouteStats>,
+    /// (backend, kind) → count.
+    upstream_errors: Mutex<BTreeMap<(String, &'static str), u64>>,
+    reloads: [AtomicU64; 3],
+    /// Kind → objects currently rejected.
+    rejected: Mutex<BTreeMap<String, u64>>,
+    generation: AtomicU64,
+}
 
 /// Counters of one route (by route name); survives reloads while the name stays.
-#[derive(Debug, Default)]
-pub struct RouteStats {}
+///
+/// Bucket counts are stored per bucket (not cumulative) and summed when encoding, so one
+/// observation touches exactly three counters.
+#[derive(Debug)]
+pub struct RouteStats {
+    statuses: [AtomicU64; STATUS_SLOTS],
+    buckets: [AtomicU64; BUCKETS],
+    sum_nanos: AtomicU64,
+}
+
+impl Default for RouteStats {
+    fn default() -> Self {
+        RouteStats {
+            statuses: std::array::from_fn(|_| AtomicU64::new(0)),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+}
 
 /// Outcome of applying a configuration change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +144,32 @@ pub enum ReloadOutcome {
     Failure,
 }
 
+impl ReloadOutcome {
+    const ALL: [ReloadOutcome; 3] = [ReloadOutcome::Success, ReloadOutcome::Partial, ReloadOutcome::Failure];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReloadOutcome::Success => "success",
+            ReloadOutcome::Partial => "partial",
+            ReloadOutcome::Failure => "failure",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            ReloadOutcome::Success => 0,
+            ReloadOutcome::Partial => 1,
+            ReloadOutcome::Failure => 2,
+        }
+    }
+}
+
+/// A poisoned lock only means another thread panicked while counting; the counts are still
+/// usable, so metrics never propagate that panic.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Metrics {
     pub fn new() -> Arc<Self> {
         Arc::new(Metrics::default())
@@ -32,38 +177,538 @@ impl Metrics {
 
     /// The stats handle of a route, created on first use and kept by name.
     pub fn route_stats(&self, route: &str) -> Arc<RouteStats> {
-        let _ = route;
-        Arc::new(RouteStats::default())
+        let mut routes = lock(&self.routes);
+        if let Some(stats) = routes.get(route) {
+            return Arc::clone(stats);
+        }
+        let stats = Arc::new(RouteStats::default());
+        routes.insert(Arc::from(route), Arc::clone(&stats));
+        stats
     }
 
-    /// Stats for requests that matched no route (404).
+    /// Stats for requests that matched no route (404), exposed with `route="unrouted"`.
     pub fn unrouted(&self) -> Arc<RouteStats> {
-        Arc::new(RouteStats::default())
+        Arc::clone(&self.unrouted)
     }
 
     /// An upstream connection or request failed; `kind` is `connect`, `timeout`, `protocol`.
     pub fn upstream_error(&self, backend: &BackendKey, kind: &'static str) {
-        let _ = (backend, kind);
+        // Error path only: formatting the label here keeps the exposition a plain map walk.
+        *lock(&self.upstream_errors)
+            .entry((backend.to_string(), kind))
+            .or_insert(0) += 1;
     }
 
     pub fn reload(&self, outcome: ReloadOutcome) {
-        let _ = outcome;
+        self.reloads[outcome.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Objects currently rejected (errors), by kind.
+    /// Objects currently rejected (errors), by kind. A count of 0 is still exposed.
     pub fn set_rejected(&self, kind: &str, count: u64) {
-        let _ = (kind, count);
+        let mut rejected = lock(&self.rejected);
+        match rejected.get_mut(kind) {
+            Some(value) => *value = count,
+            None => {
+                rejected.insert(kind.to_string(), count);
+            }
+        }
     }
 
-    /// Prometheus text exposition.
+    /// The generation of the applied configuration (`vestibule_config_generation`).
+    pub fn set_generation(&self, generation: u64) {
+        self.generation.store(generation, Ordering::Relaxed);
+    }
+
+    /// Count of reloads with this outcome.
+    pub fn reloads(&self, outcome: ReloadOutcome) -> u64 {
+        self.reloads[outcome.index()].load(Ordering::Relaxed)
+    }
+
+    /// Prometheus text exposition (format 0.0.4). Only series that have counted something are
+    /// written for requests and latency, so idle routes cost nothing in a scrape.
     pub fn encode(&self) -> String {
-        String::new()
+        let mut routes: Vec<(Arc<str>, Arc<RouteStats>)> = lock(&self.routes)
+            .iter()
+            .map(|(name, stats)| (Arc::clone(name), Arc::clone(stats)))
+            .collect();
+        routes.sort_by(|a, b| a.0.cmp(&b.0));
+        let all_routes: Vec<(&str, &RouteStats)> = std::iter::once((UNROUTED, &*self.unrouted))
+            .chain(routes.iter().map(|(name, stats)| (&**name, &**stats)))
+            .collect();
+
+        let mut out = String::with_capacity(1024 + all_routes.len() * 256);
+        self.encode_requests(&mut out, &all_routes);
+        self.encode_durations(&mut out, &all_routes);
+        self.encode_upstream_errors(&mut out);
+        self.encode_reloads(&mut out);
+        self.encode_rejected(&mut out);
+        header(
+            &mut out,
+            "vestibule_config_generation",
+            "gauge",
+            "Generation of the applied configuration (0 before the first).",
+        );
+        sample(
+            &mut out,
+            "vestibule_config_generation",
+            &[],
+            self.generation.load(Ordering::Relaxed),
+        );
+        out
+    }
+
+    fn encode_requests(&self, out: &mut String, routes: &[(&str, &RouteStats)]) {
+        header(
+            out,
+            "vestibule_requests_total",
+            "counter",
+            "Requests answered, by route and status code (uncommon codes by class, e.g. 4xx).",
+        );
+        for (name, stats) in routes {
+            for (slot, counter) in stats.statuses.iter().enumerate() {
+                let count = counter.load(Ordering::Relaxed);
+                if count > 0 {
+                    let status = status_label(slot);
+                    sample(
+                        out,
+                        "vestibule_requests_total",
+                        &[("route", name), ("status", &status)],
+                        count,
+                    );
+                }
+            }
+        }
+    }
+
+    fn encode_durations(&self, out: &mut String, routes: &[(&str, &RouteStats)]) {
+        const NAME: &str = "vestibule_request_duration_seconds";
+        header(
+            out,
+            NAME,
+            "histogram",
+            "Time from request received to response headers sent, by route.",
+        );
+        for (name, stats) in routes {
+            let counts: Vec<u64> = stats.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+            let total: u64 = counts.iter().sum();
+            if total == 0 {
+                continue;
+            }
+            let mut cumulative = 0;
+            for (le, count) in BUCKET_LABELS.iter().chain(std::iter::once(&"+Inf")).zip(&counts) {
+                cumulative += count;
+                sample(
+                    out,
+                    "vestibule_request_duration_seconds_bucket",
+                    &[("route", name), ("le", le)],
+                    cumulative,
+                );
+            }
+            let sum = stats.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            sample_f64(out, "vestibule_request_duration_seconds_sum", &[("route", name)], sum);
+            sample(
+                out,
+                "vestibule_request_duration_seconds_count",
+                &[("route", name)],
+                total,
+            );
+        }
+    }
+
+    fn encode_upstream_errors(&self, out: &mut String) {
+        header(
+            out,
+            "vestibule_upstream_errors_total",
+            "counter",
+            "Upstream failures by backend (namespace/service:port) and kind (connect, timeout, protocol).",
+        );
+        for ((backend, kind), count) in lock(&self.upstream_errors).iter() {
+            sample(
+                out,
+                "vestibule_upstream_errors_total",
+                &[("backend", backend), ("kind", kind)],
+                *count,
+            );
+        }
+    }
+
+    fn encode_reloads(&self, out: &mut String) {
+        header(
+            out,
+            "vestibule_config_reloads_total",
+            "counter",
+            "Configuration changes applied, by outcome (success, partial, failure).",
+        );
+        for outcome in ReloadOutcome::ALL {
+            let count = self.reloads(outcome);
+            sample(
+                out,
+                "vestibule_config_reloads_total",
+                &[("outcome", outcome.as_str())],
+                count,
+            );
+        }
+    }
+
+    fn encode_rejected(&self, out: &mut String) {
+        header(
+            out,
+            "vestibule_rejected_objects",
+            "gauge",
+            "Objects currently rejected because of errors, by kind.",
+        );
+        for (kind, count) in lock(&self.rejected).iter() {
+            sample(out, "vestibule_rejected_objects", &[("kind", kind)], *count);
+        }
     }
 }
 
 impl RouteStats {
     /// Records one finished request.
     pub fn observe(&self, status: u16, elapsed: Duration) {
-        let _ = (status, elapsed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        // First bucket whose bound is >= the observation (`le` is inclusive); +Inf past the end.
+        let bucket = BUCKET_BOUNDS_NANOS.partition_point(|&bound| bound < nanos);
+        self.statuses[status_slot(status)].fetch_add(1, Ordering::Relaxed);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Requests counted with this status, or with its class when the code is not tracked
+    /// exactly.
+    pub fn count(&self, status: u16) -> u64 {
+        self.statuses[status_slot(status)].load(Ordering::Relaxed)
+    }
+
+    /// All requests counted.
+    pub fn total(&self) -> u64 {
+        self.statuses.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    // Help texts are constants without backslashes or newlines, so they need no escaping.
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn labels(out: &mut String, name: &str, labels: &[(&str, &str)]) {
+    out.push_str(name);
+    if labels.is_empty() {
+        return;
+    }
+    out.push('{');
+    for (i, (label, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(label);
+        out.push_str("=\"");
+        escape_label_value(out, value);
+        out.push('"');
+    }
+    out.push('}');
+}
+
+fn sample(out: &mut String, name: &str, label_pairs: &[(&str, &str)], value: u64) {
+    labels(out, name, label_pairs);
+    let _ = writeln!(out, " {value}");
+}
+
+fn sample_f64(out: &mut String, name: &str, label_pairs: &[(&str, &str)], value: f64) {
+    labels(out, name, label_pairs);
+    let _ = writeln!(out, " {value}");
+}
+
+/// Label values escape backslash, double quote and line feed (text format 0.0.4).
+fn escape_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One parsed sample line: name, labels (unescaped), value.
+    type Sample = (String, Vec<(String, String)>, f64);
+
+    /// A strict little parser of the text format: every line is a HELP, a TYPE or a sample of
+    /// the family declared just before it.
+    fn parse(text: &str) -> Vec<Sample> {
+        let mut samples = Vec::new();
+        let mut family: Option<(String, String)> = None;
+        let mut seen_families = Vec::new();
+        assert!(text.ends_with('\n'), "exposition ends with a newline");
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (name, help) = rest.split_once(' ').expect("HELP has a name and text");
+                assert!(!help.is_empty());
+                assert!(
+                    !seen_families.contains(&name.to_string()),
+                    "family {name} declared twice"
+                );
+                seen_families.push(name.to_string());
+                family = None;
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').expect("TYPE has a name and kind");
+                assert_eq!(
+                    seen_families.last().map(String::as_str),
+                    Some(name),
+                    "TYPE follows its HELP"
+                );
+                assert!(["counter", "gauge", "histogram"].contains(&kind), "{kind}");
+                family = Some((name.to_string(), kind.to_string()));
+                continue;
+            }
+            assert!(!line.starts_with('#'), "unexpected comment {line}");
+            let (family_name, kind) = family.clone().expect("sample after TYPE");
+            let name_end = line.find(['{', ' ']).expect("sample has a value");
+            let name = &line[..name_end];
+            let allowed: Vec<String> = if kind == "histogram" {
+                ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .map(|s| format!("{family_name}{s}"))
+                    .collect()
+            } else {
+                vec![family_name.clone()]
+            };
+            assert!(allowed.contains(&name.to_string()), "{name} in family {family_name}");
+            let mut rest = &line[name_end..];
+            let mut label_pairs = Vec::new();
+            if let Some(body) = rest.strip_prefix('{') {
+                let mut chars = body.char_indices();
+                loop {
+                    let (start, _) = chars.next().expect("label or }");
+                    if body[start..].starts_with('}') {
+                        rest = &body[start + 1..];
+                        break;
+                    }
+                    let eq = body[start..].find("=\"").expect("label=\"") + start;
+                    let label = body[start..eq].to_string();
+                    assert!(label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{label}");
+                    for _ in start..eq + 1 {
+                        chars.next();
+                    }
+                    let mut value = String::new();
+                    loop {
+                        match chars.next().expect("closing quote").1 {
+                            '\\' => match chars.next().expect("escape").1 {
+                                '\\' => value.push('\\'),
+                                '"' => value.push('"'),
+                                'n' => value.push('\n'),
+                                other => panic!("bad escape \\{other}"),
+                            },
+                            '"' => break,
+                            '\n' => panic!("raw newline in label"),
+                            c => value.push(c),
+                        }
+                    }
+                    label_pairs.push((label, value));
+                    let (i, c) = chars.clone().next().expect("after label");
+                    if c == ',' {
+                        chars.next();
+                    } else {
+                        assert_eq!(c, '}', "at {i}");
+                    }
+                }
+            }
+            let value = rest.strip_prefix(' ').expect("space before value");
+            let value: f64 = if value == "+Inf" {
+                f64::INFINITY
+            } else {
+                value.parse().expect("numeric value")
+            };
+            samples.push((name.to_string(), label_pairs, value));
+        }
+        samples
+    }
+
+    fn find(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
+        samples
+            .iter()
+            .find(|(n, labels, _)| {
+                n == name
+                    && labels.len() == want.len()
+                    && want
+                        .iter()
+                        .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|s| s.2)
+    }
+
+    #[test]
+    fn status_slots_cover_tracked_codes_and_classes() {
+        for (i, code) in TRACKED_STATUSES.iter().enumerate() {
+            assert_eq!(status_slot(*code), i);
+            assert_eq!(status_label(i), code.to_string());
+        }
+        assert_eq!(status_label(status_slot(418)), "4xx");
+        assert_eq!(status_label(status_slot(599)), "5xx");
+        assert_eq!(status_label(status_slot(100)), "1xx");
+        assert_eq!(status_label(status_slot(99)), "other");
+        assert_eq!(status_label(status_slot(600)), "other");
+        assert_eq!(status_label(status_slot(0)), "other");
+    }
+
+    #[test]
+    fn exposition_parses_line_by_line() {
+        let metrics = Metrics::new();
+        let shop = metrics.route_stats("ingress/default/shop/r0/p0");
+        shop.observe(200, Duration::from_micros(300));
+        shop.observe(200, Duration::from_millis(3));
+        shop.observe(418, Duration::from_secs(20));
+        metrics.unrouted().observe(404, Duration::from_micros(10));
+        let key = BackendKey {
+            namespace: "default".into(),
+            service: "shop".into(),
+            port: "80".into(),
+        };
+        metrics.upstream_error(&key, "connect");
+        metrics.upstream_error(&key, "connect");
+        metrics.upstream_error(&key, "timeout");
+        metrics.reload(ReloadOutcome::Success);
+        metrics.reload(ReloadOutcome::Partial);
+        metrics.reload(ReloadOutcome::Partial);
+        metrics.set_rejected("Ingress", 2);
+        metrics.set_rejected("Ingress", 1);
+        metrics.set_generation(7);
+
+        let samples = parse(&metrics.encode());
+        let route = ("route", "ingress/default/shop/r0/p0");
+        assert_eq!(
+            find(&samples, "vestibule_requests_total", &[route, ("status", "200")]),
+            Some(2.0)
+        );
+        assert_eq!(
+            find(&samples, "vestibule_requests_total", &[route, ("status", "4xx")]),
+            Some(1.0)
+        );
+        assert_eq!(
+            find(&samples, "vestibule_requests_total", &[route, ("status", "404")]),
+            None
+        );
+        let unrouted = [("route", UNROUTED), ("status", "404")];
+        assert_eq!(find(&samples, "vestibule_requests_total", &unrouted), Some(1.0));
+
+        let bucket = |le| {
+            find(
+                &samples,
+                "vestibule_request_duration_seconds_bucket",
+                &[route, ("le", le)],
+            )
+        };
+        assert_eq!(bucket("0.0005"), Some(1.0));
+        assert_eq!(bucket("0.0025"), Some(1.0));
+        assert_eq!(bucket("0.005"), Some(2.0));
+        assert_eq!(bucket("10"), Some(2.0));
+        assert_eq!(bucket("+Inf"), Some(3.0));
+        assert_eq!(
+            find(&samples, "vestibule_request_duration_seconds_count", &[route]),
+            Some(3.0)
+        );
+        let sum = find(&samples, "vestibule_request_duration_seconds_sum", &[route]).expect("sum");
+        assert!((sum - 20.0033).abs() < 1e-9, "{sum}");
+
+        let errors = |kind| {
+            find(
+                &samples,
+                "vestibule_upstream_errors_total",
+                &[("backend", "default/shop:80"), ("kind", kind)],
+            )
+        };
+        assert_eq!(errors("connect"), Some(2.0));
+        assert_eq!(errors("timeout"), Some(1.0));
+        let reloads = |outcome| find(&samples, "vestibule_config_reloads_total", &[("outcome", outcome)]);
+        assert_eq!(reloads("success"), Some(1.0));
+        assert_eq!(reloads("partial"), Some(2.0));
+        assert_eq!(reloads("failure"), Some(0.0));
+        assert_eq!(
+            find(&samples, "vestibule_rejected_objects", &[("kind", "Ingress")]),
+            Some(1.0)
+        );
+        assert_eq!(find(&samples, "vestibule_config_generation", &[]), Some(7.0));
+    }
+
+    #[test]
+    fn empty_metrics_still_declare_every_family() {
+        let text = Metrics::new().encode();
+        parse(&text);
+        for family in [
+            "vestibule_requests_total",
+            "vestibule_request_duration_seconds",
+            "vestibule_upstream_errors_total",
+            "vestibule_config_reloads_total",
+            "vestibule_rejected_objects",
+            "vestibule_config_generation",
+        ] {
+            assert!(text.contains(&format!("# TYPE {family} ")), "{family}");
+        }
+    }
+
+    #[test]
+    fn counters_add_up_across_threads() {
+        let metrics = Metrics::new();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let metrics = Arc::clone(&metrics);
+                std::thread::spawn(move || {
+                    // Each thread looks the route up itself, as a reload on another worker would.
+                    let stats = metrics.route_stats("r");
+                    for i in 0..10_000u64 {
+                        let status = if i % 2 == 0 { 200 } else { 503 };
+                        stats.observe(status, Duration::from_micros(i % 2000 + t));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("thread");
+        }
+        let stats = metrics.route_stats("r");
+        assert_eq!(stats.count(200), 40_000);
+        assert_eq!(stats.count(503), 40_000);
+        assert_eq!(stats.total(), 80_000);
+        let samples = parse(&metrics.encode());
+        let count = find(&samples, "vestibule_request_duration_seconds_count", &[("route", "r")]);
+        assert_eq!(count, Some(80_000.0));
+    }
+
+    #[test]
+    fn stats_survive_lookup_by_name() {
+        let metrics = Metrics::new();
+        metrics.route_stats("a").observe(200, Duration::ZERO);
+        let again = metrics.route_stats("a");
+        assert_eq!(again.count(200), 1);
+        assert_eq!(metrics.route_stats("b").total(), 0);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let metrics = Metrics::new();
+        let hostile = "a\"b\\c\nd}e,f=\"g";
+        metrics.route_stats(hostile).observe(200, Duration::from_millis(1));
+        metrics.set_rejected(hostile, 3);
+        let text = metrics.encode();
+        assert!(text.contains(r#"route="a\"b\\c\nd}e,f=\"g""#), "{text}");
+        let samples = parse(&text);
+        let found = find(
+            &samples,
+            "vestibule_requests_total",
+            &[("route", hostile), ("status", "200")],
+        );
+        assert_eq!(found, Some(1.0));
+        assert_eq!(
+            find(&samples, "vestibule_rejected_objects", &[("kind", hostile)]),
+            Some(3.0)
+        );
     }
 }
