@@ -1,11 +1,30 @@
-//! The admin server: `/healthz`, `/readyz`, `/metrics`, `/api/status`, `/api/routes` and the
-//! dashboard at `/`. Reads only what the controller published; never blocks the data plane.
+//! The admin server: `/healthz`, `/readyz`, `/metrics`, `/api/status`, `/api/issues`,
+//! `/api/routes` and the dashboard at `/`. Reads only what the controller published; never
+//! blocks the data plane.
+//!
+//! Every answer is computed from one load of [`AdminState::published`], so a page never mixes
+//! two configurations. Only `GET` and `HEAD` are served (`405` otherwise); unknown paths get
+//! `404`. JSON bodies are in [`api`], the HTML page in [`dashboard`].
 
+pub mod api;
+pub mod dashboard;
+
+use std::convert::Infallible;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tracing::{Instrument, debug, debug_span, warn};
 
 use crate::config::Issue;
 use crate::metrics::Metrics;
@@ -43,10 +62,112 @@ impl AdminState {
             metrics,
         })
     }
+
+    /// Ready for traffic: the first configuration is applied and we are not draining.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
+    }
 }
 
-/// Serves the admin API on `listener` until the task is dropped.
+/// A client that sends no complete request head within this time is disconnected.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves the admin API on `listener` until the task is dropped. Accept errors (e.g. too many
+/// open files) are logged and retried; they never end the server.
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AdminState>) -> io::Result<()> {
-    let _ = (listener, state);
-    Ok(())
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%error, "admin: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(serve_connection(stream, peer, state).instrument(debug_span!("admin", %peer)));
+    }
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, state: Arc<AdminState>) {
+    let service = service_fn(move |request: Request<Incoming>| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Infallible>(respond(&state, &request)) }
+    });
+    let result = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(error) = result {
+        debug!(%peer, %error, "admin: connection ended with an error");
+    }
+}
+
+/// Answers one request. The request body is never read (GET and HEAD have none that matters).
+pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    match request.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok"),
+        "/readyz" => readyz(state),
+        "/metrics" => {
+            let published = state.published.load();
+            state.metrics.set_generation(published.generation);
+            with_type(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                state.metrics.encode(),
+            )
+        }
+        "/api/status" => json(&api::statuses(&state.published.load())),
+        "/api/issues" => json(&api::issues(&state.published.load())),
+        "/api/routes" => json(&api::routes(&state.published.load())),
+        "/" => with_type(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            dashboard::render(state, &state.published.load()),
+        ),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn readyz(state: &AdminState) -> Response<Full<Bytes>> {
+    if state.draining.load(Ordering::Acquire) {
+        text(StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if state.ready.load(Ordering::Acquire) {
+        text(StatusCode::OK, "ok")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    with_type(status, "text/plain; charset=utf-8", body)
+}
+
+fn json(value: &serde_json::Value) -> Response<Full<Bytes>> {
+    // Serialising a `Value` cannot fail; should it ever, answer 500 rather than panic.
+    match serde_json::to_vec_pretty(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            with_type(StatusCode::OK, "application/json", body)
+        }
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "could not encode JSON\n"),
+    }
+}
+
+fn with_type(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Everything here describes the live state: never cache it.
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

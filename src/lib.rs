@@ -12,5 +12,7 @@ pub mod routes;
 pub mod translate;
 pub mod providers;
 pub mod controller;
+pub mod echo;
 pub mod app;
 pub mod check;
+pub mod demo;

@@ -1,0 +1,130 @@
+//! The JSON bodies of `/api/status`, `/api/issues` and `/api/routes`, built from one
+//! [`Published`] value. Pure: no I/O, no locks.
+//!
+//! Objects are built field by field from strings (never through `Serialize` of types holding
+//! paths), so a hostile or non-UTF-8 file name can not make an answer fail.
+
+use serde_json::{Map, Value, json};
+
+use super::Published;
+use crate::config::{Issue, ObjectKey, Origin, Severity};
+use crate::translate::ObjectStatus;
+
+/// `/api/status`: `[{"apiVersion","kind","namespace","name","status"}]`, exactly as published.
+pub fn statuses(published: &Published) -> Value {
+    Value::Array(published.statuses.iter().map(status).collect())
+}
+
+fn status(status: &ObjectStatus) -> Value {
+    json!({
+        "apiVersion": status.api_version,
+        "kind": status.kind,
+        "namespace": status.namespace,
+        "name": status.name,
+        "status": status.status,
+    })
+}
+
+/// `/api/issues`: `[{"severity","object","origin","field","message","text"}]`; `object` and
+/// `origin` are `null` when unknown, `text` is the one-line message of the log.
+pub fn issues(published: &Published) -> Value {
+    Value::Array(published.issues.iter().map(issue).collect())
+}
+
+/// One issue as JSON (see [`issues`]).
+pub fn issue(issue: &Issue) -> Value {
+    json!({
+        "severity": severity(issue),
+        "object": issue.subject.object.as_ref().map_or(Value::Null, object),
+        "origin": issue.subject.origin.as_ref().map_or(Value::Null, origin),
+        "field": issue.field,
+        "message": issue.message,
+        "text": issue.to_string(),
+    })
+}
+
+/// `error` or `warning`.
+pub fn severity(issue: &Issue) -> &'static str {
+    match issue.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+/// `{"kind","namespace","name"}`; `namespace` is empty for cluster-scoped kinds.
+pub fn object(key: &ObjectKey) -> Value {
+    json!({ "kind": key.kind.as_str(), "namespace": key.namespace, "name": key.name })
+}
+
+/// `{"source": "file", "path", "document"}`, `{"source": "api"}`, `{"source": "container", "id"}`
+/// or `{"source": "builtin", "name", "document"}`, plus `text` (as in log lines).
+pub fn origin(origin: &Origin) -> Value {
+    let mut map = Map::new();
+    match origin {
+        Origin::File { path, document } => {
+            map.insert("source".into(), "file".into());
+            map.insert("path".into(), path.to_string_lossy().into_owned().into());
+            map.insert("document".into(), (*document).into());
+        }
+        Origin::Api => {
+            map.insert("source".into(), "api".into());
+        }
+        Origin::Container { id } => {
+            map.insert("source".into(), "container".into());
+            map.insert("id".into(), id.clone().into());
+        }
+        Origin::Builtin { name, document } => {
+            map.insert("source".into(), "builtin".into());
+            map.insert("name".into(), name.clone().into());
+            map.insert("document".into(), (*document).into());
+        }
+    }
+    map.insert("text".into(), origin.to_string().into());
+    Value::Object(map)
+}
+
+/// `/api/routes`: `{"generation": N, "routes": <RouteTable::describe()>}`.
+pub fn routes(published: &Published) -> Value {
+    json!({ "generation": published.generation, "routes": published.table.describe() })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::config::Kind;
+
+    #[test]
+    fn issue_json_names_object_origin_and_text() {
+        let issue = Issue::error(
+            Some(ObjectKey::new(Kind::Ingress, "default", "shop")),
+            Some(Origin::File {
+                path: PathBuf::from("shop.yaml"),
+                document: 2,
+            }),
+            "spec.rules[0].host",
+            "bad host",
+        );
+        assert_eq!(
+            super::issue(&issue),
+            json!({
+                "severity": "error",
+                "object": {"kind": "Ingress", "namespace": "default", "name": "shop"},
+                "origin": {"source": "file", "path": "shop.yaml", "document": 2, "text": "shop.yaml, document 2"},
+                "field": "spec.rules[0].host",
+                "message": "bad host",
+                "text": "error: Ingress default/shop (shop.yaml, document 2): spec.rules[0].host: bad host",
+            })
+        );
+    }
+
+    #[test]
+    fn issue_without_subject_has_nulls() {
+        let issue = Issue::warning(None, None, "", "odd");
+        let value = super::issue(&issue);
+        assert_eq!(value["object"], Value::Null);
+        assert_eq!(value["origin"], Value::Null);
+        assert_eq!(value["severity"], "warning");
+    }
+}
