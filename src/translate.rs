@@ -4,11 +4,35 @@
 //! No I/O, no clock, no randomness, no tokio: the same snapshot gives byte-identical output.
 //! Invalid objects (or the invalid parts of them) are skipped one by one and reported; they
 //! never remove other objects' routes.
+//!
+//! Issues: an **error** means the object version is defective (the API server would reject it,
+//! or it names something that cannot work, such as a missing TLS Secret); the controller then
+//! keeps serving the object's last good version. A **warning** means it is served with a caveat:
+//! a dependency not there yet (Service, port), a conflict lost to an older Ingress, an
+//! unsupported feature. Either way the valid parts of the object are served.
+//!
+//! Ingress semantics (what `ImplementationSpecific` means here, precedence, conflicts) are
+//! documented in ARCHITECTURE.md and on the functions of `translate/ingress.rs`.
+
+mod backends;
+mod classes;
+mod hosts;
+mod ingress;
+mod paths;
+mod status;
+mod table;
+mod tls;
 
 use serde::Serialize;
 
-use crate::config::{Issue, Snapshot};
+use crate::config::{Ingress, Issue, Kind, Object, ObjectKey, Origin, Snapshot, StoredObject};
 use crate::routes::RouteTable;
+
+use self::backends::Backends;
+use self::classes::OurClasses;
+use self::ingress::Builders;
+use self::table::TableBuilder;
+use self::tls::TlsBuilder;
 
 /// The IngressClass `spec.controller` value Vestibule serves.
 pub const INGRESS_CONTROLLER: &str = "vestibule.dev/ingress-controller";
@@ -43,6 +67,73 @@ pub struct ObjectStatus {
 
 /// Translates a snapshot. See the module documentation.
 pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation {
-    let _ = (snapshot, options);
-    Translation::default()
+    let classes = OurClasses::from_snapshot(snapshot);
+    let mut served: Vec<(&StoredObject, &Ingress, ObjectKey)> = snapshot
+        .of_kind(Kind::Ingress)
+        .filter_map(|stored| match &stored.object {
+            Object::Ingress(ingress) if classes.serves(ingress) => Some((&**stored, ingress, stored.key())),
+            _ => None,
+        })
+        .collect();
+    // Oldest first: conflicts go to the first to claim. Objects without a creation timestamp
+    // (manifests) count as newer than any with one; ties go by namespace and name.
+    served.sort_by(|(_, a, a_key), (_, b, b_key)| {
+        let a_time = a.metadata.creation_timestamp.as_deref();
+        let b_time = b.metadata.creation_timestamp.as_deref();
+        (a_time.is_none(), a_time, a_key).cmp(&(b_time.is_none(), b_time, b_key))
+    });
+
+    let mut issues = Vec::new();
+    let mut builders = Builders {
+        table: TableBuilder::default(),
+        backends: Backends::new(snapshot),
+        tls: TlsBuilder::new(snapshot),
+    };
+    for (stored, ingress, key) in &served {
+        let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
+        let mut report = Reporter {
+            key,
+            origin: &stored.origin,
+            issues: &mut issues,
+        };
+        ingress::add_ingress(namespace, ingress, &mut builders, &mut report);
+    }
+
+    let statuses = status::statuses(served.iter().map(|(_, _, key)| key), options.publish_address.as_deref());
+    let Builders { table, backends, tls } = builders;
+    let (backends, backend_issues) = backends.finish();
+    let (certificates, tls_issues) = tls.finish();
+    issues.extend(backend_issues);
+    issues.extend(tls_issues);
+    issues.sort();
+    issues.dedup();
+    Translation {
+        table: table.build(backends, certificates),
+        statuses,
+        issues,
+    }
+}
+
+/// Issues about one object, naming it and its origin.
+pub(crate) struct Reporter<'a> {
+    key: &'a ObjectKey,
+    origin: &'a Origin,
+    issues: &'a mut Vec<Issue>,
+}
+
+impl Reporter<'_> {
+    pub(crate) fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        let issue = Issue::error(Some(self.key.clone()), Some(self.origin.clone()), field, message);
+        self.issues.push(issue);
+    }
+
+    pub(crate) fn warning(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        let issue = Issue::warning(Some(self.key.clone()), Some(self.origin.clone()), field, message);
+        self.issues.push(issue);
+    }
+
+    /// `namespace/name` of the object.
+    pub(crate) fn object_name(&self) -> String {
+        format!("{}/{}", self.key.namespace, self.key.name)
+    }
 }

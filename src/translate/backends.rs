@@ -1,0 +1,410 @@
+//! Ingress backends → resolved [`Backend`]s: validates the backend reference, finds the Service
+//! and its port, and collects ready endpoints from EndpointSlices (legacy Endpoints when a
+//! Service has no EndpointSlice at all). Backends are shared by [`BackendKey`].
+//!
+//! A missing Service or port is a dependency not there yet, not a defect of the Ingress: the
+//! caller reports it as a warning and the route answers 503 until it appears.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::config::{
+    EndpointSlice, IngressBackend, Issue, Kind, Object, SERVICE_NAME_LABEL, Service, ServicePort, Snapshot,
+    StoredObject,
+};
+use crate::config::{IntOrString, ObjectKey};
+use crate::routes::{Backend, BackendId, BackendKey, BackendTarget, UpstreamProtocol};
+
+/// `appProtocol` of a Service port whose backend speaks HTTP/2 without TLS.
+const H2C_APP_PROTOCOL: &str = "kubernetes.io/h2c";
+
+/// A valid reference to a Service port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ServiceRef<'s> {
+    pub(crate) name: &'s str,
+    pub(crate) port: PortRef<'s>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PortRef<'s> {
+    Number(u16),
+    Name(&'s str),
+}
+
+impl ServiceRef<'_> {
+    pub(crate) fn key(&self, namespace: &str) -> BackendKey {
+        BackendKey {
+            namespace: namespace.to_string(),
+            service: self.name.to_string(),
+            port: match self.port {
+                PortRef::Number(number) => number.to_string(),
+                PortRef::Name(name) => name.to_string(),
+            },
+        }
+    }
+}
+
+/// Why a backend reference cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RefError {
+    /// A `resource` backend: valid Kubernetes, but not something we can proxy to (a warning).
+    Unsupported { field: &'static str, message: String },
+    /// The reference itself is invalid (an error, as the API server would reject it).
+    Invalid { field: &'static str, message: String },
+}
+
+/// Validates a backend reference as the API server would.
+pub(crate) fn service_ref(backend: &IngressBackend) -> Result<ServiceRef<'_>, RefError> {
+    let invalid = |field, message: &str| {
+        Err(RefError::Invalid {
+            field,
+            message: message.to_string(),
+        })
+    };
+    let service = match (&backend.service, &backend.resource) {
+        (Some(_), Some(_)) => return invalid("", "set either service or resource, not both"),
+        (None, None) => return invalid("", "a backend needs a service (name and port)"),
+        (None, Some(resource)) => {
+            return Err(RefError::Unsupported {
+                field: "resource",
+                message: format!(
+                    "resource backends are not supported ({} {:?}); this path is not served",
+                    resource.kind, resource.name
+                ),
+            });
+        }
+        (Some(service), None) => service,
+    };
+    if service.name.is_empty() {
+        return invalid("service.name", "service.name is required");
+    }
+    let Some(port) = &service.port else {
+        return invalid("service.port", "service.port is required (number or name)");
+    };
+    let name = port.name.as_deref().filter(|name| !name.is_empty());
+    let port = match (port.number, name) {
+        (Some(_), Some(_)) => {
+            return invalid(
+                "service.port",
+                "set either service.port.number or service.port.name, not both",
+            );
+        }
+        (None, None) => return invalid("service.port", "service.port needs a number or a name"),
+        (None, Some(name)) => PortRef::Name(name),
+        (Some(number), None) => match u16::try_from(number) {
+            Ok(number) if number > 0 => PortRef::Number(number),
+            _ => {
+                return Err(RefError::Invalid {
+                    field: "service.port.number",
+                    message: format!("port number {number} is out of range (1-65535)"),
+                });
+            }
+        },
+    };
+    Ok(ServiceRef {
+        name: &service.name,
+        port,
+    })
+}
+
+/// Why a resolved backend has no endpoints although it should (reported as a warning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unresolved {
+    /// `service.name` or `service.port`, relative to the backend.
+    pub(crate) field: &'static str,
+    pub(crate) message: String,
+}
+
+#[derive(Debug, Clone)]
+struct Resolved {
+    id: BackendId,
+    problem: Option<Unresolved>,
+}
+
+/// Resolves and deduplicates backends for one translation.
+pub(crate) struct Backends<'s> {
+    snapshot: &'s Snapshot,
+    /// namespace → service name → its EndpointSlices, indexed once.
+    slices: HashMap<&'s str, HashMap<&'s str, Vec<(&'s StoredObject, &'s EndpointSlice)>>>,
+    resolved: HashMap<BackendKey, Resolved>,
+    list: Vec<Backend>,
+    /// Issues about the objects backends are built from (EndpointSlices), not the Ingress.
+    issues: Vec<Issue>,
+}
+
+impl<'s> Backends<'s> {
+    pub(crate) fn new(snapshot: &'s Snapshot) -> Self {
+        let mut slices: HashMap<&str, HashMap<&str, Vec<_>>> = HashMap::new();
+        for stored in snapshot.of_kind(Kind::EndpointSlice) {
+            let Object::EndpointSlice(slice) = &stored.object else {
+                continue;
+            };
+            let Some(service) = slice.metadata.labels.get(SERVICE_NAME_LABEL) else {
+                continue;
+            };
+            let namespace = slice.metadata.namespace.as_deref().unwrap_or("default");
+            slices
+                .entry(namespace)
+                .or_default()
+                .entry(service.as_str())
+                .or_default()
+                .push((&**stored, slice));
+        }
+        Backends {
+            snapshot,
+            slices,
+            resolved: HashMap::new(),
+            list: Vec::new(),
+            issues: Vec::new(),
+        }
+    }
+
+    /// The backend for `reference` in `namespace`, and why it has no endpoints when it cannot
+    /// be resolved (missing Service or port).
+    pub(crate) fn resolve(&mut self, namespace: &'s str, reference: ServiceRef<'s>) -> (BackendId, Option<Unresolved>) {
+        let key = reference.key(namespace);
+        if let Some(resolved) = self.resolved.get(&key) {
+            return (resolved.id, resolved.problem.clone());
+        }
+        let (target, protocol, problem) = self.build(namespace, reference);
+        let id = self.list.len();
+        self.list.push(Backend {
+            key: key.clone(),
+            target,
+            protocol,
+        });
+        self.resolved.insert(
+            key,
+            Resolved {
+                id,
+                problem: problem.clone(),
+            },
+        );
+        (id, problem)
+    }
+
+    pub(crate) fn finish(self) -> (Vec<Backend>, Vec<Issue>) {
+        (self.list, self.issues)
+    }
+
+    fn build(
+        &mut self,
+        namespace: &'s str,
+        reference: ServiceRef<'s>,
+    ) -> (BackendTarget, UpstreamProtocol, Option<Unresolved>) {
+        let no_endpoints = BackendTarget::Endpoints(Vec::new());
+        let Some(service) = self.service(namespace, reference.name) else {
+            let problem = Unresolved {
+                field: "service.name",
+                message: format!("Service {namespace}/{} not found; requests answer 503", reference.name),
+            };
+            return (no_endpoints, UpstreamProtocol::Http1, Some(problem));
+        };
+        let port = service.spec.ports.iter().find(|port| match reference.port {
+            PortRef::Number(number) => port.port == i32::from(number),
+            PortRef::Name(name) => port.name.as_deref() == Some(name),
+        });
+        let protocol = match port.and_then(|port| port.app_protocol.as_deref()) {
+            Some(H2C_APP_PROTOCOL) => UpstreamProtocol::H2c,
+            _ => UpstreamProtocol::Http1,
+        };
+        if service.spec.type_.as_deref() == Some("ExternalName") {
+            return external(namespace, reference, service, port, protocol);
+        }
+        let Some(port) = port else {
+            return (
+                no_endpoints,
+                protocol,
+                Some(missing_port(namespace, reference, service)),
+            );
+        };
+        let endpoints = match self
+            .slices
+            .get(namespace)
+            .and_then(|by_service| by_service.get(reference.name))
+        {
+            Some(slices) => slice_endpoints(slices, port, &mut self.issues),
+            None => self.legacy_endpoints(namespace, reference.name, port),
+        };
+        (BackendTarget::Endpoints(endpoints), protocol, None)
+    }
+
+    fn service(&self, namespace: &str, name: &str) -> Option<&'s Service> {
+        match &self.snapshot.get(Kind::Service, namespace, name)?.object {
+            Object::Service(service) => Some(service),
+            _ => None,
+        }
+    }
+
+    /// Ready addresses of legacy `v1/Endpoints` named like the Service.
+    fn legacy_endpoints(&mut self, namespace: &str, service: &str, port: &ServicePort) -> Vec<SocketAddr> {
+        let Some(stored) = self.snapshot.get(Kind::Endpoints, namespace, service) else {
+            return Vec::new();
+        };
+        let Object::Endpoints(legacy) = &stored.object else {
+            return Vec::new();
+        };
+        let wanted = port.name.as_deref().unwrap_or("");
+        let mut endpoints = Vec::new();
+        for (s, subset) in legacy.subsets.iter().enumerate() {
+            let Some(target) = subset
+                .ports
+                .iter()
+                .find(|p| p.name.as_deref().unwrap_or("") == wanted)
+                .and_then(|p| p.port)
+                .and_then(|p| u16::try_from(p).ok())
+            else {
+                continue;
+            };
+            for (a, address) in subset.addresses.iter().enumerate() {
+                match address.ip.parse::<IpAddr>() {
+                    Ok(ip) => endpoints.push(SocketAddr::new(ip, target)),
+                    Err(_) => self.issues.push(Issue::warning(
+                        Some(ObjectKey::new(Kind::Endpoints, namespace, service)),
+                        Some(stored.origin.clone()),
+                        format!("subsets[{s}].addresses[{a}].ip"),
+                        format!("address {:?} is not an IP address; skipped", address.ip),
+                    )),
+                }
+            }
+        }
+        endpoints.sort();
+        endpoints.dedup();
+        endpoints
+    }
+}
+
+/// Ready endpoints of `port` over all of a Service's EndpointSlices, sorted, deduplicated.
+fn slice_endpoints(
+    slices: &[(&StoredObject, &EndpointSlice)],
+    port: &ServicePort,
+    issues: &mut Vec<Issue>,
+) -> Vec<SocketAddr> {
+    let wanted = port.name.as_deref().unwrap_or("");
+    let mut endpoints = Vec::new();
+    for (stored, slice) in slices {
+        match slice.address_type.as_str() {
+            "IPv4" | "IPv6" => {}
+            other => {
+                issues.push(Issue::warning(
+                    Some(stored.key()),
+                    Some(stored.origin.clone()),
+                    "addressType",
+                    format!(
+                        "addressType {other:?} is not supported (only IPv4 and IPv6); this EndpointSlice is skipped"
+                    ),
+                ));
+                continue;
+            }
+        }
+        let Some(target) = slice
+            .ports
+            .iter()
+            .find(|p| p.name.as_deref().unwrap_or("") == wanted)
+            .and_then(|p| p.port)
+            .and_then(|p| u16::try_from(p).ok())
+        else {
+            continue;
+        };
+        for (e, endpoint) in slice.endpoints.iter().enumerate() {
+            let ready = endpoint.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+            if !ready {
+                continue;
+            }
+            for (a, address) in endpoint.addresses.iter().enumerate() {
+                match address.parse::<IpAddr>() {
+                    Ok(ip) => endpoints.push(SocketAddr::new(ip, target)),
+                    Err(_) => issues.push(Issue::warning(
+                        Some(stored.key()),
+                        Some(stored.origin.clone()),
+                        format!("endpoints[{e}].addresses[{a}]"),
+                        format!("address {address:?} is not an IP address; skipped"),
+                    )),
+                }
+            }
+        }
+    }
+    endpoints.sort();
+    endpoints.dedup();
+    endpoints
+}
+
+/// A Service of `type: ExternalName`: the DNS name, on the target port when it is a number.
+fn external(
+    namespace: &str,
+    reference: ServiceRef<'_>,
+    service: &Service,
+    port: Option<&ServicePort>,
+    protocol: UpstreamProtocol,
+) -> (BackendTarget, UpstreamProtocol, Option<Unresolved>) {
+    let no_endpoints = BackendTarget::Endpoints(Vec::new());
+    let host = service
+        .spec
+        .external_name
+        .as_deref()
+        .unwrap_or("")
+        .trim_end_matches('.');
+    if host.is_empty() {
+        let problem = Unresolved {
+            field: "service.name",
+            message: format!(
+                "Service {namespace}/{} is of type ExternalName but has no spec.externalName; requests answer 503",
+                reference.name
+            ),
+        };
+        return (no_endpoints, protocol, Some(problem));
+    }
+    let number = match (port, reference.port) {
+        (Some(port), _) => match &port.target_port {
+            Some(IntOrString::Int(target)) => u16::try_from(*target).ok().filter(|t| *t > 0),
+            _ => None,
+        }
+        .or_else(|| u16::try_from(port.port).ok()),
+        // An ExternalName Service often lists no ports: the number in the Ingress is the port.
+        (None, PortRef::Number(number)) => Some(number),
+        (None, PortRef::Name(_)) => None,
+    };
+    match number {
+        Some(port) => (
+            BackendTarget::External {
+                host: host.to_string(),
+                port,
+            },
+            protocol,
+            None,
+        ),
+        None => (
+            no_endpoints,
+            protocol,
+            Some(missing_port(namespace, reference, service)),
+        ),
+    }
+}
+
+fn missing_port(namespace: &str, reference: ServiceRef<'_>, service: &Service) -> Unresolved {
+    let wanted = match reference.port {
+        PortRef::Number(number) => format!("port {number}"),
+        PortRef::Name(name) => format!("port named {name:?}"),
+    };
+    let known: Vec<String> = service
+        .spec
+        .ports
+        .iter()
+        .map(|port| match &port.name {
+            Some(name) if !name.is_empty() => format!("{} ({name})", port.port),
+            _ => port.port.to_string(),
+        })
+        .collect();
+    let known = if known.is_empty() {
+        "it has no ports".to_string()
+    } else {
+        format!("it has {}", known.join(", "))
+    };
+    Unresolved {
+        field: "service.port",
+        message: format!(
+            "Service {namespace}/{} has no {wanted} ({known}); requests answer 503",
+            reference.name
+        ),
+    }
+}

@@ -1,0 +1,63 @@
+//! IngressClass selection: which Ingresses are ours. Ingresses of other controllers, and
+//! Ingresses naming a class that does not exist (it may belong to a controller not installed
+//! yet), are ignored without a word: they are not ours to report on.
+
+use std::collections::BTreeSet;
+
+use crate::config::{Ingress, IngressClass, Kind, Object, Snapshot};
+
+use super::INGRESS_CONTROLLER;
+
+/// The legacy annotation that named a class before `spec.ingressClassName`.
+pub(crate) const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+/// Marks the IngressClass that Ingresses without a class use.
+pub(crate) const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
+
+/// Our IngressClasses, by name.
+#[derive(Debug, Default)]
+pub(crate) struct OurClasses {
+    names: BTreeSet<String>,
+    /// One of our classes is the cluster's default.
+    default: bool,
+}
+
+impl OurClasses {
+    pub(crate) fn from_snapshot(snapshot: &Snapshot) -> Self {
+        let mut classes = OurClasses::default();
+        for stored in snapshot.of_kind(Kind::IngressClass) {
+            let Object::IngressClass(class) = &stored.object else {
+                continue;
+            };
+            if class.spec.controller != INGRESS_CONTROLLER {
+                continue;
+            }
+            classes.default |= is_default(class);
+            classes.names.insert(class.metadata.name.clone());
+        }
+        classes
+    }
+
+    /// Whether `ingress` is served by us: its `spec.ingressClassName`, else its legacy
+    /// annotation, names one of our classes; or it names no class and ours is the default.
+    pub(crate) fn serves(&self, ingress: &Ingress) -> bool {
+        let named = ingress.spec.ingress_class_name.as_deref().or_else(|| {
+            ingress
+                .metadata
+                .annotations
+                .get(LEGACY_CLASS_ANNOTATION)
+                .map(String::as_str)
+        });
+        match named {
+            Some(name) => self.names.contains(name),
+            None => self.default,
+        }
+    }
+}
+
+fn is_default(class: &IngressClass) -> bool {
+    class
+        .metadata
+        .annotations
+        .get(DEFAULT_CLASS_ANNOTATION)
+        .is_some_and(|value| value == "true")
+}

@@ -1,0 +1,229 @@
+//! One served Ingress → its routes, fallbacks and certificates: walks rules, paths and the
+//! default backend, validating each as the API server would, and reports what it skips.
+//! Ingresses arrive oldest first, so "first to claim" is "oldest wins".
+
+use crate::config::Ingress;
+
+use super::Reporter;
+use super::backends::{Backends, RefError, ServiceRef, service_ref};
+use super::hosts::{HostPattern, parse_host};
+use super::paths::{PathMatch, parse_path};
+use super::table::{Fallback, TableBuilder, VhostKey};
+use super::tls::{TlsBuilder, lowered_message};
+
+/// ingress-nginx's annotation that turns `ImplementationSpecific` paths into regular expressions.
+pub(crate) const USE_REGEX_ANNOTATION: &str = "nginx.ingress.kubernetes.io/use-regex";
+
+/// What one translation accumulates.
+pub(crate) struct Builders<'s> {
+    pub(crate) table: TableBuilder,
+    pub(crate) backends: Backends<'s>,
+    pub(crate) tls: TlsBuilder<'s>,
+}
+
+/// Adds one served Ingress.
+pub(crate) fn add_ingress<'s>(
+    namespace: &'s str,
+    ingress: &'s Ingress,
+    builders: &mut Builders<'s>,
+    report: &mut Reporter<'_>,
+) {
+    let spec = &ingress.spec;
+    if spec.rules.is_empty() && spec.default_backend.is_none() {
+        report.error(
+            "spec",
+            "the Ingress has no rules and no defaultBackend: nothing to serve",
+        );
+        return;
+    }
+    let use_regex = ingress
+        .metadata
+        .annotations
+        .get(USE_REGEX_ANNOTATION)
+        .is_some_and(|value| value == "true");
+    let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
+    let mut vhosts: Vec<usize> = Vec::new();
+    let mut rule_hosts: Vec<HostPattern> = Vec::new();
+
+    for (i, rule) in spec.rules.iter().enumerate() {
+        let key = match rule.host.as_deref().filter(|host| !host.is_empty()) {
+            None => VhostKey::CatchAll,
+            Some(raw) => match parse_host(raw) {
+                Ok(parsed) => {
+                    if parsed.lowered {
+                        report.warning(format!("spec.rules[{i}].host"), lowered_message(raw, &parsed.pattern));
+                    }
+                    rule_hosts.push(parsed.pattern.clone());
+                    VhostKey::Host(parsed.pattern)
+                }
+                Err(message) => {
+                    report.error(format!("spec.rules[{i}].host"), message);
+                    continue;
+                }
+            },
+        };
+        let vhost = builders.table.vhost(key);
+        vhosts.push(vhost);
+        let paths = rule.http.as_ref().map_or(&[][..], |http| &http.paths[..]);
+        for (j, path) in paths.iter().enumerate() {
+            let field = format!("spec.rules[{i}].http.paths[{j}]");
+            let matcher = match parse_path(path.path.as_deref(), path.path_type.as_deref(), use_regex) {
+                Ok(matcher) => matcher,
+                Err(err) => {
+                    report.error(format!("{field}.{}", err.field), err.message);
+                    continue;
+                }
+            };
+            let regex = match &matcher {
+                PathMatch::Regex(pattern) => match builders.table.regex(pattern) {
+                    Ok(regex) => Some(regex),
+                    Err(message) => {
+                        report.error(format!("{field}.path"), message);
+                        continue;
+                    }
+                },
+                _ => None,
+            };
+            let Some(reference) = check_backend(service_ref(&path.backend), &format!("{field}.backend"), report) else {
+                continue;
+            };
+            if let Some(winner) = builders.table.owner(vhost, &matcher) {
+                report.warning(
+                    format!("{field}.path"),
+                    format!(
+                        "{} path {:?} on host {:?} is already routed by {}{}; this path is ignored",
+                        matcher.kind(),
+                        matcher.path(),
+                        builders.table.vhost_name(vhost),
+                        builders.table.route_name(winner),
+                        winner_reason(builders.table.route_name(winner), &route_prefix),
+                    ),
+                );
+                continue;
+            }
+            let backend = resolve(namespace, reference, &format!("{field}.backend"), builders, report);
+            let route = builders
+                .table
+                .add_route(format!("{route_prefix}/rules[{i}]/paths[{j}]"), backend);
+            builders.table.insert(vhost, matcher, regex, route);
+        }
+    }
+
+    if let Some(default_backend) = &spec.default_backend {
+        add_default_backend(namespace, default_backend, &route_prefix, vhosts, builders, report);
+    }
+    builders.tls.add_ingress(namespace, ingress, &rule_hosts, report);
+}
+
+/// `spec.defaultBackend` becomes the fallback of every host this Ingress defines and of the
+/// catch-all, where no older Ingress set one.
+fn add_default_backend<'s>(
+    namespace: &'s str,
+    backend: &'s crate::config::IngressBackend,
+    route_prefix: &str,
+    mut vhosts: Vec<usize>,
+    builders: &mut Builders<'s>,
+    report: &mut Reporter<'_>,
+) {
+    let field = "spec.defaultBackend";
+    let Some(reference) = check_backend(service_ref(backend), field, report) else {
+        return;
+    };
+    let key = reference.key(namespace);
+    vhosts.push(builders.table.vhost(VhostKey::CatchAll));
+    vhosts.sort_unstable();
+    vhosts.dedup();
+    let mut route = None;
+    for vhost in vhosts {
+        if let Some(existing) = builders.table.fallback(vhost) {
+            if existing.backend != key {
+                let winner = builders.table.route_name(existing.route);
+                report.warning(
+                    field,
+                    format!(
+                        "{} already falls back to {winner} ({}){}; defaultBackend {key} is not used there",
+                        host_phrase(builders.table.vhost_name(vhost)),
+                        existing.backend,
+                        winner_reason(winner, route_prefix),
+                    ),
+                );
+            }
+            continue;
+        }
+        let id = match route {
+            Some(id) => id,
+            None => {
+                let backend = resolve(namespace, reference, field, builders, report);
+                let id = builders
+                    .table
+                    .add_route(format!("{route_prefix}/defaultBackend"), backend);
+                route = Some(id);
+                id
+            }
+        };
+        builders.table.set_fallback(
+            vhost,
+            Fallback {
+                route: id,
+                backend: key.clone(),
+            },
+        );
+    }
+}
+
+/// Reports an unusable backend reference at `field`; the valid reference otherwise.
+fn check_backend<'s>(
+    result: Result<ServiceRef<'s>, RefError>,
+    field: &str,
+    report: &mut Reporter<'_>,
+) -> Option<ServiceRef<'s>> {
+    let join = |sub: &str| {
+        if sub.is_empty() {
+            field.to_string()
+        } else {
+            format!("{field}.{sub}")
+        }
+    };
+    match result {
+        Ok(reference) => Some(reference),
+        Err(RefError::Unsupported { field: sub, message }) => {
+            report.warning(join(sub), message);
+            None
+        }
+        Err(RefError::Invalid { field: sub, message }) => {
+            report.error(join(sub), message);
+            None
+        }
+    }
+}
+
+/// Resolves a backend, warning at `field` when its Service or port is missing.
+fn resolve<'s>(
+    namespace: &'s str,
+    reference: ServiceRef<'s>,
+    field: &str,
+    builders: &mut Builders<'s>,
+    report: &mut Reporter<'_>,
+) -> usize {
+    let (backend, unresolved) = builders.backends.resolve(namespace, reference);
+    if let Some(problem) = unresolved {
+        report.warning(format!("{field}.{}", problem.field), problem.message);
+    }
+    backend
+}
+
+fn winner_reason(winner: &str, route_prefix: &str) -> &'static str {
+    if winner.starts_with(&format!("{route_prefix}/")) {
+        " (an earlier entry of this Ingress)"
+    } else {
+        " (the oldest Ingress wins)"
+    }
+}
+
+fn host_phrase(vhost: &str) -> String {
+    if vhost == "*" {
+        "the catch-all host (requests matching no rule host)".to_string()
+    } else {
+        format!("host {vhost:?}")
+    }
+}

@@ -1,0 +1,210 @@
+//! Builds the [`RouteTable`]'s HTTP router: virtual hosts merged across Ingresses, one winner
+//! per (host, match) — the first to claim it, and Ingresses are added oldest first — and
+//! fallbacks (default backends). Knows nothing of Kubernetes objects beyond route names.
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::StatusCode;
+use regex::Regex;
+
+use crate::routes::{
+    Backend, BackendKey, Candidate, Certificates, HttpRouter, RegexPath, Route, RouteAction, RouteId, RouteTable,
+    RouteTimeouts, VirtualHost, WildcardHost,
+};
+
+use super::hosts::HostPattern;
+use super::paths::{PathMatch, compile_regex};
+
+/// Which virtual host: a named one, or the catch-all of rules without a host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum VhostKey {
+    Host(HostPattern),
+    CatchAll,
+}
+
+/// A virtual host's fallback and the backend it goes to (to tell real conflicts from repeats).
+#[derive(Debug, Clone)]
+pub(crate) struct Fallback {
+    pub(crate) route: RouteId,
+    pub(crate) backend: BackendKey,
+}
+
+#[derive(Debug, Default)]
+struct VhostBuilder {
+    name: String,
+    exact: HashMap<String, RouteId>,
+    prefix: HashMap<String, RouteId>,
+    /// Pattern, compiled regex, route; in the order claimed.
+    regex: Vec<(String, Regex, RouteId)>,
+    regex_index: HashMap<String, RouteId>,
+    fallback: Option<Fallback>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct TableBuilder {
+    vhosts: Vec<VhostBuilder>,
+    index: HashMap<VhostKey, usize>,
+    routes: Vec<Route>,
+    /// Regexes compiled in this translation, by pattern (the same pattern on many hosts is common).
+    regexes: HashMap<String, Result<Regex, String>>,
+}
+
+impl TableBuilder {
+    /// The virtual host for `key`, created on first use.
+    pub(crate) fn vhost(&mut self, key: VhostKey) -> usize {
+        if let Some(&index) = self.index.get(&key) {
+            return index;
+        }
+        let name = match &key {
+            VhostKey::Host(host) => host.display(),
+            VhostKey::CatchAll => "*".to_string(),
+        };
+        let index = self.vhosts.len();
+        self.vhosts.push(VhostBuilder {
+            name,
+            ..Default::default()
+        });
+        self.index.insert(key, index);
+        index
+    }
+
+    pub(crate) fn vhost_name(&self, vhost: usize) -> &str {
+        self.vhosts.get(vhost).map_or("", |v| v.name.as_str())
+    }
+
+    /// Compiles (or reuses) a regex path.
+    pub(crate) fn regex(&mut self, pattern: &str) -> Result<Regex, String> {
+        if let Some(compiled) = self.regexes.get(pattern) {
+            return compiled.clone();
+        }
+        let compiled = compile_regex(pattern);
+        self.regexes.insert(pattern.to_string(), compiled.clone());
+        compiled
+    }
+
+    /// The route that already serves `path` on `vhost`, if any.
+    pub(crate) fn owner(&self, vhost: usize, path: &PathMatch) -> Option<RouteId> {
+        let v = self.vhosts.get(vhost)?;
+        match path {
+            PathMatch::Exact(path) => v.exact.get(path).copied(),
+            PathMatch::Prefix(key) => v.prefix.get(key).copied(),
+            PathMatch::Regex(pattern) => v.regex_index.get(pattern).copied(),
+        }
+    }
+
+    pub(crate) fn route_name(&self, route: RouteId) -> &str {
+        self.routes.get(route).map_or("", |r| &r.name)
+    }
+
+    /// Adds an Ingress route forwarding to `backend`.
+    pub(crate) fn add_route(&mut self, name: String, backend: usize) -> RouteId {
+        self.routes.push(Route {
+            name: Arc::from(name),
+            action: RouteAction::Forward(backend),
+            unavailable: StatusCode::SERVICE_UNAVAILABLE,
+            timeouts: RouteTimeouts::default(),
+        });
+        self.routes.len() - 1
+    }
+
+    /// Routes `path` on `vhost` to `route`; the caller checked [`owner`](Self::owner) first.
+    /// `regex` is the compiled form of a [`PathMatch::Regex`].
+    pub(crate) fn insert(&mut self, vhost: usize, path: PathMatch, regex: Option<Regex>, route: RouteId) {
+        let Some(v) = self.vhosts.get_mut(vhost) else {
+            return;
+        };
+        match (path, regex) {
+            (PathMatch::Exact(path), _) => {
+                v.exact.insert(path, route);
+            }
+            (PathMatch::Prefix(key), _) => {
+                v.prefix.insert(key, route);
+            }
+            (PathMatch::Regex(pattern), Some(regex)) => {
+                v.regex_index.insert(pattern.clone(), route);
+                v.regex.push((pattern, regex, route));
+            }
+            (PathMatch::Regex(_), None) => {}
+        }
+    }
+
+    pub(crate) fn fallback(&self, vhost: usize) -> Option<&Fallback> {
+        self.vhosts.get(vhost)?.fallback.as_ref()
+    }
+
+    pub(crate) fn set_fallback(&mut self, vhost: usize, fallback: Fallback) {
+        if let Some(v) = self.vhosts.get_mut(vhost) {
+            v.fallback = Some(fallback);
+        }
+    }
+
+    /// The finished table. Virtual hosts without a fallback of their own fall back to the
+    /// catch-all's; regexes are ordered longest pattern first, then in the order claimed.
+    pub(crate) fn build(self, backends: Vec<Backend>, certificates: Certificates) -> RouteTable {
+        let mut http = HttpRouter::default();
+        let catch_all = self.index.get(&VhostKey::CatchAll).copied();
+        let default_fallback = catch_all
+            .and_then(|index| self.vhosts.get(index))
+            .and_then(|v| v.fallback.as_ref())
+            .map(|f| f.route);
+        for (key, index) in self.index {
+            match key {
+                VhostKey::Host(HostPattern::Exact(host)) => {
+                    http.exact.insert(host, index);
+                }
+                VhostKey::Host(HostPattern::Wildcard(suffix)) => {
+                    let entry = WildcardHost {
+                        vhost: index,
+                        any_depth: false,
+                    };
+                    http.wildcard.insert(suffix, entry);
+                }
+                VhostKey::CatchAll => http.catch_all = Some(index),
+            }
+        }
+        http.vhosts = self
+            .vhosts
+            .into_iter()
+            .map(|v| {
+                let candidates = |route| {
+                    vec![Candidate {
+                        conditions: Default::default(),
+                        route,
+                    }]
+                };
+                let mut regex = v.regex;
+                regex.sort_by_key(|(pattern, _, _)| Reverse(pattern.len()));
+                VirtualHost {
+                    name: v.name,
+                    exact: v
+                        .exact
+                        .into_iter()
+                        .map(|(path, route)| (path, candidates(route)))
+                        .collect(),
+                    prefix: v
+                        .prefix
+                        .into_iter()
+                        .map(|(key, route)| (key, candidates(route)))
+                        .collect(),
+                    regex: regex
+                        .into_iter()
+                        .map(|(pattern, regex, route)| RegexPath {
+                            pattern,
+                            regex,
+                            candidates: candidates(route),
+                        })
+                        .collect(),
+                    fallback: v.fallback.map(|f| f.route).or(default_fallback),
+                }
+            })
+            .collect();
+        RouteTable {
+            http,
+            routes: self.routes,
+            backends,
+            certificates,
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Ingress `spec.tls` → server certificates by SNI: loads `kubernetes.io/tls` Secrets (each at
+//! most once per translation), checks that key and certificate belong together, and assigns
+//! hosts to certificates (the oldest Ingress wins a host).
+//!
+//! A Secret whose content is broken is an error of the Secret (so its last good version can
+//! keep serving); the Ingress gets a warning that its hosts fall back to the default
+//! certificate. A Secret that does not exist is an error of the Ingress that names it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use base64::Engine;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::sign::CertifiedKey;
+
+use crate::config::{Ingress, Issue, Kind, Object, Secret, Snapshot};
+use crate::routes::{CertificateSummary, Certificates};
+
+use super::Reporter;
+use super::hosts::{HostPattern, parse_host};
+
+/// Why a Secret gave no certificate.
+#[derive(Debug, Clone)]
+enum SecretError {
+    Missing,
+    /// The Secret's content is broken; the reason was reported on the Secret.
+    Invalid(String),
+}
+
+/// A host's certificate and who configured it first.
+#[derive(Debug, Clone)]
+struct Claim {
+    key: Arc<CertifiedKey>,
+    secret: String,
+    ingress: String,
+}
+
+/// Certificates of one translation.
+pub(crate) struct TlsBuilder<'s> {
+    snapshot: &'s Snapshot,
+    secrets: HashMap<(&'s str, &'s str), Result<Arc<CertifiedKey>, SecretError>>,
+    claims: BTreeMap<HostPattern, Claim>,
+    /// Issues of Secrets.
+    issues: Vec<Issue>,
+}
+
+impl<'s> TlsBuilder<'s> {
+    pub(crate) fn new(snapshot: &'s Snapshot) -> Self {
+        TlsBuilder {
+            snapshot,
+            secrets: HashMap::new(),
+            claims: BTreeMap::new(),
+            issues: Vec::new(),
+        }
+    }
+
+    /// Adds the `spec.tls` entries of one Ingress (Ingresses come oldest first). `rule_hosts`
+    /// are the Ingress's valid rule hosts, used by entries that list no hosts.
+    pub(crate) fn add_ingress(
+        &mut self,
+        namespace: &'s str,
+        ingress: &'s Ingress,
+        rule_hosts: &[HostPattern],
+        report: &mut Reporter<'_>,
+    ) {
+        for (i, tls) in ingress.spec.tls.iter().enumerate() {
+            let mut hosts: Vec<(String, HostPattern)> = Vec::new();
+            if tls.hosts.is_empty() {
+                hosts.extend(rule_hosts.iter().map(|host| (format!("spec.tls[{i}]"), host.clone())));
+            }
+            for (j, raw) in tls.hosts.iter().enumerate() {
+                let field = format!("spec.tls[{i}].hosts[{j}]");
+                match parse_host(raw) {
+                    Ok(parsed) => {
+                        if parsed.lowered {
+                            report.warning(&field, lowered_message(raw, &parsed.pattern));
+                        }
+                        hosts.push((field, parsed.pattern));
+                    }
+                    Err(message) => report.error(&field, message),
+                }
+            }
+            hosts.sort_by(|a, b| a.1.cmp(&b.1));
+            hosts.dedup_by(|a, b| a.1 == b.1);
+            if hosts.is_empty() {
+                continue;
+            }
+            let names = host_list(&hosts);
+            let Some(secret_name) = tls.secret_name.as_deref().filter(|name| !name.is_empty()) else {
+                report.warning(
+                    format!("spec.tls[{i}]"),
+                    format!("no secretName: {names} get the default certificate"),
+                );
+                continue;
+            };
+            let field = format!("spec.tls[{i}].secretName");
+            let key = match self.load(namespace, secret_name) {
+                Ok(key) => key,
+                Err(SecretError::Missing) => {
+                    report.error(
+                        &field,
+                        format!("Secret {namespace}/{secret_name} not found; {names} get the default certificate"),
+                    );
+                    continue;
+                }
+                Err(SecretError::Invalid(reason)) => {
+                    report.warning(
+                        &field,
+                        format!(
+                            "Secret {namespace}/{secret_name} is invalid ({reason}); {names} get the default certificate"
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let secret = format!("{namespace}/{secret_name}");
+            for (field, host) in hosts {
+                self.claim(host, field, &key, &secret, report);
+            }
+        }
+    }
+
+    fn claim(
+        &mut self,
+        host: HostPattern,
+        field: String,
+        key: &Arc<CertifiedKey>,
+        secret: &str,
+        report: &mut Reporter<'_>,
+    ) {
+        let ingress = report.object_name();
+        if let Some(first) = self.claims.get(&host) {
+            if first.secret != secret {
+                let by = if first.ingress == ingress {
+                    "an earlier entry of this Ingress".to_string()
+                } else {
+                    format!("Ingress {} (the oldest Ingress wins)", first.ingress)
+                };
+                report.warning(
+                    field,
+                    format!(
+                        "host {:?} already uses the certificate of Secret {} from {by}; Secret {secret} is not used for it",
+                        host.display(),
+                        first.secret,
+                    ),
+                );
+            }
+            return;
+        }
+        if let Some(reason) = not_covered(key, &host) {
+            report.warning(
+                &field,
+                format!(
+                    "the certificate in Secret {secret} does not cover host {:?} ({reason})",
+                    host.display()
+                ),
+            );
+        }
+        self.claims.insert(
+            host,
+            Claim {
+                key: key.clone(),
+                secret: secret.to_string(),
+                ingress,
+            },
+        );
+    }
+
+    /// The certificate of a Secret, loaded at most once.
+    fn load(&mut self, namespace: &'s str, name: &'s str) -> Result<Arc<CertifiedKey>, SecretError> {
+        if let Some(loaded) = self.secrets.get(&(namespace, name)) {
+            return loaded.clone();
+        }
+        let loaded = match self.snapshot.get(Kind::Secret, namespace, name) {
+            None => Err(SecretError::Missing),
+            Some(stored) => match &stored.object {
+                Object::Secret(secret) => certified_key(secret).map_err(|(field, reason)| {
+                    self.issues.push(Issue::error(
+                        Some(stored.key()),
+                        Some(stored.origin.clone()),
+                        field,
+                        reason.clone(),
+                    ));
+                    SecretError::Invalid(reason)
+                }),
+                _ => Err(SecretError::Missing),
+            },
+        };
+        self.secrets.insert((namespace, name), loaded.clone());
+        loaded
+    }
+
+    pub(crate) fn finish(self) -> (Certificates, Vec<Issue>) {
+        let mut certificates = Certificates::default();
+        let mut by_secret: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (host, claim) in self.claims {
+            by_secret.entry(claim.secret).or_default().insert(host.display());
+            match host {
+                HostPattern::Exact(host) => certificates.exact.insert(host, claim.key),
+                HostPattern::Wildcard(suffix) => certificates.wildcard.insert(suffix, claim.key),
+            };
+        }
+        certificates.summaries = by_secret
+            .into_iter()
+            .map(|(secret, hosts)| CertificateSummary {
+                hosts: hosts.into_iter().collect(),
+                secret,
+            })
+            .collect();
+        (certificates, self.issues)
+    }
+}
+
+/// `"a.example" and "*.example"` style list for messages.
+fn host_list(hosts: &[(String, HostPattern)]) -> String {
+    let names: Vec<String> = hosts.iter().map(|(_, host)| format!("{:?}", host.display())).collect();
+    match names.as_slice() {
+        [one] => format!("host {one}"),
+        _ => format!("hosts {}", names.join(", ")),
+    }
+}
+
+pub(crate) fn lowered_message(raw: &str, host: &HostPattern) -> String {
+    format!(
+        "host {raw:?} is not lower-case (the API server rejects it); served as {:?}",
+        host.display()
+    )
+}
+
+/// One value of a Secret: `stringData` overrides `data` (base64). Error: (field, reason).
+fn secret_value(secret: &Secret, key: &str) -> Result<Vec<u8>, (String, String)> {
+    if let Some(text) = secret.string_data.get(key) {
+        return Ok(text.as_bytes().to_vec());
+    }
+    let Some(encoded) = secret.data.get(key) else {
+        return Err((
+            "data".to_string(),
+            format!("the Secret has no {key:?} (a kubernetes.io/tls Secret needs tls.crt and tls.key)"),
+        ));
+    };
+    // Folded YAML may leave line breaks inside a value.
+    let compact: String = encoded.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|err| (format!("data[{key}]"), format!("{key} is not valid base64: {err}")))
+}
+
+fn field_of(secret: &Secret, key: &str) -> String {
+    if secret.string_data.contains_key(key) {
+        format!("stringData[{key}]")
+    } else {
+        format!("data[{key}]")
+    }
+}
+
+/// Parses and checks a TLS Secret. Error: (field, reason).
+fn certified_key(secret: &Secret) -> Result<Arc<CertifiedKey>, (String, String)> {
+    let cert_pem = secret_value(secret, "tls.crt")?;
+    let key_pem = secret_value(secret, "tls.key")?;
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| (field_of(secret, "tls.crt"), format!("tls.crt is not valid PEM: {err}")))?;
+    if certs.is_empty() {
+        return Err((
+            field_of(secret, "tls.crt"),
+            "tls.crt holds no PEM CERTIFICATE block".to_string(),
+        ));
+    }
+    let private_key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|err| {
+        (
+            field_of(secret, "tls.key"),
+            format!("tls.key holds no usable PEM private key: {err}"),
+        )
+    })?;
+    let signing_key = rustls::crypto::ring::sign::any_supported_type(&private_key).map_err(|err| {
+        (
+            field_of(secret, "tls.key"),
+            format!("tls.key is not a supported private key (RSA, ECDSA P-256/P-384 or Ed25519): {err}"),
+        )
+    })?;
+    let key = CertifiedKey::new(certs, signing_key);
+    match key.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(Arc::new(key)),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => Err((
+            field_of(secret, "tls.key"),
+            "tls.key does not match the certificate in tls.crt".to_string(),
+        )),
+        Err(err) => Err((
+            field_of(secret, "tls.crt"),
+            format!("the certificate in tls.crt cannot be parsed: {err}"),
+        )),
+    }
+}
+
+/// Why the end-entity certificate is not valid for `host`, if it is not.
+fn not_covered(key: &CertifiedKey, host: &HostPattern) -> Option<String> {
+    let der = key.end_entity_cert().ok()?;
+    let parsed = rustls::server::ParsedCertificate::try_from(der).ok()?;
+    // A wildcard host is covered when any one-label name under it is.
+    let name = match host {
+        HostPattern::Exact(host) => host.clone(),
+        HostPattern::Wildcard(suffix) => format!("wildcard-check.{suffix}"),
+    };
+    let server_name = ServerName::try_from(name).ok()?;
+    rustls::client::verify_server_name(&parsed, &server_name)
+        .err()
+        .map(|err| err.to_string())
+}
