@@ -38,7 +38,7 @@ use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -50,8 +50,6 @@ pub const MAX_DELAY_MS: u64 = 60_000;
 pub const MAX_BYTES: u64 = 8 << 30;
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// A connection that sends nothing for this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// One 64 KiB chunk of the `bytes=N` pattern (byte `i` is `i % 256`); its length is a multiple
@@ -102,27 +100,26 @@ enum Protocol {
 }
 
 /// Peeks at the first bytes: the HTTP/2 connection preface means h2c, anything else HTTP/1.
-/// `None` when the client closed (or stayed silent) before deciding.
+/// `None` when the client closed before sending anything. There is no timeout: idle
+/// connections (e.g. a proxy's pool) stay open until the client closes them, so a test never
+/// races an echo-side close.
 async fn detect(stream: &TcpStream) -> io::Result<Option<Protocol>> {
     let mut buf = [0u8; H2_PREFACE.len()];
-    let decide = async {
-        loop {
-            let n = stream.peek(&mut buf).await?;
-            let seen = buf.get(..n).unwrap_or_default();
-            if n == 0 {
-                return Ok(None);
-            }
-            if !H2_PREFACE.starts_with(seen) {
-                return Ok(Some(Protocol::Http1));
-            }
-            if n == H2_PREFACE.len() {
-                return Ok(Some(Protocol::H2c));
-            }
-            // A preface split across segments: rare, so poll again shortly rather than buffer.
-            tokio::time::sleep(Duration::from_millis(2)).await;
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        let seen = buf.get(..n).unwrap_or_default();
+        if n == 0 {
+            return Ok(None);
         }
-    };
-    tokio::time::timeout(IDLE_TIMEOUT, decide).await.unwrap_or(Ok(None))
+        if !H2_PREFACE.starts_with(seen) {
+            return Ok(Some(Protocol::Http1));
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(Some(Protocol::H2c));
+        }
+        // A preface split across segments: rare, so poll again shortly rather than buffer.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, name: Arc<str>) {
@@ -138,9 +135,9 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, name: Arc<str>) {
     let io = TokioIo::new(stream);
     let result = match protocol {
         Protocol::Http1 => {
+            // No header-read timeout: see `detect`.
             hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(IDLE_TIMEOUT)
+                .header_read_timeout(None)
                 .serve_connection(io, service)
                 .with_upgrades()
                 .await
