@@ -1,7 +1,31 @@
 //! The data plane: listeners (HTTP/1.1, h2c, TLS with h2/http1.1 by ALPN), request routing over
 //! the current [`RouteTable`], and upstream pools kept outside the table.
 //!
-//! It sees only route tables, never Kubernetes objects.
+//! It sees only route tables, never Kubernetes objects. Shape, hottest first:
+//!
+//! - [`workers`]: N threads, each a current-thread tokio runtime with its own `SO_REUSEPORT`
+//!   listener socket per listener; accept loops; connection tracking for graceful shutdown.
+//! - [`server`]: one client connection: HTTP/1.1 (hyper, no auto-detection), h2c by a peek at the
+//!   preface, TLS (rustls) with h2 or HTTP/1.1 by ALPN.
+//! - [`forward`]: one request: route lookup, headers, upstream exchange, metrics, access log.
+//! - [`upstream`]: backends (endpoints, round robin kept across reloads), connecting, retries,
+//!   timeouts; [`upstream::pool`] keeps idle upstream connections per worker thread (no locks).
+//! - [`state`]: the installed table (one `ArcSwap` of table + backend handles + route stats).
+//! - [`tls`]: certificate by SNI from the current table, default self-signed certificate.
+//!
+//! Nothing here may panic on input: unwrap, expect, panic and unchecked indexing are denied.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod body;
+mod cidr;
+mod forward;
+mod headers;
+mod server;
+mod state;
+mod tls;
+mod upgrade;
+mod upstream;
+mod workers;
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,13 +35,84 @@ use std::time::Duration;
 use crate::metrics::Metrics;
 use crate::routes::RouteTable;
 
-/// Listener addresses, limits and timeouts. Defaults are documented in the README.
-#[derive(Debug, Clone, Default)]
+pub use cidr::{Cidr, CidrError};
+
+/// Listener addresses, limits and timeouts. Every default is given by [`ProxyConfig::default`]
+/// and documented on its field.
+#[derive(Debug, Clone)]
 pub struct ProxyConfig {
+    /// Plain listener (HTTP/1.1, and h2c with prior knowledge). Default: none.
     pub http: Option<SocketAddr>,
+    /// TLS listener (certificate by SNI; h2 or HTTP/1.1 by ALPN). Default: none.
     pub https: Option<SocketAddr>,
-    /// Worker threads (one current-thread runtime each); 0 means one per available core.
+    /// Worker threads (one current-thread runtime each); 0 (the default) means one per core
+    /// this process may run on (`available_parallelism`, which respects CPU affinity).
     pub workers: usize,
+    /// Peers whose `X-Forwarded-For` is trusted: the proxy appends to it (and takes `X-Real-IP`
+    /// from it) instead of replacing it. Default: none (every peer is the client).
+    pub trusted_proxies: Vec<Cidr>,
+    /// Largest request head (request line and headers) in bytes; larger → 431. Also the HTTP/2
+    /// header list limit. Default 64 KiB.
+    pub max_header_size: usize,
+    /// HTTP/1.1: a connection must deliver a request's complete headers within this time of
+    /// becoming ready for one (accepted, or the previous response sent), else it is closed. This
+    /// cuts off slow clients, and it is also the idle keep-alive timeout of HTTP/1.1
+    /// connections. Also bounds waiting for the first bytes of a plain connection. Default 30 s.
+    pub header_read_timeout: Duration,
+    /// HTTP/2 connections without an open stream for this long are closed (GOAWAY).
+    /// Default 60 s.
+    pub idle_timeout: Duration,
+    /// Time allowed for a TLS handshake. Default 10 s.
+    pub tls_handshake_timeout: Duration,
+    /// Concurrent streams per HTTP/2 client connection. Default 128.
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2 client connections are pinged this often; no answer within the same time closes
+    /// them. `None` disables pings. Default 30 s.
+    pub h2_keepalive_interval: Option<Duration>,
+    /// HTTP/2 streams reset by the client but not yet accepted, per connection, before the
+    /// connection is closed (rapid-reset protection). Default 20.
+    pub h2_max_pending_accept_reset_streams: usize,
+    /// HTTP/2 streams the proxy may reset because of client errors, per connection, before it
+    /// closes the connection. Default 1024.
+    pub h2_max_local_error_reset_streams: usize,
+    /// Connecting to an upstream endpoint. Exceeded → the next endpoint once, then 504.
+    /// Default 5 s.
+    pub connect_timeout: Duration,
+    /// Waiting for an upstream's response headers, per attempt (a route's
+    /// `backend_request` timeout overrides it). Exceeded → 504. Default 60 s.
+    pub response_header_timeout: Duration,
+    /// Idle upstream connections kept per endpoint and worker thread. Default 128.
+    pub upstream_max_idle_per_endpoint: usize,
+    /// Idle upstream connections unused for this long are closed (checked at this interval,
+    /// so they close after between one and two times it). Default 60 s.
+    pub upstream_idle_timeout: Duration,
+    /// Certificate served when SNI matches no configured certificate. `None` (the default):
+    /// a self-signed certificate for `localhost` generated at start.
+    pub default_certificate: Option<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            http: None,
+            https: None,
+            workers: 0,
+            trusted_proxies: Vec::new(),
+            max_header_size: 64 * 1024,
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            tls_handshake_timeout: Duration::from_secs(10),
+            h2_max_concurrent_streams: 128,
+            h2_keepalive_interval: Some(Duration::from_secs(30)),
+            h2_max_pending_accept_reset_streams: 20,
+            h2_max_local_error_reset_streams: 1024,
+            connect_timeout: Duration::from_secs(5),
+            response_header_timeout: Duration::from_secs(60),
+            upstream_max_idle_per_endpoint: 128,
+            upstream_idle_timeout: Duration::from_secs(60),
+            default_certificate: None,
+        }
+    }
 }
 
 /// Addresses actually bound (useful when a port was 0).
@@ -30,24 +125,26 @@ pub struct ProxyAddrs {
 /// A running proxy.
 pub struct Proxy {
     addrs: ProxyAddrs,
+    shared: Arc<state::Shared>,
+    workers: workers::Workers,
 }
 
 impl Proxy {
     /// Binds the listeners (so a taken port fails here) and starts the workers. Connections
     /// are accepted once the first table is installed.
     pub fn start(config: ProxyConfig, metrics: Arc<Metrics>) -> io::Result<Proxy> {
-        let _ = metrics;
-        Ok(Proxy {
-            addrs: ProxyAddrs {
-                http: config.http,
-                https: config.https,
-            },
-        })
+        let default_certificate = match &config.default_certificate {
+            Some(key) => key.clone(),
+            None => tls::self_signed("localhost").map_err(io::Error::other)?,
+        };
+        let shared = Arc::new(state::Shared::new(config, metrics, default_certificate));
+        let (workers, addrs) = workers::Workers::start(shared.clone())?;
+        Ok(Proxy { addrs, shared, workers })
     }
 
     /// Publishes a new table: binds its backends to (kept) upstream pools, then swaps it in.
     pub fn install(&self, table: Arc<RouteTable>) {
-        let _ = table;
+        self.shared.install(table);
     }
 
     pub fn local_addrs(&self) -> ProxyAddrs {
@@ -56,6 +153,12 @@ impl Proxy {
 
     /// Stops accepting, lets in-flight requests finish for up to `grace`, then returns.
     pub async fn shutdown(&self, grace: Duration) {
-        let _ = grace;
+        self.workers.shutdown(grace).await;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.workers.stop_now();
     }
 }

@@ -1,0 +1,172 @@
+//! One request, start to response headers: load the installed table once, find the route
+//! (404 if none), answer fixed-status routes, otherwise rewrite the headers and exchange with the
+//! backend (503 without endpoints, 502 on connect or protocol failure, 504 on timeout). Records
+//! the route's stats and, when enabled, one `access` event at DEBUG.
+//!
+//! Per-request work is kept small: no string formatting (header values of the connection are
+//! precomputed), no boxing (the response body is an enum), one table load.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{EXPECT, HOST, HeaderValue};
+use http::uri::Uri;
+use http::{Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+
+use super::body::{ProxyBody, error_response};
+use super::headers::{Peer, is_upgrade, set_forwarded, strip_hop_by_hop};
+use super::state::{Installed, Shared};
+use super::upgrade::splice;
+use super::upstream::{Deadlines, Failure};
+use crate::routes::{RequestInfo, RouteAction, RouteId};
+
+/// What every request of one client connection shares.
+pub(crate) struct Client {
+    pub shared: Arc<Shared>,
+    pub peer: Peer,
+    /// `http` or `https`, for `X-Forwarded-Proto`.
+    pub proto: HeaderValue,
+    /// The client speaks HTTP/2 (no upgrades, authority in the URI).
+    pub http2: bool,
+}
+
+/// The hyper service function: never fails; every problem is a status code.
+pub(crate) async fn serve(client: Arc<Client>, request: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
+    let started = Instant::now();
+    let installed = client.shared.current.load_full();
+    let access = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(|| {
+        (
+            request.method().clone(),
+            request.uri().clone(),
+            request.headers().get(HOST).cloned(),
+        )
+    });
+    let (response, route) = handle(&client, &installed, request).await;
+    let status = response.status();
+    let elapsed = started.elapsed();
+    match route.and_then(|id| installed.stats.get(id)) {
+        Some(stats) => stats.observe(status.as_u16(), elapsed),
+        None => client.shared.unrouted.observe(status.as_u16(), elapsed),
+    }
+    if let Some((method, uri, host)) = access {
+        let route = route.and_then(|id| installed.table.routes.get(id)).map(|r| &*r.name);
+        tracing::debug!(
+            target: "access",
+            peer = %client.peer.ip,
+            %method,
+            host = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or(""),
+            %uri,
+            status = status.as_u16(),
+            route = route.unwrap_or("-"),
+            elapsed_us = elapsed.as_micros() as u64,
+        );
+    }
+    Ok(response)
+}
+
+async fn handle(
+    client: &Client,
+    installed: &Installed,
+    mut request: Request<Incoming>,
+) -> (Response<ProxyBody>, Option<RouteId>) {
+    let table = &installed.table;
+    // The Host as received; HTTP/2 clients send `:authority` instead.
+    let mut host = request.headers().get(HOST).cloned();
+    let host_missing = host.is_none();
+    if host_missing {
+        host = request
+            .uri()
+            .authority()
+            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok());
+    }
+    let route_id = {
+        let info = RequestInfo {
+            host: host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or(""),
+            path: request.uri().path(),
+            query: request.uri().query(),
+            method: request.method(),
+            headers: request.headers(),
+        };
+        table.http.vhost(info.host).and_then(|vhost| vhost.find(&info))
+    };
+    let Some((id, route)) = route_id.and_then(|id| table.routes.get(id).map(|route| (id, route))) else {
+        return (error_response(StatusCode::NOT_FOUND), None);
+    };
+    let backend = match route.action {
+        RouteAction::Respond(status) => return (error_response(status), Some(id)),
+        RouteAction::Forward(backend) => backend,
+    };
+    let Some(upstream) = installed.upstreams.get(backend).filter(|u| u.has_endpoints()) else {
+        return (error_response(route.unavailable), Some(id));
+    };
+
+    let upgrade = !client.http2 && upstream.is_http1() && is_upgrade(request.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    {
+        let config = &client.shared.config;
+        let headers = request.headers_mut();
+        strip_hop_by_hop(headers, upgrade);
+        // The client's `100-continue` is answered by our server when the body is first read.
+        headers.remove(EXPECT);
+        if host_missing {
+            if let Some(host) = &host {
+                headers.insert(HOST, host.clone());
+            }
+        }
+        set_forwarded(headers, &client.peer, &client.proto, host, &config.trusted_proxies);
+    }
+    if request.uri().scheme().is_some() || request.uri().authority().is_some() {
+        // Absolute form (HTTP/2, or a proxy-style HTTP/1.1 request): origin form upstream.
+        let origin = request
+            .uri()
+            .path_and_query()
+            .cloned()
+            .map(Uri::from)
+            .unwrap_or_else(|| Uri::from_static("/"));
+        *request.uri_mut() = origin;
+    }
+    *request.version_mut() = Version::HTTP_11;
+
+    let config = &client.shared.config;
+    let deadlines = Deadlines {
+        connect: config.connect_timeout,
+        response_header: route.timeouts.backend_request.unwrap_or(config.response_header_timeout),
+    };
+    let metrics = &*client.shared.metrics;
+    let sending = upstream.send(request, deadlines, metrics);
+    let result = match route.timeouts.request {
+        None => sending.await,
+        Some(limit) => match tokio::time::timeout(limit, sending).await {
+            Ok(result) => result,
+            Err(_) => {
+                metrics.upstream_error(&upstream.key, "timeout");
+                Err(Failure::Timeout)
+            }
+        },
+    };
+    let (mut response, lease) = match result {
+        Ok(exchange) => exchange,
+        Err(Failure::Timeout) => return (error_response(StatusCode::GATEWAY_TIMEOUT), Some(id)),
+        Err(Failure::Connect | Failure::Protocol) => return (error_response(StatusCode::BAD_GATEWAY), Some(id)),
+    };
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            // A 101 nobody asked for cannot be relayed.
+            metrics.upstream_error(&upstream.key, "protocol");
+            return (error_response(StatusCode::BAD_GATEWAY), Some(id));
+        };
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        let (mut parts, _) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers, true);
+        parts.version = Version::HTTP_11;
+        splice(client_upgrade, upstream_upgrade, lease);
+        return (Response::from_parts(parts, ProxyBody::empty()), Some(id));
+    }
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers, false);
+    parts.version = Version::HTTP_11;
+    (Response::from_parts(parts, ProxyBody::upstream(body, lease)), Some(id))
+}

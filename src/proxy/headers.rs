@@ -1,0 +1,217 @@
+//! Header rewriting between client and upstream: hop-by-hop headers removed both ways, and the
+//! `X-Forwarded-*` / `X-Real-IP` headers the backend sees. Per-connection values (the peer's
+//! address as a header value) are computed once per connection, not per request.
+
+use std::net::IpAddr;
+
+use http::HeaderMap;
+use http::header::{CONNECTION, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+
+use super::cidr::Cidr;
+
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+pub(crate) const PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
+pub(crate) const PROTO_HTTPS: HeaderValue = HeaderValue::from_static("https");
+const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
+
+/// True when the request asks to switch protocols (`Connection: upgrade` plus `Upgrade`).
+pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(UPGRADE) && connection_has(headers, "upgrade")
+}
+
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers.get_all(CONNECTION).iter().any(|value| {
+        value
+            .to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+/// Removes hop-by-hop headers: `Connection` and the headers it names, `Keep-Alive`,
+/// `Proxy-Connection`, `TE` (unless it is just `trailers`), `Trailer`, `Transfer-Encoding`,
+/// `Upgrade`. With `upgrade`, the `Upgrade` header stays and `Connection: upgrade` is set.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderValue> = headers.get_all(CONNECTION).iter().cloned().collect();
+        headers.remove(CONNECTION);
+        for value in &named {
+            let Ok(value) = value.to_str() else { continue };
+            for token in value.split(',') {
+                let token = token.trim();
+                if token.is_empty() || (upgrade && token.eq_ignore_ascii_case("upgrade")) {
+                    continue;
+                }
+                headers.remove(token);
+            }
+        }
+    }
+    headers.remove(KEEP_ALIVE);
+    headers.remove(PROXY_CONNECTION);
+    headers.remove(TRANSFER_ENCODING);
+    headers.remove(TRAILER);
+    if let Some(te) = headers.get(TE) {
+        if !te.as_bytes().eq_ignore_ascii_case(b"trailers") {
+            headers.remove(TE);
+        }
+    }
+    if upgrade {
+        headers.insert(CONNECTION, UPGRADE_TOKEN);
+    } else {
+        headers.remove(UPGRADE);
+    }
+}
+
+/// The peer as the backend should learn it.
+pub(crate) struct Peer {
+    pub ip: IpAddr,
+    /// `ip` as a header value, made once per connection.
+    pub ip_value: HeaderValue,
+    /// The peer is a trusted proxy: its `X-Forwarded-For` is kept and extended.
+    pub trusted: bool,
+}
+
+impl Peer {
+    pub fn new(ip: IpAddr, trusted_proxies: &[Cidr]) -> Peer {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        let trusted = trusted_proxies.iter().any(|cidr| cidr.contains(ip));
+        let ip_value = HeaderValue::try_from(ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"));
+        Peer { ip, ip_value, trusted }
+    }
+}
+
+/// Sets `X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto` and `X-Forwarded-Host`.
+pub(crate) fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: &Peer,
+    proto: &HeaderValue,
+    host: Option<HeaderValue>,
+    trusted_proxies: &[Cidr],
+) {
+    if peer.trusted && headers.contains_key(X_FORWARDED_FOR) {
+        let mut chain = String::new();
+        for value in headers.get_all(X_FORWARDED_FOR) {
+            if let Ok(value) = value.to_str() {
+                if !chain.is_empty() {
+                    chain.push_str(", ");
+                }
+                chain.push_str(value);
+            }
+        }
+        let client = real_client(&chain, trusted_proxies).map(str::to_owned);
+        if !chain.is_empty() {
+            chain.push_str(", ");
+        }
+        chain.push_str(&peer.ip.to_string());
+        match HeaderValue::try_from(chain) {
+            Ok(value) => {
+                headers.insert(X_FORWARDED_FOR, value);
+            }
+            Err(_) => {
+                headers.insert(X_FORWARDED_FOR, peer.ip_value.clone());
+            }
+        }
+        let real_ip = client
+            .and_then(|client| HeaderValue::try_from(client).ok())
+            .unwrap_or_else(|| peer.ip_value.clone());
+        headers.insert(X_REAL_IP, real_ip);
+    } else {
+        headers.insert(X_FORWARDED_FOR, peer.ip_value.clone());
+        headers.insert(X_REAL_IP, peer.ip_value.clone());
+    }
+    headers.insert(X_FORWARDED_PROTO, proto.clone());
+    match host {
+        Some(host) => {
+            headers.insert(X_FORWARDED_HOST, host);
+        }
+        None => {
+            headers.remove(X_FORWARDED_HOST);
+        }
+    }
+}
+
+/// The client as seen through a chain of trusted proxies: walking `X-Forwarded-For` from the
+/// right, the first address that is not a trusted proxy (or the leftmost one).
+fn real_client<'a>(chain: &'a str, trusted_proxies: &[Cidr]) -> Option<&'a str> {
+    let mut leftmost = None;
+    for entry in chain.rsplit(',').map(str::trim).filter(|e| !e.is_empty()) {
+        leftmost = Some(entry);
+        match entry.parse::<IpAddr>() {
+            Ok(ip) if trusted_proxies.iter().any(|cidr| cidr.contains(ip)) => continue,
+            _ => return Some(entry),
+        }
+    }
+    leftmost
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn strips_connection_named_and_fixed_hop_headers() {
+        let mut map = headers(&[
+            ("connection", "close, X-Secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("te", "gzip"),
+            ("trailer", "x"),
+            ("upgrade", "websocket"),
+            ("proxy-connection", "keep-alive"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut map, false);
+        assert_eq!(map.len(), 1, "{map:?}");
+        assert_eq!(map["x-kept"], "yes");
+    }
+
+    #[test]
+    fn keeps_te_trailers_and_upgrade_when_upgrading() {
+        let mut map = headers(&[("connection", "Upgrade"), ("upgrade", "websocket"), ("te", "trailers")]);
+        strip_hop_by_hop(&mut map, true);
+        assert_eq!(map["connection"], "upgrade");
+        assert_eq!(map["upgrade"], "websocket");
+        assert_eq!(map["te"], "trailers");
+    }
+
+    #[test]
+    fn untrusted_peer_replaces_the_chain() {
+        let peer = Peer::new("192.0.2.9".parse().unwrap(), &[]);
+        let mut map = headers(&[("x-forwarded-for", "6.6.6.6"), ("x-real-ip", "6.6.6.6")]);
+        set_forwarded(&mut map, &peer, &PROTO_HTTP, Some("a.example".parse().unwrap()), &[]);
+        assert_eq!(map["x-forwarded-for"], "192.0.2.9");
+        assert_eq!(map["x-real-ip"], "192.0.2.9");
+        assert_eq!(map["x-forwarded-proto"], "http");
+        assert_eq!(map["x-forwarded-host"], "a.example");
+    }
+
+    #[test]
+    fn trusted_peer_extends_the_chain_and_finds_the_client() {
+        let trusted: Vec<Cidr> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer = Peer::new("10.0.0.2".parse().unwrap(), &trusted);
+        let mut map = headers(&[("x-forwarded-for", "198.51.100.7, 10.0.0.1")]);
+        set_forwarded(&mut map, &peer, &PROTO_HTTPS, None, &trusted);
+        assert_eq!(map["x-forwarded-for"], "198.51.100.7, 10.0.0.1, 10.0.0.2");
+        assert_eq!(map["x-real-ip"], "198.51.100.7");
+        assert_eq!(map["x-forwarded-proto"], "https");
+        assert!(!map.contains_key("x-forwarded-host"));
+    }
+}

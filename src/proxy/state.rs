@@ -1,0 +1,98 @@
+//! What the proxy shares across workers: its settings, the metrics handle and the installed
+//! table. The installed table is ONE `ArcSwap` holding the route table together with what the
+//! data plane resolved for it (a handle per backend, a stats handle per route), so a request
+//! loads one consistent world. Balancer state lives outside it, keyed by backend identity, and
+//! survives reloads; idle upstream connections live in per-worker pools keyed by address.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use super::ProxyConfig;
+use super::upstream::{Balancer, Upstream};
+use crate::metrics::{Metrics, RouteStats};
+use crate::routes::{BackendKey, RouteTable};
+
+/// Proxy-wide state, shared by every worker thread.
+pub(crate) struct Shared {
+    pub config: ProxyConfig,
+    pub metrics: Arc<Metrics>,
+    pub current: ArcSwap<Installed>,
+    pub default_certificate: Arc<rustls::sign::CertifiedKey>,
+    /// Stats of requests that matched no route.
+    pub unrouted: Arc<RouteStats>,
+    /// Becomes true when the first table is installed; workers accept only after that.
+    pub ready: watch::Sender<bool>,
+    /// Balancer state by backend identity, kept across reloads. Touched only by `install`.
+    balancers: Mutex<HashMap<BackendKey, Arc<Balancer>>>,
+}
+
+/// One published world: the table plus what the data plane resolved for it.
+pub(crate) struct Installed {
+    pub table: Arc<RouteTable>,
+    /// By `BackendId`.
+    pub upstreams: Vec<Arc<Upstream>>,
+    /// By `RouteId`.
+    pub stats: Vec<Arc<RouteStats>>,
+}
+
+impl Shared {
+    pub fn new(
+        config: ProxyConfig,
+        metrics: Arc<Metrics>,
+        default_certificate: Arc<rustls::sign::CertifiedKey>,
+    ) -> Self {
+        let unrouted = metrics.unrouted();
+        let (ready, _) = watch::channel(false);
+        Shared {
+            config,
+            metrics,
+            current: ArcSwap::from_pointee(Installed {
+                table: Arc::new(RouteTable::default()),
+                upstreams: Vec::new(),
+                stats: Vec::new(),
+            }),
+            default_certificate,
+            unrouted,
+            ready,
+            balancers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Resolves a table's backends and route stats, then publishes it with a single store.
+    pub fn install(&self, table: Arc<RouteTable>) {
+        let upstreams = {
+            let mut balancers = match self.balancers.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let mut kept = HashMap::with_capacity(table.backends.len());
+            let upstreams: Vec<Arc<Upstream>> = table
+                .backends
+                .iter()
+                .map(|backend| {
+                    let balancer = kept
+                        .entry(backend.key.clone())
+                        .or_insert_with(|| balancers.get(&backend.key).cloned().unwrap_or_default())
+                        .clone();
+                    Arc::new(Upstream::new(backend, balancer))
+                })
+                .collect();
+            *balancers = kept;
+            upstreams
+        };
+        let stats = table
+            .routes
+            .iter()
+            .map(|route| self.metrics.route_stats(&route.name))
+            .collect();
+        self.current.store(Arc::new(Installed {
+            table,
+            upstreams,
+            stats,
+        }));
+        self.ready.send_replace(true);
+    }
+}

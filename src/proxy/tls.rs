@@ -1,0 +1,88 @@
+//! TLS for the HTTPS listener: the rustls server configuration (TLS 1.2 and 1.3, ALPN h2 and
+//! http/1.1) and the certificate resolver, which reads the CURRENT table's certificates on every
+//! handshake (exact SNI, then wildcard by one label, then the default certificate). Also makes
+//! the default self-signed certificate. It never loads key material from files itself: the
+//! table carries parsed certificates.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
+
+use super::state::Shared;
+use crate::routes::{Certificates, normalize_host};
+
+/// Picks the certificate for a handshake from the installed table.
+pub(crate) struct SniResolver {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SniResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SniResolver").finish_non_exhaustive()
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let installed = self.shared.current.load();
+        let chosen = hello
+            .server_name()
+            .and_then(|name| pick(&installed.table.certificates, name));
+        Some(chosen.unwrap_or_else(|| self.shared.default_certificate.clone()))
+    }
+}
+
+/// Exact name first, then the wildcard certificate covering exactly one more label.
+fn pick(certificates: &Certificates, server_name: &str) -> Option<Arc<CertifiedKey>> {
+    let host = normalize_host(server_name);
+    if let Some(key) = certificates.exact.get(host.as_ref()) {
+        return Some(key.clone());
+    }
+    let (_, parent) = host.split_once('.')?;
+    certificates.wildcard.get(parent).cloned()
+}
+
+/// The HTTPS listener's configuration: certificate by SNI, ALPN h2 then http/1.1.
+pub(crate) fn server_config(shared: Arc<Shared>) -> io::Result<Arc<ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(io::Error::other)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SniResolver { shared }));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.session_storage = ServerSessionMemoryCache::new(4096);
+    Ok(Arc::new(config))
+}
+
+/// A self-signed certificate and key for `name`, for when no certificate matches.
+pub(crate) fn self_signed(name: &str) -> io::Result<Arc<CertifiedKey>> {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec![name.to_string()]).map_err(io::Error::other)?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(signing_key.serialize_der().into());
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key).map_err(io::Error::other)?;
+    Ok(Arc::new(CertifiedKey::new(vec![cert.der().clone()], signer)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_then_one_label_wildcard() {
+        let exact = self_signed("a.example").unwrap();
+        let wildcard = self_signed("*.example").unwrap();
+        let mut certificates = Certificates::default();
+        certificates.exact.insert("a.example".into(), exact.clone());
+        certificates.wildcard.insert("example".into(), wildcard.clone());
+        assert!(Arc::ptr_eq(&pick(&certificates, "A.Example").unwrap(), &exact));
+        assert!(Arc::ptr_eq(&pick(&certificates, "b.example").unwrap(), &wildcard));
+        assert!(pick(&certificates, "c.b.example").is_none());
+        assert!(pick(&certificates, "example").is_none());
+    }
+}

@@ -1,0 +1,313 @@
+//! Upstreams: a backend's endpoints and balancer as the data plane holds them, and one
+//! request/response exchange with it: pick an endpoint (round robin), reuse a pooled connection
+//! or connect (try another endpoint once on connect failure), send, wait for the response
+//! headers (bounded). Errors are counted here; the caller maps them to 502/504.
+//!
+//! It never buffers bodies: the request body streams to the upstream as the client sends it.
+
+pub(crate) mod pool;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme, Uri};
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use self::pool::{Lease, PoolKey};
+use crate::metrics::Metrics;
+use crate::routes::{Backend, BackendKey, BackendTarget, UpstreamProtocol};
+
+/// Round-robin position of a backend; kept across reloads by backend identity.
+#[derive(Debug, Default)]
+pub(crate) struct Balancer {
+    next: AtomicUsize,
+}
+
+/// Where a backend's requests go, resolved for one installed table.
+pub(crate) struct Upstream {
+    pub key: BackendKey,
+    target: Target,
+    protocol: UpstreamProtocol,
+    balancer: Arc<Balancer>,
+}
+
+enum Target {
+    Endpoints(Box<[SocketAddr]>),
+    /// An ExternalName Service: resolved when connecting.
+    External(PoolKey),
+}
+
+/// Why an exchange failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// No connection could be made (→ 502).
+    Connect,
+    /// Connecting or waiting for response headers took too long (→ 504).
+    Timeout,
+    /// The connection failed during the exchange, or the upstream spoke badly (→ 502).
+    Protocol,
+}
+
+impl Failure {
+    fn metric(self) -> &'static str {
+        match self {
+            Failure::Connect => "connect",
+            Failure::Timeout => "timeout",
+            Failure::Protocol => "protocol",
+        }
+    }
+}
+
+/// Time limits of one exchange.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadlines {
+    pub connect: Duration,
+    /// Per attempt, from sending the request to the response headers.
+    pub response_header: Duration,
+}
+
+/// A response with headers, and the connection to give back once its body is read.
+pub(crate) type Exchange = (Response<Incoming>, Option<Lease>);
+
+impl Upstream {
+    pub fn new(backend: &Backend, balancer: Arc<Balancer>) -> Upstream {
+        let target = match &backend.target {
+            BackendTarget::Endpoints(addrs) => Target::Endpoints(addrs.clone().into_boxed_slice()),
+            BackendTarget::External { host, port } => Target::External(PoolKey::Name(Arc::from(host.as_str()), *port)),
+        };
+        Upstream {
+            key: backend.key.clone(),
+            target,
+            protocol: backend.protocol,
+            balancer,
+        }
+    }
+
+    /// False when the backend has no ready endpoint (→ the route's `unavailable` status).
+    pub fn has_endpoints(&self) -> bool {
+        match &self.target {
+            Target::Endpoints(addrs) => !addrs.is_empty(),
+            Target::External(_) => true,
+        }
+    }
+
+    pub fn is_http1(&self) -> bool {
+        self.protocol == UpstreamProtocol::Http1
+    }
+
+    /// The next endpoint in round-robin order.
+    fn pick(&self) -> Option<PoolKey> {
+        match &self.target {
+            Target::Endpoints(addrs) => {
+                let len = addrs.len();
+                if len == 0 {
+                    return None;
+                }
+                let index = self.balancer.next.fetch_add(1, Ordering::Relaxed) % len;
+                addrs.get(index).map(|addr| PoolKey::Addr(*addr))
+            }
+            Target::External(key) => Some(key.clone()),
+        }
+    }
+
+    /// The endpoint after `key`, if there is another one (for the one retry on connect failure).
+    fn other_than(&self, key: &PoolKey) -> Option<PoolKey> {
+        let Target::Endpoints(addrs) = &self.target else {
+            return None;
+        };
+        if addrs.len() < 2 {
+            return None;
+        }
+        let position = addrs.iter().position(|addr| PoolKey::Addr(*addr) == *key).unwrap_or(0);
+        addrs.get((position + 1) % addrs.len()).map(|addr| PoolKey::Addr(*addr))
+    }
+
+    /// One exchange. `request` must already carry the headers the upstream should see, in
+    /// origin form for HTTP/1.1.
+    pub async fn send(
+        &self,
+        request: Request<Incoming>,
+        deadlines: Deadlines,
+        metrics: &Metrics,
+    ) -> Result<Exchange, Failure> {
+        match self.protocol {
+            UpstreamProtocol::Http1 => self.send_h1(request, deadlines, metrics).await,
+            UpstreamProtocol::H2c => self.send_h2(request, deadlines, metrics).await,
+        }
+    }
+
+    /// Counts a failure of this upstream and hands it on.
+    fn record(&self, metrics: &Metrics, failure: Failure) -> Failure {
+        metrics.upstream_error(&self.key, failure.metric());
+        failure
+    }
+
+    async fn send_h1(
+        &self,
+        request: Request<Incoming>,
+        deadlines: Deadlines,
+        metrics: &Metrics,
+    ) -> Result<Exchange, Failure> {
+        let mut request = request;
+        let Some(mut key) = self.pick() else {
+            return Err(Failure::Connect);
+        };
+        if let Some(mut conn) = pool::checkout_h1(&key) {
+            match timeout(deadlines.response_header, conn.try_send_request(request)).await {
+                Ok(Ok(response)) => return Ok((response, Some(Lease::new(key, conn)))),
+                Ok(Err(mut error)) => match error.take_message() {
+                    // Closed before the request was written: safe to send it on a new connection.
+                    Some(unsent) => request = unsent,
+                    None => return Err(self.record(metrics, Failure::Protocol)),
+                },
+                Err(_) => return Err(self.record(metrics, Failure::Timeout)),
+            }
+        }
+        let mut conn = match connect_h1(&key, deadlines.connect).await {
+            Ok(conn) => conn,
+            Err(failure) => {
+                self.record(metrics, failure);
+                let Some(other) = self.other_than(&key) else {
+                    return Err(failure);
+                };
+                key = other;
+                connect_h1(&key, deadlines.connect)
+                    .await
+                    .map_err(|failure| self.record(metrics, failure))?
+            }
+        };
+        match timeout(deadlines.response_header, conn.try_send_request(request)).await {
+            Ok(Ok(response)) => Ok((response, Some(Lease::new(key, conn)))),
+            Ok(Err(_)) => Err(self.record(metrics, Failure::Protocol)),
+            Err(_) => Err(self.record(metrics, Failure::Timeout)),
+        }
+    }
+
+    async fn send_h2(
+        &self,
+        request: Request<Incoming>,
+        deadlines: Deadlines,
+        metrics: &Metrics,
+    ) -> Result<Exchange, Failure> {
+        let mut request = request;
+        to_h2_form(&mut request);
+        let Some(mut key) = self.pick() else {
+            return Err(Failure::Connect);
+        };
+        if let Some(mut conn) = pool::checkout_h2(&key) {
+            match timeout(deadlines.response_header, conn.try_send_request(request)).await {
+                Ok(Ok(response)) => return Ok((response, None)),
+                Ok(Err(mut error)) => match error.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(self.record(metrics, Failure::Protocol)),
+                },
+                Err(_) => return Err(self.record(metrics, Failure::Timeout)),
+            }
+        }
+        let mut conn = match connect_h2(&key, deadlines.connect).await {
+            Ok(conn) => conn,
+            Err(failure) => {
+                self.record(metrics, failure);
+                let Some(other) = self.other_than(&key) else {
+                    return Err(failure);
+                };
+                key = other;
+                connect_h2(&key, deadlines.connect)
+                    .await
+                    .map_err(|failure| self.record(metrics, failure))?
+            }
+        };
+        pool::offer_h2(key, conn.clone());
+        match timeout(deadlines.response_header, conn.send_request(request)).await {
+            Ok(Ok(response)) => Ok((response, None)),
+            Ok(Err(_)) => Err(self.record(metrics, Failure::Protocol)),
+            Err(_) => Err(self.record(metrics, Failure::Timeout)),
+        }
+    }
+}
+
+/// HTTP/2 wants `:scheme` and `:authority`: take the authority from Host.
+fn to_h2_form(request: &mut Request<Incoming>) {
+    *request.version_mut() = Version::HTTP_2;
+    let authority = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|host| Authority::try_from(host.as_bytes()).ok());
+    let Some(authority) = authority else {
+        return;
+    };
+    let mut parts = std::mem::take(request.uri_mut()).into_parts();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+        request.headers_mut().remove(http::header::HOST);
+    }
+}
+
+async fn connect_tcp(key: &PoolKey, limit: Duration) -> Result<TcpStream, Failure> {
+    let connecting = async {
+        match key {
+            PoolKey::Addr(addr) => TcpStream::connect(*addr).await,
+            PoolKey::Name(host, port) => {
+                let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+                for addr in tokio::net::lookup_host((&**host, *port)).await? {
+                    match TcpStream::connect(addr).await {
+                        Ok(stream) => return Ok(stream),
+                        Err(error) => last = error,
+                    }
+                }
+                Err(last)
+            }
+        }
+    };
+    match timeout(limit, connecting).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(endpoint = ?key, %error, "upstream connect failed");
+            Err(Failure::Connect)
+        }
+        Err(_) => Err(Failure::Timeout),
+    }
+}
+
+async fn connect_h1(key: &PoolKey, limit: Duration) -> Result<http1::SendRequest<Incoming>, Failure> {
+    let stream = connect_tcp(key, limit).await?;
+    let (sender, connection) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|_| Failure::Connect)?;
+    tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    });
+    Ok(sender)
+}
+
+async fn connect_h2(key: &PoolKey, limit: Duration) -> Result<http2::SendRequest<Incoming>, Failure> {
+    let stream = connect_tcp(key, limit).await?;
+    let handshake = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(TokioIo::new(stream));
+    let (sender, connection) = match timeout(limit, handshake).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(_)) => return Err(Failure::Connect),
+        Err(_) => return Err(Failure::Timeout),
+    };
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}

@@ -1,0 +1,283 @@
+//! Worker threads and listener sockets. Each worker is a thread running a current-thread tokio
+//! runtime with its own `SO_REUSEPORT` socket per listener (the kernel spreads connections
+//! across them), so a connection and everything it does stay on one thread. Sockets are bound
+//! in [`Workers::start`], on the caller's thread, so a taken port fails there.
+//!
+//! Lifecycle: accept once the first table is installed; on drain, stop accepting and ask every
+//! connection to finish; on stop (after the grace period), end the runtimes.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+
+use super::ProxyAddrs;
+use super::server::{Serving, draining};
+use super::state::Shared;
+use super::tls;
+use super::upstream::pool;
+
+/// Running worker threads.
+pub(crate) struct Workers {
+    /// true: stop accepting, finish connections gracefully.
+    drain: watch::Sender<bool>,
+    /// true: end the worker runtimes now.
+    stop: watch::Sender<bool>,
+    connections: Arc<Tracker>,
+    /// Each worker thread sends once when its runtime has ended.
+    exited: tokio::sync::Mutex<mpsc::UnboundedReceiver<()>>,
+    count: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Plain,
+    Tls,
+}
+
+impl Workers {
+    pub fn start(shared: Arc<Shared>) -> io::Result<(Workers, ProxyAddrs)> {
+        let config = &shared.config;
+        let count = match config.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let mut addrs = ProxyAddrs::default();
+        let mut plain = match config.http {
+            Some(addr) => {
+                let (sockets, bound) = bind_group(addr, count)?;
+                addrs.http = Some(bound);
+                sockets.into_iter().map(Some).collect()
+            }
+            None => Vec::new(),
+        };
+        let mut secure = match config.https {
+            Some(addr) => {
+                let (sockets, bound) = bind_group(addr, count)?;
+                addrs.https = Some(bound);
+                sockets.into_iter().map(Some).collect()
+            }
+            None => Vec::new(),
+        };
+        let tls_config = match config.https {
+            Some(_) => Some(tls::server_config(shared.clone())?),
+            None => None,
+        };
+        let (drain, _) = watch::channel(false);
+        let (stop, _) = watch::channel(false);
+        let connections = Arc::new(Tracker::default());
+        let (exited_tx, exited) = mpsc::unbounded_channel();
+        for index in 0..count {
+            let mut listeners = Vec::new();
+            if let Some(socket) = plain.get_mut(index).and_then(Option::take) {
+                listeners.push((socket, Kind::Plain));
+            }
+            if let Some(socket) = secure.get_mut(index).and_then(Option::take) {
+                listeners.push((socket, Kind::Tls));
+            }
+            let worker = Worker {
+                serving: Arc::new(Serving::new(shared.clone(), tls_config.clone())),
+                shared: shared.clone(),
+                drain: drain.subscribe(),
+                stop: stop.subscribe(),
+                connections: connections.clone(),
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let exited_tx = exited_tx.clone();
+            std::thread::Builder::new()
+                .name(format!("vestibule-worker-{index}"))
+                .spawn(move || {
+                    runtime.block_on(worker.run(listeners));
+                    drop(runtime);
+                    let _ = exited_tx.send(());
+                })?;
+        }
+        Ok((
+            Workers {
+                drain,
+                stop,
+                connections,
+                exited: tokio::sync::Mutex::new(exited),
+                count,
+            },
+            addrs,
+        ))
+    }
+
+    /// Stops accepting, lets connections finish for up to `grace`, then ends the workers.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.drain.send_replace(true);
+        let _ = tokio::time::timeout(grace, self.connections.wait_idle()).await;
+        self.stop.send_replace(true);
+        // Runtimes end promptly once stopped; bound the wait all the same.
+        let mut exited = self.exited.lock().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            for _ in 0..self.count {
+                if exited.recv().await.is_none() {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Ends the workers without waiting (the proxy was dropped).
+    pub fn stop_now(&self) {
+        self.drain.send_replace(true);
+        self.stop.send_replace(true);
+    }
+}
+
+struct Worker {
+    serving: Arc<Serving>,
+    shared: Arc<Shared>,
+    drain: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    connections: Arc<Tracker>,
+}
+
+impl Worker {
+    async fn run(mut self, listeners: Vec<(std::net::TcpListener, Kind)>) {
+        pool::configure(self.shared.config.upstream_max_idle_per_endpoint);
+        let mut ready = self.shared.ready.subscribe();
+        tokio::select! {
+            _ = ready.wait_for(|ready| *ready) => {}
+            _ = self.stop.wait_for(|stop| *stop) => return,
+        }
+        for (socket, kind) in listeners {
+            match TcpListener::from_std(socket) {
+                Ok(listener) => {
+                    tokio::spawn(accept_loop(
+                        listener,
+                        kind,
+                        self.serving.clone(),
+                        self.drain.clone(),
+                        self.connections.clone(),
+                    ));
+                }
+                Err(error) => tracing::error!(%error, "cannot register a listener socket"),
+            }
+        }
+        let sweep_every = self.shared.config.upstream_idle_timeout.max(Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(sweep_every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                pool::sweep();
+            }
+        });
+        let _ = self.stop.wait_for(|stop| *stop).await;
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    kind: Kind,
+    serving: Arc<Serving>,
+    mut drain: watch::Receiver<bool>,
+    connections: Arc<Tracker>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = draining(&mut drain) => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let guard = connections.enter();
+                let serving = serving.clone();
+                let drain = drain.clone();
+                tokio::spawn(async move {
+                    match kind {
+                        Kind::Plain => serving.plain(stream, peer, drain).await,
+                        Kind::Tls => serving.tls(stream, peer, drain).await,
+                    }
+                    drop(guard);
+                });
+            }
+            Err(error) if is_per_connection(&error) => {}
+            Err(error) => {
+                // Out of file descriptors or memory: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    // Dropping the listener closes this worker's socket: no more connections land here.
+}
+
+fn is_per_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
+    )
+}
+
+/// Binds `count` sockets to one address with `SO_REUSEPORT`; with port 0, the first socket
+/// picks the port and the others join it.
+fn bind_group(addr: SocketAddr, count: usize) -> io::Result<(Vec<std::net::TcpListener>, SocketAddr)> {
+    let first = bind_one(addr)?;
+    let bound = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(bind_one(bound)?);
+    }
+    Ok((sockets, bound))
+}
+
+fn bind_one(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    // Accepted sockets inherit it on Linux; set again per connection elsewhere to be sure.
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Counts open client connections, so a drain can wait for them to finish.
+#[derive(Default)]
+struct Tracker {
+    active: AtomicUsize,
+    idle: Notify,
+}
+
+struct ConnectionGuard(Arc<Tracker>);
+
+impl Tracker {
+    fn enter(self: &Arc<Self>) -> ConnectionGuard {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        ConnectionGuard(self.clone())
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.active.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
