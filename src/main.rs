@@ -1,1 +1,191 @@
-fn main() {}
+//! The `vestibule` binary: command line, logging, and the tokio runtime. Everything else lives
+//! in the library.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use vestibule::app::{self, RunOptions};
+use vestibule::proxy::ProxyConfig;
+use vestibule::translate::TranslateOptions;
+
+#[derive(Parser)]
+#[command(name = "vestibule", version, about = "An ingress controller and edge load balancer for Kubernetes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller and proxy.
+    Run(RunArgs),
+    /// Serve the bundled example (echo backends, host/path/TLS routing) on loopback ports.
+    Demo(DemoArgs),
+    /// A small echo backend: answers every request with JSON describing it.
+    Echo {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "echo")]
+        name: String,
+    },
+    /// Validate manifests offline: print the translated routes, warnings and errors; exit 1 on errors.
+    Check {
+        /// Manifest file or directory (repeatable).
+        #[arg(short = 'f', long = "manifests", required = true)]
+        manifests: Vec<PathBuf>,
+        #[arg(long)]
+        publish_address: Option<String>,
+    },
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// File or directory of multi-document YAML manifests; watched, changes applied live (repeatable).
+    #[arg(short = 'f', long = "manifests", env = "VESTIBULE_MANIFESTS", value_delimiter = ',')]
+    manifests: Vec<PathBuf>,
+    /// Watch the Kubernetes API (not available in this version).
+    #[arg(long, env = "VESTIBULE_KUBERNETES")]
+    kubernetes: bool,
+    /// Read routes from Docker container labels (not available in this version).
+    #[arg(long, env = "VESTIBULE_DOCKER", num_args = 0..=1, default_missing_value = "/var/run/docker.sock")]
+    docker: Option<String>,
+    /// Plain HTTP listener for Ingress traffic.
+    #[arg(long, env = "VESTIBULE_HTTP", default_value = "0.0.0.0:80")]
+    http: SocketAddr,
+    /// TLS listener for Ingress traffic (certificate by SNI).
+    #[arg(long, env = "VESTIBULE_HTTPS", default_value = "0.0.0.0:443")]
+    https: SocketAddr,
+    /// Admin server: /healthz, /readyz, /metrics, /api/status, /api/routes, dashboard.
+    #[arg(long, env = "VESTIBULE_ADMIN", default_value = "127.0.0.1:9000")]
+    admin: SocketAddr,
+    /// Address Gateway API listeners bind (Gateway API arrives in a later version).
+    #[arg(long, env = "VESTIBULE_GATEWAY_BIND", default_value = "0.0.0.0")]
+    gateway_bind: std::net::IpAddr,
+    /// IP or hostname written to served Ingresses' status.loadBalancer.ingress.
+    #[arg(long, env = "VESTIBULE_PUBLISH_ADDRESS")]
+    publish_address: Option<String>,
+    #[command(flatten)]
+    tuning: Tuning,
+}
+
+#[derive(Args, Clone)]
+struct DemoArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    https: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    admin: SocketAddr,
+}
+
+/// Limits, timeouts and threads shared by `run` and `demo`.
+#[derive(Args, Clone)]
+struct Tuning {
+    /// Proxy worker threads (one per core when 0).
+    #[arg(long, env = "VESTIBULE_WORKERS", default_value_t = 0)]
+    workers: usize,
+    /// After SIGTERM, seconds to keep serving with /readyz at 503 before closing listeners.
+    #[arg(long, env = "VESTIBULE_SHUTDOWN_DELAY", default_value_t = 0.0)]
+    shutdown_delay: f64,
+    /// Then, seconds to wait at most for in-flight requests.
+    #[arg(long, env = "VESTIBULE_DRAIN_TIMEOUT", default_value_t = 30.0)]
+    drain_timeout: f64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Check { manifests, publish_address } => return check(manifests, publish_address),
+        Command::Run(args) => runtime().and_then(|rt| rt.block_on(run(args))),
+        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo(args))),
+        Command::Echo { listen, name } => runtime().and_then(|rt| rt.block_on(echo(listen, name))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            let _ = writeln!(io::stderr(), "error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).init();
+}
+
+/// The control plane's runtime (the proxy runs its own worker threads).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("vestibule-control")
+        .build()
+        .context("cannot start the runtime")
+}
+
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value).with_context(|| format!("{flag}: {value} is not a valid number of seconds"))
+}
+
+fn options(
+    manifests: Vec<PathBuf>,
+    http: SocketAddr,
+    https: SocketAddr,
+    admin: SocketAddr,
+    publish_address: Option<String>,
+    tuning: &Tuning,
+) -> anyhow::Result<RunOptions> {
+    let proxy = ProxyConfig { http: Some(http), https: Some(https), workers: tuning.workers, ..ProxyConfig::default() };
+    Ok(RunOptions {
+        manifests,
+        proxy,
+        admin,
+        translate: TranslateOptions { publish_address },
+        shutdown_delay: seconds(tuning.shutdown_delay, "--shutdown-delay")?,
+        drain_timeout: seconds(tuning.drain_timeout, "--drain-timeout")?,
+    })
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    if args.kubernetes {
+        anyhow::bail!("--kubernetes is not available in this version of vestibule; use --manifests");
+    }
+    if args.docker.is_some() {
+        anyhow::bail!("--docker is not available in this version of vestibule; use --manifests");
+    }
+    let _ = args.gateway_bind;
+    let options = options(args.manifests, args.http, args.https, args.admin, args.publish_address, &args.tuning)?;
+    let running = app::start(options, None).await?;
+    tracing::info!(admin = %running.admin_addr, http = ?running.proxy.local_addrs().http, https = ?running.proxy.local_addrs().https, "vestibule running");
+    app::shutdown_signal().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let tuning = Tuning { workers: 1, shutdown_delay: 0.0, drain_timeout: 5.0 };
+    let options = options(Vec::new(), args.http, args.https, args.admin, Some("127.0.0.1".into()), &tuning)?;
+    vestibule::demo::run(options).await.map_err(|err| anyhow::anyhow!("{err}"))
+}
+
+async fn echo(listen: SocketAddr, name: String) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("--listen {listen}"))?;
+    tracing::info!(%listen, %name, "echo backend listening");
+    vestibule::echo::serve(listener, name).await.context("echo server")
+}
+
+fn check(manifests: Vec<PathBuf>, publish_address: Option<String>) -> ExitCode {
+    let report = vestibule::check::check(manifests, TranslateOptions { publish_address });
+    let _ = report.print(&mut io::stdout().lock());
+    if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}

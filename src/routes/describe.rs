@@ -1,13 +1,265 @@
 //! A plain, sorted JSON description of a route table, for `/api/routes`, `vestibule check`
 //! and golden tests. Holds no key material.
+//!
+//! Shape: `{"hosts": [{"host", "paths": [{"match", "path", "route", "backend", "protocol",
+//! "endpoints" | "external", ...}], "fallback": {...} | null}], "certificates": [{"hosts",
+//! "secret"}]}`. Hosts come in lookup order (exact names sorted, then wildcards sorted, then the
+//! catch-all `*`); paths in lookup order per kind (exact and prefix sorted by path, regexes in
+//! evaluation order).
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use super::RouteTable;
+use super::{
+    BackendTarget, Candidate, Conditions, RouteAction, RouteId, RouteTable, UpstreamProtocol, ValueMatch, VirtualHost,
+};
 
 impl RouteTable {
     /// Describes the table; deterministic (sorted) for equal tables.
     pub fn describe(&self) -> Value {
-        json!({})
+        let mut hosts = Vec::new();
+        let mut exact: Vec<(&String, &usize)> = self.http.exact.iter().collect();
+        exact.sort();
+        for (host, &index) in exact {
+            hosts.push(self.describe_vhost(host, index, false));
+        }
+        let mut wildcard: Vec<(&String, _)> = self.http.wildcard.iter().collect();
+        wildcard.sort_by(|a, b| a.0.cmp(b.0));
+        for (suffix, entry) in wildcard {
+            hosts.push(self.describe_vhost(&format!("*.{suffix}"), entry.vhost, entry.any_depth));
+        }
+        if let Some(index) = self.http.catch_all {
+            hosts.push(self.describe_vhost("*", index, false));
+        }
+        let mut certificates = self.certificates.summaries.clone();
+        certificates.sort_by(|a, b| (&a.secret, &a.hosts).cmp(&(&b.secret, &b.hosts)));
+        json!({ "hosts": hosts, "certificates": certificates })
+    }
+
+    fn describe_vhost(&self, host: &str, index: usize, any_depth: bool) -> Value {
+        let mut out = Map::new();
+        out.insert("host".into(), json!(host));
+        if any_depth {
+            out.insert("anyDepth".into(), json!(true));
+        }
+        let Some(vhost) = self.http.vhosts.get(index) else {
+            out.insert("error".into(), json!(format!("no virtual host {index}")));
+            return Value::Object(out);
+        };
+        out.insert("paths".into(), Value::Array(self.describe_paths(vhost)));
+        let fallback = vhost
+            .fallback
+            .map_or(Value::Null, |route| Value::Object(self.describe_route(route)));
+        out.insert("fallback".into(), fallback);
+        Value::Object(out)
+    }
+
+    fn describe_paths(&self, vhost: &VirtualHost) -> Vec<Value> {
+        let mut paths = Vec::new();
+        let mut exact: Vec<_> = vhost.exact.iter().collect();
+        exact.sort_by(|a, b| a.0.cmp(b.0));
+        for (path, candidates) in exact {
+            self.describe_candidates("Exact", path, candidates, &mut paths);
+        }
+        let mut prefix: Vec<_> = vhost.prefix.iter().collect();
+        prefix.sort_by(|a, b| a.0.cmp(b.0));
+        for (key, candidates) in prefix {
+            let path = if key.is_empty() { "/" } else { key.as_str() };
+            self.describe_candidates("Prefix", path, candidates, &mut paths);
+        }
+        for regex in &vhost.regex {
+            self.describe_candidates("Regex", &regex.pattern, &regex.candidates, &mut paths);
+        }
+        paths
+    }
+
+    fn describe_candidates(&self, kind: &str, path: &str, candidates: &[Candidate], out: &mut Vec<Value>) {
+        for candidate in candidates {
+            let mut entry = Map::new();
+            entry.insert("match".into(), json!(kind));
+            entry.insert("path".into(), json!(path));
+            if !candidate.conditions.is_empty() {
+                entry.insert("conditions".into(), describe_conditions(&candidate.conditions));
+            }
+            entry.extend(self.describe_route(candidate.route));
+            out.push(Value::Object(entry));
+        }
+    }
+
+    /// Route name, what it does, and its backend's targets.
+    fn describe_route(&self, id: RouteId) -> Map<String, Value> {
+        let mut out = Map::new();
+        let Some(route) = self.routes.get(id) else {
+            out.insert("error".into(), json!(format!("no route {id}")));
+            return out;
+        };
+        out.insert("route".into(), json!(&*route.name));
+        match route.action {
+            RouteAction::Respond(status) => {
+                out.insert("respond".into(), json!(status.as_u16()));
+            }
+            RouteAction::Forward(backend) => match self.backends.get(backend) {
+                None => {
+                    out.insert("error".into(), json!(format!("no backend {backend}")));
+                }
+                Some(backend) => {
+                    out.insert("backend".into(), json!(backend.key.to_string()));
+                    let protocol = match backend.protocol {
+                        UpstreamProtocol::Http1 => "http1",
+                        UpstreamProtocol::H2c => "h2c",
+                    };
+                    out.insert("protocol".into(), json!(protocol));
+                    match &backend.target {
+                        BackendTarget::Endpoints(endpoints) => {
+                            let mut list: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
+                            list.sort();
+                            let empty = list.is_empty();
+                            out.insert("endpoints".into(), json!(list));
+                            if empty {
+                                out.insert("unavailable".into(), json!(route.unavailable.as_u16()));
+                            }
+                        }
+                        BackendTarget::External { host, port } => {
+                            out.insert("external".into(), json!(format!("{host}:{port}")));
+                        }
+                    }
+                }
+            },
+        }
+        if let Some(timeout) = route.timeouts.request {
+            out.insert("requestTimeoutMs".into(), json!(timeout.as_millis() as u64));
+        }
+        if let Some(timeout) = route.timeouts.backend_request {
+            out.insert("backendRequestTimeoutMs".into(), json!(timeout.as_millis() as u64));
+        }
+        out
+    }
+}
+
+fn describe_conditions(conditions: &Conditions) -> Value {
+    let mut out = Map::new();
+    if let Some(method) = &conditions.method {
+        out.insert("method".into(), json!(method.as_str()));
+    }
+    let value = |value: &ValueMatch| match value {
+        ValueMatch::Exact(text) => json!({ "exact": text }),
+        ValueMatch::Regex(regex) => json!({ "regex": regex.as_str() }),
+    };
+    if !conditions.headers.is_empty() {
+        let headers: Vec<Value> = conditions
+            .headers
+            .iter()
+            .map(|h| {
+                let mut entry = json!({ "name": h.name.as_str() });
+                if let (Some(entry), Value::Object(matcher)) = (entry.as_object_mut(), value(&h.value)) {
+                    entry.extend(matcher);
+                }
+                entry
+            })
+            .collect();
+        out.insert("headers".into(), Value::Array(headers));
+    }
+    if !conditions.query.is_empty() {
+        let query: Vec<Value> = conditions
+            .query
+            .iter()
+            .map(|q| {
+                let mut entry = json!({ "name": q.name });
+                if let (Some(entry), Value::Object(matcher)) = (entry.as_object_mut(), value(&q.value)) {
+                    entry.extend(matcher);
+                }
+                entry
+            })
+            .collect();
+        out.insert("query".into(), Value::Array(query));
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use http::StatusCode;
+
+    use super::*;
+    use crate::routes::{Backend, BackendKey, CertificateSummary, Route, RouteTimeouts, WildcardHost};
+
+    fn route(name: &str, backend: usize) -> Route {
+        Route {
+            name: Arc::from(name),
+            action: RouteAction::Forward(backend),
+            unavailable: StatusCode::SERVICE_UNAVAILABLE,
+            timeouts: RouteTimeouts::default(),
+        }
+    }
+
+    #[test]
+    fn describes_hosts_in_lookup_order_with_backends() {
+        let mut a = VirtualHost {
+            name: "a.example".into(),
+            ..Default::default()
+        };
+        let one = |route| {
+            vec![Candidate {
+                conditions: Conditions::default(),
+                route,
+            }]
+        };
+        a.exact.insert("/x".into(), one(0));
+        a.prefix.insert("".into(), one(1));
+        let mut table = RouteTable::default();
+        table.http.vhosts = vec![a, VirtualHost::default()];
+        table.http.vhosts[1].fallback = Some(1);
+        table.http.exact = HashMap::from([("a.example".to_string(), 0)]);
+        table.http.wildcard = HashMap::from([(
+            "b.example".to_string(),
+            WildcardHost {
+                vhost: 1,
+                any_depth: false,
+            },
+        )]);
+        table.routes = vec![route("r0", 0), route("r1", 1)];
+        let key = |port: &str| BackendKey {
+            namespace: "default".into(),
+            service: "web".into(),
+            port: port.into(),
+        };
+        table.backends = vec![
+            Backend {
+                key: key("80"),
+                target: BackendTarget::Endpoints(vec![
+                    "10.0.0.2:8080".parse().unwrap(),
+                    "10.0.0.1:8080".parse().unwrap(),
+                ]),
+                protocol: UpstreamProtocol::Http1,
+            },
+            Backend {
+                key: key("http"),
+                target: BackendTarget::External {
+                    host: "example.org".into(),
+                    port: 443,
+                },
+                protocol: UpstreamProtocol::H2c,
+            },
+        ];
+        table.certificates.summaries.push(CertificateSummary {
+            hosts: vec!["a.example".into()],
+            secret: "default/a".into(),
+        });
+        let expected = json!({
+            "hosts": [
+                {"host": "a.example", "paths": [
+                    {"match": "Exact", "path": "/x", "route": "r0", "backend": "default/web:80", "protocol": "http1",
+                     "endpoints": ["10.0.0.1:8080", "10.0.0.2:8080"]},
+                    {"match": "Prefix", "path": "/", "route": "r1", "backend": "default/web:http", "protocol": "h2c",
+                     "external": "example.org:443"},
+                ], "fallback": null},
+                {"host": "*.b.example", "paths": [], "fallback":
+                    {"route": "r1", "backend": "default/web:http", "protocol": "h2c", "external": "example.org:443"}},
+            ],
+            "certificates": [{"hosts": ["a.example"], "secret": "default/a"}],
+        });
+        assert_eq!(table.describe(), expected);
     }
 }

@@ -91,9 +91,9 @@ pub(crate) fn add_ingress<'s>(
                 report.warning(
                     format!("{field}.path"),
                     format!(
-                        "{} path {:?} on host {:?} is already routed by {}{}; this path is ignored",
+                        "{} path {:?} on host {:?} is already routed by {} ({}); this path is ignored",
                         matcher.kind(),
-                        matcher.path(),
+                        path.path.as_deref().unwrap_or("/"),
                         builders.table.vhost_name(vhost),
                         builders.table.route_name(winner),
                         winner_reason(builders.table.route_name(winner), &route_prefix),
@@ -141,7 +141,7 @@ fn add_default_backend<'s>(
                 report.warning(
                     field,
                     format!(
-                        "{} already falls back to {winner} ({}){}; defaultBackend {key} is not used there",
+                        "{} already falls back to {winner} (backend {}; {}); defaultBackend {key} is not used there",
                         host_phrase(builders.table.vhost_name(vhost)),
                         existing.backend,
                         winner_reason(winner, route_prefix),
@@ -212,11 +212,12 @@ fn resolve<'s>(
     backend
 }
 
+/// Why `winner` (a route name) won over the Ingress whose routes start with `route_prefix`.
 fn winner_reason(winner: &str, route_prefix: &str) -> &'static str {
     if winner.starts_with(&format!("{route_prefix}/")) {
-        " (an earlier entry of this Ingress)"
+        "an earlier entry of this Ingress"
     } else {
-        " (the oldest Ingress wins)"
+        "the older Ingress wins: creationTimestamp, then namespace/name"
     }
 }
 

@@ -86,11 +86,11 @@ impl<'s> TlsBuilder<'s> {
             if hosts.is_empty() {
                 continue;
             }
-            let names = host_list(&hosts);
+            let names = hosts_get(&hosts);
             let Some(secret_name) = tls.secret_name.as_deref().filter(|name| !name.is_empty()) else {
                 report.warning(
                     format!("spec.tls[{i}]"),
-                    format!("no secretName: {names} get the default certificate"),
+                    format!("no secretName: {names} the default certificate"),
                 );
                 continue;
             };
@@ -100,7 +100,7 @@ impl<'s> TlsBuilder<'s> {
                 Err(SecretError::Missing) => {
                     report.error(
                         &field,
-                        format!("Secret {namespace}/{secret_name} not found; {names} get the default certificate"),
+                        format!("Secret {namespace}/{secret_name} not found; {names} the default certificate"),
                     );
                     continue;
                 }
@@ -108,7 +108,7 @@ impl<'s> TlsBuilder<'s> {
                     report.warning(
                         &field,
                         format!(
-                            "Secret {namespace}/{secret_name} is invalid ({reason}); {names} get the default certificate"
+                            "Secret {namespace}/{secret_name} is invalid ({reason}); {names} the default certificate"
                         ),
                     );
                     continue;
@@ -135,7 +135,7 @@ impl<'s> TlsBuilder<'s> {
                 let by = if first.ingress == ingress {
                     "an earlier entry of this Ingress".to_string()
                 } else {
-                    format!("Ingress {} (the oldest Ingress wins)", first.ingress)
+                    format!("Ingress {} (the older Ingress wins)", first.ingress)
                 };
                 report.warning(
                     field,
@@ -212,12 +212,12 @@ impl<'s> TlsBuilder<'s> {
     }
 }
 
-/// `"a.example" and "*.example"` style list for messages.
-fn host_list(hosts: &[(String, HostPattern)]) -> String {
+/// `host "a.example" gets` / `hosts "a.example", "*.example" get`, for messages.
+fn hosts_get(hosts: &[(String, HostPattern)]) -> String {
     let names: Vec<String> = hosts.iter().map(|(_, host)| format!("{:?}", host.display())).collect();
     match names.as_slice() {
-        [one] => format!("host {one}"),
-        _ => format!("hosts {}", names.join(", ")),
+        [one] => format!("host {one} gets"),
+        _ => format!("hosts {} get", names.join(", ")),
     }
 }
 
@@ -303,7 +303,24 @@ fn not_covered(key: &CertifiedKey, host: &HostPattern) -> Option<String> {
         HostPattern::Wildcard(suffix) => format!("wildcard-check.{suffix}"),
     };
     let server_name = ServerName::try_from(name).ok()?;
-    rustls::client::verify_server_name(&parsed, &server_name)
-        .err()
-        .map(|err| err.to_string())
+    let err = rustls::client::verify_server_name(&parsed, &server_name).err()?;
+    let presented = match &err {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { presented, .. }) => {
+            presented
+        }
+        _ => return Some(err.to_string()),
+    };
+    // webpki presents names as `DnsName("a.example")`; show them as users write them.
+    let names: Vec<String> = presented
+        .iter()
+        .map(|name| {
+            let inner = name.strip_prefix("DnsName(").and_then(|n| n.strip_suffix(')'));
+            inner.unwrap_or(name).to_string()
+        })
+        .collect();
+    Some(if names.is_empty() {
+        "it names no DNS host".to_string()
+    } else {
+        format!("it is valid for {}", names.join(", "))
+    })
 }

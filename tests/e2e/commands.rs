@@ -1,0 +1,87 @@
+//! `vestibule check` and `vestibule demo`, run as a user runs them.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+#[test]
+fn check_prints_routes_and_exits_0_on_valid_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    write_manifest(dir.path(), "all.yaml", &format!("{CLASS}\n---\n{}\n---\n{}", service("a", &[backend]), ingress("app", "app.example", "a")));
+    let out = Command::new(env!("CARGO_BIN_EXE_vestibule")).args(["check", "-f"]).arg(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("app.example"), "{stdout}");
+    assert!(stdout.contains("0 error(s)"), "{stdout}");
+}
+
+#[test]
+fn check_exits_1_and_names_the_object_and_field_on_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = ingress("app", "app.example", "a").replace("pathType: Prefix, ", "");
+    write_manifest(dir.path(), "bad.yaml", &format!("{CLASS}\n---\n{broken}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_vestibule")).args(["check", "-f"]).arg(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let line = stdout.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("no error line: {stdout}"));
+    assert!(line.contains("Ingress default/app"), "{line}");
+    assert!(line.contains("bad.yaml, document 2"), "{line}");
+    assert!(line.contains("spec.rules[0].http.paths[0].pathType"), "{line}");
+}
+
+/// Every curl command the demo prints works as printed (when curl is installed).
+#[test]
+fn demo_prints_curl_commands_that_work() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("SKIPPED demo_prints_curl_commands_that_work: curl is not installed");
+        return;
+    }
+    let (http, https, admin) = (free_port(), free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+        .args(["demo", "--http", &format!("127.0.0.1:{http}"), "--https", &format!("127.0.0.1:{https}")])
+        .args(["--admin", &format!("127.0.0.1:{admin}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut commands = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+        if let Some(at) = line.find("curl ") {
+            commands.push(line[at..].to_string());
+        }
+    }
+    assert!(commands.len() >= 8, "demo printed {} curl commands: {commands:?}", commands.len());
+    let mut failures = Vec::new();
+    for line in &commands {
+        let (command, comment) = line.split_once('#').unwrap_or((line, ""));
+        let expected = comment.split_whitespace().next().unwrap_or("200").trim_end_matches(',').to_string();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{} -s -o /dev/null -m 5 -w '%{{http_code}}'", command.trim()))
+            .output()
+            .unwrap();
+        let code = String::from_utf8_lossy(&out.stdout).to_string();
+        if code != expected {
+            failures.push(format!("`{}` answered {code}, expected {expected}", command.trim()));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(failures.is_empty(), "{failures:#?}");
+}

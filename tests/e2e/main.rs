@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `vestibule` binary on loopback ports, driven by manifest files,
+//! with echo backends and real clients. Each behaviour of the foundation issue, as a user
+//! would meet it.
+
+mod support;
+
+mod commands;
+mod reload;
+mod serving;

@@ -1,0 +1,76 @@
+//! Serving Ingresses from a manifest directory: routing, status codes, admin API.
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_hosts_to_their_backends_and_reports_status() {
+    let cheddar = echo_backend("cheddar").await;
+    let stilton = echo_backend("stilton").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "services.yaml", &format!("{}\n---\n{}", service("cheddar", &[cheddar]), service("stilton", &[stilton])));
+    write_manifest(
+        dir.path(),
+        "ingress.yaml",
+        &format!("{}\n---\n{}", ingress("cheddar", "cheddar.example", "cheddar"), ingress("stilton", "stilton.example", "stilton")),
+    );
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+
+    let (status, body) = get(vestibule.http, "cheddar.example", "/some/path?x=1").await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(echo_name(&body), "cheddar");
+    let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echoed["path"], "/some/path");
+    assert_eq!(echoed["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(echoed["headers"]["x-forwarded-proto"], "http");
+    assert_eq!(echoed["headers"]["x-forwarded-host"], "cheddar.example");
+    assert_eq!(echoed["headers"]["x-real-ip"], "127.0.0.1");
+
+    let (status, body) = get(vestibule.http, "STILTON.example:8080", "/").await.unwrap();
+    assert_eq!((status, echo_name(&body)), (200, "stilton".to_string()), "host is case-insensitive, port ignored");
+
+    let (status, _) = get(vestibule.http, "brie.example", "/").await.unwrap();
+    assert_eq!(status, 404, "no route");
+
+    let statuses = vestibule.admin_json("/api/status").await;
+    let cheddar_status = statuses
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "Ingress" && s["name"] == "cheddar")
+        .unwrap_or_else(|| panic!("no status for Ingress cheddar: {statuses}"));
+    assert_eq!(cheddar_status["namespace"], "default");
+    assert_eq!(cheddar_status["apiVersion"], "networking.k8s.io/v1");
+    assert_eq!(cheddar_status["status"]["loadBalancer"]["ingress"][0]["ip"], "203.0.113.7");
+
+    let routes = vestibule.admin_json("/api/routes").await;
+    let text = routes.to_string();
+    assert!(text.contains("cheddar.example") && text.contains("stilton.example"), "{text}");
+
+    let (status, metrics) = get(vestibule.admin, "admin", "/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(metrics.contains("vestibule_requests_total"), "{metrics}");
+    assert!(metrics.contains("vestibule_config_reloads_total"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_endpoints_is_503_and_a_dead_endpoint_is_502() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "dead.yaml", &format!("{}\n---\n{}", service("dead", &[dead]), ingress("dead", "dead.example", "dead")));
+    // A Service with no EndpointSlice at all, and an Ingress naming a Service that does not exist.
+    write_manifest(
+        dir.path(),
+        "empty.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: empty}}\nspec: {{ports: [{{port: 80}}]}}\n---\n{}\n---\n{}",
+            ingress("empty", "empty.example", "empty"),
+            ingress("missing", "missing.example", "missing")
+        ),
+    );
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+    assert_eq!(get(vestibule.http, "empty.example", "/").await.unwrap().0, 503);
+    assert_eq!(get(vestibule.http, "missing.example", "/").await.unwrap().0, 503);
+    assert_eq!(get(vestibule.http, "dead.example", "/").await.unwrap().0, 502);
+}

@@ -1,0 +1,151 @@
+//! Golden tests of `translate()`.
+//!
+//! Regenerate after a deliberate change, then review every changed `out.snap`:
+//!
+//!     INSTA_UPDATE=always cargo test --test golden
+//!
+//! Each directory under `tests/golden/` is one case:
+//! - `in.yaml`: multi-document Kubernetes manifests, loaded as `vestibule run -f` loads them;
+//! - `options.yaml` (optional): `{publishAddress: ...}`;
+//! - `requests.yaml` (optional): `[{host, path, expect}]`, where `expect` is the route name
+//!   `RouteTable::find` must return (`null`: no route, 404). These are written by hand and
+//!   prove routing end to end through `translate`;
+//! - `out.snap`: the accepted output: routes (`RouteTable::describe`), status, and issues (the
+//!   loader's and `translate`'s, as printed).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use http::{HeaderMap, Method};
+use serde::{Deserialize, Serialize};
+use vestibule::config::parse::parse_documents;
+use vestibule::config::{Origin, Snapshot};
+use vestibule::routes::RequestInfo;
+use vestibule::translate::{ObjectStatus, TranslateOptions, Translation, translate};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Options {
+    publish_address: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    host: String,
+    path: String,
+    expect: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    routes: serde_json::Value,
+    status: &'a [ObjectStatus],
+    issues: Vec<String>,
+}
+
+fn cases() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("tests/golden exists")
+        .map(|entry| entry.expect("readable directory entry").path())
+        .filter(|path| path.join("in.yaml").is_file())
+        .collect();
+    cases.sort();
+    cases
+}
+
+fn load(case: &Path) -> (Snapshot, TranslateOptions) {
+    let text = std::fs::read_to_string(case.join("in.yaml")).expect("in.yaml is readable");
+    let parsed = parse_documents(&text, |document| Origin::File {
+        path: PathBuf::from("in.yaml"),
+        document,
+    });
+    let snapshot = Snapshot::from_objects(parsed.objects, parsed.issues);
+    let options: Options = match std::fs::read_to_string(case.join("options.yaml")) {
+        Ok(text) => serde_yaml_ng::from_str(&text).expect("options.yaml is valid"),
+        Err(_) => Options::default(),
+    };
+    let options = TranslateOptions {
+        publish_address: options.publish_address,
+    };
+    (snapshot, options)
+}
+
+fn run_case(case: &Path) {
+    let name = case.file_name().and_then(|n| n.to_str()).expect("case name").to_string();
+    let (snapshot, options) = load(case);
+    let translation = translate(&snapshot, &options);
+
+    let mut issues: Vec<String> = snapshot.issues.iter().map(ToString::to_string).collect();
+    issues.extend(translation.issues.iter().map(ToString::to_string));
+    let output = Output {
+        routes: translation.table.describe(),
+        status: &translation.statuses,
+        issues,
+    };
+    insta::with_settings!({
+        snapshot_path => case,
+        prepend_module_to_snapshot => false,
+        input_file => case.join("in.yaml"),
+        omit_expression => true,
+        description => format!("golden case {name}"),
+    }, {
+        insta::assert_yaml_snapshot!("out", output);
+    });
+
+    check_deterministic(&snapshot, &options, &translation);
+    check_requests(case, &translation);
+}
+
+/// The same snapshot gives the same output.
+fn check_deterministic(snapshot: &Snapshot, options: &TranslateOptions, first: &Translation) {
+    let second = translate(snapshot, options);
+    assert_eq!(first.table.describe(), second.table.describe());
+    assert_eq!(first.statuses, second.statuses);
+    assert_eq!(first.issues, second.issues);
+}
+
+fn check_requests(case: &Path, translation: &Translation) {
+    let Ok(text) = std::fs::read_to_string(case.join("requests.yaml")) else {
+        return;
+    };
+    let requests: Vec<Request> = serde_yaml_ng::from_str(&text).expect("requests.yaml is valid");
+    assert!(!requests.is_empty(), "requests.yaml lists no requests");
+    let headers = HeaderMap::new();
+    let mut wrong = Vec::new();
+    for request in &requests {
+        let (path, query) = match request.path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (request.path.as_str(), None),
+        };
+        let info = RequestInfo {
+            host: &request.host,
+            path,
+            query,
+            method: &Method::GET,
+            headers: &headers,
+        };
+        let got = translation.table.find(&info).map(|route| route.name.to_string());
+        if got != request.expect {
+            wrong.push(format!(
+                "  {} {}: expected {:?}, got {:?}",
+                request.host, request.path, request.expect, got
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "requests routed wrongly:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn golden_cases() {
+    let cases = cases();
+    assert!(!cases.is_empty(), "no golden cases found");
+    let mut failed = Vec::new();
+    for case in &cases {
+        if catch_unwind(AssertUnwindSafe(|| run_case(case))).is_err() {
+            failed.push(case.display().to_string());
+        }
+    }
+    assert!(failed.is_empty(), "golden cases failed (see above):\n{}", failed.join("\n"));
+}
