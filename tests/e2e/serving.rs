@@ -74,3 +74,53 @@ async fn no_endpoints_is_503_and_a_dead_endpoint_is_502() {
     assert_eq!(get(vestibule.http, "missing.example", "/").await.unwrap().0, 503);
     assert_eq!(get(vestibule.http, "dead.example", "/").await.unwrap().0, 502);
 }
+
+/// TLS from a `kubernetes.io/tls` Secret: a client that trusts only the Secret's CA completes
+/// the handshake for the configured host (so that certificate was served, over h2 by ALPN), and
+/// fails for a host that has none (the self-signed default is served instead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_certificate_is_chosen_by_sni_from_the_secret() {
+    use std::sync::Arc;
+
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+
+    let a = echo_backend("a").await;
+    let certificate = vestibule::demo::make_certificate(&["secure.example"]).unwrap();
+    let quote = |s: &str| serde_json::to_string(s).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "svc.yaml", &service("a", &[a]));
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: secure-tls}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: {}\n  tls.key: {}\n",
+        quote(&certificate.cert_pem),
+        quote(&certificate.key_pem)
+    );
+    let tls_ingress = ingress("secure", "secure.example", "a")
+        .replace("spec:\n", "spec:\n  tls: [{hosts: [secure.example], secretName: secure-tls}]\n");
+    write_manifest(dir.path(), "secure.yaml", &format!("{secret}\n---\n{tls_ingress}\n---\n{}", ingress("plain", "plain.example", "a")));
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(certificate.ca_pem.as_bytes()).unwrap()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+
+    let handshake = |host: &'static str| {
+        let connector = connector.clone();
+        let addr = vestibule.https;
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            connector.connect(ServerName::try_from(host).unwrap(), tcp).await
+        }
+    };
+    let stream = handshake("secure.example").await.expect("the Secret's certificate is served for its host");
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let err = handshake("plain.example").await.expect_err("no certificate configured: the default is not trusted");
+    assert!(err.to_string().contains("certificate"), "{err}");
+}
