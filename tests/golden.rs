@@ -73,7 +73,11 @@ fn load(case: &Path) -> (Snapshot, TranslateOptions) {
 }
 
 fn run_case(case: &Path) {
-    let name = case.file_name().and_then(|n| n.to_str()).expect("case name").to_string();
+    let name = case
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("case name")
+        .to_string();
     let (snapshot, options) = load(case);
     let translation = translate(&snapshot, &options);
 
@@ -147,5 +151,9 @@ fn golden_cases() {
             failed.push(case.display().to_string());
         }
     }
-    assert!(failed.is_empty(), "golden cases failed (see above):\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "golden cases failed (see above):\n{}",
+        failed.join("\n")
+    );
 }

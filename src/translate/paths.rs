@@ -23,15 +23,6 @@ impl PathMatch {
             PathMatch::Regex(_) => "regex",
         }
     }
-
-    /// The path as users think of it (`/` for the empty prefix key).
-    pub(crate) fn path(&self) -> &str {
-        match self {
-            PathMatch::Exact(path) | PathMatch::Regex(path) => path,
-            PathMatch::Prefix(key) if key.is_empty() => "/",
-            PathMatch::Prefix(key) => key,
-        }
-    }
 }
 
 /// A rejected path: which field of the path (`pathType` or `path`) and why.

@@ -236,7 +236,7 @@ fn secret_value(secret: &Secret, key: &str) -> Result<Vec<u8>, (String, String)>
     let Some(encoded) = secret.data.get(key) else {
         return Err((
             "data".to_string(),
-            format!("the Secret has no {key:?} (a kubernetes.io/tls Secret needs tls.crt and tls.key)"),
+            format!("the Secret has no {key:?}; a TLS Secret needs tls.crt and tls.key"),
         ));
     };
     // Folded YAML may leave line breaks inside a value.
