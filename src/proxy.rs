@@ -59,8 +59,9 @@ pub struct ProxyConfig {
     /// cuts off slow clients, and it is also the idle keep-alive timeout of HTTP/1.1
     /// connections. Also bounds waiting for the first bytes of a plain connection. Default 30 s.
     pub header_read_timeout: Duration,
-    /// HTTP/2 connections without an open stream for this long are closed (GOAWAY).
-    /// Default 60 s.
+    /// HTTP/2 client connections on which no request started for this long are closed
+    /// gracefully (GOAWAY; streams in flight finish). Checked at this interval, so the close
+    /// comes after between one and two times it. Zero disables. Default 60 s.
     pub idle_timeout: Duration,
     /// Time allowed for a TLS handshake. Default 10 s.
     pub tls_handshake_timeout: Duration,

@@ -426,3 +426,19 @@ async fn trusted_proxy_chain_is_extended() {
     );
     assert!(text.contains("x-real-ip: 203.0.113.5"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_name_backend_resolves_at_connect() {
+    let upstream = upstream("external").await;
+    let mut table = TableBuilder::new();
+    let backend = table.external("external", "localhost", upstream.addr.port());
+    table.forward("ext.example", backend);
+    let (_proxy, addr) = start(config(), table.build());
+    let mut client = connect(addr).await;
+    for _ in 0..3 {
+        let response = exchange(&mut client, b"GET / HTTP/1.1\r\nHost: ext.example\r\n\r\n").await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.header("x-upstream"), Some("external"));
+    }
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 1);
+}

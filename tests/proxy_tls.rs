@@ -258,3 +258,39 @@ async fn h2c_to_the_upstream() {
     // One shared h2 connection per worker.
     assert_eq!(upstream.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_h2_connections_are_closed() {
+    let upstream = upstream("plain").await;
+    let mut table = TableBuilder::new();
+    let backend = table.backend("plain", &[upstream.addr], UpstreamProtocol::Http1);
+    table.forward("a.example", backend);
+    let config = ProxyConfig {
+        idle_timeout: std::time::Duration::from_millis(300),
+        ..config()
+    };
+    let (_proxy, http) = start(config, table.build());
+
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(connect(http).await))
+            .await
+            .unwrap();
+    let closed = tokio::spawn(connection);
+    let request = Request::get("http://a.example/").body(Empty::<Bytes>::new()).unwrap();
+    assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
+    let started = std::time::Instant::now();
+    tokio::time::timeout(WAIT, closed)
+        .await
+        .expect("idle connection closed")
+        .unwrap()
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= std::time::Duration::from_millis(250),
+        "closed too early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < std::time::Duration::from_secs(3),
+        "closed too late: {elapsed:?}"
+    );
+}

@@ -153,7 +153,7 @@ fn real_client<'a>(chain: &'a str, trusted_proxies: &[Cidr]) -> Option<&'a str> 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -7,6 +7,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
@@ -129,17 +130,45 @@ impl Serving {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let service = service_fn(move |request| forward::serve(client.clone(), request));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        let service = service_fn(move |request| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            forward::serve(client.clone(), request)
+        });
         let connection = self.h2.serve_connection(io, service);
         let mut connection = std::pin::pin!(connection);
-        tokio::select! {
+        let ended = tokio::select! {
             biased;
-            result = connection.as_mut() => log_end(result),
-            _ = draining(&mut drain) => {
+            result = connection.as_mut() => Some(result),
+            _ = draining(&mut drain) => None,
+            _ = idle(&requests, self.shared.config.idle_timeout) => None,
+        };
+        match ended {
+            Some(result) => log_end(result),
+            None => {
+                // GOAWAY: streams in flight finish, no new ones start.
                 connection.as_mut().graceful_shutdown();
                 log_end(connection.await);
             }
         }
+    }
+}
+
+/// Resolves once no request has started on an HTTP/2 connection for a whole `period` (checked
+/// every `period`, so after between one and two periods of quiet). Never, for a zero period.
+async fn idle(requests: &AtomicUsize, period: Duration) {
+    if period.is_zero() {
+        return std::future::pending().await;
+    }
+    let mut seen = requests.load(Ordering::Relaxed);
+    loop {
+        tokio::time::sleep(period).await;
+        let now = requests.load(Ordering::Relaxed);
+        if now == seen {
+            return;
+        }
+        seen = now;
     }
 }
 

@@ -69,7 +69,7 @@ pub(crate) fn self_signed(name: &str) -> io::Result<Arc<CertifiedKey>> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
