@@ -25,7 +25,7 @@ pub(crate) struct ServiceRef<'s> {
     pub(crate) port: PortRef<'s>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum PortRef<'s> {
     Number(u16),
     Name(&'s str),
@@ -126,7 +126,8 @@ pub(crate) struct Backends<'s> {
     snapshot: &'s Snapshot,
     /// namespace → service name → its EndpointSlices, indexed once.
     slices: HashMap<&'s str, HashMap<&'s str, Vec<(&'s StoredObject, &'s EndpointSlice)>>>,
-    resolved: HashMap<BackendKey, Resolved>,
+    /// Keyed by borrowed (namespace, service, port): no allocation for repeated references.
+    resolved: HashMap<(&'s str, &'s str, PortRef<'s>), Resolved>,
     list: Vec<Backend>,
     /// Issues about the objects backends are built from (EndpointSlices), not the Ingress.
     issues: Vec<Issue>,
@@ -162,19 +163,16 @@ impl<'s> Backends<'s> {
     /// The backend for `reference` in `namespace`, and why it has no endpoints when it cannot
     /// be resolved (missing Service or port).
     pub(crate) fn resolve(&mut self, namespace: &'s str, reference: ServiceRef<'s>) -> (BackendId, Option<Unresolved>) {
-        let key = reference.key(namespace);
-        if let Some(resolved) = self.resolved.get(&key) {
+        let lookup = (namespace, reference.name, reference.port);
+        if let Some(resolved) = self.resolved.get(&lookup) {
             return (resolved.id, resolved.problem.clone());
         }
+        let key = reference.key(namespace);
         let (target, protocol, problem) = self.build(namespace, reference);
         let id = self.list.len();
-        self.list.push(Backend {
-            key: key.clone(),
-            target,
-            protocol,
-        });
+        self.list.push(Backend { key, target, protocol });
         self.resolved.insert(
-            key,
+            lookup,
             Resolved {
                 id,
                 problem: problem.clone(),

@@ -66,11 +66,12 @@ pub(crate) fn add_ingress<'s>(
         vhosts.push(vhost);
         let paths = rule.http.as_ref().map_or(&[][..], |http| &http.paths[..]);
         for (j, path) in paths.iter().enumerate() {
-            let field = format!("spec.rules[{i}].http.paths[{j}]");
+            // Built only when there is something to report.
+            let field = || format!("spec.rules[{i}].http.paths[{j}]");
             let matcher = match parse_path(path.path.as_deref(), path.path_type.as_deref(), use_regex) {
                 Ok(matcher) => matcher,
                 Err(err) => {
-                    report.error(format!("{field}.{}", err.field), err.message);
+                    report.error(format!("{}.{}", field(), err.field), err.message);
                     continue;
                 }
             };
@@ -78,18 +79,22 @@ pub(crate) fn add_ingress<'s>(
                 PathMatch::Regex(pattern) => match builders.table.regex(pattern) {
                     Ok(regex) => Some(regex),
                     Err(message) => {
-                        report.error(format!("{field}.path"), message);
+                        report.error(format!("{}.path", field()), message);
                         continue;
                     }
                 },
                 _ => None,
             };
-            let Some(reference) = check_backend(service_ref(&path.backend), &format!("{field}.backend"), report) else {
-                continue;
+            let reference = match service_ref(&path.backend) {
+                Ok(reference) => reference,
+                Err(err) => {
+                    report_backend(err, &format!("{}.backend", field()), report);
+                    continue;
+                }
             };
             if let Some(winner) = builders.table.owner(vhost, &matcher) {
                 report.warning(
-                    format!("{field}.path"),
+                    format!("{}.path", field()),
                     format!(
                         "{} path {:?} on host {:?} is already routed by {} ({}); this path is ignored",
                         matcher.kind(),
@@ -101,7 +106,13 @@ pub(crate) fn add_ingress<'s>(
                 );
                 continue;
             }
-            let backend = resolve(namespace, reference, &format!("{field}.backend"), builders, report);
+            let backend = resolve(
+                namespace,
+                reference,
+                || format!("{}.backend", field()),
+                builders,
+                report,
+            );
             let route = builders
                 .table
                 .add_route(format!("{route_prefix}/rules[{i}]/paths[{j}]"), backend);
@@ -126,8 +137,12 @@ fn add_default_backend<'s>(
     report: &mut Reporter<'_>,
 ) {
     let field = "spec.defaultBackend";
-    let Some(reference) = check_backend(service_ref(backend), field, report) else {
-        return;
+    let reference = match service_ref(backend) {
+        Ok(reference) => reference,
+        Err(err) => {
+            report_backend(err, field, report);
+            return;
+        }
     };
     let key = reference.key(namespace);
     vhosts.push(builders.table.vhost(VhostKey::CatchAll));
@@ -153,7 +168,7 @@ fn add_default_backend<'s>(
         let id = match route {
             Some(id) => id,
             None => {
-                let backend = resolve(namespace, reference, field, builders, report);
+                let backend = resolve(namespace, reference, || field.to_string(), builders, report);
                 let id = builders
                     .table
                     .add_route(format!("{route_prefix}/defaultBackend"), backend);
@@ -171,12 +186,8 @@ fn add_default_backend<'s>(
     }
 }
 
-/// Reports an unusable backend reference at `field`; the valid reference otherwise.
-fn check_backend<'s>(
-    result: Result<ServiceRef<'s>, RefError>,
-    field: &str,
-    report: &mut Reporter<'_>,
-) -> Option<ServiceRef<'s>> {
+/// Reports an unusable backend reference at `field`.
+fn report_backend(err: RefError, field: &str, report: &mut Reporter<'_>) {
     let join = |sub: &str| {
         if sub.is_empty() {
             field.to_string()
@@ -184,16 +195,9 @@ fn check_backend<'s>(
             format!("{field}.{sub}")
         }
     };
-    match result {
-        Ok(reference) => Some(reference),
-        Err(RefError::Unsupported { field: sub, message }) => {
-            report.warning(join(sub), message);
-            None
-        }
-        Err(RefError::Invalid { field: sub, message }) => {
-            report.error(join(sub), message);
-            None
-        }
+    match err {
+        RefError::Unsupported { field: sub, message } => report.warning(join(sub), message),
+        RefError::Invalid { field: sub, message } => report.error(join(sub), message),
     }
 }
 
@@ -201,13 +205,13 @@ fn check_backend<'s>(
 fn resolve<'s>(
     namespace: &'s str,
     reference: ServiceRef<'s>,
-    field: &str,
+    field: impl FnOnce() -> String,
     builders: &mut Builders<'s>,
     report: &mut Reporter<'_>,
 ) -> usize {
     let (backend, unresolved) = builders.backends.resolve(namespace, reference);
     if let Some(problem) = unresolved {
-        report.warning(format!("{field}.{}", problem.field), problem.message);
+        report.warning(format!("{}.{}", field(), problem.field), problem.message);
     }
     backend
 }
