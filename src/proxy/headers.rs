@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use http::HeaderMap;
-use http::header::{CONNECTION, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 
 use super::cidr::Cidr;
 
@@ -37,6 +37,11 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// `Proxy-Connection`, `TE` (unless it is just `trailers`), `Trailer`, `Transfer-Encoding`,
 /// `Upgrade`. With `upgrade`, the `Upgrade` header stays and `Connection: upgrade` is set.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // Most messages carry none: one pass of cheap name comparisons instead of a hash lookup
+    // per hop-by-hop name.
+    if !upgrade && !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(CONNECTION) {
         let named: Vec<HeaderValue> = headers.get_all(CONNECTION).iter().cloned().collect();
         headers.remove(CONNECTION);
@@ -53,7 +58,11 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
     headers.remove(KEEP_ALIVE);
     headers.remove(PROXY_CONNECTION);
-    headers.remove(TRANSFER_ENCODING);
+    if headers.remove(TRANSFER_ENCODING).is_some() {
+        // The body was chunked: its length is not the Content-Length a sender may have added
+        // too (request smuggling); hyper frames the body afresh.
+        headers.remove(CONTENT_LENGTH);
+    }
     headers.remove(TRAILER);
     if let Some(te) = headers.get(TE) {
         if !te.as_bytes().eq_ignore_ascii_case(b"trailers") {
@@ -65,6 +74,16 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     } else {
         headers.remove(UPGRADE);
     }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == CONNECTION
+        || name == TRANSFER_ENCODING
+        || name == TE
+        || name == TRAILER
+        || name == UPGRADE
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
 }
 
 /// The peer as the backend should learn it.
@@ -181,6 +200,16 @@ mod tests {
         strip_hop_by_hop(&mut map, false);
         assert_eq!(map.len(), 1, "{map:?}");
         assert_eq!(map["x-kept"], "yes");
+    }
+
+    #[test]
+    fn chunked_framing_drops_a_conflicting_content_length() {
+        let mut map = headers(&[("transfer-encoding", "chunked"), ("content-length", "5"), ("x-kept", "yes")]);
+        strip_hop_by_hop(&mut map, false);
+        assert_eq!(map.len(), 1, "{map:?}");
+        let mut plain = headers(&[("content-length", "5")]);
+        strip_hop_by_hop(&mut plain, false);
+        assert_eq!(plain["content-length"], "5");
     }
 
     #[test]

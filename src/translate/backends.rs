@@ -121,11 +121,14 @@ struct Resolved {
     problem: Option<Unresolved>,
 }
 
+/// An EndpointSlice and the stored object it came from (for issues).
+type SliceRef<'s> = (&'s StoredObject, &'s EndpointSlice);
+
 /// Resolves and deduplicates backends for one translation.
 pub(crate) struct Backends<'s> {
     snapshot: &'s Snapshot,
     /// namespace → service name → its EndpointSlices, indexed once.
-    slices: HashMap<&'s str, HashMap<&'s str, Vec<(&'s StoredObject, &'s EndpointSlice)>>>,
+    slices: HashMap<&'s str, HashMap<&'s str, Vec<SliceRef<'s>>>>,
     /// Keyed by borrowed (namespace, service, port): no allocation for repeated references.
     resolved: HashMap<(&'s str, &'s str, PortRef<'s>), Resolved>,
     list: Vec<Backend>,
