@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, Method};
@@ -127,7 +126,7 @@ fn snapshot(shared_service: bool) -> Snapshot {
             object,
         )
     });
-    Snapshot::from_objects(stored.map(Arc::from), Vec::new())
+    Snapshot::from_objects(stored, Vec::new())
 }
 
 fn bench_translate(c: &mut Criterion) {

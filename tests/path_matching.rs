@@ -10,8 +10,6 @@
 //! - the same path and type twice (also from two Ingresses for one host): the older Ingress,
 //!   then the first declared, wins.
 
-use std::sync::Arc;
-
 use http::{HeaderMap, Method};
 use proptest::prelude::*;
 use vestibule::config::{
@@ -196,7 +194,7 @@ fn snapshot(per_ingress: &[Vec<Declared>]) -> Snapshot {
         };
         objects.push(StoredObject::new(origin(i + 1), Object::Ingress(ingress)));
     }
-    Snapshot::from_objects(objects.into_iter().map(Arc::from), Vec::new())
+    Snapshot::from_objects(objects, Vec::new())
 }
 
 fn find(table: &RouteTable, path: &str) -> Option<String> {

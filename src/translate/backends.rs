@@ -276,11 +276,7 @@ impl<'s> Backends<'s> {
 }
 
 /// Ready endpoints of `port` over all of a Service's EndpointSlices, sorted, deduplicated.
-fn slice_endpoints(
-    slices: &[(&StoredObject, &EndpointSlice)],
-    port: &ServicePort,
-    issues: &mut Vec<Issue>,
-) -> Vec<SocketAddr> {
+fn slice_endpoints(slices: &[SliceRef<'_>], port: &ServicePort, issues: &mut Vec<Issue>) -> Vec<SocketAddr> {
     let wanted = port.name.as_deref().unwrap_or("");
     let mut endpoints = Vec::new();
     for (stored, slice) in slices {
