@@ -11,8 +11,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, Method};
 use vestibule::config::{
     EndpointPort, EndpointSlice, HttpIngressPath, HttpIngressRuleValue, Ingress, IngressBackend, IngressClass,
-    IngressClassSpec, IngressRule, IngressServiceBackend, IngressSpec, Object, ObjectMeta, Origin, SERVICE_NAME_LABEL,
-    Service, ServiceBackendPort, ServicePort, ServiceSpec, SliceEndpoint, Snapshot, StoredObject,
+    IngressClassSpec, IngressRule, IngressServiceBackend, IngressSpec, IngressTls, Object, ObjectMeta, Origin,
+    SERVICE_NAME_LABEL, Secret, Service, ServiceBackendPort, ServicePort, ServiceSpec, SliceEndpoint, Snapshot,
+    StoredObject,
 };
 use vestibule::routes::{RequestInfo, RouteTable};
 use vestibule::translate::{INGRESS_CONTROLLER, TranslateOptions, translate};
@@ -76,9 +77,25 @@ fn service_objects(name: &str, third_octet: usize) -> [Object; 2] {
     [Object::Service(service), Object::EndpointSlice(slice)]
 }
 
+/// A `kubernetes.io/tls` Secret with a fresh self-signed certificate for `*.bench.example`.
+fn wildcard_secret() -> Object {
+    let generated = rcgen::generate_simple_self_signed(vec!["*.bench.example".to_string()]).expect("certificate");
+    let mut secret = Secret {
+        metadata: meta("wildcard"),
+        type_: Some("kubernetes.io/tls".into()),
+        ..Default::default()
+    };
+    secret.string_data.insert("tls.crt".into(), generated.cert.pem());
+    secret
+        .string_data
+        .insert("tls.key".into(), generated.signing_key.serialize_pem());
+    Object::Secret(secret)
+}
+
 /// One Ingress per host (`/` Prefix, `/api` Prefix, `/healthz` Exact); each with its own
-/// Service and EndpointSlice, or all sharing one.
-fn snapshot(shared_service: bool) -> Snapshot {
+/// Service and EndpointSlice, or all sharing one; with `tls`, each host's certificate comes from
+/// one wildcard Secret (loaded once, checked against every host).
+fn snapshot(shared_service: bool, tls: bool) -> Snapshot {
     let mut objects = Vec::new();
     let mut class_meta = meta("vestibule");
     class_meta.namespace = None;
@@ -92,6 +109,9 @@ fn snapshot(shared_service: bool) -> Snapshot {
     if shared_service {
         objects.extend(service_objects("shared", 0));
     }
+    if tls {
+        objects.push(wildcard_secret());
+    }
     for i in 0..HOSTS {
         let service = if shared_service {
             "shared".to_string()
@@ -103,6 +123,14 @@ fn snapshot(shared_service: bool) -> Snapshot {
             metadata: meta(&format!("ing-{i}")),
             spec: IngressSpec {
                 ingress_class_name: Some("vestibule".into()),
+                tls: if tls {
+                    vec![IngressTls {
+                        hosts: vec![format!("host-{i}.bench.example")],
+                        secret_name: Some("wildcard".into()),
+                    }]
+                } else {
+                    Vec::new()
+                },
                 rules: vec![IngressRule {
                     host: Some(format!("host-{i}.bench.example")),
                     http: Some(HttpIngressRuleValue {
@@ -131,11 +159,17 @@ fn snapshot(shared_service: bool) -> Snapshot {
 
 fn bench_translate(c: &mut Criterion) {
     let options = TranslateOptions::default();
-    for (name, shared) in [("own services", false), ("one shared service", true)] {
-        let snapshot = snapshot(shared);
+    let variants = [
+        ("own services", false, false),
+        ("one shared service", true, false),
+        ("own services, TLS from one wildcard Secret", false, true),
+    ];
+    for (name, shared, tls) in variants {
+        let snapshot = snapshot(shared, tls);
         let translation = translate(&snapshot, &options);
         assert!(translation.issues.is_empty(), "{:?}", translation.issues.first());
         assert_eq!(translation.table.http.exact.len(), HOSTS);
+        assert_eq!(translation.table.certificates.exact.len(), if tls { HOSTS } else { 0 });
         c.bench_function(&format!("translate 10k hosts, {name}"), |b| {
             b.iter(|| translate(black_box(&snapshot), &options))
         });
@@ -154,7 +188,7 @@ fn find<'t>(table: &'t RouteTable, host: &str, path: &str, headers: &HeaderMap) 
 }
 
 fn bench_lookup(c: &mut Criterion) {
-    let table = translate(&snapshot(false), &TranslateOptions::default()).table;
+    let table = translate(&snapshot(false, false), &TranslateOptions::default()).table;
     let hosts: Vec<String> = (0..HOSTS).map(|i| format!("host-{i}.bench.example")).collect();
     let headers = HeaderMap::new();
     assert_eq!(
