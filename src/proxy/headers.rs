@@ -204,7 +204,11 @@ mod tests {
 
     #[test]
     fn chunked_framing_drops_a_conflicting_content_length() {
-        let mut map = headers(&[("transfer-encoding", "chunked"), ("content-length", "5"), ("x-kept", "yes")]);
+        let mut map = headers(&[
+            ("transfer-encoding", "chunked"),
+            ("content-length", "5"),
+            ("x-kept", "yes"),
+        ]);
         strip_hop_by_hop(&mut map, false);
         assert_eq!(map.len(), 1, "{map:?}");
         let mut plain = headers(&[("content-length", "5")]);
