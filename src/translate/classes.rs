@@ -40,13 +40,13 @@ impl OurClasses {
     /// Whether `ingress` is served by us: its `spec.ingressClassName`, else its legacy
     /// annotation, names one of our classes; or it names no class and ours is the default.
     pub(crate) fn serves(&self, ingress: &Ingress) -> bool {
-        let named = ingress.spec.ingress_class_name.as_deref().or_else(|| {
-            ingress
-                .metadata
-                .annotations
-                .get(LEGACY_CLASS_ANNOTATION)
-                .map(String::as_str)
-        });
+        // An empty name is no name (as the API server treats an empty ingressClassName).
+        let annotation = ingress.metadata.annotations.get(LEGACY_CLASS_ANNOTATION);
+        let named = [ingress.spec.ingress_class_name.as_ref(), annotation]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .find(|name| !name.is_empty());
         match named {
             Some(name) => self.names.contains(name),
             None => self.default,
