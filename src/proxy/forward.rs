@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{EXPECT, HOST, HeaderValue};
+use http::header::{COOKIE, EXPECT, HOST, HeaderValue};
 use http::uri::Uri;
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
@@ -66,6 +66,18 @@ pub(crate) async fn serve(client: Arc<Client>, request: Request<Incoming>) -> Re
     Ok(response)
 }
 
+/// HTTP/2 clients may split `Cookie` into several fields; HTTP/1.1 wants one, joined by `; `.
+fn join_cookies(headers: &mut http::HeaderMap) {
+    let mut cookies = headers.get_all(COOKIE).iter();
+    if cookies.next().is_none() || cookies.next().is_none() {
+        return;
+    }
+    let joined: Vec<&[u8]> = headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes).collect();
+    if let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+        headers.insert(COOKIE, value);
+    }
+}
+
 async fn handle(
     client: &Client,
     installed: &Installed,
@@ -116,6 +128,9 @@ async fn handle(
             }
         }
         set_forwarded(headers, &client.peer, &client.proto, host, &config.trusted_proxies);
+        if client.http2 {
+            join_cookies(headers);
+        }
     }
     if request.uri().scheme().is_some() || request.uri().authority().is_some() {
         // Absolute form (HTTP/2, or a proxy-style HTTP/1.1 request): origin form upstream.
