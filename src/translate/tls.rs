@@ -97,8 +97,10 @@ impl<'s> TlsBuilder<'s> {
             let field = format!("spec.tls[{i}].secretName");
             let key = match self.load(namespace, secret_name) {
                 Ok(key) => key,
+                // A warning, like a missing Service: the Secret may simply not exist yet
+                // (cert-manager creates it after the Ingress), not a defect of the Ingress.
                 Err(SecretError::Missing) => {
-                    report.error(
+                    report.warning(
                         &field,
                         format!("Secret {namespace}/{secret_name} not found; {names} the default certificate"),
                     );
