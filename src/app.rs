@@ -36,9 +36,17 @@ pub struct RunOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {what} address {addr}: {source}")]
-    Bind { what: &'static str, addr: SocketAddr, source: io::Error },
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: io::Error,
+    },
     #[error("cannot start the proxy listeners (--http {http}, --https {https}): {source}")]
-    Proxy { http: String, https: String, source: io::Error },
+    Proxy {
+        http: String,
+        https: String,
+        source: io::Error,
+    },
     #[error("cannot watch manifests: {0}")]
     Watch(#[from] notify::Error),
 }
@@ -65,18 +73,22 @@ pub struct Running {
 pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Running, StartError> {
     let metrics = Metrics::new();
     let admin_state = AdminState::new(metrics.clone());
-    let admin_listener = tokio::net::TcpListener::bind(options.admin).await.map_err(|source| StartError::Bind {
-        what: "--admin",
-        addr: options.admin,
-        source,
-    })?;
+    let admin_listener = tokio::net::TcpListener::bind(options.admin)
+        .await
+        .map_err(|source| StartError::Bind {
+            what: "--admin",
+            addr: options.admin,
+            source,
+        })?;
     let admin_addr = admin_listener.local_addr().unwrap_or(options.admin);
     let shown = |addr: Option<SocketAddr>| addr.map_or("off".to_string(), |a| a.to_string());
-    let proxy = Arc::new(Proxy::start(options.proxy.clone(), metrics).map_err(|source| StartError::Proxy {
-        http: shown(options.proxy.http),
-        https: shown(options.proxy.https),
-        source,
-    })?);
+    let proxy = Arc::new(
+        Proxy::start(options.proxy.clone(), metrics).map_err(|source| StartError::Proxy {
+            http: shown(options.proxy.http),
+            https: shown(options.proxy.https),
+            source,
+        })?,
+    );
     {
         let state = admin_state.clone();
         tokio::spawn(async move {
@@ -102,7 +114,13 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         tracing::warn!("no --manifests given: serving an empty configuration (every request answers 404)");
         let source = SourceId::new("none");
         sources.push(source.clone());
-        let _ = tx.send(SourceUpdate { source, objects: Vec::new(), issues: Vec::new() }).await;
+        let _ = tx
+            .send(SourceUpdate {
+                source,
+                objects: Vec::new(),
+                issues: Vec::new(),
+            })
+            .await;
     }
     drop(tx);
     tokio::spawn(controller::run(
@@ -112,7 +130,14 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         proxy.clone(),
         admin_state.clone(),
     ));
-    Ok(Running { proxy, admin: admin_state, admin_addr, builtin: builtin_tx, _watcher: watcher, options })
+    Ok(Running {
+        proxy,
+        admin: admin_state,
+        admin_addr,
+        builtin: builtin_tx,
+        _watcher: watcher,
+        options,
+    })
 }
 
 impl Running {

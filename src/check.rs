@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use crate::config::{SourceId, Snapshot};
+use crate::config::{Snapshot, SourceId};
 use crate::controller::Reconciler;
 use crate::providers::file::ManifestSet;
 use crate::translate::TranslateOptions;
@@ -37,10 +37,19 @@ pub fn check(paths: Vec<PathBuf>, options: TranslateOptions) -> Report {
 impl Report {
     /// Prints the report: routes as JSON, then warnings and errors one per line.
     pub fn print(&self, out: &mut impl Write) -> io::Result<()> {
-        writeln!(out, "{}", serde_json::to_string_pretty(&self.routes).unwrap_or_default())?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&self.routes).unwrap_or_default()
+        )?;
         for line in self.warnings.iter().chain(&self.errors) {
             writeln!(out, "{line}")?;
         }
-        writeln!(out, "{} error(s), {} warning(s)", self.errors.len(), self.warnings.len())
+        writeln!(
+            out,
+            "{} error(s), {} warning(s)",
+            self.errors.len(),
+            self.warnings.len()
+        )
     }
 }

@@ -46,7 +46,10 @@ pub struct Reconciler {
 
 impl Reconciler {
     pub fn new(options: TranslateOptions) -> Self {
-        Reconciler { options, last_good: HashMap::new() }
+        Reconciler {
+            options,
+            last_good: HashMap::new(),
+        }
     }
 
     /// Translates `snapshot`; objects whose current version has errors are replaced by their
@@ -103,9 +106,18 @@ impl Reconciler {
         all_issues.extend(issues);
         all_issues.sort();
         all_issues.dedup();
-        let outcome = if all_issues.iter().any(Issue::is_error) { ReloadOutcome::Partial } else { ReloadOutcome::Success };
+        let outcome = if all_issues.iter().any(Issue::is_error) {
+            ReloadOutcome::Partial
+        } else {
+            ReloadOutcome::Success
+        };
         let Translation { table, statuses, .. } = translation;
-        Applied { table: Arc::new(table), statuses, issues: all_issues, outcome }
+        Applied {
+            table: Arc::new(table),
+            statuses,
+            issues: all_issues,
+            outcome,
+        }
     }
 
     /// Remembers every current object without errors as its last good version, and forgets
@@ -122,7 +134,11 @@ impl Reconciler {
 }
 
 fn keys_with_errors(issues: &[Issue]) -> BTreeSet<ObjectKey> {
-    issues.iter().filter(|i| i.is_error()).filter_map(|i| i.subject.object.clone()).collect()
+    issues
+        .iter()
+        .filter(|i| i.is_error())
+        .filter_map(|i| i.subject.object.clone())
+        .collect()
 }
 
 /// Runs the loop until every sender of `updates` is gone.
@@ -183,13 +199,24 @@ fn publish(admin: &AdminState, generation: u64, applied: Applied, snapshot: &Sna
     let metrics = &admin.metrics;
     metrics.reload(applied.outcome);
     let mut rejected: BTreeMap<&str, u64> = BTreeMap::new();
-    for kind in [Kind::Ingress, Kind::IngressClass, Kind::Service, Kind::EndpointSlice, Kind::Endpoints, Kind::Secret] {
+    for kind in [
+        Kind::Ingress,
+        Kind::IngressClass,
+        Kind::Service,
+        Kind::EndpointSlice,
+        Kind::Endpoints,
+        Kind::Secret,
+    ] {
         rejected.insert(kind.as_str(), 0);
     }
     for key in keys_with_errors(&applied.issues) {
         *rejected.entry(key.kind.as_str()).or_default() += 1;
     }
-    let unparsed = applied.issues.iter().filter(|i| i.is_error() && i.subject.object.is_none()).count();
+    let unparsed = applied
+        .issues
+        .iter()
+        .filter(|i| i.is_error() && i.subject.object.is_none())
+        .count();
     rejected.insert("document", unparsed as u64);
     for (kind, count) in rejected {
         metrics.set_rejected(kind, count);

@@ -30,14 +30,26 @@ pub fn make_certificate(hosts: &[&str]) -> Result<DemoCertificate, rcgen::Error>
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "Vestibule demo CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Vestibule demo CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
     let mut leaf_params = CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())?;
-    leaf_params.distinguished_name.push(DnType::CommonName, hosts.first().copied().unwrap_or("vestibule"));
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, hosts.first().copied().unwrap_or("vestibule"));
     let leaf_key = KeyPair::generate()?;
     let leaf = leaf_params.signed_by(&leaf_key, &ca)?;
-    Ok(DemoCertificate { ca_pem: ca.pem(), cert_pem: leaf.pem(), key_pem: leaf_key.serialize_pem() })
+    Ok(DemoCertificate {
+        ca_pem: ca.pem(),
+        cert_pem: leaf.pem(),
+        key_pem: leaf_key.serialize_pem(),
+    })
 }
 
 /// Fills the placeholders of [`MANIFESTS`].
@@ -48,7 +60,8 @@ pub fn render(backends: &[(&str, SocketAddr)], certificate: &DemoCertificate) ->
     }
     // JSON strings are valid YAML double-quoted scalars.
     let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    text.replace("{{tls_crt}}", &quote(&certificate.cert_pem)).replace("{{tls_key}}", &quote(&certificate.key_pem))
+    text.replace("{{tls_crt}}", &quote(&certificate.cert_pem))
+        .replace("{{tls_key}}", &quote(&certificate.key_pem))
 }
 
 /// Runs the demo until SIGINT/SIGTERM.
@@ -63,7 +76,10 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
     let certificate = make_certificate(&[TLS_HOST])?;
     let ca_path = write_ca(&certificate.ca_pem)?;
     let text = render(&backends, &certificate);
-    let parsed = parse_documents(&text, |document| Origin::Builtin { name: "demo".into(), document });
+    let parsed = parse_documents(&text, |document| Origin::Builtin {
+        name: "demo".into(),
+        document,
+    });
     if let Some(issue) = parsed.issues.iter().find(|i| i.severity == Severity::Error) {
         return Err(format!("bundled demo manifests are invalid: {issue}").into());
     }
@@ -71,7 +87,12 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
     let source = SourceId::new("builtin");
     let running = app::start(options.clone(), Some(source.clone())).await?;
     if let Some(tx) = &running.builtin {
-        tx.send(SourceUpdate { source, objects: parsed.objects, issues: parsed.issues }).await?;
+        tx.send(SourceUpdate {
+            source,
+            objects: parsed.objects,
+            issues: parsed.issues,
+        })
+        .await?;
     }
     if !running.wait_ready(std::time::Duration::from_secs(10)).await {
         return Err("the demo configuration was not applied within 10 s".into());
@@ -97,27 +118,55 @@ fn print_tour(http: SocketAddr, https: SocketAddr, admin: SocketAddr, ca: &std::
     let port = https.port();
     let ip = https.ip();
     let mut out = io::stdout().lock();
-    writeln!(out, "Vestibule demo is running. Three echo backends (cheddar, stilton, wensleydale) answer with JSON.")?;
+    writeln!(
+        out,
+        "Vestibule demo is running. Three echo backends (cheddar, stilton, wensleydale) answer with JSON."
+    )?;
     writeln!(out)?;
     writeln!(out, "Host-based routing:")?;
     for cheese in ["cheddar", "stilton", "wensleydale"] {
-        writeln!(out, "  curl -H 'Host: {cheese}.example' http://{http}/                 # 200, answered by {cheese}")?;
+        writeln!(
+            out,
+            "  curl -H 'Host: {cheese}.example' http://{http}/                 # 200, answered by {cheese}"
+        )?;
     }
     writeln!(out, "Path-based routing on one host:")?;
-    writeln!(out, "  curl -H 'Host: cheese.example' http://{http}/stilton/blue       # 200, Prefix /stilton → stilton")?;
-    writeln!(out, "  curl -H 'Host: cheese.example' http://{http}/wensleydale        # 200, Exact /wensleydale")?;
-    writeln!(out, "  curl -H 'Host: cheese.example' http://{http}/wensleydale/x      # 404, Exact does not match")?;
-    writeln!(out, "  curl -H 'Host: unknown.example' http://{http}/                  # 404, no route for this host")?;
+    writeln!(
+        out,
+        "  curl -H 'Host: cheese.example' http://{http}/stilton/blue       # 200, Prefix /stilton → stilton"
+    )?;
+    writeln!(
+        out,
+        "  curl -H 'Host: cheese.example' http://{http}/wensleydale        # 200, Exact /wensleydale"
+    )?;
+    writeln!(
+        out,
+        "  curl -H 'Host: cheese.example' http://{http}/wensleydale/x      # 404, Exact does not match"
+    )?;
+    writeln!(
+        out,
+        "  curl -H 'Host: unknown.example' http://{http}/                  # 404, no route for this host"
+    )?;
     writeln!(out, "TLS (certificate by SNI, signed by a CA made for this run):")?;
     writeln!(
         out,
         "  curl --cacert {} --resolve {TLS_HOST}:{port}:{ip} https://{TLS_HOST}:{port}/   # 200 over TLS",
         ca.display()
     )?;
-    writeln!(out, "  curl --http2 --cacert {} --resolve {TLS_HOST}:{port}:{ip} https://{TLS_HOST}:{port}/   # 200 over h2", ca.display())?;
+    writeln!(
+        out,
+        "  curl --http2 --cacert {} --resolve {TLS_HOST}:{port}:{ip} https://{TLS_HOST}:{port}/   # 200 over h2",
+        ca.display()
+    )?;
     writeln!(out, "Admin:")?;
-    writeln!(out, "  curl http://{admin}/api/routes                                  # 200, the live routing table")?;
-    writeln!(out, "  curl http://{admin}/api/status                                  # 200, Ingress status")?;
+    writeln!(
+        out,
+        "  curl http://{admin}/api/routes                                  # 200, the live routing table"
+    )?;
+    writeln!(
+        out,
+        "  curl http://{admin}/api/status                                  # 200, Ingress status"
+    )?;
     writeln!(out, "  dashboard: http://{admin}/")?;
     writeln!(out)?;
     writeln!(out, "Press Ctrl-C to stop.")?;
@@ -132,9 +181,15 @@ mod tests {
     fn rendered_manifests_parse_without_issues() {
         let certificate = make_certificate(&[TLS_HOST]).unwrap();
         let addr: SocketAddr = "127.0.0.1:1234".parse().unwrap();
-        let text = render(&[("cheddar", addr), ("stilton", addr), ("wensleydale", addr)], &certificate);
+        let text = render(
+            &[("cheddar", addr), ("stilton", addr), ("wensleydale", addr)],
+            &certificate,
+        );
         assert!(!text.contains("{{"), "placeholder left: {text}");
-        let parsed = parse_documents(&text, |document| Origin::Builtin { name: "demo".into(), document });
+        let parsed = parse_documents(&text, |document| Origin::Builtin {
+            name: "demo".into(),
+            document,
+        });
         assert!(parsed.issues.is_empty(), "{:?}", parsed.issues);
         assert_eq!(parsed.objects.len(), 11);
     }

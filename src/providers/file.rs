@@ -51,7 +51,11 @@ pub struct ManifestSet {
 
 impl ManifestSet {
     pub fn new(roots: Vec<PathBuf>) -> Self {
-        ManifestSet { roots, files: BTreeMap::new(), root_issues: Vec::new() }
+        ManifestSet {
+            roots,
+            files: BTreeMap::new(),
+            root_issues: Vec::new(),
+        }
     }
 
     /// Rescans every root; returns true when anything changed since the last scan.
@@ -66,7 +70,10 @@ impl ManifestSet {
                 }
                 Err(err) => root_issues.push(Issue::error(
                     None,
-                    Some(Origin::File { path: root.clone(), document: 0 }),
+                    Some(Origin::File {
+                        path: root.clone(),
+                        document: 0,
+                    }),
                     "",
                     format!("cannot read manifests path: {err}"),
                 )),
@@ -93,7 +100,11 @@ impl ManifestSet {
         let objects = self.files.values().flat_map(|f| f.objects.iter().cloned()).collect();
         let mut issues: Vec<Issue> = self.root_issues.clone();
         issues.extend(self.files.values().flat_map(|f| f.issues.iter().cloned()));
-        SourceUpdate { source: source.clone(), objects, issues }
+        SourceUpdate {
+            source: source.clone(),
+            objects,
+            issues,
+        }
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -110,7 +121,9 @@ fn stamp(meta: &fs::Metadata) -> Stamp {
 }
 
 fn is_manifest(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
     if name.starts_with('.') || name.ends_with('~') {
         return false;
     }
@@ -123,7 +136,10 @@ fn collect_dir(dir: &Path, found: &mut BTreeMap<PathBuf, Stamp>, issues: &mut Ve
         Err(err) => {
             issues.push(Issue::error(
                 None,
-                Some(Origin::File { path: dir.to_path_buf(), document: 0 }),
+                Some(Origin::File {
+                    path: dir.to_path_buf(),
+                    document: 0,
+                }),
                 "",
                 format!("cannot read directory: {err}"),
             ));
@@ -132,7 +148,10 @@ fn collect_dir(dir: &Path, found: &mut BTreeMap<PathBuf, Stamp>, issues: &mut Ve
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
         // Follow symlinks (Kubernetes ConfigMap volumes are symlink farms).
         let Ok(meta) = fs::metadata(&path) else { continue };
         if meta.is_dir() {
@@ -151,20 +170,43 @@ fn load_file(path: &Path, stamp: Stamp, previous: Option<LoadedFile>) -> LoadedF
         Ok(Err(_)) => return failed(path, stamp, previous, "file is not UTF-8".to_string()),
         Err(err) => return failed(path, stamp, previous, format!("cannot read file: {err}")),
     };
-    let parsed = parse_documents(&text, |document| Origin::File { path: path.to_path_buf(), document });
+    let parsed = parse_documents(&text, |document| Origin::File {
+        path: path.to_path_buf(),
+        document,
+    });
     if parsed.has_errors() {
         if let Some(previous) = previous {
             tracing::warn!(file = %path.display(), "manifest has errors; its last good objects keep serving");
-            return LoadedFile { stamp, objects: previous.objects, issues: parsed.issues };
+            return LoadedFile {
+                stamp,
+                objects: previous.objects,
+                issues: parsed.issues,
+            };
         }
         // Never loaded before: serve the documents that did parse.
     }
-    LoadedFile { stamp, objects: parsed.objects, issues: parsed.issues }
+    LoadedFile {
+        stamp,
+        objects: parsed.objects,
+        issues: parsed.issues,
+    }
 }
 
 fn failed(path: &Path, stamp: Stamp, previous: Option<LoadedFile>, message: String) -> LoadedFile {
-    let issue = Issue::error(None, Some(Origin::File { path: path.to_path_buf(), document: 0 }), "", message);
-    LoadedFile { stamp, objects: previous.map(|p| p.objects).unwrap_or_default(), issues: vec![issue] }
+    let issue = Issue::error(
+        None,
+        Some(Origin::File {
+            path: path.to_path_buf(),
+            document: 0,
+        }),
+        "",
+        message,
+    );
+    LoadedFile {
+        stamp,
+        objects: previous.map(|p| p.objects).unwrap_or_default(),
+        issues: vec![issue],
+    }
 }
 
 /// Loads `roots` once and then keeps sending complete updates to `updates` whenever the files
@@ -183,8 +225,16 @@ pub fn watch(
     for root in &roots {
         // Watch a file's directory (editors replace files by rename, which a watch on the file
         // itself would lose); watch directories recursively.
-        let target = if root.is_dir() { root.clone() } else { root.parent().map(Path::to_path_buf).unwrap_or_default() };
-        let target = if target.as_os_str().is_empty() { PathBuf::from(".") } else { target };
+        let target = if root.is_dir() {
+            root.clone()
+        } else {
+            root.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
+        let target = if target.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            target
+        };
         watcher.watch(&target, RecursiveMode::Recursive)?;
     }
     let mut set = ManifestSet::new(roots);

@@ -10,10 +10,26 @@ use crate::support::*;
 fn check_prints_routes_and_exits_0_on_valid_manifests() {
     let dir = tempfile::tempdir().unwrap();
     let backend: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
-    write_manifest(dir.path(), "all.yaml", &format!("{CLASS}\n---\n{}\n---\n{}", service("a", &[backend]), ingress("app", "app.example", "a")));
-    let out = Command::new(env!("CARGO_BIN_EXE_vestibule")).args(["check", "-f"]).arg(dir.path()).output().unwrap();
+    write_manifest(
+        dir.path(),
+        "all.yaml",
+        &format!(
+            "{CLASS}\n---\n{}\n---\n{}",
+            service("a", &[backend]),
+            ingress("app", "app.example", "a")
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+        .args(["check", "-f"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("app.example"), "{stdout}");
     assert!(stdout.contains("0 error(s)"), "{stdout}");
 }
@@ -23,10 +39,17 @@ fn check_exits_1_and_names_the_object_and_field_on_errors() {
     let dir = tempfile::tempdir().unwrap();
     let broken = ingress("app", "app.example", "a").replace("pathType: Prefix, ", "");
     write_manifest(dir.path(), "bad.yaml", &format!("{CLASS}\n---\n{broken}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_vestibule")).args(["check", "-f"]).arg(dir.path()).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+        .args(["check", "-f"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    let line = stdout.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("no error line: {stdout}"));
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line: {stdout}"));
     assert!(line.contains("Ingress default/app"), "{line}");
     assert!(line.contains("bad.yaml, document 2"), "{line}");
     assert!(line.contains("spec.rules[0].http.paths[0].pathType"), "{line}");
@@ -41,7 +64,13 @@ fn demo_prints_curl_commands_that_work() {
     }
     let (http, https, admin) = (free_port(), free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
-        .args(["demo", "--http", &format!("127.0.0.1:{http}"), "--https", &format!("127.0.0.1:{https}")])
+        .args([
+            "demo",
+            "--http",
+            &format!("127.0.0.1:{http}"),
+            "--https",
+            &format!("127.0.0.1:{https}"),
+        ])
         .args(["--admin", &format!("127.0.0.1:{admin}")])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -66,11 +95,20 @@ fn demo_prints_curl_commands_that_work() {
             commands.push(line[at..].to_string());
         }
     }
-    assert!(commands.len() >= 8, "demo printed {} curl commands: {commands:?}", commands.len());
+    assert!(
+        commands.len() >= 8,
+        "demo printed {} curl commands: {commands:?}",
+        commands.len()
+    );
     let mut failures = Vec::new();
     for line in &commands {
         let (command, comment) = line.split_once('#').unwrap_or((line, ""));
-        let expected = comment.split_whitespace().next().unwrap_or("200").trim_end_matches(',').to_string();
+        let expected = comment
+            .split_whitespace()
+            .next()
+            .unwrap_or("200")
+            .trim_end_matches(',')
+            .to_string();
         let out = Command::new("sh")
             .arg("-c")
             .arg(format!("{} -s -o /dev/null -m 5 -w '%{{http_code}}'", command.trim()))

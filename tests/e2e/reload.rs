@@ -12,7 +12,11 @@ async fn new_changed_and_deleted_files_apply_live() {
     let b = echo_backend("b").await;
     let dir = tempfile::tempdir().unwrap();
     write_manifest(dir.path(), "class.yaml", CLASS);
-    write_manifest(dir.path(), "svc.yaml", &format!("{}\n---\n{}", service("a", &[a]), service("b", &[b])));
+    write_manifest(
+        dir.path(),
+        "svc.yaml",
+        &format!("{}\n---\n{}", service("a", &[a]), service("b", &[b])),
+    );
     let vestibule = Vestibule::start(dir.path(), &[]).await;
     assert_eq!(get(vestibule.http, "app.example", "/").await.unwrap().0, 404);
 
@@ -30,7 +34,11 @@ async fn new_changed_and_deleted_files_apply_live() {
 
     // A new subdirectory.
     std::fs::create_dir(dir.path().join("more")).unwrap();
-    write_manifest(&dir.path().join("more"), "other.yaml", &ingress("other", "other.example", "a"));
+    write_manifest(
+        &dir.path().join("more"),
+        "other.yaml",
+        &ingress("other", "other.example", "a"),
+    );
     vestibule.wait_for("other.example", "/", 200).await;
 
     // Deleted.
@@ -50,9 +58,17 @@ async fn broken_input_is_reported_and_the_last_good_version_keeps_serving() {
     vestibule.wait_for("app.example", "/", 200).await;
 
     // A file that no longer parses: its objects keep serving, the error is reported.
-    write_manifest(dir.path(), "app.yaml", "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: [oops\n");
+    write_manifest(
+        dir.path(),
+        "app.yaml",
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: [oops\n",
+    );
     // An object that parses but is invalid (pathType missing): its last good version serves.
-    write_manifest(dir.path(), "other.yaml", &ingress("other", "other.example", "a").replace("pathType: Prefix, ", ""));
+    write_manifest(
+        dir.path(),
+        "other.yaml",
+        &ingress("other", "other.example", "a").replace("pathType: Prefix, ", ""),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let issues = loop {
         let issues = vestibule.admin_json("/api/issues").await.to_string();
@@ -63,13 +79,26 @@ async fn broken_input_is_reported_and_the_last_good_version_keeps_serving() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(issues.contains("invalid YAML"), "{issues}");
-    assert_eq!(get(vestibule.http, "app.example", "/").await.unwrap().0, 200, "last good file keeps serving");
-    assert_eq!(get(vestibule.http, "other.example", "/").await.unwrap().0, 200, "last good object keeps serving");
+    assert_eq!(
+        get(vestibule.http, "app.example", "/").await.unwrap().0,
+        200,
+        "last good file keeps serving"
+    );
+    assert_eq!(
+        get(vestibule.http, "other.example", "/").await.unwrap().0,
+        200,
+        "last good object keeps serving"
+    );
     let log = vestibule.log_text();
-    assert!(log.contains("app.yaml, document 1"), "log names file and document:\n{log}");
+    assert!(
+        log.contains("app.yaml, document 1"),
+        "log names file and document:\n{log}"
+    );
     let (_, metrics) = get(vestibule.admin, "admin", "/metrics").await.unwrap();
     assert!(
-        metrics.lines().any(|l| l.starts_with("vestibule_rejected_objects") && l.contains("Ingress") && l.ends_with(" 1")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("vestibule_rejected_objects") && l.contains("Ingress") && l.ends_with(" 1")),
         "{metrics}"
     );
 }
@@ -81,7 +110,11 @@ async fn reloads_under_load_drop_nothing() {
     let b = echo_backend("b").await;
     let dir = tempfile::tempdir().unwrap();
     write_manifest(dir.path(), "class.yaml", CLASS);
-    write_manifest(dir.path(), "svc.yaml", &format!("{}\n---\n{}", service("a", &[a]), service("b", &[b])));
+    write_manifest(
+        dir.path(),
+        "svc.yaml",
+        &format!("{}\n---\n{}", service("a", &[a]), service("b", &[b])),
+    );
     write_manifest(dir.path(), "app.yaml", &ingress("app", "app.example", "a"));
     let vestibule = Vestibule::start(dir.path(), &[]).await;
     vestibule.wait_for("app.example", "/", 200).await;
@@ -114,17 +147,28 @@ async fn reloads_under_load_drop_nothing() {
     for i in 0..20 {
         let target = if i % 2 == 0 { "b" } else { "a" };
         write_manifest(dir.path(), "app.yaml", &ingress("app", "app.example", target));
-        write_manifest(dir.path(), &format!("extra-{i}.yaml"), &ingress(&format!("extra-{i}"), &format!("extra-{i}.example"), "a"));
+        write_manifest(
+            dir.path(),
+            &format!("extra-{i}.yaml"),
+            &ingress(&format!("extra-{i}"), &format!("extra-{i}.example"), "a"),
+        );
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let mut errors = Vec::new();
     for client in clients {
         errors.extend(client.await.unwrap());
     }
-    let generation = vestibule.admin_json("/api/routes").await["generation"].as_u64().unwrap_or(0);
+    let generation = vestibule.admin_json("/api/routes").await["generation"]
+        .as_u64()
+        .unwrap_or(0);
     assert!(generation >= 10, "reloads were applied (generation {generation})");
     assert!(ok.load(Ordering::Relaxed) > 100, "requests flowed");
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "failed requests: {:?}", &errors[..errors.len().min(5)]);
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "failed requests: {:?}",
+        &errors[..errors.len().min(5)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,11 +8,23 @@ async fn routes_hosts_to_their_backends_and_reports_status() {
     let stilton = echo_backend("stilton").await;
     let dir = tempfile::tempdir().unwrap();
     write_manifest(dir.path(), "class.yaml", CLASS);
-    write_manifest(dir.path(), "services.yaml", &format!("{}\n---\n{}", service("cheddar", &[cheddar]), service("stilton", &[stilton])));
+    write_manifest(
+        dir.path(),
+        "services.yaml",
+        &format!(
+            "{}\n---\n{}",
+            service("cheddar", &[cheddar]),
+            service("stilton", &[stilton])
+        ),
+    );
     write_manifest(
         dir.path(),
         "ingress.yaml",
-        &format!("{}\n---\n{}", ingress("cheddar", "cheddar.example", "cheddar"), ingress("stilton", "stilton.example", "stilton")),
+        &format!(
+            "{}\n---\n{}",
+            ingress("cheddar", "cheddar.example", "cheddar"),
+            ingress("stilton", "stilton.example", "stilton")
+        ),
     );
     let vestibule = Vestibule::start(dir.path(), &[]).await;
 
@@ -27,7 +39,11 @@ async fn routes_hosts_to_their_backends_and_reports_status() {
     assert_eq!(echoed["headers"]["x-real-ip"], "127.0.0.1");
 
     let (status, body) = get(vestibule.http, "STILTON.example:8080", "/").await.unwrap();
-    assert_eq!((status, echo_name(&body)), (200, "stilton".to_string()), "host is case-insensitive, port ignored");
+    assert_eq!(
+        (status, echo_name(&body)),
+        (200, "stilton".to_string()),
+        "host is case-insensitive, port ignored"
+    );
 
     let (status, _) = get(vestibule.http, "brie.example", "/").await.unwrap();
     assert_eq!(status, 404, "no route");
@@ -41,11 +57,17 @@ async fn routes_hosts_to_their_backends_and_reports_status() {
         .unwrap_or_else(|| panic!("no status for Ingress cheddar: {statuses}"));
     assert_eq!(cheddar_status["namespace"], "default");
     assert_eq!(cheddar_status["apiVersion"], "networking.k8s.io/v1");
-    assert_eq!(cheddar_status["status"]["loadBalancer"]["ingress"][0]["ip"], "203.0.113.7");
+    assert_eq!(
+        cheddar_status["status"]["loadBalancer"]["ingress"][0]["ip"],
+        "203.0.113.7"
+    );
 
     let routes = vestibule.admin_json("/api/routes").await;
     let text = routes.to_string();
-    assert!(text.contains("cheddar.example") && text.contains("stilton.example"), "{text}");
+    assert!(
+        text.contains("cheddar.example") && text.contains("stilton.example"),
+        "{text}"
+    );
 
     let (status, metrics) = get(vestibule.admin, "admin", "/metrics").await.unwrap();
     assert_eq!(status, 200);
@@ -58,7 +80,15 @@ async fn no_endpoints_is_503_and_a_dead_endpoint_is_502() {
     let dir = tempfile::tempdir().unwrap();
     let dead = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     write_manifest(dir.path(), "class.yaml", CLASS);
-    write_manifest(dir.path(), "dead.yaml", &format!("{}\n---\n{}", service("dead", &[dead]), ingress("dead", "dead.example", "dead")));
+    write_manifest(
+        dir.path(),
+        "dead.yaml",
+        &format!(
+            "{}\n---\n{}",
+            service("dead", &[dead]),
+            ingress("dead", "dead.example", "dead")
+        ),
+    );
     // A Service with no EndpointSlice at all, and an Ingress naming a Service that does not exist.
     write_manifest(
         dir.path(),
@@ -95,13 +125,24 @@ async fn tls_certificate_is_chosen_by_sni_from_the_secret() {
         quote(&certificate.cert_pem),
         quote(&certificate.key_pem)
     );
-    let tls_ingress = ingress("secure", "secure.example", "a")
-        .replace("spec:\n", "spec:\n  tls: [{hosts: [secure.example], secretName: secure-tls}]\n");
-    write_manifest(dir.path(), "secure.yaml", &format!("{secret}\n---\n{tls_ingress}\n---\n{}", ingress("plain", "plain.example", "a")));
+    let tls_ingress = ingress("secure", "secure.example", "a").replace(
+        "spec:\n",
+        "spec:\n  tls: [{hosts: [secure.example], secretName: secure-tls}]\n",
+    );
+    write_manifest(
+        dir.path(),
+        "secure.yaml",
+        &format!(
+            "{secret}\n---\n{tls_ingress}\n---\n{}",
+            ingress("plain", "plain.example", "a")
+        ),
+    );
     let vestibule = Vestibule::start(dir.path(), &[]).await;
 
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(certificate.ca_pem.as_bytes()).unwrap()).unwrap();
+    roots
+        .add(CertificateDer::from_pem_slice(certificate.ca_pem.as_bytes()).unwrap())
+        .unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -119,8 +160,61 @@ async fn tls_certificate_is_chosen_by_sni_from_the_secret() {
             connector.connect(ServerName::try_from(host).unwrap(), tcp).await
         }
     };
-    let stream = handshake("secure.example").await.expect("the Secret's certificate is served for its host");
+    let stream = handshake("secure.example")
+        .await
+        .expect("the Secret's certificate is served for its host");
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let err = handshake("plain.example").await.expect_err("no certificate configured: the default is not trusted");
+    let err = handshake("plain.example")
+        .await
+        .expect_err("no certificate configured: the default is not trusted");
     assert!(err.to_string().contains("certificate"), "{err}");
+}
+
+/// `--trusted-proxy` extends X-Forwarded-For from trusted peers; `--max-header-size` bounds the
+/// request head (431).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_and_trust_flags_apply() {
+    let a = echo_backend("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(
+        dir.path(),
+        "app.yaml",
+        &format!("{}\n---\n{}", service("a", &[a]), ingress("app", "app.example", "a")),
+    );
+    let trusting = Vestibule::start(
+        dir.path(),
+        &["--trusted-proxy", "127.0.0.0/8", "--max-header-size", "4096"],
+    )
+    .await;
+    let mut client = Client::connect(trusting.http).await.unwrap();
+    let (status, body) = client
+        .get_with("app.example", "/", &[("x-forwarded-for", "198.51.100.9")])
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echoed["headers"]["x-forwarded-for"], "198.51.100.9, 127.0.0.1");
+    assert_eq!(echoed["headers"]["x-real-ip"], "198.51.100.9");
+    let big = "x".repeat(8192);
+    let mut client = Client::connect(trusting.http).await.unwrap();
+    assert_eq!(
+        client.get_with("app.example", "/", &[("x-big", &big)]).await.unwrap().0,
+        431
+    );
+
+    // Without --trusted-proxy the client's claim is replaced, and 8 KiB headers are fine.
+    let plain = Vestibule::start(dir.path(), &[]).await;
+    let mut client = Client::connect(plain.http).await.unwrap();
+    let (status, body) = client
+        .get_with(
+            "app.example",
+            "/",
+            &[("x-forwarded-for", "198.51.100.9"), ("x-big", &big)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echoed["headers"]["x-forwarded-for"], "127.0.0.1");
 }

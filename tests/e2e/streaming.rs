@@ -34,7 +34,9 @@ async fn one_gib_down_and_up_in_bounded_memory() {
 
     // Download: the echo backend streams 1 GiB; count it without keeping it.
     let stream = tokio::net::TcpStream::connect(vestibule.http).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(connection);
     let request = http::Request::get(format!("/download?bytes={GIB}"))
         .header("host", "app.example")
@@ -51,15 +53,20 @@ async fn one_gib_down_and_up_in_bounded_memory() {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(120), download).await.expect("download finished in time");
+    tokio::time::timeout(Duration::from_secs(120), download)
+        .await
+        .expect("download finished in time");
     assert_eq!(received, GIB);
 
     // Upload: 1 GiB of chunks produced on the fly; the echo backend counts what arrived.
     let stream = tokio::net::TcpStream::connect(vestibule.http).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(connection);
     let chunk = Bytes::from(vec![7u8; 1 << 20]);
-    let chunks = futures_util::stream::iter((0..1024).map(move |_| Ok::<_, std::io::Error>(Frame::data(chunk.clone()))));
+    let chunks =
+        futures_util::stream::iter((0..1024).map(move |_| Ok::<_, std::io::Error>(Frame::data(chunk.clone()))));
     let request = http::Request::post("/upload")
         .header("host", "app.example")
         .header("content-length", GIB.to_string())
@@ -72,9 +79,14 @@ async fn one_gib_down_and_up_in_bounded_memory() {
         let echoed: serde_json::Value = serde_json::from_slice(&body).unwrap();
         echoed["bodyBytes"].as_u64().unwrap()
     };
-    let uploaded = tokio::time::timeout(Duration::from_secs(120), upload).await.expect("upload finished in time");
+    let uploaded = tokio::time::timeout(Duration::from_secs(120), upload)
+        .await
+        .expect("upload finished in time");
     assert_eq!(uploaded, GIB);
 
     let grown = peak_rss_kib(vestibule.child.id()).saturating_sub(before);
-    assert!(grown < 64 * 1024, "peak RSS grew by {grown} KiB while 2 GiB passed through");
+    assert!(
+        grown < 64 * 1024,
+        "peak RSS grew by {grown} KiB while 2 GiB passed through"
+    );
 }

@@ -33,7 +33,14 @@ impl Vestibule {
             .arg("run")
             .arg("-f")
             .arg(manifests)
-            .args(["--http", &http.to_string(), "--https", &https.to_string(), "--admin", &admin.to_string()])
+            .args([
+                "--http",
+                &http.to_string(),
+                "--https",
+                &https.to_string(),
+                "--admin",
+                &admin.to_string(),
+            ])
             .args(["--workers", "1", "--publish-address", "203.0.113.7"])
             .args(extra)
             .env("RUST_LOG", "info")
@@ -41,7 +48,14 @@ impl Vestibule {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let vestibule = Vestibule { child, http, https, admin, log, _log_dir: log_dir };
+        let vestibule = Vestibule {
+            child,
+            http,
+            https,
+            admin,
+            log,
+            _log_dir: log_dir,
+        };
         vestibule.wait_ready().await;
         vestibule
     }
@@ -52,7 +66,11 @@ impl Vestibule {
             if let Ok((200, _)) = get(self.admin, "admin", "/readyz").await {
                 return;
             }
-            assert!(Instant::now() < deadline, "not ready within 20 s; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "not ready within 20 s; log:\n{}",
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -87,7 +105,10 @@ impl Vestibule {
     }
 
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 }
@@ -124,22 +145,47 @@ impl Client {
             .await
             .map_err(|_| "connect timeout".to_string())?
             .map_err(|e| format!("connect: {e}"))?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
         tokio::spawn(connection);
         Ok(Client { sender })
     }
 
     pub async fn get(&mut self, host: &str, path: &str) -> Result<(u16, String), String> {
-        let request = http::Request::get(path).header("host", host).body(Empty::<Bytes>::new()).unwrap();
+        self.get_with(host, path, &[]).await
+    }
+
+    pub async fn get_with(
+        &mut self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, String), String> {
+        let mut request = http::Request::get(path).header("host", host);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Empty::<Bytes>::new()).unwrap();
         let exchange = async {
             self.sender.ready().await.map_err(|e| format!("ready: {e}"))?;
-            let response = self.sender.send_request(request).await.map_err(|e| format!("send: {e}"))?;
+            let response = self
+                .sender
+                .send_request(request)
+                .await
+                .map_err(|e| format!("send: {e}"))?;
             let status = response.status().as_u16();
-            let body = response.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("body: {e}"))?
+                .to_bytes();
             Ok((status, String::from_utf8_lossy(&body).into_owned()))
         };
-        tokio::time::timeout(Duration::from_secs(10), exchange).await.map_err(|_| "timeout".to_string())?
+        tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .map_err(|_| "timeout".to_string())?
     }
 }
 
@@ -163,7 +209,10 @@ spec: {controller: vestibule.dev/ingress-controller}
 /// A Service `name` (port 80, named http) with one EndpointSlice listing `backends`.
 pub fn service(name: &str, backends: &[SocketAddr]) -> String {
     let port = backends.first().map_or(1, |b| b.port());
-    assert!(backends.iter().all(|b| b.port() == port), "one port per slice in these tests");
+    assert!(
+        backends.iter().all(|b| b.port() == port),
+        "one port per slice in these tests"
+    );
     let addresses: Vec<String> = backends.iter().map(|b| format!("\"{}\"", b.ip())).collect();
     format!(
         r#"
