@@ -5,7 +5,10 @@ use crate::config::parse::parse_documents;
 use crate::config::{Origin, Severity};
 
 fn objects(text: &str) -> Vec<Arc<StoredObject>> {
-    let parsed = parse_documents(text, |document| Origin::File { path: PathBuf::from("t.yaml"), document });
+    let parsed = parse_documents(text, |document| Origin::File {
+        path: PathBuf::from("t.yaml"),
+        document,
+    });
     assert!(parsed.issues.is_empty(), "{:?}", parsed.issues);
     parsed.objects
 }
@@ -56,8 +59,18 @@ fn a_defective_new_version_is_replaced_by_the_last_good_one() {
 
     let bad = reconciler.reconcile(&snapshot(&ingress("Bogus")));
     assert_eq!(hosts(&bad), ["shop.example"], "the last good version keeps serving");
-    assert!(bad.issues.iter().any(|i| i.severity == Severity::Error && i.field.contains("pathType")), "{:?}", bad.issues);
-    assert!(bad.issues.iter().any(|i| i.message.contains("last good version")), "{:?}", bad.issues);
+    assert!(
+        bad.issues
+            .iter()
+            .any(|i| i.severity == Severity::Error && i.field.contains("pathType")),
+        "{:?}",
+        bad.issues
+    );
+    assert!(
+        bad.issues.iter().any(|i| i.message.contains("last good version")),
+        "{:?}",
+        bad.issues
+    );
     assert_eq!(bad.outcome, ReloadOutcome::Partial);
 }
 

@@ -9,7 +9,11 @@ fn service(name: &str) -> String {
 }
 
 fn names(set: &ManifestSet) -> Vec<String> {
-    set.update(&SourceId::new("file")).objects.iter().map(|o| o.key().name.clone()).collect()
+    set.update(&SourceId::new("file"))
+        .objects
+        .iter()
+        .map(|o| o.key().name.clone())
+        .collect()
 }
 
 #[test]
@@ -74,12 +78,18 @@ async fn watch_sends_an_update_after_an_atomic_rename() {
     fs::write(dir.path().join("a.yaml"), service("a")).unwrap();
     let (tx, mut rx) = mpsc::channel(8);
     let _watcher = watch(vec![dir.path().to_path_buf()], SourceId::new("file"), tx).unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first.objects.len(), 1);
     let tmp = dir.path().join(".b.yaml.tmp");
     fs::write(&tmp, service("b")).unwrap();
     fs::rename(&tmp, dir.path().join("b.yaml")).unwrap();
-    let next = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     let names: Vec<_> = next.objects.iter().map(|o| o.key().name.clone()).collect();
     assert_eq!(names, ["a", "b"]);
 }
