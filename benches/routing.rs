@@ -216,5 +216,33 @@ fn bench_lookup(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_lookup, bench_translate);
+/// What a reload costs on the control thread: translate with last-good substitution
+/// (`Reconciler`) and the proxy's install (binding backends and route stats, one swap).
+fn bench_reload(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _guard = runtime.enter();
+    let proxy = vestibule::proxy::Proxy::start(
+        vestibule::proxy::ProxyConfig {
+            http: Some("127.0.0.1:0".parse().expect("address")),
+            workers: 1,
+            ..Default::default()
+        },
+        vestibule::metrics::Metrics::new(),
+    )
+    .expect("proxy");
+    let snapshot = snapshot(false, false);
+    let mut reconciler = vestibule::controller::Reconciler::new(TranslateOptions::default());
+    c.bench_function("reload 10k hosts: reconcile + install", |b| {
+        b.iter(|| {
+            let applied = reconciler.reconcile(black_box(&snapshot));
+            proxy.install(applied.table);
+        })
+    });
+}
+
+criterion_group!(benches, bench_lookup, bench_translate, bench_reload);
 criterion_main!(benches);

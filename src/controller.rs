@@ -126,8 +126,16 @@ impl Reconciler {
         let defective = keys_with_errors(issues);
         self.last_good.retain(|key, _| snapshot.objects.contains_key(key));
         for (key, object) in &snapshot.objects {
-            if !defective.contains(key) {
-                self.last_good.insert(key.clone(), object.clone());
+            if defective.contains(key) {
+                continue;
+            }
+            // Most objects are unchanged between reloads: same Arc, nothing to clone.
+            match self.last_good.get_mut(key) {
+                Some(good) if Arc::ptr_eq(good, object) => {}
+                Some(good) => *good = object.clone(),
+                None => {
+                    self.last_good.insert(key.clone(), object.clone());
+                }
             }
         }
     }
