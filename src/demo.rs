@@ -115,58 +115,82 @@ fn write_ca(pem: &str) -> io::Result<PathBuf> {
 }
 
 fn print_tour(http: SocketAddr, https: SocketAddr, admin: SocketAddr, ca: &std::path::Path) -> io::Result<()> {
-    let port = https.port();
-    let ip = https.ip();
+    let (port, ip, ca) = (https.port(), https.ip(), ca.display());
+    let tls = format!("--cacert {ca} --resolve {TLS_HOST}:{port}:{ip} https://{TLS_HOST}:{port}/");
+    let sections: [(&str, Vec<(String, String)>); 4] = [
+        (
+            "Host-based routing:",
+            ["cheddar", "stilton", "wensleydale"]
+                .iter()
+                .map(|c| {
+                    (
+                        format!("curl -H 'Host: {c}.example' http://{http}/"),
+                        format!("200, answered by {c}"),
+                    )
+                })
+                .collect(),
+        ),
+        (
+            "Path-based routing on one host:",
+            vec![
+                (
+                    format!("curl -H 'Host: cheese.example' http://{http}/stilton/blue"),
+                    "200, Prefix /stilton → stilton".into(),
+                ),
+                (
+                    format!("curl -H 'Host: cheese.example' http://{http}/wensleydale"),
+                    "200, Exact /wensleydale".into(),
+                ),
+                (
+                    format!("curl -H 'Host: cheese.example' http://{http}/wensleydale/x"),
+                    "404, Exact does not match".into(),
+                ),
+                (
+                    format!("curl -H 'Host: unknown.example' http://{http}/"),
+                    "404, no route for this host".into(),
+                ),
+            ],
+        ),
+        (
+            "TLS (certificate by SNI, signed by a CA made for this run):",
+            vec![
+                (format!("curl {tls}"), "200 over TLS".into()),
+                (format!("curl --http2 {tls}"), "200 over h2".into()),
+            ],
+        ),
+        (
+            "Admin:",
+            vec![
+                (
+                    format!("curl http://{admin}/api/routes"),
+                    "200, the live routing table".into(),
+                ),
+                (format!("curl http://{admin}/api/status"), "200, Ingress status".into()),
+            ],
+        ),
+    ];
+    let width = sections
+        .iter()
+        .flat_map(|(_, lines)| lines.iter().map(|(c, _)| c.len()))
+        .max()
+        .unwrap_or(0);
     let mut out = io::stdout().lock();
     writeln!(
         out,
         "Vestibule demo is running. Three echo backends (cheddar, stilton, wensleydale) answer with JSON."
     )?;
-    writeln!(out)?;
-    writeln!(out, "Host-based routing:")?;
-    for cheese in ["cheddar", "stilton", "wensleydale"] {
-        writeln!(
-            out,
-            "  curl -H 'Host: {cheese}.example' http://{http}/                 # 200, answered by {cheese}"
-        )?;
+    for (title, lines) in &sections {
+        writeln!(out)?;
+        writeln!(out, "{title}")?;
+        let width = lines
+            .iter()
+            .map(|(command, _)| command.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (command, comment) in lines {
+            writeln!(out, "  {command:<width$}   # {comment}")?;
+        }
     }
-    writeln!(out, "Path-based routing on one host:")?;
-    writeln!(
-        out,
-        "  curl -H 'Host: cheese.example' http://{http}/stilton/blue       # 200, Prefix /stilton → stilton"
-    )?;
-    writeln!(
-        out,
-        "  curl -H 'Host: cheese.example' http://{http}/wensleydale        # 200, Exact /wensleydale"
-    )?;
-    writeln!(
-        out,
-        "  curl -H 'Host: cheese.example' http://{http}/wensleydale/x      # 404, Exact does not match"
-    )?;
-    writeln!(
-        out,
-        "  curl -H 'Host: unknown.example' http://{http}/                  # 404, no route for this host"
-    )?;
-    writeln!(out, "TLS (certificate by SNI, signed by a CA made for this run):")?;
-    writeln!(
-        out,
-        "  curl --cacert {} --resolve {TLS_HOST}:{port}:{ip} https://{TLS_HOST}:{port}/   # 200 over TLS",
-        ca.display()
-    )?;
-    writeln!(
-        out,
-        "  curl --http2 --cacert {} --resolve {TLS_HOST}:{port}:{ip} https://{TLS_HOST}:{port}/   # 200 over h2",
-        ca.display()
-    )?;
-    writeln!(out, "Admin:")?;
-    writeln!(
-        out,
-        "  curl http://{admin}/api/routes                                  # 200, the live routing table"
-    )?;
-    writeln!(
-        out,
-        "  curl http://{admin}/api/status                                  # 200, Ingress status"
-    )?;
     writeln!(out, "  dashboard: http://{admin}/")?;
     writeln!(out)?;
     writeln!(out, "Press Ctrl-C to stop.")?;
