@@ -169,11 +169,6 @@ fn print_tour(http: SocketAddr, https: SocketAddr, admin: SocketAddr, ca: &std::
             ],
         ),
     ];
-    let width = sections
-        .iter()
-        .flat_map(|(_, lines)| lines.iter().map(|(c, _)| c.len()))
-        .max()
-        .unwrap_or(0);
     let mut out = io::stdout().lock();
     writeln!(
         out,
