@@ -5,14 +5,14 @@
 //! published table and status. See ARCHITECTURE.md.
 
 pub mod admin;
+pub mod app;
+pub mod check;
 pub mod config;
+pub mod controller;
+pub mod demo;
+pub mod echo;
 pub mod metrics;
+pub mod providers;
 pub mod proxy;
 pub mod routes;
 pub mod translate;
-pub mod providers;
-pub mod controller;
-pub mod echo;
-pub mod app;
-pub mod check;
-pub mod demo;
