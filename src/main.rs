@@ -277,5 +277,6 @@ fn check(manifests: Vec<PathBuf>, publish_address: Option<String>) -> ExitCode {
 
 // glibc malloc showed up at ~20% of the proxy's user time under load; mimalloc's per-thread
 // free lists suit the worker-per-core model.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

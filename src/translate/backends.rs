@@ -248,13 +248,7 @@ impl<'s> Backends<'s> {
         let wanted = port.name.as_deref().unwrap_or("");
         let mut endpoints = Vec::new();
         for (s, subset) in legacy.subsets.iter().enumerate() {
-            let Some(target) = subset
-                .ports
-                .iter()
-                .find(|p| p.name.as_deref().unwrap_or("") == wanted)
-                .and_then(|p| p.port)
-                .and_then(|p| u16::try_from(p).ok())
-            else {
+            let Some(target) = target_port(&subset.ports, wanted) else {
                 continue;
             };
             for (a, address) in subset.addresses.iter().enumerate() {
@@ -273,6 +267,16 @@ impl<'s> Backends<'s> {
         endpoints.dedup();
         endpoints
     }
+}
+
+/// The target port of an EndpointSlice or Endpoints subset for the Service port named `wanted`
+/// (both unnamed: the empty name), as Kubernetes pairs them.
+fn target_port(ports: &[crate::config::EndpointPort], wanted: &str) -> Option<u16> {
+    ports
+        .iter()
+        .find(|p| p.name.as_deref().unwrap_or("") == wanted)
+        .and_then(|p| p.port)
+        .and_then(|p| u16::try_from(p).ok())
 }
 
 /// Ready endpoints of `port` over all of a Service's EndpointSlices, sorted, deduplicated.
@@ -294,13 +298,7 @@ fn slice_endpoints(slices: &[SliceRef<'_>], port: &ServicePort, issues: &mut Vec
                 continue;
             }
         }
-        let Some(target) = slice
-            .ports
-            .iter()
-            .find(|p| p.name.as_deref().unwrap_or("") == wanted)
-            .and_then(|p| p.port)
-            .and_then(|p| u16::try_from(p).ok())
-        else {
+        let Some(target) = target_port(&slice.ports, wanted) else {
             continue;
         };
         for (e, endpoint) in slice.endpoints.iter().enumerate() {
