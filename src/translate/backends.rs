@@ -245,10 +245,9 @@ impl<'s> Backends<'s> {
         let Object::Endpoints(legacy) = &stored.object else {
             return Vec::new();
         };
-        let wanted = port.name.as_deref().unwrap_or("");
         let mut endpoints = Vec::new();
         for (s, subset) in legacy.subsets.iter().enumerate() {
-            let Some(target) = target_port(&subset.ports, wanted) else {
+            let Some(target) = target_port(&subset.ports, port) else {
                 continue;
             };
             for (a, address) in subset.addresses.iter().enumerate() {
@@ -269,19 +268,27 @@ impl<'s> Backends<'s> {
     }
 }
 
-/// The target port of an EndpointSlice or Endpoints subset for the Service port named `wanted`
-/// (both unnamed: the empty name), as Kubernetes pairs them.
-fn target_port(ports: &[crate::config::EndpointPort], wanted: &str) -> Option<u16> {
+/// The target port of an EndpointSlice or Endpoints subset for a Service port: the endpoint
+/// port with the Service port's name (both unnamed: the empty name), as Kubernetes pairs them;
+/// failing that (hand-written objects), the endpoint port whose number is the Service port's
+/// numeric `targetPort` (or `port`, when `targetPort` is absent).
+fn target_port(ports: &[crate::config::EndpointPort], service_port: &ServicePort) -> Option<u16> {
+    let wanted = service_port.name.as_deref().unwrap_or("");
+    let numeric = match &service_port.target_port {
+        Some(crate::config::IntOrString::Int(number)) => Some(*number),
+        Some(crate::config::IntOrString::String(_)) => None,
+        None => Some(service_port.port),
+    };
     ports
         .iter()
         .find(|p| p.name.as_deref().unwrap_or("") == wanted)
+        .or_else(|| ports.iter().find(|p| numeric.is_some() && p.port == numeric))
         .and_then(|p| p.port)
         .and_then(|p| u16::try_from(p).ok())
 }
 
 /// Ready endpoints of `port` over all of a Service's EndpointSlices, sorted, deduplicated.
 fn slice_endpoints(slices: &[SliceRef<'_>], port: &ServicePort, issues: &mut Vec<Issue>) -> Vec<SocketAddr> {
-    let wanted = port.name.as_deref().unwrap_or("");
     let mut endpoints = Vec::new();
     for (stored, slice) in slices {
         match slice.address_type.as_str() {
@@ -298,7 +305,7 @@ fn slice_endpoints(slices: &[SliceRef<'_>], port: &ServicePort, issues: &mut Vec
                 continue;
             }
         }
-        let Some(target) = target_port(&slice.ports, wanted) else {
+        let Some(target) = target_port(&slice.ports, port) else {
             continue;
         };
         for (e, endpoint) in slice.endpoints.iter().enumerate() {
