@@ -17,7 +17,7 @@ use std::time::Duration;
 use http::StatusCode;
 use serde::Serialize;
 
-pub use router::{RequestInfo, normalize_host};
+pub use router::{RequestInfo, normalize_host, normalize_path};
 
 /// Index of a [`Route`] in [`RouteTable::routes`].
 pub type RouteId = usize;

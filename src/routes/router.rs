@@ -39,6 +39,71 @@ pub fn normalize_host(host: &str) -> Cow<'_, str> {
     }
 }
 
+/// The path routing sees, and the upstream receives: percent-encoded unreserved characters
+/// decoded, `.` and `..` segments removed (RFC 3986 section 6.2.2) and repeated slashes merged,
+/// so `/public/../admin` or `/%2e%2e/admin` cannot reach a route that `/admin` would not. Other
+/// escapes (`%2F` included) are kept as they are. Paths that need nothing are borrowed.
+pub fn normalize_path(path: &str) -> Cow<'_, str> {
+    let bytes = path.as_bytes();
+    let suspicious = bytes.contains(&b'%') || bytes.windows(2).any(|pair| pair == b"//" || pair == b"/.");
+    if !suspicious || !path.starts_with('/') {
+        return Cow::Borrowed(path);
+    }
+    let decoded = decode_unreserved(path);
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for segment in decoded.split('/').skip(1) {
+        trailing_slash = false;
+        match segment {
+            "" => trailing_slash = true,
+            "." => trailing_slash = true,
+            ".." => {
+                segments.pop();
+                trailing_slash = true;
+            }
+            other => segments.push(other),
+        }
+    }
+    let mut normalized = String::with_capacity(decoded.len());
+    for segment in &segments {
+        normalized.push('/');
+        normalized.push_str(segment);
+    }
+    if trailing_slash || segments.is_empty() {
+        normalized.push('/');
+    }
+    if normalized == path {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(normalized)
+    }
+}
+
+/// Decodes `%XX` escapes of unreserved characters (letters, digits, `-`, `.`, `_`, `~`).
+fn decode_unreserved(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                let decoded = (high * 16 + low) as u8;
+                if decoded.is_ascii_alphanumeric() || matches!(decoded, b'-' | b'.' | b'_' | b'~') {
+                    out.push(decoded as char);
+                    i += 3;
+                    continue;
+                }
+            }
+        }
+        // Copy one UTF-8 character (the path is a &str, so boundaries are valid).
+        let width = path[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&path[i..i + width]);
+        i += width;
+    }
+    out
+}
+
 impl RouteTable {
     /// The route for a request, or `None` (→ 404).
     pub fn find(&self, request: &RequestInfo<'_>) -> Option<&Route> {

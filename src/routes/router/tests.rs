@@ -3,6 +3,8 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Method, StatusCode};
 
+use std::borrow::Cow;
+
 use super::*;
 use crate::routes::{RouteAction, RouteTimeouts, WildcardHost};
 
@@ -172,4 +174,38 @@ fn query_values_are_found_by_name() {
     assert_eq!(query_value(Some("a=1&b=2"), "b"), Some("2"));
     assert_eq!(query_value(Some("a"), "a"), Some(""));
     assert_eq!(query_value(None, "a"), None);
+}
+
+#[test]
+fn normalize_path_removes_dot_segments_and_merges_slashes() {
+    let cases = [
+        ("/", "/"),
+        ("/a/b", "/a/b"),
+        ("/a/b/", "/a/b/"),
+        ("/public/../admin", "/admin"),
+        ("/public/./x", "/public/x"),
+        ("/a//b///c", "/a/b/c"),
+        ("/..", "/"),
+        ("/../../etc", "/etc"),
+        ("/a/b/..", "/a/"),
+        ("/a/.", "/a/"),
+        ("/%2e%2e/admin", "/admin"),
+        ("/%2E%2e/admin", "/admin"),
+        ("/a%2Fb", "/a%2Fb"),
+        ("/%7Euser", "/~user"),
+        ("/caf%C3%A9", "/caf%C3%A9"),
+        ("/x%", "/x%"),
+        ("/x%2", "/x%2"),
+        ("/.hidden", "/.hidden"),
+        ("/a/..b", "/a/..b"),
+        ("*", "*"),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(normalize_path(input), expected, "{input}");
+    }
+    assert!(matches!(normalize_path("/plain/path"), Cow::Borrowed(_)));
+    assert!(
+        matches!(normalize_path("/a/.well-known"), Cow::Borrowed(_)),
+        "nothing to change: borrowed"
+    );
 }
