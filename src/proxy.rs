@@ -87,6 +87,9 @@ pub struct ProxyConfig {
     /// Idle upstream connections unused for this long are closed (checked at this interval,
     /// so they close after between one and two times it). Default 60 s.
     pub upstream_idle_timeout: Duration,
+    /// HTTP/1.1 upstreams are served by the proxy's own client, inside the client
+    /// connection's task (true, the default), or by hyper's client connection (false).
+    pub upstream_h1_native: bool,
     /// Certificate served when SNI matches no configured certificate. `None` (the default):
     /// a self-signed certificate for `localhost` generated at start.
     pub default_certificate: Option<Arc<rustls::sign::CertifiedKey>>,
@@ -111,6 +114,7 @@ impl Default for ProxyConfig {
             response_header_timeout: Duration::from_secs(60),
             upstream_max_idle_per_endpoint: 128,
             upstream_idle_timeout: Duration::from_secs(60),
+            upstream_h1_native: true,
             default_certificate: None,
         }
     }

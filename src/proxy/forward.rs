@@ -18,8 +18,8 @@ use hyper::body::Incoming;
 use super::body::{ProxyBody, error_response};
 use super::headers::{Peer, is_upgrade, set_forwarded, strip_hop_by_hop};
 use super::state::{Installed, Shared};
-use super::upgrade::splice;
-use super::upstream::{Deadlines, Failure};
+use super::upgrade::{splice, splice_native};
+use super::upstream::{Deadlines, Failure, Reply};
 use crate::routes::{RequestInfo, RouteAction, RouteId};
 
 /// What every request of one client connection shares.
@@ -148,6 +148,8 @@ async fn handle(
     let deadlines = Deadlines {
         connect: config.connect_timeout,
         response_header: route.timeouts.backend_request.unwrap_or(config.response_header_timeout),
+        max_response_head: config.max_header_size,
+        native_h1: config.upstream_h1_native,
     };
     let metrics = &*client.shared.metrics;
     let sending = upstream.send(request, deadlines, metrics);
@@ -162,7 +164,21 @@ async fn handle(
         },
     };
     let (mut response, lease) = match result {
-        Ok(exchange) => exchange,
+        Ok(Reply::Hyper(response, lease)) => (response, lease),
+        Ok(Reply::Native(response)) => {
+            // Hop-by-hop headers are gone already.
+            let (mut parts, body) = response.into_parts();
+            parts.version = Version::HTTP_11;
+            if parts.status != StatusCode::SWITCHING_PROTOCOLS {
+                return (Response::from_parts(parts, ProxyBody::Native(body)), Some(id));
+            }
+            let (Some(client_upgrade), Some((stream, early))) = (client_upgrade, body.into_upgrade()) else {
+                metrics.upstream_error(&upstream.key, "protocol");
+                return (error_response(StatusCode::BAD_GATEWAY), Some(id));
+            };
+            splice_native(client_upgrade, stream, early);
+            return (Response::from_parts(parts, ProxyBody::empty()), Some(id));
+        }
         Err(Failure::Timeout) => return (error_response(StatusCode::GATEWAY_TIMEOUT), Some(id)),
         Err(Failure::Connect | Failure::Protocol) => return (error_response(StatusCode::BAD_GATEWAY), Some(id)),
     };

@@ -5,6 +5,7 @@
 //!
 //! It never buffers bodies: the request body streams to the upstream as the client sends it.
 
+pub(crate) mod h1;
 pub(crate) mod pool;
 
 use std::net::SocketAddr;
@@ -65,16 +66,26 @@ impl Failure {
     }
 }
 
-/// Time limits of one exchange.
+/// Time limits of one exchange, and how to make it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Deadlines {
     pub connect: Duration,
     /// Per attempt, from sending the request to the response headers.
     pub response_header: Duration,
+    /// Largest response head accepted (our own HTTP/1.1 client).
+    pub max_response_head: usize,
+    /// HTTP/1.1 upstreams through our own client ([`h1`]) rather than hyper's.
+    pub native_h1: bool,
 }
 
-/// A response with headers, and the connection to give back once its body is read.
-pub(crate) type Exchange = (Response<Incoming>, Option<Lease>);
+/// A response with headers, whose body gives the connection back once read.
+pub(crate) enum Reply {
+    /// From hyper's client (h2c, or HTTP/1.1 when so configured), with the HTTP/1.1 connection
+    /// to give back once its body is read.
+    Hyper(Response<Incoming>, Option<Lease>),
+    /// From our own HTTP/1.1 client: hop-by-hop headers already removed.
+    Native(Response<h1::ResponseBody>),
+}
 
 impl Upstream {
     pub fn new(backend: &Backend, balancer: Arc<Balancer>) -> Upstream {
@@ -136,10 +147,55 @@ impl Upstream {
         request: Request<Incoming>,
         deadlines: Deadlines,
         metrics: &Metrics,
-    ) -> Result<Exchange, Failure> {
+    ) -> Result<Reply, Failure> {
         match self.protocol {
+            UpstreamProtocol::Http1 if deadlines.native_h1 => self.send_native(request, deadlines, metrics).await,
             UpstreamProtocol::Http1 => self.send_h1(request, deadlines, metrics).await,
             UpstreamProtocol::H2c => self.send_h2(request, deadlines, metrics).await,
+        }
+    }
+
+    /// HTTP/1.1 with our own client: a pooled connection (the request is sent again on a new
+    /// one if the pooled one turns out closed before the upstream could act on it), else a new
+    /// connection (another endpoint once if connecting fails).
+    async fn send_native(
+        &self,
+        request: Request<Incoming>,
+        deadlines: Deadlines,
+        metrics: &Metrics,
+    ) -> Result<Reply, Failure> {
+        let Some(mut key) = self.pick() else {
+            return Err(Failure::Connect);
+        };
+        let mut prepared = h1::Prepared::new(request);
+        if let Some(conn) = pool::checkout_native(&key) {
+            let exchange = h1::exchange(conn, key.clone(), prepared, true, deadlines.max_response_head);
+            match timeout(deadlines.response_header, exchange).await {
+                Ok(h1::Outcome::Response(response)) => return Ok(Reply::Native(response)),
+                Ok(h1::Outcome::Retry(unsent)) => prepared = unsent,
+                Ok(h1::Outcome::Failed(failure)) => return Err(self.record(metrics, failure)),
+                Err(_) => return Err(self.record(metrics, Failure::Timeout)),
+            }
+        }
+        let stream = match connect_tcp(&key, deadlines.connect).await {
+            Ok(stream) => stream,
+            Err(failure) => {
+                self.record(metrics, failure);
+                let Some(other) = self.other_than(&key) else {
+                    return Err(failure);
+                };
+                key = other;
+                connect_tcp(&key, deadlines.connect)
+                    .await
+                    .map_err(|failure| self.record(metrics, failure))?
+            }
+        };
+        let exchange = h1::exchange(h1::Conn::new(stream), key, prepared, false, deadlines.max_response_head);
+        match timeout(deadlines.response_header, exchange).await {
+            Ok(h1::Outcome::Response(response)) => Ok(Reply::Native(response)),
+            Ok(h1::Outcome::Retry(_)) => Err(self.record(metrics, Failure::Protocol)),
+            Ok(h1::Outcome::Failed(failure)) => Err(self.record(metrics, failure)),
+            Err(_) => Err(self.record(metrics, Failure::Timeout)),
         }
     }
 
@@ -154,14 +210,14 @@ impl Upstream {
         request: Request<Incoming>,
         deadlines: Deadlines,
         metrics: &Metrics,
-    ) -> Result<Exchange, Failure> {
+    ) -> Result<Reply, Failure> {
         let mut request = request;
         let Some(mut key) = self.pick() else {
             return Err(Failure::Connect);
         };
         if let Some(mut conn) = pool::checkout_h1(&key) {
             match timeout(deadlines.response_header, conn.try_send_request(request)).await {
-                Ok(Ok(response)) => return Ok((response, Some(Lease::new(key, conn)))),
+                Ok(Ok(response)) => return Ok(Reply::Hyper(response, Some(Lease::new(key, conn)))),
                 Ok(Err(mut error)) => match error.take_message() {
                     // Closed before the request was written: safe to send it on a new connection.
                     Some(unsent) => request = unsent,
@@ -184,7 +240,7 @@ impl Upstream {
             }
         };
         match timeout(deadlines.response_header, conn.try_send_request(request)).await {
-            Ok(Ok(response)) => Ok((response, Some(Lease::new(key, conn)))),
+            Ok(Ok(response)) => Ok(Reply::Hyper(response, Some(Lease::new(key, conn)))),
             Ok(Err(_)) => Err(self.record(metrics, Failure::Protocol)),
             Err(_) => Err(self.record(metrics, Failure::Timeout)),
         }
@@ -195,7 +251,7 @@ impl Upstream {
         request: Request<Incoming>,
         deadlines: Deadlines,
         metrics: &Metrics,
-    ) -> Result<Exchange, Failure> {
+    ) -> Result<Reply, Failure> {
         let mut request = request;
         to_h2_form(&mut request);
         let Some(mut key) = self.pick() else {
@@ -203,7 +259,7 @@ impl Upstream {
         };
         if let Some(mut conn) = pool::checkout_h2(&key) {
             match timeout(deadlines.response_header, conn.try_send_request(request)).await {
-                Ok(Ok(response)) => return Ok((response, None)),
+                Ok(Ok(response)) => return Ok(Reply::Hyper(response, None)),
                 Ok(Err(mut error)) => match error.take_message() {
                     Some(unsent) => request = unsent,
                     None => return Err(self.record(metrics, Failure::Protocol)),
@@ -226,7 +282,7 @@ impl Upstream {
         };
         pool::offer_h2(key, conn.clone());
         match timeout(deadlines.response_header, conn.send_request(request)).await {
-            Ok(Ok(response)) => Ok((response, None)),
+            Ok(Ok(response)) => Ok(Reply::Hyper(response, None)),
             Ok(Err(_)) => Err(self.record(metrics, Failure::Protocol)),
             Err(_) => Err(self.record(metrics, Failure::Timeout)),
         }

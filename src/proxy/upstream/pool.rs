@@ -17,6 +17,8 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 
+use super::h1::Conn;
+
 /// Where a pooled connection goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum PoolKey {
@@ -34,9 +36,16 @@ struct Idle {
     epoch: u32,
 }
 
+struct IdleNative {
+    conn: Conn,
+    epoch: u32,
+}
+
 #[derive(Default)]
 struct Pools {
     h1: HashMap<PoolKey, Vec<Idle>, FastHash>,
+    /// Connections of our own HTTP/1.1 client ([`super::h1`]).
+    native: HashMap<PoolKey, Vec<IdleNative>, FastHash>,
     h2: HashMap<PoolKey, H2, FastHash>,
 }
 
@@ -105,6 +114,38 @@ pub(crate) fn checkout_h1(key: &PoolKey) -> Option<H1> {
         .flatten()
 }
 
+/// Puts a connection of our own HTTP/1.1 client back as idle (unless the pool is full).
+pub(crate) fn release_native(key: PoolKey, conn: Conn) {
+    let epoch = EPOCH.get();
+    let max = MAX_IDLE.get();
+    let _ = POOLS.try_with(|pools| {
+        if let Ok(mut pools) = pools.try_borrow_mut() {
+            let list = pools.native.entry(key).or_default();
+            if list.len() < max {
+                list.push(IdleNative { conn, epoch });
+            }
+        }
+    });
+}
+
+/// An idle connection of our own HTTP/1.1 client to `key` that can take a request, most
+/// recently used first; unusable ones met on the way are closed.
+pub(crate) fn checkout_native(key: &PoolKey) -> Option<Conn> {
+    POOLS
+        .try_with(|pools| {
+            let mut pools = pools.try_borrow_mut().ok()?;
+            let list = pools.native.get_mut(key)?;
+            while let Some(mut idle) = list.pop() {
+                if idle.conn.is_usable() {
+                    return Some(idle.conn);
+                }
+            }
+            None
+        })
+        .ok()
+        .flatten()
+}
+
 /// The shared HTTP/2 connection to `key`, if open.
 pub(crate) fn checkout_h2(key: &PoolKey) -> Option<H2> {
     POOLS
@@ -143,6 +184,10 @@ pub(crate) fn sweep() {
                 list.retain(|idle| idle.epoch.wrapping_add(1) == epoch && !idle.conn.is_closed());
                 !list.is_empty()
             });
+            pools.native.retain(|_, list| {
+                list.retain_mut(|idle| idle.epoch.wrapping_add(1) == epoch && idle.conn.is_usable());
+                !list.is_empty()
+            });
             pools.h2.retain(|_, conn| !conn.is_closed());
         }
     });
@@ -155,7 +200,7 @@ pub(crate) fn idle_count(key: &PoolKey) -> usize {
         .try_with(|pools| {
             pools
                 .try_borrow()
-                .map(|p| p.h1.get(key).map_or(0, Vec::len))
+                .map(|p| p.h1.get(key).map_or(0, Vec::len) + p.native.get(key).map_or(0, Vec::len))
                 .unwrap_or(0)
         })
         .unwrap_or(0)
