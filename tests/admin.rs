@@ -223,9 +223,11 @@ async fn metrics_are_prometheus_text_with_the_published_generation() {
 }
 
 #[tokio::test]
-async fn api_status_is_exactly_what_was_published() {
+async fn api_status_is_exactly_what_was_published_with_issues_beside_it() {
     let state = state();
-    state.published.store(Arc::new(published()));
+    let published = published();
+    let texts: Vec<String> = published.issues.iter().map(ToString::to_string).collect();
+    state.published.store(Arc::new(published));
     let addr = start(state).await;
     let reply = get(addr, "/api/status").await;
     assert_eq!(reply.status, 200);
@@ -239,6 +241,12 @@ async fn api_status_is_exactly_what_was_published() {
             {
                 "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "namespace": "default", "name": HOSTILE,
                 "status": {"loadBalancer": {"ingress": [{"hostname": HOSTILE}]}},
+                "issues": [texts[0]],
+            },
+            {
+                "apiVersion": "vestibule.dev/v1", "kind": "ManifestFile", "namespace": "", "name": "configuration",
+                "status": {},
+                "issues": [texts[1]],
             },
         ])
     );

@@ -4,15 +4,82 @@
 //! Objects are built field by field from strings (never through `Serialize` of types holding
 //! paths), so a hostile or non-UTF-8 file name can not make an answer fail.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value, json};
 
 use super::Published;
 use crate::config::{Issue, ObjectKey, Origin, Severity};
 use crate::translate::ObjectStatus;
 
-/// `/api/status`: `[{"apiVersion","kind","namespace","name","status"}]`, exactly as published.
+/// `/api/status`: `[{"apiVersion","kind","namespace","name","status"}]`, each `status` exactly as
+/// published (as it would be written to the Kubernetes API). Problems are reported here too, in
+/// an `issues` list of one-line messages beside `status` (never inside it): on the entry of the
+/// object they concern, or on an entry of their own — with an empty `status` — for an object
+/// that has no status (a Secret, an Ingress that is not served) and, with `apiVersion`
+/// `vestibule.dev/v1` and `kind` `ManifestFile`, for a file or document that did not parse.
 pub fn statuses(published: &Published) -> Value {
-    Value::Array(published.statuses.iter().map(status).collect())
+    let mut by_object: BTreeMap<&ObjectKey, Vec<String>> = BTreeMap::new();
+    let mut by_origin: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for issue in &published.issues {
+        match (&issue.subject.object, &issue.subject.origin) {
+            (Some(key), _) => by_object.entry(key).or_default().push(issue.to_string()),
+            (None, origin) => by_origin
+                .entry(origin.as_ref().map_or_else(|| "configuration".to_string(), origin_name))
+                .or_default()
+                .push(issue.to_string()),
+        }
+    }
+    let mut entries: Vec<Value> = published
+        .statuses
+        .iter()
+        .map(|s| {
+            let key = by_object
+                .keys()
+                .copied()
+                .find(|k| k.kind.as_str() == s.kind && k.namespace == s.namespace && k.name == s.name);
+            let issues = key.and_then(|k| by_object.remove(k)).unwrap_or_default();
+            with_issues(status(s), issues)
+        })
+        .collect();
+    for (key, issues) in by_object {
+        let entry = json!({
+            "apiVersion": key.kind.api_version(),
+            "kind": key.kind.as_str(),
+            "namespace": key.namespace,
+            "name": key.name,
+            "status": {},
+        });
+        entries.push(with_issues(entry, issues));
+    }
+    for (name, issues) in by_origin {
+        let entry = json!({
+            "apiVersion": "vestibule.dev/v1",
+            "kind": "ManifestFile",
+            "namespace": "",
+            "name": name,
+            "status": {},
+        });
+        entries.push(with_issues(entry, issues));
+    }
+    Value::Array(entries)
+}
+
+fn with_issues(mut entry: Value, issues: Vec<String>) -> Value {
+    if !issues.is_empty() {
+        if let Value::Object(map) = &mut entry {
+            map.insert("issues".into(), Value::from(issues));
+        }
+    }
+    entry
+}
+
+/// The file (or other source) a document-level problem belongs to.
+fn origin_name(origin: &Origin) -> String {
+    match origin {
+        Origin::File { path, .. } => path.to_string_lossy().into_owned(),
+        other => other.to_string(),
+    }
 }
 
 fn status(status: &ObjectStatus) -> Value {

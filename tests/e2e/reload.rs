@@ -79,6 +79,23 @@ async fn broken_input_is_reported_and_the_last_good_version_keeps_serving() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(issues.contains("invalid YAML"), "{issues}");
+    // /api/status reports them too: on the Ingress's own entry, and on an entry for the file.
+    let statuses = vestibule.admin_json("/api/status").await;
+    let entries = statuses.as_array().unwrap();
+    let other = entries
+        .iter()
+        .find(|e| e["kind"] == "Ingress" && e["name"] == "other")
+        .unwrap();
+    assert!(other["issues"].to_string().contains("pathType"), "{other}");
+    assert!(
+        other["status"]["loadBalancer"].is_object(),
+        "its status is still the served one: {other}"
+    );
+    let file = entries
+        .iter()
+        .find(|e| e["kind"] == "ManifestFile" && e["name"].as_str().unwrap_or("").ends_with("app.yaml"))
+        .unwrap_or_else(|| panic!("no entry for app.yaml: {statuses}"));
+    assert!(file["issues"].to_string().contains("invalid YAML"), "{file}");
     assert_eq!(
         get(vestibule.http, "app.example", "/").await.unwrap().0,
         200,
