@@ -179,7 +179,7 @@ pub async fn run(
         generation += 1;
         sink.install(applied.table.clone());
         log_new_issues(&applied.issues, &mut reported);
-        publish(&admin, generation, applied, &snapshot);
+        publish(&admin, generation, applied);
         tracing::info!(
             generation,
             objects = snapshot.objects.len(),
@@ -203,7 +203,7 @@ fn log_new_issues(issues: &[Issue], reported: &mut BTreeSet<Issue>) {
     *reported = current;
 }
 
-fn publish(admin: &AdminState, generation: u64, applied: Applied, snapshot: &Snapshot) {
+fn publish(admin: &AdminState, generation: u64, applied: Applied) {
     let metrics = &admin.metrics;
     metrics.reload(applied.outcome);
     let mut rejected: BTreeMap<&str, u64> = BTreeMap::new();
@@ -229,7 +229,6 @@ fn publish(admin: &AdminState, generation: u64, applied: Applied, snapshot: &Sna
     for (kind, count) in rejected {
         metrics.set_rejected(kind, count);
     }
-    let _ = snapshot;
     admin.published.store(Arc::new(Published {
         generation,
         table: applied.table,
