@@ -22,6 +22,7 @@ mod forward;
 mod headers;
 mod server;
 mod state;
+mod timer;
 mod tls;
 mod upgrade;
 mod upstream;

@@ -32,7 +32,9 @@ where
     let script = Arc::new(script);
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let index = count.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(script(stream, index));
         }
@@ -158,7 +160,9 @@ async fn pooled_connection_closed_by_the_upstream_is_replaced() {
     // Each connection answers one request (keep-alive announced), then closes.
     let (upstream, connections) = scripted(|mut stream, _| async move {
         if let Ok(Some(_)) = read_head(&mut stream).await {
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await;
         }
     })
     .await;
@@ -181,7 +185,9 @@ async fn idempotent_request_is_retried_when_a_pooled_connection_dies_unanswered(
     let (upstream, connections) = scripted(|mut stream, index| async move {
         if index == 0 {
             if let Ok(Some(_)) = read_head(&mut stream).await {
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst").await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+                    .await;
             }
             let _ = read_head(&mut stream).await;
             return;
@@ -204,7 +210,9 @@ async fn post_is_not_replayed_when_a_pooled_connection_dies_unanswered() {
     let (upstream, connections) = scripted(|mut stream, index| async move {
         if index == 0 {
             if let Ok(Some(_)) = read_head(&mut stream).await {
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst").await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+                    .await;
             }
             let _ = read_head(&mut stream).await;
             return;
@@ -307,7 +315,9 @@ async fn malformed_upstream_responses_are_502() {
 async fn truncated_body_cuts_the_client_connection() {
     let (upstream, _) = scripted(|mut stream, _| async move {
         if let Ok(Some(_)) = read_head(&mut stream).await {
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort").await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+                .await;
         }
     })
     .await;
@@ -350,7 +360,11 @@ async fn request_bodies_reach_the_upstream_framed() {
     let (_proxy, addr) = proxy_to(upstream);
 
     let mut client = connect(addr).await;
-    let response = exchange(&mut client, b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello").await;
+    let response = exchange(
+        &mut client,
+        b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let request = String::from_utf8(seen.recv().await.unwrap()).unwrap();
     assert!(request.starts_with("POST /a HTTP/1.1\r\n"), "{request}");

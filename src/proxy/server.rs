@@ -22,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use super::forward::{self, Client};
 use super::headers::{PROTO_HTTP, PROTO_HTTPS, Peer};
 use super::state::Shared;
+use super::timer::WorkerTimer;
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -40,7 +41,8 @@ impl Serving {
     pub fn new(shared: Arc<Shared>, tls: Option<Arc<rustls::ServerConfig>>) -> Serving {
         let config = &shared.config;
         let mut h1 = http1::Builder::new();
-        h1.timer(TokioTimer::new())
+        // Worker-local deadlines: hyper arms one per request for the header-read timeout.
+        h1.timer(WorkerTimer)
             .keep_alive(true)
             .header_read_timeout(non_zero(config.header_read_timeout))
             .max_header_size(config.max_header_size);

@@ -11,6 +11,7 @@ pub(crate) mod pool;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use http::uri::{Authority, Scheme, Uri};
@@ -22,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use self::pool::{Lease, PoolKey};
+use super::timer;
 use crate::metrics::Metrics;
 use crate::routes::{Backend, BackendKey, BackendTarget, UpstreamProtocol};
 
@@ -170,7 +172,7 @@ impl Upstream {
         let mut prepared = h1::Prepared::new(request);
         if let Some(conn) = pool::checkout_native(&key) {
             let exchange = h1::exchange(conn, key.clone(), prepared, true, deadlines.max_response_head);
-            match timeout(deadlines.response_header, exchange).await {
+            match within(deadlines.response_header, exchange).await {
                 Ok(h1::Outcome::Response(response)) => return Ok(Reply::Native(response)),
                 Ok(h1::Outcome::Retry(unsent)) => prepared = unsent,
                 Ok(h1::Outcome::Failed(failure)) => return Err(self.record(metrics, failure)),
@@ -191,7 +193,7 @@ impl Upstream {
             }
         };
         let exchange = h1::exchange(h1::Conn::new(stream), key, prepared, false, deadlines.max_response_head);
-        match timeout(deadlines.response_header, exchange).await {
+        match within(deadlines.response_header, exchange).await {
             Ok(h1::Outcome::Response(response)) => Ok(Reply::Native(response)),
             Ok(h1::Outcome::Retry(_)) => Err(self.record(metrics, Failure::Protocol)),
             Ok(h1::Outcome::Failed(failure)) => Err(self.record(metrics, failure)),
@@ -287,6 +289,20 @@ impl Upstream {
             Err(_) => Err(self.record(metrics, Failure::Timeout)),
         }
     }
+}
+
+/// `future`'s output, or `Err(())` once `limit` has passed (a worker-local deadline, cheaper
+/// than a tokio timer per request).
+async fn within<F: Future>(limit: Duration, future: F) -> Result<F::Output, ()> {
+    let mut future = std::pin::pin!(future);
+    let mut deadline = std::pin::pin!(timer::Sleep::after(limit));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        deadline.as_mut().poll(cx).map(|()| Err(()))
+    })
+    .await
 }
 
 /// HTTP/2 wants `:scheme` and `:authority`: take the authority from Host.

@@ -19,6 +19,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::ProxyAddrs;
 use super::server::{Serving, draining};
 use super::state::Shared;
+use super::timer;
 use super::tls;
 use super::upstream::pool;
 
@@ -144,6 +145,7 @@ struct Worker {
 impl Worker {
     async fn run(mut self, listeners: Vec<(std::net::TcpListener, Kind)>) {
         pool::configure(self.shared.config.upstream_max_idle_per_endpoint);
+        tokio::spawn(timer::run());
         let mut ready = self.shared.ready.subscribe();
         tokio::select! {
             _ = ready.wait_for(|ready| *ready) => {}
