@@ -84,6 +84,19 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     });
 
     let mut issues = Vec::new();
+    let ingresses = snapshot.of_kind(Kind::Ingress).count();
+    if classes.is_empty() && ingresses > 0 {
+        // Not about any one object: a new user's manifests often lack the class.
+        issues.push(Issue::warning(
+            None,
+            None,
+            "",
+            format!(
+                "no IngressClass has spec.controller {INGRESS_CONTROLLER:?}, so none of the {ingresses} Ingress(es) is served; \
+                 add one (annotated ingressclass.kubernetes.io/is-default-class: \"true\" to serve Ingresses without a class)"
+            ),
+        ));
+    }
     let mut builders = Builders {
         table: TableBuilder::default(),
         backends: Backends::new(snapshot),

@@ -37,6 +37,11 @@ impl OurClasses {
         classes
     }
 
+    /// No IngressClass names our controller.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
     /// Whether `ingress` is served by us: its `spec.ingressClassName`, else its legacy
     /// annotation, names one of our classes; or it names no class and ours is the default.
     pub(crate) fn serves(&self, ingress: &Ingress) -> bool {
