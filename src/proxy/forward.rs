@@ -16,7 +16,7 @@ use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use super::body::{ProxyBody, error_response};
-use super::headers::{Peer, is_upgrade, set_forwarded, strip_hop_by_hop};
+use super::headers::{Forwarded, Peer, is_upgrade, strip_hop_by_hop};
 use super::state::{Installed, Shared};
 use super::upgrade::{splice, splice_native};
 use super::upstream::{Deadlines, Failure, Reply};
@@ -116,7 +116,9 @@ async fn handle(
 
     let upgrade = !client.http2 && upstream.is_http1() && is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-    {
+    // The X-Forwarded-* values go into the map only for hyper's clients; our own HTTP/1.1
+    // client writes them straight into the request head.
+    let forwarded = {
         let config = &client.shared.config;
         let headers = request.headers_mut();
         strip_hop_by_hop(headers, upgrade);
@@ -127,11 +129,11 @@ async fn handle(
                 headers.insert(HOST, host.clone());
             }
         }
-        set_forwarded(headers, &client.peer, &client.proto, host, &config.trusted_proxies);
         if client.http2 {
             join_cookies(headers);
         }
-    }
+        Forwarded::new(headers, &client.peer, &client.proto, host, &config.trusted_proxies)
+    };
     if request.uri().scheme().is_some() || request.uri().authority().is_some() {
         // Absolute form (HTTP/2, or a proxy-style HTTP/1.1 request): origin form upstream.
         let origin = request
@@ -152,7 +154,7 @@ async fn handle(
         native_h1: config.upstream_h1_native,
     };
     let metrics = &*client.shared.metrics;
-    let sending = upstream.send(request, deadlines, metrics);
+    let sending = upstream.send(request, forwarded, deadlines, metrics);
     let result = match route.timeouts.request {
         None => sending.await,
         Some(limit) => match tokio::time::timeout(limit, sending).await {

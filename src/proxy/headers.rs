@@ -107,7 +107,92 @@ impl Peer {
     }
 }
 
+/// The `X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto` and `X-Forwarded-Host` values the
+/// upstream should see (`host: None`: no `X-Forwarded-Host`).
+pub(crate) struct Forwarded {
+    pub for_chain: HeaderValue,
+    pub real_ip: HeaderValue,
+    pub proto: HeaderValue,
+    pub host: Option<HeaderValue>,
+}
+
+impl Forwarded {
+    /// Computes the values from the client's headers and the peer: an untrusted peer replaces
+    /// the chain, a trusted one extends it.
+    pub fn new(
+        headers: &HeaderMap,
+        peer: &Peer,
+        proto: &HeaderValue,
+        host: Option<HeaderValue>,
+        trusted_proxies: &[Cidr],
+    ) -> Forwarded {
+        let (for_chain, real_ip) = if peer.trusted && headers.contains_key(X_FORWARDED_FOR) {
+            let mut chain = String::new();
+            for value in headers.get_all(X_FORWARDED_FOR) {
+                if let Ok(value) = value.to_str() {
+                    if !chain.is_empty() {
+                        chain.push_str(", ");
+                    }
+                    chain.push_str(value);
+                }
+            }
+            let client = real_client(&chain, trusted_proxies).map(str::to_owned);
+            if !chain.is_empty() {
+                chain.push_str(", ");
+            }
+            chain.push_str(&peer.ip.to_string());
+            let for_chain = HeaderValue::try_from(chain).unwrap_or_else(|_| peer.ip_value.clone());
+            let real_ip = client
+                .and_then(|client| HeaderValue::try_from(client).ok())
+                .unwrap_or_else(|| peer.ip_value.clone());
+            (for_chain, real_ip)
+        } else {
+            (peer.ip_value.clone(), peer.ip_value.clone())
+        };
+        Forwarded {
+            for_chain,
+            real_ip,
+            proto: proto.clone(),
+            host,
+        }
+    }
+
+    /// Whether `name` is one of the headers these values replace.
+    pub fn replaces(name: &HeaderName) -> bool {
+        name == X_FORWARDED_FOR || name == X_REAL_IP || name == X_FORWARDED_PROTO || name == X_FORWARDED_HOST
+    }
+
+    /// Sets the values in `headers`, replacing what the client sent.
+    pub fn apply(self, headers: &mut HeaderMap) {
+        headers.insert(X_FORWARDED_FOR, self.for_chain);
+        headers.insert(X_REAL_IP, self.real_ip);
+        headers.insert(X_FORWARDED_PROTO, self.proto);
+        match self.host {
+            Some(host) => {
+                headers.insert(X_FORWARDED_HOST, host);
+            }
+            None => {
+                headers.remove(X_FORWARDED_HOST);
+            }
+        }
+    }
+
+    /// The values as header lines (lower-case names), in the order [`Forwarded::apply`] sets
+    /// them.
+    pub fn lines(&self) -> impl Iterator<Item = (&'static str, &HeaderValue)> {
+        [
+            ("x-forwarded-for", Some(&self.for_chain)),
+            ("x-real-ip", Some(&self.real_ip)),
+            ("x-forwarded-proto", Some(&self.proto)),
+            ("x-forwarded-host", self.host.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|value| (name, value)))
+    }
+}
+
 /// Sets `X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto` and `X-Forwarded-Host`.
+#[cfg(test)]
 pub(crate) fn set_forwarded(
     headers: &mut HeaderMap,
     peer: &Peer,
@@ -115,46 +200,7 @@ pub(crate) fn set_forwarded(
     host: Option<HeaderValue>,
     trusted_proxies: &[Cidr],
 ) {
-    if peer.trusted && headers.contains_key(X_FORWARDED_FOR) {
-        let mut chain = String::new();
-        for value in headers.get_all(X_FORWARDED_FOR) {
-            if let Ok(value) = value.to_str() {
-                if !chain.is_empty() {
-                    chain.push_str(", ");
-                }
-                chain.push_str(value);
-            }
-        }
-        let client = real_client(&chain, trusted_proxies).map(str::to_owned);
-        if !chain.is_empty() {
-            chain.push_str(", ");
-        }
-        chain.push_str(&peer.ip.to_string());
-        match HeaderValue::try_from(chain) {
-            Ok(value) => {
-                headers.insert(X_FORWARDED_FOR, value);
-            }
-            Err(_) => {
-                headers.insert(X_FORWARDED_FOR, peer.ip_value.clone());
-            }
-        }
-        let real_ip = client
-            .and_then(|client| HeaderValue::try_from(client).ok())
-            .unwrap_or_else(|| peer.ip_value.clone());
-        headers.insert(X_REAL_IP, real_ip);
-    } else {
-        headers.insert(X_FORWARDED_FOR, peer.ip_value.clone());
-        headers.insert(X_REAL_IP, peer.ip_value.clone());
-    }
-    headers.insert(X_FORWARDED_PROTO, proto.clone());
-    match host {
-        Some(host) => {
-            headers.insert(X_FORWARDED_HOST, host);
-        }
-        None => {
-            headers.remove(X_FORWARDED_HOST);
-        }
-    }
+    Forwarded::new(headers, peer, proto, host, trusted_proxies).apply(headers);
 }
 
 /// The client as seen through a chain of trusted proxies: walking `X-Forwarded-For` from the

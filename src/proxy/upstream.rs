@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use self::pool::{Lease, PoolKey};
+use super::headers::Forwarded;
 use super::timer;
 use crate::metrics::Metrics;
 use crate::routes::{Backend, BackendKey, BackendTarget, UpstreamProtocol};
@@ -147,13 +148,23 @@ impl Upstream {
     pub async fn send(
         &self,
         request: Request<Incoming>,
+        forwarded: Forwarded,
         deadlines: Deadlines,
         metrics: &Metrics,
     ) -> Result<Reply, Failure> {
+        let mut request = request;
         match self.protocol {
-            UpstreamProtocol::Http1 if deadlines.native_h1 => self.send_native(request, deadlines, metrics).await,
-            UpstreamProtocol::Http1 => self.send_h1(request, deadlines, metrics).await,
-            UpstreamProtocol::H2c => self.send_h2(request, deadlines, metrics).await,
+            UpstreamProtocol::Http1 if deadlines.native_h1 => {
+                self.send_native(request, forwarded, deadlines, metrics).await
+            }
+            UpstreamProtocol::Http1 => {
+                forwarded.apply(request.headers_mut());
+                self.send_h1(request, deadlines, metrics).await
+            }
+            UpstreamProtocol::H2c => {
+                forwarded.apply(request.headers_mut());
+                self.send_h2(request, deadlines, metrics).await
+            }
         }
     }
 
@@ -163,13 +174,14 @@ impl Upstream {
     async fn send_native(
         &self,
         request: Request<Incoming>,
+        forwarded: Forwarded,
         deadlines: Deadlines,
         metrics: &Metrics,
     ) -> Result<Reply, Failure> {
         let Some(mut key) = self.pick() else {
             return Err(Failure::Connect);
         };
-        let mut prepared = h1::Prepared::new(request);
+        let mut prepared = h1::Prepared::new(request, &forwarded);
         if let Some(conn) = pool::checkout_native(&key) {
             let exchange = h1::exchange(conn, key.clone(), prepared, true, deadlines.max_response_head);
             match within(deadlines.response_header, exchange).await {

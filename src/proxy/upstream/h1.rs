@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 
 use super::Failure;
 use super::pool::{self, PoolKey};
+use crate::proxy::headers::Forwarded;
 
 /// Most response headers accepted (hyper's client uses 100 too).
 const MAX_HEADERS: usize = 100;
@@ -96,7 +97,7 @@ impl Prepared {
     /// Encodes the head of `request` (origin-form URI, headers as they should reach the
     /// upstream) in one buffer and picks the body framing: the client's Content-Length if it
     /// gave one, nothing for an empty body, else chunked.
-    pub fn new(request: Request<Incoming>) -> Prepared {
+    pub fn new(request: Request<Incoming>, forwarded: &Forwarded) -> Prepared {
         let (parts, body) = request.into_parts();
         let empty = body.is_end_stream();
         let has_length = parts.headers.contains_key(CONTENT_LENGTH);
@@ -110,13 +111,21 @@ impl Prepared {
         for (name, value) in &parts.headers {
             size += name.as_str().len() + value.len() + 4;
         }
+        for (name, value) in forwarded.lines() {
+            size += name.len() + value.len() + 4;
+        }
         let mut head = Vec::with_capacity(size);
         head.extend_from_slice(method.as_str().as_bytes());
         head.push(b' ');
         head.extend_from_slice(target.as_bytes());
         head.extend_from_slice(b" HTTP/1.1\r\n");
-        for (name, value) in &parts.headers {
-            head.extend_from_slice(name.as_str().as_bytes());
+        let client_headers = parts.headers.iter().filter(|(name, _)| !Forwarded::replaces(name));
+        let lines = client_headers.map(|(name, value)| (name.as_str(), value));
+        let added = forwarded
+            .lines()
+            .map(|(name, value)| -> (&str, &HeaderValue) { (name, value) });
+        for (name, value) in lines.chain(added) {
+            head.extend_from_slice(name.as_bytes());
             head.extend_from_slice(b": ");
             head.extend_from_slice(value.as_bytes());
             head.extend_from_slice(b"\r\n");
@@ -360,6 +369,7 @@ fn parse_head(buf: &[u8], head_method: bool) -> Result<Option<Head>, HeadError> 
         .code
         .and_then(|code| StatusCode::from_u16(code).ok())
         .ok_or(HeadError::Malformed)?;
+    let copy = Bytes::copy_from_slice(buf.get(..len).ok_or(HeadError::Malformed)?);
     let http10 = parsed.version == Some(0);
     let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
     let mut headers = HeaderMap::with_capacity(parsed.headers.len());
@@ -414,7 +424,13 @@ fn parse_head(buf: &[u8], head_method: bool) -> Result<Option<Head>, HeadError> 
             continue;
         }
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| HeadError::Malformed)?;
-        let value = HeaderValue::from_bytes(value).map_err(|_| HeadError::Malformed)?;
+        // A slice of the one copy of the head: no allocation per value.
+        let start = (value.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+        let value = copy
+            .get(start..start.wrapping_add(value.len()))
+            .map(|range| copy.slice_ref(range))
+            .ok_or(HeadError::Malformed)
+            .and_then(|bytes| HeaderValue::from_maybe_shared(bytes).map_err(|_| HeadError::Malformed))?;
         headers.append(name, value);
     }
     for token in named {
