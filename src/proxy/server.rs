@@ -8,6 +8,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
@@ -118,10 +119,29 @@ impl Serving {
         let service = service_fn(move |request| forward::serve(client.clone(), request));
         let connection = self.h1.serve_connection(io, service).with_upgrades();
         let mut connection = std::pin::pin!(connection);
-        tokio::select! {
-            biased;
-            result = connection.as_mut() => log_end(result),
-            _ = draining(&mut drain) => {
+        // The drain signal is looked at once (which registers the task for its wake-up) and then
+        // only when it changed: not on every wake-up of this busy task.
+        let probe = drain.clone();
+        let mut registered = false;
+        let drained = {
+            let mut drain_signal = std::pin::pin!(draining(&mut drain));
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+                    return Poll::Ready(Some(result));
+                }
+                if !registered || probe.has_changed().unwrap_or(true) {
+                    registered = true;
+                    if drain_signal.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        match drained {
+            Some(result) => log_end(result),
+            None => {
                 connection.as_mut().graceful_shutdown();
                 log_end(connection.await);
             }

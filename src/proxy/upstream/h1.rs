@@ -303,7 +303,7 @@ pub(crate) async fn exchange(
         framing: if upgrade { Framing::Done } else { head.framing },
         conn: Some(conn),
         key,
-        writer: (!writer.finished && !write_failed && !upgrade).then_some(writer),
+        writer: (!writer.finished && !write_failed && !upgrade).then(|| Box::new(writer)),
         reusable: head.keep_alive && !write_failed && !upgrade,
         upgrade,
     };
@@ -508,8 +508,9 @@ pub(crate) struct ResponseBody {
     framing: Framing,
     conn: Option<Conn>,
     key: PoolKey,
-    /// The request body, still being sent.
-    writer: Option<Writer>,
+    /// The request body, still being sent (boxed: rare, and it would make every response's
+    /// body bigger to move around).
+    writer: Option<Box<Writer>>,
     reusable: bool,
     /// A 101: the connection is handed over by [`ResponseBody::into_upgrade`].
     upgrade: bool,
