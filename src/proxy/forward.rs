@@ -154,10 +154,10 @@ async fn handle(
         native_h1: config.upstream_h1_native,
     };
     let metrics = &*client.shared.metrics;
-    let sending = upstream.send(request, forwarded, deadlines, metrics);
+    // Awaited where it is made: a future kept in a local first is copied once more.
     let result = match route.timeouts.request {
-        None => sending.await,
-        Some(limit) => match tokio::time::timeout(limit, sending).await {
+        None => upstream.send(request, forwarded, deadlines, metrics).await,
+        Some(limit) => match tokio::time::timeout(limit, upstream.send(request, forwarded, deadlines, metrics)).await {
             Ok(result) => result,
             Err(_) => {
                 metrics.upstream_error(&upstream.key, "timeout");
@@ -168,12 +168,11 @@ async fn handle(
     let (mut response, lease) = match result {
         Ok(Reply::Hyper(response, lease)) => (response, lease),
         Ok(Reply::Native(response)) => {
-            // Hop-by-hop headers are gone already.
-            let (mut parts, body) = response.into_parts();
-            parts.version = Version::HTTP_11;
-            if parts.status != StatusCode::SWITCHING_PROTOCOLS {
-                return (Response::from_parts(parts, ProxyBody::Native(body)), Some(id));
+            // Hop-by-hop headers are gone already; the version is HTTP/1.1 as built.
+            if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                return (response.map(ProxyBody::Native), Some(id));
             }
+            let (parts, body) = response.into_parts();
             let (Some(client_upgrade), Some((stream, early))) = (client_upgrade, body.into_upgrade()) else {
                 metrics.upstream_error(&upstream.key, "protocol");
                 return (error_response(StatusCode::BAD_GATEWAY), Some(id));

@@ -11,7 +11,6 @@ pub(crate) mod pool;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 
 use http::uri::{Authority, Scheme, Uri};
@@ -24,7 +23,6 @@ use tokio::time::timeout;
 
 use self::pool::{Lease, PoolKey};
 use super::headers::Forwarded;
-use super::timer;
 use crate::metrics::Metrics;
 use crate::routes::{Backend, BackendKey, BackendTarget, UpstreamProtocol};
 
@@ -182,13 +180,15 @@ impl Upstream {
             return Err(Failure::Connect);
         };
         let mut prepared = h1::Prepared::new(request, &forwarded);
+        let limits = h1::Limits {
+            response_header: deadlines.response_header,
+            max_head: deadlines.max_response_head,
+        };
         if let Some(conn) = pool::checkout_native(&key) {
-            let exchange = h1::exchange(conn, key.clone(), prepared, true, deadlines.max_response_head);
-            match within(deadlines.response_header, exchange).await {
-                Ok(h1::Outcome::Response(response)) => return Ok(Reply::Native(response)),
-                Ok(h1::Outcome::Retry(unsent)) => prepared = unsent,
-                Ok(h1::Outcome::Failed(failure)) => return Err(self.record(metrics, failure)),
-                Err(_) => return Err(self.record(metrics, Failure::Timeout)),
+            match h1::exchange(conn, key.clone(), prepared, true, limits).await {
+                h1::Outcome::Response(response) => return Ok(Reply::Native(response)),
+                h1::Outcome::Retry(unsent) => prepared = unsent,
+                h1::Outcome::Failed(failure) => return Err(self.record(metrics, failure)),
             }
         }
         let stream = match connect_tcp(&key, deadlines.connect).await {
@@ -204,12 +204,10 @@ impl Upstream {
                     .map_err(|failure| self.record(metrics, failure))?
             }
         };
-        let exchange = h1::exchange(h1::Conn::new(stream), key, prepared, false, deadlines.max_response_head);
-        match within(deadlines.response_header, exchange).await {
-            Ok(h1::Outcome::Response(response)) => Ok(Reply::Native(response)),
-            Ok(h1::Outcome::Retry(_)) => Err(self.record(metrics, Failure::Protocol)),
-            Ok(h1::Outcome::Failed(failure)) => Err(self.record(metrics, failure)),
-            Err(_) => Err(self.record(metrics, Failure::Timeout)),
+        match h1::exchange(h1::Conn::new(stream), key, prepared, false, limits).await {
+            h1::Outcome::Response(response) => Ok(Reply::Native(response)),
+            h1::Outcome::Retry(_) => Err(self.record(metrics, Failure::Protocol)),
+            h1::Outcome::Failed(failure) => Err(self.record(metrics, failure)),
         }
     }
 
@@ -301,20 +299,6 @@ impl Upstream {
             Err(_) => Err(self.record(metrics, Failure::Timeout)),
         }
     }
-}
-
-/// `future`'s output, or `Err(())` once `limit` has passed (a worker-local deadline, cheaper
-/// than a tokio timer per request).
-async fn within<F: Future>(limit: Duration, future: F) -> Result<F::Output, ()> {
-    let mut future = std::pin::pin!(future);
-    let mut deadline = std::pin::pin!(timer::Sleep::after(limit));
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
-            return Poll::Ready(Ok(output));
-        }
-        deadline.as_mut().poll(cx).map(|()| Err(()))
-    })
-    .await
 }
 
 /// HTTP/2 wants `:scheme` and `:authority`: take the authority from Host.

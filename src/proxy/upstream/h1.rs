@@ -10,10 +10,12 @@
 //! kept alive. A 101 hands the socket (and any bytes already read past the head) over for a
 //! tunnel.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, UPGRADE};
@@ -25,6 +27,7 @@ use tokio::net::TcpStream;
 use super::Failure;
 use super::pool::{self, PoolKey};
 use crate::proxy::headers::Forwarded;
+use crate::proxy::timer;
 
 /// Most response headers accepted (hyper's client uses 100 too).
 const MAX_HEADERS: usize = 100;
@@ -263,18 +266,31 @@ pub(crate) enum Outcome {
     Failed(Failure),
 }
 
+/// Limits of one exchange.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// From sending the request to the complete response head.
+    pub response_header: Duration,
+    pub max_head: usize,
+}
+
 /// One exchange on `conn` (to `key`; `reused` when it came from the pool), up to the response
-/// headers. The caller bounds it with the response-header timeout.
+/// headers, bounded by the response-header timeout (`Failed(Timeout)`).
 pub(crate) async fn exchange(
     mut conn: Conn,
     key: PoolKey,
     mut prepared: Prepared,
     reused: bool,
-    max_head: usize,
+    limits: Limits,
 ) -> Outcome {
     let mut writer = Writer::new(prepared.head.clone(), prepared.body.take(), prepared.chunked);
     let mut write_failed = false;
+    let max_head = limits.max_head;
+    let mut deadline = timer::Sleep::after(limits.response_header);
     let head = poll_fn(|cx| {
+        if Pin::new(&mut deadline).poll(cx).is_ready() {
+            return Poll::Ready(Err(HeadError::Timeout));
+        }
         if !writer.finished && !write_failed {
             match writer.poll_write(&mut conn.stream, cx) {
                 Poll::Ready(Ok(())) | Poll::Pending => {}
@@ -288,6 +304,7 @@ pub(crate) async fn exchange(
     let head = match head {
         Ok(head) => head,
         Err(HeadError::Malformed) => return Outcome::Failed(Failure::Protocol),
+        Err(HeadError::Timeout) => return Outcome::Failed(Failure::Timeout),
         Err(HeadError::Closed { nothing_read }) => {
             // Nothing written (so the body is untouched), or a bodiless idempotent request.
             if reused && nothing_read && (!writer.wrote || prepared.replayable) {
@@ -317,6 +334,8 @@ pub(crate) async fn exchange(
 }
 
 enum HeadError {
+    /// The response-header timeout passed.
+    Timeout,
     /// The connection ended (or failed) before a complete head.
     Closed {
         nothing_read: bool,
@@ -358,9 +377,11 @@ fn poll_head(
 
 /// Parses a response head at the start of `buf`; `Ok(None)` when incomplete.
 fn parse_head(buf: &[u8], head_method: bool) -> Result<Option<Head>, HeadError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut slots);
-    let len = match parsed.parse(buf) {
+    // Uninitialised slots: filling 100 empty headers first would cost more than the parse.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let config = httparse::ParserConfig::default();
+    let len = match config.parse_response_with_uninit_headers(&mut parsed, buf, &mut slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(HeadError::Malformed),
