@@ -117,35 +117,10 @@ impl Serving {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let service = service_fn(move |request| forward::serve(client.clone(), request));
+        // Outside tokio's cooperative budget (bookkeeping on every socket poll): hyper's HTTP/1.1
+        // dispatcher yields by itself after a bounded number of rounds.
         let connection = self.h1.serve_connection(io, service).with_upgrades();
-        let mut connection = std::pin::pin!(connection);
-        // The drain signal is looked at once (which registers the task for its wake-up) and then
-        // only when it changed: not on every wake-up of this busy task.
-        let probe = drain.clone();
-        let mut registered = false;
-        let drained = {
-            let mut drain_signal = std::pin::pin!(draining(&mut drain));
-            std::future::poll_fn(|cx| {
-                if let Poll::Ready(result) = connection.as_mut().poll(cx) {
-                    return Poll::Ready(Some(result));
-                }
-                if !registered || probe.has_changed().unwrap_or(true) {
-                    registered = true;
-                    if drain_signal.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(None);
-                    }
-                }
-                Poll::Pending
-            })
-            .await
-        };
-        match drained {
-            Some(result) => log_end(result),
-            None => {
-                connection.as_mut().graceful_shutdown();
-                log_end(connection.await);
-            }
-        }
+        tokio::task::unconstrained(serve_until_drained(connection, &mut drain)).await;
     }
 
     async fn serve_h2<I>(&self, io: TokioIo<I>, client: Arc<Client>, mut drain: watch::Receiver<bool>)
@@ -173,6 +148,46 @@ impl Serving {
                 connection.as_mut().graceful_shutdown();
                 log_end(connection.await);
             }
+        }
+    }
+}
+
+/// Serves an HTTP/1.1 connection to its end; once the proxy drains, finishes it gracefully. The
+/// drain signal is looked at once (which registers the task for its wake-up) and then only when
+/// it changed: not on every wake-up of this busy task.
+async fn serve_until_drained<I, S>(
+    connection: hyper::server::conn::http1::UpgradeableConnection<I, S>,
+    drain: &mut watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut connection = std::pin::pin!(connection);
+    let probe = drain.clone();
+    let mut registered = false;
+    let drained = {
+        let mut drain_signal = std::pin::pin!(draining(drain));
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+                return Poll::Ready(Some(result));
+            }
+            if !registered || probe.has_changed().unwrap_or(true) {
+                registered = true;
+                if drain_signal.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    };
+    match drained {
+        Some(result) => log_end(result),
+        None => {
+            connection.as_mut().graceful_shutdown();
+            log_end(connection.await);
         }
     }
 }

@@ -18,7 +18,10 @@ use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, UPGRADE};
+use http::header::{
+    CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, DATE, ETAG, HeaderMap, HeaderName, HeaderValue,
+    LAST_MODIFIED, SERVER, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VARY,
+};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::AsyncWrite;
@@ -401,9 +404,9 @@ fn parse_head(buf: &[u8], head_method: bool) -> Result<Option<Head>, HeadError> 
     let mut chunked = false;
     let mut length: Option<u64> = None;
     for header in parsed.headers.iter() {
-        let name = header.name;
         let value = header.value;
-        if name.eq_ignore_ascii_case("connection") {
+        let name = header_name(header.name)?;
+        if name == CONNECTION {
             for token in value.split(|b| *b == b',') {
                 let token = trim(token);
                 if token.eq_ignore_ascii_case(b"close") {
@@ -418,7 +421,7 @@ fn parse_head(buf: &[u8], head_method: bool) -> Result<Option<Head>, HeadError> 
             }
             continue;
         }
-        if name.eq_ignore_ascii_case("transfer-encoding") {
+        if name == TRANSFER_ENCODING {
             transfer_encoding = true;
             // The last coding decides: chunked, or anything else (read until close).
             chunked = value
@@ -428,7 +431,7 @@ fn parse_head(buf: &[u8], head_method: bool) -> Result<Option<Head>, HeadError> 
                 .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
             continue;
         }
-        if name.eq_ignore_ascii_case("content-length") {
+        if name == CONTENT_LENGTH {
             for item in value.split(|b| *b == b',') {
                 let n = parse_length(trim(item)).ok_or(HeadError::Malformed)?;
                 if length.is_some_and(|seen| seen != n) {
@@ -436,15 +439,14 @@ fn parse_head(buf: &[u8], head_method: bool) -> Result<Option<Head>, HeadError> 
                 }
                 length = Some(n);
             }
-        } else if name.eq_ignore_ascii_case("keep-alive")
-            || name.eq_ignore_ascii_case("proxy-connection")
-            || name.eq_ignore_ascii_case("trailer")
-            || name.eq_ignore_ascii_case("te")
-            || (!upgrade && name.eq_ignore_ascii_case("upgrade"))
+        } else if name == TRAILER
+            || name == TE
+            || (!upgrade && name == UPGRADE)
+            || name == KEEP_ALIVE
+            || name == PROXY_CONNECTION
         {
             continue;
         }
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| HeadError::Malformed)?;
         // A slice of the one copy of the head: no allocation per value.
         let start = (value.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
         let value = copy
@@ -493,6 +495,32 @@ fn parse_head(buf: &[u8], head_method: bool) -> Result<Option<Head>, HeadError> 
         keep_alive,
         len,
     }))
+}
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// A response header's name; the most common ones without `HeaderName::from_bytes`'s general
+/// lower-casing and lookup.
+fn header_name(name: &str) -> Result<HeaderName, HeadError> {
+    let known = match name.len() {
+        4 if name.eq_ignore_ascii_case("date") => Some(DATE),
+        4 if name.eq_ignore_ascii_case("etag") => Some(ETAG),
+        4 if name.eq_ignore_ascii_case("vary") => Some(VARY),
+        6 if name.eq_ignore_ascii_case("server") => Some(SERVER),
+        10 if name.eq_ignore_ascii_case("connection") => Some(CONNECTION),
+        10 if name.eq_ignore_ascii_case("set-cookie") => Some(SET_COOKIE),
+        12 if name.eq_ignore_ascii_case("content-type") => Some(CONTENT_TYPE),
+        13 if name.eq_ignore_ascii_case("cache-control") => Some(CACHE_CONTROL),
+        13 if name.eq_ignore_ascii_case("last-modified") => Some(LAST_MODIFIED),
+        14 if name.eq_ignore_ascii_case("content-length") => Some(CONTENT_LENGTH),
+        17 if name.eq_ignore_ascii_case("transfer-encoding") => Some(TRANSFER_ENCODING),
+        _ => None,
+    };
+    match known {
+        Some(name) => Ok(name),
+        None => HeaderName::from_bytes(name.as_bytes()).map_err(|_| HeadError::Malformed),
+    }
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
