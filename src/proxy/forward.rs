@@ -43,7 +43,7 @@ pub(crate) async fn serve(client: Arc<Client>, request: Request<Incoming>) -> Re
             request.headers().get(HOST).cloned(),
         )
     });
-    let (response, route) = handle(&client, &installed, request).await;
+    let (response, route) = handle(&client, &installed, request, started).await;
     let status = response.status();
     let elapsed = started.elapsed();
     match route.and_then(|id| installed.stats.get(id)) {
@@ -82,6 +82,7 @@ async fn handle(
     client: &Client,
     installed: &Installed,
     mut request: Request<Incoming>,
+    started: Instant,
 ) -> (Response<ProxyBody>, Option<RouteId>) {
     let table = &installed.table;
     // The Host as received; HTTP/2 clients send `:authority` instead.
@@ -152,18 +153,21 @@ async fn handle(
         response_header: route.timeouts.backend_request.unwrap_or(config.response_header_timeout),
         max_response_head: config.max_header_size,
         native_h1: config.upstream_h1_native,
+        started,
     };
     let metrics = &*client.shared.metrics;
     // Awaited where it is made: a future kept in a local first is copied once more.
     let result = match route.timeouts.request {
-        None => upstream.send(request, forwarded, deadlines, metrics).await,
-        Some(limit) => match tokio::time::timeout(limit, upstream.send(request, forwarded, deadlines, metrics)).await {
-            Ok(result) => result,
-            Err(_) => {
-                metrics.upstream_error(&upstream.key, "timeout");
-                Err(Failure::Timeout)
+        None => upstream.send(request, &forwarded, deadlines, metrics).await,
+        Some(limit) => {
+            match tokio::time::timeout(limit, upstream.send(request, &forwarded, deadlines, metrics)).await {
+                Ok(result) => result,
+                Err(_) => {
+                    metrics.upstream_error(&upstream.key, "timeout");
+                    Err(Failure::Timeout)
+                }
             }
-        },
+        }
     };
     let (mut response, lease) = match result {
         Ok(Reply::Hyper(response, lease)) => (response, lease),

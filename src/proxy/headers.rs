@@ -109,6 +109,7 @@ impl Peer {
 
 /// The `X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto` and `X-Forwarded-Host` values the
 /// upstream should see (`host: None`: no `X-Forwarded-Host`).
+#[derive(Clone)]
 pub(crate) struct Forwarded {
     pub for_chain: HeaderValue,
     pub real_ip: HeaderValue,

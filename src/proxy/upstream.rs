@@ -11,7 +11,7 @@ pub(crate) mod pool;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::uri::{Authority, Scheme, Uri};
 use http::{Request, Response, Version};
@@ -77,6 +77,8 @@ pub(crate) struct Deadlines {
     pub max_response_head: usize,
     /// HTTP/1.1 upstreams through our own client ([`h1`]) rather than hyper's.
     pub native_h1: bool,
+    /// When the request arrived (a clock reading saved for the first attempt's deadline).
+    pub started: Instant,
 }
 
 /// A response with headers, whose body gives the connection back once read.
@@ -146,21 +148,22 @@ impl Upstream {
     pub async fn send(
         &self,
         request: Request<Incoming>,
-        forwarded: Forwarded,
+        forwarded: &Forwarded,
         deadlines: Deadlines,
         metrics: &Metrics,
     ) -> Result<Reply, Failure> {
         let mut request = request;
         match self.protocol {
             UpstreamProtocol::Http1 if deadlines.native_h1 => {
-                self.send_native(request, forwarded, deadlines, metrics).await
+                self.send_native(h1::Prepared::new(request, forwarded), deadlines, metrics)
+                    .await
             }
             UpstreamProtocol::Http1 => {
-                forwarded.apply(request.headers_mut());
+                forwarded.clone().apply(request.headers_mut());
                 self.send_h1(request, deadlines, metrics).await
             }
             UpstreamProtocol::H2c => {
-                forwarded.apply(request.headers_mut());
+                forwarded.clone().apply(request.headers_mut());
                 self.send_h2(request, deadlines, metrics).await
             }
         }
@@ -171,18 +174,18 @@ impl Upstream {
     /// connection (another endpoint once if connecting fails).
     async fn send_native(
         &self,
-        request: Request<Incoming>,
-        forwarded: Forwarded,
+        prepared: h1::Prepared,
         deadlines: Deadlines,
         metrics: &Metrics,
     ) -> Result<Reply, Failure> {
+        let mut prepared = prepared;
         let Some(mut key) = self.pick() else {
             return Err(Failure::Connect);
         };
-        let mut prepared = h1::Prepared::new(request, &forwarded);
-        let limits = h1::Limits {
+        let mut limits = h1::Limits {
             response_header: deadlines.response_header,
             max_head: deadlines.max_response_head,
+            started: Some(deadlines.started),
         };
         if let Some(conn) = pool::checkout_native(&key) {
             match h1::exchange(conn, key.clone(), prepared, true, limits).await {
@@ -204,6 +207,8 @@ impl Upstream {
                     .map_err(|failure| self.record(metrics, failure))?
             }
         };
+        // This attempt starts now, after connecting.
+        limits.started = None;
         match h1::exchange(h1::Conn::new(stream), key, prepared, false, limits).await {
             h1::Outcome::Response(response) => Ok(Reply::Native(response)),
             h1::Outcome::Retry(_) => Err(self.record(metrics, Failure::Protocol)),

@@ -15,7 +15,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{
@@ -275,6 +275,8 @@ pub(crate) struct Limits {
     /// From sending the request to the complete response head.
     pub response_header: Duration,
     pub max_head: usize,
+    /// When the attempt started, if the caller read the clock already (else: now).
+    pub started: Option<Instant>,
 }
 
 /// One exchange on `conn` (to `key`; `reused` when it came from the pool), up to the response
@@ -289,7 +291,8 @@ pub(crate) async fn exchange(
     let mut writer = Writer::new(prepared.head.clone(), prepared.body.take(), prepared.chunked);
     let mut write_failed = false;
     let max_head = limits.max_head;
-    let mut deadline = timer::Sleep::after(limits.response_header);
+    let started = limits.started.unwrap_or_else(Instant::now);
+    let mut deadline = timer::Sleep::until(started + limits.response_header);
     let head = poll_fn(|cx| {
         if Pin::new(&mut deadline).poll(cx).is_ready() {
             return Poll::Ready(Err(HeadError::Timeout));
