@@ -46,7 +46,9 @@ impl Serving {
         h1.timer(WorkerTimer)
             .keep_alive(true)
             .header_read_timeout(non_zero(config.header_read_timeout))
-            .max_header_size(config.max_header_size);
+            .max_header_size(config.max_header_size)
+            // Head and (small) body in one buffer and one write(2).
+            .writev(false);
         if config.max_header_size >= HYPER_DEFAULT_MAX_BUF {
             h1.max_buf_size(config.max_header_size.saturating_add(8192));
         }
