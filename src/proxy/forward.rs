@@ -7,7 +7,7 @@
 //! precomputed), no boxing (the response body is an enum), one table load.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use http::header::{COOKIE, EXPECT, HOST, HeaderValue};
@@ -20,7 +20,7 @@ use super::headers::{Forwarded, Peer, is_upgrade, strip_hop_by_hop};
 use super::state::{Installed, Shared};
 use super::upgrade::{splice, splice_native};
 use super::upstream::{Deadlines, Failure, Reply};
-use crate::routes::{RequestInfo, RouteAction, RouteId};
+use crate::routes::{RequestInfo, RouteAction, RouteId, VirtualHost};
 
 /// What every request of one client connection shares.
 pub(crate) struct Client {
@@ -30,6 +30,61 @@ pub(crate) struct Client {
     pub proto: HeaderValue,
     /// The client speaks HTTP/2 (no upgrades, authority in the URI).
     pub http2: bool,
+    /// The virtual host of the last request's Host in the installed table of then: clients send
+    /// the same Host on every request of a connection, which then skips normalising and hashing.
+    pub host_cache: Mutex<HostCache>,
+}
+
+#[derive(Default)]
+pub(crate) struct HostCache {
+    /// The table the entry is for: a `Weak` keeps the allocation (not the table) alive, so its
+    /// address cannot be reused by a later table while cached.
+    installed: Weak<Installed>,
+    host: Option<HeaderValue>,
+    /// Index in the table's `vhosts`.
+    vhost: Option<usize>,
+}
+
+impl Client {
+    /// The virtual host for `host` (its text: `host_text`) in `installed`.
+    fn vhost<'t>(
+        &self,
+        installed: &'t Arc<Installed>,
+        host: Option<&HeaderValue>,
+        host_text: &str,
+    ) -> Option<&'t VirtualHost> {
+        let vhosts = &installed.table.http.vhosts;
+        if let Ok(cache) = self.host_cache.try_lock() {
+            if std::ptr::eq(cache.installed.as_ptr(), Arc::as_ptr(installed))
+                && cache.host.as_ref().map(HeaderValue::as_bytes) == host.map(HeaderValue::as_bytes)
+            {
+                return cache.vhost.and_then(|index| vhosts.get(index));
+            }
+        }
+        let vhost = installed.table.http.vhost(host_text);
+        if let Ok(mut cache) = self.host_cache.try_lock() {
+            *cache = HostCache {
+                installed: Arc::downgrade(installed),
+                host: host.cloned(),
+                vhost: vhost.and_then(|vhost| index_of(vhosts, vhost)),
+            };
+        }
+        vhost
+    }
+}
+
+/// The index of `item`, an element of `items`.
+fn index_of<T>(items: &[T], item: &T) -> Option<usize> {
+    let size = size_of::<T>();
+    if size == 0 {
+        return None;
+    }
+    let offset = (std::ptr::from_ref(item) as usize).checked_sub(items.as_ptr() as usize)?;
+    let index = offset / size;
+    items
+        .get(index)
+        .filter(|found| std::ptr::eq(*found, item))
+        .map(|_| index)
 }
 
 /// The hyper service function: never fails; every problem is a status code.
@@ -80,7 +135,7 @@ fn join_cookies(headers: &mut http::HeaderMap) {
 
 async fn handle(
     client: &Client,
-    installed: &Installed,
+    installed: &Arc<Installed>,
     mut request: Request<Incoming>,
     started: Instant,
 ) -> (Response<ProxyBody>, Option<RouteId>) {
@@ -102,7 +157,9 @@ async fn handle(
             method: request.method(),
             headers: request.headers(),
         };
-        table.http.vhost(info.host).and_then(|vhost| vhost.find(&info))
+        client
+            .vhost(installed, host.as_ref(), info.host)
+            .and_then(|vhost| vhost.find(&info))
     };
     let Some((id, route)) = route_id.and_then(|id| table.routes.get(id).map(|route| (id, route))) else {
         return (error_response(StatusCode::NOT_FOUND), None);
@@ -205,4 +262,20 @@ async fn handle(
     strip_hop_by_hop(&mut parts.headers, false);
     parts.version = Version::HTTP_11;
     (Response::from_parts(parts, ProxyBody::upstream(body, lease)), Some(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::index_of;
+
+    #[test]
+    fn index_of_finds_elements_and_only_them() {
+        let items = [10u64, 20, 30];
+        assert_eq!(index_of(&items, &items[2]), Some(2));
+        assert_eq!(index_of(&items, &items[0]), Some(0));
+        let elsewhere = 20u64;
+        assert_eq!(index_of(&items, &elsewhere), None);
+        let units = [(), ()];
+        assert_eq!(index_of(&units, &units[1]), None);
+    }
 }

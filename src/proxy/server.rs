@@ -76,6 +76,7 @@ impl Serving {
             peer: Peer::new(peer.ip(), &self.shared.config.trusted_proxies),
             proto: if tls { PROTO_HTTPS } else { PROTO_HTTP },
             http2,
+            host_cache: Default::default(),
         })
     }
 

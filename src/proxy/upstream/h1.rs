@@ -412,7 +412,9 @@ fn parse_head(buf: &[u8], head_method: bool) -> Result<Option<Head>, HeadError> 
         if name == CONNECTION {
             for token in value.split(|b| *b == b',') {
                 let token = trim(token);
-                if token.eq_ignore_ascii_case(b"close") {
+                if token == b"keep-alive" {
+                    keep_alive_token = true;
+                } else if token.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
                     keep_alive_token = true;
@@ -504,26 +506,27 @@ const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// A response header's name; the most common ones without `HeaderName::from_bytes`'s general
-/// lower-casing and lookup.
+/// lower-casing and lookup (first as servers usually spell them, then in any case).
 fn header_name(name: &str) -> Result<HeaderName, HeadError> {
-    let known = match name.len() {
-        4 if name.eq_ignore_ascii_case("date") => Some(DATE),
-        4 if name.eq_ignore_ascii_case("etag") => Some(ETAG),
-        4 if name.eq_ignore_ascii_case("vary") => Some(VARY),
-        6 if name.eq_ignore_ascii_case("server") => Some(SERVER),
-        10 if name.eq_ignore_ascii_case("connection") => Some(CONNECTION),
-        10 if name.eq_ignore_ascii_case("set-cookie") => Some(SET_COOKIE),
-        12 if name.eq_ignore_ascii_case("content-type") => Some(CONTENT_TYPE),
-        13 if name.eq_ignore_ascii_case("cache-control") => Some(CACHE_CONTROL),
-        13 if name.eq_ignore_ascii_case("last-modified") => Some(LAST_MODIFIED),
-        14 if name.eq_ignore_ascii_case("content-length") => Some(CONTENT_LENGTH),
-        17 if name.eq_ignore_ascii_case("transfer-encoding") => Some(TRANSFER_ENCODING),
-        _ => None,
-    };
-    match known {
-        Some(name) => Ok(name),
-        None => HeaderName::from_bytes(name.as_bytes()).map_err(|_| HeadError::Malformed),
+    const COMMON: [(&str, HeaderName); 11] = [
+        ("Date", DATE),
+        ("Etag", ETAG),
+        ("Vary", VARY),
+        ("Server", SERVER),
+        ("Connection", CONNECTION),
+        ("Set-Cookie", SET_COOKIE),
+        ("Content-Type", CONTENT_TYPE),
+        ("Cache-Control", CACHE_CONTROL),
+        ("Last-Modified", LAST_MODIFIED),
+        ("Content-Length", CONTENT_LENGTH),
+        ("Transfer-Encoding", TRANSFER_ENCODING),
+    ];
+    for (spelled, known) in &COMMON {
+        if name.len() == spelled.len() && (name == *spelled || name.eq_ignore_ascii_case(spelled)) {
+            return Ok(known.clone());
+        }
     }
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| HeadError::Malformed)
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
