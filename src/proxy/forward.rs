@@ -65,7 +65,8 @@ impl Client {
         if let Ok(mut cache) = self.host_cache.try_lock() {
             *cache = HostCache {
                 installed: Arc::downgrade(installed),
-                host: host.cloned(),
+                // A copy: a slice of the client's request would pin hyper's read buffer.
+                host: host.and_then(|host| HeaderValue::from_bytes(host.as_bytes()).ok()),
                 vhost: vhost.and_then(|vhost| index_of(vhosts, vhost)),
             };
         }
@@ -209,22 +210,20 @@ async fn handle(
         connect: config.connect_timeout,
         response_header: route.timeouts.backend_request.unwrap_or(config.response_header_timeout),
         max_response_head: config.max_header_size,
-        native_h1: config.upstream_h1_native,
         started,
     };
     let metrics = &*client.shared.metrics;
+    let outgoing = upstream.outgoing(request, forwarded, config.upstream_h1_native);
     // Awaited where it is made: a future kept in a local first is copied once more.
     let result = match route.timeouts.request {
-        None => upstream.send(request, &forwarded, deadlines, metrics).await,
-        Some(limit) => {
-            match tokio::time::timeout(limit, upstream.send(request, &forwarded, deadlines, metrics)).await {
-                Ok(result) => result,
-                Err(_) => {
-                    metrics.upstream_error(&upstream.key, "timeout");
-                    Err(Failure::Timeout)
-                }
+        None => upstream.send(outgoing, deadlines, metrics).await,
+        Some(limit) => match tokio::time::timeout(limit, upstream.send(outgoing, deadlines, metrics)).await {
+            Ok(result) => result,
+            Err(_) => {
+                metrics.upstream_error(&upstream.key, "timeout");
+                Err(Failure::Timeout)
             }
-        }
+        },
     };
     let (mut response, lease) = match result {
         Ok(Reply::Hyper(response, lease)) => (response, lease),

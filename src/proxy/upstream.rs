@@ -75,10 +75,14 @@ pub(crate) struct Deadlines {
     pub response_header: Duration,
     /// Largest response head accepted (our own HTTP/1.1 client).
     pub max_response_head: usize,
-    /// HTTP/1.1 upstreams through our own client ([`h1`]) rather than hyper's.
-    pub native_h1: bool,
     /// When the request arrived (a clock reading saved for the first attempt's deadline).
     pub started: Instant,
+}
+
+/// A request ready for [`Upstream::send`].
+pub(crate) enum Outgoing {
+    Native(h1::Prepared),
+    Hyper(Request<Incoming>),
 }
 
 /// A response with headers, whose body gives the connection back once read.
@@ -143,29 +147,26 @@ impl Upstream {
         addrs.get((position + 1) % addrs.len()).map(|addr| PoolKey::Addr(*addr))
     }
 
-    /// One exchange. `request` must already carry the headers the upstream should see, in
-    /// origin form for HTTP/1.1.
-    pub async fn send(
-        &self,
-        request: Request<Incoming>,
-        forwarded: &Forwarded,
-        deadlines: Deadlines,
-        metrics: &Metrics,
-    ) -> Result<Reply, Failure> {
+    /// The request as this upstream's client takes it: encoded for our own HTTP/1.1 client, or
+    /// with the forwarded values in its header map for hyper's. `request` must already carry
+    /// the other headers the upstream should see, in origin form for HTTP/1.1.
+    pub fn outgoing(&self, request: Request<Incoming>, forwarded: Forwarded, native_h1: bool) -> Outgoing {
         let mut request = request;
-        match self.protocol {
-            UpstreamProtocol::Http1 if deadlines.native_h1 => {
-                self.send_native(h1::Prepared::new(request, forwarded), deadlines, metrics)
-                    .await
-            }
-            UpstreamProtocol::Http1 => {
-                forwarded.clone().apply(request.headers_mut());
-                self.send_h1(request, deadlines, metrics).await
-            }
-            UpstreamProtocol::H2c => {
-                forwarded.clone().apply(request.headers_mut());
-                self.send_h2(request, deadlines, metrics).await
-            }
+        if native_h1 && self.protocol == UpstreamProtocol::Http1 {
+            // Nothing refers to the client's request head after this (hyper can then reuse its
+            // read buffer instead of allocating another one for the next request).
+            return Outgoing::Native(h1::Prepared::new(request, &forwarded));
+        }
+        forwarded.apply(request.headers_mut());
+        Outgoing::Hyper(request)
+    }
+
+    /// One exchange.
+    pub async fn send(&self, outgoing: Outgoing, deadlines: Deadlines, metrics: &Metrics) -> Result<Reply, Failure> {
+        match (outgoing, self.protocol) {
+            (Outgoing::Native(prepared), _) => self.send_native(prepared, deadlines, metrics).await,
+            (Outgoing::Hyper(request), UpstreamProtocol::Http1) => self.send_h1(request, deadlines, metrics).await,
+            (Outgoing::Hyper(request), UpstreamProtocol::H2c) => self.send_h2(request, deadlines, metrics).await,
         }
     }
 
