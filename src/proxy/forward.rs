@@ -16,7 +16,7 @@ use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use super::body::{ProxyBody, error_response};
-use super::headers::{Forwarded, Peer, is_upgrade, strip_hop_by_hop};
+use super::headers::{Forwarded, Peer, is_upgrade, scan, strip_hop_by_hop, strip_hop_by_hop_if};
 use super::state::{Installed, Shared};
 use super::upgrade::{splice, splice_native};
 use super::upstream::{Deadlines, Failure, Reply};
@@ -173,16 +173,19 @@ async fn handle(
         return (error_response(route.unavailable), Some(id));
     };
 
-    let upgrade = !client.http2 && upstream.is_http1() && is_upgrade(request.headers());
+    let present = scan(request.headers());
+    let upgrade = present.upgrade && !client.http2 && upstream.is_http1() && is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     // The X-Forwarded-* values go into the map only for hyper's clients; our own HTTP/1.1
     // client writes them straight into the request head.
     let forwarded = {
         let config = &client.shared.config;
         let headers = request.headers_mut();
-        strip_hop_by_hop(headers, upgrade);
-        // The client's `100-continue` is answered by our server when the body is first read.
-        headers.remove(EXPECT);
+        strip_hop_by_hop_if(headers, upgrade, present);
+        if present.expect {
+            // The client's `100-continue` is answered by our server when the body is first read.
+            headers.remove(EXPECT);
+        }
         if host_missing {
             if let Some(host) = &host {
                 headers.insert(HOST, host.clone());

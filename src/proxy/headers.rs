@@ -5,7 +5,9 @@
 use std::net::IpAddr;
 
 use http::HeaderMap;
-use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, EXPECT, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 
 use super::cidr::Cidr;
 
@@ -31,6 +33,36 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
             .to_str()
             .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     })
+}
+
+/// What a request's headers hold that the forwarding must look at, found in one pass of cheap
+/// name comparisons (most requests hold none of it).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Present {
+    /// Some hop-by-hop header (`Upgrade` included).
+    pub hop_by_hop: bool,
+    pub upgrade: bool,
+    pub expect: bool,
+}
+
+pub(crate) fn scan(headers: &HeaderMap) -> Present {
+    let mut present = Present::default();
+    for name in headers.keys() {
+        if is_hop_by_hop(name) {
+            present.hop_by_hop = true;
+            present.upgrade |= name == UPGRADE;
+        } else if name == EXPECT {
+            present.expect = true;
+        }
+    }
+    present
+}
+
+/// [`strip_hop_by_hop`] when [`scan`] found some hop-by-hop header or this is an upgrade.
+pub(crate) fn strip_hop_by_hop_if(headers: &mut HeaderMap, upgrade: bool, present: Present) {
+    if upgrade || present.hop_by_hop {
+        strip_hop_by_hop(headers, upgrade);
+    }
 }
 
 /// Removes hop-by-hop headers: `Connection` and the headers it names, `Keep-Alive`,
@@ -270,6 +302,16 @@ mod tests {
         assert_eq!(map["connection"], "upgrade");
         assert_eq!(map["upgrade"], "websocket");
         assert_eq!(map["te"], "trailers");
+    }
+
+    #[test]
+    fn scan_finds_hop_by_hop_upgrade_and_expect() {
+        let plain = scan(&headers(&[("host", "a"), ("x-forwarded-for", "1.2.3.4")]));
+        assert!(!plain.hop_by_hop && !plain.upgrade && !plain.expect);
+        let upgrade = scan(&headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]));
+        assert!(upgrade.hop_by_hop && upgrade.upgrade && !upgrade.expect);
+        let expect = scan(&headers(&[("expect", "100-continue"), ("keep-alive", "5")]));
+        assert!(expect.hop_by_hop && !expect.upgrade && expect.expect);
     }
 
     #[test]
