@@ -6,6 +6,7 @@
 //! Per-request work is kept small: no string formatting (header values of the connection are
 //! precomputed), no boxing (the response body is an enum), one table load.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
@@ -20,7 +21,7 @@ use super::headers::{Forwarded, Peer, is_upgrade, scan, strip_hop_by_hop, strip_
 use super::state::{Installed, Shared};
 use super::upgrade::{splice, splice_native};
 use super::upstream::{Deadlines, Failure, Reply};
-use crate::routes::{RequestInfo, RouteAction, RouteId, VirtualHost};
+use crate::routes::{RequestInfo, RouteAction, RouteId, VirtualHost, normalize_path};
 
 /// What every request of one client connection shares.
 pub(crate) struct Client {
@@ -72,6 +73,17 @@ impl Client {
         }
         vhost
     }
+}
+
+/// `uri` with its path replaced (query, scheme and authority kept).
+fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().ok()?);
+    Uri::from_parts(parts).ok()
 }
 
 /// The index of `item`, an element of `items`.
@@ -149,6 +161,14 @@ async fn handle(
             .uri()
             .authority()
             .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok());
+    }
+    // Route (and forward) the normalised path, so `/public/../admin` cannot reach a route that
+    // `/admin` would not. Rare: most paths need nothing and are not copied.
+    if let Cow::Owned(normalized) = normalize_path(request.uri().path()) {
+        match with_path(request.uri(), &normalized) {
+            Some(uri) => *request.uri_mut() = uri,
+            None => return (error_response(StatusCode::BAD_REQUEST), None),
+        }
     }
     let route_id = {
         let info = RequestInfo {

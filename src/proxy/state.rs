@@ -88,11 +88,14 @@ impl Shared {
             .iter()
             .map(|route| self.metrics.route_stats(&route.name))
             .collect();
-        self.current.store(Arc::new(Installed {
+        let previous = self.current.swap(Arc::new(Installed {
             table,
             upstreams,
             stats,
         }));
         self.ready.send_replace(true);
+        // Usually the last reference: a large table is then freed here, on the control thread,
+        // not by whichever worker happens to finish the last request that used it.
+        drop(previous);
     }
 }

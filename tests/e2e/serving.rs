@@ -218,3 +218,52 @@ async fn limit_and_trust_flags_apply() {
     let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(echoed["headers"]["x-forwarded-for"], "127.0.0.1");
 }
+
+/// Dot segments and repeated slashes are resolved before routing, and the backend receives the
+/// normalised path: `/public/../admin` is routed (and sent) as `/admin`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_are_normalised_before_routing() {
+    let public = echo_backend("public").await;
+    let admin = echo_backend("admin").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(
+        dir.path(),
+        "svc.yaml",
+        &format!("{}\n---\n{}", service("public", &[public]), service("admin", &[admin])),
+    );
+    let ingress = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: app}
+spec:
+  rules:
+  - host: app.example
+    http:
+      paths:
+      - {path: /public, pathType: Prefix, backend: {service: {name: public, port: {number: 80}}}}
+      - {path: /admin, pathType: Prefix, backend: {service: {name: admin, port: {number: 80}}}}
+"#;
+    write_manifest(dir.path(), "app.yaml", ingress);
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+    for (path, backend, seen) in [
+        ("/public/x", "public", "/public/x"),
+        ("/public/../admin/x", "admin", "/admin/x"),
+        ("/public/%2e%2e/admin", "admin", "/admin"),
+        ("//admin//x?q=1", "admin", "/admin/x"),
+    ] {
+        let (status, body) = get(vestibule.http, "app.example", path).await.unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (echoed["name"].as_str(), echoed["path"].as_str()),
+            (Some(backend), Some(seen)),
+            "{path}"
+        );
+    }
+    let (_, body) = get(vestibule.http, "app.example", "//admin//x?q=1").await.unwrap();
+    assert!(
+        body.contains("\"query\": \"q=1\"") || body.contains("\"query\":\"q=1\""),
+        "query kept: {body}"
+    );
+}
