@@ -180,7 +180,7 @@ impl Upstream {
         metrics: &Metrics,
     ) -> Result<Reply, Failure> {
         let mut prepared = prepared;
-        let Some(mut key) = self.pick() else {
+        let Some(key) = self.pick() else {
             return Err(Failure::Connect);
         };
         let mut limits = h1::Limits {
@@ -195,25 +195,40 @@ impl Upstream {
                 h1::Outcome::Failed(failure) => return Err(self.record(metrics, failure)),
             }
         }
-        let stream = match connect_tcp(&key, deadlines.connect).await {
-            Ok(stream) => stream,
-            Err(failure) => {
-                self.record(metrics, failure);
-                let Some(other) = self.other_than(&key) else {
-                    return Err(failure);
-                };
-                key = other;
-                connect_tcp(&key, deadlines.connect)
-                    .await
-                    .map_err(|failure| self.record(metrics, failure))?
-            }
-        };
+        let limit = deadlines.connect;
+        let (key, stream) = self
+            .connect_once_more(key, metrics, |key| async move { connect_tcp(&key, limit).await })
+            .await?;
         // This attempt starts now, after connecting.
         limits.started = None;
         match h1::exchange(h1::Conn::new(stream), key, prepared, false, limits).await {
             h1::Outcome::Response(response) => Ok(Reply::Native(response)),
             h1::Outcome::Retry(_) => Err(self.record(metrics, Failure::Protocol)),
             h1::Outcome::Failed(failure) => Err(self.record(metrics, failure)),
+        }
+    }
+
+    /// Connects to `key`; on failure, once to another endpoint. Failures are recorded.
+    async fn connect_once_more<C, F, Fut>(
+        &self,
+        key: PoolKey,
+        metrics: &Metrics,
+        connect: F,
+    ) -> Result<(PoolKey, C), Failure>
+    where
+        F: Fn(PoolKey) -> Fut,
+        Fut: Future<Output = Result<C, Failure>>,
+    {
+        match connect(key.clone()).await {
+            Ok(conn) => Ok((key, conn)),
+            Err(failure) => {
+                self.record(metrics, failure);
+                let other = self.other_than(&key).ok_or(failure)?;
+                let conn = connect(other.clone())
+                    .await
+                    .map_err(|failure| self.record(metrics, failure))?;
+                Ok((other, conn))
+            }
         }
     }
 
@@ -230,7 +245,7 @@ impl Upstream {
         metrics: &Metrics,
     ) -> Result<Reply, Failure> {
         let mut request = request;
-        let Some(mut key) = self.pick() else {
+        let Some(key) = self.pick() else {
             return Err(Failure::Connect);
         };
         if let Some(mut conn) = pool::checkout_h1(&key) {
@@ -244,19 +259,10 @@ impl Upstream {
                 Err(_) => return Err(self.record(metrics, Failure::Timeout)),
             }
         }
-        let mut conn = match connect_h1(&key, deadlines.connect).await {
-            Ok(conn) => conn,
-            Err(failure) => {
-                self.record(metrics, failure);
-                let Some(other) = self.other_than(&key) else {
-                    return Err(failure);
-                };
-                key = other;
-                connect_h1(&key, deadlines.connect)
-                    .await
-                    .map_err(|failure| self.record(metrics, failure))?
-            }
-        };
+        let limit = deadlines.connect;
+        let (key, mut conn) = self
+            .connect_once_more(key, metrics, |key| async move { connect_h1(&key, limit).await })
+            .await?;
         match timeout(deadlines.response_header, conn.try_send_request(request)).await {
             Ok(Ok(response)) => Ok(Reply::Hyper(response, Some(Lease::new(key, conn)))),
             Ok(Err(_)) => Err(self.record(metrics, Failure::Protocol)),
@@ -272,7 +278,7 @@ impl Upstream {
     ) -> Result<Reply, Failure> {
         let mut request = request;
         to_h2_form(&mut request);
-        let Some(mut key) = self.pick() else {
+        let Some(key) = self.pick() else {
             return Err(Failure::Connect);
         };
         if let Some(mut conn) = pool::checkout_h2(&key) {
@@ -285,19 +291,10 @@ impl Upstream {
                 Err(_) => return Err(self.record(metrics, Failure::Timeout)),
             }
         }
-        let mut conn = match connect_h2(&key, deadlines.connect).await {
-            Ok(conn) => conn,
-            Err(failure) => {
-                self.record(metrics, failure);
-                let Some(other) = self.other_than(&key) else {
-                    return Err(failure);
-                };
-                key = other;
-                connect_h2(&key, deadlines.connect)
-                    .await
-                    .map_err(|failure| self.record(metrics, failure))?
-            }
-        };
+        let limit = deadlines.connect;
+        let (key, mut conn) = self
+            .connect_once_more(key, metrics, |key| async move { connect_h2(&key, limit).await })
+            .await?;
         pool::offer_h2(key, conn.clone());
         match timeout(deadlines.response_header, conn.send_request(request)).await {
             Ok(Ok(response)) => Ok(Reply::Hyper(response, None)),
