@@ -36,14 +36,7 @@ fn frames(scenario: &str, vestibule: &Vestibule) -> Option<serde_json::Value> {
 }
 
 async fn start() -> (Vestibule, tempfile::TempDir) {
-    let a = echo_backend("a").await;
-    let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), "class.yaml", CLASS);
-    write_manifest(
-        dir.path(),
-        "app.yaml",
-        &format!("{}\n---\n{}", service("a", &[a]), ingress("app", "app.example", "a")),
-    );
+    let dir = app_example_dir().await;
     (Vestibule::start(dir.path(), &[]).await, dir)
 }
 

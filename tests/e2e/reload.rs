@@ -48,11 +48,7 @@ async fn new_changed_and_deleted_files_apply_live() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_input_is_reported_and_the_last_good_version_keeps_serving() {
-    let a = echo_backend("a").await;
-    let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), "class.yaml", CLASS);
-    write_manifest(dir.path(), "svc.yaml", &service("a", &[a]));
-    write_manifest(dir.path(), "app.yaml", &ingress("app", "app.example", "a"));
+    let dir = app_example_dir().await;
     write_manifest(dir.path(), "other.yaml", &ingress("other", "other.example", "a"));
     let vestibule = Vestibule::start(dir.path(), &[]).await;
     vestibule.wait_for("app.example", "/", 200).await;
@@ -190,11 +186,7 @@ async fn reloads_under_load_drop_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_turns_readyz_off_and_finishes_in_flight_requests() {
-    let a = echo_backend("a").await;
-    let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), "class.yaml", CLASS);
-    write_manifest(dir.path(), "svc.yaml", &service("a", &[a]));
-    write_manifest(dir.path(), "app.yaml", &ingress("app", "app.example", "a"));
+    let dir = app_example_dir().await;
     let mut vestibule = Vestibule::start(dir.path(), &["--shutdown-delay", "1", "--drain-timeout", "10"]).await;
     vestibule.wait_for("app.example", "/", 200).await;
     let http = vestibule.http;

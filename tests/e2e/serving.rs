@@ -174,14 +174,7 @@ async fn tls_certificate_is_chosen_by_sni_from_the_secret() {
 /// request head (431).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_and_trust_flags_apply() {
-    let a = echo_backend("a").await;
-    let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), "class.yaml", CLASS);
-    write_manifest(
-        dir.path(),
-        "app.yaml",
-        &format!("{}\n---\n{}", service("a", &[a]), ingress("app", "app.example", "a")),
-    );
+    let dir = app_example_dir().await;
     let trusting = Vestibule::start(
         dir.path(),
         &["--trusted-proxy", "127.0.0.0/8", "--max-header-size", "4096"],

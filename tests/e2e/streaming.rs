@@ -23,11 +23,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_gib_down_and_up_in_bounded_memory() {
-    let a = echo_backend("a").await;
-    let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), "class.yaml", CLASS);
-    write_manifest(dir.path(), "svc.yaml", &service("a", &[a]));
-    write_manifest(dir.path(), "app.yaml", &ingress("app", "app.example", "a"));
+    let dir = app_example_dir().await;
     let vestibule = Vestibule::start(dir.path(), &[]).await;
     vestibule.wait_for("app.example", "/", 200).await;
     let before = peak_rss_kib(vestibule.child.id());

@@ -249,6 +249,18 @@ spec:
     )
 }
 
+/// A manifest directory routing `app.example` `/` to an echo backend named `a` (started here):
+/// `class.yaml`, `svc.yaml` (Service `a`) and `app.yaml` (Ingress `app`), so a test can rewrite
+/// any one of them.
+pub async fn app_example_dir() -> tempfile::TempDir {
+    let a = echo_backend("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "svc.yaml", &service("a", &[a]));
+    write_manifest(dir.path(), "app.yaml", &ingress("app", "app.example", "a"));
+    dir
+}
+
 /// The `name` field of an echo backend's JSON answer.
 pub fn echo_name(body: &str) -> String {
     let value: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"));
