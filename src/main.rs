@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller and proxy.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Serve the bundled example (echo backends, host/path/TLS routing) on loopback ports.
     Demo(DemoArgs),
     /// A small echo backend: answers every request with JSON describing it.
@@ -121,6 +121,24 @@ struct Tuning {
     /// Concurrent streams per HTTP/2 client connection.
     #[arg(long, env = "VESTIBULE_H2_MAX_STREAMS", default_value_t = 128)]
     h2_max_streams: u32,
+    /// Seconds a request body may pause while forwarded (client silent → 408; 0: no limit).
+    #[arg(long, env = "VESTIBULE_REQUEST_BODY_TIMEOUT", default_value_t = 60.0)]
+    request_body_timeout: f64,
+    /// Seconds an upstream's response body may pause before the response is cut (0: no limit).
+    #[arg(long, env = "VESTIBULE_RESPONSE_BODY_TIMEOUT", default_value_t = 60.0)]
+    response_body_timeout: f64,
+    /// Seconds an upgraded connection (WebSocket, ...) may carry nothing either way (0: no limit).
+    #[arg(long, env = "VESTIBULE_TUNNEL_IDLE_TIMEOUT", default_value_t = 300.0)]
+    tunnel_idle_timeout: f64,
+    /// Seconds a client may take none of what is written to it before it is disconnected (0: no limit).
+    #[arg(long, env = "VESTIBULE_CLIENT_WRITE_TIMEOUT", default_value_t = 60.0)]
+    client_write_timeout: f64,
+    /// Client connections per worker thread; beyond it new ones get 503 (0: from the open-file limit).
+    #[arg(long, env = "VESTIBULE_MAX_CONNECTIONS", default_value_t = 0)]
+    max_connections: usize,
+    /// Let ExternalName Services reach loopback, link-local and the admin server's addresses.
+    #[arg(long, env = "VESTIBULE_ALLOW_LOCAL_EXTERNAL_NAME")]
+    allow_local_external_name: bool,
 }
 
 impl Tuning {
@@ -137,6 +155,12 @@ impl Tuning {
             connect_timeout: 5.0,
             response_header_timeout: 60.0,
             h2_max_streams: 128,
+            request_body_timeout: 60.0,
+            response_body_timeout: 60.0,
+            tunnel_idle_timeout: 300.0,
+            client_write_timeout: 60.0,
+            max_connections: 0,
+            allow_local_external_name: false,
         }
     }
 }
@@ -149,7 +173,7 @@ fn main() -> ExitCode {
             manifests,
             publish_address,
         } => return check(manifests, publish_address),
-        Command::Run(args) => runtime().and_then(|rt| rt.block_on(run(args))),
+        Command::Run(args) => runtime().and_then(|rt| rt.block_on(run(*args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo(args))),
         Command::Echo { listen, name } => runtime().and_then(|rt| rt.block_on(echo(listen, name))),
     };
@@ -207,6 +231,14 @@ fn options(
         connect_timeout: seconds(tuning.connect_timeout, "--connect-timeout")?,
         response_header_timeout: seconds(tuning.response_header_timeout, "--response-header-timeout")?,
         h2_max_concurrent_streams: tuning.h2_max_streams,
+        request_body_idle_timeout: seconds(tuning.request_body_timeout, "--request-body-timeout")?,
+        response_body_idle_timeout: seconds(tuning.response_body_timeout, "--response-body-timeout")?,
+        tunnel_idle_timeout: seconds(tuning.tunnel_idle_timeout, "--tunnel-idle-timeout")?,
+        client_write_timeout: seconds(tuning.client_write_timeout, "--client-write-timeout")?,
+        max_connections_per_worker: tuning.max_connections,
+        external_name_allow_local: tuning.allow_local_external_name,
+        // ExternalName backends never reach the admin server.
+        protected_addrs: vec![admin],
         ..ProxyConfig::default()
     };
     Ok(RunOptions {

@@ -19,6 +19,13 @@ use std::time::Duration;
 
 use crate::routes::BackendKey;
 
+mod events;
+
+pub use events::{
+    ClientErrorKind, TimeoutKind, client_errors, connection_opened, connections_shed, count_client_error,
+    count_connection_shed, count_timeout, timeouts,
+};
+
 /// The `route` label of requests that matched no route.
 pub const UNROUTED: &str = "unrouted";
 
@@ -242,6 +249,7 @@ impl Metrics {
         self.encode_upstream_errors(&mut out);
         self.encode_reloads(&mut out);
         self.encode_rejected(&mut out);
+        events::encode(&mut out);
         header(
             &mut out,
             "vestibule_config_generation",

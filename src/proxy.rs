@@ -18,6 +18,7 @@
 
 mod body;
 mod cidr;
+mod client_io;
 mod forward;
 mod headers;
 mod server;
@@ -83,6 +84,29 @@ pub struct ProxyConfig {
     /// Waiting for an upstream's response headers, per attempt (a route's
     /// `backend_request` timeout overrides it). Exceeded → 504. Default 60 s.
     pub response_header_timeout: Duration,
+    /// Longest pause of a request body while it is forwarded: the client sends nothing (→ 408,
+    /// connection closed) or the upstream takes nothing (→ 504). Checked lazily, so the cut comes
+    /// after between one and two times it. Zero disables. Default 60 s.
+    pub request_body_idle_timeout: Duration,
+    /// Longest pause of a response body from the upstream; then the response is cut (the client
+    /// connection closes). Between one and two times it, as above. Zero disables. Default 60 s.
+    pub response_body_idle_timeout: Duration,
+    /// An upgraded connection (WebSocket, …) that carries no byte either way this long is
+    /// closed. Zero disables. Default 300 s.
+    pub tunnel_idle_timeout: Duration,
+    /// A client that takes none of what the proxy writes to it for this long is disconnected
+    /// (slow readers). Zero disables. Default 60 s.
+    pub client_write_timeout: Duration,
+    /// Client connections per worker thread. Beyond it, new connections are answered `503`
+    /// and closed; past a further eighth, the worker stops accepting until connections close.
+    /// 0 (the default): derived from the open-file limit (see [`default_max_connections`]).
+    pub max_connections_per_worker: usize,
+    /// ExternalName backends may resolve to loopback, link-local, unspecified or the admin
+    /// server's addresses. Off by default: such a name would expose what listens only
+    /// locally (the admin API, say) through the proxy.
+    pub external_name_allow_local: bool,
+    /// Addresses ExternalName backends may never reach (the admin server's). Default none.
+    pub protected_addrs: Vec<SocketAddr>,
     /// Idle upstream connections kept per endpoint and worker thread. Default 128.
     pub upstream_max_idle_per_endpoint: usize,
     /// Idle upstream connections unused for this long are closed (checked at this interval,
@@ -113,12 +137,39 @@ impl Default for ProxyConfig {
             h2_max_local_error_reset_streams: 1024,
             connect_timeout: Duration::from_secs(5),
             response_header_timeout: Duration::from_secs(60),
+            request_body_idle_timeout: Duration::from_secs(60),
+            response_body_idle_timeout: Duration::from_secs(60),
+            tunnel_idle_timeout: Duration::from_secs(300),
+            client_write_timeout: Duration::from_secs(60),
+            max_connections_per_worker: 0,
+            external_name_allow_local: false,
+            protected_addrs: Vec::new(),
             upstream_max_idle_per_endpoint: 128,
             upstream_idle_timeout: Duration::from_secs(60),
             upstream_h1_native: true,
             default_certificate: None,
         }
     }
+}
+
+/// The connection limit per worker when none is configured: half the open-file limit (each
+/// client connection may hold an upstream connection too), less a reserve, shared by the
+/// workers; at least 64.
+pub fn default_max_connections(workers: usize) -> usize {
+    let limit = open_file_limit().unwrap_or(1024);
+    let usable = limit.saturating_sub(256) / 2;
+    (usable / workers.max(1)).max(64)
+}
+
+/// The soft open-file limit of this process, from `/proc/self/limits`.
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|line| line.starts_with("Max open files"))?;
+    let soft = line.trim_start_matches("Max open files").split_whitespace().next()?;
+    if soft == "unlimited" {
+        return Some(1 << 20);
+    }
+    soft.parse().ok()
 }
 
 /// Addresses actually bound (useful when a port was 0).

@@ -433,7 +433,12 @@ async fn external_name_backend_resolves_at_connect() {
     let mut table = TableBuilder::new();
     let backend = table.external("external", "localhost", upstream.addr.port());
     table.forward("ext.example", backend);
-    let (_proxy, addr) = start(config(), table.build());
+    // Loopback is refused to ExternalName backends unless the operator allows it.
+    let config = ProxyConfig {
+        external_name_allow_local: true,
+        ..config()
+    };
+    let (_proxy, addr) = start(config, table.build());
     let mut client = connect(addr).await;
     for _ in 0..3 {
         let response = exchange(&mut client, b"GET / HTTP/1.1\r\nHost: ext.example\r\n\r\n").await;

@@ -99,6 +99,8 @@ pub(crate) fn error_response(status: StatusCode) -> Response<ProxyBody> {
         StatusCode::GATEWAY_TIMEOUT => "504 gateway timeout\n",
         StatusCode::INTERNAL_SERVER_ERROR => "500 internal server error\n",
         StatusCode::BAD_REQUEST => "400 bad request\n",
+        StatusCode::METHOD_NOT_ALLOWED => "405 method not allowed\n",
+        StatusCode::REQUEST_TIMEOUT => "408 request timeout\n",
         _ => "",
     };
     let body = if text.is_empty() {

@@ -11,16 +11,19 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
-use http::header::{COOKIE, EXPECT, HOST, HeaderValue};
+use http::header::{CONNECTION, COOKIE, EXPECT, HOST, HeaderValue};
 use http::uri::Uri;
-use http::{Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use super::body::{ProxyBody, error_response};
-use super::headers::{Forwarded, Peer, is_upgrade, scan, strip_hop_by_hop, strip_hop_by_hop_if};
+use super::headers::{
+    Forwarded, Peer, is_h2c_upgrade, is_upgrade, scan, strip_h2c_upgrade, strip_hop_by_hop, strip_hop_by_hop_if,
+};
 use super::state::{Installed, Shared};
 use super::upgrade::{splice, splice_native};
 use super::upstream::{Deadlines, Failure, Reply};
+use crate::metrics::{ClientErrorKind, TimeoutKind, count_client_error, count_timeout};
 use crate::routes::{RequestInfo, RouteAction, RouteId, VirtualHost, normalize_path};
 
 /// What every request of one client connection shares.
@@ -134,6 +137,31 @@ pub(crate) async fn serve(client: Arc<Client>, request: Request<Incoming>) -> Re
     Ok(response)
 }
 
+/// The answer to a failed exchange. The client's own faults close its connection: the rest of
+/// a broken body cannot be told from the next request.
+fn failure_response(failure: Failure) -> Response<ProxyBody> {
+    match failure {
+        Failure::Timeout => error_response(StatusCode::GATEWAY_TIMEOUT),
+        Failure::Connect | Failure::Protocol => error_response(StatusCode::BAD_GATEWAY),
+        Failure::ClientBody => {
+            count_client_error(ClientErrorKind::Body);
+            closing(error_response(StatusCode::BAD_REQUEST))
+        }
+        Failure::ClientTimeout => {
+            count_timeout(TimeoutKind::RequestBody);
+            closing(error_response(StatusCode::REQUEST_TIMEOUT))
+        }
+    }
+}
+
+/// `response` with `Connection: close` (HTTP/1.1 closes the connection after it).
+fn closing(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// HTTP/2 clients may split `Cookie` into several fields; HTTP/1.1 wants one, joined by `; `.
 fn join_cookies(headers: &mut http::HeaderMap) {
     let mut cookies = headers.get_all(COOKIE).iter();
@@ -153,8 +181,19 @@ async fn handle(
     started: Instant,
 ) -> (Response<ProxyBody>, Option<RouteId>) {
     let table = &installed.table;
-    // The Host as received; HTTP/2 clients send `:authority` instead.
-    let mut host = request.headers().get(HOST).cloned();
+    if request.method() == Method::CONNECT {
+        // Not a forward proxy: a CONNECT tunnel would bypass routing.
+        count_client_error(ClientErrorKind::Connect);
+        return (closing(error_response(StatusCode::METHOD_NOT_ALLOWED)), None);
+    }
+    // The Host as received; HTTP/2 clients send `:authority` instead. Two Host headers are
+    // refused (RFC 9112 §3.2): which one a backend would believe is anybody's guess.
+    let mut hosts = request.headers().get_all(HOST).iter();
+    let mut host = hosts.next().cloned();
+    if hosts.next().is_some() {
+        count_client_error(ClientErrorKind::Head);
+        return (closing(error_response(StatusCode::BAD_REQUEST)), None);
+    }
     let host_missing = host.is_none();
     if host_missing {
         host = request
@@ -194,6 +233,11 @@ async fn handle(
     };
 
     let present = scan(request.headers());
+    if present.upgrade && is_h2c_upgrade(request.headers()) {
+        // `Upgrade: h2c` would turn the connection into a tunnel to the backend, past routing
+        // (h2c smuggling): the request is forwarded as a plain HTTP/1.1 request instead.
+        strip_h2c_upgrade(request.headers_mut());
+    }
     let upgrade = present.upgrade && !client.http2 && upstream.is_http1() && is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     // The X-Forwarded-* values go into the map only for hyper's clients; our own HTTP/1.1
@@ -232,6 +276,8 @@ async fn handle(
     let deadlines = Deadlines {
         connect: config.connect_timeout,
         response_header: route.timeouts.backend_request.unwrap_or(config.response_header_timeout),
+        request_body_idle: config.request_body_idle_timeout,
+        response_body_idle: config.response_body_idle_timeout,
         max_response_head: config.max_header_size,
         started,
     };
@@ -260,11 +306,10 @@ async fn handle(
                 metrics.upstream_error(&upstream.key, "protocol");
                 return (error_response(StatusCode::BAD_GATEWAY), Some(id));
             };
-            splice_native(client_upgrade, stream, early);
+            splice_native(client_upgrade, stream, early, client.shared.config.tunnel_idle_timeout);
             return (Response::from_parts(parts, ProxyBody::empty()), Some(id));
         }
-        Err(Failure::Timeout) => return (error_response(StatusCode::GATEWAY_TIMEOUT), Some(id)),
-        Err(Failure::Connect | Failure::Protocol) => return (error_response(StatusCode::BAD_GATEWAY), Some(id)),
+        Err(failure) => return (failure_response(failure), Some(id)),
     };
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -277,7 +322,12 @@ async fn handle(
         let (mut parts, _) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers, true);
         parts.version = Version::HTTP_11;
-        splice(client_upgrade, upstream_upgrade, lease);
+        splice(
+            client_upgrade,
+            upstream_upgrade,
+            lease,
+            client.shared.config.tunnel_idle_timeout,
+        );
         return (Response::from_parts(parts, ProxyBody::empty()), Some(id));
     }
     let (mut parts, body) = response.into_parts();

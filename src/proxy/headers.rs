@@ -15,6 +15,8 @@ pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwar
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub(crate) const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub(crate) const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -25,6 +27,57 @@ const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
 /// True when the request asks to switch protocols (`Connection: upgrade` plus `Upgrade`).
 pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(UPGRADE) && connection_has(headers, "upgrade")
+}
+
+/// True when `Upgrade` asks for `h2c` (HTTP/2 over a cleartext upgrade).
+pub(crate) fn is_h2c_upgrade(headers: &HeaderMap) -> bool {
+    headers.get_all(UPGRADE).iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|b| *b == b',')
+            .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"h2c"))
+    })
+}
+
+/// Removes an h2c upgrade offer: `Upgrade`, `HTTP2-Settings`, and the `Connection` tokens
+/// naming them. The request goes on as a plain HTTP/1.1 request.
+pub(crate) fn strip_h2c_upgrade(headers: &mut HeaderMap) {
+    headers.remove(UPGRADE);
+    headers.remove(HTTP2_SETTINGS);
+    if connection_has(headers, "upgrade") || connection_has(headers, "http2-settings") {
+        let kept: Vec<String> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .filter(|t| {
+                !t.is_empty() && !t.eq_ignore_ascii_case("upgrade") && !t.eq_ignore_ascii_case("http2-settings")
+            })
+            .map(str::to_owned)
+            .collect();
+        headers.remove(CONNECTION);
+        if let Ok(value) = HeaderValue::try_from(kept.join(", ")) {
+            if !kept.is_empty() {
+                headers.insert(CONNECTION, value);
+            }
+        }
+    }
+}
+
+/// Headers a `Connection` token may never remove: the proxy routes, frames and attributes the
+/// request by them (`Connection: host` must not strip the Host the backend sees).
+fn is_protected(name: &str) -> bool {
+    const PROTECTED: [&str; 7] = [
+        "host",
+        "content-length",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-real-ip",
+        "forwarded",
+    ];
+    PROTECTED.iter().any(|protected| name.eq_ignore_ascii_case(protected))
 }
 
 fn connection_has(headers: &HeaderMap, token: &str) -> bool {
@@ -81,7 +134,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             let Ok(value) = value.to_str() else { continue };
             for token in value.split(',') {
                 let token = token.trim();
-                if token.is_empty() || (upgrade && token.eq_ignore_ascii_case("upgrade")) {
+                if token.is_empty() || (upgrade && token.eq_ignore_ascii_case("upgrade")) || is_protected(token) {
                     continue;
                 }
                 headers.remove(token);
@@ -147,6 +200,9 @@ pub(crate) struct Forwarded {
     pub real_ip: HeaderValue,
     pub proto: HeaderValue,
     pub host: Option<HeaderValue>,
+    /// The client's RFC 7239 `Forwarded`, extended by `for=<peer>`, when the peer is trusted;
+    /// from anybody else it is dropped, like their `X-Forwarded-For`.
+    pub forwarded: Option<HeaderValue>,
 }
 
 impl Forwarded {
@@ -182,17 +238,37 @@ impl Forwarded {
         } else {
             (peer.ip_value.clone(), peer.ip_value.clone())
         };
+        let forwarded = if peer.trusted && headers.contains_key(FORWARDED) {
+            let mut elements: Vec<&str> = headers
+                .get_all(FORWARDED)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .collect();
+            let node = match peer.ip {
+                IpAddr::V4(v4) => format!("for={v4}"),
+                IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+            };
+            elements.push(&node);
+            HeaderValue::try_from(elements.join(", ")).ok()
+        } else {
+            None
+        };
         Forwarded {
             for_chain,
             real_ip,
             proto: proto.clone(),
             host,
+            forwarded,
         }
     }
 
     /// Whether `name` is one of the headers these values replace.
     pub fn replaces(name: &HeaderName) -> bool {
-        name == X_FORWARDED_FOR || name == X_REAL_IP || name == X_FORWARDED_PROTO || name == X_FORWARDED_HOST
+        name == X_FORWARDED_FOR
+            || name == X_REAL_IP
+            || name == X_FORWARDED_PROTO
+            || name == X_FORWARDED_HOST
+            || name == FORWARDED
     }
 
     /// Sets the values in `headers`, replacing what the client sent.
@@ -208,6 +284,14 @@ impl Forwarded {
                 headers.remove(X_FORWARDED_HOST);
             }
         }
+        match self.forwarded {
+            Some(forwarded) => {
+                headers.insert(FORWARDED, forwarded);
+            }
+            None => {
+                headers.remove(FORWARDED);
+            }
+        }
     }
 
     /// The values as header lines (lower-case names), in the order [`Forwarded::apply`] sets
@@ -218,6 +302,7 @@ impl Forwarded {
             ("x-real-ip", Some(&self.real_ip)),
             ("x-forwarded-proto", Some(&self.proto)),
             ("x-forwarded-host", self.host.as_ref()),
+            ("forwarded", self.forwarded.as_ref()),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.map(|value| (name, value)))

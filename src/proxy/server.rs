@@ -6,24 +6,30 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 
+use super::body::ProxyBody;
+use super::client_io::ClientIo;
 use super::forward::{self, Client};
 use super::headers::{PROTO_HTTP, PROTO_HTTPS, Peer};
 use super::state::Shared;
 use super::timer::WorkerTimer;
+use super::upstream::h1::BoxError;
+use crate::metrics::{TimeoutKind, count_timeout};
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -83,10 +89,12 @@ impl Serving {
     /// A connection on the plain listener: h2c if it opens with the HTTP/2 preface, else
     /// HTTP/1.1.
     pub async fn plain(&self, stream: TcpStream, peer: SocketAddr, drain: watch::Receiver<bool>) {
-        let http2 = match timeout(self.shared.config.header_read_timeout, sniff_h2(&stream)).await {
-            Ok(Ok(http2)) => http2,
+        let mut stream = stream;
+        let (http2, prefix) = match timeout(self.shared.config.header_read_timeout, sniff_h2(&mut stream)).await {
+            Ok(Ok(sniffed)) => sniffed,
             _ => return,
         };
+        let stream = ClientIo::new(stream, prefix, self.shared.config.client_write_timeout);
         let client = self.client(peer, false, http2);
         if http2 {
             self.serve_h2(TokioIo::new(stream), client, drain).await;
@@ -98,6 +106,7 @@ impl Serving {
     /// A connection on the TLS listener: handshake, then h2 or HTTP/1.1 by ALPN.
     pub async fn tls(&self, stream: TcpStream, peer: SocketAddr, drain: watch::Receiver<bool>) {
         let Some(acceptor) = &self.tls else { return };
+        let stream = ClientIo::new(stream, Bytes::new(), self.shared.config.client_write_timeout);
         let stream = match timeout(self.shared.config.tls_handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
@@ -130,11 +139,20 @@ impl Serving {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let requests = Arc::new(AtomicUsize::new(0));
-        let counter = requests.clone();
+        let activity = Arc::new(Activity::default());
+        let counter = activity.clone();
         let service = service_fn(move |request| {
-            counter.fetch_add(1, Ordering::Relaxed);
-            forward::serve(client.clone(), request)
+            let in_flight = InFlight::start(&counter);
+            let client = client.clone();
+            async move {
+                let response = forward::serve(client, request).await;
+                response.map(|response| {
+                    response.map(|body| H2Body {
+                        body,
+                        _in_flight: in_flight,
+                    })
+                })
+            }
         });
         let connection = self.h2.serve_connection(io, service);
         let mut connection = std::pin::pin!(connection);
@@ -142,7 +160,10 @@ impl Serving {
             biased;
             result = connection.as_mut() => Some(result),
             _ = draining(&mut drain) => None,
-            _ = idle(&requests, self.shared.config.idle_timeout) => None,
+            _ = idle(&activity, self.shared.config.idle_timeout) => {
+                count_timeout(TimeoutKind::H2Idle);
+                None
+            }
         };
         match ended {
             Some(result) => log_end(result),
@@ -195,17 +216,69 @@ async fn serve_until_drained<I, S>(
     }
 }
 
-/// Resolves once no request has started on an HTTP/2 connection for a whole `period` (checked
-/// every `period`, so after between one and two periods of quiet). Never, for a zero period.
-async fn idle(requests: &AtomicUsize, period: Duration) {
+/// What an HTTP/2 connection is doing: requests started, and requests in flight (from their
+/// headers until their response body is done or dropped).
+#[derive(Default)]
+struct Activity {
+    started: AtomicUsize,
+    in_flight: AtomicUsize,
+}
+
+/// One request in flight on an HTTP/2 connection; travels with its response body.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> InFlight {
+        activity.started.fetch_add(1, Ordering::Relaxed);
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An HTTP/2 response body, counted in flight until it ends or is dropped.
+struct H2Body {
+    body: ProxyBody,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for H2Body {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, BoxError>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Resolves once an HTTP/2 connection has had no request in flight and none started for a
+/// whole `period` (checked every `period`, so after between one and two periods of quiet): a
+/// long download or stream keeps it open, PINGs alone do not. Never, for a zero period.
+async fn idle(activity: &Activity, period: Duration) {
     if period.is_zero() {
         return std::future::pending().await;
     }
-    let mut seen = requests.load(Ordering::Relaxed);
+    let mut seen = activity.started.load(Ordering::Relaxed);
     loop {
         tokio::time::sleep(period).await;
-        let now = requests.load(Ordering::Relaxed);
-        if now == seen {
+        let now = activity.started.load(Ordering::Relaxed);
+        if now == seen && activity.in_flight.load(Ordering::Relaxed) == 0 {
             return;
         }
         seen = now;
@@ -228,23 +301,34 @@ fn non_zero(duration: Duration) -> Option<Duration> {
     (!duration.is_zero()).then_some(duration)
 }
 
-/// Whether the connection opens with the HTTP/2 preface. Peeks only as far as needed: most
-/// HTTP/1.1 requests differ from `PRI * HTTP/2.0` at their first or second byte.
-async fn sniff_h2(stream: &TcpStream) -> io::Result<bool> {
+/// Whether the connection opens with the HTTP/2 preface, and the bytes read to find out (to
+/// be served first). Usually a peek decides at the first or second byte and nothing is read.
+/// Only a client that sent part of the preface so far (`P`, `PRI * H`…) has its bytes read,
+/// waiting for the socket like any read: no polling.
+async fn sniff_h2(stream: &mut TcpStream) -> io::Result<(bool, Bytes)> {
     let mut buf = [0u8; 24];
-    loop {
-        let read = stream.peek(&mut buf).await?;
+    let read = stream.peek(&mut buf).await?;
+    if read == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    let seen = buf.get(..read).unwrap_or_default();
+    if !H2_PREFACE.starts_with(seen) {
+        return Ok((false, Bytes::new()));
+    }
+    if read >= H2_PREFACE.len() {
+        return Ok((true, Bytes::new()));
+    }
+    let mut got = Vec::with_capacity(H2_PREFACE.len());
+    while got.len() < H2_PREFACE.len() {
+        let want = H2_PREFACE.len() - got.len();
+        let read = stream.read(buf.get_mut(..want).unwrap_or_default()).await?;
         if read == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        let seen = buf.get(..read).unwrap_or_default();
-        if !H2_PREFACE.starts_with(seen) {
-            return Ok(false);
+        got.extend_from_slice(buf.get(..read).unwrap_or_default());
+        if !H2_PREFACE.starts_with(&got) {
+            return Ok((false, Bytes::from(got)));
         }
-        if read >= H2_PREFACE.len() {
-            return Ok(true);
-        }
-        // A partial preface: peeking again at once would return the same bytes; wait a little.
-        tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    Ok((true, Bytes::from(got)))
 }

@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use super::ProxyConfig;
-use super::upstream::{Balancer, Upstream};
+use super::upstream::{Balancer, ExternalGuard, Upstream};
 use crate::metrics::{Metrics, RouteStats};
 use crate::routes::{BackendKey, RouteTable};
 
@@ -25,6 +25,8 @@ pub(crate) struct Shared {
     pub unrouted: Arc<RouteStats>,
     /// Becomes true when the first table is installed; workers accept only after that.
     pub ready: watch::Sender<bool>,
+    /// What ExternalName backends may reach (from the configuration).
+    external_guard: Arc<ExternalGuard>,
     /// Balancer state by backend identity, kept across reloads. Touched only by `install`.
     balancers: Mutex<HashMap<BackendKey, Arc<Balancer>>>,
 }
@@ -46,7 +48,12 @@ impl Shared {
     ) -> Self {
         let unrouted = metrics.unrouted();
         let (ready, _) = watch::channel(false);
+        let external_guard = Arc::new(ExternalGuard {
+            allow_local: config.external_name_allow_local,
+            protected: config.protected_addrs.clone(),
+        });
         Shared {
+            external_guard,
             config,
             metrics,
             current: ArcSwap::from_pointee(Installed {
@@ -77,7 +84,7 @@ impl Shared {
                         .entry(backend.key.clone())
                         .or_insert_with(|| balancers.get(&backend.key).cloned().unwrap_or_default())
                         .clone();
-                    Arc::new(Upstream::new(backend, balancer))
+                    Arc::new(Upstream::new(backend, balancer, self.external_guard.clone()))
                 })
                 .collect();
             *balancers = kept;

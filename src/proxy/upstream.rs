@@ -7,6 +7,7 @@
 
 pub(crate) mod h1;
 pub(crate) mod pool;
+pub(crate) mod watched;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use self::pool::{Lease, PoolKey};
+use self::watched::{WatchedBody, await_head};
 use super::headers::Forwarded;
 use crate::metrics::Metrics;
 use crate::routes::{Backend, BackendKey, BackendTarget, UpstreamProtocol};
@@ -38,6 +40,53 @@ pub(crate) struct Upstream {
     target: Target,
     protocol: UpstreamProtocol,
     balancer: Arc<Balancer>,
+    guard: Arc<ExternalGuard>,
+}
+
+/// Which addresses an ExternalName backend may reach. A name is the Service author's word
+/// against the cluster's: `localhost` or `169.254.169.254` would expose what listens only
+/// locally (the admin API, a metadata service) through the proxy.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ExternalGuard {
+    /// Loopback, link-local, unspecified and multicast addresses are allowed too.
+    pub allow_local: bool,
+    /// Never reached, whatever `allow_local` says unless it is set (the admin server).
+    pub protected: Vec<SocketAddr>,
+}
+
+impl ExternalGuard {
+    /// Why `addr` may not be reached, if it may not.
+    fn refuses(&self, addr: SocketAddr) -> Option<&'static str> {
+        if self.allow_local {
+            return None;
+        }
+        let ip = match addr.ip() {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(addr.ip()),
+            v4 => v4,
+        };
+        let local = match ip {
+            std::net::IpAddr::V4(v4) => {
+                v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()
+            }
+            std::net::IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || v6.is_unicast_link_local()
+            }
+        };
+        if local {
+            return Some("a loopback, link-local, unspecified or multicast address");
+        }
+        let admin = self.protected.iter().any(|protected| {
+            protected.port() == addr.port() && (protected.ip() == ip || protected.ip().is_unspecified())
+        });
+        admin.then_some("the admin server's address")
+    }
+}
+
+/// How to connect: the time allowed, and what an ExternalName may resolve to.
+#[derive(Clone, Copy)]
+struct Connect<'a> {
+    limit: Duration,
+    guard: &'a ExternalGuard,
 }
 
 enum Target {
@@ -55,15 +104,65 @@ pub(crate) enum Failure {
     Timeout,
     /// The connection failed during the exchange, or the upstream spoke badly (→ 502).
     Protocol,
+    /// The client's request body is malformed or was cut off (→ 400, connection closed). Not
+    /// the upstream's fault: not counted against it.
+    ClientBody,
+    /// The client stopped sending its request body for longer than the idle limit (→ 408).
+    ClientTimeout,
 }
 
 impl Failure {
-    fn metric(self) -> &'static str {
+    /// The `kind` label of `vestibule_upstream_errors_total`; `None` for the client's faults.
+    fn metric(self) -> Option<&'static str> {
         match self {
-            Failure::Connect => "connect",
-            Failure::Timeout => "timeout",
-            Failure::Protocol => "protocol",
+            Failure::Connect => Some("connect"),
+            Failure::Timeout => Some("timeout"),
+            Failure::Protocol => Some("protocol"),
+            Failure::ClientBody | Failure::ClientTimeout => None,
         }
+    }
+}
+
+/// Failures are logged at info, at most this many lines a second per process (the rest are
+/// counted and the count is logged with the next line that gets through).
+const FAILURE_LOGS_PER_SECOND: u64 = 10;
+
+/// Whether a failure line may be logged now, and how many were held back before it.
+fn failure_log_allowed() -> Option<u64> {
+    use std::sync::atomic::AtomicU64;
+    static WINDOW: AtomicU64 = AtomicU64::new(0);
+    static IN_WINDOW: AtomicU64 = AtomicU64::new(0);
+    static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if WINDOW.swap(second, Ordering::Relaxed) != second {
+        IN_WINDOW.store(0, Ordering::Relaxed);
+    }
+    if IN_WINDOW.fetch_add(1, Ordering::Relaxed) < FAILURE_LOGS_PER_SECOND {
+        Some(SUPPRESSED.swap(0, Ordering::Relaxed))
+    } else {
+        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+/// Logs a line about an upstream failure (rate-limited).
+fn log_failure_text(text: &str) {
+    if let Some(suppressed) = failure_log_allowed() {
+        tracing::info!(suppressed, "upstream failure: {text}");
+    }
+}
+
+/// Logs why an exchange with `backend` failed (rate-limited).
+pub(crate) fn log_failure(backend: &BackendKey, endpoint: Option<&PoolKey>, cause: &dyn std::fmt::Display) {
+    if let Some(suppressed) = failure_log_allowed() {
+        tracing::info!(
+            %backend,
+            endpoint = ?endpoint,
+            suppressed,
+            "upstream failure: {cause}"
+        );
     }
 }
 
@@ -73,6 +172,10 @@ pub(crate) struct Deadlines {
     pub connect: Duration,
     /// Per attempt, from sending the request to the response headers.
     pub response_header: Duration,
+    /// Longest pause of the request body while it is sent (zero: none).
+    pub request_body_idle: Duration,
+    /// Longest pause of the response body (zero: none).
+    pub response_body_idle: Duration,
     /// Largest response head accepted (our own HTTP/1.1 client).
     pub max_response_head: usize,
     /// When the request arrived (a clock reading saved for the first attempt's deadline).
@@ -95,7 +198,7 @@ pub(crate) enum Reply {
 }
 
 impl Upstream {
-    pub fn new(backend: &Backend, balancer: Arc<Balancer>) -> Upstream {
+    pub fn new(backend: &Backend, balancer: Arc<Balancer>, guard: Arc<ExternalGuard>) -> Upstream {
         let target = match &backend.target {
             BackendTarget::Endpoints(addrs) => Target::Endpoints(addrs.clone().into_boxed_slice()),
             BackendTarget::External { host, port } => Target::External(PoolKey::Name(Arc::from(host.as_str()), *port)),
@@ -105,6 +208,7 @@ impl Upstream {
             target,
             protocol: backend.protocol,
             balancer,
+            guard,
         }
     }
 
@@ -185,6 +289,8 @@ impl Upstream {
         };
         let mut limits = h1::Limits {
             response_header: deadlines.response_header,
+            request_body_idle: deadlines.request_body_idle,
+            response_body_idle: deadlines.response_body_idle,
             max_head: deadlines.max_response_head,
             started: Some(deadlines.started),
         };
@@ -195,9 +301,12 @@ impl Upstream {
                 h1::Outcome::Failed(failure) => return Err(self.record(metrics, failure)),
             }
         }
-        let limit = deadlines.connect;
+        let how = Connect {
+            limit: deadlines.connect,
+            guard: &self.guard,
+        };
         let (key, stream) = self
-            .connect_once_more(key, metrics, |key| async move { connect_tcp(&key, limit).await })
+            .connect_once_more(key, metrics, |key| async move { connect_tcp(&key, how).await })
             .await?;
         // This attempt starts now, after connecting.
         limits.started = None;
@@ -232,9 +341,17 @@ impl Upstream {
         }
     }
 
-    /// Counts a failure of this upstream and hands it on.
+    /// Counts and logs a failure of this upstream (not the client's) and hands it on.
     fn record(&self, metrics: &Metrics, failure: Failure) -> Failure {
-        metrics.upstream_error(&self.key, failure.metric());
+        if let Some(kind) = failure.metric() {
+            metrics.upstream_error(&self.key, kind);
+            let cause = match failure {
+                Failure::Connect => "cannot connect",
+                Failure::Timeout => "timed out (connect, request body not taken, or response headers)",
+                _ => "broken or malformed response",
+            };
+            log_failure(&self.key, None, &cause);
+        }
         failure
     }
 
@@ -244,29 +361,43 @@ impl Upstream {
         deadlines: Deadlines,
         metrics: &Metrics,
     ) -> Result<Reply, Failure> {
+        let (request, watch) = watched(request);
         let mut request = request;
         let Some(key) = self.pick() else {
             return Err(Failure::Connect);
         };
+        let wait = |send| await_head(send, &watch, deadlines.response_header, deadlines.request_body_idle);
         if let Some(mut conn) = pool::checkout_h1(&key) {
-            match timeout(deadlines.response_header, conn.try_send_request(request)).await {
+            match wait(conn.try_send_request(request)).await {
                 Ok(Ok(response)) => return Ok(Reply::Hyper(response, Some(Lease::new(key, conn)))),
                 Ok(Err(mut error)) => match error.take_message() {
                     // Closed before the request was written: safe to send it on a new connection.
-                    Some(unsent) => request = unsent,
-                    None => return Err(self.record(metrics, Failure::Protocol)),
+                    Some(unsent) if !watch.failed() => request = unsent,
+                    _ => return Err(self.record(metrics, self.exchange_failure(&watch))),
                 },
-                Err(_) => return Err(self.record(metrics, Failure::Timeout)),
+                Err(failure) => return Err(self.record(metrics, failure)),
             }
         }
-        let limit = deadlines.connect;
+        let how = Connect {
+            limit: deadlines.connect,
+            guard: &self.guard,
+        };
         let (key, mut conn) = self
-            .connect_once_more(key, metrics, |key| async move { connect_h1(&key, limit).await })
+            .connect_once_more(key, metrics, |key| async move { connect_h1(&key, how).await })
             .await?;
-        match timeout(deadlines.response_header, conn.try_send_request(request)).await {
+        match wait(conn.try_send_request(request)).await {
             Ok(Ok(response)) => Ok(Reply::Hyper(response, Some(Lease::new(key, conn)))),
-            Ok(Err(_)) => Err(self.record(metrics, Failure::Protocol)),
-            Err(_) => Err(self.record(metrics, Failure::Timeout)),
+            Ok(Err(_)) => Err(self.record(metrics, self.exchange_failure(&watch))),
+            Err(failure) => Err(self.record(metrics, failure)),
+        }
+    }
+
+    /// Why hyper's client failed an exchange: the client's body, or the upstream.
+    fn exchange_failure(&self, watch: &watched::BodyWatch) -> Failure {
+        if watch.failed() {
+            Failure::ClientBody
+        } else {
+            Failure::Protocol
         }
     }
 
@@ -278,30 +409,43 @@ impl Upstream {
     ) -> Result<Reply, Failure> {
         let mut request = request;
         to_h2_form(&mut request);
+        let (request, watch) = watched(request);
+        let mut request = request;
         let Some(key) = self.pick() else {
             return Err(Failure::Connect);
         };
+        let wait = |send| await_head(send, &watch, deadlines.response_header, deadlines.request_body_idle);
         if let Some(mut conn) = pool::checkout_h2(&key) {
-            match timeout(deadlines.response_header, conn.try_send_request(request)).await {
+            match wait(conn.try_send_request(request)).await {
                 Ok(Ok(response)) => return Ok(Reply::Hyper(response, None)),
                 Ok(Err(mut error)) => match error.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(self.record(metrics, Failure::Protocol)),
+                    Some(unsent) if !watch.failed() => request = unsent,
+                    _ => return Err(self.record(metrics, self.exchange_failure(&watch))),
                 },
-                Err(_) => return Err(self.record(metrics, Failure::Timeout)),
+                Err(failure) => return Err(self.record(metrics, failure)),
             }
         }
-        let limit = deadlines.connect;
+        let how = Connect {
+            limit: deadlines.connect,
+            guard: &self.guard,
+        };
         let (key, mut conn) = self
-            .connect_once_more(key, metrics, |key| async move { connect_h2(&key, limit).await })
+            .connect_once_more(key, metrics, |key| async move { connect_h2(&key, how).await })
             .await?;
         pool::offer_h2(key, conn.clone());
-        match timeout(deadlines.response_header, conn.send_request(request)).await {
+        match wait(conn.try_send_request(request)).await {
             Ok(Ok(response)) => Ok(Reply::Hyper(response, None)),
-            Ok(Err(_)) => Err(self.record(metrics, Failure::Protocol)),
-            Err(_) => Err(self.record(metrics, Failure::Timeout)),
+            Ok(Err(_)) => Err(self.record(metrics, self.exchange_failure(&watch))),
+            Err(failure) => Err(self.record(metrics, failure)),
         }
     }
+}
+
+/// `request` with its body watched (see [`watched`]).
+fn watched(request: Request<Incoming>) -> (Request<WatchedBody>, Arc<watched::BodyWatch>) {
+    let (parts, body) = request.into_parts();
+    let (body, watch) = WatchedBody::new(body);
+    (Request::from_parts(parts, body), watch)
 }
 
 /// HTTP/2 wants `:scheme` and `:authority`: take the authority from Host.
@@ -326,13 +470,21 @@ fn to_h2_form(request: &mut Request<Incoming>) {
     }
 }
 
-async fn connect_tcp(key: &PoolKey, limit: Duration) -> Result<TcpStream, Failure> {
+async fn connect_tcp(key: &PoolKey, how: Connect<'_>) -> Result<TcpStream, Failure> {
+    let limit = how.limit;
     let connecting = async {
         match key {
             PoolKey::Addr(addr) => TcpStream::connect(*addr).await,
             PoolKey::Name(host, port) => {
                 let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
                 for addr in tokio::net::lookup_host((&**host, *port)).await? {
+                    if let Some(reason) = how.guard.refuses(addr) {
+                        log_failure_text(&format!(
+                            "ExternalName {host} resolves to {addr}, {reason}: not proxied"
+                        ));
+                        last = std::io::Error::new(std::io::ErrorKind::PermissionDenied, reason);
+                        continue;
+                    }
                     match TcpStream::connect(addr).await {
                         Ok(stream) => return Ok(stream),
                         Err(error) => last = error,
@@ -355,8 +507,8 @@ async fn connect_tcp(key: &PoolKey, limit: Duration) -> Result<TcpStream, Failur
     }
 }
 
-async fn connect_h1(key: &PoolKey, limit: Duration) -> Result<http1::SendRequest<Incoming>, Failure> {
-    let stream = connect_tcp(key, limit).await?;
+async fn connect_h1(key: &PoolKey, how: Connect<'_>) -> Result<http1::SendRequest<WatchedBody>, Failure> {
+    let stream = connect_tcp(key, how).await?;
     let (sender, connection) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
@@ -367,8 +519,9 @@ async fn connect_h1(key: &PoolKey, limit: Duration) -> Result<http1::SendRequest
     Ok(sender)
 }
 
-async fn connect_h2(key: &PoolKey, limit: Duration) -> Result<http2::SendRequest<Incoming>, Failure> {
-    let stream = connect_tcp(key, limit).await?;
+async fn connect_h2(key: &PoolKey, how: Connect<'_>) -> Result<http2::SendRequest<WatchedBody>, Failure> {
+    let limit = how.limit;
+    let stream = connect_tcp(key, how).await?;
     let handshake = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .handshake(TokioIo::new(stream));

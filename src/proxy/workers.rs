@@ -48,6 +48,10 @@ impl Workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let max_connections = match config.max_connections_per_worker {
+            0 => super::default_max_connections(count),
+            n => n,
+        };
         let mut addrs = ProxyAddrs::default();
         let mut plain = match config.http {
             Some(addr) => {
@@ -87,6 +91,10 @@ impl Workers {
                 drain: drain.subscribe(),
                 stop: stop.subscribe(),
                 connections: connections.clone(),
+                load: Arc::new(Load {
+                    max: max_connections,
+                    ..Load::default()
+                }),
             };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let exited_tx = exited_tx.clone();
@@ -140,6 +148,38 @@ struct Worker {
     drain: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
     connections: Arc<Tracker>,
+    /// This worker's connections, shared by its listeners.
+    load: Arc<Load>,
+}
+
+/// A worker's open client connections against its limit.
+#[derive(Default)]
+struct Load {
+    open: AtomicUsize,
+    max: usize,
+    /// Signalled when a connection closes (the accept loop may be waiting for room).
+    freed: Notify,
+}
+
+impl Load {
+    /// Beyond `max`, up to this many more connections are accepted only to be answered 503.
+    fn shed_room(&self) -> usize {
+        (self.max / 8).max(1)
+    }
+}
+
+/// One open connection of a worker (and of the proxy, for the drain).
+struct Slot {
+    load: Arc<Load>,
+    _tracked: ConnectionGuard,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.load.open.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::connection_opened(-1);
+        self.load.freed.notify_one();
+    }
 }
 
 impl Worker {
@@ -160,6 +200,7 @@ impl Worker {
                         self.serving.clone(),
                         self.drain.clone(),
                         self.connections.clone(),
+                        self.load.clone(),
                     ));
                 }
                 Err(error) => tracing::error!(%error, "cannot register a listener socket"),
@@ -185,8 +226,19 @@ async fn accept_loop(
     serving: Arc<Serving>,
     mut drain: watch::Receiver<bool>,
     connections: Arc<Tracker>,
+    load: Arc<Load>,
 ) {
     loop {
+        // Past the limit and the room for 503s, stop accepting: new connections wait in the
+        // kernel's backlog until one of ours closes.
+        while load.open.load(Ordering::Acquire) >= load.max + load.shed_room() {
+            let freed = load.freed.notified();
+            tokio::select! {
+                biased;
+                _ = draining(&mut drain) => return,
+                () = freed => {}
+            }
+        }
         let accepted = tokio::select! {
             biased;
             _ = draining(&mut drain) => break,
@@ -195,7 +247,16 @@ async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let guard = connections.enter();
+                let open = load.open.fetch_add(1, Ordering::AcqRel);
+                crate::metrics::connection_opened(1);
+                let slot = Slot {
+                    load: load.clone(),
+                    _tracked: connections.enter(),
+                };
+                if open >= load.max {
+                    tokio::spawn(shed(stream, kind, slot));
+                    continue;
+                }
                 let serving = serving.clone();
                 let drain = drain.clone();
                 tokio::spawn(async move {
@@ -203,7 +264,7 @@ async fn accept_loop(
                         Kind::Plain => serving.plain(stream, peer, drain).await,
                         Kind::Tls => serving.tls(stream, peer, drain).await,
                     }
-                    drop(guard);
+                    drop(slot);
                 });
             }
             Err(error) if is_per_connection(&error) => {}
@@ -215,6 +276,33 @@ async fn accept_loop(
         }
     }
     // Dropping the listener closes this worker's socket: no more connections land here.
+}
+
+/// A connection over the worker's limit: a plain one is answered `503` and closed (its
+/// request, if any, is read and dropped for up to a second so the answer is not lost to a
+/// reset); a TLS one is closed.
+async fn shed(stream: tokio::net::TcpStream, kind: Kind, slot: Slot) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    crate::metrics::count_connection_shed();
+    let mut stream = stream;
+    if let Kind::Plain = kind {
+        let answer =
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nretry-after: 1\r\nconnection: close\r\n\r\n";
+        let limit = Duration::from_secs(1);
+        if matches!(tokio::time::timeout(limit, stream.write_all(answer)).await, Ok(Ok(()))) {
+            let _ = stream.shutdown().await;
+            let mut sink = [0u8; 4096];
+            let _ = tokio::time::timeout(limit, async {
+                for _ in 0..16 {
+                    if matches!(stream.read(&mut sink).await, Ok(0) | Err(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
+    drop(slot);
 }
 
 fn is_per_connection(error: &io::Error) -> bool {

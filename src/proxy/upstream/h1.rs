@@ -46,6 +46,8 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) struct Conn {
     stream: TcpStream,
     buf: BytesMut,
+    /// Interim responses seen in the current exchange.
+    interim: usize,
 }
 
 impl Conn {
@@ -53,6 +55,7 @@ impl Conn {
         Conn {
             stream,
             buf: BytesMut::new(),
+            interim: 0,
         }
     }
 
@@ -153,6 +156,15 @@ impl Prepared {
     }
 }
 
+/// Why sending the request stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteError {
+    /// Writing to the upstream failed (it may still answer, say 413 before closing).
+    Upstream,
+    /// The client's body is malformed or the client went away mid-body: the exchange is void.
+    ClientBody,
+}
+
 /// Writes the request: head, then body frames (chunk-encoded when `chunked`).
 struct Writer {
     /// Bytes still to write, in order; empty slots are done.
@@ -162,6 +174,10 @@ struct Writer {
     /// Some byte reached the socket.
     wrote: bool,
     finished: bool,
+    /// Counts body frames received and writes made: the body is not idle while it moves.
+    progress: u64,
+    /// The last poll waited for the client's body (not for the upstream to take bytes).
+    waiting_on_client: bool,
 }
 
 impl Writer {
@@ -172,6 +188,8 @@ impl Writer {
             chunked,
             wrote: false,
             finished: false,
+            progress: 0,
+            waiting_on_client: false,
         }
     }
 
@@ -179,22 +197,25 @@ impl Writer {
         self.out.iter().any(|part| !part.is_empty())
     }
 
-    fn poll_write(&mut self, stream: &mut TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_write(&mut self, stream: &mut TcpStream, cx: &mut Context<'_>) -> Poll<Result<(), WriteError>> {
         loop {
             while self.pending() {
+                self.waiting_on_client = false;
                 let written = {
                     let [a, b, c] = &self.out;
-                    if b.is_empty() && c.is_empty() {
-                        ready!(Pin::new(&mut *stream).poll_write(cx, a))?
+                    let polled = if b.is_empty() && c.is_empty() {
+                        Pin::new(&mut *stream).poll_write(cx, a)
                     } else {
                         let slices = [io::IoSlice::new(a), io::IoSlice::new(b), io::IoSlice::new(c)];
-                        ready!(Pin::new(&mut *stream).poll_write_vectored(cx, &slices))?
-                    }
+                        Pin::new(&mut *stream).poll_write_vectored(cx, &slices)
+                    };
+                    ready!(polled).map_err(|_| WriteError::Upstream)?
                 };
                 if written == 0 {
-                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    return Poll::Ready(Err(WriteError::Upstream));
                 }
                 self.wrote = true;
+                self.progress += 1;
                 let mut left = written;
                 for part in &mut self.out {
                     let take = left.min(part.len());
@@ -206,8 +227,10 @@ impl Writer {
                 self.finished = true;
                 return Poll::Ready(Ok(()));
             };
+            self.waiting_on_client = true;
             match ready!(Pin::new(body).poll_frame(cx)) {
                 Some(Ok(frame)) => {
+                    self.progress += 1;
                     let Ok(data) = frame.into_data() else { continue };
                     if data.is_empty() {
                         continue;
@@ -219,8 +242,12 @@ impl Writer {
                         [data, Bytes::new(), Bytes::new()]
                     };
                 }
-                Some(Err(error)) => return Poll::Ready(Err(io::Error::other(error))),
+                Some(Err(_)) => {
+                    self.body = None;
+                    return Poll::Ready(Err(WriteError::ClientBody));
+                }
                 None => {
+                    self.waiting_on_client = false;
                     self.body = None;
                     if self.chunked {
                         self.out = [Bytes::from_static(b"0\r\n\r\n"), Bytes::new(), Bytes::new()];
@@ -272,15 +299,28 @@ pub(crate) enum Outcome {
 /// Limits of one exchange.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
-    /// From sending the request to the complete response head.
+    /// From the request fully sent to the complete response head.
     pub response_header: Duration,
+    /// Longest pause of the request body (client not sending, or upstream not taking bytes)
+    /// while it is sent. Zero disables.
+    pub request_body_idle: Duration,
+    /// Longest pause of the response body from the upstream. Zero disables.
+    pub response_body_idle: Duration,
     pub max_head: usize,
     /// When the attempt started, if the caller read the clock already (else: now).
     pub started: Option<Instant>,
 }
 
+/// Interim (1xx) responses accepted before a final one; more is an upstream error. A backend
+/// streaming `100 Continue` forever must not pin the worker.
+const MAX_INTERIM: usize = 32;
+
 /// One exchange on `conn` (to `key`; `reused` when it came from the pool), up to the response
-/// headers, bounded by the response-header timeout (`Failed(Timeout)`).
+/// headers. While the request body is sent, it may pause at most `request_body_idle` (a
+/// client that stops sending: `Failed(ClientTimeout)`; an upstream that stops reading:
+/// `Failed(Timeout)`); once it is sent, the response head must come within
+/// `response_header` (`Failed(Timeout)`). A malformed or cut-off client body ends the exchange at
+/// once (`Failed(ClientBody)`); the connection is dropped.
 pub(crate) async fn exchange(
     mut conn: Conn,
     key: PoolKey,
@@ -288,21 +328,51 @@ pub(crate) async fn exchange(
     reused: bool,
     limits: Limits,
 ) -> Outcome {
+    conn.interim = 0;
     let mut writer = Writer::new(prepared.head.clone(), prepared.body.take(), prepared.chunked);
     let mut write_failed = false;
     let max_head = limits.max_head;
     let started = limits.started.unwrap_or_else(Instant::now);
-    let mut deadline = timer::Sleep::until(started + limits.response_header);
+    // A bodiless request is sent by the first write: its deadline counts from the start.
+    let mut sending = writer.body.is_some();
+    let mut deadline = timer::Sleep::until(
+        started
+            + if sending {
+                idle_or_forever(limits.request_body_idle)
+            } else {
+                limits.response_header
+            },
+    );
+    let mut seen_progress = 0;
     let head = poll_fn(|cx| {
-        if Pin::new(&mut deadline).poll(cx).is_ready() {
-            return Poll::Ready(Err(HeadError::Timeout));
-        }
         if !writer.finished && !write_failed {
             match writer.poll_write(&mut conn.stream, cx) {
                 Poll::Ready(Ok(())) | Poll::Pending => {}
                 // The upstream may still answer (say, 413 before closing): read on.
-                Poll::Ready(Err(_)) => write_failed = true,
+                Poll::Ready(Err(WriteError::Upstream)) => write_failed = true,
+                Poll::Ready(Err(WriteError::ClientBody)) => return Poll::Ready(Err(HeadError::ClientBody)),
             }
+            if sending && (writer.finished || write_failed) {
+                // The response-header deadline starts once the request is sent.
+                sending = false;
+                deadline = timer::Sleep::after(limits.response_header);
+            }
+        }
+        while Pin::new(&mut deadline).poll(cx).is_ready() {
+            if !sending {
+                return Poll::Ready(Err(HeadError::Timeout));
+            }
+            if writer.progress != seen_progress {
+                // The body moved since the deadline was armed: look again one idle period on.
+                seen_progress = writer.progress;
+                deadline = timer::Sleep::after(idle_or_forever(limits.request_body_idle));
+                continue;
+            }
+            return Poll::Ready(Err(if writer.waiting_on_client {
+                HeadError::ClientTimeout
+            } else {
+                HeadError::Timeout
+            }));
         }
         poll_head(&mut conn, cx, max_head, prepared.head_method)
     })
@@ -311,6 +381,8 @@ pub(crate) async fn exchange(
         Ok(head) => head,
         Err(HeadError::Malformed) => return Outcome::Failed(Failure::Protocol),
         Err(HeadError::Timeout) => return Outcome::Failed(Failure::Timeout),
+        Err(HeadError::ClientBody) => return Outcome::Failed(Failure::ClientBody),
+        Err(HeadError::ClientTimeout) => return Outcome::Failed(Failure::ClientTimeout),
         Err(HeadError::Closed { nothing_read }) => {
             // Nothing written (so the body is untouched), or a bodiless idempotent request.
             if reused && nothing_read && (!writer.wrote || prepared.replayable) {
@@ -329,6 +401,8 @@ pub(crate) async fn exchange(
         writer: (!writer.finished && !write_failed && !upgrade).then(|| Box::new(writer)),
         reusable: head.keep_alive && !write_failed && !upgrade,
         upgrade,
+        idle_limit: limits.response_body_idle,
+        idle: None,
     };
     if !upgrade && (body.framing == Framing::Done || body.framing == Framing::Length(0)) {
         body.finish();
@@ -339,9 +413,22 @@ pub(crate) async fn exchange(
     Outcome::Response(response)
 }
 
+/// A timeout of zero means none: a deadline far enough away never to matter.
+fn idle_or_forever(limit: Duration) -> Duration {
+    if limit.is_zero() {
+        Duration::from_secs(100 * 365 * 24 * 3600)
+    } else {
+        limit
+    }
+}
+
 enum HeadError {
-    /// The response-header timeout passed.
+    /// The response-header timeout passed, or the upstream stopped taking the request body.
     Timeout,
+    /// The client's body is malformed, or the client went away mid-body.
+    ClientBody,
+    /// The client stopped sending its body for longer than the request-body idle timeout.
+    ClientTimeout,
     /// The connection ended (or failed) before a complete head.
     Closed {
         nothing_read: bool,
@@ -350,7 +437,8 @@ enum HeadError {
 }
 
 /// Reads until a final (non-1xx, or 101) response head is in the buffer; interim responses are
-/// dropped.
+/// dropped, at most [`MAX_INTERIM`] of them. Reads at most [`READS_PER_POLL`] times per call
+/// before yielding, so a fast upstream cannot keep the worker's thread to itself.
 fn poll_head(
     conn: &mut Conn,
     cx: &mut Context<'_>,
@@ -358,11 +446,16 @@ fn poll_head(
     head_method: bool,
 ) -> Poll<Result<Head, HeadError>> {
     let mut read_any = !conn.buf.is_empty();
+    let mut reads = 0;
     loop {
         if !conn.buf.is_empty() {
             match parse_head(&conn.buf, head_method)? {
                 Some(head) if head.status.is_informational() && head.status != StatusCode::SWITCHING_PROTOCOLS => {
                     let _ = conn.buf.split_to(head.len);
+                    conn.interim += 1;
+                    if conn.interim > MAX_INTERIM {
+                        return Poll::Ready(Err(HeadError::Malformed));
+                    }
                     continue;
                 }
                 Some(head) => return Poll::Ready(Ok(head)),
@@ -370,6 +463,11 @@ fn poll_head(
                 None => {}
             }
         }
+        if reads == READS_PER_POLL {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        reads += 1;
         match ready!(conn.poll_fill(cx)) {
             Ok(0) | Err(_) => {
                 return Poll::Ready(Err(HeadError::Closed {
@@ -380,6 +478,9 @@ fn poll_head(
         }
     }
 }
+
+/// Socket reads in one poll of a response head or body before the task yields.
+const READS_PER_POLL: usize = 16;
 
 /// Parses a response head at the start of `buf`; `Ok(None)` when incomplete.
 fn parse_head(buf: &[u8], head_method: bool) -> Result<Option<Head>, HeadError> {
@@ -569,6 +670,20 @@ pub(crate) struct ResponseBody {
     reusable: bool,
     /// A 101: the connection is handed over by [`ResponseBody::into_upgrade`].
     upgrade: bool,
+    /// Longest wait for more of the body from the upstream (zero: none).
+    idle_limit: Duration,
+    /// Made the first time the body waits for the upstream (most bodies never do).
+    idle: Option<Box<BodyIdle>>,
+}
+
+/// The response-body idle deadline: armed when the body first waits for the upstream, and
+/// looked at again (not re-armed per read) when it passes.
+struct BodyIdle {
+    deadline: Option<timer::Sleep>,
+    /// Reads that returned bytes, since this was made.
+    progress: u64,
+    /// `progress` when the deadline was armed.
+    seen: u64,
 }
 
 impl ResponseBody {
@@ -653,7 +768,14 @@ impl ResponseBody {
             let Some(conn) = self.conn.as_mut() else {
                 return Poll::Ready(None);
             };
-            match ready!(conn.poll_fill(cx)) {
+            let filled = match conn.poll_fill(cx) {
+                Poll::Pending => return self.poll_idle(cx),
+                Poll::Ready(filled) => filled,
+            };
+            if let Some(idle) = self.idle.as_mut() {
+                idle.progress += 1;
+            }
+            match filled {
                 Ok(0) if self.framing == Framing::Close => {
                     self.framing = Framing::Done;
                     self.conn = None;
@@ -671,6 +793,49 @@ impl ResponseBody {
                     return Poll::Ready(Some(Err(Box::new(error))));
                 }
             }
+        }
+    }
+}
+
+impl ResponseBody {
+    /// The body waits for the upstream: `Pending`, unless it has waited longer than the idle
+    /// limit, which ends the body with an error (the client connection is cut).
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>> {
+        if self.idle_limit.is_zero() {
+            return Poll::Pending;
+        }
+        let limit = self.idle_limit;
+        let idle = self.idle.get_or_insert_with(|| {
+            Box::new(BodyIdle {
+                deadline: None,
+                progress: 0,
+                seen: 0,
+            })
+        });
+        loop {
+            if idle.deadline.is_none() {
+                idle.seen = idle.progress;
+                idle.deadline = Some(timer::Sleep::after(limit));
+            }
+            let Some(deadline) = idle.deadline.as_mut() else {
+                return Poll::Pending;
+            };
+            if Pin::new(deadline).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if idle.progress != idle.seen {
+                // Bytes came since it was armed: look again one period on.
+                idle.deadline = None;
+                continue;
+            }
+            crate::metrics::count_timeout(crate::metrics::TimeoutKind::ResponseBody);
+            tracing::info!(endpoint = ?self.key, "upstream response body idle too long: cut");
+            self.conn = None;
+            self.framing = Framing::Done;
+            return Poll::Ready(Some(Err(Box::new(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "upstream response body idle timeout",
+            )))));
         }
     }
 }

@@ -14,10 +14,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 
 use super::h1::Conn;
+use super::watched::WatchedBody;
 
 /// Where a pooled connection goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -27,8 +27,8 @@ pub(crate) enum PoolKey {
     Name(Arc<str>, u16),
 }
 
-type H1 = http1::SendRequest<Incoming>;
-type H2 = http2::SendRequest<Incoming>;
+type H1 = http1::SendRequest<WatchedBody>;
+type H2 = http2::SendRequest<WatchedBody>;
 
 struct Idle {
     conn: H1,

@@ -1,0 +1,148 @@
+//! Request bodies sent by hyper's clients (h2c upstreams, and HTTP/1.1 when the proxy's own
+//! client is off), watched the way our own HTTP/1.1 client watches its writes: the
+//! response-header deadline starts once the body is fully sent, the body may pause at most the
+//! request-body idle time while it is sent, and a malformed or cut-off client body ends the
+//! exchange at once as the client's fault (400), not the upstream's (502).
+//!
+//! hyper sends the body from its connection task, so what the body saw is kept in atomics and
+//! the exchange's task is woken when the body ends or fails.
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::task::AtomicWaker;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use super::Failure;
+use crate::proxy::timer;
+
+/// What the exchange learns of its request body.
+#[derive(Default)]
+pub(crate) struct BodyWatch {
+    progress: AtomicU64,
+    ended: AtomicBool,
+    failed: AtomicBool,
+    /// Waiting for the response, above it in [`await_head`].
+    waker: AtomicWaker,
+}
+
+/// The client's request body on its way to hyper's client.
+pub(crate) struct WatchedBody {
+    inner: Incoming,
+    watch: Arc<BodyWatch>,
+}
+
+impl WatchedBody {
+    pub fn new(inner: Incoming) -> (WatchedBody, Arc<BodyWatch>) {
+        let watch = Arc::new(BodyWatch::default());
+        if inner.is_end_stream() {
+            watch.ended.store(true, Ordering::Release);
+        }
+        (
+            WatchedBody {
+                inner,
+                watch: watch.clone(),
+            },
+            watch,
+        )
+    }
+}
+
+impl Body for WatchedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let watch = &self.watch;
+        match &polled {
+            Poll::Ready(Some(Ok(_))) => {
+                watch.progress.fetch_add(1, Ordering::Relaxed);
+                if self.inner.is_end_stream() {
+                    watch.ended.store(true, Ordering::Release);
+                    watch.waker.wake();
+                }
+            }
+            Poll::Ready(None) => {
+                watch.ended.store(true, Ordering::Release);
+                watch.waker.wake();
+            }
+            Poll::Ready(Some(Err(_))) => {
+                watch.failed.store(true, Ordering::Release);
+                watch.waker.wake();
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl BodyWatch {
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+}
+
+/// Waits for `send` (the exchange, up to the response head) within the limits: while the body
+/// is sent, pauses of at most `body_idle` (zero: none); once it is sent, `response_header`.
+pub(crate) async fn await_head<F, T>(
+    send: F,
+    watch: &BodyWatch,
+    response_header: Duration,
+    body_idle: Duration,
+) -> Result<T, Failure>
+where
+    F: Future<Output = T>,
+{
+    let mut send = std::pin::pin!(send);
+    let mut sending = !watch.ended.load(Ordering::Acquire);
+    let idle = if body_idle.is_zero() {
+        Duration::from_secs(100 * 365 * 24 * 3600)
+    } else {
+        body_idle
+    };
+    let mut deadline = timer::Sleep::after(if sending { idle } else { response_header });
+    let mut seen = 0;
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = send.as_mut().poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        watch.waker.register(cx.waker());
+        if watch.failed() {
+            return Poll::Ready(Err(Failure::ClientBody));
+        }
+        if sending && watch.ended.load(Ordering::Acquire) {
+            sending = false;
+            deadline = timer::Sleep::after(response_header);
+        }
+        while Pin::new(&mut deadline).poll(cx).is_ready() {
+            if !sending {
+                return Poll::Ready(Err(Failure::Timeout));
+            }
+            let progress = watch.progress.load(Ordering::Relaxed);
+            if progress != seen {
+                seen = progress;
+                deadline = timer::Sleep::after(idle);
+                continue;
+            }
+            // hyper reads the body only as the upstream takes it: whose pause this is cannot
+            // be told apart here; the client's is the common case.
+            return Poll::Ready(Err(Failure::ClientTimeout));
+        }
+        Poll::Pending
+    })
+    .await
+}
