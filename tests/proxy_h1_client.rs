@@ -157,12 +157,18 @@ async fn head_204_and_304_responses_have_no_body_and_keep_the_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pooled_connection_closed_by_the_upstream_is_replaced() {
-    // Each connection answers one request (keep-alive announced), then closes.
-    let (upstream, connections) = scripted(|mut stream, _| async move {
-        if let Ok(Some(_)) = read_head(&mut stream).await {
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                .await;
+    // Each connection answers one request (keep-alive announced), then closes and says so.
+    let (closed_tx, mut closed) = mpsc::unbounded_channel();
+    let (upstream, connections) = scripted(move |mut stream, _| {
+        let closed_tx = closed_tx.clone();
+        async move {
+            if let Ok(Some(_)) = read_head(&mut stream).await {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            }
+            drop(stream);
+            let _ = closed_tx.send(());
         }
     })
     .await;
@@ -172,8 +178,8 @@ async fn pooled_connection_closed_by_the_upstream_is_replaced() {
         let response = exchange(&mut client, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.text(), "ok");
-        // Give the close time to arrive, so the pool sees it at checkout.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The upstream has closed this connection before the next request is sent.
+        tokio::time::timeout(WAIT, closed.recv()).await.unwrap().unwrap();
         assert_eq!(connections.load(Ordering::SeqCst), round);
     }
 }

@@ -322,12 +322,15 @@ mod tests {
             let mut dropped = Box::pin(dropped);
             assert!(futures_util::poll!(dropped.as_mut()).is_pending());
             drop(dropped);
-            early.await;
-            let elapsed = started.elapsed();
-            assert!(
-                elapsed >= Duration::from_millis(40) && elapsed < Duration::from_millis(100),
-                "{elapsed:?}"
-            );
+            // The earlier deadline fires first, and not before its time; no upper bound on a
+            // loaded machine beyond that ordering.
+            let mut late = Box::pin(late);
+            tokio::select! {
+                biased;
+                () = early => {}
+                () = late.as_mut() => panic!("the later deadline fired first"),
+            }
+            assert!(started.elapsed() >= Duration::from_millis(40));
             late.await;
             assert!(started.elapsed() >= Duration::from_millis(120));
             let (free, live) = TIMERS.with(|t| {
