@@ -18,6 +18,7 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use vestibule::metrics::{self, ClientErrorKind, TimeoutKind};
 use vestibule::proxy::{Proxy, ProxyConfig};
 use vestibule::routes::UpstreamProtocol;
 
@@ -204,6 +205,7 @@ async fn broken_chunked_body(tail: &[u8]) -> (u16, Option<String>, Duration, boo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_chunked_bodies_are_answered_400_at_once() {
+    let counted = metrics::client_errors(ClientErrorKind::Body);
     let tails: [&[u8]; 7] = [
         b"0x5\r\nhello\r\n0\r\n\r\n",
         b" 5\r\nhello\r\n0\r\n\r\n",
@@ -221,6 +223,10 @@ async fn malformed_chunked_bodies_are_answered_400_at_once() {
         assert!(elapsed < Duration::from_secs(5), "{shown:?} took {elapsed:?}");
         assert!(closed, "{shown:?}: connection closed after the 400");
     }
+    assert!(
+        metrics::client_errors(ClientErrorKind::Body) > counted,
+        "counted in the metrics"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,6 +264,7 @@ async fn a_client_leaving_mid_body_aborts_the_upstream_exchange() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_request_body_is_answered_408() {
+    let counted = metrics::timeouts(TimeoutKind::RequestBody);
     let upstream = upstream("up").await;
     let config = ProxyConfig {
         request_body_idle_timeout: Duration::from_millis(300),
@@ -281,10 +288,15 @@ async fn a_stalled_request_body_is_answered_408() {
         elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
         "{elapsed:?}"
     );
+    assert!(
+        metrics::timeouts(TimeoutKind::RequestBody) > counted,
+        "counted in the metrics"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_response_body_is_cut() {
+    let counted = metrics::timeouts(TimeoutKind::ResponseBody);
     let (upstream, _) = scripted(|mut stream, _| async move {
         let _ = read_head(&mut stream).await;
         let _ = stream
@@ -309,16 +321,25 @@ async fn a_stalled_response_body_is_cut() {
         elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
         "{elapsed:?}"
     );
+    assert!(
+        metrics::timeouts(TimeoutKind::ResponseBody) > counted,
+        "counted in the metrics"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_host_headers_are_refused() {
+    let counted = metrics::client_errors(ClientErrorKind::Head);
     let upstream = upstream("up").await;
     let (_proxy, addr) = proxy_with(upstream.addr, config());
     let mut client = connect(addr).await;
     let response = exchange(&mut client, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").await;
     assert_eq!(response.status(), 400);
     assert_eq!(response.header("connection"), Some("close"));
+    assert!(
+        metrics::client_errors(ClientErrorKind::Head) > counted,
+        "counted in the metrics"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,11 +421,16 @@ async fn h2c_upgrade_is_not_forwarded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_is_refused() {
+    let counted = metrics::client_errors(ClientErrorKind::Connect);
     let upstream = upstream("up").await;
     let (_proxy, addr) = proxy_with(upstream.addr, config());
     let mut client = connect(addr).await;
     let response = exchange(&mut client, b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n").await;
     assert_eq!(response.status(), 405);
+    assert!(
+        metrics::client_errors(ClientErrorKind::Connect) > counted,
+        "counted in the metrics"
+    );
 }
 
 /// CPU time (user + system) this process has used so far.
@@ -446,6 +472,7 @@ async fn partial_http2_prefaces_cost_no_cpu_while_they_wait() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_tunnel_is_closed() {
+    let counted = metrics::timeouts(TimeoutKind::Tunnel);
     let upstream = upstream("up").await;
     let config = ProxyConfig {
         tunnel_idle_timeout: Duration::from_millis(400),
@@ -475,10 +502,15 @@ async fn an_idle_tunnel_is_closed() {
     assert!(closed);
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(400), "{elapsed:?}");
+    assert!(
+        metrics::timeouts(TimeoutKind::Tunnel) > counted,
+        "counted in the metrics"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_disconnected() {
+    let counted = metrics::timeouts(TimeoutKind::ClientWrite);
     let upstream = upstream("up").await;
     let config = ProxyConfig {
         client_write_timeout: Duration::from_millis(300),
@@ -507,6 +539,10 @@ async fn a_client_that_stops_reading_is_disconnected() {
         received < total,
         "all {received} bytes arrived: the slow reader was never cut"
     );
+    assert!(
+        metrics::timeouts(TimeoutKind::ClientWrite) > counted,
+        "counted in the metrics"
+    );
 }
 
 async fn h2c_client(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<TestBody> {
@@ -529,6 +565,7 @@ fn h2_get(path: &str) -> http::Request<TestBody> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_idle_counts_requests_in_flight() {
+    let counted = metrics::timeouts(TimeoutKind::H2Idle);
     let upstream = upstream("up").await;
     let config = ProxyConfig {
         idle_timeout: Duration::from_millis(300),
@@ -551,10 +588,15 @@ async fn http2_idle_counts_requests_in_flight() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(sender.is_closed(), "idle connection still open after 5 s");
+    assert!(
+        metrics::timeouts(TimeoutKind::H2Idle) > counted,
+        "counted in the metrics"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_limit_get_503() {
+    let counted = metrics::connections_shed();
     let upstream = upstream("up").await;
     let config = ProxyConfig {
         workers: 1,
@@ -585,6 +627,7 @@ async fn connections_over_the_limit_get_503() {
         assert!(started.elapsed() < Duration::from_secs(5), "no room after a close");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert!(metrics::connections_shed() > counted, "counted in the metrics");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
