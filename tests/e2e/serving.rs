@@ -103,6 +103,21 @@ async fn no_endpoints_is_503_and_a_dead_endpoint_is_502() {
     assert_eq!(get(vestibule.http, "empty.example", "/").await.unwrap().0, 503);
     assert_eq!(get(vestibule.http, "missing.example", "/").await.unwrap().0, 503);
     assert_eq!(get(vestibule.http, "dead.example", "/").await.unwrap().0, 502);
+    // The cause of the 502 is in the log, at the default level, naming the backend.
+    let started = std::time::Instant::now();
+    while !vestibule.log_text().contains("upstream failure: cannot connect") {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no cause logged:\n{}",
+            vestibule.log_text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        vestibule.log_text().contains("default/dead:80"),
+        "{}",
+        vestibule.log_text()
+    );
 }
 
 /// TLS from a `kubernetes.io/tls` Secret: a client that trusts only the Secret's CA completes
