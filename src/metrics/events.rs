@@ -141,3 +141,29 @@ pub(super) fn encode(out: &mut String) {
     );
     sample(out, "vestibule_connections_shed_total", &[], connections_shed());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn protections_are_exposed_and_counted() {
+        let before = timeouts(TimeoutKind::Tunnel);
+        count_timeout(TimeoutKind::Tunnel);
+        count_client_error(ClientErrorKind::Connect);
+        count_connection_shed();
+        assert_eq!(timeouts(TimeoutKind::Tunnel), before + 1);
+        let text = Metrics::new().encode();
+        for line in [
+            "# TYPE vestibule_timeouts_total counter",
+            "vestibule_timeouts_total{kind=\"request_body\"}",
+            "vestibule_timeouts_total{kind=\"tunnel_idle\"}",
+            "vestibule_client_errors_total{kind=\"connect_method\"}",
+            "# TYPE vestibule_connections_open gauge",
+            "vestibule_connections_shed_total ",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
+}
