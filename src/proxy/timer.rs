@@ -284,6 +284,50 @@ impl Drop for Sleep {
 
 impl hyper::rt::Sleep for Sleep {}
 
+/// "Nothing moved for `limit`": one deadline armed when the wait starts; when it passes and the
+/// caller's progress count changed meanwhile, it is armed again one period on. No timer work
+/// per byte moved, so an idle cut comes between one and two periods after the last progress.
+pub(crate) struct IdleDeadline {
+    /// Zero: never idle.
+    limit: Duration,
+    sleep: Option<Sleep>,
+    /// The progress count when `sleep` was armed.
+    seen: u64,
+}
+
+impl IdleDeadline {
+    pub fn new(limit: Duration) -> IdleDeadline {
+        IdleDeadline {
+            limit,
+            sleep: None,
+            seen: 0,
+        }
+    }
+
+    /// True once `progress` has not changed for a whole period (registers `cx` otherwise).
+    pub fn poll_idle(&mut self, cx: &mut Context<'_>, progress: u64) -> bool {
+        if self.limit.is_zero() {
+            return false;
+        }
+        loop {
+            let sleep = match &mut self.sleep {
+                Some(sleep) => sleep,
+                None => {
+                    self.seen = progress;
+                    self.sleep.insert(Sleep::after(self.limit))
+                }
+            };
+            if Pin::new(sleep).poll(cx).is_pending() {
+                return false;
+            }
+            if progress == self.seen {
+                return true;
+            }
+            self.sleep = None;
+        }
+    }
+}
+
 /// hyper's timer, backed by the worker-local deadlines.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct WorkerTimer;

@@ -148,7 +148,7 @@ fn failure_log_allowed() -> Option<u64> {
 }
 
 /// Logs a line about an upstream failure (rate-limited).
-fn log_failure_text(text: &str) {
+pub(crate) fn log_failure_text(text: &str) {
     if let Some(suppressed) = failure_log_allowed() {
         tracing::info!(suppressed, "upstream failure: {text}");
     }

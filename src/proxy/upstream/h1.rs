@@ -335,15 +335,8 @@ pub(crate) async fn exchange(
     let started = limits.started.unwrap_or_else(Instant::now);
     // A bodiless request is sent by the first write: its deadline counts from the start.
     let mut sending = writer.body.is_some();
-    let mut deadline = timer::Sleep::until(
-        started
-            + if sending {
-                idle_or_forever(limits.request_body_idle)
-            } else {
-                limits.response_header
-            },
-    );
-    let mut seen_progress = 0;
+    let mut body_idle = timer::IdleDeadline::new(limits.request_body_idle);
+    let mut deadline = (!sending).then(|| timer::Sleep::until(started + limits.response_header));
     let head = poll_fn(|cx| {
         if !writer.finished && !write_failed {
             match writer.poll_write(&mut conn.stream, cx) {
@@ -355,24 +348,20 @@ pub(crate) async fn exchange(
             if sending && (writer.finished || write_failed) {
                 // The response-header deadline starts once the request is sent.
                 sending = false;
-                deadline = timer::Sleep::after(limits.response_header);
+                deadline = Some(timer::Sleep::after(limits.response_header));
             }
         }
-        while Pin::new(&mut deadline).poll(cx).is_ready() {
-            if !sending {
-                return Poll::Ready(Err(HeadError::Timeout));
-            }
-            if writer.progress != seen_progress {
-                // The body moved since the deadline was armed: look again one idle period on.
-                seen_progress = writer.progress;
-                deadline = timer::Sleep::after(idle_or_forever(limits.request_body_idle));
-                continue;
-            }
+        if sending && body_idle.poll_idle(cx, writer.progress) {
             return Poll::Ready(Err(if writer.waiting_on_client {
                 HeadError::ClientTimeout
             } else {
                 HeadError::Timeout
             }));
+        }
+        if let Some(deadline) = deadline.as_mut() {
+            if Pin::new(deadline).poll(cx).is_ready() {
+                return Poll::Ready(Err(HeadError::Timeout));
+            }
         }
         poll_head(&mut conn, cx, max_head, prepared.head_method)
     })
@@ -403,6 +392,7 @@ pub(crate) async fn exchange(
         upgrade,
         idle_limit: limits.response_body_idle,
         idle: None,
+        progress: 0,
     };
     if !upgrade && (body.framing == Framing::Done || body.framing == Framing::Length(0)) {
         body.finish();
@@ -411,15 +401,6 @@ pub(crate) async fn exchange(
     *response.status_mut() = head.status;
     *response.headers_mut() = head.headers;
     Outcome::Response(response)
-}
-
-/// A timeout of zero means none: a deadline far enough away never to matter.
-fn idle_or_forever(limit: Duration) -> Duration {
-    if limit.is_zero() {
-        Duration::from_secs(100 * 365 * 24 * 3600)
-    } else {
-        limit
-    }
 }
 
 enum HeadError {
@@ -673,17 +654,9 @@ pub(crate) struct ResponseBody {
     /// Longest wait for more of the body from the upstream (zero: none).
     idle_limit: Duration,
     /// Made the first time the body waits for the upstream (most bodies never do).
-    idle: Option<Box<BodyIdle>>,
-}
-
-/// The response-body idle deadline: armed when the body first waits for the upstream, and
-/// looked at again (not re-armed per read) when it passes.
-struct BodyIdle {
-    deadline: Option<timer::Sleep>,
-    /// Reads that returned bytes, since this was made.
+    idle: Option<Box<timer::IdleDeadline>>,
+    /// Reads from the upstream that returned bytes.
     progress: u64,
-    /// `progress` when the deadline was armed.
-    seen: u64,
 }
 
 impl ResponseBody {
@@ -772,9 +745,7 @@ impl ResponseBody {
                 Poll::Pending => return self.poll_idle(cx),
                 Poll::Ready(filled) => filled,
             };
-            if let Some(idle) = self.idle.as_mut() {
-                idle.progress += 1;
-            }
+            self.progress += 1;
             match filled {
                 Ok(0) if self.framing == Framing::Close => {
                     self.framing = Framing::Done;
@@ -805,38 +776,20 @@ impl ResponseBody {
             return Poll::Pending;
         }
         let limit = self.idle_limit;
-        let idle = self.idle.get_or_insert_with(|| {
-            Box::new(BodyIdle {
-                deadline: None,
-                progress: 0,
-                seen: 0,
-            })
-        });
-        loop {
-            if idle.deadline.is_none() {
-                idle.seen = idle.progress;
-                idle.deadline = Some(timer::Sleep::after(limit));
-            }
-            let Some(deadline) = idle.deadline.as_mut() else {
-                return Poll::Pending;
-            };
-            if Pin::new(deadline).poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            if idle.progress != idle.seen {
-                // Bytes came since it was armed: look again one period on.
-                idle.deadline = None;
-                continue;
-            }
-            crate::metrics::count_timeout(crate::metrics::TimeoutKind::ResponseBody);
-            tracing::info!(endpoint = ?self.key, "upstream response body idle too long: cut");
-            self.conn = None;
-            self.framing = Framing::Done;
-            return Poll::Ready(Some(Err(Box::new(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "upstream response body idle timeout",
-            )))));
+        let idle = self
+            .idle
+            .get_or_insert_with(|| Box::new(timer::IdleDeadline::new(limit)));
+        if !idle.poll_idle(cx, self.progress) {
+            return Poll::Pending;
         }
+        crate::metrics::count_timeout(crate::metrics::TimeoutKind::ResponseBody);
+        super::log_failure_text(&format!("{:?}: response body idle too long: cut", self.key));
+        self.conn = None;
+        self.framing = Framing::Done;
+        Poll::Ready(Some(Err(Box::new(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "upstream response body idle timeout",
+        )))))
     }
 }
 

@@ -109,13 +109,8 @@ where
 {
     let mut send = std::pin::pin!(send);
     let mut sending = !watch.ended.load(Ordering::Acquire);
-    let idle = if body_idle.is_zero() {
-        Duration::from_secs(100 * 365 * 24 * 3600)
-    } else {
-        body_idle
-    };
-    let mut deadline = timer::Sleep::after(if sending { idle } else { response_header });
-    let mut seen = 0;
+    let mut body_idle = timer::IdleDeadline::new(body_idle);
+    let mut deadline = (!sending).then(|| timer::Sleep::after(response_header));
     poll_fn(|cx| {
         if let Poll::Ready(output) = send.as_mut().poll(cx) {
             return Poll::Ready(Ok(output));
@@ -126,21 +121,17 @@ where
         }
         if sending && watch.ended.load(Ordering::Acquire) {
             sending = false;
-            deadline = timer::Sleep::after(response_header);
+            deadline = Some(timer::Sleep::after(response_header));
         }
-        while Pin::new(&mut deadline).poll(cx).is_ready() {
-            if !sending {
+        // hyper reads the body only as the upstream takes it: whose pause this is cannot be
+        // told apart here; the client's is the common case.
+        if sending && body_idle.poll_idle(cx, watch.progress.load(Ordering::Relaxed)) {
+            return Poll::Ready(Err(Failure::ClientTimeout));
+        }
+        if let Some(deadline) = deadline.as_mut() {
+            if Pin::new(deadline).poll(cx).is_ready() {
                 return Poll::Ready(Err(Failure::Timeout));
             }
-            let progress = watch.progress.load(Ordering::Relaxed);
-            if progress != seen {
-                seen = progress;
-                deadline = timer::Sleep::after(idle);
-                continue;
-            }
-            // hyper reads the body only as the upstream takes it: whose pause this is cannot
-            // be told apart here; the client's is the common case.
-            return Poll::Ready(Err(Failure::ClientTimeout));
         }
         Poll::Pending
     })
