@@ -722,3 +722,46 @@ async fn every_upstream_client_answers_a_malformed_body_400() {
         assert!(started.elapsed() < Duration::from_secs(5), "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absolute_form_target_names_the_host() {
+    let a = upstream("a").await;
+    let b = upstream("b").await;
+    let mut table = TableBuilder::new();
+    let backend_a = table.backend("a", &[a.addr], UpstreamProtocol::Http1);
+    let backend_b = table.backend("b", &[b.addr], UpstreamProtocol::Http1);
+    table.forward("a.example", backend_a);
+    table.forward("b.example", backend_b);
+    let (_proxy, addr) = start(config(), table.build());
+    let mut client = connect(addr).await;
+    let response = exchange(
+        &mut client,
+        b"GET http://b.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n",
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.header("x-upstream"), Some("b"));
+    let seen = response.text();
+    assert!(seen.starts_with("GET /x "), "origin form upstream: {seen}");
+    assert!(seen.contains("\nhost: b.example"), "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_host_disagreeing_with_authority_is_refused() {
+    let upstream = upstream("up").await;
+    let (_proxy, addr) = proxy_with(upstream.addr, config());
+    let mut sender = h2c_client(addr).await;
+    let request = http::Request::builder()
+        .uri("http://a.example/")
+        .header("host", "b.example")
+        .body(full(""))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 400);
+    let agreeing = http::Request::builder()
+        .uri("http://a.example/")
+        .header("host", "A.example")
+        .body(full(""))
+        .unwrap();
+    assert_eq!(sender.send_request(agreeing).await.unwrap().status(), 200);
+}

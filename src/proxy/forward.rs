@@ -194,12 +194,26 @@ async fn handle(
         count_client_error(ClientErrorKind::Head);
         return (closing(error_response(StatusCode::BAD_REQUEST)), None);
     }
-    let host_missing = host.is_none();
-    if host_missing {
-        host = request
-            .uri()
-            .authority()
-            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok());
+    let mut host_missing = host.is_none();
+    if let Some(authority) = request.uri().authority() {
+        // The authority of the request target (HTTP/2 `:authority`, or an HTTP/1.1 absolute-form
+        // target) names the host: routed by it, and sent as the Host header.
+        let named = authority.as_str().rsplit('@').next().unwrap_or_default();
+        match &host {
+            Some(header) if client.http2 => {
+                if !header.as_bytes().eq_ignore_ascii_case(named.as_bytes()) {
+                    // RFC 9113 §8.3.1: a Host naming another entity than `:authority` is malformed.
+                    count_client_error(ClientErrorKind::Head);
+                    return (error_response(StatusCode::BAD_REQUEST), None);
+                }
+            }
+            // RFC 9112 §3.2.2: an absolute-form target's authority replaces the Host header.
+            Some(_) => host_missing = true,
+            None => {}
+        }
+        if host_missing {
+            host = HeaderValue::from_str(named).ok();
+        }
     }
     // Route (and forward) the normalised path, so `/public/../admin` cannot reach a route that
     // `/admin` would not. Rare: most paths need nothing and are not copied.
