@@ -200,13 +200,12 @@ async fn handle(
         // target) names the host: routed by it, and sent as the Host header.
         let named = authority.as_str().rsplit('@').next().unwrap_or_default();
         match &host {
-            Some(header) if client.http2 => {
-                if !header.as_bytes().eq_ignore_ascii_case(named.as_bytes()) {
-                    // RFC 9113 §8.3.1: a Host naming another entity than `:authority` is malformed.
-                    count_client_error(ClientErrorKind::Head);
-                    return (error_response(StatusCode::BAD_REQUEST), None);
-                }
+            // RFC 9113 §8.3.1: a Host naming another entity than `:authority` is malformed.
+            Some(header) if client.http2 && !header.as_bytes().eq_ignore_ascii_case(named.as_bytes()) => {
+                count_client_error(ClientErrorKind::Head);
+                return (error_response(StatusCode::BAD_REQUEST), None);
             }
+            Some(_) if client.http2 => {}
             // RFC 9112 §3.2.2: an absolute-form target's authority replaces the Host header.
             Some(_) => host_missing = true,
             None => {}
