@@ -6,51 +6,18 @@
 #[path = "proxy_support/support.rs"]
 mod support;
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use vestibule::proxy::{Proxy, ProxyConfig};
-use vestibule::routes::UpstreamProtocol;
-
-/// An upstream whose connections are served by `script(stream, index of the connection)`.
-async fn scripted<F, Fut>(script: F) -> (SocketAddr, Arc<AtomicUsize>)
-where
-    F: Fn(TcpStream, usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let count = connections.clone();
-    let script = Arc::new(script);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let index = count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(script(stream, index));
-        }
-    });
-    (addr, connections)
-}
 
 fn proxy_to(upstream: SocketAddr) -> (Proxy, SocketAddr) {
     proxy_with(upstream, config())
-}
-
-fn proxy_with(upstream: SocketAddr, config: ProxyConfig) -> (Proxy, SocketAddr) {
-    let mut table = TableBuilder::new();
-    let backend = table.backend("up", &[upstream], UpstreamProtocol::Http1);
-    table.forward("*", backend);
-    start(config, table.build())
 }
 
 /// Reads request heads (and Content-Length bodies) off `stream`, answering each with `reply`.

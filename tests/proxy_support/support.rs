@@ -220,6 +220,30 @@ pub async fn raw_upstream(reply: &'static [u8]) -> (SocketAddr, mpsc::UnboundedR
     (addr, rx)
 }
 
+/// An upstream whose connections are served by `script(stream, index of the connection)`;
+/// counts the connections it accepted.
+pub async fn scripted<F, Fut>(script: F) -> (SocketAddr, Arc<AtomicUsize>)
+where
+    F: Fn(TcpStream, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    let script = Arc::new(script);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let index = count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(script(stream, index));
+        }
+    });
+    (addr, connections)
+}
+
 /// An address nothing listens on.
 pub async fn dead_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -350,6 +374,14 @@ pub fn start(config: ProxyConfig, table: Arc<RouteTable>) -> (Proxy, SocketAddr)
     proxy.install(table);
     let http = proxy.local_addrs().http.unwrap();
     (proxy, http)
+}
+
+/// A proxy with `config` routing every host to the HTTP/1.1 upstream at `upstream`.
+pub fn proxy_with(upstream: SocketAddr, config: ProxyConfig) -> (Proxy, SocketAddr) {
+    let mut table = TableBuilder::new();
+    let backend = table.backend("up", &[upstream], UpstreamProtocol::Http1);
+    table.forward("*", backend);
+    start(config, table.build())
 }
 
 // ---------------------------------------------------------------------------------------------
