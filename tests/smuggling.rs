@@ -1,0 +1,476 @@
+//! HTTP/1 parsing and request smuggling: byte-exact vectors (tests/smuggling/vectors.rs) go
+//! through the proxy to a raw recording backend that parses what reaches it with its own strict
+//! parser. Each vector must end either rejected (4xx, connection closed) or forwarded as exactly
+//! one canonical request per client request, and the number of backend responses the client got
+//! must equal the number of requests the backend parsed (the differential check).
+//!
+//! Vectors that fail today are listed in [`KNOWN_OPEN`] with the reason; the test fails when any
+//! other vector fails and when a listed one starts passing, so the list only shrinks.
+//!
+//! `cargo test --test smuggling -- --ignored --nocapture` runs the same vectors against nginx
+//! (Debian's, on loopback) and prints the per-category table of the README.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "proxy_support/support.rs"]
+mod support;
+
+#[path = "smuggling/harness.rs"]
+mod harness;
+#[path = "smuggling/vectors.rs"]
+mod vectors;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use harness::*;
+use support::{TableBuilder, start};
+use vestibule::proxy::ProxyConfig;
+use vestibule::routes::UpstreamProtocol;
+
+/// Vectors that fail today, with what happens. Remove an entry when its fix lands (the test
+/// fails while a listed vector passes).
+const KNOWN_OPEN: &[(&str, &str)] = &[
+    (
+        "chunked/data-bare-lf-after",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/data-longer-than-size",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/data-shorter-than-size",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/data-without-crlf",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/extension-bare-cr",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/extension-crlf-in-quotes",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/extension-long",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/last-chunk-garbage",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/size-0x",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/size-bare-cr",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/size-bare-lf",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/size-empty",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/size-leading-space",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/size-minus",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/size-not-hex",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/size-overflow",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/size-overflow-wraps-to-5",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/size-plus",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/smuggled-in-trailer",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/trailer-nul",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/trailer-obs-fold",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "chunked/trailer-without-colon",
+        "malformed chunked body: head forwarded, body never ends upstream; 504 after the response-header timeout instead of 400 at once",
+    ),
+    (
+        "connect/authority",
+        "CONNECT forwarded to the backend as `CONNECT /`; the client connection then closes without any answer",
+    ),
+    (
+        "connect/origin-form",
+        "CONNECT forwarded to the backend as `CONNECT /`; the client connection then closes without any answer",
+    ),
+    (
+        "connect/with-tunnel-bytes",
+        "CONNECT forwarded to the backend as `CONNECT /`; the client connection then closes without any answer",
+    ),
+    (
+        "connection/host",
+        "`Connection: host` strips Host: the backend gets a request without Host",
+    ),
+    (
+        "content-length/underscore-name",
+        "`Content_Length` forwarded as is (reads as Content-Length to backends that fold `_` to `-`)",
+    ),
+    (
+        "host/absolute-form-differs",
+        "absolute-form target `http://b.example/x` with `Host: a.example`: routed and forwarded by the Host header, not the target (RFC 9112 §3.2.2)",
+    ),
+    (
+        "host/list",
+        "invalid Host `a.example, b.example` forwarded with 200 instead of 400",
+    ),
+    (
+        "host/missing-http11",
+        "HTTP/1.1 request without Host forwarded (backend gets no Host) instead of 400",
+    ),
+    (
+        "host/path",
+        "invalid Host `a.example/x` forwarded with 200 instead of 400",
+    ),
+    (
+        "host/space-inside",
+        "invalid Host `a.example b` forwarded with 200 instead of 400",
+    ),
+    (
+        "host/two-different",
+        "two Host headers (a.example, b.example) forwarded, both, with 200",
+    ),
+    ("host/two-same", "two identical Host headers forwarded, both, with 200"),
+    (
+        "host/userinfo",
+        "invalid Host `u@a.example` forwarded with 200 instead of 400",
+    ),
+    (
+        "pipelining/get-then-bad-chunk",
+        "first GET served, then the malformed chunked POST gets 504 after the response-header timeout instead of 400",
+    ),
+    (
+        "pipelining/get-then-two-hosts",
+        "the pipelined second request with two Host headers is forwarded with both",
+    ),
+    (
+        "request-line/target-relative",
+        "`GET a HTTP/1.1` (authority-form target on GET) forwarded as `GET /` instead of 400",
+    ),
+    (
+        "te-te/underscore-name",
+        "`Transfer_Encoding` forwarded as is (reads as Transfer-Encoding to backends that fold `_` to `-`)",
+    ),
+    (
+        "te-te/underscore-name+cl",
+        "`Transfer_Encoding` forwarded as is (reads as Transfer-Encoding to backends that fold `_` to `-`)",
+    ),
+    (
+        "upgrade/h2c",
+        "`Upgrade: h2c` forwarded to the backend (a backend answering 101 gets a tunnel)",
+    ),
+    (
+        "upgrade/h2c-chunked-body",
+        "`Upgrade: h2c` forwarded to the backend (a backend answering 101 gets a tunnel)",
+    ),
+    (
+        "upgrade/h2c-settings-not-in-connection",
+        "`Upgrade: h2c` forwarded to the backend (a backend answering 101 gets a tunnel)",
+    ),
+    (
+        "upgrade/h2c-then-pipelined",
+        "`Upgrade: h2c` forwarded to the backend (a backend answering 101 gets a tunnel)",
+    ),
+    (
+        "upgrade/h2c-with-body",
+        "`Upgrade: h2c` forwarded to the backend (a backend answering 101 gets a tunnel)",
+    ),
+    (
+        "version/http10-no-host",
+        "HTTP/1.0 request without Host forwarded upstream as HTTP/1.1 without Host",
+    ),
+];
+
+/// Vectors run at once (each with its own backend and proxy).
+const CONCURRENCY: usize = 16;
+
+fn proxy_config() -> ProxyConfig {
+    ProxyConfig {
+        http: Some("127.0.0.1:0".parse().unwrap()),
+        workers: 1,
+        // Short, so that a vector the proxy mishandles by waiting costs seconds, not a minute.
+        response_header_timeout: Duration::from_secs(2),
+        header_read_timeout: Duration::from_secs(3),
+        connect_timeout: Duration::from_secs(2),
+        ..ProxyConfig::default()
+    }
+}
+
+async fn recorder_for(vector: &Vector) -> Recorder {
+    match &vector.side {
+        Side::Request => Recorder::start(FIXED_REPLY.to_vec(), false).await,
+        Side::Response { reply, close } => Recorder::start(reply.clone(), *close).await,
+    }
+}
+
+/// One vector through a fresh Vestibule (one worker) to a fresh recording backend.
+async fn through_vestibule(vector: Vector) -> Run {
+    let recorder = recorder_for(&vector).await;
+    let mut table = TableBuilder::new();
+    let backend = table.backend("recorder", &[recorder.addr], UpstreamProtocol::Http1);
+    table.forward("*", backend);
+    let (proxy, front) = start(proxy_config(), table.build());
+    let observed = drive(front, &vector).await;
+    drop(proxy);
+    Run::new(vector, &observed, &recorder.snapshot())
+}
+
+async fn run_all<F, Fut>(vectors: Vec<Vector>, run: F) -> Vec<Run>
+where
+    F: Fn(Vector) -> Fut,
+    Fut: std::future::Future<Output = Run>,
+{
+    let mut results: Vec<_> = futures_util::stream::iter(vectors.into_iter().map(run))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    results.sort_by(|a, b| a.vector.name.cmp(&b.vector.name));
+    results
+}
+
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Rejected { status, forwarded } => format!("rejected {status} after {forwarded} forwarded"),
+        Outcome::Forwarded(n) => format!("forwarded {n}"),
+        Outcome::Misbehaved(why) => format!("misbehaved: {why}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vectors_are_rejected_or_forwarded_canonically() {
+    let vectors = vectors::all();
+    assert!(vectors.len() >= 150, "{} vectors", vectors.len());
+    let mut names: Vec<&str> = vectors.iter().map(|v| v.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), vectors.len(), "vector names are unique");
+    for (name, _) in KNOWN_OPEN {
+        assert!(names.contains(name), "KNOWN_OPEN names an unknown vector {name}");
+    }
+
+    let started = Instant::now();
+    let results = run_all(vectors, through_vestibule).await;
+    let mut unexpected = Vec::new();
+    let mut fixed = Vec::new();
+    for Run {
+        vector,
+        outcome,
+        verdict,
+        trace,
+    } in &results
+    {
+        let known = KNOWN_OPEN.iter().find(|(name, _)| *name == vector.name);
+        eprintln!(
+            "{:<48} {:<4} {}{}",
+            vector.name,
+            if verdict.is_ok() { "ok" } else { "FAIL" },
+            describe(outcome),
+            if known.is_some() { "  [known open]" } else { "" }
+        );
+        if verdict.is_err() {
+            eprintln!("    {trace}");
+        }
+        match (verdict, known) {
+            (Err(why), None) => unexpected.push(format!("{}: {why} ({trace})", vector.name)),
+            (Ok(()), Some(_)) => fixed.push(vector.name.clone()),
+            _ => {}
+        }
+    }
+    for (category, [rejected, forwarded, misbehaved]) in tally(&results) {
+        eprintln!("{category:<16} rejected {rejected:>3}  forwarded {forwarded:>3}  misbehaved {misbehaved:>3}");
+    }
+    eprintln!("{} vectors in {:.1?}", results.len(), started.elapsed());
+    assert!(
+        unexpected.is_empty(),
+        "{} vectors failed outside KNOWN_OPEN:\n{}",
+        unexpected.len(),
+        unexpected.join("\n")
+    );
+    assert!(
+        fixed.is_empty(),
+        "these KNOWN_OPEN vectors pass now; remove them from the list: {fixed:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same vectors against nginx
+
+/// nginx: `$NGINX`, else Debian's `/usr/sbin/nginx`, else on the PATH.
+fn nginx_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("NGINX") {
+        return Some(path.into());
+    }
+    let debian = PathBuf::from("/usr/sbin/nginx");
+    if debian.exists() {
+        return Some(debian);
+    }
+    let found = Command::new("sh").args(["-c", "command -v nginx"]).output().ok()?;
+    let path = String::from_utf8(found.stdout).ok()?.trim().to_string();
+    (!path.is_empty()).then(|| path.into())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An nginx process (killed by its PID on drop) with one `server` per vector, each on its own
+/// port and proxying to that vector's recorder.
+struct Nginx {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_nginx(binary: &PathBuf, backends: &[SocketAddr]) -> (Nginx, Vec<SocketAddr>) {
+    use std::fmt::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // Worker processes may run as another user: let them use the temp directories.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let p = dir.path().display();
+    let mut config = format!(
+        "daemon off;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
+         fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
+         proxy_http_version 1.1;\n  proxy_read_timeout 2s;\n  proxy_connect_timeout 2s;\n\
+         proxy_set_header Host $host;\n"
+    );
+    let mut fronts = Vec::new();
+    for backend in backends {
+        let front = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        writeln!(
+            config,
+            "  server {{ listen {front}; location / {{ proxy_pass http://{backend}; }} }}"
+        )
+        .unwrap();
+        fronts.push(front);
+    }
+    config.push_str("}\n");
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, config).unwrap();
+    let child = Command::new(binary)
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let nginx = Nginx { child, _dir: dir };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for front in &fronts {
+        while tokio::net::TcpStream::connect(front).await.is_err() {
+            assert!(Instant::now() < deadline, "nginx did not listen on {front}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    (nginx, fronts)
+}
+
+fn print_table(name: &str, results: &[Run]) {
+    eprintln!("\n{name}: category | rejected | forwarded canonically | misbehaved");
+    let mut totals = [0; 3];
+    for (category, counts) in tally(results) {
+        eprintln!("| {category} | {} | {} | {} |", counts[0], counts[1], counts[2]);
+        for (total, count) in totals.iter_mut().zip(counts) {
+            *total += count;
+        }
+    }
+    eprintln!("| total | {} | {} | {} |", totals[0], totals[1], totals[2]);
+}
+
+/// Runs every vector against Vestibule and against nginx and prints both tables, with every
+/// vector where either misbehaved. Manual: needs nginx (`apt-get install nginx`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "compares with nginx; run with --ignored --nocapture"]
+async fn compare_with_nginx() {
+    let Some(binary) = nginx_binary() else {
+        panic!("nginx not found: apt-get install nginx, or set NGINX");
+    };
+    let vectors = vectors::all();
+    let mut recorders = Vec::new();
+    for vector in &vectors {
+        recorders.push(recorder_for(vector).await);
+    }
+    let addrs: Vec<SocketAddr> = recorders.iter().map(|r| r.addr).collect();
+    let (nginx, fronts) = start_nginx(&binary, &addrs).await;
+    let jobs: Vec<(Vector, SocketAddr, Recorder)> = vectors
+        .clone()
+        .into_iter()
+        .zip(fronts)
+        .zip(recorders)
+        .map(|((v, f), r)| (v, f, r))
+        .collect();
+    let mut nginx_results: Vec<_> =
+        futures_util::stream::iter(jobs.into_iter().map(|(vector, front, recorder)| async move {
+            let observed = drive(front, &vector).await;
+            Run::new(vector, &observed, &recorder.snapshot())
+        }))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    drop(nginx);
+    nginx_results.sort_by(|a, b| a.vector.name.cmp(&b.vector.name));
+    let ours = run_all(vectors, through_vestibule).await;
+
+    eprintln!("\nvector | Vestibule | nginx (only where either is not ok)");
+    for (mine, theirs) in ours.iter().zip(&nginx_results) {
+        if mine.verdict.is_err() || theirs.verdict.is_err() {
+            eprintln!(
+                "| {} | {} | {} |",
+                mine.vector.name,
+                describe(&mine.outcome),
+                describe(&theirs.outcome)
+            );
+        }
+    }
+    print_table("Vestibule", &ours);
+    print_table("nginx", &nginx_results);
+}
