@@ -381,9 +381,13 @@ async fn start_nginx(binary: &PathBuf, backends: &[SocketAddr]) -> (Nginx, Vec<S
          proxy_http_version 1.1;\n  proxy_read_timeout 2s;\n  proxy_connect_timeout 2s;\n\
          proxy_set_header Host $host;\n"
     );
-    let mut fronts = Vec::new();
+    let mut fronts: Vec<SocketAddr> = Vec::new();
     for backend in backends {
-        let front = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        // Distinct ports: nginx accepts one port in several `server` blocks (virtual hosts).
+        let mut front = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        while fronts.contains(&front) || backends.contains(&front) {
+            front.set_port(free_port());
+        }
         writeln!(
             config,
             "  server {{ listen {front}; location / {{ proxy_pass http://{backend}; }} }}"
@@ -434,7 +438,11 @@ async fn compare_with_nginx() {
     let Some(binary) = nginx_binary() else {
         panic!("nginx not found: apt-get install nginx, or set NGINX");
     };
-    let vectors = vectors::all();
+    let filter = std::env::var("SMUGGLING_FILTER").unwrap_or_default();
+    let vectors: Vec<Vector> = vectors::all()
+        .into_iter()
+        .filter(|v| v.name.contains(&filter))
+        .collect();
     let mut recorders = Vec::new();
     for vector in &vectors {
         recorders.push(recorder_for(vector).await);
@@ -469,6 +477,7 @@ async fn compare_with_nginx() {
                 describe(&mine.outcome),
                 describe(&theirs.outcome)
             );
+            eprintln!("    Vestibule: {}\n    nginx: {}", mine.trace, theirs.trace);
         }
     }
     print_table("Vestibule", &ours);

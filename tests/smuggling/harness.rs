@@ -163,6 +163,11 @@ async fn record(mut stream: TcpStream, index: usize, state: Arc<Mutex<Recorded>>
                 }
                 Parsed::Done(seen, used) => {
                     buf.drain(..used);
+                    // As any backend: `Connection: close` ends the connection after the answer.
+                    let last = close
+                        || seen
+                            .header("connection")
+                            .is_some_and(|v| String::from_utf8_lossy(v).to_ascii_lowercase().contains("close"));
                     {
                         // Recorded before the answer leaves: a response the client sees always
                         // has its request counted here.
@@ -170,7 +175,7 @@ async fn record(mut stream: TcpStream, index: usize, state: Arc<Mutex<Recorded>>
                         state.requests.push(seen);
                         state.pending[index] = buf.len();
                     }
-                    if stream.write_all(&reply).await.is_err() || close {
+                    if stream.write_all(&reply).await.is_err() || last {
                         return;
                     }
                 }
