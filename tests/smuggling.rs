@@ -195,6 +195,10 @@ const KNOWN_OPEN: &[(&str, &str)] = &[
         "`Upgrade: h2c` forwarded to the backend (a backend answering 101 gets a tunnel)",
     ),
     (
+        "upgrade/h2c-backend-switches",
+        "`Upgrade: h2c` forwarded, the backend's 101 relayed and a raw tunnel opened: the client's next request went through it unparsed (client got two 101s, backend parsed 2)",
+    ),
+    (
         "upgrade/h2c-chunked-body",
         "`Upgrade: h2c` forwarded to the backend (a backend answering 101 gets a tunnel)",
     ),

@@ -766,6 +766,18 @@ pub fn all() -> Vec<Vector> {
             "GET / HTTP/1.1\r\nHost: a.example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n{settings}\r\n{SMUGGLED}"
         ),
     );
+    // A backend that does switch: the front must not have asked it to (502 for its 101).
+    s.reply(
+        "h2c-backend-switches",
+        Reject(0),
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+    )
+    .parts = vec![
+        format!(
+            "GET / HTTP/1.1\r\nHost: a.example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n{settings}\r\n"
+        )
+        .into_bytes(),
+    ];
     s.add(
         "websocket-refused-then-pipelined",
         Forward(2),
