@@ -17,7 +17,7 @@ pub const FIXED_REPLY: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Recor
 /// error response.
 pub const SECRET: &str = "backend-secret";
 /// Time a vector may take, end to end (the fronts run with a 2 s response-header timeout).
-pub const VECTOR_DEADLINE: Duration = Duration::from_secs(8);
+pub const VECTOR_DEADLINE: Duration = Duration::from_secs(6);
 /// Once the expected responses are in, this much quiet ends the read (longer on a loaded machine
 /// only costs time: a late extra response is still counted by the backend's side).
 pub const QUIET: Duration = Duration::from_millis(400);
