@@ -355,6 +355,143 @@ async fn check_vectors(native: bool, known_open: &[(&str, &str)]) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The checks themselves can fail
+
+/// A front that understands nothing: it relays bytes both ways unchanged. Every conflicting
+/// framing then reaches the backend as sent, and the suite must call it misbehaved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transparent_relay_is_caught() {
+    let vectors: Vec<Vector> = vectors::all()
+        .into_iter()
+        .filter(|v| ["cl-te", "te-cl", "host"].contains(&v.category) || v.name.ends_with("+cl"))
+        .collect();
+    assert!(vectors.len() >= 40, "{} vectors", vectors.len());
+    let runs = run_all(vectors, |vector| async move {
+        let recorder = recorder_for(&vector).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front = listener.local_addr().unwrap();
+        let backend = recorder.addr;
+        let relay = tokio::spawn(async move {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(mut upstream) = tokio::net::TcpStream::connect(backend).await else {
+                return;
+            };
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        });
+        let observed = drive(front, &vector).await;
+        relay.abort();
+        Run::new(vector, &observed, &recorder.snapshot())
+    })
+    .await;
+    let passed: Vec<&str> = runs
+        .iter()
+        .filter(|run| {
+            let both_framings = run.vector.category != "host";
+            let two_hosts = run.vector.name.starts_with("host/two-");
+            (both_framings || two_hosts) && run.verdict.is_ok()
+        })
+        .map(|run| run.vector.name.as_str())
+        .collect();
+    assert!(passed.is_empty(), "a transparent relay passed: {passed:?}");
+}
+
+fn observed(responses: &[(u16, bool)], end: End) -> Observed {
+    Observed {
+        responses: responses
+            .iter()
+            .map(|&(status, relayed)| Resp {
+                status,
+                relayed,
+                body: Vec::new(),
+                problems: Vec::new(),
+            })
+            .collect(),
+        interim: 0,
+        end,
+        garbage: None,
+        elapsed: Duration::from_millis(1),
+    }
+}
+
+fn backend_with(requests: usize) -> Recorded {
+    let Parsed::Done(seen, _) = parse_request(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n") else {
+        panic!("a plain GET parses");
+    };
+    Recorded {
+        accepts: 1,
+        requests: vec![seen; requests],
+        garbage: Vec::new(),
+        pending: vec![0],
+    }
+}
+
+#[test]
+fn classification_of_outcomes() {
+    let vector = vectors::all()
+        .into_iter()
+        .find(|v| v.name == "pipelining/two-gets")
+        .unwrap();
+    let classify_with = |responses: &[(u16, bool)], end: End, parsed: usize| {
+        classify(&vector, &observed(responses, end), &backend_with(parsed))
+    };
+    assert_eq!(
+        classify_with(&[(200, true), (200, true)], End::Open, 2),
+        Outcome::Forwarded(2)
+    );
+    assert_eq!(
+        classify_with(&[(200, true), (400, false)], End::Closed, 1),
+        Outcome::Rejected {
+            status: 400,
+            forwarded: 1
+        }
+    );
+    let differential = classify_with(&[(200, true)], End::Open, 2);
+    assert!(
+        matches!(&differential, Outcome::Misbehaved(why) if why.contains("differential")),
+        "{differential:?}"
+    );
+    let open = classify_with(&[(400, false)], End::Open, 0);
+    assert!(
+        matches!(&open, Outcome::Misbehaved(why) if why.contains("left the connection open")),
+        "{open:?}"
+    );
+    let timeout = classify_with(&[(504, false)], End::Closed, 0);
+    assert!(matches!(timeout, Outcome::Misbehaved(_)), "{timeout:?}");
+    let silent = classify_with(&[], End::Closed, 0);
+    assert!(matches!(silent, Outcome::Misbehaved(_)), "{silent:?}");
+    assert!(
+        judge(&vector, &Outcome::Forwarded(1)).is_err(),
+        "two requests forwarded as one"
+    );
+    assert!(judge(&vector, &Outcome::Forwarded(2)).is_ok());
+
+    // The backend's strict parser notes what no canonical proxy sends.
+    let problems = |bytes: &[u8]| match parse_request(bytes) {
+        Parsed::Done(seen, _) => seen.problems,
+        Parsed::Partial => vec!["partial".into()],
+        Parsed::Error(reason) => vec![reason],
+    };
+    assert!(problems(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").is_empty());
+    assert!(
+        !problems(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            .is_empty()
+    );
+    assert!(!problems(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").is_empty());
+    assert!(!problems(b"GET / HTTP/1.1\r\n\r\n").is_empty());
+    assert!(!problems(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n").is_empty());
+    assert!(!problems(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello").is_empty());
+    assert!(
+        !problems(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n")
+            .is_empty()
+    );
+    assert!(!problems(b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n").is_empty());
+    assert!(!problems(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\n\r\n").is_empty());
+    assert!(!problems(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\n\r\n").is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
 // The same vectors against nginx
 
 /// nginx: `$NGINX`, else Debian's `/usr/sbin/nginx`, else on the PATH.
