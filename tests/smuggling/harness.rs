@@ -916,8 +916,9 @@ pub fn trace(observed: &Observed, backend: &Recorded) -> String {
             )
         })
         .collect();
+    let pending: usize = backend.pending.iter().sum();
     format!(
-        "client got [{}]{} after {:.1?}, {:?}; backend parsed [{}]{}",
+        "client got [{}]{} after {:.1?}, {:?}; backend parsed [{}]{}{}",
         responses.join(", "),
         if observed.interim > 0 {
             format!(" +{} interim", observed.interim)
@@ -928,6 +929,11 @@ pub fn trace(observed: &Observed, backend: &Recorded) -> String {
         observed.end,
         requests.join(" | "),
         if backend.garbage.is_empty() { "" } else { " + garbage" },
+        if pending > 0 {
+            format!(" + {pending} bytes of an incomplete request")
+        } else {
+            String::new()
+        },
     )
 }
 
