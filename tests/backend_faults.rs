@@ -132,6 +132,37 @@ async fn assert_recovers(client: &mut TcpStream, accepts: &AtomicUsize) {
     );
 }
 
+/// Set when the proxy closes the faulty backend connection (the backend reads end-of-stream, or
+/// a write fails).
+#[derive(Clone, Default)]
+struct Closed(Arc<std::sync::atomic::AtomicBool>);
+
+impl Closed {
+    fn mark(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Reads (and drops) until the proxy closes `stream`, then marks it.
+    async fn watch(&self, stream: &mut TcpStream) {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return self.mark(),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Whether the proxy closed the connection within WAIT.
+    async fn wait(&self) -> bool {
+        let deadline = Instant::now() + WAIT;
+        while !self.0.load(Ordering::SeqCst) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// Reads everything until the proxy closes the connection; panics if it stays open past WAIT
 /// (a stuck connection).
 async fn read_to_close(client: &mut TcpStream) -> Vec<u8> {
@@ -275,10 +306,15 @@ async fn reset_after_the_head_cuts_the_body_and_closes_the_client_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_backend_is_504_after_the_response_header_timeout() {
     check("half-open", |native| async move {
-        let (upstream, accepts) = faulty_first(|mut stream| async move {
-            // Reads the request, then holds the connection open and says nothing.
-            let _ = read_head(&mut stream).await;
-            tokio::time::sleep(WAIT).await;
+        let closed = Closed::default();
+        let watch = closed.clone();
+        let (upstream, accepts) = faulty_first(move |mut stream| {
+            let watch = watch.clone();
+            async move {
+                // Reads the request, then holds the connection open and says nothing.
+                let _ = read_head(&mut stream).await;
+                watch.watch(&mut stream).await;
+            }
         })
         .await;
         let (_proxy, addr) = proxy_to(upstream, native);
@@ -291,6 +327,7 @@ async fn half_open_backend_is_504_after_the_response_header_timeout() {
             elapsed >= HEADER_TIMEOUT - Duration::from_millis(50) && elapsed < HEADER_TIMEOUT * 5,
             "504 after {elapsed:?}"
         );
+        assert!(closed.wait().await, "the proxy keeps the connection that timed out");
         assert_recovers(&mut client, &accepts).await;
     })
     .await;
@@ -299,16 +336,21 @@ async fn half_open_backend_is_504_after_the_response_header_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_a_byte_every_100ms_is_504_at_the_timeout_not_per_byte() {
     check("slow-head", |native| async move {
-        let (upstream, accepts) = faulty_first(|mut stream| async move {
-            let _ = read_head(&mut stream).await;
-            // Some progress every 100 ms, for ten times the timeout: a per-read timeout would
-            // never fire.
-            let head = format!("HTTP/1.1 200 OK\r\nX-Slow: {}\r\n\r\n", "s".repeat(200));
-            for byte in head.bytes() {
-                if stream.write_all(&[byte]).await.is_err() {
-                    return;
+        let closed = Closed::default();
+        let watch = closed.clone();
+        let (upstream, accepts) = faulty_first(move |mut stream| {
+            let watch = watch.clone();
+            async move {
+                let _ = read_head(&mut stream).await;
+                // Some progress every 100 ms, for twenty times the timeout: a per-read timeout
+                // would never fire.
+                let head = format!("HTTP/1.1 200 OK\r\nX-Slow: {}\r\n\r\n", "s".repeat(200));
+                for byte in head.bytes() {
+                    if stream.write_all(&[byte]).await.is_err() {
+                        return watch.mark();
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
         .await;
@@ -319,6 +361,10 @@ async fn head_a_byte_every_100ms_is_504_at_the_timeout_not_per_byte() {
         let elapsed = started.elapsed();
         assert_error(&response, 504);
         assert!(elapsed < HEADER_TIMEOUT * 5, "504 after {elapsed:?}");
+        assert!(
+            closed.wait().await,
+            "the proxy keeps reading the connection that timed out"
+        );
         assert_recovers(&mut client, &accepts).await;
     })
     .await;
@@ -340,25 +386,30 @@ async fn oversized_response_heads_are_502() {
     let mut all = Vec::new();
     for (case, size, writes) in cases {
         let found = problems(case, move |native| async move {
-            let (upstream, accepts) = faulty_first(move |mut stream| async move {
-                let _ = read_head(&mut stream).await;
-                let filler = SECRET.repeat(size / SECRET.len());
-                let head = format!("HTTP/1.1 200 OK\r\nX-Big: {filler}\r\nContent-Length: 0\r\n\r\n");
-                let mut rest = head.as_bytes();
-                // The write sizes in order, the last one repeated.
-                for i in 0.. {
-                    if rest.is_empty() {
-                        break;
+            let closed = Closed::default();
+            let watch = closed.clone();
+            let (upstream, accepts) = faulty_first(move |mut stream| {
+                let watch = watch.clone();
+                async move {
+                    let _ = read_head(&mut stream).await;
+                    let filler = SECRET.repeat(size / SECRET.len());
+                    let head = format!("HTTP/1.1 200 OK\r\nX-Big: {filler}\r\nContent-Length: 0\r\n\r\n");
+                    let mut rest = head.as_bytes();
+                    // The write sizes in order, the last one repeated.
+                    for i in 0.. {
+                        if rest.is_empty() {
+                            break;
+                        }
+                        let take = writes[i.min(writes.len() - 1)].min(rest.len());
+                        if stream.write_all(&rest[..take]).await.is_err() {
+                            return watch.mark();
+                        }
+                        rest = &rest[take..];
+                        tokio::time::sleep(Duration::from_millis(20)).await;
                     }
-                    let take = writes[i.min(writes.len() - 1)].min(rest.len());
-                    if stream.write_all(&rest[..take]).await.is_err() {
-                        return;
-                    }
-                    rest = &rest[take..];
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    // Keeps the connection open: the proxy must give up on the size, not on a close.
+                    watch.watch(&mut stream).await;
                 }
-                // Keeps the connection open: the proxy must give up on the size, not on a close.
-                tokio::time::sleep(WAIT).await;
             })
             .await;
             let (_proxy, addr) = proxy_with_timeout(upstream, native, LONG_HEADER_TIMEOUT);
@@ -370,6 +421,7 @@ async fn oversized_response_heads_are_502() {
                 started.elapsed() < LONG_HEADER_TIMEOUT,
                 "decided by size, not by the timeout"
             );
+            assert!(closed.wait().await, "the proxy keeps the connection it gave up on");
             assert_recovers(&mut client, &accepts).await;
         })
         .await;
@@ -396,10 +448,15 @@ async fn garbage_status_lines_are_502_without_the_backend_text() {
     let mut all = Vec::new();
     for (case, reply) in replies {
         let found = problems(case, move |native| async move {
-            let (upstream, accepts) = faulty_first(move |mut stream| async move {
-                let _ = read_head(&mut stream).await;
-                let _ = stream.write_all(reply).await;
-                tokio::time::sleep(WAIT).await;
+            let closed = Closed::default();
+            let watch = closed.clone();
+            let (upstream, accepts) = faulty_first(move |mut stream| {
+                let watch = watch.clone();
+                async move {
+                    let _ = read_head(&mut stream).await;
+                    let _ = stream.write_all(reply).await;
+                    watch.watch(&mut stream).await;
+                }
             })
             .await;
             let (_proxy, addr) = proxy_with_timeout(upstream, native, LONG_HEADER_TIMEOUT);
@@ -412,6 +469,7 @@ async fn garbage_status_lines_are_502_without_the_backend_text() {
                 "decided on the bytes, not by the timeout ({:?})",
                 started.elapsed()
             );
+            assert!(closed.wait().await, "the proxy keeps the connection it gave up on");
             assert_recovers(&mut client, &accepts).await;
         })
         .await;
