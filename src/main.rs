@@ -136,6 +136,9 @@ struct Tuning {
     /// Client connections per worker thread; beyond it new ones get 503 (0: from the open-file limit).
     #[arg(long, env = "VESTIBULE_MAX_CONNECTIONS", default_value_t = 0)]
     max_connections: usize,
+    /// Forward request headers whose names hold an underscore (dropped by default).
+    #[arg(long, env = "VESTIBULE_ALLOW_UNDERSCORES_IN_HEADERS")]
+    allow_underscores_in_headers: bool,
     /// Let ExternalName Services reach loopback, link-local and the admin server's addresses.
     #[arg(long, env = "VESTIBULE_ALLOW_LOCAL_EXTERNAL_NAME")]
     allow_local_external_name: bool,
@@ -161,6 +164,7 @@ impl Tuning {
             client_write_timeout: 60.0,
             max_connections: 0,
             allow_local_external_name: false,
+            allow_underscores_in_headers: false,
         }
     }
 }
@@ -237,6 +241,7 @@ fn options(
         client_write_timeout: seconds(tuning.client_write_timeout, "--client-write-timeout")?,
         max_connections_per_worker: tuning.max_connections,
         external_name_allow_local: tuning.allow_local_external_name,
+        allow_underscores_in_headers: tuning.allow_underscores_in_headers,
         // ExternalName backends never reach the admin server.
         protected_addrs: vec![admin],
         ..ProxyConfig::default()

@@ -105,6 +105,10 @@ pub struct ProxyConfig {
     /// server's addresses. Off by default: such a name would expose what listens only
     /// locally (the admin API, say) through the proxy.
     pub external_name_allow_local: bool,
+    /// Request headers whose names hold an underscore are forwarded. Off by default: they are
+    /// dropped, as ingress-nginx does (`Content_Length` reads as `Content-Length` to backends
+    /// that fold `_` into `-`).
+    pub allow_underscores_in_headers: bool,
     /// Addresses ExternalName backends may never reach (the admin server's). Default none.
     pub protected_addrs: Vec<SocketAddr>,
     /// Idle upstream connections kept per endpoint and worker thread. Default 128.
@@ -143,6 +147,7 @@ impl Default for ProxyConfig {
             client_write_timeout: Duration::from_secs(60),
             max_connections_per_worker: 0,
             external_name_allow_local: false,
+            allow_underscores_in_headers: false,
             protected_addrs: Vec::new(),
             upstream_max_idle_per_endpoint: 128,
             upstream_idle_timeout: Duration::from_secs(60),

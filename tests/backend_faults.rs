@@ -35,12 +35,7 @@ pub const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
 /// Cases (`case/native` for the proxy's own HTTP/1.1 client, `case/hyper` for hyper's) that fail
 /// today, with what happens. Remove an entry when its fix lands: a listed case that passes
 /// fails its test.
-pub const KNOWN_OPEN: &[(&str, &str)] = &[
-    ("oversized-head-140k/hyper", HYPER_NO_HEAD_LIMIT),
-    ("oversized-head-70k-in-4k-writes/hyper", HYPER_NO_HEAD_LIMIT),
-    ("oversized-head-70k-completed-at-once/hyper", HYPER_NO_HEAD_LIMIT),
-];
-const HYPER_NO_HEAD_LIMIT: &str = "hyper's upstream client (upstream_h1_native: false) has no response-head limit set: the oversized head is relayed with 200; the proxy's own client answers 502";
+pub const KNOWN_OPEN: &[(&str, &str)] = &[];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_before_the_response_head_is_502() {

@@ -733,3 +733,20 @@ async fn http2_host_disagreeing_with_authority_is_refused() {
         .unwrap();
     assert_eq!(sender.send_request(agreeing).await.unwrap().status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn underscored_header_names_are_dropped_unless_allowed() {
+    let upstream = upstream("up").await;
+    let request = b"GET / HTTP/1.1\r\nHost: a\r\nX_Tenant: evil\r\nX-Kept: 1\r\n\r\n";
+    let (_dropping, addr) = proxy_with(upstream.addr, config());
+    let seen = exchange(&mut connect(addr).await, request).await.text();
+    assert!(!seen.contains("x_tenant"), "{seen}");
+    assert!(seen.contains("\nx-kept: 1"), "{seen}");
+    let allowing = ProxyConfig {
+        allow_underscores_in_headers: true,
+        ..config()
+    };
+    let (_allowing, addr) = proxy_with(upstream.addr, allowing);
+    let seen = exchange(&mut connect(addr).await, request).await.text();
+    assert!(seen.contains("\nx_tenant: evil"), "{seen}");
+}

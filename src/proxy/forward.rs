@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 use super::body::{ProxyBody, error_response};
 use super::headers::{
     Forwarded, Peer, is_h2c_upgrade, is_upgrade, scan, strip_h2c_upgrade, strip_hop_by_hop, strip_hop_by_hop_if,
+    strip_underscored,
 };
 use super::state::{Installed, Shared};
 use super::upgrade::{splice, splice_native};
@@ -154,6 +155,41 @@ fn failure_response(failure: Failure) -> Response<ProxyBody> {
     }
 }
 
+/// A request head the proxy refuses (`400`, connection closed).
+fn refuse_head() -> Response<ProxyBody> {
+    count_client_error(ClientErrorKind::Head);
+    closing(error_response(StatusCode::BAD_REQUEST))
+}
+
+/// `host[:port]` as RFC 3986 allows it in a Host header, without userinfo or percent-encoding:
+/// a name of letters, digits, `-`, `.`, `_`, `~`, or an IP literal in brackets; a port of digits.
+fn is_valid_host(host: &[u8]) -> bool {
+    let (name, port) = match host.first() {
+        Some(b'[') => match host.iter().position(|b| *b == b']') {
+            Some(end) => {
+                let (literal, rest) = host.split_at(end + 1);
+                let inner = literal.get(1..end).unwrap_or_default();
+                if inner.is_empty() || !inner.iter().all(|b| b.is_ascii_hexdigit() || b":.".contains(b)) {
+                    return false;
+                }
+                match rest {
+                    [] => return true,
+                    [b':', port @ ..] => (&b"x"[..], Some(port)),
+                    _ => return false,
+                }
+            }
+            None => return false,
+        },
+        _ => match host.iter().rposition(|b| *b == b':') {
+            Some(colon) => (host.get(..colon).unwrap_or_default(), host.get(colon + 1..)),
+            None => (host, None),
+        },
+    };
+    let name_ok = name.iter().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(b));
+    let port_ok = port.is_none_or(|port| port.iter().all(u8::is_ascii_digit) && port.len() <= 5);
+    name_ok && port_ok
+}
+
 /// `response` with `Connection: close` (HTTP/1.1 closes the connection after it).
 fn closing(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
     response
@@ -191,8 +227,7 @@ async fn handle(
     let mut hosts = request.headers().get_all(HOST).iter();
     let mut host = hosts.next().cloned();
     if hosts.next().is_some() {
-        count_client_error(ClientErrorKind::Head);
-        return (closing(error_response(StatusCode::BAD_REQUEST)), None);
+        return (refuse_head(), None);
     }
     let mut host_missing = host.is_none();
     if let Some(authority) = request.uri().authority() {
@@ -202,8 +237,7 @@ async fn handle(
         match &host {
             // RFC 9113 §8.3.1: a Host naming another entity than `:authority` is malformed.
             Some(header) if client.http2 && !header.as_bytes().eq_ignore_ascii_case(named.as_bytes()) => {
-                count_client_error(ClientErrorKind::Head);
-                return (error_response(StatusCode::BAD_REQUEST), None);
+                return (refuse_head(), None);
             }
             Some(_) if client.http2 => {}
             // RFC 9112 §3.2.2: an absolute-form target's authority replaces the Host header.
@@ -213,6 +247,27 @@ async fn handle(
         if host_missing {
             host = HeaderValue::from_str(named).ok();
         }
+    }
+    match &host {
+        Some(host) if is_valid_host(host.as_bytes()) => {}
+        // RFC 9112 §3.2: an HTTP/1.1 request without Host, or with an invalid one, is refused.
+        Some(_) => return (refuse_head(), None),
+        None if request.version() == Version::HTTP_11 => return (refuse_head(), None),
+        None => {
+            // HTTP/1.0 may omit Host; the upstream request (HTTP/1.1) carries an empty one.
+            host = Some(HeaderValue::from_static(""));
+            host_missing = true;
+        }
+    }
+    if request.uri().scheme().is_none() && request.uri().authority().is_some() {
+        // An authority-form target (`GET a HTTP/1.1`) belongs to CONNECT only.
+        return (refuse_head(), None);
+    }
+    let present = scan(request.headers());
+    if present.underscore && !client.shared.config.allow_underscores_in_headers {
+        // `Content_Length` reads as `Content-Length` to backends that fold `_` into `-`: such
+        // names are dropped, as ingress-nginx does by default.
+        strip_underscored(request.headers_mut());
     }
     // Route (and forward) the normalised path, so `/public/../admin` cannot reach a route that
     // `/admin` would not. Rare: most paths need nothing and are not copied.
@@ -245,7 +300,6 @@ async fn handle(
         return (error_response(route.unavailable), Some(id));
     };
 
-    let present = scan(request.headers());
     if present.upgrade && is_h2c_upgrade(request.headers()) {
         // `Upgrade: h2c` would turn the connection into a tunnel to the backend, past routing
         // (h2c smuggling): the request is forwarded as a plain HTTP/1.1 request instead.

@@ -96,6 +96,8 @@ pub(crate) struct Present {
     pub hop_by_hop: bool,
     pub upgrade: bool,
     pub expect: bool,
+    /// Some header name holds an underscore.
+    pub underscore: bool,
 }
 
 pub(crate) fn scan(headers: &HeaderMap) -> Present {
@@ -107,8 +109,21 @@ pub(crate) fn scan(headers: &HeaderMap) -> Present {
         } else if name == EXPECT {
             present.expect = true;
         }
+        present.underscore |= name.as_str().contains('_');
     }
     present
+}
+
+/// Removes every header whose name holds an underscore.
+pub(crate) fn strip_underscored(headers: &mut HeaderMap) {
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
 }
 
 /// [`strip_hop_by_hop`] when [`scan`] found some hop-by-hop header or this is an upgrade.

@@ -87,6 +87,8 @@ impl ExternalGuard {
 struct Connect<'a> {
     limit: Duration,
     guard: &'a ExternalGuard,
+    /// Largest response head (hyper's HTTP/1.1 client bounds its read buffer by it).
+    max_head: usize,
 }
 
 enum Target {
@@ -304,6 +306,7 @@ impl Upstream {
         let how = Connect {
             limit: deadlines.connect,
             guard: &self.guard,
+            max_head: deadlines.max_response_head,
         };
         let (key, stream) = self
             .connect_once_more(key, metrics, |key| async move { connect_tcp(&key, how).await })
@@ -381,6 +384,7 @@ impl Upstream {
         let how = Connect {
             limit: deadlines.connect,
             guard: &self.guard,
+            max_head: deadlines.max_response_head,
         };
         let (key, mut conn) = self
             .connect_once_more(key, metrics, |key| async move { connect_h1(&key, how).await })
@@ -428,6 +432,7 @@ impl Upstream {
         let how = Connect {
             limit: deadlines.connect,
             guard: &self.guard,
+            max_head: deadlines.max_response_head,
         };
         let (key, mut conn) = self
             .connect_once_more(key, metrics, |key| async move { connect_h2(&key, how).await })
@@ -509,7 +514,9 @@ async fn connect_tcp(key: &PoolKey, how: Connect<'_>) -> Result<TcpStream, Failu
 
 async fn connect_h1(key: &PoolKey, how: Connect<'_>) -> Result<http1::SendRequest<WatchedBody>, Failure> {
     let stream = connect_tcp(key, how).await?;
+    // A response head larger than the limit fails the exchange (→ 502), as in our own client.
     let (sender, connection) = http1::Builder::new()
+        .max_header_size(how.max_head)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|_| Failure::Connect)?;

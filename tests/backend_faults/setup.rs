@@ -9,36 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use vestibule::proxy::{Proxy, ProxyConfig};
 use vestibule::routes::UpstreamProtocol;
 
-use super::support::{RawResponse, TableBuilder, WAIT, exchange, read_head, start};
+use super::support::{RawResponse, TableBuilder, WAIT, exchange, read_head, scripted, start};
 use super::{GET, HEADER_TIMEOUT, KNOWN_OPEN, OK, SECRET};
-
-/// A backend whose connections are served by `script(stream, index of the connection)`;
-/// counts accepted connections.
-pub async fn scripted<F, Fut>(script: F) -> (SocketAddr, Arc<AtomicUsize>)
-where
-    F: Fn(TcpStream, usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepts = Arc::new(AtomicUsize::new(0));
-    let count = accepts.clone();
-    let script = Arc::new(script);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let index = count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(script(stream, index));
-        }
-    });
-    (addr, accepts)
-}
 
 /// The first connection runs `fault`; every later one answers each request with [`OK`].
 pub async fn faulty_first<F, Fut>(fault: F) -> (SocketAddr, Arc<AtomicUsize>)

@@ -240,7 +240,15 @@ pub fn sets() -> Vec<Set> {
         let body = format!("{:x}\r\n{SMUGGLED}\r\n0\r\n\r\n", SMUGGLED.len());
         with_cl.extend_from_slice(b"\r\n");
         with_cl.extend_from_slice(body.as_bytes());
-        s.add(&format!("{name}+cl"), Either(1), with_cl);
+        // An underscored name is no Transfer-Encoding: the proxy drops it (as ingress-nginx
+        // does), so Content-Length frames the POST for proxy and backend alike, and what follows
+        // is the next request (forwarded), then garbage (rejected).
+        let want = if *name == "underscore-name" {
+            Either(3)
+        } else {
+            Either(1)
+        };
+        s.add(&format!("{name}+cl"), want, with_cl);
     }
     sets.push(s);
 
