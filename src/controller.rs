@@ -37,18 +37,20 @@ pub struct Applied {
     pub outcome: ReloadOutcome,
 }
 
-/// Translation with last-good substitution. Pure apart from its own memory of good versions.
+/// Translation with last-good substitution. Pure apart from its own memory of good versions
+/// and of the previous snapshot (to tell what an update changed).
 #[derive(Debug, Default)]
 pub struct Reconciler {
     options: TranslateOptions,
     last_good: HashMap<ObjectKey, Arc<StoredObject>>,
+    previous: Snapshot,
 }
 
 impl Reconciler {
     pub fn new(options: TranslateOptions) -> Self {
         Reconciler {
             options,
-            last_good: HashMap::new(),
+            ..Default::default()
         }
     }
 
@@ -65,6 +67,7 @@ impl Reconciler {
                 (good != current).then(|| good.clone())
             })
             .collect();
+        let replaced: BTreeSet<ObjectKey> = substitutes.iter().map(|o| o.key()).collect();
 
         let (translation, issues) = if substitutes.is_empty() {
             let issues = first.issues.clone();
@@ -75,7 +78,6 @@ impl Reconciler {
                 patched = patched.with_object(good.clone());
             }
             let second = translate(&patched, &self.options);
-            let replaced: BTreeSet<ObjectKey> = substitutes.iter().map(|o| o.key()).collect();
             // Report what is wrong with the new versions, and what the last good versions say.
             let mut issues: Vec<Issue> = first
                 .issues
@@ -106,11 +108,8 @@ impl Reconciler {
         all_issues.extend(issues);
         all_issues.sort();
         all_issues.dedup();
-        let outcome = if all_issues.iter().any(Issue::is_error) {
-            ReloadOutcome::Partial
-        } else {
-            ReloadOutcome::Success
-        };
+        let outcome = outcome(&self.previous, snapshot, &replaced, &all_issues);
+        self.previous = snapshot.clone();
         let Translation { table, statuses, .. } = translation;
         Applied {
             table: Arc::new(table),
@@ -138,6 +137,47 @@ impl Reconciler {
                 }
             }
         }
+    }
+}
+
+/// How much of the update from `previous` to `current` was applied:
+///
+/// - [`Failure`](ReloadOutcome::Failure): nothing. Objects were added or changed (none
+///   deleted) and every one of them was rejected, its last good version serving instead; or no
+///   object changed and the update brought only new load errors (a manifest file that fails to
+///   parse keeps its last good objects). What serves is what served before.
+/// - [`Partial`](ReloadOutcome::Partial): applied, but some current object or file has errors
+///   (it, or the defective parts of it, are not served).
+/// - [`Success`](ReloadOutcome::Success): applied with no errors.
+fn outcome(previous: &Snapshot, current: &Snapshot, replaced: &BTreeSet<ObjectKey>, issues: &[Issue]) -> ReloadOutcome {
+    let changed: Vec<&ObjectKey> = current
+        .objects
+        .iter()
+        .filter(|(key, object)| {
+            previous
+                .objects
+                .get(*key)
+                .is_none_or(|before| !Arc::ptr_eq(before, object) && before != *object)
+        })
+        .map(|(key, _)| key)
+        .collect();
+    let deleted = previous.objects.keys().any(|key| !current.objects.contains_key(key));
+    let new_load_errors = current
+        .issues
+        .iter()
+        .any(|issue| issue.is_error() && !previous.issues.contains(issue));
+    let nothing_applied = !deleted
+        && if changed.is_empty() {
+            new_load_errors
+        } else {
+            changed.iter().all(|key| replaced.contains(*key))
+        };
+    if nothing_applied {
+        ReloadOutcome::Failure
+    } else if issues.iter().any(Issue::is_error) {
+        ReloadOutcome::Partial
+    } else {
+        ReloadOutcome::Success
     }
 }
 

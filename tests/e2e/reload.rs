@@ -114,6 +114,17 @@ async fn broken_input_is_reported_and_the_last_good_version_keeps_serving() {
             .any(|l| l.starts_with("vestibule_rejected_objects") && l.contains("Ingress") && l.ends_with(" 1")),
         "{metrics}"
     );
+    // Both changes were rejected, so every reload since the first applied nothing.
+    let reloads = |outcome: &str| -> u64 {
+        let prefix = format!("vestibule_config_reloads_total{{outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix}in {metrics}"))
+    };
+    assert!(reloads("failure") >= 1, "{metrics}");
+    assert_eq!((reloads("success"), reloads("partial")), (1, 0), "{metrics}");
 }
 
 /// Reloads while requests flow on keep-alive connections: none may fail.
