@@ -41,9 +41,15 @@ async fn new_changed_and_deleted_files_apply_live() {
     );
     vestibule.wait_for("other.example", "/", 200).await;
 
-    // Deleted.
+    // Deleted: the route's series leave /metrics; the other route's stay.
+    let route = |name: &str| format!("route=\"ingress/default/{name}/rules[0]/paths[0]\"");
+    let (_, metrics) = get(vestibule.admin, "admin", "/metrics").await.unwrap();
+    assert!(metrics.contains(&route("app")), "{metrics}");
     std::fs::remove_file(dir.path().join("app.yaml")).unwrap();
     vestibule.wait_for("app.example", "/", 404).await;
+    let (_, metrics) = get(vestibule.admin, "admin", "/metrics").await.unwrap();
+    assert!(!metrics.contains(&route("app")), "{metrics}");
+    assert!(metrics.contains(&route("other")), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
