@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::admin::{self, AdminState};
 use crate::config::SourceId;
-use crate::controller::{self, Sink};
+use crate::controller::{self, Publication, Sink};
 use crate::metrics::Metrics;
 use crate::providers::{SourceUpdate, file};
 use crate::proxy::{Proxy, ProxyConfig};
@@ -61,6 +61,8 @@ impl Sink for Proxy {
 pub struct Running {
     pub proxy: Arc<Proxy>,
     pub admin: Arc<AdminState>,
+    /// What the controller applied.
+    pub publication: Arc<Publication>,
     pub admin_addr: SocketAddr,
     /// Sends objects on behalf of a built-in source (the demo); kept open while running.
     pub builtin: Option<mpsc::Sender<SourceUpdate>>,
@@ -72,7 +74,8 @@ pub struct Running {
 /// `Running::builtin`.
 pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Running, StartError> {
     let metrics = Metrics::new();
-    let admin_state = AdminState::new(metrics.clone());
+    let publication = Publication::new();
+    let admin_state = AdminState::new(publication.clone(), metrics.clone());
     let admin_listener = tokio::net::TcpListener::bind(options.admin)
         .await
         .map_err(|source| StartError::Bind {
@@ -83,7 +86,7 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
     let admin_addr = admin_listener.local_addr().unwrap_or(options.admin);
     let shown = |addr: Option<SocketAddr>| addr.map_or("off".to_string(), |a| a.to_string());
     let proxy = Arc::new(
-        Proxy::start(options.proxy.clone(), metrics).map_err(|source| StartError::Proxy {
+        Proxy::start(options.proxy.clone(), metrics.clone()).map_err(|source| StartError::Proxy {
             http: shown(options.proxy.http),
             https: shown(options.proxy.https),
             source,
@@ -128,11 +131,13 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         rx,
         options.translate.clone(),
         proxy.clone(),
-        admin_state.clone(),
+        publication.clone(),
+        metrics,
     ));
     Ok(Running {
         proxy,
         admin: admin_state,
+        publication,
         admin_addr,
         builtin: builtin_tx,
         _watcher: watcher,
@@ -144,7 +149,7 @@ impl Running {
     /// Waits until the first configuration is applied (or `limit` passes).
     pub async fn wait_ready(&self, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
-        while !self.admin.ready.load(Ordering::SeqCst) {
+        while !self.publication.is_applied() {
             if tokio::time::Instant::now() >= deadline {
                 return false;
             }

@@ -1,5 +1,6 @@
 //! The control loop: source updates → object store → `translate` → one install into the proxy
-//! and one publication to the admin server.
+//! and one [`Publication`] for readers (the admin server reads it; the controller knows
+//! nothing of the admin server).
 //!
 //! Owns the store and the "last good version" of every object: when a new version of an object
 //! is defective (an error issue names it), the previous good version keeps serving, and the
@@ -8,17 +9,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::admin::{AdminState, Published};
 use crate::config::{Issue, Kind, ObjectKey, ObjectStore, Snapshot, SourceId, StoredObject};
-use crate::metrics::ReloadOutcome;
+use crate::metrics::{Metrics, ReloadOutcome};
 use crate::providers::SourceUpdate;
 use crate::routes::RouteTable;
 use crate::translate::{ObjectStatus, TranslateOptions, Translation, translate};
+
+mod publication;
+
+pub use self::publication::{Publication, Published};
 
 /// Extra time to wait for more updates once one arrived, so bursts apply once.
 pub const COALESCE: Duration = Duration::from_millis(10);
@@ -189,13 +192,15 @@ fn keys_with_errors(issues: &[Issue]) -> BTreeSet<ObjectKey> {
         .collect()
 }
 
-/// Runs the loop until every sender of `updates` is gone.
+/// Runs the loop until every sender of `updates` is gone: installs each applied configuration
+/// into `sink`, counts it in `metrics` and publishes it in `publication`.
 pub async fn run(
     sources: Vec<SourceId>,
     mut updates: mpsc::Receiver<SourceUpdate>,
     options: TranslateOptions,
     sink: Arc<dyn Sink>,
-    admin: Arc<AdminState>,
+    publication: Arc<Publication>,
+    metrics: Arc<Metrics>,
 ) {
     let mut store = ObjectStore::new();
     for source in sources {
@@ -219,14 +224,13 @@ pub async fn run(
         generation += 1;
         sink.install(applied.table.clone());
         log_new_issues(&applied.issues, &mut reported);
-        publish(&admin, generation, applied);
+        publish(&publication, &metrics, generation, applied);
         tracing::info!(
             generation,
             objects = snapshot.objects.len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "configuration applied"
         );
-        admin.ready.store(true, Ordering::SeqCst);
     }
 }
 
@@ -243,8 +247,7 @@ fn log_new_issues(issues: &[Issue], reported: &mut BTreeSet<Issue>) {
     *reported = current;
 }
 
-fn publish(admin: &AdminState, generation: u64, applied: Applied) {
-    let metrics = &admin.metrics;
+fn publish(publication: &Publication, metrics: &Metrics, generation: u64, applied: Applied) {
     metrics.reload(applied.outcome);
     let mut rejected: BTreeMap<&str, u64> = BTreeMap::new();
     for kind in [
@@ -269,12 +272,12 @@ fn publish(admin: &AdminState, generation: u64, applied: Applied) {
     for (kind, count) in rejected {
         metrics.set_rejected(kind, count);
     }
-    admin.published.store(Arc::new(Published {
+    publication.publish(Published {
         generation,
         table: applied.table,
         statuses: applied.statuses,
         issues: applied.issues,
-    }));
+    });
 }
 
 #[cfg(test)]
