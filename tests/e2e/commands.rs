@@ -123,3 +123,79 @@ fn demo_prints_curl_commands_that_work() {
     let _ = child.wait();
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+fn loopback(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+/// `vestibule demo` removes its temporary directory (the CA file) when stopped by SIGTERM or
+/// Ctrl-C (SIGINT).
+#[test]
+fn demo_removes_its_temporary_directory_when_stopped() {
+    for signal in ["TERM", "INT"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (http, https, admin) = (free_port(), free_port(), free_port());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+            .args(["demo", "--http", &loopback(http), "--https", &loopback(https)])
+            .args(["--admin", &loopback(admin)])
+            .env("TMPDIR", tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut printed = Vec::new();
+        while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            let done = line.starts_with("Press Ctrl-C");
+            printed.push(line);
+            if done {
+                break;
+            }
+        }
+        let entries = |dir: &std::path::Path| -> Vec<String> {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        let made = entries(tmp.path());
+        let ca_printed = printed.iter().any(|l| l.contains(&tmp.path().display().to_string()));
+        if made.len() != 1 || !ca_printed {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the demo's directory is not in TMPDIR ({made:?}) or not printed:\n{printed:#?}");
+        }
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let exit = loop {
+            if let Some(exit) = child.try_wait().unwrap() {
+                break exit;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("demo did not exit within 20 s of SIG{signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(exit.success(), "SIG{signal}: {exit:?}");
+        assert_eq!(
+            entries(tmp.path()),
+            Vec::<String>::new(),
+            "left behind after SIG{signal}"
+        );
+    }
+}
