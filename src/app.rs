@@ -32,23 +32,33 @@ pub struct RunOptions {
     pub drain_timeout: Duration,
 }
 
-/// A start-up failure, naming what could not be done.
+/// A start-up failure, naming what could not be done. Each message is complete (the cause is
+/// part of it, not a separate `source`), so it prints once however it is printed.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {what} address {addr}: {source}")]
+    /// The admin listener could not be bound: `--admin 127.0.0.1:9000: address in use`.
+    #[error("{flag} {addr}: {}", bind_reason(error))]
     Bind {
-        what: &'static str,
+        flag: &'static str,
         addr: SocketAddr,
-        source: io::Error,
+        error: io::Error,
     },
-    #[error("cannot start the proxy listeners (--http {http}, --https {https}): {source}")]
-    Proxy {
-        http: String,
-        https: String,
-        source: io::Error,
-    },
+    /// The proxy could not start; a listener that could not be bound is named with its flag
+    /// and address: `--http 0.0.0.0:80: address in use`.
+    #[error("cannot start the proxy: {error}")]
+    Proxy { error: io::Error },
+    /// A `--manifests` path does not exist or cannot be read.
+    #[error("--manifests {}: {error}", path.display())]
+    Manifests { path: PathBuf, error: io::Error },
     #[error("cannot watch manifests: {0}")]
     Watch(#[from] notify::Error),
+}
+
+fn bind_reason(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::AddrInUse => "address in use".to_string(),
+        _ => error.to_string(),
+    }
 }
 
 impl Sink for Proxy {
@@ -73,25 +83,28 @@ pub struct Running {
 /// Starts everything. `builtin` names an extra source whose objects the caller sends through
 /// `Running::builtin`.
 pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Running, StartError> {
+    // A path that does not exist is a mistake to report now, not an empty configuration.
+    for path in &options.manifests {
+        if let Err(error) = std::fs::metadata(path) {
+            return Err(StartError::Manifests {
+                path: path.clone(),
+                error,
+            });
+        }
+    }
     let metrics = Metrics::new();
     let publication = Publication::new();
     let admin_state = AdminState::new(publication.clone(), metrics.clone());
     let admin_listener = tokio::net::TcpListener::bind(options.admin)
         .await
-        .map_err(|source| StartError::Bind {
-            what: "--admin",
+        .map_err(|error| StartError::Bind {
+            flag: "--admin",
             addr: options.admin,
-            source,
+            error,
         })?;
     let admin_addr = admin_listener.local_addr().unwrap_or(options.admin);
-    let shown = |addr: Option<SocketAddr>| addr.map_or("off".to_string(), |a| a.to_string());
-    let proxy = Arc::new(
-        Proxy::start(options.proxy.clone(), metrics.clone()).map_err(|source| StartError::Proxy {
-            http: shown(options.proxy.http),
-            https: shown(options.proxy.https),
-            source,
-        })?,
-    );
+    let proxy =
+        Arc::new(Proxy::start(options.proxy.clone(), metrics.clone()).map_err(|error| StartError::Proxy { error })?);
     {
         let state = admin_state.clone();
         tokio::spawn(async move {
@@ -114,7 +127,10 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         tx.clone()
     });
     if sources.is_empty() {
-        tracing::warn!("no --manifests given: serving an empty configuration (every request answers 404)");
+        tracing::warn!(
+            "no --manifests (-f) given: serving an empty configuration, every request answers 404; \
+             pass -f with a file or directory of manifests"
+        );
         let source = SourceId::new("none");
         sources.push(source.clone());
         let _ = tx

@@ -124,8 +124,131 @@ fn demo_prints_curl_commands_that_work() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// Runs `vestibule ARGS` until it exits (at most 20 s): (exit code, stderr).
+fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "vestibule {args:?} still running after 20 s; stderr:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code(), std::fs::read_to_string(&log).unwrap_or_default())
+}
+
 fn loopback(port: u16) -> String {
     format!("127.0.0.1:{port}")
+}
+
+/// A taken port fails the start, and the error names the flag and the address.
+#[test]
+fn a_taken_port_is_reported_with_its_flag_and_address() {
+    let dir = tempfile::tempdir().unwrap();
+    for flag in ["--http", "--https", "--admin"] {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken_addr = taken.local_addr().unwrap().to_string();
+        let mut ports = [
+            ("--http", loopback(free_port())),
+            ("--https", loopback(free_port())),
+            ("--admin", loopback(free_port())),
+        ];
+        for (name, addr) in ports.iter_mut() {
+            if *name == flag {
+                *addr = taken_addr.clone();
+            }
+        }
+        let mut args = vec!["run", "-f", dir.path().to_str().unwrap()];
+        for (name, addr) in &ports {
+            args.extend([*name, addr.as_str()]);
+        }
+        let (code, stderr) = run_to_exit(&args);
+        assert_ne!(code, Some(0), "{stderr}");
+        let expected = format!("{flag} {taken_addr}: address in use");
+        assert!(stderr.contains(&expected), "expected {expected:?} in:\n{stderr}");
+        drop(taken);
+    }
+}
+
+/// A `-f` path that does not exist is an error at start naming it, not an empty configuration.
+#[test]
+fn a_missing_manifests_path_fails_the_start_and_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-manifests");
+    let (http, https, admin) = (loopback(free_port()), loopback(free_port()), loopback(free_port()));
+    let (code, stderr) = run_to_exit(&[
+        "run",
+        "-f",
+        missing.to_str().unwrap(),
+        "--http",
+        &http,
+        "--https",
+        &https,
+        "--admin",
+        &admin,
+    ]);
+    assert_ne!(code, Some(0), "{stderr}");
+    let expected = format!("--manifests {}: ", missing.display());
+    assert!(stderr.contains(&expected), "expected {expected:?} in:\n{stderr}");
+    assert!(stderr.contains("No such file"), "{stderr}");
+}
+
+/// Without `-f`, `run` serves an empty configuration and says so in a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_without_manifests_warns_that_everything_is_404() {
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("stderr");
+    let (http, https, admin) = (free_port(), free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+        .args(["run", "--workers", "1"])
+        .args(["--http", &loopback(http), "--https", &loopback(https)])
+        .args(["--admin", &loopback(admin)])
+        .env("RUST_LOG", "info")
+        .env_remove("VESTIBULE_MANIFESTS")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let admin_addr: std::net::SocketAddr = loopback(admin).parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(get(admin_addr, "admin", "/readyz").await, Ok((200, _))) {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "not ready within 20 s:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let http_addr: std::net::SocketAddr = loopback(http).parse().unwrap();
+    let status = get(http_addr, "app.example", "/").await.map(|(status, _)| status);
+    let _ = child.kill();
+    let _ = child.wait();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status, Ok(404));
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("no --manifests"))
+        .unwrap_or_else(|| panic!("no warning about the missing --manifests:\n{stderr}"));
+    assert!(warning.contains("404"), "{warning}");
 }
 
 /// `vestibule demo` removes its temporary directory (the CA file) when stopped by SIGTERM or
