@@ -31,7 +31,57 @@ fn check_prints_routes_and_exits_0_on_valid_manifests() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("app.example"), "{stdout}");
+    assert!(
+        stdout.contains("Prefix /") && stdout.contains("default/a:80"),
+        "{stdout}"
+    );
     assert!(stdout.contains("0 error(s)"), "{stdout}");
+    assert!(
+        !stdout.contains('{'),
+        "text output by default, no JSON mixed in:\n{stdout}"
+    );
+}
+
+/// `--output json`: stdout is exactly one JSON document, for errors too.
+#[test]
+fn check_output_json_is_one_document_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    write_manifest(
+        dir.path(),
+        "all.yaml",
+        &format!(
+            "{CLASS}\n---\n{}\n---\n{}",
+            service("a", &[backend]),
+            ingress("app", "app.example", "a")
+        ),
+    );
+    let check = |dir: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+            .args(["check", "--output", "json", "-f"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let document: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{stdout}"));
+        (out.status.code(), document)
+    };
+    let (code, document) = check(dir.path());
+    assert_eq!(code, Some(0), "{document}");
+    assert_eq!(document["routes"]["hosts"][0]["host"], "app.example", "{document}");
+    assert_eq!(document["errors"], serde_json::json!([]), "{document}");
+    assert!(document["statuses"].is_array(), "{document}");
+
+    let broken = ingress("app", "app.example", "a").replace("pathType: Prefix, ", "");
+    write_manifest(dir.path(), "all.yaml", &format!("{CLASS}\n---\n{broken}"));
+    let (code, document) = check(dir.path());
+    assert_eq!(code, Some(1), "{document}");
+    let errors = document["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| e.as_str().unwrap_or("").contains("pathType")),
+        "{document}"
+    );
 }
 
 #[test]
