@@ -165,10 +165,11 @@ fn outcome(previous: &Snapshot, current: &Snapshot, replaced: &BTreeSet<ObjectKe
         .map(|(key, _)| key)
         .collect();
     let deleted = previous.objects.keys().any(|key| !current.objects.contains_key(key));
+    let errors_before: BTreeSet<&Issue> = previous.issues.iter().filter(|i| i.is_error()).collect();
     let new_load_errors = current
         .issues
         .iter()
-        .any(|issue| issue.is_error() && !previous.issues.contains(issue));
+        .any(|issue| issue.is_error() && !errors_before.contains(issue));
     let nothing_applied = !deleted
         && if changed.is_empty() {
             new_load_errors
