@@ -1,5 +1,5 @@
 //! The process: wires providers, the controller, the proxy and the admin server together, and
-//! handles SIGTERM/SIGINT (readyz turns 503, then listeners drain).
+//! handles SIGTERM/SIGINT (readyz turns 503, then listeners drain) through [`ShutdownSignals`].
 
 use std::io;
 use std::net::SocketAddr;
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::admin::{self, AdminState};
@@ -184,18 +185,28 @@ impl Running {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGTERM and SIGINT (Ctrl-C), caught from the moment [`listen`](Self::listen) returns.
+/// Listen before starting anything: a signal that arrives while starting up is then kept for
+/// [`recv`](Self::recv) instead of killing the process undrained (and leaving files behind).
+pub struct ShutdownSignals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl ShutdownSignals {
+    /// Installs the handlers; needs a running tokio runtime.
+    pub fn listen() -> io::Result<Self> {
+        Ok(ShutdownSignals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Resolves on the first SIGTERM or SIGINT since [`listen`](Self::listen).
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }

@@ -69,6 +69,8 @@ pub fn render(backends: &[(&str, SocketAddr)], certificate: &DemoCertificate) ->
 
 /// Runs the demo until SIGINT/SIGTERM.
 pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> {
+    // Caught from here on, so Ctrl-C at any moment still removes the scratch directory.
+    let mut signals = app::ShutdownSignals::listen()?;
     let mut backends = Vec::new();
     for name in ["cheddar", "stilton", "wensleydale"] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -106,7 +108,7 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
     let http = addrs.http.ok_or("the demo needs --http")?;
     let https = addrs.https.ok_or("the demo needs --https")?;
     print_tour(http, https, running.admin_addr, &ca_path)?;
-    app::shutdown_signal().await;
+    signals.recv().await;
     running.shutdown().await;
     Ok(())
 }

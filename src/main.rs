@@ -246,9 +246,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.publish_address,
         &args.tuning,
     )?;
+    // Listened for before starting: a SIGTERM during start-up still drains.
+    let mut signals = app::ShutdownSignals::listen().context("cannot listen for SIGTERM/SIGINT")?;
     let running = app::start(options, None).await?;
     tracing::info!(admin = %running.admin_addr, http = ?running.proxy.local_addrs().http, https = ?running.proxy.local_addrs().https, "vestibule running");
-    app::shutdown_signal().await;
+    signals.recv().await;
     running.shutdown().await;
     Ok(())
 }
