@@ -1,9 +1,9 @@
 //! The admin server: `/healthz`, `/readyz`, `/metrics`, `/api/status`, `/api/issues`,
-//! `/api/routes` and the dashboard at `/`. Reads only what the controller published; never
-//! blocks the data plane.
+//! `/api/routes` and the dashboard at `/`. Reads only what the controller published (its
+//! [`Publication`]); never writes it, never blocks the data plane.
 //!
-//! Every answer is computed from one load of [`AdminState::published`], so a page never mixes
-//! two configurations. Only `GET` and `HEAD` are served (`405` otherwise); unknown paths get
+//! Every answer is computed from one load of the publication, so a page never mixes two
+//! configurations. Only `GET` and `HEAD` are served (`405` otherwise); unknown paths get
 //! `404`. JSON bodies are in [`api`], the HTML page in [`dashboard`].
 
 pub mod api;
@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -26,46 +25,31 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tracing::{Instrument, debug, debug_span, warn};
 
-use crate::config::Issue;
+use crate::controller::Publication;
 use crate::metrics::Metrics;
-use crate::routes::RouteTable;
-use crate::translate::ObjectStatus;
 
-/// What the controller last applied.
-#[derive(Debug, Default)]
-pub struct Published {
-    /// Counts applied configurations, from 1; 0 before the first.
-    pub generation: u64,
-    pub table: Arc<RouteTable>,
-    pub statuses: Vec<ObjectStatus>,
-    /// Load and translation issues of the current objects, sorted.
-    pub issues: Vec<Issue>,
-}
-
-/// Shared between the controller (writer) and the admin server (reader).
+/// What the admin server reads, and the one flag it owns.
 #[derive(Debug)]
 pub struct AdminState {
-    /// Set once the first complete configuration is applied.
-    pub ready: AtomicBool,
-    /// Set on SIGTERM: `/readyz` answers 503 from then on.
+    /// Set on SIGTERM (by the process): `/readyz` answers 503 from then on.
     pub draining: AtomicBool,
-    pub published: ArcSwap<Published>,
+    /// What the controller applied; read only here.
+    pub publication: Arc<Publication>,
     pub metrics: Arc<Metrics>,
 }
 
 impl AdminState {
-    pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(publication: Arc<Publication>, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(AdminState {
-            ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
-            published: ArcSwap::from_pointee(Published::default()),
+            publication,
             metrics,
         })
     }
 
     /// Ready for traffic: the first configuration is applied and we are not draining.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
+        self.publication.is_applied() && !self.draining.load(Ordering::Acquire)
     }
 }
 
@@ -117,7 +101,7 @@ pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<Full<Byt
         "/healthz" => text(StatusCode::OK, "ok"),
         "/readyz" => readyz(state),
         "/metrics" => {
-            let published = state.published.load();
+            let published = state.publication.load();
             state.metrics.set_generation(published.generation);
             with_type(
                 StatusCode::OK,
@@ -125,13 +109,13 @@ pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<Full<Byt
                 state.metrics.encode(),
             )
         }
-        "/api/status" => json(&api::statuses(&state.published.load())),
-        "/api/issues" => json(&api::issues(&state.published.load())),
-        "/api/routes" => json(&api::routes(&state.published.load())),
+        "/api/status" => json(&api::statuses(&state.publication.load())),
+        "/api/issues" => json(&api::issues(&state.publication.load())),
+        "/api/routes" => json(&api::routes(&state.publication.load())),
         "/" => with_type(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            dashboard::render(state, &state.published.load()),
+            dashboard::render(state, &state.publication.load()),
         ),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
@@ -140,7 +124,7 @@ pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<Full<Byt
 fn readyz(state: &AdminState) -> Response<Full<Bytes>> {
     if state.draining.load(Ordering::Acquire) {
         text(StatusCode::SERVICE_UNAVAILABLE, "draining")
-    } else if state.ready.load(Ordering::Acquire) {
+    } else if state.publication.is_applied() {
         text(StatusCode::OK, "ok")
     } else {
         text(StatusCode::SERVICE_UNAVAILABLE, "not ready")

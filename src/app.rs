@@ -1,5 +1,5 @@
 //! The process: wires providers, the controller, the proxy and the admin server together, and
-//! handles SIGTERM/SIGINT (readyz turns 503, then listeners drain).
+//! handles SIGTERM/SIGINT (readyz turns 503, then listeners drain) through [`ShutdownSignals`].
 
 use std::io;
 use std::net::SocketAddr;
@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::admin::{self, AdminState};
 use crate::config::SourceId;
-use crate::controller::{self, Sink};
+use crate::controller::{self, Publication, Sink};
 use crate::metrics::Metrics;
 use crate::providers::{SourceUpdate, file};
 use crate::proxy::{Proxy, ProxyConfig};
@@ -32,23 +33,33 @@ pub struct RunOptions {
     pub drain_timeout: Duration,
 }
 
-/// A start-up failure, naming what could not be done.
+/// A start-up failure, naming what could not be done. Each message is complete (the cause is
+/// part of it, not a separate `source`), so it prints once however it is printed.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {what} address {addr}: {source}")]
+    /// The admin listener could not be bound: `--admin 127.0.0.1:9000: address in use`.
+    #[error("{flag} {addr}: {}", bind_reason(error))]
     Bind {
-        what: &'static str,
+        flag: &'static str,
         addr: SocketAddr,
-        source: io::Error,
+        error: io::Error,
     },
-    #[error("cannot start the proxy listeners (--http {http}, --https {https}): {source}")]
-    Proxy {
-        http: String,
-        https: String,
-        source: io::Error,
-    },
+    /// The proxy could not start; a listener that could not be bound is named with its flag
+    /// and address: `--http 0.0.0.0:80: address in use`.
+    #[error("cannot start the proxy: {error}")]
+    Proxy { error: io::Error },
+    /// A `--manifests` path does not exist or cannot be read.
+    #[error("--manifests {}: {error}", path.display())]
+    Manifests { path: PathBuf, error: io::Error },
     #[error("cannot watch manifests: {0}")]
     Watch(#[from] notify::Error),
+}
+
+fn bind_reason(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::AddrInUse => "address in use".to_string(),
+        _ => error.to_string(),
+    }
 }
 
 impl Sink for Proxy {
@@ -61,6 +72,8 @@ impl Sink for Proxy {
 pub struct Running {
     pub proxy: Arc<Proxy>,
     pub admin: Arc<AdminState>,
+    /// What the controller applied.
+    pub publication: Arc<Publication>,
     pub admin_addr: SocketAddr,
     /// Sends objects on behalf of a built-in source (the demo); kept open while running.
     pub builtin: Option<mpsc::Sender<SourceUpdate>>,
@@ -71,24 +84,28 @@ pub struct Running {
 /// Starts everything. `builtin` names an extra source whose objects the caller sends through
 /// `Running::builtin`.
 pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Running, StartError> {
+    // A path that does not exist is a mistake to report now, not an empty configuration.
+    for path in &options.manifests {
+        if let Err(error) = std::fs::metadata(path) {
+            return Err(StartError::Manifests {
+                path: path.clone(),
+                error,
+            });
+        }
+    }
     let metrics = Metrics::new();
-    let admin_state = AdminState::new(metrics.clone());
+    let publication = Publication::new();
+    let admin_state = AdminState::new(publication.clone(), metrics.clone());
     let admin_listener = tokio::net::TcpListener::bind(options.admin)
         .await
-        .map_err(|source| StartError::Bind {
-            what: "--admin",
+        .map_err(|error| StartError::Bind {
+            flag: "--admin",
             addr: options.admin,
-            source,
+            error,
         })?;
     let admin_addr = admin_listener.local_addr().unwrap_or(options.admin);
-    let shown = |addr: Option<SocketAddr>| addr.map_or("off".to_string(), |a| a.to_string());
-    let proxy = Arc::new(
-        Proxy::start(options.proxy.clone(), metrics).map_err(|source| StartError::Proxy {
-            http: shown(options.proxy.http),
-            https: shown(options.proxy.https),
-            source,
-        })?,
-    );
+    let proxy =
+        Arc::new(Proxy::start(options.proxy.clone(), metrics.clone()).map_err(|error| StartError::Proxy { error })?);
     {
         let state = admin_state.clone();
         tokio::spawn(async move {
@@ -111,7 +128,10 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         tx.clone()
     });
     if sources.is_empty() {
-        tracing::warn!("no --manifests given: serving an empty configuration (every request answers 404)");
+        tracing::warn!(
+            "no --manifests (-f) given: serving an empty configuration, every request answers 404; \
+             pass -f with a file or directory of manifests"
+        );
         let source = SourceId::new("none");
         sources.push(source.clone());
         let _ = tx
@@ -128,11 +148,13 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         rx,
         options.translate.clone(),
         proxy.clone(),
-        admin_state.clone(),
+        publication.clone(),
+        metrics,
     ));
     Ok(Running {
         proxy,
         admin: admin_state,
+        publication,
         admin_addr,
         builtin: builtin_tx,
         _watcher: watcher,
@@ -144,7 +166,7 @@ impl Running {
     /// Waits until the first configuration is applied (or `limit` passes).
     pub async fn wait_ready(&self, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
-        while !self.admin.ready.load(Ordering::SeqCst) {
+        while !self.publication.is_applied() {
             if tokio::time::Instant::now() >= deadline {
                 return false;
             }
@@ -163,18 +185,28 @@ impl Running {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGTERM and SIGINT (Ctrl-C), caught from the moment [`listen`](Self::listen) returns.
+/// Listen before starting anything: a signal that arrives while starting up is then kept for
+/// [`recv`](Self::recv) instead of killing the process undrained (and leaving files behind).
+pub struct ShutdownSignals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl ShutdownSignals {
+    /// Installs the handlers; needs a running tokio runtime.
+    pub fn listen() -> io::Result<Self> {
+        Ok(ShutdownSignals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Resolves on the first SIGTERM or SIGINT since [`listen`](Self::listen).
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }

@@ -1,8 +1,13 @@
 //! `vestibule check -f PATH...`: loads manifests exactly as `run` would, translates them, and
 //! prints the routes, warnings and errors. Offline: no listener, no watcher.
+//!
+//! Two outputs: text for people (the default), and one JSON document for programs
+//! (`--output json`), never mixed.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
+
+use serde_json::{Value, json};
 
 use crate::config::{Snapshot, SourceId};
 use crate::controller::Reconciler;
@@ -12,8 +17,9 @@ use crate::translate::TranslateOptions;
 /// What `check` found.
 #[derive(Debug)]
 pub struct Report {
-    pub routes: serde_json::Value,
-    pub statuses: serde_json::Value,
+    /// [`RouteTable::describe`](crate::routes::RouteTable::describe) of the translated table.
+    pub routes: Value,
+    pub statuses: Value,
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
 }
@@ -35,13 +41,35 @@ pub fn check(paths: Vec<PathBuf>, options: TranslateOptions) -> Report {
 }
 
 impl Report {
-    /// Prints the report: routes as JSON, then warnings and errors one per line.
+    /// Prints the report for people: each host with its paths and fallback, the certificates,
+    /// then warnings and errors one per line, then the counts.
     pub fn print(&self, out: &mut impl Write) -> io::Result<()> {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&self.routes).unwrap_or_default()
-        )?;
+        let hosts = list(&self.routes, "hosts");
+        if hosts.is_empty() {
+            writeln!(out, "No routes.")?;
+        } else {
+            writeln!(out, "Routes:")?;
+        }
+        for host in hosts {
+            writeln!(out, "  {}", text(host, "host"))?;
+            for path in list(host, "paths") {
+                let matched = format!("{} {}", text(path, "match"), text(path, "path"));
+                writeln!(out, "    {matched:<24} → {}", target(path))?;
+            }
+            let fallback = match host.get("fallback") {
+                Some(route) if route.is_object() => target(route),
+                _ => "404".to_string(),
+            };
+            writeln!(out, "    {:<24} → {fallback}", "(other paths)")?;
+        }
+        let certificates = list(&self.routes, "certificates");
+        if !certificates.is_empty() {
+            writeln!(out, "Certificates:")?;
+            for certificate in certificates {
+                let hosts: Vec<&str> = list(certificate, "hosts").iter().filter_map(Value::as_str).collect();
+                writeln!(out, "  {}: {}", text(certificate, "secret"), hosts.join(", "))?;
+            }
+        }
         for line in self.warnings.iter().chain(&self.errors) {
             writeln!(out, "{line}")?;
         }
@@ -51,5 +79,111 @@ impl Report {
             self.errors.len(),
             self.warnings.len()
         )
+    }
+
+    /// The report as one JSON document: `{"routes", "statuses", "errors", "warnings"}`
+    /// (`routes` as `/api/routes` describes a table, `statuses` as `/api/status` without its
+    /// issues; errors and warnings as the one-line messages the text output prints).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "routes": self.routes,
+            "statuses": self.statuses,
+            "errors": self.errors,
+            "warnings": self.warnings,
+        })
+    }
+
+    /// Prints [`to_json`](Self::to_json), pretty, followed by a newline.
+    pub fn print_json(&self, out: &mut impl Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, &self.to_json())?;
+        writeln!(out)
+    }
+}
+
+fn list<'v>(value: &'v Value, key: &str) -> &'v [Value] {
+    value.get(key).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
+fn text<'v>(value: &'v Value, key: &str) -> &'v str {
+    value.get(key).and_then(Value::as_str).unwrap_or("?")
+}
+
+/// Where a described route sends a request: backend and its targets, or a fixed status; then
+/// the route's name.
+fn target(route: &Value) -> String {
+    let what = if let Some(status) = route.get("respond") {
+        format!("respond {status}")
+    } else if let Some(backend) = route.get("backend").and_then(Value::as_str) {
+        match (route.get("external"), route.get("endpoints").and_then(Value::as_array)) {
+            (Some(Value::String(external)), _) => format!("{backend} (external {external})"),
+            (_, Some(endpoints)) if endpoints.is_empty() => {
+                let status = route.get("unavailable").map_or("503".to_string(), ToString::to_string);
+                format!("{backend} (no ready endpoints: {status})")
+            }
+            (_, Some(endpoints)) => {
+                let endpoints: Vec<&str> = endpoints.iter().filter_map(Value::as_str).collect();
+                format!("{backend} ({})", endpoints.join(", "))
+            }
+            _ => backend.to_string(),
+        }
+    } else {
+        text(route, "error").to_string()
+    };
+    format!("{what}   [{}]", text(route, "route"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        Report {
+            routes: json!({
+                "hosts": [{
+                    "host": "app.example",
+                    "paths": [
+                        {"match": "Prefix", "path": "/", "route": "ingress/default/app/rules[0]/paths[0]",
+                         "backend": "default/a:80", "protocol": "http1", "endpoints": ["127.0.0.1:8080"]},
+                        {"match": "Exact", "path": "/down", "route": "ingress/default/app/rules[0]/paths[1]",
+                         "backend": "default/b:80", "protocol": "http1", "endpoints": [], "unavailable": 503},
+                    ],
+                    "fallback": null,
+                }],
+                "certificates": [{"hosts": ["app.example"], "secret": "default/app-tls"}],
+            }),
+            statuses: json!([]),
+            errors: vec!["error: Ingress default/x (x.yaml, document 1): spec: broken".into()],
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn text_lists_hosts_paths_fallbacks_and_certificates() {
+        let mut out = Vec::new();
+        report().print(&mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let expected = "\
+Routes:
+  app.example
+    Prefix /                 → default/a:80 (127.0.0.1:8080)   [ingress/default/app/rules[0]/paths[0]]
+    Exact /down              → default/b:80 (no ready endpoints: 503)   [ingress/default/app/rules[0]/paths[1]]
+    (other paths)            → 404
+Certificates:
+  default/app-tls: app.example
+error: Ingress default/x (x.yaml, document 1): spec: broken
+1 error(s), 0 warning(s)
+";
+        assert_eq!(out, expected);
+        assert!(!out.contains('{'), "no JSON in the text output");
+    }
+
+    #[test]
+    fn json_is_one_document() {
+        let mut out = Vec::new();
+        report().print_json(&mut out).unwrap();
+        let value: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["routes"]["hosts"][0]["host"], "app.example");
+        assert_eq!(value["errors"].as_array().unwrap().len(), 1);
+        assert_eq!(value["warnings"], json!([]));
     }
 }

@@ -1,5 +1,6 @@
 //! The control loop: source updates → object store → `translate` → one install into the proxy
-//! and one publication to the admin server.
+//! and one [`Publication`] for readers (the admin server reads it; the controller knows
+//! nothing of the admin server).
 //!
 //! Owns the store and the "last good version" of every object: when a new version of an object
 //! is defective (an error issue names it), the previous good version keeps serving, and the
@@ -8,17 +9,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::admin::{AdminState, Published};
 use crate::config::{Issue, Kind, ObjectKey, ObjectStore, Snapshot, SourceId, StoredObject};
-use crate::metrics::ReloadOutcome;
+use crate::metrics::{Metrics, ReloadOutcome};
 use crate::providers::SourceUpdate;
 use crate::routes::RouteTable;
 use crate::translate::{ObjectStatus, TranslateOptions, Translation, translate};
+
+mod publication;
+
+pub use self::publication::{Publication, Published};
 
 /// Extra time to wait for more updates once one arrived, so bursts apply once.
 pub const COALESCE: Duration = Duration::from_millis(10);
@@ -37,18 +40,20 @@ pub struct Applied {
     pub outcome: ReloadOutcome,
 }
 
-/// Translation with last-good substitution. Pure apart from its own memory of good versions.
+/// Translation with last-good substitution. Pure apart from its own memory of good versions
+/// and of the previous snapshot (to tell what an update changed).
 #[derive(Debug, Default)]
 pub struct Reconciler {
     options: TranslateOptions,
     last_good: HashMap<ObjectKey, Arc<StoredObject>>,
+    previous: Snapshot,
 }
 
 impl Reconciler {
     pub fn new(options: TranslateOptions) -> Self {
         Reconciler {
             options,
-            last_good: HashMap::new(),
+            ..Default::default()
         }
     }
 
@@ -65,6 +70,7 @@ impl Reconciler {
                 (good != current).then(|| good.clone())
             })
             .collect();
+        let replaced: BTreeSet<ObjectKey> = substitutes.iter().map(|o| o.key()).collect();
 
         let (translation, issues) = if substitutes.is_empty() {
             let issues = first.issues.clone();
@@ -75,7 +81,6 @@ impl Reconciler {
                 patched = patched.with_object(good.clone());
             }
             let second = translate(&patched, &self.options);
-            let replaced: BTreeSet<ObjectKey> = substitutes.iter().map(|o| o.key()).collect();
             // Report what is wrong with the new versions, and what the last good versions say.
             let mut issues: Vec<Issue> = first
                 .issues
@@ -106,11 +111,8 @@ impl Reconciler {
         all_issues.extend(issues);
         all_issues.sort();
         all_issues.dedup();
-        let outcome = if all_issues.iter().any(Issue::is_error) {
-            ReloadOutcome::Partial
-        } else {
-            ReloadOutcome::Success
-        };
+        let outcome = outcome(&self.previous, snapshot, &replaced, &all_issues);
+        self.previous = snapshot.clone();
         let Translation { table, statuses, .. } = translation;
         Applied {
             table: Arc::new(table),
@@ -141,6 +143,48 @@ impl Reconciler {
     }
 }
 
+/// How much of the update from `previous` to `current` was applied:
+///
+/// - [`Failure`](ReloadOutcome::Failure): nothing. Objects were added or changed (none
+///   deleted) and every one of them was rejected, its last good version serving instead; or no
+///   object changed and the update brought only new load errors (a manifest file that fails to
+///   parse keeps its last good objects). What serves is what served before.
+/// - [`Partial`](ReloadOutcome::Partial): applied, but some current object or file has errors
+///   (it, or the defective parts of it, are not served).
+/// - [`Success`](ReloadOutcome::Success): applied with no errors.
+fn outcome(previous: &Snapshot, current: &Snapshot, replaced: &BTreeSet<ObjectKey>, issues: &[Issue]) -> ReloadOutcome {
+    let changed: Vec<&ObjectKey> = current
+        .objects
+        .iter()
+        .filter(|(key, object)| {
+            previous
+                .objects
+                .get(*key)
+                .is_none_or(|before| !Arc::ptr_eq(before, object) && before != *object)
+        })
+        .map(|(key, _)| key)
+        .collect();
+    let deleted = previous.objects.keys().any(|key| !current.objects.contains_key(key));
+    let errors_before: BTreeSet<&Issue> = previous.issues.iter().filter(|i| i.is_error()).collect();
+    let new_load_errors = current
+        .issues
+        .iter()
+        .any(|issue| issue.is_error() && !errors_before.contains(issue));
+    let nothing_applied = !deleted
+        && if changed.is_empty() {
+            new_load_errors
+        } else {
+            changed.iter().all(|key| replaced.contains(*key))
+        };
+    if nothing_applied {
+        ReloadOutcome::Failure
+    } else if issues.iter().any(Issue::is_error) {
+        ReloadOutcome::Partial
+    } else {
+        ReloadOutcome::Success
+    }
+}
+
 fn keys_with_errors(issues: &[Issue]) -> BTreeSet<ObjectKey> {
     issues
         .iter()
@@ -149,13 +193,15 @@ fn keys_with_errors(issues: &[Issue]) -> BTreeSet<ObjectKey> {
         .collect()
 }
 
-/// Runs the loop until every sender of `updates` is gone.
+/// Runs the loop until every sender of `updates` is gone: installs each applied configuration
+/// into `sink`, counts it in `metrics` and publishes it in `publication`.
 pub async fn run(
     sources: Vec<SourceId>,
     mut updates: mpsc::Receiver<SourceUpdate>,
     options: TranslateOptions,
     sink: Arc<dyn Sink>,
-    admin: Arc<AdminState>,
+    publication: Arc<Publication>,
+    metrics: Arc<Metrics>,
 ) {
     let mut store = ObjectStore::new();
     for source in sources {
@@ -179,14 +225,13 @@ pub async fn run(
         generation += 1;
         sink.install(applied.table.clone());
         log_new_issues(&applied.issues, &mut reported);
-        publish(&admin, generation, applied);
+        publish(&publication, &metrics, generation, applied);
         tracing::info!(
             generation,
             objects = snapshot.objects.len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "configuration applied"
         );
-        admin.ready.store(true, Ordering::SeqCst);
     }
 }
 
@@ -203,8 +248,7 @@ fn log_new_issues(issues: &[Issue], reported: &mut BTreeSet<Issue>) {
     *reported = current;
 }
 
-fn publish(admin: &AdminState, generation: u64, applied: Applied) {
-    let metrics = &admin.metrics;
+fn publish(publication: &Publication, metrics: &Metrics, generation: u64, applied: Applied) {
     metrics.reload(applied.outcome);
     let mut rejected: BTreeMap<&str, u64> = BTreeMap::new();
     for kind in [
@@ -229,12 +273,12 @@ fn publish(admin: &AdminState, generation: u64, applied: Applied) {
     for (kind, count) in rejected {
         metrics.set_rejected(kind, count);
     }
-    admin.published.store(Arc::new(Published {
+    publication.publish(Published {
         generation,
         table: applied.table,
         statuses: applied.statuses,
         issues: applied.issues,
-    }));
+    });
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! `vestibule demo`: the embedded default. Starts three echo backends in-process, makes a
 //! throw-away CA and a certificate for the TLS example, fills them into the bundled manifests
 //! (`src/demo/manifests.yaml`) and serves those exactly as `vestibule run -f` would.
+//!
+//! The CA certificate is written to a temporary directory (for `curl --cacert`), removed when
+//! the demo ends: on Ctrl-C or SIGTERM, and on a start-up error.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::app::{self, RunOptions};
 use crate::config::SourceId;
@@ -66,6 +69,8 @@ pub fn render(backends: &[(&str, SocketAddr)], certificate: &DemoCertificate) ->
 
 /// Runs the demo until SIGINT/SIGTERM.
 pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> {
+    // Caught from here on, so Ctrl-C at any moment still removes the scratch directory.
+    let mut signals = app::ShutdownSignals::listen()?;
     let mut backends = Vec::new();
     for name in ["cheddar", "stilton", "wensleydale"] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -74,7 +79,9 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
         backends.push((name, addr));
     }
     let certificate = make_certificate(&[TLS_HOST])?;
-    let ca_path = write_ca(&certificate.ca_pem)?;
+    // Removed when this function returns, whichever way.
+    let scratch = ScratchDir::create()?;
+    let ca_path = scratch.write("ca.pem", &certificate.ca_pem)?;
     let text = render(&backends, &certificate);
     let parsed = parse_documents(&text, |document| Origin::Builtin {
         name: "demo".into(),
@@ -101,20 +108,40 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
     let http = addrs.http.ok_or("the demo needs --http")?;
     let https = addrs.https.ok_or("the demo needs --https")?;
     print_tour(http, https, running.admin_addr, &ca_path)?;
-    app::shutdown_signal().await;
+    signals.recv().await;
     running.shutdown().await;
     Ok(())
 }
 
-fn write_ca(pem: &str) -> io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("vestibule-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("ca.pem");
-    std::fs::write(&path, pem)?;
-    Ok(path)
+/// The demo's directory under the system temporary directory (`$TMPDIR`, else `/tmp`),
+/// removed with everything in it when dropped.
+struct ScratchDir {
+    path: PathBuf,
 }
 
-fn print_tour(http: SocketAddr, https: SocketAddr, admin: SocketAddr, ca: &std::path::Path) -> io::Result<()> {
+impl ScratchDir {
+    fn create() -> io::Result<Self> {
+        let path = std::env::temp_dir().join(format!("vestibule-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&path)?;
+        Ok(ScratchDir { path })
+    }
+
+    fn write(&self, name: &str, contents: &str) -> io::Result<PathBuf> {
+        let path = self.path.join(name);
+        std::fs::write(&path, contents)?;
+        Ok(path)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Err(err) = std::fs::remove_dir_all(&self.path) {
+            tracing::warn!(dir = %self.path.display(), "could not remove the demo's temporary directory: {err}");
+        }
+    }
+}
+
+fn print_tour(http: SocketAddr, https: SocketAddr, admin: SocketAddr, ca: &Path) -> io::Result<()> {
     let (port, ip, ca) = (https.port(), https.ip(), ca.display());
     let tls = format!("--cacert {ca} --resolve {TLS_HOST}:{port}:{ip} https://{TLS_HOST}:{port}/");
     let sections: [(&str, Vec<(String, String)>); 4] = [

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use vestibule::app::{self, RunOptions};
 use vestibule::proxy::{Cidr, ProxyConfig};
@@ -45,7 +45,17 @@ enum Command {
         manifests: Vec<PathBuf>,
         #[arg(long)]
         publish_address: Option<String>,
+        /// `text` for people; `json` for programs: one JSON document on stdout, nothing else.
+        #[arg(long, value_enum, default_value_t = CheckOutput::Text)]
+        output: CheckOutput,
     },
+}
+
+/// `vestibule check --output`.
+#[derive(Clone, Copy, ValueEnum)]
+enum CheckOutput {
+    Text,
+    Json,
 }
 
 #[derive(Args, Clone)]
@@ -176,7 +186,8 @@ fn main() -> ExitCode {
         Command::Check {
             manifests,
             publish_address,
-        } => return check(manifests, publish_address),
+            output,
+        } => return check(manifests, publish_address, output),
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(run(*args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo(args))),
         Command::Echo { listen, name } => runtime().and_then(|rt| rt.block_on(echo(listen, name))),
@@ -272,9 +283,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.publish_address,
         &args.tuning,
     )?;
+    // Listened for before starting: a SIGTERM during start-up still drains.
+    let mut signals = app::ShutdownSignals::listen().context("cannot listen for SIGTERM/SIGINT")?;
     let running = app::start(options, None).await?;
     tracing::info!(admin = %running.admin_addr, http = ?running.proxy.local_addrs().http, https = ?running.proxy.local_addrs().https, "vestibule running");
-    app::shutdown_signal().await;
+    signals.recv().await;
     running.shutdown().await;
     Ok(())
 }
@@ -302,9 +315,13 @@ async fn echo(listen: SocketAddr, name: String) -> anyhow::Result<()> {
     vestibule::echo::serve(listener, name).await.context("echo server")
 }
 
-fn check(manifests: Vec<PathBuf>, publish_address: Option<String>) -> ExitCode {
+fn check(manifests: Vec<PathBuf>, publish_address: Option<String>, output: CheckOutput) -> ExitCode {
     let report = vestibule::check::check(manifests, TranslateOptions { publish_address });
-    let _ = report.print(&mut io::stdout().lock());
+    let mut stdout = io::stdout().lock();
+    let _ = match output {
+        CheckOutput::Text => report.print(&mut stdout),
+        CheckOutput::Json => report.print_json(&mut stdout),
+    };
     if report.errors.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -11,7 +11,7 @@
 //! It must not know about routes beyond their names, nor block the data plane: locks are taken
 //! only when a table is installed, on error paths and when scraping.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -107,8 +107,10 @@ const BUCKETS: usize = BUCKET_BOUNDS_NANOS.len() + 1;
 /// All metrics of the process.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Route name → its stats. Entries are kept when a route disappears, so counters never go
-    /// backwards if it comes back.
+    /// Route name → its stats, for the routes of the installed table: kept across reloads
+    /// while the name stays, dropped ([`retain_routes`](Self::retain_routes)) when the route
+    /// is gone, so deleted routes leave `/metrics` (a route that comes back starts from zero,
+    /// which Prometheus reads as a counter reset).
     routes: Mutex<HashMap<Arc<str>, Arc<RouteStats>>>,
     unrouted: Arc<RouteStats>,
     /// (backend, kind) → count.
@@ -191,6 +193,14 @@ impl Metrics {
         let stats = Arc::new(RouteStats::default());
         routes.insert(Arc::from(route), Arc::clone(&stats));
         stats
+    }
+
+    /// Drops the stats of every route not in `names` (the routes of the table being
+    /// installed). A request still in flight on the old table records into its own handle,
+    /// which is then no longer exposed.
+    pub fn retain_routes<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let keep: HashSet<&str> = names.into_iter().collect();
+        lock(&self.routes).retain(|name, _| keep.contains(&**name));
     }
 
     /// Stats for requests that matched no route (404), exposed with `route="unrouted"`.

@@ -11,8 +11,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use vestibule::admin::{self, AdminState, Published};
+use vestibule::admin::{self, AdminState};
 use vestibule::config::{Issue, Kind, ObjectKey, Origin};
+use vestibule::controller::{Publication, Published};
 use vestibule::metrics::{Metrics, ReloadOutcome};
 use vestibule::routes::{
     Backend, BackendKey, BackendTarget, Candidate, HttpRouter, Route, RouteAction, RouteTable, RouteTimeouts,
@@ -158,7 +159,7 @@ fn published() -> Published {
 }
 
 fn state() -> Arc<AdminState> {
-    AdminState::new(Metrics::new())
+    AdminState::new(Publication::new(), Metrics::new())
 }
 
 #[tokio::test]
@@ -168,7 +169,7 @@ async fn healthz_answers_ok_before_and_after_ready() {
     let reply = get(addr, "/healthz").await;
     assert_eq!((reply.status, reply.body.as_str()), (200, "ok"));
     assert_eq!(reply.headers["content-type"], "text/plain; charset=utf-8");
-    state.ready.store(true, Ordering::Release);
+    state.publication.publish(published());
     state.draining.store(true, Ordering::Release);
     assert_eq!(get(addr, "/healthz").await.status, 200);
 }
@@ -180,7 +181,7 @@ async fn readyz_flips_with_ready_and_draining() {
     let before = get(addr, "/readyz").await;
     assert_eq!((before.status, before.body.as_str()), (503, "not ready"));
 
-    state.ready.store(true, Ordering::Release);
+    state.publication.publish(published());
     let ready = get(addr, "/readyz").await;
     assert_eq!((ready.status, ready.body.as_str()), (200, "ok"));
 
@@ -192,7 +193,7 @@ async fn readyz_flips_with_ready_and_draining() {
 #[tokio::test]
 async fn metrics_are_prometheus_text_with_the_published_generation() {
     let state = state();
-    state.published.store(Arc::new(published()));
+    state.publication.publish(published());
     state
         .metrics
         .route_stats("ingress/default/shop/r0/p0")
@@ -227,7 +228,7 @@ async fn api_status_is_exactly_what_was_published_with_issues_beside_it() {
     let state = state();
     let published = published();
     let texts: Vec<String> = published.issues.iter().map(ToString::to_string).collect();
-    state.published.store(Arc::new(published));
+    state.publication.publish(published);
     let addr = start(state).await;
     let reply = get(addr, "/api/status").await;
     assert_eq!(reply.status, 200);
@@ -264,7 +265,7 @@ async fn api_issues_lists_every_issue_with_its_one_line_text() {
     let state = state();
     let published = published();
     let texts: Vec<String> = published.issues.iter().map(ToString::to_string).collect();
-    state.published.store(Arc::new(published));
+    state.publication.publish(published);
     let addr = start(state).await;
     let issues = json_body(&get(addr, "/api/issues").await);
     assert_eq!(
@@ -292,7 +293,7 @@ async fn api_routes_wraps_the_table_description_with_the_generation() {
     let state = state();
     let published = published();
     let described = published.table.describe();
-    state.published.store(Arc::new(published));
+    state.publication.publish(published);
     let addr = start(state).await;
     let reply = get(addr, "/api/routes").await;
     assert_eq!(reply.status, 200);
@@ -302,8 +303,7 @@ async fn api_routes_wraps_the_table_description_with_the_generation() {
 #[tokio::test]
 async fn dashboard_shows_state_and_escapes_hostile_names() {
     let state = state();
-    state.published.store(Arc::new(published()));
-    state.ready.store(true, Ordering::Release);
+    state.publication.publish(published());
     let addr = start(state).await;
     let reply = get(addr, "/").await;
     assert_eq!(reply.status, 200);
@@ -354,7 +354,7 @@ async fn head_answers_headers_without_a_body() {
 #[tokio::test]
 async fn query_strings_do_not_change_the_endpoint() {
     let state = state();
-    state.ready.store(true, Ordering::Release);
+    state.publication.publish(Published::default());
     let addr = start(state).await;
     assert_eq!(get(addr, "/readyz?verbose=1").await.status, 200);
 }

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::Published;
 use crate::config::{Issue, ObjectKey, Origin, Severity};
+use crate::controller::Published;
 use crate::translate::ObjectStatus;
 
 /// `/api/status`: `[{"apiVersion","kind","namespace","name","status"}]`, each `status` exactly as

@@ -12,8 +12,9 @@ use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 
-use super::{AdminState, Published, api};
+use super::{AdminState, api};
 use crate::config::Issue;
+use crate::controller::Published;
 
 /// Nesting beyond this is shown as raw JSON rather than recursing further.
 const MAX_DEPTH: usize = 24;
@@ -51,7 +52,7 @@ pub fn render(state: &AdminState, published: &Published) -> String {
 fn summary(out: &mut String, state: &AdminState, published: &Published) {
     let readiness = if state.draining.load(Ordering::Acquire) {
         "<span class=\"bad\">draining</span>"
-    } else if state.ready.load(Ordering::Acquire) {
+    } else if state.publication.is_applied() {
         "<span class=\"ok\">ready</span>"
     } else {
         "<span class=\"bad\">not ready</span>"

@@ -71,7 +71,11 @@ fn a_defective_new_version_is_replaced_by_the_last_good_one() {
         "{:?}",
         bad.issues
     );
-    assert_eq!(bad.outcome, ReloadOutcome::Partial);
+    assert_eq!(
+        bad.outcome,
+        ReloadOutcome::Failure,
+        "the only change was rejected: nothing of it was applied"
+    );
 }
 
 #[test]
@@ -84,4 +88,108 @@ fn a_deleted_object_does_not_come_back() {
     let bad = reconciler.reconcile(&snapshot(&ingress("Bogus")));
     assert!(bad.issues.iter().any(Issue::is_error));
     assert!(!bad.issues.iter().any(|i| i.message.contains("last good version")));
+}
+
+const OTHER: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: other}
+spec:
+  rules:
+  - host: other.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+"#;
+
+fn with_other(ingress_text: &str) -> Snapshot {
+    let mut list = objects(BASE);
+    list.extend(objects(ingress_text));
+    list.extend(objects(OTHER));
+    Snapshot::from_objects(list, Vec::new())
+}
+
+/// A load error that names no object: a manifest file that does not parse.
+fn unparsable_file() -> Issue {
+    Issue::error(
+        None,
+        Some(Origin::File {
+            path: PathBuf::from("broken.yaml"),
+            document: 1,
+        }),
+        "",
+        "invalid YAML: did not find expected key",
+    )
+}
+
+#[test]
+fn reload_outcomes_say_how_much_of_an_update_was_applied() {
+    let mut reconciler = Reconciler::new(TranslateOptions::default());
+    assert_eq!(
+        reconciler.reconcile(&snapshot(&ingress("Prefix"))).outcome,
+        ReloadOutcome::Success
+    );
+
+    // A rejected change next to an accepted one: partial.
+    let mixed = reconciler.reconcile(&with_other(&ingress("Bogus")));
+    assert_eq!(hosts(&mixed), ["other.example", "shop.example"]);
+    assert_eq!(mixed.outcome, ReloadOutcome::Partial, "{:?}", mixed.issues);
+
+    // Nothing changed, the old error remains: partial again, not a failure.
+    let same = reconciler.reconcile(&with_other(&ingress("Bogus")));
+    assert_eq!(same.outcome, ReloadOutcome::Partial);
+
+    // The only change, another bad version of shop, is rejected: failure.
+    let rejected = reconciler.reconcile(&with_other(&ingress("AlsoBogus")));
+    assert_eq!(rejected.outcome, ReloadOutcome::Failure, "{:?}", rejected.issues);
+    assert_eq!(hosts(&rejected), ["other.example", "shop.example"]);
+
+    // Fixed: success.
+    let fixed = reconciler.reconcile(&with_other(&ingress("Exact")));
+    assert_eq!(fixed.outcome, ReloadOutcome::Success, "{:?}", fixed.issues);
+
+    // Deleting an object is always applied, even beside a rejected change.
+    let deleted = reconciler.reconcile(&snapshot(&ingress("Bogus")));
+    assert_eq!(deleted.outcome, ReloadOutcome::Partial);
+}
+
+#[test]
+fn a_file_that_fails_to_parse_is_a_failed_reload() {
+    let mut reconciler = Reconciler::new(TranslateOptions::default());
+    let mut list = objects(BASE);
+    list.extend(objects(&ingress("Prefix")));
+    reconciler.reconcile(&Snapshot::from_objects(list.clone(), Vec::new()));
+
+    // The file provider keeps the file's last good objects and reports the parse error.
+    let broken = reconciler.reconcile(&Snapshot::from_objects(list.clone(), vec![unparsable_file()]));
+    assert_eq!(broken.outcome, ReloadOutcome::Failure);
+    assert_eq!(hosts(&broken), ["shop.example"]);
+
+    // The same error again beside an applied change: partial.
+    list.extend(objects(OTHER));
+    let applied = reconciler.reconcile(&Snapshot::from_objects(list.clone(), vec![unparsable_file()]));
+    assert_eq!(applied.outcome, ReloadOutcome::Partial);
+    assert_eq!(hosts(&applied), ["other.example", "shop.example"]);
+}
+
+#[test]
+fn a_new_object_whose_valid_parts_serve_is_not_a_failure() {
+    let mut reconciler = Reconciler::new(TranslateOptions::default());
+    reconciler.reconcile(&Snapshot::from_objects(objects(BASE), Vec::new()));
+    // No last good version: the valid parts of the new object are served.
+    let text = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: half}
+spec:
+  rules:
+  - host: half.example
+    http:
+      paths:
+      - {path: /ok, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+      - {path: /bad, pathType: Bogus, backend: {service: {name: web, port: {number: 80}}}}
+"#;
+    let half = reconciler.reconcile(&snapshot(text));
+    assert_eq!(hosts(&half), ["half.example"]);
+    assert_eq!(half.outcome, ReloadOutcome::Partial);
 }

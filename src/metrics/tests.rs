@@ -256,6 +256,33 @@ fn stats_survive_lookup_by_name() {
 }
 
 #[test]
+fn routes_gone_from_the_table_leave_the_exposition() {
+    let metrics = Metrics::new();
+    metrics.route_stats("kept").observe(200, Duration::from_millis(1));
+    metrics.route_stats("deleted").observe(200, Duration::from_millis(1));
+    metrics.retain_routes(["kept", "new"]);
+    let samples = parse(&metrics.encode());
+    let requests = |route| {
+        find(
+            &samples,
+            "vestibule_requests_total",
+            &[("route", route), ("status", "200")],
+        )
+    };
+    assert_eq!(requests("kept"), Some(1.0));
+    assert_eq!(requests("deleted"), None);
+    let count = find(
+        &samples,
+        "vestibule_request_duration_seconds_count",
+        &[("route", "deleted")],
+    );
+    assert_eq!(count, None);
+    // Kept stats are the same handle; a route that comes back starts from zero.
+    assert_eq!(metrics.route_stats("kept").count(200), 1);
+    assert_eq!(metrics.route_stats("deleted").total(), 0);
+}
+
+#[test]
 fn label_values_are_escaped() {
     let metrics = Metrics::new();
     let hostile = "a\"b\\c\nd}e,f=\"g";

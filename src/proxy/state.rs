@@ -95,6 +95,9 @@ impl Shared {
             .iter()
             .map(|route| self.metrics.route_stats(&route.name))
             .collect();
+        // Deleted routes leave /metrics.
+        self.metrics
+            .retain_routes(table.routes.iter().map(|route| &*route.name));
         let previous = self.current.swap(Arc::new(Installed {
             table,
             upstreams,

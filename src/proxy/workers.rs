@@ -55,7 +55,7 @@ impl Workers {
         let mut addrs = ProxyAddrs::default();
         let mut plain = match config.http {
             Some(addr) => {
-                let (sockets, bound) = bind_group(addr, count)?;
+                let (sockets, bound) = bind_group(addr, count).map_err(|err| bind_error("--http", addr, err))?;
                 addrs.http = Some(bound);
                 sockets.into_iter().map(Some).collect()
             }
@@ -63,7 +63,7 @@ impl Workers {
         };
         let mut secure = match config.https {
             Some(addr) => {
-                let (sockets, bound) = bind_group(addr, count)?;
+                let (sockets, bound) = bind_group(addr, count).map_err(|err| bind_error("--https", addr, err))?;
                 addrs.https = Some(bound);
                 sockets.into_iter().map(Some).collect()
             }
@@ -310,6 +310,17 @@ fn is_per_connection(error: &io::Error) -> bool {
         error.kind(),
         io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
     )
+}
+
+/// Names the listener a bind failed for, by its flag: `--http 0.0.0.0:80: address in use`.
+fn bind_error(flag: &str, addr: SocketAddr, err: io::Error) -> io::Error {
+    let reason = match err.kind() {
+        io::ErrorKind::AddrInUse => "address in use".to_string(),
+        io::ErrorKind::AddrNotAvailable => "address not available on this machine".to_string(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => err.to_string(),
+    };
+    io::Error::new(err.kind(), format!("{flag} {addr}: {reason}"))
 }
 
 /// Binds `count` sockets to one address with `SO_REUSEPORT`; with port 0, the first socket

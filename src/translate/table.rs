@@ -140,15 +140,12 @@ impl TableBuilder {
         }
     }
 
-    /// The finished table. Virtual hosts without a fallback of their own fall back to the
-    /// catch-all's; regexes are ordered longest pattern first, then in the order claimed.
+    /// The finished table; regexes are ordered longest pattern first, then in the order
+    /// claimed. A virtual host's fallback is its own only: a named host without one answers
+    /// 404 for unmatched paths rather than borrowing the catch-all's, which may belong to
+    /// another namespace (as in ingress-nginx).
     pub(crate) fn build(self, backends: Vec<Backend>, certificates: Certificates) -> RouteTable {
         let mut http = HttpRouter::default();
-        let catch_all = self.index.get(&VhostKey::CatchAll).copied();
-        let default_fallback = catch_all
-            .and_then(|index| self.vhosts.get(index))
-            .and_then(|v| v.fallback.as_ref())
-            .map(|f| f.route);
         for (key, index) in self.index {
             match key {
                 VhostKey::Host(HostPattern::Exact(host)) => {
@@ -196,7 +193,7 @@ impl TableBuilder {
                             candidates: candidates(route),
                         })
                         .collect(),
-                    fallback: v.fallback.map(|f| f.route).or(default_fallback),
+                    fallback: v.fallback.map(|f| f.route),
                 }
             })
             .collect();

@@ -41,9 +41,15 @@ async fn new_changed_and_deleted_files_apply_live() {
     );
     vestibule.wait_for("other.example", "/", 200).await;
 
-    // Deleted.
+    // Deleted: the route's series leave /metrics; the other route's stay.
+    let route = |name: &str| format!("route=\"ingress/default/{name}/rules[0]/paths[0]\"");
+    let (_, metrics) = get(vestibule.admin, "admin", "/metrics").await.unwrap();
+    assert!(metrics.contains(&route("app")), "{metrics}");
     std::fs::remove_file(dir.path().join("app.yaml")).unwrap();
     vestibule.wait_for("app.example", "/", 404).await;
+    let (_, metrics) = get(vestibule.admin, "admin", "/metrics").await.unwrap();
+    assert!(!metrics.contains(&route("app")), "{metrics}");
+    assert!(metrics.contains(&route("other")), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,6 +120,17 @@ async fn broken_input_is_reported_and_the_last_good_version_keeps_serving() {
             .any(|l| l.starts_with("vestibule_rejected_objects") && l.contains("Ingress") && l.ends_with(" 1")),
         "{metrics}"
     );
+    // Both changes were rejected, so every reload since the first applied nothing.
+    let reloads = |outcome: &str| -> u64 {
+        let prefix = format!("vestibule_config_reloads_total{{outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix}in {metrics}"))
+    };
+    assert!(reloads("failure") >= 1, "{metrics}");
+    assert_eq!((reloads("success"), reloads("partial")), (1, 0), "{metrics}");
 }
 
 /// Reloads while requests flow on keep-alive connections: none may fail.

@@ -275,3 +275,85 @@ spec:
         "query kept: {body}"
     );
 }
+
+/// A defaultBackend in one namespace does not receive the unmatched paths (and cookies) of
+/// another namespace's host: those answer 404; hosts no rule names still reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_backend_does_not_serve_other_namespaces_hosts() {
+    let catch = echo_backend("team-a-catch").await;
+    let shop = echo_backend("team-b-shop").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    let namespaced = |namespace: &str, name: &str, backend: std::net::SocketAddr| {
+        format!(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {namespace}}}
+spec: {{ports: [{{name: http, port: 80}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {name}-1, namespace: {namespace}, labels: {{kubernetes.io/service-name: {name}}}}}
+addressType: IPv4
+ports: [{{name: http, port: {}}}]
+endpoints: [{{addresses: ["{}"]}}]
+"#,
+            backend.port(),
+            backend.ip()
+        )
+    };
+    write_manifest(
+        dir.path(),
+        "team-a.yaml",
+        &format!(
+            "{}\n---\n{}",
+            namespaced("team-a", "catch", catch),
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: catch, namespace: team-a}
+spec:
+  defaultBackend: {service: {name: catch, port: {number: 80}}}
+"#
+        ),
+    );
+    write_manifest(
+        dir.path(),
+        "team-b.yaml",
+        &format!(
+            "{}\n---\n{}",
+            namespaced("team-b", "shop", shop),
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: team-b}
+spec:
+  rules:
+  - host: shop.example
+    http:
+      paths: [{path: /cart, pathType: Prefix, backend: {service: {name: shop, port: {number: 80}}}}]
+"#
+        ),
+    );
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+
+    let body = vestibule.wait_for("shop.example", "/cart", 200).await;
+    assert_eq!(echo_name(&body), "team-b-shop");
+    let mut client = Client::connect(vestibule.http).await.unwrap();
+    let (status, body) = client
+        .get_with("shop.example", "/account", &[("cookie", "session=team-b-secret")])
+        .await
+        .unwrap();
+    assert_eq!(
+        status, 404,
+        "team-b's host must not fall to team-a's defaultBackend: {body}"
+    );
+    assert!(!body.contains("team-b-secret"), "{body}");
+    let (status, body) = get(vestibule.http, "unknown.example", "/anything").await.unwrap();
+    assert_eq!(
+        (status, echo_name(&body)),
+        (200, "team-a-catch".to_string()),
+        "a host no rule names reaches the catch-all defaultBackend"
+    );
+}
