@@ -5,6 +5,7 @@
 mod support;
 
 mod commands;
+mod h2_conformance;
 mod h2_frames;
 mod reload;
 mod serving;
