@@ -19,6 +19,7 @@
 #[path = "e2e/support.rs"]
 mod support;
 
+#[allow(dead_code)] // shared with the slow-client test
 #[path = "load_support/mod.rs"]
 mod load;
 
