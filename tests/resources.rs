@@ -6,8 +6,8 @@
 //! under 200 MiB + 16 KiB per connection, and must not keep growing: the least-squares slope of
 //! the samples, over the run, may add at most 8 MiB + 2 % of the mean.
 //!
-//! `KNOWN_OPEN_RSS` says what exceeds the memory bound today: the test fails while it does not,
-//! and as soon as the bound is met (then set it to `None`). Whether the bound is met is judged
+//! `KNOWN_OPEN_RSS` says what exceeds the memory bound today; the test fails as soon as the
+//! bound is met (then set it to `None`), and, with `None`, whenever it is not. Whether the bound is met is judged
 //! on both the absolute limit and the RSS added per connection (at most 16 KiB): today's figure
 //! is twice that, far from the edge either way, where the absolute limit alone is within a few
 //! MiB of it.

@@ -6,8 +6,8 @@
 //! well-behaved client on another connection keeps being served, and the upstream must never see
 //! more requests at once than the connection's SETTINGS_MAX_CONCURRENT_STREAMS (128).
 //!
-//! `KNOWN_OPEN` lists the attacks that are not cut off today: the test fails while they are not,
-//! and also as soon as one is (then take it off the list).
+//! `KNOWN_OPEN` lists the attacks that are not cut off today. Any other attack not cut off fails
+//! the test, and so does a listed one that is (then take it off the list).
 
 use crate::h2_frames::h2_script;
 use crate::recording::RecordingBackend;
