@@ -14,7 +14,8 @@
 //! and the measurement) plus 5 s of the ramp's end.
 //!
 //! `KNOWN_OPEN` lists the (attack, criterion) pairs that fail today. Any other failure fails the
-//! test, and so does a listed pair that passes (then take it off the list).
+//! test, and so does a listed pair that passes (then take it off the list), unless it is marked
+//! as failing only in some runs.
 
 #[allow(dead_code)]
 #[path = "e2e/support.rs"]
@@ -61,19 +62,22 @@ const ATTACKS: &[Attack] = &[
     },
 ];
 
-/// (attack, criterion) pairs failing today, with what was seen.
-const KNOWN_OPEN: &[(&str, &str, &str)] = &[
+/// (attack, criterion) pairs failing today, with what was seen; the last field is false for a
+/// pair that fails only in some runs (a pass is then reported, not an error).
+const KNOWN_OPEN: &[(&str, &str, &str, bool)] = &[
     (
         "slow-body",
         "closed",
         "5,000 POSTs whose bodies trickle in (10 bytes every 5 s): no request-body timeout, none of \
          them is closed by the server (each also holds an upstream connection)",
+        true,
     ),
     (
         "slow-read",
         "closed",
         "5,000 clients reading a 512 KiB response a byte every 2 s through a tiny window: no write \
          timeout, none of them is closed by the server (each also holds an upstream connection)",
+        true,
     ),
     (
         "slow-read",
@@ -81,12 +85,14 @@ const KNOWN_OPEN: &[(&str, &str, &str)] = &[
         "RSS grew to 2.2-2.5 GiB with 4,300-5,000 slow readers (about 500 KiB each): the HTTP/1.1 \
          server's single write buffer (writev off) takes response body up to hyper's max_buf_size \
          (~408 KiB) per connection, however slowly the client reads",
+        true,
     ),
     (
         "slow-read",
         "p99",
-        "the good client's requests timed out (10 s) while 4,000-5,000 slow readers were held, with \
-         one worker thread",
+        "in 2 of 3 runs the good client's requests timed out (10 s) while 4,000-5,000 slow readers \
+         were held, with one worker thread (the third run: p99 0.84 ms)",
+        false,
     ),
 ];
 
@@ -242,14 +248,18 @@ async fn slow_clients_do_not_starve_good_ones() {
     {
         let failed = attack(a).await;
         for (criterion, detail) in &failed {
-            match KNOWN_OPEN.iter().find(|(n, c, _)| *n == a.name && c == criterion) {
-                Some((_, _, seen)) => eprintln!("{}: {criterion}: KNOWN_OPEN, still open: {seen}", a.name),
+            match KNOWN_OPEN.iter().find(|(n, c, _, _)| *n == a.name && c == criterion) {
+                Some((_, _, seen, _)) => eprintln!("{}: {criterion}: KNOWN_OPEN, still open: {seen}", a.name),
                 None => problems.push(format!("{}: {criterion}: {detail}", a.name)),
             }
         }
-        for (name, criterion, _) in KNOWN_OPEN.iter().filter(|(n, _, _)| *n == a.name) {
+        for (name, criterion, _, always) in KNOWN_OPEN.iter().filter(|(n, _, _, _)| *n == a.name) {
             if !failed.iter().any(|(c, _)| c == criterion) {
-                problems.push(format!("{name}: {criterion} now passes: take it off KNOWN_OPEN"));
+                if *always {
+                    problems.push(format!("{name}: {criterion} now passes: take it off KNOWN_OPEN"));
+                } else {
+                    eprintln!("{name}: {criterion}: KNOWN_OPEN (fails in some runs), passed this run");
+                }
             }
         }
     }
