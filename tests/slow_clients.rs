@@ -35,6 +35,9 @@ const HEADER_READ_TIMEOUT_S: u64 = 20;
 const ROUNDS: usize = 3;
 const ROUND_SAMPLES: usize = 1000;
 const RSS_LIMIT_KIB: u64 = 512 * 1024;
+/// "served": every good request answered, and the best round's p99 under this however noisy the
+/// baseline (a floor under the relative "p99" criterion, which is KNOWN_OPEN for some attacks).
+const SERVED_P99: Duration = Duration::from_millis(50);
 
 struct Attack {
     name: &'static str,
@@ -90,8 +93,25 @@ const KNOWN_OPEN: &[(&str, &str, &str, bool)] = &[
     (
         "slow-read",
         "p99",
-        "in 2 of 3 runs the good client's requests timed out (10 s) while 4,000-5,000 slow readers \
-         were held, with one worker thread (the third run: p99 0.84 ms)",
+        "in 3 of 5 runs the good client's requests timed out (10 s) while 4,000-5,000 slow readers \
+         were held, with one worker thread (other runs: p99 0.84 and 8.77 ms)",
+        false,
+    ),
+    ("slow-read", "served", "the same timeouts, in 3 of 5 runs", false),
+    (
+        "slowloris",
+        "p99",
+        "best-round p99 8.0-14.1 ms under attack in 3 of 5 runs, against 0.8-7.7 ms before (the \
+         p50 does not move): likely the tool writing its next bytes to the ~500 connections it \
+         opened in the same second at once, every 5 s, and one debug-build worker taking several \
+         ms per burst; a quiet baseline makes it fail, a noisy one pass",
+        false,
+    ),
+    (
+        "slow-body",
+        "p99",
+        "best-round p99 4.3-8.7 ms under attack, as for slowloris; passed in 4 runs only because \
+         the baselines were noisy (3.2-12.3 ms)",
         false,
     ),
 ];
@@ -213,10 +233,14 @@ async fn attack(attack: &Attack) -> Vec<(&'static str, String)> {
                     format!("p99 {:.2} ms > allowed {:.2} ms; {summary}", ms(p99), ms(allowed)),
                 ));
             }
+            if p99 > SERVED_P99 {
+                failed.push(("served", format!("p99 {:.2} ms > {SERVED_P99:?}; {summary}", ms(p99))));
+            }
         }
         Err(error) => {
             eprintln!("{summary}; good client failed: {error}");
             failed.push(("p99", format!("the good client failed: {error}; {summary}")));
+            failed.push(("served", format!("the good client failed: {error}; {summary}")));
         }
     }
     if peak < CONNECTIONS / 2 {
