@@ -87,6 +87,12 @@ class GoodClient(threading.Thread):
             conn.close()
 
 
+def wait_for(condition, limit):
+    deadline = time.monotonic() + limit
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def get_once(host, port, authority):
     try:
         conn = Conn(host, port).handshake()
@@ -104,7 +110,7 @@ def flood(host, port, authority, batches, setup=None, read=True):
     connection or the bounds are reached; a good client runs meanwhile."""
     good = GoodClient(host, port, authority)
     good.start()
-    time.sleep(0.1)
+    wait_for(lambda: good.ok > 0, 5.0)  # served before the attack starts
     conn = Conn(host, port).handshake()
     if setup:
         setup(conn)
@@ -130,6 +136,9 @@ def flood(host, port, authority, batches, setup=None, read=True):
     if not cut and (conn.goaway is not None or conn.closed):
         cut, seconds = True, time.monotonic() - started
     conn.close()
+    # ... and goes on being served right after it.
+    served_before_end = good.ok
+    wait_for(lambda: good.ok >= served_before_end + 3 or good.failed > 0, 5.0)
     good.stop.set()
     good.join(10)
     return {"cut": cut, "goaway": conn.goaway[0] if conn.goaway else None, "frames_sent": sent,
