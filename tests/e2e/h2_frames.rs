@@ -9,6 +9,14 @@ use crate::support::*;
 /// Runs `tests/h2/frames.py SCENARIO`; `None` (skipped, loudly) when Python's h2 is missing
 /// outside CI. In CI (`CI` set) a missing h2 fails the test: `.ci/run` installs it.
 fn frames(scenario: &str, vestibule: &Vestibule) -> Option<serde_json::Value> {
+    let port = vestibule.http.port().to_string();
+    h2_script("frames.py", &[scenario, "127.0.0.1", &port, "app.example"])
+}
+
+/// Runs the Python script `tests/h2/SCRIPT` with `args` and parses the JSON it prints; `None`
+/// (skipped, loudly) when python3 with the `h2` package is missing outside CI. In CI (`CI` set)
+/// a missing h2 fails the test: `.ci/run` installs it.
+pub fn h2_script(script: &str, args: &[&str]) -> Option<serde_json::Value> {
     let available = Command::new("python3")
         .args(["-c", "import h2"])
         .output()
@@ -18,24 +26,25 @@ fn frames(scenario: &str, vestibule: &Vestibule) -> Option<serde_json::Value> {
             std::env::var_os("CI").is_none(),
             "python3 with the h2 package is required in CI"
         );
-        eprintln!("SKIPPED h2 frame test {scenario}: python3 with the h2 package is not installed (pip install h2)");
+        eprintln!("SKIPPED h2 test {script} {args:?}: python3 with the h2 package is not installed (pip install h2)");
         return None;
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2/frames.py");
-    let port = vestibule.http.port().to_string();
-    let out = Command::new("python3")
-        .args([script, scenario, "127.0.0.1", &port, "app.example"])
-        .output()
-        .unwrap();
+    let path = format!("{}/tests/h2/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3").arg(&path).args(args).output().unwrap();
     assert!(
         out.status.success(),
-        "{scenario}: {}",
+        "{script} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(serde_json::from_slice(&out.stdout).unwrap())
+    Some(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{script} {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    }))
 }
 
-async fn start() -> (Vestibule, tempfile::TempDir) {
+pub async fn start() -> (Vestibule, tempfile::TempDir) {
     let dir = app_example_dir().await;
     (Vestibule::start(dir.path(), &[]).await, dir)
 }

@@ -5,7 +5,10 @@
 mod support;
 
 mod commands;
+mod h2_abuse;
+mod h2_conformance;
 mod h2_frames;
+mod recording;
 mod reload;
 mod serving;
 mod streaming;
