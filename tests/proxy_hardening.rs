@@ -750,3 +750,28 @@ async fn underscored_header_names_are_dropped_unless_allowed() {
     let seen = exchange(&mut connect(addr).await, request).await.text();
     assert!(seen.contains("\nx_tenant: evil"), "{seen}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_client_that_never_opens_its_window_is_closed() {
+    let counted = metrics::timeouts(TimeoutKind::H2Stall);
+    let upstream = upstream("up").await;
+    let config = ProxyConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..config()
+    };
+    let (_proxy, addr) = proxy_with(upstream.addr, config);
+    let mut sender = h2c_client(addr).await;
+    // The body is never read: after the first 64 KiB window the stream waits for the client.
+    let response = sender.send_request(h2_get("/download?bytes=104857600")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let started = Instant::now();
+    while !sender.is_closed() && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(sender.is_closed(), "a stalled connection still open after 10 s");
+    assert!(
+        metrics::timeouts(TimeoutKind::H2Stall) > counted,
+        "counted in the metrics"
+    );
+    drop(response);
+}

@@ -21,15 +21,18 @@ pub enum TimeoutKind {
     ClientWrite,
     /// An HTTP/2 client connection had no request in flight for too long (GOAWAY).
     H2Idle,
+    /// An HTTP/2 client left response data waiting for its flow-control window too long (closed).
+    H2Stall,
 }
 
 impl TimeoutKind {
-    const ALL: [TimeoutKind; 5] = [
+    const ALL: [TimeoutKind; 6] = [
         TimeoutKind::RequestBody,
         TimeoutKind::ResponseBody,
         TimeoutKind::Tunnel,
         TimeoutKind::ClientWrite,
         TimeoutKind::H2Idle,
+        TimeoutKind::H2Stall,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +42,7 @@ impl TimeoutKind {
             TimeoutKind::Tunnel => "tunnel_idle",
             TimeoutKind::ClientWrite => "client_write",
             TimeoutKind::H2Idle => "h2_idle",
+            TimeoutKind::H2Stall => "h2_flow_stall",
         }
     }
 }
@@ -66,7 +70,7 @@ impl ClientErrorKind {
     }
 }
 
-static TIMEOUTS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+static TIMEOUTS: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
 static CLIENT_ERRORS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 static CONNECTIONS_OPEN: AtomicI64 = AtomicI64::new(0);
 static CONNECTIONS_SHED: AtomicU64 = AtomicU64::new(0);

@@ -33,8 +33,10 @@ use crate::metrics::{TimeoutKind, count_timeout};
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// hyper's default HTTP/1.1 read buffer limit; raised only for larger configured heads.
-const HYPER_DEFAULT_MAX_BUF: usize = 8192 + 4096 * 100;
+/// The HTTP/1.1 connection's buffers hold at most a request head and this much more. hyper's
+/// default (about 400 KiB) let every slow reader pin that much of response body in its write
+/// buffer (writev is off, so the body is copied in): 5,000 slow readers took 2.5 GiB.
+const H1_BUF_BEYOND_HEAD: usize = 16 * 1024;
 
 /// How a worker serves connections: its protocol builders, built once.
 pub(crate) struct Serving {
@@ -55,9 +57,8 @@ impl Serving {
             .max_header_size(config.max_header_size)
             // Head and (small) body in one buffer and one write(2).
             .writev(false);
-        if config.max_header_size >= HYPER_DEFAULT_MAX_BUF {
-            h1.max_buf_size(config.max_header_size.saturating_add(8192));
-        }
+        // hyper refuses a limit under 8 KiB.
+        h1.max_buf_size(config.max_header_size.saturating_add(H1_BUF_BEYOND_HEAD).max(8192));
         let mut h2 = http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new())
             .max_concurrent_streams(config.h2_max_concurrent_streams)
@@ -146,12 +147,7 @@ impl Serving {
             let client = client.clone();
             async move {
                 let response = forward::serve(client, request).await;
-                response.map(|response| {
-                    response.map(|body| H2Body {
-                        body,
-                        _in_flight: in_flight,
-                    })
-                })
+                response.map(|response| response.map(|body| H2Body::new(body, in_flight)))
             }
         });
         let connection = self.h2.serve_connection(io, service);
@@ -160,9 +156,18 @@ impl Serving {
             biased;
             result = connection.as_mut() => Some(result),
             _ = draining(&mut drain) => None,
-            _ = idle(&activity, self.shared.config.idle_timeout) => {
-                count_timeout(TimeoutKind::H2Idle);
-                None
+            quiet = idle(&activity, self.shared.config.idle_timeout) => match quiet {
+                Quiet::Idle => {
+                    count_timeout(TimeoutKind::H2Idle);
+                    None
+                }
+                Quiet::Stalled => {
+                    // The client opens no window for data it asked for: its streams can never
+                    // finish, so a GOAWAY would wait forever. Close now.
+                    count_timeout(TimeoutKind::H2Stall);
+                    tracing::debug!("HTTP/2 client stalled its flow-control window: closed");
+                    return;
+                }
             }
         };
         match ended {
@@ -216,12 +221,16 @@ async fn serve_until_drained<I, S>(
     }
 }
 
-/// What an HTTP/2 connection is doing: requests started, and requests in flight (from their
-/// headers until their response body is done or dropped).
+/// What an HTTP/2 connection is doing: requests started, requests in flight (from their
+/// headers until their response body is done or dropped), response data handed to hyper, and
+/// response bodies whose last data hyper holds without asking for more (it waits for the
+/// client's flow-control window).
 #[derive(Default)]
 struct Activity {
     started: AtomicUsize,
     in_flight: AtomicUsize,
+    moved: AtomicUsize,
+    held: AtomicUsize,
 }
 
 /// One request in flight on an HTTP/2 connection; travels with its response body.
@@ -244,7 +253,37 @@ impl Drop for InFlight {
 /// An HTTP/2 response body, counted in flight until it ends or is dropped.
 struct H2Body {
     body: ProxyBody,
-    _in_flight: InFlight,
+    in_flight: InFlight,
+    /// hyper took data from this body and has not asked for more yet.
+    held: bool,
+}
+
+impl H2Body {
+    fn new(body: ProxyBody, in_flight: InFlight) -> H2Body {
+        H2Body {
+            body,
+            in_flight,
+            held: false,
+        }
+    }
+
+    fn set_held(&mut self, held: bool) {
+        if self.held != held {
+            self.held = held;
+            let counter = &self.in_flight.0.held;
+            if held {
+                counter.fetch_add(1, Ordering::Relaxed);
+            } else {
+                counter.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for H2Body {
+    fn drop(&mut self) {
+        self.set_held(false);
+    }
 }
 
 impl hyper::body::Body for H2Body {
@@ -255,7 +294,15 @@ impl hyper::body::Body for H2Body {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, BoxError>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        this.set_held(false);
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &polled {
+            this.in_flight.0.moved.fetch_add(1, Ordering::Relaxed);
+            let more = !this.body.is_end_stream();
+            this.set_held(more);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -267,21 +314,37 @@ impl hyper::body::Body for H2Body {
     }
 }
 
+/// Why an HTTP/2 connection is to end.
+enum Quiet {
+    /// No request in flight and none started for a whole period: GOAWAY.
+    Idle,
+    /// Response data waits for the client's window and none moved for a whole period.
+    Stalled,
+}
+
 /// Resolves once an HTTP/2 connection has had no request in flight and none started for a
-/// whole `period` (checked every `period`, so after between one and two periods of quiet): a
-/// long download or stream keeps it open, PINGs alone do not. Never, for a zero period.
-async fn idle(activity: &Activity, period: Duration) {
+/// whole `period`, or once some response waited for the client's flow-control window while no
+/// response data moved for a whole period (checked every `period`, so after between one and two
+/// periods). A long download or stream keeps it open, PINGs alone do not. Never, for a zero
+/// period.
+async fn idle(activity: &Activity, period: Duration) -> Quiet {
     if period.is_zero() {
         return std::future::pending().await;
     }
     let mut seen = activity.started.load(Ordering::Relaxed);
+    let mut moved = activity.moved.load(Ordering::Relaxed);
     loop {
         tokio::time::sleep(period).await;
         let now = activity.started.load(Ordering::Relaxed);
+        let now_moved = activity.moved.load(Ordering::Relaxed);
         if now == seen && activity.in_flight.load(Ordering::Relaxed) == 0 {
-            return;
+            return Quiet::Idle;
+        }
+        if now_moved == moved && activity.held.load(Ordering::Relaxed) > 0 {
+            return Quiet::Stalled;
         }
         seen = now;
+        moved = now_moved;
     }
 }
 
