@@ -77,7 +77,9 @@ pub struct ProxyConfig {
     pub h2_max_pending_accept_reset_streams: usize,
     /// HTTP/2 streams the proxy may reset because of client errors, per connection, before it
     /// closes the connection (MadeYouReset protection: a client provoking resets is cut after
-    /// about twice as many frames). Well-behaved clients cause none. Default 64.
+    /// about twice as many frames). Refusing streams over the concurrency limit counts too, so
+    /// it stays well above `h2_max_concurrent_streams` (a client may open more streams before
+    /// it has read our SETTINGS). Default 512 (hyper's: 1024).
     pub h2_max_local_error_reset_streams: usize,
     /// Connecting to an upstream endpoint. Exceeded → the next endpoint once, then 504.
     /// Default 5 s.
@@ -139,7 +141,7 @@ impl Default for ProxyConfig {
             h2_max_concurrent_streams: 128,
             h2_keepalive_interval: Some(Duration::from_secs(30)),
             h2_max_pending_accept_reset_streams: 20,
-            h2_max_local_error_reset_streams: 64,
+            h2_max_local_error_reset_streams: 512,
             connect_timeout: Duration::from_secs(5),
             response_header_timeout: Duration::from_secs(60),
             request_body_idle_timeout: Duration::from_secs(60),

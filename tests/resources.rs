@@ -72,7 +72,14 @@ async fn hold(seconds: u64) {
     // Connections must outlive the run: the header-read timeout is also the HTTP/1.1 keep-alive
     // idle timeout.
     let timeout = (seconds + 600).to_string();
-    let vestibule = Vestibule::start(dir.path(), &["--header-read-timeout", &timeout]).await;
+    // Every connection is held (the derived limit, half the open-file limit, would shed some):
+    // this measures memory per connection, not the limit.
+    let limit = CONNECTIONS.to_string();
+    let vestibule = Vestibule::start(
+        dir.path(),
+        &["--header-read-timeout", &timeout, "--max-connections", &limit],
+    )
+    .await;
     let (pid, addr, port) = (vestibule.child.id(), vestibule.http, vestibule.http.port());
     vestibule.wait_for("app.example", "/", 200).await;
     let before = rss_kib(pid);

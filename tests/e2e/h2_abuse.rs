@@ -181,11 +181,7 @@ async fn upstream_sees_at_most_max_concurrent_streams() {
 /// 0) while asking for large responses is ended, and its upstream requests given up, in bounded
 /// time. With `--idle-timeout 2` the proxy has every reason to close it within the script's
 /// 12 s hold.
-const ZERO_WINDOW_KNOWN_OPEN: Option<&str> = Some(
-    "20 streams of 100 MB responses on a connection with a zero window: held for 12 s, never closed \
-     (the idle timeout sends GOAWAY but waits for the streams in flight, which can never finish); \
-     the 20 upstream requests stay in flight, each blocked writing",
-);
+const ZERO_WINDOW_KNOWN_OPEN: Option<&str> = None;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_window_streams_do_not_pin_resources() {
