@@ -21,6 +21,7 @@ sanitizer=${FUZZ_SANITIZER:-address}
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
+selected=$#
 if [ "$#" -gt 0 ]; then
   targets=("$@")
 else
@@ -45,8 +46,17 @@ max_len_of() {
   esac
 }
 
+# Builds the chosen targets (all of them in one cargo run when none were named).
 build() {
-  cargo fuzz build --fuzz-dir fuzz -s "$1" "${targets[@]}" >"$logs/build.log" 2>&1
+  : >"$logs/build.log"
+  if [ "$selected" -gt 0 ]; then
+    local target
+    for target in "${targets[@]}"; do
+      cargo fuzz build --fuzz-dir fuzz -s "$1" "$target" >>"$logs/build.log" 2>&1 || return 1
+    done
+  else
+    cargo fuzz build --fuzz-dir fuzz -s "$1" >>"$logs/build.log" 2>&1
+  fi
 }
 started=$SECONDS
 if ! build "$sanitizer"; then
