@@ -11,6 +11,8 @@ pub mod config;
 pub mod controller;
 pub mod demo;
 pub mod echo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod providers;
 pub mod proxy;

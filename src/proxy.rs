@@ -24,9 +24,9 @@ mod headers;
 mod server;
 mod state;
 mod timer;
-mod tls;
+pub(crate) mod tls;
 mod upgrade;
-mod upstream;
+pub(crate) mod upstream;
 mod workers;
 
 use std::io;

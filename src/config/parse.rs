@@ -33,18 +33,25 @@ impl Parsed {
 pub fn parse_documents(text: &str, origin: impl Fn(usize) -> Origin) -> Parsed {
     let mut parsed = Parsed::default();
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let origin = origin(index + 1);
         let value = match serde_yaml_ng::Value::deserialize(document) {
             Ok(value) => value,
             Err(err) => {
-                parsed
-                    .issues
-                    .push(Issue::error(None, Some(origin), "", format!("invalid YAML: {err}")));
+                // Content after a complete document without a `---` (a second top-level node)
+                // fails where the next document would start: it belongs to the one before.
+                let message = err.to_string();
+                let continues_previous = index > 0 && message.contains("did not find expected <document start>");
+                let document = if continues_previous { index } else { index + 1 };
+                parsed.issues.push(Issue::error(
+                    None,
+                    Some(origin(document)),
+                    "",
+                    format!("invalid YAML: {message}"),
+                ));
                 // The YAML stream cannot be resynchronised after a syntax error.
                 break;
             }
         };
-        parse_value(value, &origin, &mut parsed);
+        parse_value(value, &origin(index + 1), &mut parsed);
     }
     parsed
 }

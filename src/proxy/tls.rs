@@ -37,7 +37,7 @@ impl ResolvesServerCert for SniResolver {
 }
 
 /// Exact name first, then the wildcard certificate covering exactly one more label.
-fn pick(certificates: &Certificates, server_name: &str) -> Option<Arc<CertifiedKey>> {
+pub(crate) fn pick(certificates: &Certificates, server_name: &str) -> Option<Arc<CertifiedKey>> {
     let host = normalize_host(server_name);
     if let Some(key) = certificates.exact.get(host.as_ref()) {
         return Some(key.clone());

@@ -42,7 +42,10 @@ pub fn normalize_host(host: &str) -> Cow<'_, str> {
 /// The path routing sees, and the upstream receives: percent-encoded unreserved characters
 /// decoded, `.` and `..` segments removed (RFC 3986 section 6.2.2) and repeated slashes merged,
 /// so `/public/../admin` or `/%2e%2e/admin` cannot reach a route that `/admin` would not. Other
-/// escapes (`%2F` included) are kept as they are. Paths that need nothing are borrowed.
+/// escapes (`%2F` included) are kept as they are, and so is a `%` that begins no escape; an
+/// escape whose decoding would make a new escape out of such a `%` stays encoded (`/%%32e` is
+/// not turned into `/%2e`), so that normalising twice gives what normalising once did. Paths
+/// that need nothing are borrowed.
 pub fn normalize_path(path: &str) -> Cow<'_, str> {
     let bytes = path.as_bytes();
     let suspicious = bytes.contains(&b'%') || bytes.windows(2).any(|pair| pair == b"//" || pair == b"/.");
@@ -89,7 +92,8 @@ fn decode_unreserved(path: &str) -> String {
             let hex = |b: u8| (b as char).to_digit(16);
             if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
                 let decoded = (high * 16 + low) as u8;
-                if decoded.is_ascii_alphanumeric() || matches!(decoded, b'-' | b'.' | b'_' | b'~') {
+                let unreserved = decoded.is_ascii_alphanumeric() || matches!(decoded, b'-' | b'.' | b'_' | b'~');
+                if unreserved && !(decoded.is_ascii_hexdigit() && ends_in_stray_percent(&out)) {
                     out.push(decoded as char);
                     i += 3;
                     continue;
@@ -102,6 +106,17 @@ fn decode_unreserved(path: &str) -> String {
         i += width;
     }
     out
+}
+
+/// Whether a hex digit appended to `out` would complete an escape that was not in the path:
+/// `out` ends with `%`, or with `%` and one hex digit. (A kept escape adds all three of its
+/// characters at once, so such a `%` is one that began no escape.)
+fn ends_in_stray_percent(out: &str) -> bool {
+    match out.as_bytes() {
+        [.., b'%'] => true,
+        [.., b'%', digit] => digit.is_ascii_hexdigit(),
+        _ => false,
+    }
 }
 
 impl RouteTable {

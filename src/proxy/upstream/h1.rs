@@ -260,7 +260,7 @@ impl Writer {
 
 /// How the response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(crate) enum Framing {
     Length(u64),
     Chunked(Chunk),
     /// Until the upstream closes the connection.
@@ -269,7 +269,7 @@ enum Framing {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
+pub(crate) enum Chunk {
     Size,
     Data(u64),
     DataEnd,
@@ -277,13 +277,13 @@ enum Chunk {
 }
 
 /// A parsed response head.
-struct Head {
-    status: StatusCode,
-    headers: HeaderMap,
-    framing: Framing,
-    keep_alive: bool,
+pub(crate) struct Head {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) framing: Framing,
+    pub(crate) keep_alive: bool,
     /// Bytes the head took in the buffer.
-    len: usize,
+    pub(crate) len: usize,
 }
 
 /// The outcome of one exchange.
@@ -403,7 +403,7 @@ pub(crate) async fn exchange(
     Outcome::Response(response)
 }
 
-enum HeadError {
+pub(crate) enum HeadError {
     /// The response-header timeout passed, or the upstream stopped taking the request body.
     Timeout,
     /// The client's body is malformed, or the client went away mid-body.
@@ -464,7 +464,7 @@ fn poll_head(
 const READS_PER_POLL: usize = 16;
 
 /// Parses a response head at the start of `buf`; `Ok(None)` when incomplete.
-fn parse_head(buf: &[u8], head_method: bool) -> Result<Option<Head>, HeadError> {
+pub(crate) fn parse_head(buf: &[u8], head_method: bool) -> Result<Option<Head>, HeadError> {
     // Uninitialised slots: filling 100 empty headers first would cost more than the parse.
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
@@ -801,7 +801,7 @@ fn malformed(what: &'static str) -> BoxError {
 /// more bytes. Returns the new state and the data, if any. `Trailers(usize::MAX)` means the
 /// message is complete. When it returns without data and the state is unchanged, more bytes
 /// are needed.
-fn decode_chunk(buf: &mut BytesMut, state: Chunk) -> Result<(Chunk, Option<Bytes>), ()> {
+pub(crate) fn decode_chunk(buf: &mut BytesMut, state: Chunk) -> Result<(Chunk, Option<Bytes>), ()> {
     let mut state = state;
     loop {
         match state {
