@@ -268,11 +268,18 @@ impl Upstream {
     }
 
     /// One exchange.
+    ///
+    /// hyper's clients' exchanges are boxed: their futures are twice the size of our own
+    /// client's, and inline they would size (and be copied with) every request's future.
     pub async fn send(&self, outgoing: Outgoing, deadlines: Deadlines, metrics: &Metrics) -> Result<Reply, Failure> {
         match (outgoing, self.protocol) {
             (Outgoing::Native(prepared), _) => self.send_native(prepared, deadlines, metrics).await,
-            (Outgoing::Hyper(request), UpstreamProtocol::Http1) => self.send_h1(request, deadlines, metrics).await,
-            (Outgoing::Hyper(request), UpstreamProtocol::H2c) => self.send_h2(request, deadlines, metrics).await,
+            (Outgoing::Hyper(request), UpstreamProtocol::Http1) => {
+                Box::pin(self.send_h1(request, deadlines, metrics)).await
+            }
+            (Outgoing::Hyper(request), UpstreamProtocol::H2c) => {
+                Box::pin(self.send_h2(request, deadlines, metrics)).await
+            }
         }
     }
 
