@@ -85,9 +85,10 @@ const KNOWN_OPEN: &[(&str, &str, &str, bool)] = &[
     (
         "slow-read",
         "rss",
-        "RSS grew to 2.2-2.5 GiB with 4,300-5,000 slow readers (about 500 KiB each): the HTTP/1.1 \
-         server's single write buffer (writev off) takes response body up to hyper's max_buf_size \
-         (~408 KiB) per connection, however slowly the client reads",
+        "RSS 828 MiB with about 4,000-5,000 slow readers (~165 KiB each; 2.2-2.5 GiB before the \
+         HTTP/1.1 buffers were bounded by the head limit + 16 KiB): hyper's one limit covers both \
+         the read buffer (which must hold a 64 KiB head) and the write buffer, plus the upstream \
+         read buffer per connection",
         true,
     ),
     (
