@@ -310,11 +310,7 @@ impl Upstream {
                 h1::Outcome::Failed(failure) => return Err(self.record(metrics, failure)),
             }
         }
-        let how = Connect {
-            limit: deadlines.connect,
-            guard: &self.guard,
-            max_head: deadlines.max_response_head,
-        };
+        let how = self.connect_limits(&deadlines);
         let (key, stream) = self
             .connect_once_more(key, metrics, |key| async move { connect_tcp(&key, how).await })
             .await?;
@@ -388,11 +384,7 @@ impl Upstream {
                 Err(failure) => return Err(self.record(metrics, failure)),
             }
         }
-        let how = Connect {
-            limit: deadlines.connect,
-            guard: &self.guard,
-            max_head: deadlines.max_response_head,
-        };
+        let how = self.connect_limits(&deadlines);
         let (key, mut conn) = self
             .connect_once_more(key, metrics, |key| async move { connect_h1(&key, how).await })
             .await?;
@@ -400,6 +392,15 @@ impl Upstream {
             Ok(Ok(response)) => Ok(Reply::Hyper(response, Some(Lease::new(key, conn)))),
             Ok(Err(_)) => Err(self.record(metrics, self.exchange_failure(&watch))),
             Err(failure) => Err(self.record(metrics, failure)),
+        }
+    }
+
+    /// How this upstream's connections are made for an exchange with `deadlines`.
+    fn connect_limits(&self, deadlines: &Deadlines) -> Connect<'_> {
+        Connect {
+            limit: deadlines.connect,
+            guard: &self.guard,
+            max_head: deadlines.max_response_head,
         }
     }
 
@@ -436,11 +437,7 @@ impl Upstream {
                 Err(failure) => return Err(self.record(metrics, failure)),
             }
         }
-        let how = Connect {
-            limit: deadlines.connect,
-            guard: &self.guard,
-            max_head: deadlines.max_response_head,
-        };
+        let how = self.connect_limits(&deadlines);
         let (key, mut conn) = self
             .connect_once_more(key, metrics, |key| async move { connect_h2(&key, how).await })
             .await?;
