@@ -26,6 +26,10 @@ pub use self::publication::{Publication, Published};
 /// Extra time to wait for more updates once one arrived, so bursts apply once.
 pub const COALESCE: Duration = Duration::from_millis(10);
 
+/// The longest a pending update waits for a quiet gap: a steady stream of changes (endpoint
+/// churn every few milliseconds) is applied at least this often, never starved.
+pub const COALESCE_MAX: Duration = Duration::from_millis(100);
+
 /// Where applied configurations go (the proxy, in production; a recorder in tests).
 pub trait Sink: Send + Sync {
     fn install(&self, table: Arc<RouteTable>);
@@ -212,10 +216,7 @@ pub async fn run(
     let mut reported: BTreeSet<Issue> = BTreeSet::new();
     while let Some(update) = updates.recv().await {
         store.replace(update.source, update.objects, update.issues);
-        // Coalesce a burst of updates into one reconcile.
-        while let Ok(Some(update)) = tokio::time::timeout(COALESCE, updates.recv()).await {
-            store.replace(update.source, update.objects, update.issues);
-        }
+        coalesce(&mut updates, &mut store).await;
         if !store.is_synced() {
             continue;
         }
@@ -232,6 +233,20 @@ pub async fn run(
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "configuration applied"
         );
+    }
+}
+
+/// Takes in a burst of updates: waits for a quiet gap of [`COALESCE`], but never longer than
+/// [`COALESCE_MAX`] after the first pending update.
+async fn coalesce(updates: &mut mpsc::Receiver<SourceUpdate>, store: &mut ObjectStore) {
+    let limit = tokio::time::Instant::now() + COALESCE_MAX;
+    loop {
+        let gap = (tokio::time::Instant::now() + COALESCE).min(limit);
+        match tokio::time::timeout_at(gap, updates.recv()).await {
+            Ok(Some(update)) => store.replace(update.source, update.objects, update.issues),
+            // Quiet, the senders are gone, or the bound is reached: apply.
+            Ok(None) | Err(_) => return,
+        }
     }
 }
 

@@ -193,3 +193,46 @@ spec:
     assert_eq!(hosts(&half), ["half.example"]);
     assert_eq!(half.outcome, ReloadOutcome::Partial);
 }
+
+/// Endpoint churn every 5 ms never leaves a quiet gap of [`COALESCE`]: the pending update must
+/// still be applied within [`COALESCE_MAX`] (an unbounded wait would last as long as the churn).
+#[tokio::test(start_paused = true)]
+async fn a_stream_of_changes_does_not_starve_the_apply() {
+    let (tx, mut rx) = mpsc::channel(16);
+    let churn = tokio::spawn(async move {
+        for _ in 0..400 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let update = SourceUpdate {
+                source: SourceId::new("churn"),
+                objects: objects(BASE),
+                issues: Vec::new(),
+            };
+            if tx.send(update).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut store = ObjectStore::new();
+    store.register(SourceId::new("churn"));
+    let started = tokio::time::Instant::now();
+    coalesce(&mut rx, &mut store).await;
+    let waited = started.elapsed();
+    assert!(waited <= COALESCE_MAX, "waited {waited:?} with changes every 5 ms");
+    assert!(waited >= COALESCE_MAX - COALESCE, "returned early: {waited:?}");
+    assert!(
+        store.is_synced(),
+        "the updates taken in during the wait are in the store"
+    );
+    assert!(!churn.is_finished(), "the churn is still going");
+    churn.abort();
+}
+
+/// A single update is applied after one quiet gap, not after the bound.
+#[tokio::test(start_paused = true)]
+async fn a_lone_update_waits_only_for_the_quiet_gap() {
+    let (_tx, mut rx) = mpsc::channel::<SourceUpdate>(1);
+    let mut store = ObjectStore::new();
+    let started = tokio::time::Instant::now();
+    coalesce(&mut rx, &mut store).await;
+    assert_eq!(started.elapsed(), COALESCE);
+}
