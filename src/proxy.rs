@@ -20,6 +20,7 @@ mod body;
 mod cidr;
 mod client_io;
 mod forward;
+mod h2_meter;
 mod headers;
 mod server;
 mod state;

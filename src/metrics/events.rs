@@ -56,22 +56,31 @@ pub enum ClientErrorKind {
     Head,
     /// `CONNECT` (405).
     Connect,
+    /// An HTTP/2 client that sent more PING, SETTINGS, PRIORITY or RST_STREAM frames than its
+    /// budget (the connection is closed).
+    H2Flood,
 }
 
 impl ClientErrorKind {
-    const ALL: [ClientErrorKind; 3] = [ClientErrorKind::Body, ClientErrorKind::Head, ClientErrorKind::Connect];
+    const ALL: [ClientErrorKind; 4] = [
+        ClientErrorKind::Body,
+        ClientErrorKind::Head,
+        ClientErrorKind::Connect,
+        ClientErrorKind::H2Flood,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ClientErrorKind::Body => "body",
             ClientErrorKind::Head => "head",
             ClientErrorKind::Connect => "connect_method",
+            ClientErrorKind::H2Flood => "h2_flood",
         }
     }
 }
 
 static TIMEOUTS: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
-static CLIENT_ERRORS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+static CLIENT_ERRORS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 static CONNECTIONS_OPEN: AtomicI64 = AtomicI64::new(0);
 static CONNECTIONS_SHED: AtomicU64 = AtomicU64::new(0);
 

@@ -25,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use super::body::ProxyBody;
 use super::client_io::ClientIo;
 use super::forward::{self, Client};
+use super::h2_meter::FrameMeter;
 use super::headers::{PROTO_HTTP, PROTO_HTTPS, Peer};
 use super::state::Shared;
 use super::timer::WorkerTimer;
@@ -98,7 +99,7 @@ impl Serving {
         let stream = ClientIo::new(stream, prefix, self.shared.config.client_write_timeout);
         let client = self.client(peer, false, http2);
         if http2 {
-            self.serve_h2(TokioIo::new(stream), client, drain).await;
+            self.serve_h2(stream, client, drain).await;
         } else {
             self.serve_h1(TokioIo::new(stream), client, drain).await;
         }
@@ -119,7 +120,7 @@ impl Serving {
         let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
         let client = self.client(peer, true, http2);
         if http2 {
-            self.serve_h2(TokioIo::new(stream), client, drain).await;
+            self.serve_h2(stream, client, drain).await;
         } else {
             self.serve_h1(TokioIo::new(stream), client, drain).await;
         }
@@ -136,10 +137,11 @@ impl Serving {
         tokio::task::unconstrained(serve_until_drained(connection, &mut drain)).await;
     }
 
-    async fn serve_h2<I>(&self, io: TokioIo<I>, client: Arc<Client>, mut drain: watch::Receiver<bool>)
+    async fn serve_h2<I>(&self, io: I, client: Arc<Client>, mut drain: watch::Receiver<bool>)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let io = TokioIo::new(FrameMeter::new(io));
         let activity = Arc::new(Activity::default());
         let counter = activity.clone();
         let service = service_fn(move |request| {

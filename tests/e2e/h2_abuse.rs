@@ -17,22 +17,7 @@ use crate::support::*;
 const MAX_STREAMS: usize = 128;
 
 /// Attacks not cut off within 1 s / 1,000 frames today, with what was seen.
-const KNOWN_OPEN: &[(&str, &str)] = &[
-    (
-        "rapid-reset-paced",
-        "HEADERS+RST_STREAM one pair per write, reading in between: each stream is accepted before its \
-         reset arrives, so max_pending_accept_reset_streams (20) never counts it; ~700 streams/s (2,000+ \
-         in the 3 s run) are opened and cancelled, for as long as the client likes",
-    ),
-    (
-        "settings-flood",
-        "SETTINGS frames back to back, ACKs read: each is answered, nothing limits their rate",
-    ),
-    (
-        "ping-flood",
-        "PING frames back to back, ACKs read: each is answered, nothing limits their rate",
-    ),
-];
+const KNOWN_OPEN: &[(&str, &str)] = &[];
 
 /// One attack at a time: the 1 s budget is measured on a 2-core machine, and two attacks at once
 /// would each see the other's load.
