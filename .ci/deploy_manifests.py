@@ -68,8 +68,11 @@ LEASE = ("coordination.k8s.io", "leases")
 class Checks:
     def __init__(self):
         self.failures = []
+        self.prefix = ""  # the kustomization being checked
 
     def fail(self, where, message):
+        if self.prefix and not where.startswith(self.prefix):
+            where = f"{self.prefix}: {where}"
         self.failures.append(f"{where}: {message}")
 
     def expect(self, ok, where, message):
@@ -430,8 +433,10 @@ def main():
         with open(rendered, "w") as f:
             f.write(text)
         renders[name] = text
+        c.prefix = path
         check_render(c, path, text, args.vestibule, known, out_dir, rendered)
 
+    c.prefix = ""
     # The overlays change only what they say they change.
     def objects(name, kinds):
         return sorted((yaml.safe_dump(d) for d in yaml.safe_load_all(renders[name]) if d and d["kind"] in kinds))
