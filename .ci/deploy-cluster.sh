@@ -212,7 +212,53 @@ can no create clusterrolebindings.rbac.authorization.k8s.io
 can no escalate clusterroles.rbac.authorization.k8s.io
 can no impersonate serviceaccounts -n vestibule
 can no create serviceaccounts/token -n vestibule
-echo "deploy-cluster: ok: base RBAC: $checked kubectl auth can-i answers as $sa"
+# Everything the ServiceAccount may do in its own namespace (cluster-wide rules included), as
+# `kubectl auth can-i --list` reports it, is exactly this: one row per resource, names, verbs.
+# (The selfsubject*reviews rows come from system:basic-user, which every user has.) This is the
+# list to reconcile with the code: a rule added to deploy/ without adding it here fails.
+expected_rules() {
+  cat <<'RULES'
+backendtlspolicies.gateway.networking.k8s.io [] [get list watch]
+backendtlspolicies.gateway.networking.k8s.io/status [] [get patch update]
+endpointslices.discovery.k8s.io [] [get list watch]
+events.events.k8s.io [] [create patch]
+gatewayclasses.gateway.networking.k8s.io [] [get list watch]
+gatewayclasses.gateway.networking.k8s.io/status [] [get patch update]
+gateways.gateway.networking.k8s.io [] [get list watch]
+gateways.gateway.networking.k8s.io/status [] [get patch update]
+grpcroutes.gateway.networking.k8s.io [] [get list watch]
+grpcroutes.gateway.networking.k8s.io/status [] [get patch update]
+httproutes.gateway.networking.k8s.io [] [get list watch]
+httproutes.gateway.networking.k8s.io/status [] [get patch update]
+ingressclasses.networking.k8s.io [] [get list watch]
+ingresses.networking.k8s.io [] [get list watch]
+ingresses.networking.k8s.io/status [] [get patch update]
+leases.coordination.k8s.io [] [create]
+leases.coordination.k8s.io [vestibule-leader] [get update]
+namespaces [] [get list watch]
+referencegrants.gateway.networking.k8s.io [] [get list watch]
+secrets [] [get list watch]
+services [] [get list watch]
+tcproutes.gateway.networking.k8s.io [] [get list watch]
+tcproutes.gateway.networking.k8s.io/status [] [get patch update]
+tlsroutes.gateway.networking.k8s.io [] [get list watch]
+tlsroutes.gateway.networking.k8s.io/status [] [get patch update]
+RULES
+}
+k auth can-i --list -n vestibule "${as[@]}" |
+  python3 -c '
+import re, sys
+rows = []
+for line in sys.stdin.read().splitlines()[1:]:
+    m = re.match(r"^(\S+)\s+\[\]\s+(\[[^]]*\])\s+(\[[^]]*\])\s*$", line)
+    if m and not m.group(1).startswith("selfsubject"):
+        rows.append(" ".join(m.groups()))
+print("\n".join(sorted(rows)))' > "$work/rules.got"
+expected_rules | sort > "$work/rules.want"
+diff -u "$work/rules.want" "$work/rules.got" > "$work/rules.diff" ||
+  fail "kubectl auth can-i --list -n vestibule as $sa differs from the expected rules (- expected, + granted):
+$(cat "$work/rules.diff")"
+echo "deploy-cluster: ok: base RBAC: $checked kubectl auth can-i answers and the exact rule list ($(wc -l < "$work/rules.want") rows) as $sa"
 
 if [ -n "${DEPLOY_RBAC_HOOK:-}" ]; then
   python3 - "$KUBECONFIG" "$work/sa.kubeconfig" "$sa" <<'PY'
