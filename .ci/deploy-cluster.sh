@@ -14,6 +14,7 @@
 # Env: K8S_APISERVER_SH (default .ci/k8s/apiserver.sh if present, else ../shared/k8s/apiserver.sh),
 #   K8S_RUN (default: a new temporary directory), K8S_API_PORT, K8S_ETCD_PORT,
 #   K8S_ETCD_PEER_PORT (apiserver.sh's defaults unless set),
+#   KUBECTL (default kubectl): the client, for rendering too;
 #   DEPLOY_RBAC_HOOK: a command run after step 3's base RBAC is applied, with KUBECONFIG set to a
 #   kubeconfig that acts as the ServiceAccount (system:serviceaccount:vestibule:vestibule) and
 #   DEPLOY_ADMIN_KUBECONFIG to the admin one: e.g. `vestibule run --kubernetes` there, asserting
@@ -35,7 +36,8 @@ if [ -z "$apiserver_sh" ]; then
 fi
 [ -n "$apiserver_sh" ] && [ -x "$apiserver_sh" ] ||
   { echo "deploy-cluster: FAIL: no apiserver.sh (set K8S_APISERVER_SH)" >&2; exit 1; }
-command -v kubectl >/dev/null || { echo "deploy-cluster: FAIL: kubectl is not installed (Debian kubernetes-client)" >&2; exit 1; }
+kubectl=${KUBECTL:-kubectl}
+command -v "$kubectl" >/dev/null || { echo "deploy-cluster: FAIL: $kubectl is not installed (Debian kubernetes-client)" >&2; exit 1; }
 
 work=$(mktemp -d)
 export K8S_RUN=${K8S_RUN:-$work/k8s}
@@ -52,8 +54,8 @@ started=1
 export KUBECONFIG
 KUBECONFIG=$(sed -n 's/^KUBECONFIG=//p' "$work/apiserver.out")
 [ -f "$KUBECONFIG" ] || fail "apiserver.sh printed no KUBECONFIG: $(cat "$work/apiserver.out")"
-k() { kubectl --request-timeout=30s "$@"; }
-echo "deploy-cluster: kube-apiserver $(k version -o json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')"
+k() { "$kubectl" --request-timeout=30s "$@"; }
+echo "deploy-cluster: kube-apiserver $(k version -o json 2>/dev/null | python3 -c 'import json,sys; v = json.load(sys.stdin); print(v["serverVersion"]["gitVersion"], "with kubectl", v["clientVersion"]["gitVersion"])')"
 
 # Each kustomization rendered and split: Namespaces, the PDB, the rest.
 split() { # render out-prefix
@@ -75,7 +77,9 @@ dry_run() { k apply --server-side --dry-run=server --field-manager=vestibule-ci 
 for name in base daemonset namespaced gateway-api; do
   dir=deploy/base
   [ "$name" = base ] || dir=deploy/overlays/$name
-  k kustomize "$dir" > "$work/$name.yaml"
+  # (stderr kept apart: newer kubectl warns about the kustomize v2 fields deploy/ keeps.)
+  k kustomize "$dir" > "$work/$name.yaml" 2> "$work/$name.kustomize.err" ||
+    fail "kubectl kustomize $dir: $(cat "$work/$name.kustomize.err")"
   split "$work/$name.yaml" "$work/$name"
 done
 # The namespaced overlay's Role lives in the namespace it watches, which users create.

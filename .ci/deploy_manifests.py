@@ -7,7 +7,7 @@ Writes each render to OUT/<name>.yaml for .ci/deploy-cluster.sh.
     .ci/deploy_manifests.py [--vestibule BIN] [--out DIR]
 
 Exit 1 with one line per broken invariant, each naming the kustomization, object and field.
-Needs python3 with PyYAML, kubectl (kustomize built in). `kubernetes-validate` (PyPI), when
+Needs python3 with PyYAML, kubectl (kustomize built in; KUBECTL=path picks one). `kubernetes-validate` (PyPI), when
 installed, also checks every built-in kind against a newer Kubernetes schema, strictly
 (unknown fields are errors); without it that step is skipped with a message.
 """
@@ -23,15 +23,21 @@ import tempfile
 
 import yaml
 
+# The kubectl to render with (CI: Debian's kubernetes-client); KUBECTL=path to choose another.
+KUBECTL = os.environ.get("KUBECTL", "kubectl")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Every kustomization users are told to apply, and its name in OUT/.
+# Every install users are told to apply, and its name in OUT/ (deploy/gateway-api, the
+# GatewayClass alone, is checked within the gateway-api overlay).
 KUSTOMIZATIONS = {
     "base": "deploy/base",
     "daemonset": "deploy/overlays/daemonset",
     "namespaced": "deploy/overlays/namespaced",
     "gateway-api": "deploy/overlays/gateway-api",
 }
+# The fields every kustomize from v2.0.3 on reads alike (Debian's kubectl 1.20 renders with
+# v2.0.3; see deploy/parts/common/kustomization.yaml for what the others break there).
+KUSTOMIZE_V2_FIELDS = {"apiVersion", "kind", "bases", "resources", "images", "patchesJson6902"}
 
 # ---- PENDING FLAGS: agreed in issue 11, not yet in this binary's `vestibule run --help` ----
 # The manifests use them ahead of the branches that add them ("k8s-provider", "k8s-cluster").
@@ -107,7 +113,7 @@ def name_of(doc):
 
 
 def render(path):
-    out = run(["kubectl", "kustomize", os.path.join(ROOT, path)])
+    out = run([KUBECTL, "kustomize", os.path.join(ROOT, path)])
     if out.returncode != 0:
         sys.exit(f"deploy-manifests: kubectl kustomize {path} failed:\n{out.stderr}")
     return out.stdout
@@ -162,6 +168,9 @@ def check_workload(c, where, doc, docs, known):
     ct = containers[0]
     cwhere = f"{where}: spec.template.spec.containers[0]"
     args = ct.get("args", [])
+    image = ct.get("image", "")
+    c.expect(re.fullmatch(r"[^:@]+(:[\w.-]+)", image.rsplit("/", 1)[-1]) and not image.endswith(":latest"), cwhere,
+             f"image {image!r}: needs a version tag (kustomize `images:`)")
     c.expect(not ct.get("command"), cwhere, "command: leave the image's ENTRYPOINT (/vestibule)")
     c.expect(args[:1] == ["run"], cwhere, f"args: must start with the subcommand `run`, not {args[:1]}")
     flags = {}
@@ -424,6 +433,21 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     known = known_run_flags(args.vestibule)
     c = Checks()
+    version = re.search(r'^version = "(.*)"', open(os.path.join(ROOT, "Cargo.toml")).read(), re.M).group(1)
+    for dirpath, _, files in os.walk(os.path.join(ROOT, "deploy")):
+        for f in files:
+            path = os.path.relpath(os.path.join(dirpath, f), ROOT)
+            text = open(os.path.join(dirpath, f)).read()
+            if f == "kustomization.yaml":
+                extra = set(yaml.safe_load(text)) - KUSTOMIZE_V2_FIELDS
+                c.expect(not extra, path, f"{sorted(extra)}: not read alike by kustomize v2.0.3 (kubectl 1.20); use {sorted(KUSTOMIZE_V2_FIELDS)}")
+                for res in yaml.safe_load(text).get("resources", []):
+                    c.expect(os.path.isfile(os.path.join(dirpath, res)), path,
+                             f"resources: {res}: kustomize v2.0.3 takes only files here (directories under `bases:`)")
+                for img in yaml.safe_load(text).get("images", []):
+                    c.expect(img.get("newTag") == version, path, f"images: {img} is not the version in Cargo.toml ({version})")
+            elif f.endswith(".yaml"):
+                c.expect("$patch" not in text, path, "$patch: kustomize v2.0.3 mishandles deletions; compose parts instead")
     for flag in sorted(set(PENDING_FLAGS) & set(known)):
         c.fail(".ci/deploy_manifests.py", f"PENDING_FLAGS: {flag} is now in `vestibule run --help`: remove its line")
     renders = {}
