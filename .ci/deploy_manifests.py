@@ -401,11 +401,17 @@ def check_render(c, name, text, vestibule, known, workdir, rendered):
     for d in docs:
         if d["kind"] not in ("Namespace", "IngressClass", "GatewayClass", "ClusterRole", "ClusterRoleBinding"):
             c.expect(d["metadata"].get("namespace"), f"{name}: {name_of(d)}", "metadata.namespace: not set")
-    c.expect(any(d["kind"] == "Namespace" and d["metadata"]["name"] == "vestibule" for d in docs), name, "no Namespace vestibule")
+    ns = [d for d in docs if d["kind"] == "Namespace" and d["metadata"]["name"] == "vestibule"]
+    c.expect(ns, name, "no Namespace vestibule")
     workloads = [d for d in docs if d["kind"] in ("Deployment", "DaemonSet")]
     if not c.expect(len(workloads) == 1, name, f"exactly one Deployment or DaemonSet, got {len(workloads)}"):
         return
     one, flags = check_workload(c, f"{name}: {name_of(workloads[0])}", workloads[0], docs, known)
+    # Pod Security: the strictest level the pods meet, enforced on their namespace.
+    level = "privileged" if workloads[0]["spec"]["template"]["spec"].get("hostNetwork") else "restricted"
+    for n in ns:
+        got = n["metadata"].get("labels", {}).get("pod-security.kubernetes.io/enforce")
+        c.expect(got == level, name_of(n), f"metadata.labels[pod-security.kubernetes.io/enforce]: {got!r}, want {level!r}")
     check_rbac(c, name, docs, one, flags)
     check_parser(c, name, vestibule, rendered, docs, workdir)
     for gc in (d for d in docs if d["kind"] == "GatewayClass"):
@@ -464,9 +470,10 @@ def main():
     # The overlays change only what they say they change.
     def objects(name, kinds):
         return sorted((yaml.safe_dump(d) for d in yaml.safe_load_all(renders[name]) if d and d["kind"] in kinds))
-    rbac = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount", "Namespace", "IngressClass"}
+    rbac = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount", "IngressClass"}
     c.expect(objects("daemonset", rbac) == objects("base", rbac), "deploy/overlays/daemonset",
-             "namespace, RBAC and IngressClass must be the base's")
+             "RBAC and IngressClass must be the base's")
+    rbac.add("Namespace")
     c.expect(objects("gateway-api", rbac | {"Deployment", "Service", "PodDisruptionBudget"}) ==
              objects("base", rbac | {"Deployment", "Service", "PodDisruptionBudget"}),
              "deploy/overlays/gateway-api", "must be the base plus the GatewayClass only")
