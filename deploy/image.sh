@@ -43,8 +43,8 @@ install -m 0755 "$binary" "$root/vestibule"
 
 # Every library the binary loads, and the loader itself, at the path ldd resolves.
 # (`ldd` prints `name => /path (addr)`, or `/path (addr)` for the loader, or no path for vdso.)
-libs=$(ldd "$binary" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i }' | sort -u)
-[ -n "$libs" ] || { echo "image.sh: ldd names no library for $binary (a static binary needs none: that is fine)" >&2; }
+# A static binary: ldd says "not a dynamic executable" (exit 1) and nothing is copied.
+libs=$({ ldd "$binary" 2>/dev/null || true; } | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i }' | sort -u)
 for lib in $libs; do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
