@@ -33,6 +33,8 @@ pub struct RouteTable {
     pub backends: Vec<Backend>,
     /// Certificates for the HTTPS listener, chosen by SNI.
     pub certificates: Certificates,
+    /// The port HTTPS redirects name (`https://host:port/…`); `None` for 443, left out.
+    pub https_port: Option<u16>,
 }
 
 /// Host → virtual host. Exact names first, then wildcards by suffix (longest first), then the
@@ -68,6 +70,9 @@ pub struct VirtualHost {
     pub regex: Vec<RegexPath>,
     /// Route for requests whose path matched nothing here (an Ingress `defaultBackend`).
     pub fallback: Option<RouteId>,
+    /// A usable certificate is configured for this host: plain HTTP requests to routes whose
+    /// [`HttpsRedirect`] is `WithTls` are redirected to HTTPS.
+    pub tls: bool,
 }
 
 #[derive(Debug)]
@@ -126,6 +131,35 @@ pub struct Route {
     /// Status when the backend has no ready endpoints: 503 for Ingress, 500 for Gateway API.
     pub unavailable: StatusCode,
     pub timeouts: RouteTimeouts,
+    /// Whether a plain HTTP request is answered with a `308` to HTTPS instead (decided at
+    /// translate time; the HTTPS listener serves the route as usual).
+    pub https_redirect: HttpsRedirect,
+}
+
+/// When a plain HTTP request to a route is redirected to HTTPS (ingress-nginx's `ssl-redirect`
+/// and `force-ssl-redirect`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HttpsRedirect {
+    /// Never: served over plain HTTP too.
+    #[default]
+    Never,
+    /// When the virtual host has TLS ([`VirtualHost::tls`]): the Ingress default.
+    WithTls,
+    /// Always, TLS configured or not.
+    Always,
+}
+
+impl HttpsRedirect {
+    /// Whether a plain HTTP request on a host (`tls`: it has a certificate) is redirected.
+    #[inline]
+    pub fn applies(self, tls: bool) -> bool {
+        match self {
+            HttpsRedirect::Never => false,
+            HttpsRedirect::WithTls => tls,
+            HttpsRedirect::Always => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

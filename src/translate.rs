@@ -14,6 +14,7 @@
 //! Ingress semantics (what `ImplementationSpecific` means here, precedence, conflicts) are
 //! documented in ARCHITECTURE.md and on the functions of `translate/ingress.rs`.
 
+pub mod annotations;
 mod backends;
 mod classes;
 mod hosts;
@@ -23,13 +24,15 @@ mod status;
 mod table;
 mod tls;
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use crate::config::{Ingress, Issue, Kind, Object, ObjectKey, Origin, Snapshot, StoredObject};
 use crate::routes::RouteTable;
 
 use self::backends::Backends;
-use self::classes::OurClasses;
+use self::classes::{ClassDecision, OurClasses};
 use self::ingress::Builders;
 use self::table::TableBuilder;
 use self::tls::TlsBuilder;
@@ -42,6 +45,11 @@ pub struct TranslateOptions {
     /// `--publish-address`: the IP or hostname written to served Ingresses'
     /// `status.loadBalancer.ingress`.
     pub publish_address: Option<String>,
+    /// The `--https` listener's port, named in HTTPS redirects unless it is 443 (`None`: 443).
+    pub https_port: Option<u16>,
+    /// Validate every Ingress, ours or not (`vestibule check`): the Ingresses of other classes
+    /// are reported on too, and never served.
+    pub validate_all_classes: bool,
 }
 
 /// The result of one translation.
@@ -52,6 +60,21 @@ pub struct Translation {
     pub statuses: Vec<ObjectStatus>,
     /// Problems in the objects, sorted. Does not repeat the snapshot's own (load) issues.
     pub issues: Vec<Issue>,
+    /// What became of each Ingress (served or not, and why), sorted by namespace and name.
+    pub ingresses: Vec<IngressVerdict>,
+    /// Ingresses not served on purpose, whatever their last good version was: they carry
+    /// access control that is not honoured (fail closed). The controller must not substitute
+    /// an older version for them.
+    pub withheld: BTreeSet<ObjectKey>,
+}
+
+/// Whether one Ingress is served, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngressVerdict {
+    pub namespace: String,
+    pub name: String,
+    pub served: bool,
+    pub reason: String,
 }
 
 /// One entry of `/api/status`: the status the controller would write to the Kubernetes API.
@@ -68,13 +91,65 @@ pub struct ObjectStatus {
 /// Translates a snapshot. See the module documentation.
 pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation {
     let classes = OurClasses::from_snapshot(snapshot);
-    let mut served: Vec<(&StoredObject, &Ingress, ObjectKey)> = snapshot
-        .of_kind(Kind::Ingress)
-        .filter_map(|stored| match &stored.object {
-            Object::Ingress(ingress) if classes.serves(ingress) => Some((&**stored, ingress, stored.key())),
-            _ => None,
-        })
-        .collect();
+    let mut issues = Vec::new();
+    let mut verdicts = Vec::new();
+    let mut withheld = BTreeSet::new();
+    let mut served: Vec<(&StoredObject, &Ingress, ObjectKey)> = Vec::new();
+    let mut unserved: Vec<(&StoredObject, &Ingress, ObjectKey)> = Vec::new();
+    for stored in snapshot.of_kind(Kind::Ingress) {
+        let Object::Ingress(ingress) = &stored.object else {
+            continue;
+        };
+        let key = stored.key();
+        let decision = classes.decide(ingress);
+        let mut verdict = IngressVerdict {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            served: false,
+            reason: decision.reason(),
+        };
+        let ours = matches!(decision, ClassDecision::Ours(_));
+        if ours || options.validate_all_classes {
+            let mut report = Reporter {
+                key: &key,
+                origin: &stored.origin,
+                issues: &mut issues,
+            };
+            if let ClassDecision::Missing { class, field } = &decision {
+                report.warning(
+                    *field,
+                    format!("IngressClass {class:?} does not exist: the Ingress is not served"),
+                );
+            }
+            let annotations = annotations::report(&ingress.metadata.annotations, &mut report);
+            if !annotations.unhonoured_access.is_empty() {
+                verdict.reason = "its access control is not supported (fail closed)".to_string();
+                if ours {
+                    withheld.insert(key.clone());
+                }
+            } else if let Some(canary) = &annotations.canary {
+                report.warning(
+                    annotations::field(canary),
+                    "canary Ingresses are not supported yet: this one is not served, and the primary Ingress keeps \
+                     all the traffic of its hosts",
+                );
+                verdict.reason = "canary Ingresses are not supported yet".to_string();
+            } else if ours {
+                verdict.served = true;
+                served.push((stored, ingress, key));
+            } else {
+                unserved.push((stored, ingress, key));
+            }
+        } else if let ClassDecision::Missing { class, field } = &decision {
+            issues.push(Issue::warning(
+                Some(key.clone()),
+                Some(stored.origin.clone()),
+                *field,
+                format!("IngressClass {class:?} does not exist: the Ingress is not served"),
+            ));
+        }
+        verdicts.push(verdict);
+    }
     // Oldest first: conflicts go to the first to claim. Objects without a creation timestamp
     // (manifests) count as newer than any with one; ties go by namespace and name.
     served.sort_by(|(_, a, a_key), (_, b, b_key)| {
@@ -83,7 +158,6 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         (a_time.is_none(), a_time, a_key).cmp(&(b_time.is_none(), b_time, b_key))
     });
 
-    let mut issues = Vec::new();
     let ingresses = snapshot.of_kind(Kind::Ingress).count();
     if classes.is_empty() && ingresses > 0 {
         // Not about any one object: a new user's manifests often lack the class.
@@ -111,6 +185,22 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         };
         ingress::add_ingress(namespace, ingress, &mut builders, &mut report);
     }
+    // Ingresses of other classes (`check` only): their rules are validated in a scratch table
+    // of their own, so they never take anything from the served ones.
+    for (stored, ingress, key) in &unserved {
+        let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
+        let mut scratch = Builders {
+            table: TableBuilder::default(),
+            backends: Backends::new(snapshot),
+            tls: TlsBuilder::new(snapshot),
+        };
+        let mut report = Reporter {
+            key,
+            origin: &stored.origin,
+            issues: &mut issues,
+        };
+        ingress::add_ingress(namespace, ingress, &mut scratch, &mut report);
+    }
 
     let statuses = status::statuses(served.iter().map(|(_, _, key)| key), options.publish_address.as_deref());
     let Builders { table, backends, tls } = builders;
@@ -120,10 +210,13 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     issues.extend(tls_issues);
     issues.sort();
     issues.dedup();
+    verdicts.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Translation {
-        table: table.build(backends, certificates),
+        table: table.build(backends, certificates, options.https_port),
         statuses,
         issues,
+        ingresses: verdicts,
+        withheld,
     }
 }
 

@@ -104,6 +104,7 @@ fn hostile_table() -> RouteTable {
             action: RouteAction::Forward(0),
             unavailable: http::StatusCode::SERVICE_UNAVAILABLE,
             timeouts: RouteTimeouts::default(),
+            https_redirect: Default::default(),
         }],
         backends: vec![Backend {
             key: BackendKey {

@@ -3,8 +3,10 @@
 //! Ingresses arrive oldest first, so "first to claim" is "oldest wins".
 
 use crate::config::Ingress;
+use crate::routes::HttpsRedirect;
 
 use super::Reporter;
+use super::annotations;
 use super::backends::{Backends, RefError, ServiceRef, service_ref};
 use super::hosts::{HostPattern, parse_host};
 use super::paths::{PathMatch, parse_path};
@@ -41,6 +43,7 @@ pub(crate) fn add_ingress<'s>(
         .annotations
         .get(USE_REGEX_ANNOTATION)
         .is_some_and(|value| value == "true");
+    let https_redirect = https_redirect(ingress, report);
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();
     let mut rule_hosts: Vec<HostPattern> = Vec::new();
@@ -113,17 +116,42 @@ pub(crate) fn add_ingress<'s>(
                 builders,
                 report,
             );
-            let route = builders
-                .table
-                .add_route(format!("{route_prefix}/rules[{i}]/paths[{j}]"), backend);
+            let route =
+                builders
+                    .table
+                    .add_route(format!("{route_prefix}/rules[{i}]/paths[{j}]"), backend, https_redirect);
             builders.table.insert(vhost, matcher, regex, route);
         }
     }
 
     if let Some(default_backend) = &spec.default_backend {
-        add_default_backend(namespace, default_backend, &route_prefix, vhosts, builders, report);
+        add_default_backend(
+            namespace,
+            default_backend,
+            &route_prefix,
+            https_redirect,
+            vhosts,
+            builders,
+            report,
+        );
     }
     builders.tls.add_ingress(namespace, ingress, &rule_hosts, report);
+}
+
+/// When plain HTTP requests to the Ingress's routes are redirected to HTTPS, as ingress-nginx
+/// decides it: `force-ssl-redirect: "true"` always; otherwise when the host has TLS, unless
+/// `ssl-redirect: "false"` (either annotation prefix).
+fn https_redirect(ingress: &Ingress, report: &mut Reporter<'_>) -> HttpsRedirect {
+    let annotations = &ingress.metadata.annotations;
+    let force = annotations::boolean(annotations, "force-ssl-redirect", false, report);
+    let with_tls = annotations::boolean(annotations, "ssl-redirect", true, report);
+    if force {
+        HttpsRedirect::Always
+    } else if with_tls {
+        HttpsRedirect::WithTls
+    } else {
+        HttpsRedirect::Never
+    }
 }
 
 /// `spec.defaultBackend` becomes the fallback of every host this Ingress defines and of the
@@ -132,6 +160,7 @@ fn add_default_backend<'s>(
     namespace: &'s str,
     backend: &'s crate::config::IngressBackend,
     route_prefix: &str,
+    https_redirect: HttpsRedirect,
     mut vhosts: Vec<usize>,
     builders: &mut Builders<'s>,
     report: &mut Reporter<'_>,
@@ -171,7 +200,7 @@ fn add_default_backend<'s>(
                 let backend = resolve(namespace, reference, || field.to_string(), builders, report);
                 let id = builders
                     .table
-                    .add_route(format!("{route_prefix}/defaultBackend"), backend);
+                    .add_route(format!("{route_prefix}/defaultBackend"), backend, https_redirect);
                 route = Some(id);
                 id
             }

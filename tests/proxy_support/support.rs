@@ -304,6 +304,7 @@ impl TableBuilder {
             action,
             unavailable: StatusCode::SERVICE_UNAVAILABLE,
             timeouts,
+            https_redirect: Default::default(),
         });
         let key = prefix.trim_end_matches('/').to_string();
         self.table.http.vhosts[vhost]
