@@ -443,17 +443,17 @@ async fn handle(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::{HeaderValue, LOCATION, StatusCode, Uri, https_redirect, index_of};
 
-    fn location(host: &'static str, target: &'static str, port: Option<u16>) -> String {
-        let response = https_redirect(Some(&HeaderValue::from_static(host)), &Uri::from_static(target), port);
-        assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
-        response.headers()[LOCATION].to_str().unwrap().to_string()
-    }
-
     #[test]
     fn https_redirect_keeps_host_path_and_query_and_names_the_port_unless_443() {
+        let location = |host: &'static str, target: &'static str, port: Option<u16>| {
+            let response = https_redirect(Some(&HeaderValue::from_static(host)), &Uri::from_static(target), port);
+            assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+            response.headers()[LOCATION].to_str().unwrap().to_string()
+        };
         assert_eq!(location("a.example", "/x/y?q=1&r", None), "https://a.example/x/y?q=1&r");
         assert_eq!(location("a.example:8080", "/", Some(8443)), "https://a.example:8443/");
         assert_eq!(location("[::1]:8080", "/p", None), "https://[::1]/p");

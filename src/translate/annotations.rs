@@ -423,7 +423,7 @@ pub(crate) fn report(annotations: &BTreeMap<String, String>, report: &mut Report
             Honoured => continue,
             Differs(note) => format!("honoured with a difference: {note}"),
             NoOp(note) => format!("accepted, without effect: {note}"),
-            Unsupported(note) if note.is_empty() => format!("not supported{consequence}"),
+            Unsupported("") => format!("not supported{consequence}"),
             Unsupported(note) => format!("not supported{consequence}: {note}"),
             Refused => format!("refused as unsafe, never executed: {}", support.note()),
         };
