@@ -123,7 +123,11 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
             }
             let annotations = annotations::report(&ingress.metadata.annotations, &mut report);
             if !annotations.unhonoured_access.is_empty() {
-                verdict.reason = "its access control is not supported (fail closed)".to_string();
+                verdict.reason = withheld_reason(
+                    ours,
+                    verdict.reason,
+                    "its access control is not supported (fail closed)",
+                );
                 if ours {
                     withheld.insert(key.clone());
                 }
@@ -133,7 +137,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
                     "canary Ingresses are not supported yet: this one is not served, and the primary Ingress keeps \
                      all the traffic of its hosts",
                 );
-                verdict.reason = "canary Ingresses are not supported yet".to_string();
+                verdict.reason = withheld_reason(ours, verdict.reason, "canary Ingresses are not supported yet");
             } else if ours {
                 verdict.served = true;
                 served.push((stored, ingress, key));
@@ -217,6 +221,16 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         issues,
         ingresses: verdicts,
         withheld,
+    }
+}
+
+/// Why an Ingress is not served when its annotations keep it out: only that for one of ours,
+/// after the class reason for another's (`check`).
+fn withheld_reason(ours: bool, class_reason: String, why: &str) -> String {
+    if ours {
+        why.to_string()
+    } else {
+        format!("{class_reason}; and {why}")
     }
 }
 

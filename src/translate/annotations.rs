@@ -453,7 +453,9 @@ pub(crate) fn report(annotations: &BTreeMap<String, String>, report: &mut Report
 /// The README's table of the catalogue (between its `annotation-table` markers): one row per
 /// annotation, its class and note.
 pub fn markdown_table() -> String {
-    let mut out = String::from("| annotation | Vestibule | note |\n| --- | --- | --- |\n");
+    let mut out = String::from(
+        "| annotation (`nginx.ingress.kubernetes.io/` or `ingress.kubernetes.io/` + …) | Vestibule | note |\n| --- | --- | --- |\n",
+    );
     for entry in CATALOGUE {
         let note = entry.support.note();
         let fails_closed = classify(&format!("{NGINX_PREFIX}{}", entry.name)).is_some_and(|c| c.fails_closed);

@@ -210,3 +210,26 @@ fn booleans_are_true_or_false_else_an_error() {
             .contains("force-ssl-redirect]: \"yes\" is not a boolean")
     );
 }
+
+/// The README's table is the catalogue. Regenerate with
+/// `VESTIBULE_WRITE_README=1 cargo test --lib readme_table_is_the_catalogue`.
+#[test]
+fn readme_table_is_the_catalogue() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let begin = "<!-- annotation-table: generated from src/translate/annotations.rs; do not edit by hand -->\n";
+    let end = "<!-- end of annotation-table -->";
+    let start = readme.find(begin).expect("README has the table's start marker") + begin.len();
+    let stop = readme[start..].find(end).expect("README has the table's end marker") + start;
+    let table = markdown_table();
+    if std::env::var_os("VESTIBULE_WRITE_README").is_some() {
+        let updated = format!("{}{table}{}", &readme[..start], &readme[stop..]);
+        std::fs::write(&path, updated).unwrap();
+        return;
+    }
+    assert!(
+        readme[start..stop] == table,
+        "README's annotation table differs from the catalogue; regenerate it with \
+         VESTIBULE_WRITE_README=1 cargo test --lib readme_table_is_the_catalogue"
+    );
+}
