@@ -5,18 +5,20 @@
 //! sockets: backends are lists of endpoint addresses; upstream pools live in `proxy`, keyed by
 //! [`BackendKey`], so they survive reloads. Lookups are in [`router`].
 
+pub mod cidr;
 pub mod describe;
 pub mod router;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
 use serde::Serialize;
 
+pub use cidr::Cidr;
 pub use router::{RequestInfo, normalize_host, normalize_path};
 
 /// Index of a [`Route`] in [`RouteTable::routes`].
@@ -134,6 +136,29 @@ pub struct Route {
     /// Whether a plain HTTP request is answered with a `308` to HTTPS instead (decided at
     /// translate time; the HTTPS listener serves the route as usual).
     pub https_redirect: HttpsRedirect,
+    /// Which client addresses may use the route (ingress-nginx's `*-source-range`); `None`:
+    /// everybody. Others get `403`.
+    pub source_ranges: Option<Arc<SourceRanges>>,
+}
+
+/// Client address ranges: denied ones first, then, when `allow` is not empty, only those.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceRanges {
+    pub allow: Vec<Cidr>,
+    pub deny: Vec<Cidr>,
+}
+
+impl SourceRanges {
+    /// Whether a client at `client` may pass; `None` (an address that cannot be read) may not.
+    pub fn admits(&self, client: Option<IpAddr>) -> bool {
+        let Some(ip) = client else {
+            return false;
+        };
+        if self.deny.iter().any(|cidr| cidr.contains(ip)) {
+            return false;
+        }
+        self.allow.is_empty() || self.allow.iter().any(|cidr| cidr.contains(ip))
+    }
 }
 
 /// When a plain HTTP request to a route is redirected to HTTPS (ingress-nginx's `ssl-redirect`
@@ -236,4 +261,34 @@ pub struct CertificateSummary {
     pub hosts: Vec<String>,
     /// `namespace/name` of the Secret.
     pub secret: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_ranges_deny_first_then_allow_only_the_listed() {
+        let cidr = |text: &str| text.parse::<Cidr>().unwrap();
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        let allow = SourceRanges {
+            allow: vec![cidr("10.0.0.0/8"), cidr("2001:db8::/32")],
+            deny: vec![cidr("10.1.0.0/16")],
+        };
+        assert!(allow.admits(ip("10.2.3.4")));
+        assert!(
+            allow.admits(ip("::ffff:10.2.3.4")),
+            "IPv4-mapped peers match IPv4 blocks"
+        );
+        assert!(allow.admits(ip("2001:db8::1")));
+        assert!(!allow.admits(ip("10.1.2.3")), "denied though inside the allowed block");
+        assert!(!allow.admits(ip("192.0.2.1")));
+        assert!(!allow.admits(None), "an address that cannot be read is refused");
+        let deny_only = SourceRanges {
+            allow: Vec::new(),
+            deny: vec![cidr("192.0.2.7")],
+        };
+        assert!(deny_only.admits(ip("192.0.2.8")));
+        assert!(!deny_only.admits(ip("192.0.2.7")));
+    }
 }

@@ -25,11 +25,12 @@ mod table;
 mod tls;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::config::{Ingress, Issue, Kind, Object, ObjectKey, Origin, Snapshot, StoredObject};
-use crate::routes::RouteTable;
+use crate::routes::{RouteTable, SourceRanges};
 
 use self::backends::Backends;
 use self::classes::{ClassDecision, OurClasses};
@@ -94,7 +95,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     let mut issues = Vec::new();
     let mut verdicts = Vec::new();
     let mut withheld = BTreeSet::new();
-    let mut served: Vec<(&StoredObject, &Ingress, ObjectKey)> = Vec::new();
+    let mut served: Vec<(&StoredObject, &Ingress, ObjectKey, Option<Arc<SourceRanges>>)> = Vec::new();
     let mut unserved: Vec<(&StoredObject, &Ingress, ObjectKey)> = Vec::new();
     for stored in snapshot.of_kind(Kind::Ingress) {
         let Object::Ingress(ingress) = &stored.object else {
@@ -122,12 +123,20 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
                 );
             }
             let annotations = annotations::report(&ingress.metadata.annotations, &mut report);
-            if !annotations.unhonoured_access.is_empty() {
-                verdict.reason = withheld_reason(
-                    ours,
-                    verdict.reason,
-                    "its access control is not supported (fail closed)",
+            let source_ranges = annotations::source_ranges(&ingress.metadata.annotations, &mut report);
+            if source_ranges.is_err() {
+                report.error(
+                    "metadata.annotations",
+                    "the Ingress is not served: its source range does not parse, and serving it would admit every client",
                 );
+            }
+            if !annotations.unhonoured_access.is_empty() || source_ranges.is_err() {
+                let why = if annotations.unhonoured_access.is_empty() {
+                    "its source range does not parse (fail closed)"
+                } else {
+                    "its access control is not supported (fail closed)"
+                };
+                verdict.reason = withheld_reason(ours, verdict.reason, why);
                 if ours {
                     withheld.insert(key.clone());
                 }
@@ -140,7 +149,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
                 verdict.reason = withheld_reason(ours, verdict.reason, "canary Ingresses are not supported yet");
             } else if ours {
                 verdict.served = true;
-                served.push((stored, ingress, key));
+                served.push((stored, ingress, key, source_ranges.ok().flatten()));
             } else {
                 unserved.push((stored, ingress, key));
             }
@@ -156,7 +165,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     }
     // Oldest first: conflicts go to the first to claim. Objects without a creation timestamp
     // (manifests) count as newer than any with one; ties go by namespace and name.
-    served.sort_by(|(_, a, a_key), (_, b, b_key)| {
+    served.sort_by(|(_, a, a_key, _), (_, b, b_key, _)| {
         let a_time = a.metadata.creation_timestamp.as_deref();
         let b_time = b.metadata.creation_timestamp.as_deref();
         (a_time.is_none(), a_time, a_key).cmp(&(b_time.is_none(), b_time, b_key))
@@ -180,14 +189,14 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         backends: Backends::new(snapshot),
         tls: TlsBuilder::new(snapshot),
     };
-    for (stored, ingress, key) in &served {
+    for (stored, ingress, key, source_ranges) in &served {
         let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
         let mut report = Reporter {
             key,
             origin: &stored.origin,
             issues: &mut issues,
         };
-        ingress::add_ingress(namespace, ingress, &mut builders, &mut report);
+        ingress::add_ingress(namespace, ingress, source_ranges.clone(), &mut builders, &mut report);
     }
     // Ingresses of other classes (`check` only): their rules are validated in a scratch table
     // of their own, so they never take anything from the served ones.
@@ -203,10 +212,13 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
             origin: &stored.origin,
             issues: &mut issues,
         };
-        ingress::add_ingress(namespace, ingress, &mut scratch, &mut report);
+        ingress::add_ingress(namespace, ingress, None, &mut scratch, &mut report);
     }
 
-    let statuses = status::statuses(served.iter().map(|(_, _, key)| key), options.publish_address.as_deref());
+    let statuses = status::statuses(
+        served.iter().map(|(_, _, key, _)| key),
+        options.publish_address.as_deref(),
+    );
     let Builders { table, backends, tls } = builders;
     let (backends, backend_issues) = backends.finish();
     let (certificates, tls_issues) = tls.finish();

@@ -105,6 +105,7 @@ fn hostile_table() -> RouteTable {
             unavailable: http::StatusCode::SERVICE_UNAVAILABLE,
             timeouts: RouteTimeouts::default(),
             https_redirect: Default::default(),
+            source_ranges: None,
         }],
         backends: vec![Backend {
             key: BackendKey {

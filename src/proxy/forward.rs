@@ -18,8 +18,8 @@ use hyper::body::Incoming;
 
 use super::body::{ProxyBody, error_response};
 use super::headers::{
-    Forwarded, Peer, X_FORWARDED_PROTO, is_h2c_upgrade, is_upgrade, scan, strip_h2c_upgrade, strip_hop_by_hop,
-    strip_hop_by_hop_if, strip_underscored,
+    Forwarded, Peer, X_FORWARDED_PROTO, client_address, is_h2c_upgrade, is_upgrade, scan, strip_h2c_upgrade,
+    strip_hop_by_hop, strip_hop_by_hop_if, strip_underscored,
 };
 use super::state::{Installed, Shared};
 use super::upgrade::{splice, splice_native};
@@ -330,6 +330,12 @@ async fn handle(
     };
     if !client.tls && route.https_redirect.applies(vhost_tls) && !forwarded_https(client, request.headers()) {
         return (https_redirect(host.as_ref(), request.uri(), table.https_port), Some(id));
+    }
+    if let Some(ranges) = &route.source_ranges {
+        let address = client_address(request.headers(), &client.peer, &client.shared.config.trusted_proxies);
+        if !ranges.admits(address) {
+            return (error_response(StatusCode::FORBIDDEN), Some(id));
+        }
     }
     let backend = match route.action {
         RouteAction::Respond(status) => return (error_response(status), Some(id)),

@@ -140,6 +140,13 @@ impl RouteTable {
                 }
             },
         }
+        if let Some(ranges) = &route.source_ranges {
+            let list = |blocks: &[crate::routes::Cidr]| blocks.iter().map(ToString::to_string).collect::<Vec<_>>();
+            out.insert(
+                "sourceRanges".into(),
+                json!({ "allow": list(&ranges.allow), "deny": list(&ranges.deny) }),
+            );
+        }
         if let Some(timeout) = route.timeouts.request {
             out.insert("requestTimeoutMs".into(), json!(timeout.as_millis() as u64));
         }
@@ -207,6 +214,7 @@ mod tests {
             unavailable: StatusCode::SERVICE_UNAVAILABLE,
             timeouts: RouteTimeouts::default(),
             https_redirect: Default::default(),
+            source_ranges: None,
         }
     }
 

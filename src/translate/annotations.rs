@@ -13,6 +13,9 @@
 //! last good version: serving it would expose what the annotation was written to protect.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::routes::{Cidr, SourceRanges};
 
 use super::Reporter;
 
@@ -74,7 +77,9 @@ use Support::{Differs, Honoured, NoOp, Refused, Unsupported};
 
 const AUTH: Support = Unsupported("no authentication yet: protect the backend itself");
 const TLS_AUTH: Support = Unsupported("no client certificate checks yet: protect the backend itself");
-const SOURCE_RANGE: Support = Unsupported("no source ranges yet: use a NetworkPolicy or a firewall in front");
+const SOURCE_RANGE: Support = Differs(
+    "others get 403; the client address is the connection's peer, or behind a --trusted-proxy the client X-Forwarded-For names (ingress-nginx: with use-forwarded-headers); an address that cannot be read is refused",
+);
 const AFFINITY: Support = Unsupported("no session affinity yet: requests are balanced round robin");
 const CANARY: Support = Unsupported("no canary yet: a canary Ingress is not served, its primary keeps all traffic");
 const CORS: Support = Unsupported("no CORS yet: answer CORS in the backend");
@@ -372,6 +377,56 @@ pub(crate) fn boolean(
             default
         }
     }
+}
+
+/// The client ranges of an Ingress: `allowlist-source-range` (else its older name
+/// `whitelist-source-range`) and `denylist-source-range`, comma-separated CIDR blocks or
+/// addresses (either prefix; an empty value restricts nothing). `Ok(None)`: no restriction.
+/// `Err(())`: a value does not parse (reported, naming the annotation): the Ingress must not be
+/// served, since serving it would admit everybody.
+pub(crate) fn source_ranges(
+    annotations: &BTreeMap<String, String>,
+    report: &mut Reporter<'_>,
+) -> Result<Option<Arc<SourceRanges>>, ()> {
+    if value(annotations, "allowlist-source-range").is_some() {
+        if let Some((key, _)) = value(annotations, "whitelist-source-range") {
+            report.warning(
+                field(key),
+                "ignored: allowlist-source-range is set too, and takes its place",
+            );
+        }
+    }
+    let mut parse = |name: &str| -> Result<Vec<Cidr>, ()> {
+        let Some((key, value)) = value(annotations, name) else {
+            return Ok(Vec::new());
+        };
+        let mut blocks = Vec::new();
+        let mut failed = false;
+        for entry in value.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
+            match entry.parse::<Cidr>() {
+                Ok(block) => blocks.push(block),
+                Err(err) => {
+                    report.error(
+                        field(key),
+                        format!("{err}: write CIDR blocks or addresses, comma-separated"),
+                    );
+                    failed = true;
+                }
+            }
+        }
+        if failed { Err(()) } else { Ok(blocks) }
+    };
+    let allowlist = if value(annotations, "allowlist-source-range").is_some() {
+        parse("allowlist-source-range")
+    } else {
+        parse("whitelist-source-range")
+    };
+    let denylist = parse("denylist-source-range");
+    let (allow, deny) = (allowlist?, denylist?);
+    if allow.is_empty() && deny.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(SourceRanges { allow, deny })))
 }
 
 /// The field path of an annotation in issues.

@@ -3,14 +3,16 @@
 //! Ingresses arrive oldest first, so "first to claim" is "oldest wins".
 
 use crate::config::Ingress;
-use crate::routes::HttpsRedirect;
+use std::sync::Arc;
+
+use crate::routes::{HttpsRedirect, SourceRanges};
 
 use super::Reporter;
 use super::annotations;
 use super::backends::{Backends, RefError, ServiceRef, service_ref};
 use super::hosts::{HostPattern, parse_host};
 use super::paths::{PathMatch, parse_path};
-use super::table::{Fallback, TableBuilder, VhostKey};
+use super::table::{Fallback, RoutePolicy, TableBuilder, VhostKey};
 use super::tls::{TlsBuilder, lowered_message};
 
 /// ingress-nginx's annotation that turns `ImplementationSpecific` paths into regular expressions.
@@ -23,10 +25,11 @@ pub(crate) struct Builders<'s> {
     pub(crate) tls: TlsBuilder<'s>,
 }
 
-/// Adds one served Ingress.
+/// Adds one served Ingress; its routes admit only clients in `source_ranges` when given.
 pub(crate) fn add_ingress<'s>(
     namespace: &'s str,
     ingress: &'s Ingress,
+    source_ranges: Option<Arc<SourceRanges>>,
     builders: &mut Builders<'s>,
     report: &mut Reporter<'_>,
 ) {
@@ -43,7 +46,10 @@ pub(crate) fn add_ingress<'s>(
         .annotations
         .get(USE_REGEX_ANNOTATION)
         .is_some_and(|value| value == "true");
-    let https_redirect = https_redirect(ingress, report);
+    let policy = RoutePolicy {
+        https_redirect: https_redirect(ingress, report),
+        source_ranges,
+    };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();
     let mut rule_hosts: Vec<HostPattern> = Vec::new();
@@ -116,10 +122,9 @@ pub(crate) fn add_ingress<'s>(
                 builders,
                 report,
             );
-            let route =
-                builders
-                    .table
-                    .add_route(format!("{route_prefix}/rules[{i}]/paths[{j}]"), backend, https_redirect);
+            let route = builders
+                .table
+                .add_route(format!("{route_prefix}/rules[{i}]/paths[{j}]"), backend, &policy);
             builders.table.insert(vhost, matcher, regex, route);
         }
     }
@@ -129,7 +134,7 @@ pub(crate) fn add_ingress<'s>(
             namespace,
             default_backend,
             &route_prefix,
-            https_redirect,
+            &policy,
             vhosts,
             builders,
             report,
@@ -160,7 +165,7 @@ fn add_default_backend<'s>(
     namespace: &'s str,
     backend: &'s crate::config::IngressBackend,
     route_prefix: &str,
-    https_redirect: HttpsRedirect,
+    policy: &RoutePolicy,
     mut vhosts: Vec<usize>,
     builders: &mut Builders<'s>,
     report: &mut Reporter<'_>,
@@ -200,7 +205,7 @@ fn add_default_backend<'s>(
                 let backend = resolve(namespace, reference, || field.to_string(), builders, report);
                 let id = builders
                     .table
-                    .add_route(format!("{route_prefix}/defaultBackend"), backend, https_redirect);
+                    .add_route(format!("{route_prefix}/defaultBackend"), backend, policy);
                 route = Some(id);
                 id
             }

@@ -11,7 +11,7 @@ use regex::Regex;
 
 use crate::routes::{
     Backend, BackendKey, Candidate, Certificates, HttpRouter, HttpsRedirect, RegexPath, Route, RouteAction, RouteId,
-    RouteTable, RouteTimeouts, VirtualHost, WildcardHost,
+    RouteTable, RouteTimeouts, SourceRanges, VirtualHost, WildcardHost,
 };
 
 use super::hosts::HostPattern;
@@ -22,6 +22,13 @@ use super::paths::{PathMatch, compile_regex};
 pub(crate) enum VhostKey {
     Host(HostPattern),
     CatchAll,
+}
+
+/// What an Ingress's annotations give each of its routes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RoutePolicy {
+    pub(crate) https_redirect: HttpsRedirect,
+    pub(crate) source_ranges: Option<Arc<SourceRanges>>,
 }
 
 /// A virtual host's fallback and the backend it goes to (to tell real conflicts from repeats).
@@ -98,15 +105,15 @@ impl TableBuilder {
         self.routes.get(route).map_or("", |r| &r.name)
     }
 
-    /// Adds an Ingress route forwarding to `backend`; plain HTTP requests are redirected to
-    /// HTTPS as `https_redirect` says.
-    pub(crate) fn add_route(&mut self, name: String, backend: usize, https_redirect: HttpsRedirect) -> RouteId {
+    /// Adds an Ingress route forwarding to `backend`, with its Ingress's `policy`.
+    pub(crate) fn add_route(&mut self, name: String, backend: usize, policy: &RoutePolicy) -> RouteId {
         self.routes.push(Route {
             name: Arc::from(name),
             action: RouteAction::Forward(backend),
             unavailable: StatusCode::SERVICE_UNAVAILABLE,
             timeouts: RouteTimeouts::default(),
-            https_redirect,
+            https_redirect: policy.https_redirect,
+            source_ranges: policy.source_ranges.clone(),
         });
         self.routes.len() - 1
     }

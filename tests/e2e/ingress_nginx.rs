@@ -249,3 +249,87 @@ async fn plain_http_to_a_tls_host_redirects_to_https_with_308() {
     let head = plain_head(trusting.http, "secure.example", "/", "").await;
     assert!(head.starts_with("HTTP/1.1 308 "), "{head}");
 }
+
+/// An Ingress `name` on `host` `/` to Service `a`, with `annotations` (a YAML flow map body).
+fn annotated(name: &str, host: &str, annotations: &str) -> String {
+    ingress(name, host, "a").replace(
+        &format!("metadata: {{name: {name}}}"),
+        &format!("metadata:\n  name: {name}\n  annotations: {{{annotations}}}"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_ranges_answer_403_outside_them_and_trust_only_trusted_proxies() {
+    let a = echo_backend("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "svc.yaml", &service("a", &[a]));
+    let ingresses = [
+        annotated(
+            "loopback",
+            "loopback.example",
+            "nginx.ingress.kubernetes.io/whitelist-source-range: \"127.0.0.0/8\"",
+        ),
+        annotated(
+            "office",
+            "office.example",
+            "nginx.ingress.kubernetes.io/allowlist-source-range: \"10.0.0.0/8, 192.0.2.7\"",
+        ),
+        annotated(
+            "denied",
+            "denied.example",
+            "ingress.kubernetes.io/denylist-source-range: \"127.0.0.1\"",
+        ),
+        annotated(
+            "invalid",
+            "invalid.example",
+            "nginx.ingress.kubernetes.io/whitelist-source-range: \"10.0.0.0/8, nonsense\"",
+        ),
+    ];
+    write_manifest(dir.path(), "ranges.yaml", &ingresses.join("\n---\n"));
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+
+    let status = |host: &'static str, headers: &'static [(&'static str, &'static str)]| {
+        let addr = vestibule.http;
+        async move {
+            let mut client = Client::connect(addr).await.unwrap();
+            client.get_with(host, "/", headers).await.unwrap().0
+        }
+    };
+    assert_eq!(status("loopback.example", &[]).await, 200);
+    assert_eq!(status("office.example", &[]).await, 403);
+    assert_eq!(status("denied.example", &[]).await, 403);
+    assert_eq!(
+        status("invalid.example", &[]).await,
+        404,
+        "a range that does not parse: not served"
+    );
+    assert_eq!(
+        status("office.example", &[("x-forwarded-for", "10.1.2.3")]).await,
+        403,
+        "X-Forwarded-For from a peer that is not a trusted proxy is not believed"
+    );
+    let issues = vestibule.admin_json("/api/issues").await.to_string();
+    assert!(issues.contains("its source range does not parse"), "{issues}");
+
+    let behind_proxy = Vestibule::start(dir.path(), &["--trusted-proxy", "127.0.0.0/8"]).await;
+    let status = |host: &'static str, headers: &'static [(&'static str, &'static str)]| {
+        let addr = behind_proxy.http;
+        async move {
+            let mut client = Client::connect(addr).await.unwrap();
+            client.get_with(host, "/", headers).await.unwrap().0
+        }
+    };
+    assert_eq!(status("office.example", &[("x-forwarded-for", "10.1.2.3")]).await, 200);
+    assert_eq!(status("office.example", &[("x-forwarded-for", "192.0.2.7")]).await, 200);
+    assert_eq!(
+        status("office.example", &[("x-forwarded-for", "198.51.100.1")]).await,
+        403
+    );
+    assert_eq!(status("office.example", &[("x-forwarded-for", "garbage")]).await, 403);
+    assert_eq!(
+        status("office.example", &[]).await,
+        403,
+        "no X-Forwarded-For: the peer, 127.0.0.1"
+    );
+}

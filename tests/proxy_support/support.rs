@@ -305,6 +305,7 @@ impl TableBuilder {
             unavailable: StatusCode::SERVICE_UNAVAILABLE,
             timeouts,
             https_redirect: Default::default(),
+            source_ranges: None,
         });
         let key = prefix.trim_end_matches('/').to_string();
         self.table.http.vhosts[vhost]

@@ -15,6 +15,7 @@ fn route(name: &str) -> Route {
         unavailable: StatusCode::SERVICE_UNAVAILABLE,
         timeouts: RouteTimeouts::default(),
         https_redirect: Default::default(),
+        source_ranges: None,
     }
 }
 
