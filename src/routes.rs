@@ -139,6 +139,9 @@ pub struct Route {
     /// Which client addresses may use the route (ingress-nginx's `*-source-range`); `None`:
     /// everybody. Others get `403`.
     pub source_ranges: Option<Arc<SourceRanges>>,
+    /// The path the backend receives instead of the request's (the query is kept): ingress-nginx's
+    /// `rewrite-target` without captures. `None`: the request's path.
+    pub rewrite_path: Option<Arc<str>>,
 }
 
 /// Client address ranges: denied ones first, then, when `allow` is not empty, only those.

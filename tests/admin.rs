@@ -106,6 +106,7 @@ fn hostile_table() -> RouteTable {
             timeouts: RouteTimeouts::default(),
             https_redirect: Default::default(),
             source_ranges: None,
+            rewrite_path: None,
         }],
         backends: vec![Backend {
             key: BackendKey {

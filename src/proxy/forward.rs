@@ -337,6 +337,13 @@ async fn handle(
             return (error_response(StatusCode::FORBIDDEN), Some(id));
         }
     }
+    if let Some(path) = &route.rewrite_path {
+        // Checked at translate time (an absolute path of URI characters).
+        match with_path(request.uri(), path) {
+            Some(uri) => *request.uri_mut() = uri,
+            None => return (error_response(StatusCode::INTERNAL_SERVER_ERROR), Some(id)),
+        }
+    }
     let backend = match route.action {
         RouteAction::Respond(status) => return (error_response(status), Some(id)),
         RouteAction::Forward(backend) => backend,

@@ -140,6 +140,9 @@ impl RouteTable {
                 }
             },
         }
+        if let Some(path) = &route.rewrite_path {
+            out.insert("rewritePath".into(), json!(&**path));
+        }
         if let Some(ranges) = &route.source_ranges {
             let list = |blocks: &[crate::routes::Cidr]| blocks.iter().map(ToString::to_string).collect::<Vec<_>>();
             out.insert(
@@ -215,6 +218,7 @@ mod tests {
             timeouts: RouteTimeouts::default(),
             https_redirect: Default::default(),
             source_ranges: None,
+            rewrite_path: None,
         }
     }
 

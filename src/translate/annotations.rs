@@ -267,7 +267,9 @@ pub static CATALOGUE: &[Entry] = &[
     ),
     e(
         "rewrite-target",
-        Unsupported("the backend receives the path as sent: serve it there"),
+        Differs(
+            "a fixed path only (no $1 captures yet): the backend receives it instead of the request's path, query kept; paths still match as their pathType says (ingress-nginx makes them regexes)",
+        ),
     ),
     e("satisfy", AUTH),
     e("server-alias", Unsupported("add a rule for each alias host")),
@@ -429,6 +431,39 @@ pub(crate) fn source_ranges(
     Ok(Some(Arc::new(SourceRanges { allow, deny })))
 }
 
+/// `rewrite-target` (either prefix) when it is a fixed path: what the backend receives instead
+/// of the request's path. A value with `$` (captures) or that is not an absolute path of
+/// URI characters is not used: a warning (captures are not supported yet) or an error.
+pub(crate) fn rewrite_target(annotations: &BTreeMap<String, String>, report: &mut Reporter<'_>) -> Option<Arc<str>> {
+    let (key, target) = value(annotations, "rewrite-target")?;
+    if target.contains('$') {
+        report.warning(
+            field(key),
+            "capture groups ($1, …) are not supported yet: not rewritten, the backend receives the path as sent",
+        );
+        return None;
+    }
+    let valid = target.starts_with('/')
+        && !target.starts_with("//")
+        && target
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!&'()*+,;=:@/%".contains(&b))
+        && target.parse::<http::uri::PathAndQuery>().is_ok();
+    if !valid {
+        report.error(
+            field(key),
+            format!(
+                "{target:?} is not an absolute path (it must start with / and hold only URI path characters): not rewritten"
+            ),
+        );
+        return None;
+    }
+    if let Some(Classified { support, .. }) = classify(key) {
+        report.warning(field(key), format!("honoured with a difference: {}", support.note()));
+    }
+    Some(Arc::from(target))
+}
+
 /// The field path of an annotation in issues.
 pub(crate) fn field(key: &str) -> String {
     format!("metadata.annotations[{key}]")
@@ -459,12 +494,14 @@ pub(crate) fn report(annotations: &BTreeMap<String, String>, report: &mut Report
         if access {
             verdict.unhonoured_access.push(key.clone());
         }
-        if annotations.get(key).is_some_and(|value| value == "true")
-            && key
-                .strip_prefix(NGINX_PREFIX)
-                .or_else(|| key.strip_prefix(GENERIC_PREFIX))
-                == Some("canary")
-        {
+        let name = key
+            .strip_prefix(NGINX_PREFIX)
+            .or_else(|| key.strip_prefix(GENERIC_PREFIX));
+        if name == Some("rewrite-target") {
+            // Reported by `rewrite_target`, which knows whether this value is used.
+            continue;
+        }
+        if annotations.get(key).is_some_and(|value| value == "true") && name == Some("canary") {
             // Reported by the caller, which withholds the Ingress.
             verdict.canary.get_or_insert_with(|| key.clone());
             continue;

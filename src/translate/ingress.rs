@@ -49,6 +49,7 @@ pub(crate) fn add_ingress<'s>(
     let policy = RoutePolicy {
         https_redirect: https_redirect(ingress, report),
         source_ranges,
+        rewrite_path: annotations::rewrite_target(&ingress.metadata.annotations, report),
     };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();

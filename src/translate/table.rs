@@ -29,6 +29,7 @@ pub(crate) enum VhostKey {
 pub(crate) struct RoutePolicy {
     pub(crate) https_redirect: HttpsRedirect,
     pub(crate) source_ranges: Option<Arc<SourceRanges>>,
+    pub(crate) rewrite_path: Option<Arc<str>>,
 }
 
 /// A virtual host's fallback and the backend it goes to (to tell real conflicts from repeats).
@@ -114,6 +115,7 @@ impl TableBuilder {
             timeouts: RouteTimeouts::default(),
             https_redirect: policy.https_redirect,
             source_ranges: policy.source_ranges.clone(),
+            rewrite_path: policy.rewrite_path.clone(),
         });
         self.routes.len() - 1
     }

@@ -333,3 +333,40 @@ async fn source_ranges_answer_403_outside_them_and_trust_only_trusted_proxies() 
         "no X-Forwarded-For: the peer, 127.0.0.1"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_target_without_captures_sends_the_fixed_path_and_keeps_the_query() {
+    let a = echo_backend("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "svc.yaml", &service("a", &[a]));
+    let shop = annotated(
+        "shop",
+        "rewrite.example",
+        "nginx.ingress.kubernetes.io/rewrite-target: /",
+    )
+    .replace("path: /,", "path: /shop,");
+    let captures = annotated(
+        "captures",
+        "rewrite.example",
+        "ingress.kubernetes.io/rewrite-target: /$2",
+    )
+    .replace("path: /,", "path: /captures,");
+    write_manifest(dir.path(), "rewrite.yaml", &format!("{shop}\n---\n{captures}"));
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+
+    let (status, body) = get(vestibule.http, "rewrite.example", "/shop/items/7?sort=asc")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echoed["path"], "/", "{echoed}");
+    assert_eq!(echoed["query"], "sort=asc", "{echoed}");
+    let (status, body) = get(vestibule.http, "rewrite.example", "/captures/x").await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        echoed["path"], "/captures/x",
+        "captures are not supported yet: not rewritten"
+    );
+}

@@ -306,6 +306,7 @@ impl TableBuilder {
             timeouts,
             https_redirect: Default::default(),
             source_ranges: None,
+            rewrite_path: None,
         });
         let key = prefix.trim_end_matches('/').to_string();
         self.table.http.vhosts[vhost]

@@ -16,6 +16,7 @@ fn route(name: &str) -> Route {
         timeouts: RouteTimeouts::default(),
         https_redirect: Default::default(),
         source_ranges: None,
+        rewrite_path: None,
     }
 }
 

@@ -126,7 +126,7 @@ fn reported(annotations: &[(&str, &str)]) -> (Verdict, Vec<String>) {
 #[test]
 fn each_annotation_is_reported_by_name_with_what_to_do_instead() {
     let (verdict, issues) = reported(&[
-        ("nginx.ingress.kubernetes.io/rewrite-target", "/"),
+        ("nginx.ingress.kubernetes.io/x-forwarded-prefix", "/shop"),
         ("nginx.ingress.kubernetes.io/proxy-buffering", "off"),
         ("nginx.ingress.kubernetes.io/ssl-redirect", "false"),
         ("nginx.ingress.kubernetes.io/proxy-connect-timeout", "5"),
@@ -136,7 +136,7 @@ fn each_annotation_is_reported_by_name_with_what_to_do_instead() {
     assert_eq!(verdict, Verdict::default());
     assert_eq!(issues.len(), 4, "{issues:#?}");
     let joined = issues.join("\n");
-    assert!(joined.contains("warning: Ingress default/web (built-in test, document 1): metadata.annotations[nginx.ingress.kubernetes.io/rewrite-target]: not supported; ignored: the backend receives the path as sent"), "{joined}");
+    assert!(joined.contains("warning: Ingress default/web (built-in test, document 1): metadata.annotations[nginx.ingress.kubernetes.io/x-forwarded-prefix]: not supported; ignored: the backend receives the path as sent"), "{joined}");
     assert!(
         joined.contains("metadata.annotations[nginx.ingress.kubernetes.io/proxy-buffering]: accepted, without effect"),
         "{joined}"
