@@ -116,49 +116,20 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
                 origin: &stored.origin,
                 issues: &mut issues,
             };
-            if let ClassDecision::Missing { class, field } = &decision {
-                report.warning(
-                    *field,
-                    format!("IngressClass {class:?} does not exist: the Ingress is not served"),
-                );
-            }
-            let annotations = annotations::report(&ingress.metadata.annotations, &mut report);
-            let source_ranges = annotations::source_ranges(&ingress.metadata.annotations, &mut report);
-            if source_ranges.is_err() {
-                report.error(
-                    "metadata.annotations",
-                    "the Ingress is not served: its source range does not parse, and serving it would admit every client",
-                );
-            }
-            if !annotations.unhonoured_access.is_empty() || source_ranges.is_err() {
-                let why = if annotations.unhonoured_access.is_empty() {
-                    "its source range does not parse (fail closed)"
-                } else {
-                    "its access control is not supported (fail closed)"
-                };
-                verdict.reason = withheld_reason(ours, verdict.reason, why);
-                if ours {
-                    withheld.insert(key.clone());
+            match admit(ingress, &decision, &mut verdict, &mut report) {
+                Admission::Serve(source_ranges) => served.push((stored, ingress, key, source_ranges)),
+                Admission::Validate => unserved.push((stored, ingress, key)),
+                Admission::Withhold if ours => {
+                    withheld.insert(key);
                 }
-            } else if let Some(canary) = &annotations.canary {
-                report.warning(
-                    annotations::field(canary),
-                    "canary Ingresses are not supported yet: this one is not served, and the primary Ingress keeps \
-                     all the traffic of its hosts",
-                );
-                verdict.reason = withheld_reason(ours, verdict.reason, "canary Ingresses are not supported yet");
-            } else if ours {
-                verdict.served = true;
-                served.push((stored, ingress, key, source_ranges.ok().flatten()));
-            } else {
-                unserved.push((stored, ingress, key));
+                Admission::Withhold | Admission::Skip => {}
             }
         } else if let ClassDecision::Missing { class, field } = &decision {
             issues.push(Issue::warning(
                 Some(key.clone()),
                 Some(stored.origin.clone()),
                 *field,
-                format!("IngressClass {class:?} does not exist: the Ingress is not served"),
+                missing_class_message(class),
             ));
         }
         verdicts.push(verdict);
@@ -236,9 +207,70 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     }
 }
 
+/// What becomes of one Ingress that is ours, or that `check` validates.
+enum Admission {
+    /// Ours and served, its routes admitting only these clients (`None`: all).
+    Serve(Option<Arc<SourceRanges>>),
+    /// Not ours (`check`): its rules are validated, never served.
+    Validate,
+    /// Not served in any version (fail closed): access control that is not honoured.
+    Withhold,
+    /// Not served, nothing more to check (a canary).
+    Skip,
+}
+
+/// Reports the Ingress's class problem and annotations, and decides its [`Admission`];
+/// `verdict.reason` says why it is not served when it is not.
+fn admit(
+    ingress: &Ingress,
+    decision: &ClassDecision,
+    verdict: &mut IngressVerdict,
+    report: &mut Reporter<'_>,
+) -> Admission {
+    let ours = matches!(decision, ClassDecision::Ours(_));
+    if let ClassDecision::Missing { class, field } = decision {
+        report.warning(*field, missing_class_message(class));
+    }
+    let annotations = annotations::report(&ingress.metadata.annotations, report);
+    let source_ranges = annotations::source_ranges(&ingress.metadata.annotations, report);
+    let fail_closed = if !annotations.unhonoured_access.is_empty() {
+        Some("its access control is not supported (fail closed)")
+    } else if source_ranges.is_err() {
+        report.error(
+            "metadata.annotations",
+            "the Ingress is not served: its source range does not parse, and serving it would admit every client",
+        );
+        Some("its source range does not parse (fail closed)")
+    } else {
+        None
+    };
+    if let Some(why) = fail_closed {
+        verdict.reason = withheld_reason(ours, &verdict.reason, why);
+        return Admission::Withhold;
+    }
+    if let Some(canary) = &annotations.canary {
+        report.warning(
+            annotations::field(canary),
+            "canary Ingresses are not supported yet: this one is not served, and the primary Ingress keeps \
+             all the traffic of its hosts",
+        );
+        verdict.reason = withheld_reason(ours, &verdict.reason, "canary Ingresses are not supported yet");
+        return Admission::Skip;
+    }
+    if !ours {
+        return Admission::Validate;
+    }
+    verdict.served = true;
+    Admission::Serve(source_ranges.ok().flatten())
+}
+
+fn missing_class_message(class: &str) -> String {
+    format!("IngressClass {class:?} does not exist: the Ingress is not served")
+}
+
 /// Why an Ingress is not served when its annotations keep it out: only that for one of ours,
 /// after the class reason for another's (`check`).
-fn withheld_reason(ours: bool, class_reason: String, why: &str) -> String {
+fn withheld_reason(ours: bool, class_reason: &str, why: &str) -> String {
     if ours {
         why.to_string()
     } else {
