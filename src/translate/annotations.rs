@@ -464,9 +464,10 @@ pub(crate) fn rewrite_target(annotations: &BTreeMap<String, String>, report: &mu
     Some(Arc::from(target))
 }
 
-/// The field path of an annotation in issues.
+/// The field path of an annotation in issues. Keys from manifest files are not validated by an
+/// API server: control characters are escaped, so a key cannot forge a log line.
 pub(crate) fn field(key: &str) -> String {
-    format!("metadata.annotations[{key}]")
+    format!("metadata.annotations[{}]", key.escape_debug())
 }
 
 /// What the annotations of one Ingress decide before its rules are looked at.

@@ -235,3 +235,53 @@ fn readme_table_is_the_catalogue() {
          VESTIBULE_WRITE_README=1 cargo test --lib readme_table_is_the_catalogue"
     );
 }
+
+/// Values never reach a message unescaped (snippets are not echoed at all; other values are
+/// quoted with escapes), nor do keys with control characters.
+#[test]
+fn hostile_keys_and_values_are_escaped_or_not_echoed() {
+    let (_, issues) = reported(&[
+        (
+            "nginx.ingress.kubernetes.io/server-snippet",
+            "location / {\n  deny all;\n}",
+        ),
+        ("nginx.ingress.kubernetes.io/made-up\nerror: forged line", "x"),
+    ]);
+    for issue in &issues {
+        assert!(!issue.contains('\n'), "{issue:?}");
+        assert!(!issue.contains("deny all"), "{issue:?}");
+    }
+    let key = ObjectKey::new(Kind::Ingress, "default", "web");
+    let origin = Origin::Builtin {
+        name: "test".into(),
+        document: 1,
+    };
+    let mut issues = Vec::new();
+    let mut reporter = Reporter {
+        key: &key,
+        origin: &origin,
+        issues: &mut issues,
+    };
+    let annotations: BTreeMap<String, String> = [
+        (
+            "nginx.ingress.kubernetes.io/ssl-redirect".to_string(),
+            "true\r\nX-Injected: 1".to_string(),
+        ),
+        (
+            "nginx.ingress.kubernetes.io/rewrite-target".to_string(),
+            "/a\r\nX-Injected: 1".to_string(),
+        ),
+        (
+            "nginx.ingress.kubernetes.io/whitelist-source-range".to_string(),
+            "10.0.0.0/8\n; allow all".to_string(),
+        ),
+    ]
+    .into();
+    boolean(&annotations, "ssl-redirect", true, &mut reporter);
+    assert_eq!(rewrite_target(&annotations, &mut reporter), None);
+    assert!(source_ranges(&annotations, &mut reporter).is_err());
+    assert_eq!(issues.len(), 3, "{issues:#?}");
+    for issue in issues.iter().map(ToString::to_string) {
+        assert!(!issue.contains('\n') && !issue.contains('\r'), "{issue:?}");
+    }
+}
