@@ -9,7 +9,10 @@
 //! or it names something that cannot work, such as a missing TLS Secret); the controller then
 //! keeps serving the object's last good version. A **warning** means it is served with a caveat:
 //! a dependency not there yet (Service, port), a conflict lost to an older Ingress, an
-//! unsupported feature. Either way the valid parts of the object are served.
+//! unsupported feature. Either way the valid parts of the object are served — except for the
+//! Ingresses kept out whole, with the reason reported: a canary, a class that does not exist
+//! (warnings), and access control that is not honoured (an error, and `withheld`: the controller
+//! serves no version of it; see `annotations.rs`).
 //!
 //! Ingress semantics (what `ImplementationSpecific` means here, precedence, conflicts) are
 //! documented in ARCHITECTURE.md and on the functions of `translate/ingress.rs`.
