@@ -143,10 +143,15 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
             .await;
     }
     drop(tx);
+    // HTTPS redirects name the port the HTTPS listener is bound to (known only now with `:0`).
+    let mut translate = options.translate.clone();
+    if let Some(https) = proxy.local_addrs().https {
+        translate.https_port = Some(https.port());
+    }
     tokio::spawn(controller::run(
         sources,
         rx,
-        options.translate.clone(),
+        translate,
         proxy.clone(),
         publication.clone(),
         metrics,

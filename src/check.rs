@@ -20,11 +20,14 @@ pub struct Report {
     /// [`RouteTable::describe`](crate::routes::RouteTable::describe) of the translated table.
     pub routes: Value,
     pub statuses: Value,
+    /// Each Ingress, whatever its class: `{"namespace", "name", "served", "reason"}`.
+    pub ingresses: Value,
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
 }
 
-/// Loads and translates `paths`.
+/// Loads and translates `paths`. `options.validate_all_classes` makes every Ingress checked,
+/// whatever its class (the `check` command sets it).
 pub fn check(paths: Vec<PathBuf>, options: TranslateOptions) -> Report {
     let mut set = ManifestSet::new(paths);
     set.rescan();
@@ -35,6 +38,7 @@ pub fn check(paths: Vec<PathBuf>, options: TranslateOptions) -> Report {
     Report {
         routes: applied.table.describe(),
         statuses: serde_json::to_value(&applied.statuses).unwrap_or_default(),
+        ingresses: serde_json::to_value(&applied.ingresses).unwrap_or_default(),
         errors: errors.iter().map(|i| i.to_string()).collect(),
         warnings: warnings.iter().map(|i| i.to_string()).collect(),
     }
@@ -42,7 +46,8 @@ pub fn check(paths: Vec<PathBuf>, options: TranslateOptions) -> Report {
 
 impl Report {
     /// Prints the report for people: each host with its paths and fallback, the certificates,
-    /// then warnings and errors one per line, then the counts.
+    /// which Ingresses would be served and why, then warnings and errors one per line, then
+    /// the counts.
     pub fn print(&self, out: &mut impl Write) -> io::Result<()> {
         let hosts = list(&self.routes, "hosts");
         if hosts.is_empty() {
@@ -70,6 +75,19 @@ impl Report {
                 writeln!(out, "  {}: {}", text(certificate, "secret"), hosts.join(", "))?;
             }
         }
+        let ingresses = self.ingresses.as_array().map_or(&[][..], Vec::as_slice);
+        if !ingresses.is_empty() {
+            writeln!(out, "Ingresses:")?;
+        }
+        for ingress in ingresses {
+            let name = format!("{}/{}", text(ingress, "namespace"), text(ingress, "name"));
+            let served = if ingress.get("served") == Some(&Value::Bool(true)) {
+                "served"
+            } else {
+                "not served"
+            };
+            writeln!(out, "  {name}: {served}: {}", text(ingress, "reason"))?;
+        }
         for line in self.warnings.iter().chain(&self.errors) {
             writeln!(out, "{line}")?;
         }
@@ -81,13 +99,15 @@ impl Report {
         )
     }
 
-    /// The report as one JSON document: `{"routes", "statuses", "errors", "warnings"}`
-    /// (`routes` as `/api/routes` describes a table, `statuses` as `/api/status` without its
-    /// issues; errors and warnings as the one-line messages the text output prints).
+    /// The report as one JSON document: `{"routes", "statuses", "ingresses", "errors",
+    /// "warnings"}` (`routes` as `/api/routes` describes a table, `statuses` as `/api/status`
+    /// without its issues, `ingresses` each Ingress served or not and why; errors and warnings
+    /// as the one-line messages the text output prints).
     pub fn to_json(&self) -> Value {
         json!({
             "routes": self.routes,
             "statuses": self.statuses,
+            "ingresses": self.ingresses,
             "errors": self.errors,
             "warnings": self.warnings,
         })
@@ -129,6 +149,10 @@ fn target(route: &Value) -> String {
     } else {
         text(route, "error").to_string()
     };
+    let what = match route.get("plainHttp").and_then(Value::as_str) {
+        Some(redirect) => format!("{what}; plain HTTP: {redirect}"),
+        None => what,
+    };
     format!("{what}   [{}]", text(route, "route"))
 }
 
@@ -143,7 +167,8 @@ mod tests {
                     "host": "app.example",
                     "paths": [
                         {"match": "Prefix", "path": "/", "route": "ingress/default/app/rules[0]/paths[0]",
-                         "backend": "default/a:80", "protocol": "http1", "endpoints": ["127.0.0.1:8080"]},
+                         "backend": "default/a:80", "protocol": "http1", "endpoints": ["127.0.0.1:8080"],
+                         "plainHttp": "redirect 308 to https"},
                         {"match": "Exact", "path": "/down", "route": "ingress/default/app/rules[0]/paths[1]",
                          "backend": "default/b:80", "protocol": "http1", "endpoints": [], "unavailable": 503},
                     ],
@@ -152,6 +177,10 @@ mod tests {
                 "certificates": [{"hosts": ["app.example"], "secret": "default/app-tls"}],
             }),
             statuses: json!([]),
+            ingresses: json!([
+                {"namespace": "default", "name": "app", "served": true, "reason": "IngressClass \"vestibule\" is ours"},
+                {"namespace": "default", "name": "x", "served": false, "reason": "IngressClass \"nginx\" does not exist"},
+            ]),
             errors: vec!["error: Ingress default/x (x.yaml, document 1): spec: broken".into()],
             warnings: vec![],
         }
@@ -165,11 +194,14 @@ mod tests {
         let expected = "\
 Routes:
   app.example
-    Prefix /                 → default/a:80 (127.0.0.1:8080)   [ingress/default/app/rules[0]/paths[0]]
+    Prefix /                 → default/a:80 (127.0.0.1:8080); plain HTTP: redirect 308 to https   [ingress/default/app/rules[0]/paths[0]]
     Exact /down              → default/b:80 (no ready endpoints: 503)   [ingress/default/app/rules[0]/paths[1]]
     (other paths)            → 404
 Certificates:
   default/app-tls: app.example
+Ingresses:
+  default/app: served: IngressClass \"vestibule\" is ours
+  default/x: not served: IngressClass \"nginx\" does not exist
 error: Ingress default/x (x.yaml, document 1): spec: broken
 1 error(s), 0 warning(s)
 ";
@@ -185,5 +217,6 @@ error: Ingress default/x (x.yaml, document 1): spec: broken
         assert_eq!(value["routes"]["hosts"][0]["host"], "app.example");
         assert_eq!(value["errors"].as_array().unwrap().len(), 1);
         assert_eq!(value["warnings"], json!([]));
+        assert_eq!(value["ingresses"][1]["served"], false);
     }
 }

@@ -17,7 +17,7 @@ use crate::config::{Issue, Kind, ObjectKey, ObjectStore, Snapshot, SourceId, Sto
 use crate::metrics::{Metrics, ReloadOutcome};
 use crate::providers::SourceUpdate;
 use crate::routes::RouteTable;
-use crate::translate::{ObjectStatus, TranslateOptions, Translation, translate};
+use crate::translate::{IngressVerdict, ObjectStatus, TranslateOptions, Translation, translate};
 
 mod publication;
 
@@ -42,6 +42,8 @@ pub struct Applied {
     pub statuses: Vec<ObjectStatus>,
     pub issues: Vec<Issue>,
     pub outcome: ReloadOutcome,
+    /// What became of each Ingress of the applied translation.
+    pub ingresses: Vec<IngressVerdict>,
 }
 
 /// Translation with last-good substitution. Pure apart from its own memory of good versions
@@ -62,12 +64,14 @@ impl Reconciler {
     }
 
     /// Translates `snapshot`; objects whose current version has errors are replaced by their
-    /// last good version when there is one.
+    /// last good version when there is one — except Ingresses withheld on purpose (access
+    /// control not honoured: fail closed), which are not served in any version.
     pub fn reconcile(&mut self, snapshot: &Snapshot) -> Applied {
         let first = translate(snapshot, &self.options);
         let defective = keys_with_errors(&first.issues);
         let substitutes: Vec<Arc<StoredObject>> = defective
             .iter()
+            .filter(|key| !first.withheld.contains(*key))
             .filter_map(|key| {
                 let good = self.last_good.get(key)?;
                 let current = snapshot.objects.get(key)?;
@@ -117,12 +121,18 @@ impl Reconciler {
         all_issues.dedup();
         let outcome = outcome(&self.previous, snapshot, &replaced, &all_issues);
         self.previous = snapshot.clone();
-        let Translation { table, statuses, .. } = translation;
+        let Translation {
+            table,
+            statuses,
+            ingresses,
+            ..
+        } = translation;
         Applied {
             table: Arc::new(table),
             statuses,
             issues: all_issues,
             outcome,
+            ingresses,
         }
     }
 

@@ -183,6 +183,10 @@ fn print_tour(http: SocketAddr, https: SocketAddr, admin: SocketAddr, ca: &Path)
             vec![
                 (format!("curl {tls}"), "200 over TLS".into()),
                 (format!("curl --http2 {tls}"), "200 over h2".into()),
+                (
+                    format!("curl -i -H 'Host: {TLS_HOST}' http://{http}/"),
+                    format!("308, plain HTTP to a TLS host: Location https://{TLS_HOST}:{port}/"),
+                ),
             ],
         ),
         (

@@ -261,7 +261,10 @@ fn options(
         manifests,
         proxy,
         admin,
-        translate: TranslateOptions { publish_address },
+        translate: TranslateOptions {
+            publish_address,
+            ..TranslateOptions::default()
+        },
         shutdown_delay: seconds(tuning.shutdown_delay, "--shutdown-delay")?,
         drain_timeout: seconds(tuning.drain_timeout, "--drain-timeout")?,
     })
@@ -316,7 +319,12 @@ async fn echo(listen: SocketAddr, name: String) -> anyhow::Result<()> {
 }
 
 fn check(manifests: Vec<PathBuf>, publish_address: Option<String>, output: CheckOutput) -> ExitCode {
-    let report = vestibule::check::check(manifests, TranslateOptions { publish_address });
+    let options = TranslateOptions {
+        publish_address,
+        validate_all_classes: true,
+        ..TranslateOptions::default()
+    };
+    let report = vestibule::check::check(manifests, options);
     let mut stdout = io::stdout().lock();
     let _ = match output {
         CheckOutput::Text => report.print(&mut stdout),

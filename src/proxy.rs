@@ -17,7 +17,6 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod body;
-mod cidr;
 mod client_io;
 mod forward;
 mod h2_meter;
@@ -38,7 +37,7 @@ use std::time::Duration;
 use crate::metrics::Metrics;
 use crate::routes::RouteTable;
 
-pub use cidr::{Cidr, CidrError};
+pub use crate::routes::cidr::{Cidr, CidrError};
 
 /// Listener addresses, limits and timeouts. Every default is given by [`ProxyConfig::default`]
 /// and documented on its field.

@@ -5,18 +5,20 @@
 //! sockets: backends are lists of endpoint addresses; upstream pools live in `proxy`, keyed by
 //! [`BackendKey`], so they survive reloads. Lookups are in [`router`].
 
+pub mod cidr;
 pub mod describe;
 pub mod router;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
 use serde::Serialize;
 
+pub use cidr::Cidr;
 pub use router::{RequestInfo, normalize_host, normalize_path};
 
 /// Index of a [`Route`] in [`RouteTable::routes`].
@@ -33,6 +35,8 @@ pub struct RouteTable {
     pub backends: Vec<Backend>,
     /// Certificates for the HTTPS listener, chosen by SNI.
     pub certificates: Certificates,
+    /// The port HTTPS redirects name (`https://host:port/…`); `None` for 443, left out.
+    pub https_port: Option<u16>,
 }
 
 /// Host → virtual host. Exact names first, then wildcards by suffix (longest first), then the
@@ -68,6 +72,9 @@ pub struct VirtualHost {
     pub regex: Vec<RegexPath>,
     /// Route for requests whose path matched nothing here (an Ingress `defaultBackend`).
     pub fallback: Option<RouteId>,
+    /// A usable certificate is configured for this host: plain HTTP requests to routes whose
+    /// [`HttpsRedirect`] is `WithTls` are redirected to HTTPS.
+    pub tls: bool,
 }
 
 #[derive(Debug)]
@@ -126,6 +133,61 @@ pub struct Route {
     /// Status when the backend has no ready endpoints: 503 for Ingress, 500 for Gateway API.
     pub unavailable: StatusCode,
     pub timeouts: RouteTimeouts,
+    /// Whether a plain HTTP request is answered with a `308` to HTTPS instead (decided at
+    /// translate time; the HTTPS listener serves the route as usual).
+    pub https_redirect: HttpsRedirect,
+    /// Which client addresses may use the route (ingress-nginx's `*-source-range`); `None`:
+    /// everybody. Others get `403`.
+    pub source_ranges: Option<Arc<SourceRanges>>,
+    /// The path the backend receives instead of the request's (the query is kept): ingress-nginx's
+    /// `rewrite-target` without captures. `None`: the request's path.
+    pub rewrite_path: Option<Arc<str>>,
+}
+
+/// Client address ranges: denied ones first, then, when `allow` is not empty, only those.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceRanges {
+    pub allow: Vec<Cidr>,
+    pub deny: Vec<Cidr>,
+}
+
+impl SourceRanges {
+    /// Whether a client at `client` may pass; `None` (an address that cannot be read) may not.
+    pub fn admits(&self, client: Option<IpAddr>) -> bool {
+        let Some(ip) = client else {
+            return false;
+        };
+        if self.deny.iter().any(|cidr| cidr.contains(ip)) {
+            return false;
+        }
+        self.allow.is_empty() || self.allow.iter().any(|cidr| cidr.contains(ip))
+    }
+}
+
+/// When a plain HTTP request to a route is redirected to HTTPS (ingress-nginx's `ssl-redirect`
+/// and `force-ssl-redirect`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HttpsRedirect {
+    /// Never: served over plain HTTP too.
+    #[default]
+    Never,
+    /// When the virtual host has TLS ([`VirtualHost::tls`]): the Ingress default.
+    WithTls,
+    /// Always, TLS configured or not.
+    Always,
+}
+
+impl HttpsRedirect {
+    /// Whether a plain HTTP request on a host (`tls`: it has a certificate) is redirected.
+    #[inline]
+    pub fn applies(self, tls: bool) -> bool {
+        match self {
+            HttpsRedirect::Never => false,
+            HttpsRedirect::WithTls => tls,
+            HttpsRedirect::Always => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -202,4 +264,34 @@ pub struct CertificateSummary {
     pub hosts: Vec<String>,
     /// `namespace/name` of the Secret.
     pub secret: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_ranges_deny_first_then_allow_only_the_listed() {
+        let cidr = |text: &str| text.parse::<Cidr>().unwrap();
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        let allow = SourceRanges {
+            allow: vec![cidr("10.0.0.0/8"), cidr("2001:db8::/32")],
+            deny: vec![cidr("10.1.0.0/16")],
+        };
+        assert!(allow.admits(ip("10.2.3.4")));
+        assert!(
+            allow.admits(ip("::ffff:10.2.3.4")),
+            "IPv4-mapped peers match IPv4 blocks"
+        );
+        assert!(allow.admits(ip("2001:db8::1")));
+        assert!(!allow.admits(ip("10.1.2.3")), "denied though inside the allowed block");
+        assert!(!allow.admits(ip("192.0.2.1")));
+        assert!(!allow.admits(None), "an address that cannot be read is refused");
+        let deny_only = SourceRanges {
+            allow: Vec::new(),
+            deny: vec![cidr("192.0.2.7")],
+        };
+        assert!(deny_only.admits(ip("192.0.2.8")));
+        assert!(!deny_only.admits(ip("192.0.2.7")));
+    }
 }

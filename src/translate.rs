@@ -9,11 +9,15 @@
 //! or it names something that cannot work, such as a missing TLS Secret); the controller then
 //! keeps serving the object's last good version. A **warning** means it is served with a caveat:
 //! a dependency not there yet (Service, port), a conflict lost to an older Ingress, an
-//! unsupported feature. Either way the valid parts of the object are served.
+//! unsupported feature. Either way the valid parts of the object are served — except for the
+//! Ingresses kept out whole, with the reason reported: a canary, a class that does not exist
+//! (warnings), and access control that is not honoured (an error, and `withheld`: the controller
+//! serves no version of it; see `annotations.rs`).
 //!
 //! Ingress semantics (what `ImplementationSpecific` means here, precedence, conflicts) are
 //! documented in ARCHITECTURE.md and on the functions of `translate/ingress.rs`.
 
+pub mod annotations;
 mod backends;
 mod classes;
 mod hosts;
@@ -23,13 +27,16 @@ mod status;
 mod table;
 mod tls;
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::config::{Ingress, Issue, Kind, Object, ObjectKey, Origin, Snapshot, StoredObject};
-use crate::routes::RouteTable;
+use crate::routes::{RouteTable, SourceRanges};
 
 use self::backends::Backends;
-use self::classes::OurClasses;
+use self::classes::{ClassDecision, OurClasses};
 use self::ingress::Builders;
 use self::table::TableBuilder;
 use self::tls::TlsBuilder;
@@ -42,6 +49,11 @@ pub struct TranslateOptions {
     /// `--publish-address`: the IP or hostname written to served Ingresses'
     /// `status.loadBalancer.ingress`.
     pub publish_address: Option<String>,
+    /// The `--https` listener's port, named in HTTPS redirects unless it is 443 (`None`: 443).
+    pub https_port: Option<u16>,
+    /// Validate every Ingress, ours or not (`vestibule check`): the Ingresses of other classes
+    /// are reported on too, and never served.
+    pub validate_all_classes: bool,
 }
 
 /// The result of one translation.
@@ -52,6 +64,21 @@ pub struct Translation {
     pub statuses: Vec<ObjectStatus>,
     /// Problems in the objects, sorted. Does not repeat the snapshot's own (load) issues.
     pub issues: Vec<Issue>,
+    /// What became of each Ingress (served or not, and why), sorted by namespace and name.
+    pub ingresses: Vec<IngressVerdict>,
+    /// Ingresses not served on purpose, whatever their last good version was: they carry
+    /// access control that is not honoured (fail closed). The controller must not substitute
+    /// an older version for them.
+    pub withheld: BTreeSet<ObjectKey>,
+}
+
+/// Whether one Ingress is served, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngressVerdict {
+    pub namespace: String,
+    pub name: String,
+    pub served: bool,
+    pub reason: String,
 }
 
 /// One entry of `/api/status`: the status the controller would write to the Kubernetes API.
@@ -68,22 +95,56 @@ pub struct ObjectStatus {
 /// Translates a snapshot. See the module documentation.
 pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation {
     let classes = OurClasses::from_snapshot(snapshot);
-    let mut served: Vec<(&StoredObject, &Ingress, ObjectKey)> = snapshot
-        .of_kind(Kind::Ingress)
-        .filter_map(|stored| match &stored.object {
-            Object::Ingress(ingress) if classes.serves(ingress) => Some((&**stored, ingress, stored.key())),
-            _ => None,
-        })
-        .collect();
+    let mut issues = Vec::new();
+    let mut verdicts = Vec::new();
+    let mut withheld = BTreeSet::new();
+    let mut served: Vec<(&StoredObject, &Ingress, ObjectKey, Option<Arc<SourceRanges>>)> = Vec::new();
+    let mut unserved: Vec<(&StoredObject, &Ingress, ObjectKey)> = Vec::new();
+    for stored in snapshot.of_kind(Kind::Ingress) {
+        let Object::Ingress(ingress) = &stored.object else {
+            continue;
+        };
+        let key = stored.key();
+        let decision = classes.decide(ingress);
+        let mut verdict = IngressVerdict {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            served: false,
+            reason: decision.reason(),
+        };
+        let ours = matches!(decision, ClassDecision::Ours(_));
+        if ours || options.validate_all_classes {
+            let mut report = Reporter {
+                key: &key,
+                origin: &stored.origin,
+                issues: &mut issues,
+            };
+            match admit(ingress, &decision, &mut verdict, &mut report) {
+                Admission::Serve(source_ranges) => served.push((stored, ingress, key, source_ranges)),
+                Admission::Validate => unserved.push((stored, ingress, key)),
+                Admission::Withhold if ours => {
+                    withheld.insert(key);
+                }
+                Admission::Withhold | Admission::Skip => {}
+            }
+        } else if let ClassDecision::Missing { class, field } = &decision {
+            issues.push(Issue::warning(
+                Some(key.clone()),
+                Some(stored.origin.clone()),
+                *field,
+                missing_class_message(class),
+            ));
+        }
+        verdicts.push(verdict);
+    }
     // Oldest first: conflicts go to the first to claim. Objects without a creation timestamp
     // (manifests) count as newer than any with one; ties go by namespace and name.
-    served.sort_by(|(_, a, a_key), (_, b, b_key)| {
+    served.sort_by(|(_, a, a_key, _), (_, b, b_key, _)| {
         let a_time = a.metadata.creation_timestamp.as_deref();
         let b_time = b.metadata.creation_timestamp.as_deref();
         (a_time.is_none(), a_time, a_key).cmp(&(b_time.is_none(), b_time, b_key))
     });
 
-    let mut issues = Vec::new();
     let ingresses = snapshot.of_kind(Kind::Ingress).count();
     if classes.is_empty() && ingresses > 0 {
         // Not about any one object: a new user's manifests often lack the class.
@@ -102,17 +163,36 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         backends: Backends::new(snapshot),
         tls: TlsBuilder::new(snapshot),
     };
-    for (stored, ingress, key) in &served {
+    for (stored, ingress, key, source_ranges) in &served {
         let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
         let mut report = Reporter {
             key,
             origin: &stored.origin,
             issues: &mut issues,
         };
-        ingress::add_ingress(namespace, ingress, &mut builders, &mut report);
+        ingress::add_ingress(namespace, ingress, source_ranges.clone(), &mut builders, &mut report);
+    }
+    // Ingresses of other classes (`check` only): their rules are validated in a scratch table
+    // of their own, so they never take anything from the served ones.
+    for (stored, ingress, key) in &unserved {
+        let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
+        let mut scratch = Builders {
+            table: TableBuilder::default(),
+            backends: Backends::new(snapshot),
+            tls: TlsBuilder::new(snapshot),
+        };
+        let mut report = Reporter {
+            key,
+            origin: &stored.origin,
+            issues: &mut issues,
+        };
+        ingress::add_ingress(namespace, ingress, None, &mut scratch, &mut report);
     }
 
-    let statuses = status::statuses(served.iter().map(|(_, _, key)| key), options.publish_address.as_deref());
+    let statuses = status::statuses(
+        served.iter().map(|(_, _, key, _)| key),
+        options.publish_address.as_deref(),
+    );
     let Builders { table, backends, tls } = builders;
     let (backends, backend_issues) = backends.finish();
     let (certificates, tls_issues) = tls.finish();
@@ -120,10 +200,84 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     issues.extend(tls_issues);
     issues.sort();
     issues.dedup();
+    verdicts.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Translation {
-        table: table.build(backends, certificates),
+        table: table.build(backends, certificates, options.https_port),
         statuses,
         issues,
+        ingresses: verdicts,
+        withheld,
+    }
+}
+
+/// What becomes of one Ingress that is ours, or that `check` validates.
+enum Admission {
+    /// Ours and served, its routes admitting only these clients (`None`: all).
+    Serve(Option<Arc<SourceRanges>>),
+    /// Not ours (`check`): its rules are validated, never served.
+    Validate,
+    /// Not served in any version (fail closed): access control that is not honoured.
+    Withhold,
+    /// Not served, nothing more to check (a canary).
+    Skip,
+}
+
+/// Reports the Ingress's class problem and annotations, and decides its [`Admission`];
+/// `verdict.reason` says why it is not served when it is not.
+fn admit(
+    ingress: &Ingress,
+    decision: &ClassDecision,
+    verdict: &mut IngressVerdict,
+    report: &mut Reporter<'_>,
+) -> Admission {
+    let ours = matches!(decision, ClassDecision::Ours(_));
+    if let ClassDecision::Missing { class, field } = decision {
+        report.warning(*field, missing_class_message(class));
+    }
+    let annotations = annotations::report(&ingress.metadata.annotations, report);
+    let source_ranges = annotations::source_ranges(&ingress.metadata.annotations, report);
+    let fail_closed = if !annotations.unhonoured_access.is_empty() {
+        Some("its access control is not supported (fail closed)")
+    } else if source_ranges.is_err() {
+        report.error(
+            "metadata.annotations",
+            "the Ingress is not served: its source range does not parse, and serving it would admit every client",
+        );
+        Some("its source range does not parse (fail closed)")
+    } else {
+        None
+    };
+    if let Some(why) = fail_closed {
+        verdict.reason = withheld_reason(ours, &verdict.reason, why);
+        return Admission::Withhold;
+    }
+    if let Some(canary) = &annotations.canary {
+        report.warning(
+            annotations::field(canary),
+            "canary Ingresses are not supported yet: this one is not served, and the primary Ingress keeps \
+             all the traffic of its hosts",
+        );
+        verdict.reason = withheld_reason(ours, &verdict.reason, "canary Ingresses are not supported yet");
+        return Admission::Skip;
+    }
+    if !ours {
+        return Admission::Validate;
+    }
+    verdict.served = true;
+    Admission::Serve(source_ranges.ok().flatten())
+}
+
+fn missing_class_message(class: &str) -> String {
+    format!("IngressClass {class:?} does not exist: the Ingress is not served")
+}
+
+/// Why an Ingress is not served when its annotations keep it out: only that for one of ours,
+/// after the class reason for another's (`check`).
+fn withheld_reason(ours: bool, class_reason: &str, why: &str) -> String {
+    if ours {
+        why.to_string()
+    } else {
+        format!("{class_reason}; and {why}")
     }
 }
 

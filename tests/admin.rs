@@ -104,6 +104,9 @@ fn hostile_table() -> RouteTable {
             action: RouteAction::Forward(0),
             unavailable: http::StatusCode::SERVICE_UNAVAILABLE,
             timeouts: RouteTimeouts::default(),
+            https_redirect: Default::default(),
+            source_ranges: None,
+            rewrite_path: None,
         }],
         backends: vec![Backend {
             key: BackendKey {

@@ -6,7 +6,7 @@
 //!
 //! Each directory under `tests/golden/` is one case:
 //! - `in.yaml`: multi-document Kubernetes manifests, loaded as `vestibule run -f` loads them;
-//! - `options.yaml` (optional): `{publishAddress: ...}`;
+//! - `options.yaml` (optional): `{publishAddress, httpsPort, validateAllClasses}`;
 //! - `requests.yaml` (optional): `[{host, path, expect}]`, where `expect` is the route name
 //!   `RouteTable::find` must return (`null`: no route, 404). These are written by hand and
 //!   prove routing end to end through `translate`;
@@ -27,6 +27,9 @@ use vestibule::translate::{ObjectStatus, TranslateOptions, Translation, translat
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Options {
     publish_address: Option<String>,
+    https_port: Option<u16>,
+    #[serde(default)]
+    validate_all_classes: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +71,8 @@ fn load(case: &Path) -> (Snapshot, TranslateOptions) {
     };
     let options = TranslateOptions {
         publish_address: options.publish_address,
+        https_port: options.https_port,
+        validate_all_classes: options.validate_all_classes,
     };
     (snapshot, options)
 }

@@ -236,3 +236,40 @@ async fn a_lone_update_waits_only_for_the_quiet_gap() {
     coalesce(&mut rx, &mut store).await;
     assert_eq!(started.elapsed(), COALESCE);
 }
+
+/// Fail closed: an Ingress that gains an access-control annotation Vestibule does not honour
+/// is not served at all, not even as its last good version (which had no access control).
+#[test]
+fn access_control_that_is_not_honoured_never_falls_back_to_the_last_good_version() {
+    let mut reconciler = Reconciler::new(TranslateOptions::default());
+    let good = reconciler.reconcile(&snapshot(&ingress("Prefix")));
+    assert_eq!(hosts(&good), ["shop.example"], "issues: {:?}", good.issues);
+    assert_eq!(good.statuses.len(), 1);
+
+    let protected = ingress("Prefix").replace(
+        "metadata: {name: shop}",
+        "metadata: {name: shop, annotations: {nginx.ingress.kubernetes.io/auth-type: basic}}",
+    );
+    let applied = reconciler.reconcile(&snapshot(&protected));
+    assert!(hosts(&applied).is_empty(), "nothing is served: {:?}", hosts(&applied));
+    assert!(applied.statuses.is_empty(), "no status for an Ingress not served");
+    assert!(
+        applied
+            .issues
+            .iter()
+            .any(|i| i.is_error() && i.message.contains("the Ingress is not served: its access control")),
+        "{:#?}",
+        applied.issues
+    );
+    assert!(
+        !applied.issues.iter().any(|i| i.message.contains("last good version")),
+        "{:#?}",
+        applied.issues
+    );
+    let verdict = &applied.ingresses[0];
+    assert!(!verdict.served, "{verdict:?}");
+
+    // Dropping the annotation serves the Ingress again.
+    let again = reconciler.reconcile(&snapshot(&ingress("Prefix")));
+    assert_eq!(hosts(&again), ["shop.example"], "issues: {:?}", again.issues);
+}

@@ -94,6 +94,7 @@ const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=ut
 pub(crate) fn error_response(status: StatusCode) -> Response<ProxyBody> {
     let text: &'static str = match status {
         StatusCode::NOT_FOUND => "404 not found\n",
+        StatusCode::FORBIDDEN => "403 forbidden\n",
         StatusCode::BAD_GATEWAY => "502 bad gateway\n",
         StatusCode::SERVICE_UNAVAILABLE => "503 service unavailable\n",
         StatusCode::GATEWAY_TIMEOUT => "504 gateway timeout\n",

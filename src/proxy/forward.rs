@@ -11,15 +11,15 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
-use http::header::{CONNECTION, COOKIE, EXPECT, HOST, HeaderValue};
+use http::header::{CONNECTION, COOKIE, EXPECT, HOST, HeaderValue, LOCATION};
 use http::uri::Uri;
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use super::body::{ProxyBody, error_response};
 use super::headers::{
-    Forwarded, Peer, is_h2c_upgrade, is_upgrade, scan, strip_h2c_upgrade, strip_hop_by_hop, strip_hop_by_hop_if,
-    strip_underscored,
+    Forwarded, Peer, X_FORWARDED_PROTO, client_address, is_h2c_upgrade, is_upgrade, scan, strip_h2c_upgrade,
+    strip_hop_by_hop, strip_hop_by_hop_if, strip_underscored,
 };
 use super::state::{Installed, Shared};
 use super::upgrade::{splice, splice_native};
@@ -33,6 +33,8 @@ pub(crate) struct Client {
     pub peer: Peer,
     /// `http` or `https`, for `X-Forwarded-Proto`.
     pub proto: HeaderValue,
+    /// The connection came in on the HTTPS listener (no HTTPS redirect).
+    pub tls: bool,
     /// The client speaks HTTP/2 (no upgrades, authority in the URI).
     pub http2: bool,
     /// The virtual host of the last request's Host in the installed table of then: clients send
@@ -190,6 +192,38 @@ fn is_valid_host(host: &[u8]) -> bool {
     name_ok && port_ok
 }
 
+/// A trusted proxy in front says the client used HTTPS (`X-Forwarded-Proto: https`): no
+/// redirect, which would loop behind a proxy that terminates TLS.
+fn forwarded_https(client: &Client, headers: &http::HeaderMap) -> bool {
+    client.peer.trusted
+        && headers
+            .get(X_FORWARDED_PROTO)
+            .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+/// `308 Permanent Redirect` to the same host (without its port), path and query over HTTPS,
+/// naming `port` when the HTTPS listener is not on 443. The host was validated
+/// ([`is_valid_host`]), so it cannot smuggle anything into `Location`.
+fn https_redirect(host: Option<&HeaderValue>, uri: &Uri, port: Option<u16>) -> Response<ProxyBody> {
+    let host = host.and_then(|host| host.to_str().ok()).unwrap_or_default();
+    let name = if host.starts_with('[') {
+        host.find(']').and_then(|end| host.get(..=end)).unwrap_or(host)
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    let target = uri.path_and_query().map_or("/", |target| target.as_str());
+    let location = match port {
+        Some(port) => format!("https://{name}:{port}{target}"),
+        None => format!("https://{name}{target}"),
+    };
+    let Ok(location) = HeaderValue::try_from(location) else {
+        return refuse_head();
+    };
+    let mut response = error_response(StatusCode::PERMANENT_REDIRECT);
+    response.headers_mut().insert(LOCATION, location);
+    response
+}
+
 /// `response` with `Connection: close` (HTTP/1.1 closes the connection after it).
 fn closing(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
     response
@@ -287,11 +321,29 @@ async fn handle(
         };
         client
             .vhost(installed, host.as_ref(), info.host)
-            .and_then(|vhost| vhost.find(&info))
+            .and_then(|vhost| vhost.find(&info).map(|id| (id, vhost.tls)))
     };
-    let Some((id, route)) = route_id.and_then(|id| table.routes.get(id).map(|route| (id, route))) else {
+    let Some((id, route, vhost_tls)) =
+        route_id.and_then(|(id, tls)| table.routes.get(id).map(|route| (id, route, tls)))
+    else {
         return (error_response(StatusCode::NOT_FOUND), None);
     };
+    if !client.tls && route.https_redirect.applies(vhost_tls) && !forwarded_https(client, request.headers()) {
+        return (https_redirect(host.as_ref(), request.uri(), table.https_port), Some(id));
+    }
+    if let Some(ranges) = &route.source_ranges {
+        let address = client_address(request.headers(), &client.peer, &client.shared.config.trusted_proxies);
+        if !ranges.admits(address) {
+            return (error_response(StatusCode::FORBIDDEN), Some(id));
+        }
+    }
+    if let Some(path) = &route.rewrite_path {
+        // Checked at translate time (an absolute path of URI characters).
+        match with_path(request.uri(), path) {
+            Some(uri) => *request.uri_mut() = uri,
+            None => return (error_response(StatusCode::INTERNAL_SERVER_ERROR), Some(id)),
+        }
+    }
     let backend = match route.action {
         RouteAction::Respond(status) => return (error_response(status), Some(id)),
         RouteAction::Forward(backend) => backend,
@@ -404,8 +456,25 @@ async fn handle(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
-    use super::index_of;
+    use super::{HeaderValue, LOCATION, StatusCode, Uri, https_redirect, index_of};
+
+    #[test]
+    fn https_redirect_keeps_host_path_and_query_and_names_the_port_unless_443() {
+        let location = |host: &'static str, target: &'static str, port: Option<u16>| {
+            let response = https_redirect(Some(&HeaderValue::from_static(host)), &Uri::from_static(target), port);
+            assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+            response.headers()[LOCATION].to_str().unwrap().to_string()
+        };
+        assert_eq!(location("a.example", "/x/y?q=1&r", None), "https://a.example/x/y?q=1&r");
+        assert_eq!(location("a.example:8080", "/", Some(8443)), "https://a.example:8443/");
+        assert_eq!(location("[::1]:8080", "/p", None), "https://[::1]/p");
+        assert_eq!(
+            location("a.example", "http://a.example/abs?x", None),
+            "https://a.example/abs?x"
+        );
+    }
 
     #[test]
     fn index_of_finds_elements_and_only_them() {

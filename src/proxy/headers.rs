@@ -9,7 +9,7 @@ use http::header::{
     CONNECTION, CONTENT_LENGTH, EXPECT, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
 
-use super::cidr::Cidr;
+use crate::routes::Cidr;
 
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -338,6 +338,21 @@ pub(crate) fn set_forwarded(
 
 /// The client as seen through a chain of trusted proxies: walking `X-Forwarded-For` from the
 /// right, the first address that is not a trusted proxy (or the leftmost one).
+/// The client's address as a route's source ranges see it: the peer's, or — when the peer is a
+/// trusted proxy that sent `X-Forwarded-For` — the client that chain names (the rightmost entry
+/// that is not a trusted proxy). `None` when that entry is not an address.
+pub(crate) fn client_address(headers: &HeaderMap, peer: &Peer, trusted_proxies: &[Cidr]) -> Option<IpAddr> {
+    if !peer.trusted || !headers.contains_key(X_FORWARDED_FOR) {
+        return Some(peer.ip);
+    }
+    let chain: Vec<&str> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    real_client(&chain.join(", "), trusted_proxies)?.parse().ok()
+}
+
 fn real_client<'a>(chain: &'a str, trusted_proxies: &[Cidr]) -> Option<&'a str> {
     let mut leftmost = None;
     for entry in chain.rsplit(',').map(str::trim).filter(|e| !e.is_empty()) {
@@ -361,6 +376,26 @@ mod tests {
             map.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
         }
         map
+    }
+
+    #[test]
+    fn client_address_is_the_peer_unless_a_trusted_proxy_names_the_client() {
+        let trusted: Vec<Cidr> = vec!["127.0.0.0/8".parse().unwrap()];
+        let peer = Peer::new("127.0.0.1".parse().unwrap(), &trusted);
+        let stranger = Peer::new("192.0.2.9".parse().unwrap(), &trusted);
+        let chain = headers(&[("x-forwarded-for", "203.0.113.5, 127.0.0.2")]);
+        assert_eq!(
+            client_address(&chain, &peer, &trusted),
+            Some("203.0.113.5".parse().unwrap())
+        );
+        assert_eq!(
+            client_address(&chain, &stranger, &trusted),
+            Some("192.0.2.9".parse().unwrap()),
+            "an untrusted peer's claim is ignored"
+        );
+        assert_eq!(client_address(&HeaderMap::new(), &peer, &trusted), Some(peer.ip));
+        let garbage = headers(&[("x-forwarded-for", "not-an-ip")]);
+        assert_eq!(client_address(&garbage, &peer, &trusted), None);
     }
 
     #[test]

@@ -83,6 +83,7 @@ impl Serving {
             shared: self.shared.clone(),
             peer: Peer::new(peer.ip(), &self.shared.config.trusted_proxies),
             proto: if tls { PROTO_HTTPS } else { PROTO_HTTP },
+            tls,
             http2,
             host_cache: Default::default(),
         })

@@ -46,9 +46,11 @@ impl RouteTable {
             return Value::Object(out);
         };
         out.insert("paths".into(), Value::Array(self.describe_paths(vhost)));
-        let fallback = vhost
-            .fallback
-            .map_or(Value::Null, |route| Value::Object(self.describe_route(route)));
+        let fallback = vhost.fallback.map_or(Value::Null, |route| {
+            let mut entry = self.describe_route(route);
+            self.describe_redirect(route, vhost.tls, &mut entry);
+            Value::Object(entry)
+        });
         out.insert("fallback".into(), fallback);
         Value::Object(out)
     }
@@ -58,21 +60,21 @@ impl RouteTable {
         let mut exact: Vec<_> = vhost.exact.iter().collect();
         exact.sort_by(|a, b| a.0.cmp(b.0));
         for (path, candidates) in exact {
-            self.describe_candidates("Exact", path, candidates, &mut paths);
+            self.describe_candidates("Exact", path, candidates, vhost.tls, &mut paths);
         }
         let mut prefix: Vec<_> = vhost.prefix.iter().collect();
         prefix.sort_by(|a, b| a.0.cmp(b.0));
         for (key, candidates) in prefix {
             let path = if key.is_empty() { "/" } else { key.as_str() };
-            self.describe_candidates("Prefix", path, candidates, &mut paths);
+            self.describe_candidates("Prefix", path, candidates, vhost.tls, &mut paths);
         }
         for regex in &vhost.regex {
-            self.describe_candidates("Regex", &regex.pattern, &regex.candidates, &mut paths);
+            self.describe_candidates("Regex", &regex.pattern, &regex.candidates, vhost.tls, &mut paths);
         }
         paths
     }
 
-    fn describe_candidates(&self, kind: &str, path: &str, candidates: &[Candidate], out: &mut Vec<Value>) {
+    fn describe_candidates(&self, kind: &str, path: &str, candidates: &[Candidate], tls: bool, out: &mut Vec<Value>) {
         for candidate in candidates {
             let mut entry = Map::new();
             entry.insert("match".into(), json!(kind));
@@ -81,7 +83,20 @@ impl RouteTable {
                 entry.insert("conditions".into(), describe_conditions(&candidate.conditions));
             }
             entry.extend(self.describe_route(candidate.route));
+            self.describe_redirect(candidate.route, tls, &mut entry);
             out.push(Value::Object(entry));
+        }
+    }
+
+    /// `"plainHttp": "redirect 308 to https"` when plain HTTP requests to the route on a host
+    /// (`tls`: with a certificate) are redirected.
+    fn describe_redirect(&self, id: RouteId, tls: bool, entry: &mut Map<String, Value>) {
+        if self
+            .routes
+            .get(id)
+            .is_some_and(|route| route.https_redirect.applies(tls))
+        {
+            entry.insert("plainHttp".into(), json!("redirect 308 to https"));
         }
     }
 
@@ -124,6 +139,16 @@ impl RouteTable {
                     }
                 }
             },
+        }
+        if let Some(path) = &route.rewrite_path {
+            out.insert("rewritePath".into(), json!(&**path));
+        }
+        if let Some(ranges) = &route.source_ranges {
+            let list = |blocks: &[crate::routes::Cidr]| blocks.iter().map(ToString::to_string).collect::<Vec<_>>();
+            out.insert(
+                "sourceRanges".into(),
+                json!({ "allow": list(&ranges.allow), "deny": list(&ranges.deny) }),
+            );
         }
         if let Some(timeout) = route.timeouts.request {
             out.insert("requestTimeoutMs".into(), json!(timeout.as_millis() as u64));
@@ -191,6 +216,9 @@ mod tests {
             action: RouteAction::Forward(backend),
             unavailable: StatusCode::SERVICE_UNAVAILABLE,
             timeouts: RouteTimeouts::default(),
+            https_redirect: Default::default(),
+            source_ranges: None,
+            rewrite_path: None,
         }
     }
 

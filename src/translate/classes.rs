@@ -1,8 +1,8 @@
-//! IngressClass selection: which Ingresses are ours. Ingresses of other controllers, and
-//! Ingresses naming a class that does not exist (it may belong to a controller not installed
-//! yet), are ignored without a word: they are not ours to report on.
+//! IngressClass selection: which Ingresses are ours. Ingresses of other controllers are
+//! ignored without a word: they are not ours to report on. An Ingress naming a class that does
+//! not exist is not served either, with a warning naming the class ([`ClassDecision`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{Ingress, IngressClass, Kind, Object, Snapshot};
 
@@ -19,6 +19,36 @@ pub(crate) struct OurClasses {
     names: BTreeSet<String>,
     /// One of our classes is the cluster's default.
     default: bool,
+    /// The other controllers' classes: name → `spec.controller`.
+    others: BTreeMap<String, String>,
+}
+
+/// Whether an Ingress is ours, and why (for `check` and the warnings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ClassDecision {
+    /// Served: the class is ours (`None`: no class, ours is the default).
+    Ours(Option<String>),
+    /// The class belongs to another controller.
+    Other { class: String, controller: String },
+    /// No IngressClass of that name exists; the field that names it.
+    Missing { class: String, field: &'static str },
+    /// No class named, and none of our classes is the default.
+    NoDefault,
+}
+
+impl ClassDecision {
+    /// Why the Ingress is (not) served, for `check`.
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            ClassDecision::Ours(Some(class)) => format!("IngressClass {class:?} is ours"),
+            ClassDecision::Ours(None) => "no class; our IngressClass is the default".to_string(),
+            ClassDecision::Other { class, controller } => {
+                format!("IngressClass {class:?} is not ours (spec.controller {controller:?})")
+            }
+            ClassDecision::Missing { class, .. } => format!("IngressClass {class:?} does not exist"),
+            ClassDecision::NoDefault => "no class, and none of our IngressClasses is the default".to_string(),
+        }
+    }
 }
 
 impl OurClasses {
@@ -29,6 +59,9 @@ impl OurClasses {
                 continue;
             };
             if class.spec.controller != INGRESS_CONTROLLER {
+                classes
+                    .others
+                    .insert(class.metadata.name.clone(), class.spec.controller.clone());
                 continue;
             }
             classes.default |= is_default(class);
@@ -44,7 +77,13 @@ impl OurClasses {
 
     /// Whether `ingress` is served by us: its `spec.ingressClassName`, else its legacy
     /// annotation, names one of our classes; or it names no class and ours is the default.
+    #[allow(dead_code)] // translate uses `decide`; kept for callers that need only the answer.
     pub(crate) fn serves(&self, ingress: &Ingress) -> bool {
+        matches!(self.decide(ingress), ClassDecision::Ours(_))
+    }
+
+    /// [`serves`](Self::serves), with the reason.
+    pub(crate) fn decide(&self, ingress: &Ingress) -> ClassDecision {
         // An empty name is no name (as the API server treats an empty ingressClassName).
         let annotation = ingress.metadata.annotations.get(LEGACY_CLASS_ANNOTATION);
         let named = [ingress.spec.ingress_class_name.as_ref(), annotation]
@@ -53,8 +92,23 @@ impl OurClasses {
             .map(String::as_str)
             .find(|name| !name.is_empty());
         match named {
-            Some(name) => self.names.contains(name),
-            None => self.default,
+            Some(name) if self.names.contains(name) => ClassDecision::Ours(Some(name.to_string())),
+            Some(name) => match self.others.get(name) {
+                Some(controller) => ClassDecision::Other {
+                    class: name.to_string(),
+                    controller: controller.clone(),
+                },
+                None => ClassDecision::Missing {
+                    class: name.to_string(),
+                    field: if ingress.spec.ingress_class_name.as_deref() == Some(name) {
+                        "spec.ingressClassName"
+                    } else {
+                        "metadata.annotations[kubernetes.io/ingress.class]"
+                    },
+                },
+            },
+            None if self.default => ClassDecision::Ours(None),
+            None => ClassDecision::NoDefault,
         }
     }
 }

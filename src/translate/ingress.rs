@@ -3,12 +3,16 @@
 //! Ingresses arrive oldest first, so "first to claim" is "oldest wins".
 
 use crate::config::Ingress;
+use std::sync::Arc;
+
+use crate::routes::{HttpsRedirect, SourceRanges};
 
 use super::Reporter;
+use super::annotations;
 use super::backends::{Backends, RefError, ServiceRef, service_ref};
 use super::hosts::{HostPattern, parse_host};
 use super::paths::{PathMatch, parse_path};
-use super::table::{Fallback, TableBuilder, VhostKey};
+use super::table::{Fallback, RoutePolicy, TableBuilder, VhostKey};
 use super::tls::{TlsBuilder, lowered_message};
 
 /// ingress-nginx's annotation that turns `ImplementationSpecific` paths into regular expressions.
@@ -21,10 +25,11 @@ pub(crate) struct Builders<'s> {
     pub(crate) tls: TlsBuilder<'s>,
 }
 
-/// Adds one served Ingress.
+/// Adds one served Ingress; its routes admit only clients in `source_ranges` when given.
 pub(crate) fn add_ingress<'s>(
     namespace: &'s str,
     ingress: &'s Ingress,
+    source_ranges: Option<Arc<SourceRanges>>,
     builders: &mut Builders<'s>,
     report: &mut Reporter<'_>,
 ) {
@@ -41,6 +46,11 @@ pub(crate) fn add_ingress<'s>(
         .annotations
         .get(USE_REGEX_ANNOTATION)
         .is_some_and(|value| value == "true");
+    let policy = RoutePolicy {
+        https_redirect: https_redirect(ingress, report),
+        source_ranges,
+        rewrite_path: annotations::rewrite_target(&ingress.metadata.annotations, report),
+    };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();
     let mut rule_hosts: Vec<HostPattern> = Vec::new();
@@ -115,15 +125,39 @@ pub(crate) fn add_ingress<'s>(
             );
             let route = builders
                 .table
-                .add_route(format!("{route_prefix}/rules[{i}]/paths[{j}]"), backend);
+                .add_route(format!("{route_prefix}/rules[{i}]/paths[{j}]"), backend, &policy);
             builders.table.insert(vhost, matcher, regex, route);
         }
     }
 
     if let Some(default_backend) = &spec.default_backend {
-        add_default_backend(namespace, default_backend, &route_prefix, vhosts, builders, report);
+        add_default_backend(
+            namespace,
+            default_backend,
+            &route_prefix,
+            &policy,
+            vhosts,
+            builders,
+            report,
+        );
     }
     builders.tls.add_ingress(namespace, ingress, &rule_hosts, report);
+}
+
+/// When plain HTTP requests to the Ingress's routes are redirected to HTTPS, as ingress-nginx
+/// decides it: `force-ssl-redirect: "true"` always; otherwise when the host has TLS, unless
+/// `ssl-redirect: "false"` (either annotation prefix).
+fn https_redirect(ingress: &Ingress, report: &mut Reporter<'_>) -> HttpsRedirect {
+    let annotations = &ingress.metadata.annotations;
+    let force = annotations::boolean(annotations, "force-ssl-redirect", false, report);
+    let with_tls = annotations::boolean(annotations, "ssl-redirect", true, report);
+    if force {
+        HttpsRedirect::Always
+    } else if with_tls {
+        HttpsRedirect::WithTls
+    } else {
+        HttpsRedirect::Never
+    }
 }
 
 /// `spec.defaultBackend` becomes the fallback of every host this Ingress defines and of the
@@ -132,6 +166,7 @@ fn add_default_backend<'s>(
     namespace: &'s str,
     backend: &'s crate::config::IngressBackend,
     route_prefix: &str,
+    policy: &RoutePolicy,
     mut vhosts: Vec<usize>,
     builders: &mut Builders<'s>,
     report: &mut Reporter<'_>,
@@ -171,7 +206,7 @@ fn add_default_backend<'s>(
                 let backend = resolve(namespace, reference, || field.to_string(), builders, report);
                 let id = builders
                     .table
-                    .add_route(format!("{route_prefix}/defaultBackend"), backend);
+                    .add_route(format!("{route_prefix}/defaultBackend"), backend, policy);
                 route = Some(id);
                 id
             }

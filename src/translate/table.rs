@@ -10,8 +10,8 @@ use http::StatusCode;
 use regex::Regex;
 
 use crate::routes::{
-    Backend, BackendKey, Candidate, Certificates, HttpRouter, RegexPath, Route, RouteAction, RouteId, RouteTable,
-    RouteTimeouts, VirtualHost, WildcardHost,
+    Backend, BackendKey, Candidate, Certificates, HttpRouter, HttpsRedirect, RegexPath, Route, RouteAction, RouteId,
+    RouteTable, RouteTimeouts, SourceRanges, VirtualHost, WildcardHost,
 };
 
 use super::hosts::HostPattern;
@@ -22,6 +22,14 @@ use super::paths::{PathMatch, compile_regex};
 pub(crate) enum VhostKey {
     Host(HostPattern),
     CatchAll,
+}
+
+/// What an Ingress's annotations give each of its routes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RoutePolicy {
+    pub(crate) https_redirect: HttpsRedirect,
+    pub(crate) source_ranges: Option<Arc<SourceRanges>>,
+    pub(crate) rewrite_path: Option<Arc<str>>,
 }
 
 /// A virtual host's fallback and the backend it goes to (to tell real conflicts from repeats).
@@ -98,13 +106,16 @@ impl TableBuilder {
         self.routes.get(route).map_or("", |r| &r.name)
     }
 
-    /// Adds an Ingress route forwarding to `backend`.
-    pub(crate) fn add_route(&mut self, name: String, backend: usize) -> RouteId {
+    /// Adds an Ingress route forwarding to `backend`, with its Ingress's `policy`.
+    pub(crate) fn add_route(&mut self, name: String, backend: usize, policy: &RoutePolicy) -> RouteId {
         self.routes.push(Route {
             name: Arc::from(name),
             action: RouteAction::Forward(backend),
             unavailable: StatusCode::SERVICE_UNAVAILABLE,
             timeouts: RouteTimeouts::default(),
+            https_redirect: policy.https_redirect,
+            source_ranges: policy.source_ranges.clone(),
+            rewrite_path: policy.rewrite_path.clone(),
         });
         self.routes.len() - 1
     }
@@ -143,8 +154,30 @@ impl TableBuilder {
     /// The finished table; regexes are ordered longest pattern first, then in the order
     /// claimed. A virtual host's fallback is its own only: a named host without one answers
     /// 404 for unmatched paths rather than borrowing the catch-all's, which may belong to
-    /// another namespace (as in ingress-nginx).
-    pub(crate) fn build(self, backends: Vec<Backend>, certificates: Certificates) -> RouteTable {
+    /// another namespace (as in ingress-nginx). A named host has TLS when the HTTPS listener
+    /// would answer its SNI with a configured certificate (exact, else a one-label wildcard).
+    pub(crate) fn build(
+        self,
+        backends: Vec<Backend>,
+        certificates: Certificates,
+        https_port: Option<u16>,
+    ) -> RouteTable {
+        let mut tls = vec![false; self.vhosts.len()];
+        for (key, &index) in &self.index {
+            let covered = match key {
+                VhostKey::Host(HostPattern::Exact(host)) => {
+                    certificates.exact.contains_key(host)
+                        || host
+                            .split_once('.')
+                            .is_some_and(|(_, parent)| certificates.wildcard.contains_key(parent))
+                }
+                VhostKey::Host(HostPattern::Wildcard(suffix)) => certificates.wildcard.contains_key(suffix),
+                VhostKey::CatchAll => false,
+            };
+            if let Some(slot) = tls.get_mut(index) {
+                *slot = covered;
+            }
+        }
         let mut http = HttpRouter::default();
         for (key, index) in self.index {
             match key {
@@ -164,7 +197,8 @@ impl TableBuilder {
         http.vhosts = self
             .vhosts
             .into_iter()
-            .map(|v| {
+            .zip(tls)
+            .map(|(v, tls)| {
                 let candidates = |route| {
                     vec![Candidate {
                         conditions: Default::default(),
@@ -194,6 +228,7 @@ impl TableBuilder {
                         })
                         .collect(),
                     fallback: v.fallback.map(|f| f.route),
+                    tls,
                 }
             })
             .collect();
@@ -202,6 +237,7 @@ impl TableBuilder {
             routes: self.routes,
             backends,
             certificates,
+            https_port: https_port.filter(|port| *port != 443),
         }
     }
 }

@@ -105,6 +105,56 @@ fn check_exits_1_and_names_the_object_and_field_on_errors() {
     assert!(line.contains("spec.rules[0].http.paths[0].pathType"), "{line}");
 }
 
+/// `check -f one-file.yaml` validates every Ingress whatever its class: with no IngressClass in
+/// the file, an Ingress without pathType is still an error (exit 1); each Ingress is listed as
+/// served or not, and why; annotations are reported by name, in text and in JSON.
+#[test]
+fn check_validates_every_ingress_whatever_its_class_and_says_which_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_path_type = ingress("no-path-type", "a.example", "a").replace("pathType: Prefix, ", "");
+    let nginx = ingress("nginx-class", "b.example", "a").replace(
+        "metadata: {name: nginx-class}",
+        "metadata:\n  name: nginx-class\n  annotations: {kubernetes.io/ingress.class: nginx, nginx.ingress.kubernetes.io/auth-url: http://auth/}",
+    );
+    let file = dir.path().join("one-file.yaml");
+    std::fs::write(&file, format!("{no_path_type}\n---\n{nginx}")).unwrap();
+    let run = |json: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vestibule"));
+        command.arg("check");
+        if json {
+            command.args(["--output", "json"]);
+        }
+        command.arg("-f").arg(&file).output().unwrap()
+    };
+    let out = run(false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("error: Ingress default/no-path-type") && stdout.contains("pathType"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("default/nginx-class: not served: IngressClass \"nginx\" does not exist"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("default/no-path-type: not served: no class, and none of our IngressClasses is the default"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("metadata.annotations[nginx.ingress.kubernetes.io/auth-url]"),
+        "{stdout}"
+    );
+
+    let out = run(true);
+    assert_eq!(out.status.code(), Some(1));
+    let document: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ingresses = document["ingresses"].as_array().unwrap();
+    assert_eq!(ingresses.len(), 2, "{document}");
+    assert!(ingresses.iter().all(|i| i["served"] == false), "{document}");
+    assert!(document["errors"].to_string().contains("auth-url"), "{document}");
+}
+
 /// Every curl command the demo prints works as printed (when curl is installed).
 #[test]
 fn demo_prints_curl_commands_that_work() {

@@ -8,6 +8,7 @@ mod commands;
 mod h2_abuse;
 mod h2_conformance;
 mod h2_frames;
+mod ingress_nginx;
 mod recording;
 mod reload;
 mod serving;

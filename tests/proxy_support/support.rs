@@ -304,6 +304,9 @@ impl TableBuilder {
             action,
             unavailable: StatusCode::SERVICE_UNAVAILABLE,
             timeouts,
+            https_redirect: Default::default(),
+            source_ranges: None,
+            rewrite_path: None,
         });
         let key = prefix.trim_end_matches('/').to_string();
         self.table.http.vhosts[vhost]

@@ -14,6 +14,9 @@ fn route(name: &str) -> Route {
         action: RouteAction::Respond(StatusCode::OK),
         unavailable: StatusCode::SERVICE_UNAVAILABLE,
         timeouts: RouteTimeouts::default(),
+        https_redirect: Default::default(),
+        source_ranges: None,
+        rewrite_path: None,
     }
 }
 

@@ -1,5 +1,5 @@
 //! A CIDR block (`10.0.0.0/8`, `fd00::/8`, or a bare address meaning one host), used for the
-//! trusted-proxy list. Parsing only; no I/O.
+//! trusted-proxy list and per-route source ranges. Parsing only; no I/O.
 
 use std::fmt;
 use std::net::IpAddr;

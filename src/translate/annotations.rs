@@ -1,0 +1,566 @@
+//! The ingress-nginx annotation catalogue: every `nginx.ingress.kubernetes.io/*` key that
+//! ingress-nginx documents or parses, and the older generic `ingress.kubernetes.io/*` names
+//! (same suffix, same meaning), each classified as honoured, honoured with a difference,
+//! accepted as a no-op, unsupported or refused; and the report of one Ingress's annotations.
+//!
+//! Nothing here is ever turned into configuration text: an annotation is either read into a
+//! typed value by the code that honours it, or reported. Keys under the two prefixes that the
+//! catalogue does not know are unsupported (warning), except `*-snippet` keys, which are raw
+//! nginx text and refused.
+//!
+//! Fail closed: an Ingress carrying an access-control annotation that is not honoured
+//! (`auth-*`, `*-source-range`, `satisfy`, any `*-snippet`) is not served at all, not even its
+//! last good version: serving it would expose what the annotation was written to protect.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::routes::{Cidr, SourceRanges};
+
+use super::Reporter;
+
+/// The annotation prefix of ingress-nginx.
+pub const NGINX_PREFIX: &str = "nginx.ingress.kubernetes.io/";
+/// The older, generic prefix many tutorials still carry; the same names mean the same.
+pub const GENERIC_PREFIX: &str = "ingress.kubernetes.io/";
+
+/// What Vestibule does with an annotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Honoured as ingress-nginx documents it.
+    Honoured,
+    /// Honoured, with the difference described.
+    Differs(&'static str),
+    /// Accepted and without effect (nginx tuning with no counterpart, harmless); why.
+    NoOp(&'static str),
+    /// Not supported: ignored (or, for access control, the Ingress is not served); what to use
+    /// instead, or an empty string when nothing does.
+    Unsupported(&'static str),
+    /// Refused as unsafe (raw nginx configuration); never executed.
+    Refused,
+}
+
+impl Support {
+    /// The class as the README table and messages name it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Support::Honoured => "honoured",
+            Support::Differs(_) => "honoured with a difference",
+            Support::NoOp(_) => "accepted as no-op",
+            Support::Unsupported(_) => "unsupported",
+            Support::Refused => "refused (unsafe)",
+        }
+    }
+
+    /// The note that goes with the class (difference, reason, or what to use instead).
+    pub fn note(&self) -> &'static str {
+        match self {
+            Support::Honoured => "",
+            Support::Differs(note) | Support::NoOp(note) | Support::Unsupported(note) => note,
+            Support::Refused => "raw nginx configuration is never used; express the need with a supported annotation",
+        }
+    }
+}
+
+/// One catalogued annotation (the name without prefix).
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    pub name: &'static str,
+    pub support: Support,
+}
+
+fn is_access_control(name: &str) -> bool {
+    name.starts_with("auth-") || name.ends_with("-source-range") || name == "satisfy" || name.ends_with("-snippet")
+}
+
+use Support::{Differs, Honoured, NoOp, Refused, Unsupported};
+
+const AUTH: Support = Unsupported("no authentication yet: protect the backend itself");
+const TLS_AUTH: Support = Unsupported("no client certificate checks yet: protect the backend itself");
+const SOURCE_RANGE: Support = Differs(
+    "others get 403; the client address is the connection's peer, or behind a --trusted-proxy the client X-Forwarded-For names (ingress-nginx: with use-forwarded-headers); an address that cannot be read is refused",
+);
+const AFFINITY: Support = Unsupported("no session affinity yet: requests are balanced round robin");
+const CANARY: Support = Unsupported("no canary yet: a canary Ingress is not served, its primary keeps all traffic");
+const CORS: Support = Unsupported("no CORS yet: answer CORS in the backend");
+const LIMITS: Support = Unsupported("no rate or connection limits yet");
+const BACKEND_TLS: Support = Unsupported("no TLS to backends yet: backends are spoken to in plain HTTP");
+const MIRROR: Support = Unsupported("no request mirroring yet");
+const BUFFERS: Support = NoOp("nginx buffer tuning: bodies are streamed, with bounded buffers");
+const TELEMETRY: Support = NoOp("no OpenTelemetry export: tracing goes to the log");
+const MODSECURITY: Support = Unsupported("no web application firewall: put one in front or in the backend");
+const HASH: Support = Unsupported("no hash balancing yet: requests are balanced round robin");
+const FASTCGI: Support = Unsupported("FastCGI backends are not supported: put an HTTP server in front of them");
+const NEXT_UPSTREAM: Support = Unsupported("no retries on another endpoint yet");
+
+/// Every catalogued annotation, sorted by name. The README's table is generated from it (a
+/// test fails when they disagree).
+pub static CATALOGUE: &[Entry] = &[
+    e("affinity", AFFINITY),
+    e("affinity-canary-behavior", AFFINITY),
+    e("affinity-mode", AFFINITY),
+    e("allowlist-source-range", SOURCE_RANGE),
+    e("app-root", Unsupported("redirect / in the backend")),
+    e("auth-always-set-cookie", AUTH),
+    e("auth-cache-duration", AUTH),
+    e("auth-cache-key", AUTH),
+    e("auth-keepalive", AUTH),
+    e("auth-keepalive-requests", AUTH),
+    e("auth-keepalive-share-vars", AUTH),
+    e("auth-keepalive-timeout", AUTH),
+    e("auth-method", AUTH),
+    e("auth-proxy-set-headers", AUTH),
+    e("auth-realm", AUTH),
+    e("auth-request-redirect", AUTH),
+    e("auth-response-headers", AUTH),
+    e("auth-secret", AUTH),
+    e("auth-secret-type", AUTH),
+    e("auth-signin", AUTH),
+    e("auth-signin-redirect-param", AUTH),
+    e("auth-snippet", Refused),
+    e("auth-tls-error-page", TLS_AUTH),
+    e("auth-tls-match-cn", TLS_AUTH),
+    e("auth-tls-pass-certificate-to-upstream", TLS_AUTH),
+    e("auth-tls-secret", TLS_AUTH),
+    e("auth-tls-verify-client", TLS_AUTH),
+    e("auth-tls-verify-depth", TLS_AUTH),
+    e("auth-type", AUTH),
+    e("auth-url", AUTH),
+    e(
+        "backend-protocol",
+        Unsupported("for gRPC or other HTTP/2 without TLS, set the Service port's appProtocol: kubernetes.io/h2c"),
+    ),
+    e("canary", CANARY),
+    e("canary-by-cookie", CANARY),
+    e("canary-by-header", CANARY),
+    e("canary-by-header-pattern", CANARY),
+    e("canary-by-header-value", CANARY),
+    e("canary-weight", CANARY),
+    e("canary-weight-total", CANARY),
+    e("client-body-buffer-size", BUFFERS),
+    e("configuration-snippet", Refused),
+    e(
+        "connection-proxy-header",
+        NoOp("connections to backends are managed by the proxy (keep-alive pools)"),
+    ),
+    e("cors-allow-credentials", CORS),
+    e("cors-allow-headers", CORS),
+    e("cors-allow-methods", CORS),
+    e("cors-allow-origin", CORS),
+    e("cors-expose-headers", CORS),
+    e("cors-max-age", CORS),
+    e("custom-headers", Unsupported("set response headers in the backend")),
+    e(
+        "custom-http-errors",
+        Unsupported("backend error responses are passed through as they are"),
+    ),
+    e("default-backend", Unsupported("use spec.defaultBackend")),
+    e("denylist-source-range", SOURCE_RANGE),
+    e(
+        "disable-proxy-intercept-errors",
+        NoOp("backend error responses are never intercepted"),
+    ),
+    e(
+        "enable-access-log",
+        NoOp("the access log is global: RUST_LOG=access=debug"),
+    ),
+    e("enable-cors", CORS),
+    e(
+        "enable-global-auth",
+        NoOp("there is no global external authentication to disable"),
+    ),
+    e("enable-modsecurity", MODSECURITY),
+    e("enable-opentelemetry", TELEMETRY),
+    e("enable-owasp-core-rules", MODSECURITY),
+    e("enable-rewrite-log", NoOp("there are no rewrites to log")),
+    e("fastcgi-index", FASTCGI),
+    e("fastcgi-params-configmap", FASTCGI),
+    e("force-ssl-redirect", Honoured),
+    e(
+        "from-to-www-redirect",
+        Unsupported("add the other host as a rule, or redirect in the backend"),
+    ),
+    e(
+        "http2-push-preload",
+        NoOp("HTTP/2 server push is obsolete; browsers ignore it"),
+    ),
+    e(
+        "limit-allowlist",
+        NoOp("no rate limits are applied, so there is nobody to exempt"),
+    ),
+    e("limit-burst-multiplier", LIMITS),
+    e("limit-connections", LIMITS),
+    e("limit-rate", LIMITS),
+    e("limit-rate-after", LIMITS),
+    e("limit-rpm", LIMITS),
+    e("limit-rps", LIMITS),
+    e(
+        "limit-whitelist",
+        NoOp("no rate limits are applied, so there is nobody to exempt"),
+    ),
+    e("load-balance", Unsupported("requests are balanced round robin")),
+    e("mirror-host", MIRROR),
+    e("mirror-request-body", MIRROR),
+    e("mirror-target", MIRROR),
+    e("modsecurity-snippet", Refused),
+    e("modsecurity-transaction-id", MODSECURITY),
+    e("opentelemetry-operation-name", TELEMETRY),
+    e("opentelemetry-trust-incoming-span", TELEMETRY),
+    e("permanent-redirect", Unsupported("redirect in the backend")),
+    e("permanent-redirect-code", Unsupported("redirect in the backend")),
+    e(
+        "preserve-trailing-slash",
+        NoOp("HTTPS redirects always keep the path exactly as sent"),
+    ),
+    e(
+        "proxy-body-size",
+        Unsupported("no request body size limit is enforced: limit it in the backend"),
+    ),
+    e("proxy-buffer-size", BUFFERS),
+    e("proxy-buffering", BUFFERS),
+    e("proxy-buffers-number", BUFFERS),
+    e("proxy-busy-buffers-size", BUFFERS),
+    e("proxy-connect-timeout", Unsupported("use the global --connect-timeout")),
+    e(
+        "proxy-cookie-domain",
+        Unsupported("set cookie attributes in the backend"),
+    ),
+    e("proxy-cookie-path", Unsupported("set cookie attributes in the backend")),
+    e(
+        "proxy-http-version",
+        NoOp("backends are spoken to in HTTP/1.1 (HTTP/2 by the Service port's appProtocol)"),
+    ),
+    e("proxy-max-temp-file-size", BUFFERS),
+    e("proxy-next-upstream", NEXT_UPSTREAM),
+    e("proxy-next-upstream-timeout", NEXT_UPSTREAM),
+    e("proxy-next-upstream-tries", NEXT_UPSTREAM),
+    e(
+        "proxy-read-timeout",
+        Unsupported("use the global --response-header-timeout and --response-body-timeout"),
+    ),
+    e(
+        "proxy-redirect-from",
+        Unsupported("write Location headers right in the backend"),
+    ),
+    e(
+        "proxy-redirect-to",
+        Unsupported("write Location headers right in the backend"),
+    ),
+    e(
+        "proxy-request-buffering",
+        NoOp("request bodies are streamed to the backend"),
+    ),
+    e(
+        "proxy-send-timeout",
+        Unsupported("use the global --request-body-timeout"),
+    ),
+    e("proxy-ssl-ciphers", BACKEND_TLS),
+    e("proxy-ssl-name", BACKEND_TLS),
+    e("proxy-ssl-protocols", BACKEND_TLS),
+    e("proxy-ssl-secret", BACKEND_TLS),
+    e("proxy-ssl-server-name", BACKEND_TLS),
+    e("proxy-ssl-verify", BACKEND_TLS),
+    e("proxy-ssl-verify-depth", BACKEND_TLS),
+    e(
+        "relative-redirects",
+        Unsupported("Location headers of backends are passed through as they are"),
+    ),
+    e(
+        "rewrite-target",
+        Differs(
+            "a fixed path only (no $1 captures yet): the backend receives it instead of the request's path, query kept; paths still match as their pathType says (ingress-nginx makes them regexes)",
+        ),
+    ),
+    e("satisfy", AUTH),
+    e("server-alias", Unsupported("add a rule for each alias host")),
+    e("server-snippet", Refused),
+    e(
+        "service-upstream",
+        Unsupported("requests go to the Service's endpoints directly"),
+    ),
+    e("session-cookie-change-on-failure", AFFINITY),
+    e("session-cookie-conditional-samesite-none", AFFINITY),
+    e("session-cookie-domain", AFFINITY),
+    e("session-cookie-expires", AFFINITY),
+    e("session-cookie-max-age", AFFINITY),
+    e("session-cookie-name", AFFINITY),
+    e("session-cookie-path", AFFINITY),
+    e("session-cookie-samesite", AFFINITY),
+    e("session-cookie-secure", AFFINITY),
+    e("ssl-ciphers", Unsupported("TLS settings are global (rustls defaults)")),
+    e(
+        "ssl-passthrough",
+        Unsupported("TLS is always terminated by the proxy; the backend gets plain HTTP"),
+    ),
+    e("ssl-prefer-server-ciphers", NoOp("rustls chooses the cipher suite")),
+    e("ssl-redirect", Honoured),
+    e("stream-snippet", Refused),
+    e("temporal-redirect", Unsupported("redirect in the backend")),
+    e("temporal-redirect-code", Unsupported("redirect in the backend")),
+    e("upstream-hash-by", HASH),
+    e("upstream-hash-by-subset", HASH),
+    e("upstream-hash-by-subset-size", HASH),
+    e(
+        "upstream-vhost",
+        Unsupported("the backend receives the Host header as sent"),
+    ),
+    e(
+        "use-port-in-redirects",
+        NoOp("HTTPS redirects name the --https port whenever it is not 443"),
+    ),
+    e(
+        "use-regex",
+        Differs(
+            "applies to the ImplementationSpecific paths of the annotated Ingress only; ingress-nginx applies it to every path of the host",
+        ),
+    ),
+    e("whitelist-source-range", SOURCE_RANGE),
+    e(
+        "x-forwarded-prefix",
+        Unsupported("the backend receives the path as sent"),
+    ),
+];
+
+const fn e(name: &'static str, support: Support) -> Entry {
+    Entry { name, support }
+}
+
+/// How one annotation key is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classified {
+    pub support: Support,
+    /// It controls who may reach the backend and is not honoured: the Ingress is not served
+    /// (fail closed).
+    pub fails_closed: bool,
+}
+
+/// How `key` is treated, or `None` when it is under neither prefix. Unknown names under a
+/// prefix are unsupported, or refused for `*-snippet`.
+pub fn classify(key: &str) -> Option<Classified> {
+    let name = key
+        .strip_prefix(NGINX_PREFIX)
+        .or_else(|| key.strip_prefix(GENERIC_PREFIX))?;
+    let support = match CATALOGUE.binary_search_by(|entry| entry.name.cmp(name)) {
+        Ok(index) => CATALOGUE.get(index).map_or(Refused, |entry| entry.support),
+        Err(_) if name.ends_with("-snippet") => Refused,
+        Err(_) => Unsupported("ingress-nginx does not document this annotation either: check its spelling"),
+    };
+    let fails_closed = is_access_control(name) && !matches!(support, Honoured | Differs(_));
+    Some(Classified { support, fails_closed })
+}
+
+/// `nginx.ingress.kubernetes.io/<name>` or `ingress.kubernetes.io/<name>`, whichever `annotations`
+/// holds (the first prefix wins when both are present).
+pub(crate) fn value<'a>(annotations: &'a BTreeMap<String, String>, name: &str) -> Option<(&'a str, &'a str)> {
+    [NGINX_PREFIX, GENERIC_PREFIX].into_iter().find_map(|prefix| {
+        annotations
+            .get_key_value(&format!("{prefix}{name}"))
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+    })
+}
+
+/// A boolean annotation as ingress-nginx reads it: `"true"` or `"false"`; anything else is an
+/// error naming the annotation, and `default` applies.
+pub(crate) fn boolean(
+    annotations: &BTreeMap<String, String>,
+    name: &str,
+    default: bool,
+    report: &mut Reporter<'_>,
+) -> bool {
+    match value(annotations, name) {
+        None => default,
+        Some((_, "true")) => true,
+        Some((_, "false")) => false,
+        Some((key, other)) => {
+            report.error(
+                field(key),
+                format!("{other:?} is not a boolean: write \"true\" or \"false\" (read as {default})"),
+            );
+            default
+        }
+    }
+}
+
+/// The client ranges of an Ingress: `allowlist-source-range` (else its older name
+/// `whitelist-source-range`) and `denylist-source-range`, comma-separated CIDR blocks or
+/// addresses (either prefix; an empty value restricts nothing). `Ok(None)`: no restriction.
+/// `Err(())`: a value does not parse (reported, naming the annotation): the Ingress must not be
+/// served, since serving it would admit everybody.
+pub(crate) fn source_ranges(
+    annotations: &BTreeMap<String, String>,
+    report: &mut Reporter<'_>,
+) -> Result<Option<Arc<SourceRanges>>, ()> {
+    if value(annotations, "allowlist-source-range").is_some() {
+        if let Some((key, _)) = value(annotations, "whitelist-source-range") {
+            report.warning(
+                field(key),
+                "ignored: allowlist-source-range is set too, and takes its place",
+            );
+        }
+    }
+    let mut parse = |name: &str| -> Result<Vec<Cidr>, ()> {
+        let Some((key, value)) = value(annotations, name) else {
+            return Ok(Vec::new());
+        };
+        let mut blocks = Vec::new();
+        let mut failed = false;
+        for entry in value.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
+            match entry.parse::<Cidr>() {
+                Ok(block) => blocks.push(block),
+                Err(err) => {
+                    report.error(
+                        field(key),
+                        format!("{err}: write CIDR blocks or addresses, comma-separated"),
+                    );
+                    failed = true;
+                }
+            }
+        }
+        if failed { Err(()) } else { Ok(blocks) }
+    };
+    let allowlist = if value(annotations, "allowlist-source-range").is_some() {
+        parse("allowlist-source-range")
+    } else {
+        parse("whitelist-source-range")
+    };
+    let denylist = parse("denylist-source-range");
+    let (allow, deny) = (allowlist?, denylist?);
+    if allow.is_empty() && deny.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(SourceRanges { allow, deny })))
+}
+
+/// `rewrite-target` (either prefix) when it is a fixed path: what the backend receives instead
+/// of the request's path. A value with `$` (captures) or that is not an absolute path of
+/// URI characters is not used: a warning (captures are not supported yet) or an error.
+pub(crate) fn rewrite_target(annotations: &BTreeMap<String, String>, report: &mut Reporter<'_>) -> Option<Arc<str>> {
+    let (key, target) = value(annotations, "rewrite-target")?;
+    if target.contains('$') {
+        report.warning(
+            field(key),
+            "capture groups ($1, …) are not supported yet: not rewritten, the backend receives the path as sent",
+        );
+        return None;
+    }
+    let valid = target.starts_with('/')
+        && !target.starts_with("//")
+        && target
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!&'()*+,;=:@/%".contains(&b))
+        && target.parse::<http::uri::PathAndQuery>().is_ok();
+    if !valid {
+        report.error(
+            field(key),
+            format!(
+                "{target:?} is not an absolute path (it must start with / and hold only URI path characters): not rewritten"
+            ),
+        );
+        return None;
+    }
+    if let Some(Classified { support, .. }) = classify(key) {
+        report.warning(field(key), format!("honoured with a difference: {}", support.note()));
+    }
+    Some(Arc::from(target))
+}
+
+/// The field path of an annotation in issues. Keys from manifest files are not validated by an
+/// API server: control characters are escaped, so a key cannot forge a log line.
+pub(crate) fn field(key: &str) -> String {
+    format!("metadata.annotations[{}]", key.escape_debug())
+}
+
+/// What the annotations of one Ingress decide before its rules are looked at.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Verdict {
+    /// Access-control annotations that are not honoured, by full key: the Ingress is not served.
+    pub(crate) unhonoured_access: Vec<String>,
+    /// The key of `canary: "true"` (either prefix): the Ingress is a canary, not served until
+    /// canaries are supported.
+    pub(crate) canary: Option<String>,
+}
+
+/// Reports every ingress-nginx annotation of an Ingress that is not simply honoured, and
+/// returns which ones keep it from being served.
+pub(crate) fn report(annotations: &BTreeMap<String, String>, report: &mut Reporter<'_>) -> Verdict {
+    let mut verdict = Verdict::default();
+    for key in annotations.keys() {
+        let Some(Classified {
+            support,
+            fails_closed: access,
+        }) = classify(key)
+        else {
+            continue;
+        };
+        if access {
+            verdict.unhonoured_access.push(key.clone());
+        }
+        let name = key
+            .strip_prefix(NGINX_PREFIX)
+            .or_else(|| key.strip_prefix(GENERIC_PREFIX));
+        if name == Some("rewrite-target") {
+            // Reported by `rewrite_target`, which knows whether this value is used.
+            continue;
+        }
+        if annotations.get(key).is_some_and(|value| value == "true") && name == Some("canary") {
+            // Reported by the caller, which withholds the Ingress.
+            verdict.canary.get_or_insert_with(|| key.clone());
+            continue;
+        }
+        let consequence = if access {
+            ", so the Ingress is not served"
+        } else {
+            "; ignored"
+        };
+        let message = match support {
+            Honoured => continue,
+            Differs(note) => format!("honoured with a difference: {note}"),
+            NoOp(note) => format!("accepted, without effect: {note}"),
+            Unsupported("") => format!("not supported{consequence}"),
+            Unsupported(note) => format!("not supported{consequence}: {note}"),
+            Refused => format!("refused as unsafe, never executed: {}", support.note()),
+        };
+        if access || support == Refused {
+            report.error(field(key), message);
+        } else {
+            report.warning(field(key), message);
+        }
+    }
+    if let Some(first) = verdict.unhonoured_access.first() {
+        report.error(
+            "metadata.annotations",
+            format!(
+                "the Ingress is not served: its access control ({first}{}) is not supported, and serving it without \
+                 would expose what it protects; remove the annotation to serve it unprotected",
+                if verdict.unhonoured_access.len() > 1 {
+                    " and others"
+                } else {
+                    ""
+                },
+            ),
+        );
+    }
+    verdict
+}
+
+/// The README's table of the catalogue (between its `annotation-table` markers): one row per
+/// annotation, its class and note.
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| annotation (`nginx.ingress.kubernetes.io/` or `ingress.kubernetes.io/` + …) | Vestibule | note |\n| --- | --- | --- |\n",
+    );
+    for entry in CATALOGUE {
+        let note = entry.support.note();
+        let fails_closed = classify(&format!("{NGINX_PREFIX}{}", entry.name)).is_some_and(|c| c.fails_closed);
+        let note = if fails_closed {
+            format!("**the Ingress is not served** (fail closed); {note}")
+        } else {
+            note.to_string()
+        };
+        out.push_str(&format!("| `{}` | {} | {note} |\n", entry.name, entry.support.label()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,287 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::config::{Kind, ObjectKey, Origin};
+
+#[test]
+fn catalogue_is_sorted_and_unique() {
+    for pair in CATALOGUE.windows(2) {
+        assert!(pair[0].name < pair[1].name, "{} before {}", pair[0].name, pair[1].name);
+    }
+}
+
+#[test]
+fn catalogue_covers_what_ingress_nginx_documents() {
+    // Each name ingress-nginx's annotation reference documents (or its parsers read).
+    for name in [
+        "app-root",
+        "auth-url",
+        "auth-tls-secret",
+        "backend-protocol",
+        "canary-weight",
+        "configuration-snippet",
+        "enable-cors",
+        "limit-rps",
+        "proxy-body-size",
+        "rewrite-target",
+        "server-snippet",
+        "ssl-redirect",
+        "whitelist-source-range",
+        "denylist-source-range",
+        "allowlist-source-range",
+        "satisfy",
+        "mirror-target",
+        "stream-snippet",
+        "auth-snippet",
+        "modsecurity-snippet",
+        "x-forwarded-prefix",
+        "upstream-vhost",
+    ] {
+        assert!(
+            CATALOGUE.iter().any(|entry| entry.name == name),
+            "{name} is not catalogued"
+        );
+    }
+    assert!(CATALOGUE.len() >= 130, "{} entries", CATALOGUE.len());
+}
+
+#[test]
+fn both_prefixes_classify_alike_and_others_not_at_all() {
+    for name in ["ssl-redirect", "rewrite-target", "auth-type", "proxy-buffering"] {
+        assert_eq!(
+            classify(&format!("nginx.ingress.kubernetes.io/{name}")),
+            classify(&format!("ingress.kubernetes.io/{name}")),
+        );
+    }
+    assert_eq!(classify("kubernetes.io/ingress.class"), None);
+    assert_eq!(classify("example.com/rewrite-target"), None);
+}
+
+#[test]
+fn snippets_are_refused_even_unknown_ones_and_fail_closed() {
+    for key in [
+        "nginx.ingress.kubernetes.io/configuration-snippet",
+        "nginx.ingress.kubernetes.io/server-snippet",
+        "ingress.kubernetes.io/lua-snippet",
+    ] {
+        let classified = classify(key).unwrap();
+        assert_eq!(classified.support, Support::Refused, "{key}");
+        assert!(classified.fails_closed, "{key}");
+    }
+}
+
+#[test]
+fn access_control_fails_closed_and_nothing_else_does() {
+    for name in [
+        "auth-type",
+        "auth-secret",
+        "auth-url",
+        "auth-signin",
+        "auth-tls-secret",
+        "auth-tls-verify-client",
+        "satisfy",
+        "auth-unknown",
+    ] {
+        let key = format!("nginx.ingress.kubernetes.io/{name}");
+        assert!(classify(&key).unwrap().fails_closed, "{name}");
+    }
+    // Honoured access control does not fail closed (a value that does not parse does: see
+    // `source_ranges`).
+    for name in [
+        "whitelist-source-range",
+        "allowlist-source-range",
+        "denylist-source-range",
+        "rewrite-target",
+        "canary",
+        "enable-global-auth",
+        "limit-allowlist",
+        "ssl-redirect",
+        "nonsense",
+    ] {
+        let key = format!("nginx.ingress.kubernetes.io/{name}");
+        assert!(!classify(&key).unwrap().fails_closed, "{name}");
+    }
+}
+
+fn reported(annotations: &[(&str, &str)]) -> (Verdict, Vec<String>) {
+    let annotations: BTreeMap<String, String> = annotations
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let key = ObjectKey::new(Kind::Ingress, "default", "web");
+    let origin = Origin::Builtin {
+        name: "test".into(),
+        document: 1,
+    };
+    let mut issues = Vec::new();
+    let mut reporter = Reporter {
+        key: &key,
+        origin: &origin,
+        issues: &mut issues,
+    };
+    let verdict = report(&annotations, &mut reporter);
+    (verdict, issues.iter().map(ToString::to_string).collect())
+}
+
+#[test]
+fn each_annotation_is_reported_by_name_with_what_to_do_instead() {
+    let (verdict, issues) = reported(&[
+        ("nginx.ingress.kubernetes.io/x-forwarded-prefix", "/shop"),
+        ("nginx.ingress.kubernetes.io/proxy-buffering", "off"),
+        ("nginx.ingress.kubernetes.io/ssl-redirect", "false"),
+        ("nginx.ingress.kubernetes.io/proxy-connect-timeout", "5"),
+        ("nginx.ingress.kubernetes.io/made-up", "1"),
+        ("kubernetes.io/ingress.class", "nginx"),
+    ]);
+    assert_eq!(verdict, Verdict::default());
+    assert_eq!(issues.len(), 4, "{issues:#?}");
+    let joined = issues.join("\n");
+    assert!(joined.contains("warning: Ingress default/web (built-in test, document 1): metadata.annotations[nginx.ingress.kubernetes.io/x-forwarded-prefix]: not supported; ignored: the backend receives the path as sent"), "{joined}");
+    assert!(
+        joined.contains("metadata.annotations[nginx.ingress.kubernetes.io/proxy-buffering]: accepted, without effect"),
+        "{joined}"
+    );
+    assert!(joined.contains("--connect-timeout"), "{joined}");
+    assert!(
+        joined
+            .contains("nginx.ingress.kubernetes.io/made-up]: not supported; ignored: ingress-nginx does not document"),
+        "{joined}"
+    );
+    assert!(
+        !joined.contains("ssl-redirect"),
+        "honoured annotations are not reported: {joined}"
+    );
+}
+
+#[test]
+fn access_control_is_an_error_and_the_ingress_is_not_served() {
+    let (verdict, issues) = reported(&[
+        ("nginx.ingress.kubernetes.io/auth-type", "basic"),
+        ("nginx.ingress.kubernetes.io/auth-secret", "basic-auth"),
+        (
+            "nginx.ingress.kubernetes.io/configuration-snippet",
+            "more_set_headers \"X: y\";",
+        ),
+    ]);
+    assert_eq!(
+        verdict.unhonoured_access,
+        [
+            "nginx.ingress.kubernetes.io/auth-secret",
+            "nginx.ingress.kubernetes.io/auth-type",
+            "nginx.ingress.kubernetes.io/configuration-snippet",
+        ]
+    );
+    assert!(issues.iter().all(|issue| issue.starts_with("error: ")), "{issues:#?}");
+    let joined = issues.join("\n");
+    assert!(joined.contains("metadata.annotations: the Ingress is not served: its access control (nginx.ingress.kubernetes.io/auth-secret and others) is not supported"), "{joined}");
+    assert!(
+        joined.contains("configuration-snippet]: refused as unsafe, never executed"),
+        "{joined}"
+    );
+    assert!(!joined.contains("more_set_headers"), "values are not echoed: {joined}");
+}
+
+#[test]
+fn booleans_are_true_or_false_else_an_error() {
+    let key = ObjectKey::new(Kind::Ingress, "default", "web");
+    let origin = Origin::Builtin {
+        name: "test".into(),
+        document: 1,
+    };
+    let mut issues = Vec::new();
+    let mut reporter = Reporter {
+        key: &key,
+        origin: &origin,
+        issues: &mut issues,
+    };
+    let annotations: BTreeMap<String, String> = [
+        ("ingress.kubernetes.io/ssl-redirect".to_string(), "false".to_string()),
+        (
+            "nginx.ingress.kubernetes.io/force-ssl-redirect".to_string(),
+            "yes".to_string(),
+        ),
+    ]
+    .into();
+    assert!(!boolean(&annotations, "ssl-redirect", true, &mut reporter));
+    assert!(!boolean(&annotations, "force-ssl-redirect", false, &mut reporter));
+    assert!(boolean(&annotations, "use-regex", true, &mut reporter));
+    assert_eq!(issues.len(), 1);
+    assert!(
+        issues[0]
+            .to_string()
+            .contains("force-ssl-redirect]: \"yes\" is not a boolean")
+    );
+}
+
+/// The README's table is the catalogue. Regenerate with
+/// `VESTIBULE_WRITE_README=1 cargo test --lib readme_table_is_the_catalogue`.
+#[test]
+fn readme_table_is_the_catalogue() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let begin = "<!-- annotation-table: generated from src/translate/annotations.rs; do not edit by hand -->\n";
+    let end = "<!-- end of annotation-table -->";
+    let start = readme.find(begin).expect("README has the table's start marker") + begin.len();
+    let stop = readme[start..].find(end).expect("README has the table's end marker") + start;
+    let table = markdown_table();
+    if std::env::var_os("VESTIBULE_WRITE_README").is_some() {
+        let updated = format!("{}{table}{}", &readme[..start], &readme[stop..]);
+        std::fs::write(&path, updated).unwrap();
+        return;
+    }
+    assert!(
+        readme[start..stop] == table,
+        "README's annotation table differs from the catalogue; regenerate it with \
+         VESTIBULE_WRITE_README=1 cargo test --lib readme_table_is_the_catalogue"
+    );
+}
+
+/// Values never reach a message unescaped (snippets are not echoed at all; other values are
+/// quoted with escapes), nor do keys with control characters.
+#[test]
+fn hostile_keys_and_values_are_escaped_or_not_echoed() {
+    let (_, issues) = reported(&[
+        (
+            "nginx.ingress.kubernetes.io/server-snippet",
+            "location / {\n  deny all;\n}",
+        ),
+        ("nginx.ingress.kubernetes.io/made-up\nerror: forged line", "x"),
+    ]);
+    for issue in &issues {
+        assert!(!issue.contains('\n'), "{issue:?}");
+        assert!(!issue.contains("deny all"), "{issue:?}");
+    }
+    let key = ObjectKey::new(Kind::Ingress, "default", "web");
+    let origin = Origin::Builtin {
+        name: "test".into(),
+        document: 1,
+    };
+    let mut issues = Vec::new();
+    let mut reporter = Reporter {
+        key: &key,
+        origin: &origin,
+        issues: &mut issues,
+    };
+    let annotations: BTreeMap<String, String> = [
+        (
+            "nginx.ingress.kubernetes.io/ssl-redirect".to_string(),
+            "true\r\nX-Injected: 1".to_string(),
+        ),
+        (
+            "nginx.ingress.kubernetes.io/rewrite-target".to_string(),
+            "/a\r\nX-Injected: 1".to_string(),
+        ),
+        (
+            "nginx.ingress.kubernetes.io/whitelist-source-range".to_string(),
+            "10.0.0.0/8\n; allow all".to_string(),
+        ),
+    ]
+    .into();
+    boolean(&annotations, "ssl-redirect", true, &mut reporter);
+    assert_eq!(rewrite_target(&annotations, &mut reporter), None);
+    assert!(source_ranges(&annotations, &mut reporter).is_err());
+    assert_eq!(issues.len(), 3, "{issues:#?}");
+    for issue in issues.iter().map(ToString::to_string) {
+        assert!(!issue.contains('\n') && !issue.contains('\r'), "{issue:?}");
+    }
+}
