@@ -68,6 +68,8 @@ fn load(case: &Path) -> (Snapshot, TranslateOptions) {
     };
     let options = TranslateOptions {
         publish_address: options.publish_address,
+
+        ..TranslateOptions::default()
     };
     (snapshot, options)
 }
