@@ -125,20 +125,39 @@ async fn external_name_services_are_followed_only_with_allow_external_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_endpoints_are_watched_when_endpointslice_v1_is_not_served() {
     let Some(api) = ApiServer::start(false, "") else { return };
-    let (a, b) = (echo_backend("a").await, echo_backend("b").await);
+    // The API server refuses loopback addresses in Endpoints, and tests send traffic only to
+    // loopback: the endpoints are documentation addresses (TEST-NET-1), checked in /api/routes.
+    let first: std::net::SocketAddr = "192.0.2.10:8080".parse().unwrap();
+    let second: std::net::SocketAddr = "192.0.2.11:8080".parse().unwrap();
     api.apply(&docs(&[
         class("vestibule", CONTROLLER, false),
         service("default", "web"),
-        endpoints("default", "web", a),
+        endpoints("default", "web", first),
         ingress("default", "web", "vestibule", "web.test", "web", None),
     ]));
     let v = Vestibule::start(&api, &[]).await;
-    v.wait_backend("web.test", "a").await;
     assert!(v.log_text().contains("watch=Endpoints"), "{}", v.log_text());
-    api.apply(&endpoints("default", "web", b));
-    v.wait_backend("web.test", "b").await;
+    assert!(!v.log_text().contains("watch=EndpointSlice"), "{}", v.log_text());
+    wait_endpoints(&v, &["192.0.2.10:8080"]).await;
+    api.apply(&endpoints("default", "web", second));
+    wait_endpoints(&v, &["192.0.2.11:8080"]).await;
     api.delete("endpoints", "default", "web");
+    wait_endpoints(&v, &[]).await;
     v.wait_for("web.test", "/", 503).await;
+}
+
+/// Waits (10 s at most) until the only route's endpoints are `expected`.
+async fn wait_endpoints(v: &Vestibule, expected: &[&str]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let routes = v.admin_json("/api/routes").await;
+        let endpoints = &routes["routes"]["hosts"][0]["paths"][0]["endpoints"];
+        if endpoints == &serde_json::json!(expected) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "endpoints never {expected:?}: {routes}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
