@@ -139,6 +139,19 @@ async fn readyz_waits_for_every_first_list_then_every_change_of_every_kind_is_fo
     })
     .await;
 
+    // An object that does not decode into our types is an issue naming it; the watch goes on.
+    api.apply(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: bad, namespace: default, labels: {kubernetes.io/service-name: web}}\naddressType: IPv4\nendpoints: [{addresses: not-a-list}]\n",
+    );
+    wait_issue(&v, "EndpointSlice default/bad", true).await;
+    let issues = v.admin_json("/api/issues").await.to_string();
+    assert!(issues.contains("cannot decode this EndpointSlice"), "{issues}");
+    v.wait_backend("web.test", "a").await;
+    api.apply(&slice("default", "web-b", "web", b));
+    v.wait_backend("web.test", "b").await;
+    api.delete("endpointslice", "default", "bad");
+    wait_issue(&v, "EndpointSlice default/bad", false).await;
+
     let metrics = crate::support::get(v.admin, "admin", "/metrics").await.unwrap().1;
     assert!(
         metrics.contains("vestibule_source_up{source=\"kubernetes/Ingress\"} 1"),

@@ -86,6 +86,9 @@ async fn api_server_down_keeps_serving_then_a_410_relist_drops_objects_deleted_m
     })
     .await;
     let log = v.log_text();
+    for line in log.lines().filter(|l| l.contains("410") || l.contains("too old") || l.contains("Expired")) {
+        eprintln!("relist cause: {line}");
+    }
     assert!(
         log.contains("410") || log.contains("too old resource version") || log.contains("Expired"),
         "no 410 Gone seen by the watch; log:\n{log}"
