@@ -86,7 +86,10 @@ async fn api_server_down_keeps_serving_then_a_410_relist_drops_objects_deleted_m
     })
     .await;
     let log = v.log_text();
-    for line in log.lines().filter(|l| l.contains("410") || l.contains("too old") || l.contains("Expired")) {
+    for line in log
+        .lines()
+        .filter(|l| l.contains("410") || l.contains("too old") || l.contains("Expired"))
+    {
         eprintln!("relist cause: {line}");
     }
     assert!(

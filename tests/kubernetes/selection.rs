@@ -155,7 +155,10 @@ async fn wait_endpoints(v: &Vestibule, expected: &[&str]) {
         if endpoints == &serde_json::json!(expected) {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "endpoints never {expected:?}: {routes}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "endpoints never {expected:?}: {routes}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

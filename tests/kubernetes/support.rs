@@ -278,7 +278,11 @@ impl Vestibule {
         let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
         let (http, https, admin) = (addr(free_port()), addr(free_port()), addr(free_port()));
         // The HTTPS listener is bound but not driven: certificates are checked in /api/routes.
-        let child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+        // VESTIBULE_BIN: another build of the binary (the figures use the release build).
+        let binary = std::env::var_os("VESTIBULE_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vestibule")));
+        let child = Command::new(binary)
             .args(["run", "--kubernetes", "--kubeconfig"])
             .arg(&api.kubeconfig)
             .args(["--http", &http.to_string(), "--https", &https.to_string()])
