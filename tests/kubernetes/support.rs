@@ -47,6 +47,8 @@ pub struct ApiServer {
     pub etcd_endpoint: String,
     /// kube-apiserver's command line, to start it again after `stop_apiserver`.
     apiserver_command: Vec<String>,
+    /// kube-apiserver when this test started it again (reaped here, not by apiserver.sh).
+    restarted: Mutex<Option<Child>>,
     _dir: tempfile::TempDir,
     _serial: MutexGuard<'static, ()>,
 }
@@ -88,6 +90,7 @@ impl ApiServer {
             env,
             etcd_endpoint: format!("http://127.0.0.1:{etcd_port}"),
             apiserver_command: Vec::new(),
+            restarted: Mutex::new(None),
             _dir: dir,
             _serial: serial,
         };
@@ -179,6 +182,18 @@ impl ApiServer {
 
     /// Stops kube-apiserver only (etcd keeps the data); the process ends within 15 s.
     pub fn stop_apiserver(&self) {
+        let restarted = self.restarted.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(mut child) = restarted {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(self.run.join("apiserver.pid"));
+            return;
+        }
         let pid = self.apiserver_pid().expect("apiserver running");
         let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -213,8 +228,9 @@ impl ApiServer {
             .stderr(log)
             .spawn()
             .unwrap();
-        // apiserver.sh stop ends it by this file.
+        // apiserver.sh stop would end it by this file too; it is reaped by stop_apiserver or drop.
         std::fs::write(self.run.join("apiserver.pid"), child.id().to_string()).unwrap();
+        *self.restarted.lock().unwrap_or_else(PoisonError::into_inner) = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let ready = Command::new("kubectl")
@@ -253,6 +269,9 @@ impl ApiServer {
 
 impl Drop for ApiServer {
     fn drop(&mut self) {
+        if self.restarted.get_mut().map(|c| c.is_some()).unwrap_or(true) {
+            self.stop_apiserver();
+        }
         let _ = self
             .script_command("stop")
             .stdout(Stdio::null())

@@ -31,7 +31,7 @@ const BATCH: usize = 4096;
 struct Entry {
     uid: Option<String>,
     resource_version: Option<String>,
-    decoded: Option<Result<Arc<StoredObject>, Issue>>,
+    decoded: Option<Result<Arc<StoredObject>, Box<Issue>>>,
 }
 
 /// The watch of one kind in one scope.
@@ -148,12 +148,12 @@ impl Watch {
                 .and_then(|value| decode(kind, value))
                 .map(|decoded| StoredObject::new(Origin::Api, decoded))
                 .map_err(|message| {
-                    Issue::error(
+                    Box::new(Issue::error(
                         Some(object_key),
                         Some(Origin::Api),
                         "",
                         format!("cannot decode this {}: {message}", self.kind.kind),
-                    )
+                    ))
                 })
         });
         let entry = Entry {
@@ -170,7 +170,7 @@ impl Watch {
         for entry in current.values() {
             match &entry.decoded {
                 Some(Ok(object)) => objects.push(object.clone()),
-                Some(Err(issue)) => issues.push(issue.clone()),
+                Some(Err(issue)) => issues.push((**issue).clone()),
                 None => {}
             }
         }
