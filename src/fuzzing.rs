@@ -550,7 +550,6 @@ pub fn translate(data: &[u8]) {
     let snapshot = Snapshot::from_objects(parsed.objects, parsed.issues);
     let options = TranslateOptions {
         publish_address: data.len().is_multiple_of(2).then(|| "192.0.2.10".to_string()),
-
         ..TranslateOptions::default()
     };
     let first = crate::translate::translate(&snapshot, &options);

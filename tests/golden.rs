@@ -6,7 +6,8 @@
 //!
 //! Each directory under `tests/golden/` is one case:
 //! - `in.yaml`: multi-document Kubernetes manifests, loaded as `vestibule run -f` loads them;
-//! - `options.yaml` (optional): `{publishAddress: ...}`;
+//! - `options.yaml` (optional): `{publishAddress, controllerName, ingressClasses: [...],
+//!   followExternalNames}` (the `run` flags they stand for);
 //! - `requests.yaml` (optional): `[{host, path, expect}]`, where `expect` is the route name
 //!   `RouteTable::find` must return (`null`: no route, 404). These are written by hand and
 //!   prove routing end to end through `translate`;
@@ -27,6 +28,13 @@ use vestibule::translate::{ObjectStatus, TranslateOptions, Translation, translat
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Options {
     publish_address: Option<String>,
+    /// `--controller-name`.
+    controller_name: Option<String>,
+    /// `--ingress-class` (repeatable).
+    #[serde(default)]
+    ingress_classes: Vec<String>,
+    /// false: Kubernetes mode without `--allow-external-name`.
+    follow_external_names: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,10 +74,12 @@ fn load(case: &Path) -> (Snapshot, TranslateOptions) {
         Ok(text) => serde_yaml_ng::from_str(&text).expect("options.yaml is valid"),
         Err(_) => Options::default(),
     };
+    let defaults = TranslateOptions::default();
     let options = TranslateOptions {
         publish_address: options.publish_address,
-
-        ..TranslateOptions::default()
+        controller_name: options.controller_name.unwrap_or(defaults.controller_name),
+        ingress_classes: options.ingress_classes,
+        follow_external_names: options.follow_external_names.unwrap_or(defaults.follow_external_names),
     };
     (snapshot, options)
 }

@@ -242,3 +242,6 @@ async fn reconcile(
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -19,6 +19,14 @@ impl Served {
             .is_some_and(|plurals| plurals.contains(plural))
     }
 
+    #[cfg(test)]
+    pub fn insert(&mut self, group: &str, version: &str, plural: &str) {
+        self.resources
+            .entry((group.to_string(), version.to_string()))
+            .or_default()
+            .insert(plural.to_string());
+    }
+
     /// Any version of `group` serves `plural` (only the versions in the table are asked).
     pub fn serves_any_version(&self, group: &str, plural: &str) -> bool {
         self.resources

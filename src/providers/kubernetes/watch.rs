@@ -185,14 +185,14 @@ impl Watch {
 /// Retries a failed list or watch after 250 ms, doubling up to 4 s (so an API server back
 /// after an outage is seen within seconds), with a little jitter; reset by any success.
 #[derive(Debug)]
-struct RetryBackoff {
+pub(super) struct RetryBackoff {
     next: Duration,
     jitter: u64,
 }
 
 impl RetryBackoff {
     /// Seeded by the source name, so the watches of one process do not retry in step.
-    fn seeded(source: &str) -> Self {
+    pub(super) fn seeded(source: &str) -> Self {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         source.hash(&mut hasher);
