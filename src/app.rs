@@ -58,7 +58,7 @@ pub enum StartError {
     Watch(#[from] notify::Error),
     /// No Kubernetes client could be made (`--kubeconfig`, `--context`, in-cluster).
     #[error("--kubernetes: {0}")]
-    Kubernetes(#[from] crate::kube_client::ClientError),
+    Kubernetes(crate::kube_client::ClientError),
 }
 
 fn bind_reason(error: &io::Error) -> String {
@@ -112,7 +112,11 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
     // A kubeconfig that cannot be read is a mistake to report now; an unreachable API server
     // is not (the watches retry, /readyz stays 503 until every first list is in).
     let kube_client = match &options.kubernetes {
-        Some(k) => Some(crate::kube_client::client(k.kubeconfig.as_deref(), k.context.as_deref()).await?),
+        Some(k) => Some(
+            crate::kube_client::client(k.kubeconfig.as_deref(), k.context.as_deref())
+                .await
+                .map_err(StartError::Kubernetes)?,
+        ),
         None => None,
     };
     let metrics = Metrics::new();

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 
-/// Why no client could be made; each message names where the configuration was looked for.
+/// Why no client could be made; each message names where the configuration was looked for and
+/// is complete (the cause is part of it, not a separate `source`, so it prints once).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("--kubeconfig {}: {error}", path.display())]
@@ -24,7 +25,7 @@ pub enum ClientError {
         error: kube::config::KubeconfigError,
     },
     #[error("cannot build the Kubernetes client: {0}")]
-    Client(#[from] kube::Error),
+    Client(kube::Error),
 }
 
 /// A client for the API server: `kubeconfig` (with `context`, else its current context) when
@@ -58,5 +59,5 @@ pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<
             (None, Err(_)) => Config::from_kubeconfig(&options).await.map_err(ClientError::Infer)?,
         },
     };
-    Ok(kube::Client::try_from(config)?)
+    kube::Client::try_from(config).map_err(ClientError::Client)
 }

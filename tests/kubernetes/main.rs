@@ -12,6 +12,7 @@ mod changes;
 mod failures;
 mod scale;
 mod selection;
+mod startup;
 
 /// The IngressClass controller Vestibule claims by default.
 pub const CONTROLLER: &str = "vestibule.dev/ingress-controller";
