@@ -44,12 +44,6 @@ KUSTOMIZE_V2_FIELDS = {"apiVersion", "kind", "bases", "resources", "images", "pa
 # Each entry: flag -> True when it takes a value. Once the binary knows a flag, this check fails
 # until the flag's line is removed here (the allow-list must not outlive its reason).
 PENDING_FLAGS = {
-    "--kubeconfig": True,
-    "--context": True,
-    "--watch-namespace": True,
-    "--controller-name": True,
-    "--ingress-class": True,
-    "--allow-external-name": False,
     "--publish-service": True,
     "--election-namespace": True,
     "--election-name": True,

@@ -112,6 +112,7 @@ pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<Full<Byt
         "/api/status" => json(&api::statuses(&state.publication.load())),
         "/api/issues" => json(&api::issues(&state.publication.load())),
         "/api/routes" => json(&api::routes(&state.publication.load())),
+        "/api/sources" => json(&serde_json::json!(state.metrics.sources().all())),
         "/" => with_type(
             StatusCode::OK,
             "text/html; charset=utf-8",

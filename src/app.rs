@@ -15,6 +15,7 @@ use crate::admin::{self, AdminState};
 use crate::config::SourceId;
 use crate::controller::{self, Publication, Sink};
 use crate::metrics::Metrics;
+use crate::providers::kubernetes::{self, KubernetesOptions};
 use crate::providers::{SourceUpdate, file};
 use crate::proxy::{Proxy, ProxyConfig};
 use crate::routes::RouteTable;
@@ -24,6 +25,8 @@ use crate::translate::TranslateOptions;
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub manifests: Vec<PathBuf>,
+    /// `--kubernetes`: watch the API server (beside any manifests).
+    pub kubernetes: Option<KubernetesOptions>,
     pub proxy: ProxyConfig,
     pub admin: SocketAddr,
     pub translate: TranslateOptions,
@@ -53,6 +56,9 @@ pub enum StartError {
     Manifests { path: PathBuf, error: io::Error },
     #[error("cannot watch manifests: {0}")]
     Watch(#[from] notify::Error),
+    /// No Kubernetes client could be made (`--kubeconfig`, `--context`, in-cluster).
+    #[error("--kubernetes: {0}")]
+    Kubernetes(crate::kube_client::ClientError),
 }
 
 fn bind_reason(error: &io::Error) -> String {
@@ -78,7 +84,17 @@ pub struct Running {
     /// Sends objects on behalf of a built-in source (the demo); kept open while running.
     pub builtin: Option<mpsc::Sender<SourceUpdate>>,
     _watcher: Option<notify::RecommendedWatcher>,
+    _kubernetes: Option<AbortOnDrop>,
     options: RunOptions,
+}
+
+/// Stops the Kubernetes provider's task when the instance is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Starts everything. `builtin` names an extra source whose objects the caller sends through
@@ -93,6 +109,16 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
             });
         }
     }
+    // A kubeconfig that cannot be read is a mistake to report now; an unreachable API server
+    // is not (the watches retry, /readyz stays 503 until every first list is in).
+    let kube_client = match &options.kubernetes {
+        Some(k) => Some(
+            crate::kube_client::client(k.kubeconfig.as_deref(), k.context.as_deref())
+                .await
+                .map_err(StartError::Kubernetes)?,
+        ),
+        None => None,
+    };
     let metrics = Metrics::new();
     let publication = Publication::new();
     let admin_state = AdminState::new(publication.clone(), metrics.clone());
@@ -123,14 +149,19 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         sources.push(source.clone());
         watcher = Some(file::watch(options.manifests.clone(), source, tx.clone())?);
     }
+    let mut kubernetes_task = None;
+    if let (Some(k), Some(client)) = (&options.kubernetes, kube_client) {
+        sources.extend(kubernetes::sources(k));
+        kubernetes_task = Some(kubernetes::spawn(client, k.clone(), tx.clone(), metrics.clone()));
+    }
     let builtin_tx = builtin.map(|source| {
         sources.push(source);
         tx.clone()
     });
     if sources.is_empty() {
         tracing::warn!(
-            "no --manifests (-f) given: serving an empty configuration, every request answers 404; \
-             pass -f with a file or directory of manifests"
+            "no --manifests (-f) or --kubernetes given: serving an empty configuration, every request \
+             answers 404; pass -f with a file or directory of manifests"
         );
         let source = SourceId::new("none");
         sources.push(source.clone());
@@ -163,6 +194,7 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         admin_addr,
         builtin: builtin_tx,
         _watcher: watcher,
+        _kubernetes: kubernetes_task.map(AbortOnDrop),
         options,
     })
 }

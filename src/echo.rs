@@ -203,10 +203,10 @@ async fn handle(
     peer: SocketAddr,
     name: Arc<str>,
 ) -> Result<Response<EchoBody>, Infallible> {
-    if request.version() == Version::HTTP_11 {
-        if let Some(protocol) = request.headers().get(UPGRADE).cloned() {
-            return Ok(upgrade(&mut request, protocol));
-        }
+    if request.version() == Version::HTTP_11
+        && let Some(protocol) = request.headers().get(UPGRADE).cloned()
+    {
+        return Ok(upgrade(&mut request, protocol));
     }
     let knobs = match Knobs::parse(request.uri().query().unwrap_or("")) {
         Ok(knobs) => knobs,

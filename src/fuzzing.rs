@@ -258,10 +258,10 @@ fn decode_in_pieces(
             Ok((next, None)) => {
                 if let Chunk::Data(n) = next {
                     assert!(n > 0, "a zero-size data chunk");
-                    if let Some(total) = announced.as_deref_mut() {
-                        if before != next {
-                            *total += n;
-                        }
+                    if let Some(total) = announced.as_deref_mut()
+                        && before != next
+                    {
+                        *total += n;
                     }
                 }
                 if next == Chunk::Trailers(usize::MAX) {
@@ -549,7 +549,7 @@ pub fn translate(data: &[u8]) {
     let parsed = parse_documents(&text, origin);
     let snapshot = Snapshot::from_objects(parsed.objects, parsed.issues);
     let options = TranslateOptions {
-        publish_address: (data.len() % 2 == 0).then(|| "192.0.2.10".to_string()),
+        publish_address: data.len().is_multiple_of(2).then(|| "192.0.2.10".to_string()),
         ..TranslateOptions::default()
     };
     let first = crate::translate::translate(&snapshot, &options);

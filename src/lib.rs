@@ -13,6 +13,7 @@ pub mod demo;
 pub mod echo;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod kube_client;
 pub mod metrics;
 pub mod providers;
 pub mod proxy;

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use vestibule::app::{self, RunOptions};
+use vestibule::providers::kubernetes::KubernetesOptions;
 use vestibule::proxy::{Cidr, ProxyConfig};
 use vestibule::translate::TranslateOptions;
 
@@ -63,9 +64,30 @@ struct RunArgs {
     /// File or directory of multi-document YAML manifests; watched, changes applied live (repeatable).
     #[arg(short = 'f', long = "manifests", env = "VESTIBULE_MANIFESTS", value_delimiter = ',')]
     manifests: Vec<PathBuf>,
-    /// Watch the Kubernetes API (not available in this version).
+    /// Watch the Kubernetes API (in-cluster service account, else kubeconfig).
     #[arg(long, env = "VESTIBULE_KUBERNETES")]
     kubernetes: bool,
+    /// With --kubernetes: the kubeconfig to use (else in-cluster, else KUBECONFIG or ~/.kube/config).
+    #[arg(long, env = "VESTIBULE_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// With --kubernetes: the kubeconfig context (else its current context).
+    #[arg(long, env = "VESTIBULE_CONTEXT")]
+    context: Option<String>,
+    /// With --kubernetes: watch namespaced kinds only in this namespace (repeatable; default: all).
+    #[arg(long = "watch-namespace", env = "VESTIBULE_WATCH_NAMESPACE", value_delimiter = ',')]
+    watch_namespaces: Vec<String>,
+    /// The IngressClass spec.controller served.
+    #[arg(long, env = "VESTIBULE_CONTROLLER_NAME", default_value = vestibule::translate::INGRESS_CONTROLLER)]
+    controller_name: String,
+    /// Serve only the IngressClasses of these names (repeatable; default: every class of --controller-name).
+    #[arg(long = "ingress-class", env = "VESTIBULE_INGRESS_CLASS", value_delimiter = ',')]
+    ingress_classes: Vec<String>,
+    /// With --kubernetes: follow ExternalName Services (never to loopback, link-local or unspecified addresses).
+    #[arg(long, env = "VESTIBULE_ALLOW_EXTERNAL_NAME")]
+    allow_external_name: bool,
+    /// With --kubernetes: seconds between discovery rounds (CRDs installed or removed later).
+    #[arg(long, env = "VESTIBULE_DISCOVERY_INTERVAL", default_value_t = 30.0, hide = true)]
+    discovery_interval: f64,
     /// Read routes from Docker container labels (not available in this version).
     #[arg(long, env = "VESTIBULE_DOCKER", num_args = 0..=1, default_missing_value = "/var/run/docker.sock")]
     docker: Option<String>,
@@ -259,6 +281,7 @@ fn options(
     };
     Ok(RunOptions {
         manifests,
+        kubernetes: None,
         proxy,
         admin,
         translate: TranslateOptions {
@@ -271,14 +294,11 @@ fn options(
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    if args.kubernetes {
-        anyhow::bail!("--kubernetes is not available in this version of vestibule; use --manifests");
-    }
     if args.docker.is_some() {
         anyhow::bail!("--docker is not available in this version of vestibule; use --manifests");
     }
     let _ = args.gateway_bind;
-    let options = options(
+    let mut options = options(
         args.manifests,
         args.http,
         args.https,
@@ -286,6 +306,20 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.publish_address,
         &args.tuning,
     )?;
+    options.translate.controller_name = args.controller_name;
+    options.translate.ingress_classes = args.ingress_classes;
+    if args.kubernetes {
+        // Any namespace can create an ExternalName Service: not followed unless allowed.
+        options.translate.follow_external_names = args.allow_external_name;
+        options.kubernetes = Some(KubernetesOptions {
+            kubeconfig: args.kubeconfig,
+            context: args.context,
+            namespaces: args.watch_namespaces,
+            discovery_interval: seconds(args.discovery_interval, "--discovery-interval")?,
+        });
+    } else if args.kubeconfig.is_some() || args.context.is_some() || !args.watch_namespaces.is_empty() {
+        anyhow::bail!("--kubeconfig, --context and --watch-namespace need --kubernetes");
+    }
     // Listened for before starting: a SIGTERM during start-up still drains.
     let mut signals = app::ShutdownSignals::listen().context("cannot listen for SIGTERM/SIGINT")?;
     let running = app::start(options, None).await?;

@@ -20,6 +20,9 @@ use std::time::Duration;
 use crate::routes::BackendKey;
 
 mod events;
+mod sources;
+
+pub use sources::{SourceHealth, Sources};
 
 pub use events::{
     ClientErrorKind, TimeoutKind, client_errors, connection_opened, connections_shed, count_client_error,
@@ -119,6 +122,8 @@ pub struct Metrics {
     /// Kind → objects currently rejected.
     rejected: Mutex<BTreeMap<String, u64>>,
     generation: AtomicU64,
+    /// Health of each source of objects (Kubernetes watches).
+    sources: Sources,
 }
 
 /// Counters of one route (by route name); survives reloads while the name stays.
@@ -182,6 +187,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Metrics {
     pub fn new() -> Arc<Self> {
         Arc::new(Metrics::default())
+    }
+
+    /// Health of the sources of objects (written by providers, read by the admin API).
+    pub fn sources(&self) -> &Sources {
+        &self.sources
     }
 
     /// The stats handle of a route, created on first use and kept by name.
@@ -260,6 +270,7 @@ impl Metrics {
         self.encode_reloads(&mut out);
         self.encode_rejected(&mut out);
         events::encode(&mut out);
+        self.sources.encode(&mut out);
         header(
             &mut out,
             "vestibule_config_generation",

@@ -5,6 +5,7 @@
 //! manifests. The Kubernetes API and Docker label providers plug in here later.
 
 pub mod file;
+pub mod kubernetes;
 
 use std::sync::Arc;
 

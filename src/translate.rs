@@ -44,7 +44,7 @@ use self::tls::TlsBuilder;
 /// The IngressClass `spec.controller` value Vestibule serves.
 pub const INGRESS_CONTROLLER: &str = "vestibule.dev/ingress-controller";
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TranslateOptions {
     /// `--publish-address`: the IP or hostname written to served Ingresses'
     /// `status.loadBalancer.ingress`.
@@ -54,6 +54,26 @@ pub struct TranslateOptions {
     /// Validate every Ingress, ours or not (`vestibule check`): the Ingresses of other classes
     /// are reported on too, and never served.
     pub validate_all_classes: bool,
+    /// `--controller-name`: the IngressClass `spec.controller` served.
+    pub controller_name: String,
+    /// `--ingress-class` (repeatable): serve only these of our IngressClasses. Empty: all.
+    pub ingress_classes: Vec<String>,
+    /// Follow `type: ExternalName` Services (always from manifests; in Kubernetes mode only
+    /// with `--allow-external-name`, since any namespace can create one).
+    pub follow_external_names: bool,
+}
+
+impl Default for TranslateOptions {
+    fn default() -> Self {
+        TranslateOptions {
+            publish_address: None,
+            https_port: None,
+            validate_all_classes: false,
+            controller_name: INGRESS_CONTROLLER.to_string(),
+            ingress_classes: Vec::new(),
+            follow_external_names: true,
+        }
+    }
 }
 
 /// The result of one translation.
@@ -94,7 +114,7 @@ pub struct ObjectStatus {
 
 /// Translates a snapshot. See the module documentation.
 pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation {
-    let classes = OurClasses::from_snapshot(snapshot);
+    let classes = OurClasses::from_snapshot(snapshot, options);
     let mut issues = Vec::new();
     let mut verdicts = Vec::new();
     let mut withheld = BTreeSet::new();
@@ -153,14 +173,20 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
             None,
             "",
             format!(
-                "no IngressClass has spec.controller {INGRESS_CONTROLLER:?}, so none of the {ingresses} Ingress(es) is served; \
-                 add one (annotated ingressclass.kubernetes.io/is-default-class: \"true\" to serve Ingresses without a class)"
+                "no IngressClass has spec.controller {:?}{}, so none of the {ingresses} Ingress(es) is served; \
+                 add one (annotated ingressclass.kubernetes.io/is-default-class: \"true\" to serve Ingresses without a class)",
+                options.controller_name,
+                if options.ingress_classes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and a name given by --ingress-class ({})", options.ingress_classes.join(", "))
+                },
             ),
         ));
     }
     let mut builders = Builders {
         table: TableBuilder::default(),
-        backends: Backends::new(snapshot),
+        backends: Backends::new(snapshot, options.follow_external_names),
         tls: TlsBuilder::new(snapshot),
     };
     for (stored, ingress, key, source_ranges) in &served {
@@ -178,7 +204,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
         let mut scratch = Builders {
             table: TableBuilder::default(),
-            backends: Backends::new(snapshot),
+            backends: Backends::new(snapshot, options.follow_external_names),
             tls: TlsBuilder::new(snapshot),
         };
         let mut report = Reporter {

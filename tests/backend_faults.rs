@@ -373,10 +373,10 @@ async fn pooled_connection_closed_on_a_post_is_502_and_not_replayed() {
                     if let Ok(Some(_)) = read_head(&mut stream).await {
                         let _ = stream.write_all(OK).await;
                     }
-                    if let Ok(Some(head)) = read_head(&mut stream).await {
-                        if head.starts_with(b"POST") {
-                            posts.fetch_add(1, Ordering::SeqCst);
-                        }
+                    if let Ok(Some(head)) = read_head(&mut stream).await
+                        && head.starts_with(b"POST")
+                    {
+                        posts.fetch_add(1, Ordering::SeqCst);
                     }
                     return;
                 }

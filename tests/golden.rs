@@ -6,7 +6,8 @@
 //!
 //! Each directory under `tests/golden/` is one case:
 //! - `in.yaml`: multi-document Kubernetes manifests, loaded as `vestibule run -f` loads them;
-//! - `options.yaml` (optional): `{publishAddress, httpsPort, validateAllClasses}`;
+//! - `options.yaml` (optional): `{publishAddress, httpsPort, validateAllClasses, controllerName,
+//!   ingressClasses: [...], followExternalNames}` (the `run` flags they stand for);
 //! - `requests.yaml` (optional): `[{host, path, expect}]`, where `expect` is the route name
 //!   `RouteTable::find` must return (`null`: no route, 404). These are written by hand and
 //!   prove routing end to end through `translate`;
@@ -30,6 +31,13 @@ struct Options {
     https_port: Option<u16>,
     #[serde(default)]
     validate_all_classes: bool,
+    /// `--controller-name`.
+    controller_name: Option<String>,
+    /// `--ingress-class` (repeatable).
+    #[serde(default)]
+    ingress_classes: Vec<String>,
+    /// false: Kubernetes mode without `--allow-external-name`.
+    follow_external_names: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,10 +77,14 @@ fn load(case: &Path) -> (Snapshot, TranslateOptions) {
         Ok(text) => serde_yaml_ng::from_str(&text).expect("options.yaml is valid"),
         Err(_) => Options::default(),
     };
+    let defaults = TranslateOptions::default();
     let options = TranslateOptions {
         publish_address: options.publish_address,
         https_port: options.https_port,
         validate_all_classes: options.validate_all_classes,
+        controller_name: options.controller_name.unwrap_or(defaults.controller_name),
+        ingress_classes: options.ingress_classes,
+        follow_external_names: options.follow_external_names.unwrap_or(defaults.follow_external_names),
     };
     (snapshot, options)
 }

@@ -66,10 +66,10 @@ pub fn statuses(published: &Published) -> Value {
 }
 
 fn with_issues(mut entry: Value, issues: Vec<String>) -> Value {
-    if !issues.is_empty() {
-        if let Value::Object(map) = &mut entry {
-            map.insert("issues".into(), Value::from(issues));
-        }
+    if !issues.is_empty()
+        && let Value::Object(map) = &mut entry
+    {
+        map.insert("issues".into(), Value::from(issues));
     }
     entry
 }

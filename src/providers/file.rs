@@ -174,17 +174,17 @@ fn load_file(path: &Path, stamp: Stamp, previous: Option<LoadedFile>) -> LoadedF
         path: path.to_path_buf(),
         document,
     });
-    if parsed.has_errors() {
-        if let Some(previous) = previous {
-            tracing::warn!(file = %path.display(), "manifest has errors; its last good objects keep serving");
-            return LoadedFile {
-                stamp,
-                objects: previous.objects,
-                issues: parsed.issues,
-            };
-        }
-        // Never loaded before: serve the documents that did parse.
+    if parsed.has_errors()
+        && let Some(previous) = previous
+    {
+        tracing::warn!(file = %path.display(), "manifest has errors; its last good objects keep serving");
+        return LoadedFile {
+            stamp,
+            objects: previous.objects,
+            issues: parsed.issues,
+        };
     }
+    // Never loaded before: serve the documents that did parse.
     LoadedFile {
         stamp,
         objects: parsed.objects,

@@ -61,12 +61,11 @@ impl Client {
         host_text: &str,
     ) -> Option<&'t VirtualHost> {
         let vhosts = &installed.table.http.vhosts;
-        if let Ok(cache) = self.host_cache.try_lock() {
-            if std::ptr::eq(cache.installed.as_ptr(), Arc::as_ptr(installed))
-                && cache.host.as_ref().map(HeaderValue::as_bytes) == host.map(HeaderValue::as_bytes)
-            {
-                return cache.vhost.and_then(|index| vhosts.get(index));
-            }
+        if let Ok(cache) = self.host_cache.try_lock()
+            && std::ptr::eq(cache.installed.as_ptr(), Arc::as_ptr(installed))
+            && cache.host.as_ref().map(HeaderValue::as_bytes) == host.map(HeaderValue::as_bytes)
+        {
+            return cache.vhost.and_then(|index| vhosts.get(index));
         }
         let vhost = installed.table.http.vhost(host_text);
         if let Ok(mut cache) = self.host_cache.try_lock() {
@@ -369,10 +368,8 @@ async fn handle(
             // The client's `100-continue` is answered by our server when the body is first read.
             headers.remove(EXPECT);
         }
-        if host_missing {
-            if let Some(host) = &host {
-                headers.insert(HOST, host.clone());
-            }
+        if host_missing && let Some(host) = &host {
+            headers.insert(HOST, host.clone());
         }
         if client.http2 {
             join_cookies(headers);

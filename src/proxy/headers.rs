@@ -57,10 +57,10 @@ pub(crate) fn strip_h2c_upgrade(headers: &mut HeaderMap) {
             .map(str::to_owned)
             .collect();
         headers.remove(CONNECTION);
-        if let Ok(value) = HeaderValue::try_from(kept.join(", ")) {
-            if !kept.is_empty() {
-                headers.insert(CONNECTION, value);
-            }
+        if let Ok(value) = HeaderValue::try_from(kept.join(", "))
+            && !kept.is_empty()
+        {
+            headers.insert(CONNECTION, value);
         }
     }
 }
@@ -164,10 +164,10 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         headers.remove(CONTENT_LENGTH);
     }
     headers.remove(TRAILER);
-    if let Some(te) = headers.get(TE) {
-        if !te.as_bytes().eq_ignore_ascii_case(b"trailers") {
-            headers.remove(TE);
-        }
+    if let Some(te) = headers.get(TE)
+        && !te.as_bytes().eq_ignore_ascii_case(b"trailers")
+    {
+        headers.remove(TE);
     }
     if upgrade {
         headers.insert(CONNECTION, UPGRADE_TOKEN);

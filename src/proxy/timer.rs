@@ -270,14 +270,13 @@ impl Drop for Sleep {
             generation,
             owner,
         } = self.state
+            && owner == TICKER.try_with(Cell::get).unwrap_or(0)
         {
-            if owner == TICKER.try_with(Cell::get).unwrap_or(0) {
-                let _ = TIMERS.try_with(|timers| {
-                    if let Ok(mut timers) = timers.try_borrow_mut() {
-                        timers.remove(slot, generation);
-                    }
-                });
-            }
+            let _ = TIMERS.try_with(|timers| {
+                if let Ok(mut timers) = timers.try_borrow_mut() {
+                    timers.remove(slot, generation);
+                }
+            });
         }
     }
 }

@@ -150,10 +150,10 @@ impl HttpRouter {
         while let Some(dot) = rest.find('.') {
             rest = &rest[dot + 1..];
             depth += 1;
-            if let Some(entry) = self.wildcard.get(rest) {
-                if depth == 1 || entry.any_depth {
-                    return Some(entry.vhost);
-                }
+            if let Some(entry) = self.wildcard.get(rest)
+                && (depth == 1 || entry.any_depth)
+            {
+                return Some(entry.vhost);
             }
         }
         None
@@ -165,20 +165,20 @@ impl VirtualHost {
     /// regular expressions in order, then the fallback.
     pub fn find(&self, request: &RequestInfo<'_>) -> Option<usize> {
         let path = request.path;
-        if let Some(candidates) = self.exact.get(path) {
-            if let Some(id) = first_matching(candidates, request) {
-                return Some(id);
-            }
+        if let Some(candidates) = self.exact.get(path)
+            && let Some(id) = first_matching(candidates, request)
+        {
+            return Some(id);
         }
         if !self.prefix.is_empty() {
             // Element-wise: try the whole path (without a trailing slash), then drop one path
             // element at a time. `/foo` matches `/foo`, `/foo/` and `/foo/bar`, never `/foobar`.
             let mut candidate = path.strip_suffix('/').unwrap_or(path);
             loop {
-                if let Some(candidates) = self.prefix.get(candidate) {
-                    if let Some(id) = first_matching(candidates, request) {
-                        return Some(id);
-                    }
+                if let Some(candidates) = self.prefix.get(candidate)
+                    && let Some(id) = first_matching(candidates, request)
+                {
+                    return Some(id);
                 }
                 match candidate.rfind('/') {
                     Some(slash) => candidate = &candidate[..slash],
@@ -187,10 +187,10 @@ impl VirtualHost {
             }
         }
         for regex in &self.regex {
-            if regex.regex.is_match(path) {
-                if let Some(id) = first_matching(&regex.candidates, request) {
-                    return Some(id);
-                }
+            if regex.regex.is_match(path)
+                && let Some(id) = first_matching(&regex.candidates, request)
+            {
+                return Some(id);
             }
         }
         self.fallback
@@ -207,10 +207,10 @@ fn first_matching(candidates: &[Candidate], request: &RequestInfo<'_>) -> Option
 impl Conditions {
     /// True when every condition holds for the request.
     pub fn hold(&self, request: &RequestInfo<'_>) -> bool {
-        if let Some(method) = &self.method {
-            if method != request.method {
-                return false;
-            }
+        if let Some(method) = &self.method
+            && method != request.method
+        {
+            return false;
         }
         let headers_hold = self.headers.iter().all(|condition| {
             request

@@ -390,13 +390,13 @@ pub(crate) fn source_ranges(
     annotations: &BTreeMap<String, String>,
     report: &mut Reporter<'_>,
 ) -> Result<Option<Arc<SourceRanges>>, ()> {
-    if value(annotations, "allowlist-source-range").is_some() {
-        if let Some((key, _)) = value(annotations, "whitelist-source-range") {
-            report.warning(
-                field(key),
-                "ignored: allowlist-source-range is set too, and takes its place",
-            );
-        }
+    if value(annotations, "allowlist-source-range").is_some()
+        && let Some((key, _)) = value(annotations, "whitelist-source-range")
+    {
+        report.warning(
+            field(key),
+            "ignored: allowlist-source-range is set too, and takes its place",
+        );
     }
     let mut parse = |name: &str| -> Result<Vec<Cidr>, ()> {
         let Some((key, value)) = value(annotations, name) else {

@@ -134,10 +134,12 @@ pub(crate) struct Backends<'s> {
     list: Vec<Backend>,
     /// Issues about the objects backends are built from (EndpointSlices), not the Ingress.
     issues: Vec<Issue>,
+    /// `TranslateOptions::follow_external_names`.
+    follow_external_names: bool,
 }
 
 impl<'s> Backends<'s> {
-    pub(crate) fn new(snapshot: &'s Snapshot) -> Self {
+    pub(crate) fn new(snapshot: &'s Snapshot, follow_external_names: bool) -> Self {
         let mut slices: HashMap<&str, HashMap<&str, Vec<_>>> = HashMap::new();
         for stored in snapshot.of_kind(Kind::EndpointSlice) {
             let Object::EndpointSlice(slice) = &stored.object else {
@@ -160,6 +162,7 @@ impl<'s> Backends<'s> {
             resolved: HashMap::new(),
             list: Vec::new(),
             issues: Vec::new(),
+            follow_external_names,
         }
     }
 
@@ -210,6 +213,17 @@ impl<'s> Backends<'s> {
             _ => UpstreamProtocol::Http1,
         };
         if service.spec.type_.as_deref() == Some("ExternalName") {
+            if !self.follow_external_names {
+                let problem = Unresolved {
+                    field: "service.name",
+                    message: format!(
+                        "Service {namespace}/{} is of type ExternalName, which is not followed in Kubernetes mode \
+                         without --allow-external-name; requests answer 503",
+                        reference.name
+                    ),
+                };
+                return (no_endpoints, protocol, Some(problem));
+            }
             return external(namespace, reference, service, port, protocol);
         }
         let Some(port) = port else {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{Ingress, IngressClass, Kind, Object, Snapshot};
 
-use super::INGRESS_CONTROLLER;
+use super::TranslateOptions;
 
 /// The legacy annotation that named a class before `spec.ingressClassName`.
 pub(crate) const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
@@ -52,16 +52,26 @@ impl ClassDecision {
 }
 
 impl OurClasses {
-    pub(crate) fn from_snapshot(snapshot: &Snapshot) -> Self {
+    /// The IngressClasses whose `spec.controller` is `--controller-name`, restricted to the
+    /// `--ingress-class` names when any are given (two installs split the work by class).
+    pub(crate) fn from_snapshot(snapshot: &Snapshot, options: &TranslateOptions) -> Self {
         let mut classes = OurClasses::default();
         for stored in snapshot.of_kind(Kind::IngressClass) {
             let Object::IngressClass(class) = &stored.object else {
                 continue;
             };
-            if class.spec.controller != INGRESS_CONTROLLER {
+            if class.spec.controller != options.controller_name {
                 classes
                     .others
                     .insert(class.metadata.name.clone(), class.spec.controller.clone());
+                continue;
+            }
+            if !options.ingress_classes.is_empty() && !options.ingress_classes.contains(&class.metadata.name) {
+                // Ours by controller, left to another install by --ingress-class.
+                classes.others.insert(
+                    class.metadata.name.clone(),
+                    format!("{} (not selected by --ingress-class)", class.spec.controller),
+                );
                 continue;
             }
             classes.default |= is_default(class);

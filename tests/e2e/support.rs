@@ -90,10 +90,10 @@ impl Vestibule {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let last = get(self.http, host, path).await;
-            if let Ok((code, body)) = &last {
-                if *code == status {
-                    return body.clone();
-                }
+            if let Ok((code, body)) = &last
+                && *code == status
+            {
+                return body.clone();
             }
             assert!(
                 Instant::now() < deadline,

@@ -148,18 +148,18 @@ pub fn classify(vector: &Vector, observed: &Observed, backend: &Recorded) -> Out
         }
     };
     if let (Some(Outcome::Forwarded(_)), Some(seen)) = (&outcome, backend.requests.first()) {
-        if let Some(host) = vector.backend_host {
-            if seen.header("host") != Some(host.as_bytes()) {
-                problems.push(format!(
-                    "backend Host {:?}, expected {host:?}",
-                    seen.header("host").map(|h| show(h, 60))
-                ));
-            }
+        if let Some(host) = vector.backend_host
+            && seen.header("host") != Some(host.as_bytes())
+        {
+            problems.push(format!(
+                "backend Host {:?}, expected {host:?}",
+                seen.header("host").map(|h| show(h, 60))
+            ));
         }
-        if let Some(target) = vector.backend_target {
-            if seen.target != target {
-                problems.push(format!("backend target {:?}, expected {target:?}", seen.target));
-            }
+        if let Some(target) = vector.backend_target
+            && seen.target != target
+        {
+            problems.push(format!("backend target {:?}, expected {target:?}", seen.target));
         }
     }
     match outcome {

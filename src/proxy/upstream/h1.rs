@@ -358,10 +358,10 @@ pub(crate) async fn exchange(
                 HeadError::Timeout
             }));
         }
-        if let Some(deadline) = deadline.as_mut() {
-            if Pin::new(deadline).poll(cx).is_ready() {
-                return Poll::Ready(Err(HeadError::Timeout));
-            }
+        if let Some(deadline) = deadline.as_mut()
+            && Pin::new(deadline).poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(HeadError::Timeout));
         }
         poll_head(&mut conn, cx, max_head, prepared.head_method)
     })
@@ -500,10 +500,11 @@ pub(crate) fn parse_head(buf: &[u8], head_method: bool) -> Result<Option<Head>, 
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
                     keep_alive_token = true;
-                } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"upgrade") {
-                    if let Ok(token) = std::str::from_utf8(token) {
-                        named.push(token);
-                    }
+                } else if !token.is_empty()
+                    && !token.eq_ignore_ascii_case(b"upgrade")
+                    && let Ok(token) = std::str::from_utf8(token)
+                {
+                    named.push(token);
                 }
             }
             continue;

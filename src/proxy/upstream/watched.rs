@@ -128,10 +128,10 @@ where
         if sending && body_idle.poll_idle(cx, watch.progress.load(Ordering::Relaxed)) {
             return Poll::Ready(Err(Failure::ClientTimeout));
         }
-        if let Some(deadline) = deadline.as_mut() {
-            if Pin::new(deadline).poll(cx).is_ready() {
-                return Poll::Ready(Err(Failure::Timeout));
-            }
+        if let Some(deadline) = deadline.as_mut()
+            && Pin::new(deadline).poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(Failure::Timeout));
         }
         Poll::Pending
     })

@@ -1,0 +1,221 @@
+//! The table of watched kinds: where each is served (group, version, plural), whether it must
+//! be there, and how its JSON becomes one of our objects.
+//!
+//! Adding a kind (the Gateway API kinds, once `config` has types for them) is one row here and
+//! one arm in [`decode`]. Kinds without a decoder are watched and counted (`/api/sources`)
+//! but emit no objects yet.
+
+use serde::de::DeserializeOwned;
+
+use crate::config::{EndpointSlice, Endpoints, Ingress, IngressClass, Kind, Namespace, Object, Secret, Service};
+
+/// When a kind is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Always: a core kind every supported API server serves.
+    Required,
+    /// Only while the API server serves it (a CRD that may be installed, or removed, later).
+    Optional,
+    /// Only while the API server does not serve the kind with this plural (and group) but
+    /// serves this one: legacy Endpoints when EndpointSlice is absent.
+    InsteadOf { group: &'static str, plural: &'static str },
+}
+
+/// One row of the table.
+#[derive(Debug)]
+pub struct WatchedKind {
+    /// `kind` as the API names it.
+    pub kind: &'static str,
+    pub group: &'static str,
+    pub version: &'static str,
+    pub plural: &'static str,
+    pub namespaced: bool,
+    pub presence: Presence,
+    /// Server-side filter (`type=kubernetes.io/tls` for Secrets).
+    pub field_selector: Option<&'static str>,
+    /// The source name (`kubernetes/<source>`); a kind and its fallback share one, so
+    /// readiness waits for whichever is watched.
+    pub source: &'static str,
+    /// Our object kind, when the objects are decoded and sent to the controller.
+    pub object: Option<Kind>,
+}
+
+impl WatchedKind {
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+const fn row(
+    kind: &'static str,
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+    presence: Presence,
+    object: Option<Kind>,
+) -> WatchedKind {
+    WatchedKind {
+        kind,
+        group,
+        version,
+        plural,
+        namespaced,
+        presence,
+        field_selector: None,
+        source: kind,
+        object,
+    }
+}
+
+/// Every kind the provider knows, in the order watches start.
+pub static WATCHED: &[WatchedKind] = &[
+    row(
+        "IngressClass",
+        "networking.k8s.io",
+        "v1",
+        "ingressclasses",
+        false,
+        Presence::Required,
+        Some(Kind::IngressClass),
+    ),
+    row(
+        "Namespace",
+        "",
+        "v1",
+        "namespaces",
+        false,
+        Presence::Required,
+        Some(Kind::Namespace),
+    ),
+    row(
+        "Ingress",
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        true,
+        Presence::Required,
+        Some(Kind::Ingress),
+    ),
+    row(
+        "Service",
+        "",
+        "v1",
+        "services",
+        true,
+        Presence::Required,
+        Some(Kind::Service),
+    ),
+    WatchedKind {
+        source: "endpoints",
+        ..row(
+            "EndpointSlice",
+            "discovery.k8s.io",
+            "v1",
+            "endpointslices",
+            true,
+            Presence::Optional,
+            Some(Kind::EndpointSlice),
+        )
+    },
+    WatchedKind {
+        source: "endpoints",
+        ..row(
+            "Endpoints",
+            "",
+            "v1",
+            "endpoints",
+            true,
+            Presence::InsteadOf {
+                group: "discovery.k8s.io",
+                plural: "endpointslices",
+            },
+            Some(Kind::Endpoints),
+        )
+    },
+    WatchedKind {
+        field_selector: Some("type=kubernetes.io/tls"),
+        ..row(
+            "Secret",
+            "",
+            "v1",
+            "secrets",
+            true,
+            Presence::Required,
+            Some(Kind::Secret),
+        )
+    },
+    // Gateway API: watched when its CRDs are installed; translated once `config` has the kinds.
+    row(
+        "GatewayClass",
+        "gateway.networking.k8s.io",
+        "v1",
+        "gatewayclasses",
+        false,
+        Presence::Optional,
+        None,
+    ),
+    row(
+        "Gateway",
+        "gateway.networking.k8s.io",
+        "v1",
+        "gateways",
+        true,
+        Presence::Optional,
+        None,
+    ),
+    row(
+        "HTTPRoute",
+        "gateway.networking.k8s.io",
+        "v1",
+        "httproutes",
+        true,
+        Presence::Optional,
+        None,
+    ),
+    row(
+        "GRPCRoute",
+        "gateway.networking.k8s.io",
+        "v1",
+        "grpcroutes",
+        true,
+        Presence::Optional,
+        None,
+    ),
+    row(
+        "ReferenceGrant",
+        "gateway.networking.k8s.io",
+        "v1beta1",
+        "referencegrants",
+        true,
+        Presence::Optional,
+        None,
+    ),
+];
+
+/// Decodes API JSON into our object of `kind`; the error names the field where it stopped.
+pub fn decode(kind: Kind, value: serde_json::Value) -> Result<Object, String> {
+    fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
+        serde_path_to_error::deserialize(value).map_err(|err| {
+            let path = err.path().to_string();
+            if path == "." {
+                err.inner().to_string()
+            } else {
+                format!("{path}: {}", err.inner())
+            }
+        })
+    }
+    Ok(match kind {
+        Kind::Namespace => Object::Namespace(typed::<Namespace>(value)?),
+        Kind::IngressClass => Object::IngressClass(typed::<IngressClass>(value)?),
+        Kind::Ingress => Object::Ingress(typed::<Ingress>(value)?),
+        Kind::Service => Object::Service(typed::<Service>(value)?),
+        Kind::EndpointSlice => Object::EndpointSlice(typed::<EndpointSlice>(value)?),
+        Kind::Endpoints => Object::Endpoints(typed::<Endpoints>(value)?),
+        Kind::Secret => Object::Secret(typed::<Secret>(value)?),
+    })
+}
