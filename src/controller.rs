@@ -273,6 +273,10 @@ fn publish(publication: &Publication, metrics: &Metrics, generation: u64, applie
         Kind::EndpointSlice,
         Kind::Endpoints,
         Kind::Secret,
+        Kind::GatewayClass,
+        Kind::Gateway,
+        Kind::HTTPRoute,
+        Kind::ReferenceGrant,
     ] {
         rejected.insert(kind.as_str(), 0);
     }
