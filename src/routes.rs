@@ -6,6 +6,7 @@
 //! [`BackendKey`], so they survive reloads. Lookups are in [`router`].
 
 pub mod describe;
+pub mod gateway;
 pub mod router;
 
 use std::collections::HashMap;
@@ -17,6 +18,10 @@ use std::time::Duration;
 use http::StatusCode;
 use serde::Serialize;
 
+pub use gateway::{
+    GatewayAction, GatewayPort, HeaderEdits, ListenerName, PathModifier, Redirect, SplitTarget, UrlRewrite,
+    WeightedBackends,
+};
 pub use router::{RequestInfo, normalize_host, normalize_path};
 
 /// Index of a [`Route`] in [`RouteTable::routes`].
@@ -33,6 +38,9 @@ pub struct RouteTable {
     pub backends: Vec<Backend>,
     /// Certificates for the HTTPS listener, chosen by SNI.
     pub certificates: Certificates,
+    /// Gateway API listeners by port (sorted by port, one entry per port): what the proxy
+    /// binds at `--gateway-bind` and routes there. Empty without Gateways.
+    pub gateway: Vec<GatewayPort>,
 }
 
 /// Host → virtual host. Exact names first, then wildcards by suffix (longest first), then the
@@ -134,6 +142,9 @@ pub enum RouteAction {
     Forward(BackendId),
     /// Answer with this status (the route's backend is invalid).
     Respond(StatusCode),
+    /// Gateway API: filters, a redirect, or weighted backends. Routes with one backend and
+    /// no filters are a plain [`Forward`](RouteAction::Forward) instead.
+    Gateway(Arc<GatewayAction>),
 }
 
 /// Per-route timeouts; `None` means the listener's default.

@@ -16,6 +16,7 @@
 
 mod backends;
 mod classes;
+mod gateway;
 mod hosts;
 mod ingress;
 mod paths;
@@ -36,6 +37,8 @@ use self::tls::TlsBuilder;
 
 /// The IngressClass `spec.controller` value Vestibule serves.
 pub const INGRESS_CONTROLLER: &str = "vestibule.dev/ingress-controller";
+
+pub use self::gateway::GATEWAY_CONTROLLER;
 
 #[derive(Debug, Clone, Default)]
 pub struct TranslateOptions {
@@ -112,8 +115,14 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         ingress::add_ingress(namespace, ingress, &mut builders, &mut report);
     }
 
-    let statuses = status::statuses(served.iter().map(|(_, _, key)| key), options.publish_address.as_deref());
-    let Builders { table, backends, tls } = builders;
+    let mut statuses = status::statuses(served.iter().map(|(_, _, key)| key), options.publish_address.as_deref());
+    let Builders {
+        mut table,
+        mut backends,
+        mut tls,
+    } = builders;
+    statuses.extend(gateway::add_gateway_api(snapshot, options, &mut table, &mut backends, &mut tls, &mut issues));
+    statuses.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
     let (backends, backend_issues) = backends.finish();
     let (certificates, tls_issues) = tls.finish();
     issues.extend(backend_issues);

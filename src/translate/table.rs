@@ -10,7 +10,7 @@ use http::StatusCode;
 use regex::Regex;
 
 use crate::routes::{
-    Backend, BackendKey, Candidate, Certificates, HttpRouter, RegexPath, Route, RouteAction, RouteId, RouteTable,
+    Backend, BackendKey, Candidate, Certificates, GatewayPort, HttpRouter, RegexPath, Route, RouteAction, RouteId, RouteTable,
     RouteTimeouts, VirtualHost, WildcardHost,
 };
 
@@ -49,6 +49,8 @@ pub(crate) struct TableBuilder {
     routes: Vec<Route>,
     /// Regexes compiled in this translation, by pattern (the same pattern on many hosts is common).
     regexes: HashMap<String, Result<Regex, String>>,
+    /// Gateway API ports, built by `translate/gateway`.
+    gateway: Vec<GatewayPort>,
 }
 
 impl TableBuilder {
@@ -107,6 +109,17 @@ impl TableBuilder {
             timeouts: RouteTimeouts::default(),
         });
         self.routes.len() - 1
+    }
+
+    /// Adds a Gateway API route (its router is built by `translate/gateway`).
+    pub(crate) fn add_gateway_route(&mut self, route: Route) -> RouteId {
+        self.routes.push(route);
+        self.routes.len() - 1
+    }
+
+    /// The Gateway API ports, sorted by port.
+    pub(crate) fn set_gateway_ports(&mut self, ports: Vec<GatewayPort>) {
+        self.gateway = ports;
     }
 
     /// Routes `path` on `vhost` to `route`; the caller checked [`owner`](Self::owner) first.
@@ -202,6 +215,7 @@ impl TableBuilder {
             routes: self.routes,
             backends,
             certificates,
+            gateway: self.gateway,
         }
     }
 }
