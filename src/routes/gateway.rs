@@ -39,6 +39,12 @@ impl RouteTable {
         let index = self.gateway.binary_search_by_key(&port, |p| p.port).ok()?;
         self.gateway.get(index)
     }
+
+    /// The route for a request on Gateway API port `port`, or `None` (→ 404).
+    pub fn find_on_port(&self, port: u16, request: &super::RequestInfo<'_>) -> Option<&super::Route> {
+        let vhost = self.gateway_port(port)?.router.vhost(request.host)?;
+        self.routes.get(vhost.find(request)?)
+    }
 }
 
 /// What a Gateway API rule does with a matched request, in the spec's order: a redirect

@@ -223,7 +223,9 @@ fn attach(
         .map(|(i, _)| i)
         .collect();
     if named.is_empty() {
+        let named = |section: &str| state.listeners.iter().any(|l| l.spec.name == section);
         let what = match (&parent.section_name, parent.port) {
+            (Some(section), Some(port)) if named(section) => format!("no listener {section:?} on port {port}"),
             (Some(section), _) => format!("no listener named {section:?}"),
             (None, Some(port)) => format!("no listener on port {port}"),
             (None, None) => "no listeners".to_string(),
@@ -234,28 +236,45 @@ fn attach(
             format!("Gateway {gateway_namespace}/{} has {what}", parent.name),
         );
     }
-    let allowed: Vec<usize> = named
+    let kind_ok: Vec<usize> = named
+        .into_iter()
+        .filter(|&i| state.listeners.get(i).is_some_and(|l| l.accepts_routes() && l.allows_http_route))
+        .collect();
+    if kind_ok.is_empty() {
+        return Condition::not(
+            "Accepted",
+            "NotAllowedByListeners",
+            format!(
+                "no listener of Gateway {gateway_namespace}/{} that this parentRef names takes HTTPRoutes (protocol or allowedRoutes.kinds)",
+                parent.name
+            ),
+        );
+    }
+    let allowed: Vec<usize> = kind_ok
         .into_iter()
         .filter(|&i| {
-            let l = &state.listeners[i];
-            let namespace_ok = match &l.allowed {
+            state.listeners.get(i).is_some_and(|l| match &l.allowed {
                 AllowedNamespaces::All => true,
                 AllowedNamespaces::Same => namespace == gateway_namespace,
                 AllowedNamespaces::Selector(selector) => namespaces.selects(selector, namespace),
-            };
-            l.accepts_routes() && l.allows_http_route && namespace_ok
+            })
         })
         .collect();
     if allowed.is_empty() {
         return Condition::not(
             "Accepted",
             "NotAllowedByListeners",
-            format!("no listener of Gateway {gateway_namespace}/{} allows HTTPRoutes from namespace {namespace:?}", parent.name),
+            format!(
+                "no listener of Gateway {gateway_namespace}/{} that this parentRef names allows HTTPRoutes from namespace {namespace:?}",
+                parent.name
+            ),
         );
     }
     let mut attached = false;
     for i in allowed {
-        let listener = &mut state.listeners[i];
+        let Some(listener) = state.listeners.get_mut(i) else {
+            continue;
+        };
         let hosts: Vec<Option<HostPattern>> = if hostnames.is_empty() {
             vec![listener.hostname.clone()]
         } else {
