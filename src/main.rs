@@ -78,7 +78,7 @@ struct RunArgs {
     /// Admin server: /healthz, /readyz, /metrics, /api/status, /api/routes, dashboard.
     #[arg(long, env = "VESTIBULE_ADMIN", default_value = "127.0.0.1:9000")]
     admin: SocketAddr,
-    /// Address Gateway API listeners bind (Gateway API arrives in a later version).
+    /// Address Gateway API listeners bind, each on its listener's port.
     #[arg(long, env = "VESTIBULE_GATEWAY_BIND", default_value = "0.0.0.0")]
     gateway_bind: std::net::IpAddr,
     /// IP or hostname written to served Ingresses' status.loadBalancer.ingress.
@@ -274,8 +274,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.docker.is_some() {
         anyhow::bail!("--docker is not available in this version of vestibule; use --manifests");
     }
-    let _ = args.gateway_bind;
-    let options = options(
+    let mut options = options(
         args.manifests,
         args.http,
         args.https,
@@ -283,6 +282,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.publish_address,
         &args.tuning,
     )?;
+    options.proxy.gateway_bind = args.gateway_bind;
     // Listened for before starting: a SIGTERM during start-up still drains.
     let mut signals = app::ShutdownSignals::listen().context("cannot listen for SIGTERM/SIGINT")?;
     let running = app::start(options, None).await?;

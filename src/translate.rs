@@ -121,7 +121,14 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         mut backends,
         mut tls,
     } = builders;
-    statuses.extend(gateway::add_gateway_api(snapshot, options, &mut table, &mut backends, &mut tls, &mut issues));
+    statuses.extend(gateway::add_gateway_api(
+        snapshot,
+        options,
+        &mut table,
+        &mut backends,
+        &mut tls,
+        &mut issues,
+    ));
     statuses.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
     let (backends, backend_issues) = backends.finish();
     let (certificates, tls_issues) = tls.finish();

@@ -307,7 +307,10 @@ async fn handle(
         RouteAction::Gateway(action) => {
             if let Some(redirect) = &action.redirect {
                 let port = client.gateway_port.unwrap_or(0);
-                return (redirect_response(redirect, &request, host.as_ref(), &client.proto, port), Some(id));
+                return (
+                    redirect_response(redirect, &request, host.as_ref(), &client.proto, port),
+                    Some(id),
+                );
             }
             match action.backends.pick() {
                 Some(SplitTarget::Backend(backend)) => (backend, Some(action)),

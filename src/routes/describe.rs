@@ -145,31 +145,31 @@ impl RouteTable {
 
     fn describe_backend(&self, backend: usize, unavailable: http::StatusCode, out: &mut Map<String, Value>) {
         match self.backends.get(backend) {
-                None => {
-                    out.insert("error".into(), json!(format!("no backend {backend}")));
-                }
-                Some(backend) => {
-                    out.insert("backend".into(), json!(backend.key.to_string()));
-                    let protocol = match backend.protocol {
-                        UpstreamProtocol::Http1 => "http1",
-                        UpstreamProtocol::H2c => "h2c",
-                    };
-                    out.insert("protocol".into(), json!(protocol));
-                    match &backend.target {
-                        BackendTarget::Endpoints(endpoints) => {
-                            let mut list: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
-                            list.sort();
-                            let empty = list.is_empty();
-                            out.insert("endpoints".into(), json!(list));
-                            if empty {
-                                out.insert("unavailable".into(), json!(unavailable.as_u16()));
-                            }
-                        }
-                        BackendTarget::External { host, port } => {
-                            out.insert("external".into(), json!(format!("{host}:{port}")));
+            None => {
+                out.insert("error".into(), json!(format!("no backend {backend}")));
+            }
+            Some(backend) => {
+                out.insert("backend".into(), json!(backend.key.to_string()));
+                let protocol = match backend.protocol {
+                    UpstreamProtocol::Http1 => "http1",
+                    UpstreamProtocol::H2c => "h2c",
+                };
+                out.insert("protocol".into(), json!(protocol));
+                match &backend.target {
+                    BackendTarget::Endpoints(endpoints) => {
+                        let mut list: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
+                        list.sort();
+                        let empty = list.is_empty();
+                        out.insert("endpoints".into(), json!(list));
+                        if empty {
+                            out.insert("unavailable".into(), json!(unavailable.as_u16()));
                         }
                     }
+                    BackendTarget::External { host, port } => {
+                        out.insert("external".into(), json!(format!("{host}:{port}")));
+                    }
                 }
+            }
         }
     }
 }

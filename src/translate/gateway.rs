@@ -19,7 +19,9 @@ mod router;
 use serde_json::{Value, json};
 
 use crate::config::gateway::GATEWAY_GROUP;
-use crate::config::{Gateway, GatewayClass, HttpRoute, Issue, Kind, Object, ObjectKey, ReferenceGrant, Snapshot, StoredObject};
+use crate::config::{
+    Gateway, GatewayClass, HttpRoute, Issue, Kind, Object, ObjectKey, ReferenceGrant, Snapshot, StoredObject,
+};
 
 use self::conditions::Condition;
 use self::listeners::GatewayState;
@@ -62,9 +64,7 @@ pub(crate) fn add_gateway_api<'s>(
     let classes: Vec<(&StoredObject, &GatewayClass)> = snapshot
         .of_kind(Kind::GatewayClass)
         .filter_map(|stored| match &stored.object {
-            Object::GatewayClass(class) if class.spec.controller_name == GATEWAY_CONTROLLER => {
-                Some((&**stored, class))
-            }
+            Object::GatewayClass(class) if class.spec.controller_name == GATEWAY_CONTROLLER => Some((&**stored, class)),
             _ => None,
         })
         .collect();
@@ -82,7 +82,11 @@ pub(crate) fn add_gateway_api<'s>(
             }),
         ));
     }
-    let ours = |gateway: &Gateway| classes.iter().any(|(_, c)| c.metadata.name == gateway.spec.gateway_class_name);
+    let ours = |gateway: &Gateway| {
+        classes
+            .iter()
+            .any(|(_, c)| c.metadata.name == gateway.spec.gateway_class_name)
+    };
     let mut gateways: Vec<(&'s StoredObject, &'s Gateway)> = snapshot
         .of_kind(Kind::Gateway)
         .filter_map(|stored| match &stored.object {
@@ -183,17 +187,22 @@ impl<'s> Grants<'s> {
 
     /// Whether a `from_kind` (of the Gateway API group) in `from_namespace` may refer to the
     /// `to_kind` (core group) object `to_namespace/to_name`. Same namespace: always.
-    pub(crate) fn allows(&self, from_kind: &str, from_namespace: &str, to_kind: &str, to_namespace: &str, to_name: &str) -> bool {
+    pub(crate) fn allows(
+        &self,
+        from_kind: &str,
+        from_namespace: &str,
+        to_kind: &str,
+        to_namespace: &str,
+        to_name: &str,
+    ) -> bool {
         if from_namespace == to_namespace {
             return true;
         }
         self.grants.iter().any(|(namespace, grant)| {
             *namespace == to_namespace
-                && grant
-                    .spec
-                    .from
-                    .iter()
-                    .any(|from| from.group == GATEWAY_GROUP && from.kind == from_kind && from.namespace == from_namespace)
+                && grant.spec.from.iter().any(|from| {
+                    from.group == GATEWAY_GROUP && from.kind == from_kind && from.namespace == from_namespace
+                })
                 && grant.spec.to.iter().any(|to| {
                     to.group.is_empty() && to.kind == to_kind && to.name.as_deref().is_none_or(|name| name == to_name)
                 })

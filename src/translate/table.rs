@@ -10,8 +10,8 @@ use http::StatusCode;
 use regex::Regex;
 
 use crate::routes::{
-    Backend, BackendKey, Candidate, Certificates, GatewayPort, HttpRouter, RegexPath, Route, RouteAction, RouteId, RouteTable,
-    RouteTimeouts, VirtualHost, WildcardHost,
+    Backend, BackendKey, Candidate, Certificates, GatewayPort, HttpRouter, RegexPath, Route, RouteAction, RouteId,
+    RouteTable, RouteTimeouts, VirtualHost, WildcardHost,
 };
 
 use super::hosts::HostPattern;

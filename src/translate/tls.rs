@@ -171,7 +171,11 @@ impl<'s> TlsBuilder<'s> {
 
     /// A Gateway listener's certificate from Secret `namespace/name`, or why there is none
     /// (for the listener's `ResolvedRefs` message). A broken Secret is reported on the Secret.
-    pub(crate) fn gateway_certificate(&mut self, namespace: &'s str, name: &'s str) -> Result<Arc<CertifiedKey>, String> {
+    pub(crate) fn gateway_certificate(
+        &mut self,
+        namespace: &'s str,
+        name: &'s str,
+    ) -> Result<Arc<CertifiedKey>, String> {
         if let Some(stored) = self.snapshot.get(Kind::Secret, namespace, name) {
             if let Object::Secret(secret) = &stored.object {
                 if secret.type_.as_deref().is_some_and(|t| t != "kubernetes.io/tls") {

@@ -106,7 +106,11 @@ pub(crate) fn add_route<'s>(
             continue; // not one of ours
         };
         let accepted = if defective {
-            Condition::not("Accepted", "UnsupportedValue", "the route has errors (see /api/issues); its last good version is served")
+            Condition::not(
+                "Accepted",
+                "UnsupportedValue",
+                "the route has errors (see /api/issues); its last good version is served",
+            )
         } else if let Some(message) = &unsupported {
             Condition::not("Accepted", "UnsupportedValue", message.clone())
         } else {
@@ -238,7 +242,12 @@ fn attach(
     }
     let kind_ok: Vec<usize> = named
         .into_iter()
-        .filter(|&i| state.listeners.get(i).is_some_and(|l| l.accepts_routes() && l.allows_http_route))
+        .filter(|&i| {
+            state
+                .listeners
+                .get(i)
+                .is_some_and(|l| l.accepts_routes() && l.allows_http_route)
+        })
         .collect();
     if kind_ok.is_empty() {
         return Condition::not(
@@ -309,7 +318,9 @@ fn attach(
 /// The hostnames a listener hostname and a route hostname have in common (wildcards match any
 /// number of labels), or `None`.
 pub(crate) fn intersect(listener: Option<&HostPattern>, route: &HostPattern) -> Option<HostPattern> {
-    let under = |host: &str, suffix: &str| host.len() > suffix.len() + 1 && host.ends_with(suffix) && host[..host.len() - suffix.len()].ends_with('.');
+    let under = |host: &str, suffix: &str| {
+        host.len() > suffix.len() + 1 && host.ends_with(suffix) && host[..host.len() - suffix.len()].ends_with('.')
+    };
     match (listener, route) {
         (None, route) => Some(route.clone()),
         (Some(HostPattern::Exact(l)), HostPattern::Exact(r)) => (l == r).then(|| route.clone()),
@@ -340,7 +351,11 @@ fn rule_spec<'s>(
     let mut ok = true;
     let mut matches = Vec::new();
     let defaults = [crate::config::gateway::HttpRouteMatch::default()];
-    let written = if rule.matches.is_empty() { &defaults[..] } else { &rule.matches[..] };
+    let written = if rule.matches.is_empty() {
+        &defaults[..]
+    } else {
+        &rule.matches[..]
+    };
     for (m, matched) in written.iter().enumerate() {
         match match_spec(matched, table) {
             Ok(spec) => matches.push(spec),
@@ -363,16 +378,23 @@ fn rule_spec<'s>(
     for (f, filter) in rule.filters.iter().enumerate() {
         let at = |rest: &str| field(format!(".filters[{f}]{rest}"));
         if filter.type_ != "RequestMirror" && !seen.insert(filter.type_.as_str()) {
-            report.error(at(".type"), format!("filter {} appears twice in one rule", filter.type_));
+            report.error(
+                at(".type"),
+                format!("filter {} appears twice in one rule", filter.type_),
+            );
             ok = false;
             continue;
         }
         let result = match filter.type_.as_str() {
             "RequestHeaderModifier" => header_edits(filter.request_header_modifier.as_ref(), "requestHeaderModifier")
                 .map(|edits| spec.request_headers = edits),
-            "ResponseHeaderModifier" => header_edits(filter.response_header_modifier.as_ref(), "responseHeaderModifier")
-                .map(|edits| spec.response_headers = edits),
-            "RequestRedirect" => redirect(filter.request_redirect.as_ref(), &spec.matches).map(|r| spec.redirect = Some(r)),
+            "ResponseHeaderModifier" => {
+                header_edits(filter.response_header_modifier.as_ref(), "responseHeaderModifier")
+                    .map(|edits| spec.response_headers = edits)
+            }
+            "RequestRedirect" => {
+                redirect(filter.request_redirect.as_ref(), &spec.matches).map(|r| spec.redirect = Some(r))
+            }
             "URLRewrite" => rewrite(filter.url_rewrite.as_ref(), &spec.matches).map(|r| spec.rewrite = Some(r)),
             other => {
                 unsupported.get_or_insert_with(|| {
@@ -387,11 +409,17 @@ fn rule_spec<'s>(
         }
     }
     if spec.redirect.is_some() && spec.rewrite.is_some() {
-        report.error(field(".filters".into()), "RequestRedirect and URLRewrite cannot both be set in one rule");
+        report.error(
+            field(".filters".into()),
+            "RequestRedirect and URLRewrite cannot both be set in one rule",
+        );
         ok = false;
     }
     if spec.redirect.is_some() && !rule.backend_refs.is_empty() {
-        report.error(field(".backendRefs".into()), "a rule with a RequestRedirect filter cannot have backendRefs");
+        report.error(
+            field(".backendRefs".into()),
+            "a rule with a RequestRedirect filter cannot have backendRefs",
+        );
         ok = false;
     }
     for (b, backend) in rule.backend_refs.iter().enumerate() {
@@ -400,26 +428,36 @@ fn rule_spec<'s>(
             report.error(at(".weight"), "weight must be in 0-1000000");
             ok = false;
         }
-        let is_service = backend.group.as_deref().unwrap_or("").is_empty() && backend.kind.as_deref().unwrap_or("Service") == "Service";
+        let is_service = backend.group.as_deref().unwrap_or("").is_empty()
+            && backend.kind.as_deref().unwrap_or("Service") == "Service";
         if is_service && backend.port.is_none() {
             report.error(at(".port"), "a Service backendRef needs a port");
             ok = false;
         }
         if !backend.filters.is_empty() {
-            unsupported.get_or_insert_with(|| format!("spec.rules[{r}].backendRefs[{b}].filters: per-backend filters are not supported"));
+            unsupported.get_or_insert_with(|| {
+                format!("spec.rules[{r}].backendRefs[{b}].filters: per-backend filters are not supported")
+            });
         }
     }
     if let Some(timeouts) = &rule.timeouts {
         for (name, value, slot) in [
             ("request", &timeouts.request, &mut spec.timeouts.request),
-            ("backendRequest", &timeouts.backend_request, &mut spec.timeouts.backend_request),
+            (
+                "backendRequest",
+                &timeouts.backend_request,
+                &mut spec.timeouts.backend_request,
+            ),
         ] {
             if let Some(text) = value {
                 match parse_duration(text) {
                     Some(d) if d.is_zero() => {}
                     Some(d) => *slot = Some(d),
                     None => {
-                        report.error(field(format!(".timeouts.{name}")), format!("{text:?} is not a duration such as 10s, 500ms or 1m30s"));
+                        report.error(
+                            field(format!(".timeouts.{name}")),
+                            format!("{text:?} is not a duration such as 10s, 500ms or 1m30s"),
+                        );
                         ok = false;
                     }
                 }
@@ -431,8 +469,15 @@ fn rule_spec<'s>(
 
 type Invalid = (String, String);
 
-fn match_spec(matched: &crate::config::gateway::HttpRouteMatch, table: &mut TableBuilder) -> Result<MatchSpec, Invalid> {
-    let path_type = matched.path.as_ref().and_then(|p| p.type_.as_deref()).unwrap_or("PathPrefix");
+fn match_spec(
+    matched: &crate::config::gateway::HttpRouteMatch,
+    table: &mut TableBuilder,
+) -> Result<MatchSpec, Invalid> {
+    let path_type = matched
+        .path
+        .as_ref()
+        .and_then(|p| p.type_.as_deref())
+        .unwrap_or("PathPrefix");
     let value = matched.path.as_ref().and_then(|p| p.value.as_deref()).unwrap_or("/");
     let invalid = |rest: &str, message: String| Err((rest.to_string(), message));
     if path_type != "RegularExpression" {
@@ -458,14 +503,22 @@ fn match_spec(matched: &crate::config::gateway::HttpRouteMatch, table: &mut Tabl
             Ok(compiled) => (PathKey::Regex(value.to_string(), compiled), None),
             Err(message) => return invalid(".path.value", message),
         },
-        other => return invalid(".path.type", format!("{other:?} is not one of Exact, PathPrefix, RegularExpression")),
+        other => {
+            return invalid(
+                ".path.type",
+                format!("{other:?} is not one of Exact, PathPrefix, RegularExpression"),
+            );
+        }
     };
     let _ = table;
     let mut conditions = Conditions::default();
     let mut names = std::collections::HashSet::new();
     for (h, header) in matched.headers.iter().enumerate() {
         let Ok(name) = HeaderName::from_str(&header.name) else {
-            return invalid(&format!(".headers[{h}].name"), format!("{:?} is not a valid header name", header.name));
+            return invalid(
+                &format!(".headers[{h}].name"),
+                format!("{:?} is not a valid header name", header.name),
+            );
         };
         // Equivalent names: the first entry counts, as the spec says.
         if !names.insert(name.clone()) {
@@ -477,7 +530,10 @@ fn match_spec(matched: &crate::config::gateway::HttpRouteMatch, table: &mut Tabl
     let mut query_names = std::collections::BTreeSet::new();
     for (q, param) in matched.query_params.iter().enumerate() {
         if param.name.is_empty() {
-            return invalid(&format!(".queryParams[{q}].name"), "a query parameter needs a name".into());
+            return invalid(
+                &format!(".queryParams[{q}].name"),
+                "a query parameter needs a name".into(),
+            );
         }
         if !query_names.insert(param.name.clone()) {
             continue;
@@ -489,7 +545,9 @@ fn match_spec(matched: &crate::config::gateway::HttpRouteMatch, table: &mut Tabl
         });
     }
     if let Some(method) = &matched.method {
-        const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+        const METHODS: &[&str] = &[
+            "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+        ];
         if !METHODS.contains(&method.as_str()) {
             return invalid(".method", format!("{method:?} is not an HTTP method the API allows"));
         }
@@ -517,7 +575,13 @@ fn regex(pattern: &str) -> Result<Regex, String> {
         .build()
         .map_err(|err| {
             let text = err.to_string();
-            let reason = text.lines().last().unwrap_or("invalid").trim().trim_start_matches("error: ").to_string();
+            let reason = text
+                .lines()
+                .last()
+                .unwrap_or("invalid")
+                .trim()
+                .trim_start_matches("error: ")
+                .to_string();
             format!("invalid regular expression {pattern:?}: {reason}")
         })
 }
@@ -526,24 +590,38 @@ fn header_edits(filter: Option<&HttpHeaderFilter>, field: &str) -> Result<Header
     let Some(filter) = filter else {
         return Err((String::new(), format!("type needs {field}")));
     };
-    let pair = |list: &[crate::config::gateway::HttpHeader], which: &str| -> Result<Vec<(HeaderName, HeaderValue)>, Invalid> {
-        list.iter()
-            .enumerate()
-            .map(|(i, h)| {
-                let name = HeaderName::from_str(&h.name)
-                    .map_err(|_| (format!(".{field}.{which}[{i}].name"), format!("{:?} is not a valid header name", h.name)))?;
-                let value = HeaderValue::from_str(&h.value)
-                    .map_err(|_| (format!(".{field}.{which}[{i}].value"), format!("{:?} is not a valid header value", h.value)))?;
-                Ok((name, value))
-            })
-            .collect()
-    };
+    let pair =
+        |list: &[crate::config::gateway::HttpHeader], which: &str| -> Result<Vec<(HeaderName, HeaderValue)>, Invalid> {
+            list.iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    let name = HeaderName::from_str(&h.name).map_err(|_| {
+                        (
+                            format!(".{field}.{which}[{i}].name"),
+                            format!("{:?} is not a valid header name", h.name),
+                        )
+                    })?;
+                    let value = HeaderValue::from_str(&h.value).map_err(|_| {
+                        (
+                            format!(".{field}.{which}[{i}].value"),
+                            format!("{:?} is not a valid header value", h.value),
+                        )
+                    })?;
+                    Ok((name, value))
+                })
+                .collect()
+        };
     let remove = filter
         .remove
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            HeaderName::from_str(n).map_err(|_| (format!(".{field}.remove[{i}]"), format!("{n:?} is not a valid header name")))
+            HeaderName::from_str(n).map_err(|_| {
+                (
+                    format!(".{field}.remove[{i}]"),
+                    format!("{n:?} is not a valid header name"),
+                )
+            })
         })
         .collect::<Result<_, _>>()?;
     Ok(HeaderEdits {
@@ -561,10 +639,17 @@ fn path_modifier(modifier: &HttpPathModifier, matches: &[MatchSpec], field: &str
         },
         "ReplacePrefixMatch" => {
             let Some(replacement) = &modifier.replace_prefix_match else {
-                return Err((format!(".{field}.path"), "ReplacePrefixMatch needs replacePrefixMatch".into()));
+                return Err((
+                    format!(".{field}.path"),
+                    "ReplacePrefixMatch needs replacePrefixMatch".into(),
+                ));
             };
             match matches {
-                [MatchSpec { prefix: Some(prefix), .. }] => Ok(PathModifier::ReplacePrefixMatch {
+                [
+                    MatchSpec {
+                        prefix: Some(prefix), ..
+                    },
+                ] => Ok(PathModifier::ReplacePrefixMatch {
                     prefix: prefix.clone(),
                     replacement: replacement.clone(),
                 }),
@@ -574,32 +659,55 @@ fn path_modifier(modifier: &HttpPathModifier, matches: &[MatchSpec], field: &str
                 )),
             }
         }
-        other => Err((format!(".{field}.path.type"), format!("{other:?} is not one of ReplaceFullPath, ReplacePrefixMatch"))),
+        other => Err((
+            format!(".{field}.path.type"),
+            format!("{other:?} is not one of ReplaceFullPath, ReplacePrefixMatch"),
+        )),
     }
 }
 
-fn redirect(filter: Option<&crate::config::gateway::HttpRequestRedirectFilter>, matches: &[MatchSpec]) -> Result<Redirect, Invalid> {
+fn redirect(
+    filter: Option<&crate::config::gateway::HttpRequestRedirectFilter>,
+    matches: &[MatchSpec],
+) -> Result<Redirect, Invalid> {
     let Some(filter) = filter else {
         return Err((String::new(), "type RequestRedirect needs requestRedirect".into()));
     };
     let scheme = match filter.scheme.as_deref() {
         None => None,
         Some(s @ ("http" | "https")) => Some(s.to_string()),
-        Some(other) => return Err((".requestRedirect.scheme".into(), format!("{other:?} is not http or https"))),
+        Some(other) => {
+            return Err((
+                ".requestRedirect.scheme".into(),
+                format!("{other:?} is not http or https"),
+            ));
+        }
     };
     let status = match filter.status_code.unwrap_or(302) {
         301 => StatusCode::MOVED_PERMANENTLY,
         302 => StatusCode::FOUND,
-        other => return Err((".requestRedirect.statusCode".into(), format!("{other} is not 301 or 302"))),
+        other => {
+            return Err((
+                ".requestRedirect.statusCode".into(),
+                format!("{other} is not 301 or 302"),
+            ));
+        }
     };
     let port = match filter.port {
         None => None,
-        Some(p) => Some(u16::try_from(p).ok().filter(|p| *p > 0).ok_or((".requestRedirect.port".to_string(), format!("port {p} is not in 1-65535")))?),
+        Some(p) => Some(u16::try_from(p).ok().filter(|p| *p > 0).ok_or((
+            ".requestRedirect.port".to_string(),
+            format!("port {p} is not in 1-65535"),
+        ))?),
     };
     if let Some(hostname) = &filter.hostname {
         parse_host(hostname).map_err(|m| (".requestRedirect.hostname".to_string(), m))?;
     }
-    let path = filter.path.as_ref().map(|p| path_modifier(p, matches, "requestRedirect")).transpose()?;
+    let path = filter
+        .path
+        .as_ref()
+        .map(|p| path_modifier(p, matches, "requestRedirect"))
+        .transpose()?;
     Ok(Redirect {
         scheme,
         hostname: filter.hostname.clone(),
@@ -609,7 +717,10 @@ fn redirect(filter: Option<&crate::config::gateway::HttpRequestRedirectFilter>, 
     })
 }
 
-fn rewrite(filter: Option<&crate::config::gateway::HttpUrlRewriteFilter>, matches: &[MatchSpec]) -> Result<UrlRewrite, Invalid> {
+fn rewrite(
+    filter: Option<&crate::config::gateway::HttpUrlRewriteFilter>,
+    matches: &[MatchSpec],
+) -> Result<UrlRewrite, Invalid> {
     let Some(filter) = filter else {
         return Err((String::new(), "type URLRewrite needs urlRewrite".into()));
     };
@@ -617,10 +728,17 @@ fn rewrite(filter: Option<&crate::config::gateway::HttpUrlRewriteFilter>, matche
         None => None,
         Some(h) => {
             parse_host(h).map_err(|m| (".urlRewrite.hostname".to_string(), m))?;
-            Some(HeaderValue::from_str(h).map_err(|_| (".urlRewrite.hostname".to_string(), format!("{h:?} is not a valid host")))?)
+            Some(
+                HeaderValue::from_str(h)
+                    .map_err(|_| (".urlRewrite.hostname".to_string(), format!("{h:?} is not a valid host")))?,
+            )
         }
     };
-    let path = filter.path.as_ref().map(|p| path_modifier(p, matches, "urlRewrite")).transpose()?;
+    let path = filter
+        .path
+        .as_ref()
+        .map(|p| path_modifier(p, matches, "urlRewrite"))
+        .transpose()?;
     Ok(UrlRewrite { hostname, path })
 }
 
@@ -648,7 +766,10 @@ fn resolve_backend<'s>(
         return Err(Condition::not(
             "ResolvedRefs",
             "InvalidKind",
-            format!("backendRef {group}/{kind} {:?}: only core Services are supported", backend.name),
+            format!(
+                "backendRef {group}/{kind} {:?}: only core Services are supported",
+                backend.name
+            ),
         ));
     }
     let target_namespace: &'s str = backend.namespace.as_deref().unwrap_or(namespace);
@@ -673,7 +794,9 @@ fn resolve_backend<'s>(
         Some(problem) => Err(Condition::not(
             "ResolvedRefs",
             "BackendNotFound",
-            problem.message.replace("requests answer 503", "its share of requests answers 500"),
+            problem
+                .message
+                .replace("requests answer 503", "its share of requests answers 500"),
         )),
     }
 }
@@ -778,11 +901,23 @@ mod tests {
         let exact = |h: &str| HostPattern::Exact(h.into());
         let wild = |s: &str| HostPattern::Wildcard(s.into());
         assert_eq!(intersect(None, &exact("a.example")), Some(exact("a.example")));
-        assert_eq!(intersect(Some(&wild("example")), &exact("a.b.example")), Some(exact("a.b.example")));
+        assert_eq!(
+            intersect(Some(&wild("example")), &exact("a.b.example")),
+            Some(exact("a.b.example"))
+        );
         assert_eq!(intersect(Some(&wild("example")), &exact("example")), None);
-        assert_eq!(intersect(Some(&exact("a.example")), &wild("example")), Some(exact("a.example")));
-        assert_eq!(intersect(Some(&wild("example")), &wild("a.example")), Some(wild("a.example")));
-        assert_eq!(intersect(Some(&wild("a.example")), &wild("example")), Some(wild("a.example")));
+        assert_eq!(
+            intersect(Some(&exact("a.example")), &wild("example")),
+            Some(exact("a.example"))
+        );
+        assert_eq!(
+            intersect(Some(&wild("example")), &wild("a.example")),
+            Some(wild("a.example"))
+        );
+        assert_eq!(
+            intersect(Some(&wild("a.example")), &wild("example")),
+            Some(wild("a.example"))
+        );
         assert_eq!(intersect(Some(&exact("a.example")), &exact("b.example")), None);
         assert_eq!(intersect(Some(&wild("other")), &wild("example")), None);
     }

@@ -129,14 +129,20 @@ pub(crate) fn gateway_state<'s>(
             report.error(field(".name"), format!("listener name {:?} is used twice", spec.name));
             continue;
         }
-        let Ok(port) = u16::try_from(spec.port).map_err(|_| ()).and_then(|p| if p == 0 { Err(()) } else { Ok(p) }) else {
+        let Ok(port) = u16::try_from(spec.port)
+            .map_err(|_| ())
+            .and_then(|p| if p == 0 { Err(()) } else { Ok(p) })
+        else {
             report.error(field(".port"), format!("port {} is not in 1-65535", spec.port));
             continue;
         };
         let hostname = match spec.hostname.as_deref() {
             None | Some("") => None,
             Some(raw) if raw.parse::<IpAddr>().is_ok() => {
-                report.error(field(".hostname"), format!("hostname {raw:?} is an IP address; listener hostnames are DNS names"));
+                report.error(
+                    field(".hostname"),
+                    format!("hostname {raw:?} is an IP address; listener hostnames are DNS names"),
+                );
                 continue;
             }
             Some(raw) => match parse_host(raw) {
@@ -168,7 +174,10 @@ pub(crate) fn gateway_state<'s>(
             Some("Selector") => match namespaces.and_then(|n| n.selector.as_ref()) {
                 Some(selector) => AllowedNamespaces::Selector(selector),
                 None => {
-                    report.error(field(".allowedRoutes.namespaces.selector"), "from: Selector needs a selector");
+                    report.error(
+                        field(".allowedRoutes.namespaces.selector"),
+                        "from: Selector needs a selector",
+                    );
                     continue;
                 }
             },
@@ -182,8 +191,9 @@ pub(crate) fn gateway_state<'s>(
         };
         let mut resolved_refs = Condition::ok("ResolvedRefs", "ResolvedRefs", "references resolved");
         let kinds = allowed_routes.map(|a| a.kinds.as_slice()).unwrap_or_default();
-        let is_http_route =
-            |k: &crate::config::gateway::RouteGroupKind| k.kind == "HTTPRoute" && k.group.as_deref().is_none_or(|g| g == GATEWAY_GROUP);
+        let is_http_route = |k: &crate::config::gateway::RouteGroupKind| {
+            k.kind == "HTTPRoute" && k.group.as_deref().is_none_or(|g| g == GATEWAY_GROUP)
+        };
         let allows_http_route = kinds.is_empty() || kinds.iter().any(is_http_route);
         if let Some(bad) = kinds.iter().find(|k| !is_http_route(k)) {
             resolved_refs = Condition::not(
@@ -233,7 +243,10 @@ fn certificate_of<'s>(
     tls: &mut TlsBuilder<'s>,
 ) -> Result<Arc<CertifiedKey>, (&'static str, String)> {
     let settings = spec.tls.as_ref();
-    if settings.and_then(|t| t.mode.as_deref()).is_some_and(|mode| mode != "Terminate") {
+    if settings
+        .and_then(|t| t.mode.as_deref())
+        .is_some_and(|mode| mode != "Terminate")
+    {
         return Err((
             "InvalidCertificateRef",
             "HTTPS listeners terminate TLS (tls.mode Passthrough is for TLS listeners)".to_string(),
@@ -295,7 +308,10 @@ pub(crate) fn mark_conflicts(states: &mut [GatewayState<'_>]) {
                 listener.conflicted = Some(Condition::ok(
                     "Conflicted",
                     "HostnameConflict",
-                    format!("listener {claimed} already serves this hostname on port {}", listener.port),
+                    format!(
+                        "listener {claimed} already serves this hostname on port {}",
+                        listener.port
+                    ),
                 ));
             }
         }
@@ -326,8 +342,16 @@ pub(crate) fn gateway_status(state: &GatewayState<'_>, options: &TranslateOption
         )
     } else if valid > 0 {
         (
-            Condition::ok("Accepted", "ListenersNotValid", format!("{} of {total} listeners are not valid", total - valid)),
-            Condition::ok("Programmed", "Programmed", format!("{valid} of {total} listeners are served")),
+            Condition::ok(
+                "Accepted",
+                "ListenersNotValid",
+                format!("{} of {total} listeners are not valid", total - valid),
+            ),
+            Condition::ok(
+                "Programmed",
+                "Programmed",
+                format!("{valid} of {total} listeners are served"),
+            ),
         )
     } else {
         (

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use regex::Regex;
 
 use crate::routes::{
-    Candidate, CertificateSummary, Conditions, GatewayPort, HttpRouter, ListenerName, RegexPath,
-    RouteId, VirtualHost, WildcardHost,
+    Candidate, CertificateSummary, Conditions, GatewayPort, HttpRouter, ListenerName, RegexPath, RouteId, VirtualHost,
+    WildcardHost,
 };
 use crate::translate::hosts::HostPattern;
 
@@ -133,10 +133,12 @@ impl PortsBuilder {
                     HostPattern::Wildcard(suffix) => port.certificates.wildcard.insert(suffix, key),
                 };
             }
-            port.certificates.summaries.extend(by_secret.into_iter().map(|(secret, hosts)| CertificateSummary {
-                hosts: hosts.into_iter().collect(),
-                secret,
-            }));
+            port.certificates
+                .summaries
+                .extend(by_secret.into_iter().map(|(secret, hosts)| CertificateSummary {
+                    hosts: hosts.into_iter().collect(),
+                    secret,
+                }));
         }
         for (number, port) in ports.iter_mut() {
             port.listeners.sort();
