@@ -174,7 +174,7 @@ fn router(hosts: BTreeMap<HostKey, Vec<Entry>>) -> HttpRouter {
                 "*".to_string()
             }
         };
-        entries.sort_by(|a, b| a.precedence.cmp(&b.precedence));
+        entries.sort_by_key(|e| e.precedence);
         // One route reached twice on a host (through two listeners) is one candidate.
         let mut seen = BTreeSet::new();
         entries.retain(|e| seen.insert((e.path.text().0, e.path.text().1.to_string(), e.precedence)));
