@@ -96,6 +96,9 @@ struct DemoArgs {
     https: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:9000")]
     admin: SocketAddr,
+    /// Port of the demo Gateway's listener (bound on 127.0.0.1).
+    #[arg(long, default_value_t = 8088)]
+    gateway_port: u16,
 }
 
 /// Limits, timeouts and threads shared by `run` and `demo`.
@@ -294,7 +297,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let tuning = Tuning::demo();
-    let options = options(
+    let mut options = options(
         Vec::new(),
         args.http,
         args.https,
@@ -302,7 +305,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         Some("127.0.0.1".into()),
         &tuning,
     )?;
-    vestibule::demo::run(options)
+    options.proxy.gateway_bind = std::net::Ipv4Addr::LOCALHOST.into();
+    vestibule::demo::run(options, args.gateway_port)
         .await
         .map_err(|err| anyhow::anyhow!("{err}"))
 }

@@ -498,8 +498,85 @@ fn redirect_response<B>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
-    use super::index_of;
+    use super::*;
+    use crate::routes::PathModifier;
+
+    fn location(redirect: Redirect, proto: &'static str, listener_port: u16, target: &str) -> (u16, String) {
+        let request = Request::get(target).body(()).unwrap();
+        let host = HeaderValue::from_static("example.com:8080");
+        let response = redirect_response(
+            &redirect,
+            &request,
+            Some(&host),
+            &HeaderValue::from_static(proto),
+            listener_port,
+        );
+        let location = response.headers()[http::header::LOCATION].to_str().unwrap().to_string();
+        (response.status().as_u16(), location)
+    }
+
+    fn redirect() -> Redirect {
+        Redirect {
+            scheme: None,
+            hostname: None,
+            port: None,
+            path: None,
+            status: StatusCode::FOUND,
+        }
+    }
+
+    /// The Location rules of the Gateway API's RequestRedirect: without a port, the scheme's
+    /// well-known port when the filter sets a scheme, else the listener's; default ports are
+    /// left out; the query is kept.
+    #[test]
+    fn redirect_locations_follow_the_spec() {
+        assert_eq!(
+            location(redirect(), "http", 8080, "/a?b=1"),
+            (302, "http://example.com:8080/a?b=1".into())
+        );
+        assert_eq!(
+            location(redirect(), "http", 80, "/a"),
+            (302, "http://example.com/a".into())
+        );
+        let https = Redirect {
+            scheme: Some("https".into()),
+            ..redirect()
+        };
+        assert_eq!(
+            location(https, "http", 8080, "/a"),
+            (302, "https://example.com/a".into())
+        );
+        let port = Redirect {
+            port: Some(8443),
+            scheme: Some("https".into()),
+            status: StatusCode::MOVED_PERMANENTLY,
+            ..redirect()
+        };
+        assert_eq!(
+            location(port, "http", 8080, "/a"),
+            (301, "https://example.com:8443/a".into())
+        );
+        let http_on_443 = Redirect {
+            scheme: Some("http".into()),
+            port: Some(443),
+            ..redirect()
+        };
+        assert_eq!(
+            location(http_on_443, "https", 443, "/"),
+            (302, "http://example.com:443/".into())
+        );
+        let host_and_path = Redirect {
+            hostname: Some("example.org".into()),
+            path: Some(PathModifier::ReplaceFullPath("/full".into())),
+            ..redirect()
+        };
+        assert_eq!(
+            location(host_and_path, "http", 80, "/x/y"),
+            (302, "http://example.org/full".into())
+        );
+    }
 
     #[test]
     fn index_of_finds_elements_and_only_them() {
