@@ -39,6 +39,7 @@ const SUPPORTED_FEATURES: &[&str] = &[
     "Gateway",
     "HTTPRoute",
     "HTTPRouteHostRewrite",
+    "HTTPRouteRequestTimeout",
     "HTTPRouteMethodMatching",
     "HTTPRoutePathRedirect",
     "HTTPRoutePathRewrite",

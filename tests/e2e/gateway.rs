@@ -372,3 +372,134 @@ async fn a_port_that_cannot_be_bound_is_reported_and_the_rest_serves() {
         "{edge}"
     );
 }
+
+fn tls_secret(name: &str, certificate: &vestibule::demo::DemoCertificate) -> String {
+    let quote = |s: &str| serde_json::to_string(s).unwrap();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: {}\n  tls.key: {}\n",
+        quote(&certificate.cert_pem),
+        quote(&certificate.key_pem)
+    )
+}
+
+/// `curl --cacert CA` for `host` on `port` (resolved to loopback): the HTTP status, or why not.
+fn curl_tls(ca: &std::path::Path, host: &str, port: u16) -> Result<String, String> {
+    let output = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+        .arg(format!("https://{host}:{port}/"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    let code = String::from_utf8_lossy(&output.stdout).to_string();
+    if output.status.success() {
+        Ok(code)
+    } else {
+        Err(format!("curl exit {:?}, code {code}", output.status.code()))
+    }
+}
+
+/// HTTPS listeners terminate TLS with their own certificates, chosen by SNI: a client that
+/// trusts only the CA of `a.example`'s certificate gets through on `a.example` and is refused
+/// on `b.example` (another CA), proving which certificate was served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_listeners_serve_their_certificates_by_sni() {
+    if std::process::Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("SKIPPED https_listeners_serve_their_certificates_by_sni: curl is not installed");
+        return;
+    }
+    let a = echo_backend("a").await;
+    let port = free_port();
+    let cert_a = vestibule::demo::make_certificate(&["a.example"]).unwrap();
+    let cert_b = vestibule::demo::make_certificate(&["b.example"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_a = dir.path().join("ca-a.pem");
+    let ca_b = dir.path().join("ca-b.pem");
+    std::fs::write(&ca_a, &cert_a.ca_pem).unwrap();
+    std::fs::write(&ca_b, &cert_b.ca_pem).unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    write_manifest(&manifests, "class.yaml", CLASS);
+    write_manifest(&manifests, "svc.yaml", &service("a", &[a]));
+    write_manifest(
+        &manifests,
+        "secrets.yaml",
+        &format!(
+            "{}\n---\n{}",
+            tls_secret("a-tls", &cert_a),
+            tls_secret("b-tls", &cert_b)
+        ),
+    );
+    write_manifest(
+        &manifests,
+        "gateway.yaml",
+        &format!(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: secure}}
+spec:
+  gatewayClassName: vestibule
+  listeners:
+  - {{name: a, port: {port}, protocol: HTTPS, hostname: a.example, tls: {{certificateRefs: [{{name: a-tls}}]}}}}
+  - {{name: b, port: {port}, protocol: HTTPS, hostname: b.example, tls: {{certificateRefs: [{{name: b-tls}}]}}}}
+"#
+        ),
+    );
+    write_manifest(
+        &manifests,
+        "route.yaml",
+        &route("app", "secure", "a.example", "a")
+            .replace("hostnames: [a.example]", "hostnames: [a.example, b.example]"),
+    );
+    let vestibule = Vestibule::start(&manifests, &["--gateway-bind", "127.0.0.1"]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match curl_tls(&ca_a, "a.example", port) {
+            Ok(code) if code == "200" => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "a.example never served: {other:?}; log:\n{}",
+                vestibule.log_text()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(curl_tls(&ca_b, "b.example", port), Ok("200".to_string()));
+    // Each name gets its own certificate: the other CA does not verify it.
+    assert!(curl_tls(&ca_a, "b.example", port).is_err());
+    assert!(curl_tls(&ca_b, "a.example", port).is_err());
+}
+
+/// `timeouts.request`: a backend slower than the route's timeout answers 504.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_request_timeout_answers_504() {
+    let a = echo_backend("a").await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "svc.yaml", &service("a", &[a]));
+    write_manifest(dir.path(), "gateway.yaml", &gateway("edge", &[("http", port)]));
+    write_manifest(
+        dir.path(),
+        "route.yaml",
+        &format!(
+            "{}    timeouts: {{request: 300ms}}\n",
+            route("app", "edge", "app.example", "a").replace(
+                "  rules: [{backendRefs: [{name: a, port: 80}]}]\n",
+                "  rules:\n  - backendRefs: [{name: a, port: 80}]\n"
+            )
+        ),
+    );
+    let vestibule = Vestibule::start(dir.path(), &["--gateway-bind", "127.0.0.1"]).await;
+    wait_for_port(&vestibule, port, "app.example", 200).await;
+    let started = Instant::now();
+    let (status, _) = get(loopback(port), "app.example", "/?delayMs=3000").await.unwrap();
+    assert_eq!(status, 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(get(loopback(port), "app.example", "/?delayMs=10").await.unwrap().0, 200);
+}
