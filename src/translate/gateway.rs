@@ -136,7 +136,7 @@ pub(crate) fn add_gateway_api<'s>(
             ports: &mut ports,
             rank,
         };
-        if let Some(status) = http_route::add_route(stored, route, context, &mut report) {
+        if let Some(status) = http_route::add_route(route, context, &mut report) {
             statuses.push(status_of(stored, status));
         }
     }

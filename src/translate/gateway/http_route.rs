@@ -15,8 +15,8 @@ use http::{HeaderName, HeaderValue, Method, StatusCode};
 use regex::{Regex, RegexBuilder};
 use serde_json::{Map, Value, json};
 
+use crate::config::HttpRoute;
 use crate::config::gateway::{GATEWAY_GROUP, HttpHeaderFilter, HttpPathModifier, HttpRouteRule, ParentReference};
-use crate::config::{HttpRoute, StoredObject};
 use crate::routes::{
     Conditions, GatewayAction, HeaderCondition, HeaderEdits, PathModifier, QueryCondition, Redirect, Route,
     RouteAction, RouteTimeouts, SplitTarget, UrlRewrite, ValueMatch, WeightedBackends,
@@ -64,7 +64,6 @@ struct RuleSpec<'s> {
 
 /// Adds one HTTPRoute; its `status` when it names at least one of our Gateways.
 pub(crate) fn add_route<'s>(
-    stored: &'s StoredObject,
     route: &'s HttpRoute,
     context: Context<'_, 's>,
     report: &mut Reporter<'_>,
@@ -82,7 +81,7 @@ pub(crate) fn add_route<'s>(
     let mut unsupported: Option<String> = None;
     let mut rules = Vec::new();
     for (r, rule) in route.spec.rules.iter().enumerate() {
-        if let Some(spec) = rule_spec(r, rule, &mut unsupported, context.table, report) {
+        if let Some(spec) = rule_spec(r, rule, &mut unsupported, report) {
             rules.push(spec);
         }
     }
@@ -186,7 +185,6 @@ pub(crate) fn add_route<'s>(
             })
         })
         .collect();
-    let _ = stored;
     Some(json!({ "parents": parents }))
 }
 
@@ -344,7 +342,6 @@ fn rule_spec<'s>(
     r: usize,
     rule: &'s HttpRouteRule,
     unsupported: &mut Option<String>,
-    table: &mut TableBuilder,
     report: &mut Reporter<'_>,
 ) -> Option<RuleSpec<'s>> {
     let field = |rest: String| format!("spec.rules[{r}]{rest}");
@@ -357,7 +354,7 @@ fn rule_spec<'s>(
         &rule.matches[..]
     };
     for (m, matched) in written.iter().enumerate() {
-        match match_spec(matched, table) {
+        match match_spec(matched) {
             Ok(spec) => matches.push(spec),
             Err((rest, message)) => {
                 report.error(field(format!(".matches[{m}]{rest}")), message);
@@ -469,10 +466,7 @@ fn rule_spec<'s>(
 
 type Invalid = (String, String);
 
-fn match_spec(
-    matched: &crate::config::gateway::HttpRouteMatch,
-    table: &mut TableBuilder,
-) -> Result<MatchSpec, Invalid> {
+fn match_spec(matched: &crate::config::gateway::HttpRouteMatch) -> Result<MatchSpec, Invalid> {
     let path_type = matched
         .path
         .as_ref()
@@ -510,7 +504,6 @@ fn match_spec(
             );
         }
     };
-    let _ = table;
     let mut conditions = Conditions::default();
     let mut names = std::collections::HashSet::new();
     for (h, header) in matched.headers.iter().enumerate() {
