@@ -26,6 +26,7 @@ use crate::config::{
 use self::conditions::Condition;
 use self::listeners::GatewayState;
 use super::backends::Backends;
+use super::hosts;
 use super::table::TableBuilder;
 use super::tls::TlsBuilder;
 use super::{ObjectStatus, Reporter, TranslateOptions};
@@ -119,6 +120,18 @@ pub(crate) fn add_gateway_api<'s>(
         })
         .collect();
     routes.sort_by(|a, b| age_order(a.0, b.0));
+    // The hostnames of the listeners served on each port: a request belongs to the listener
+    // whose hostname matches it most specifically (listener isolation).
+    let mut port_hosts: std::collections::HashMap<u16, Vec<Option<hosts::HostPattern>>> =
+        std::collections::HashMap::new();
+    for state in &states {
+        for listener in state.listeners.iter().filter(|l| l.is_programmed()) {
+            port_hosts
+                .entry(listener.port)
+                .or_default()
+                .push(listener.hostname.clone());
+        }
+    }
     let mut ports = router::PortsBuilder::default();
     for (rank, (stored, route)) in routes.iter().enumerate() {
         let key = stored.key();
@@ -134,6 +147,7 @@ pub(crate) fn add_gateway_api<'s>(
             backends,
             table,
             ports: &mut ports,
+            port_hosts: &port_hosts,
             rank,
         };
         if let Some(status) = http_route::add_route(route, context, &mut report) {

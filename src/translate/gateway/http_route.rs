@@ -39,6 +39,8 @@ pub(crate) struct Context<'a, 's> {
     pub(crate) backends: &'a mut Backends<'s>,
     pub(crate) table: &'a mut TableBuilder,
     pub(crate) ports: &'a mut PortsBuilder,
+    /// Hostnames of the programmed listeners on each port (listener isolation).
+    pub(crate) port_hosts: &'a std::collections::HashMap<u16, Vec<Option<HostPattern>>>,
     /// Position of the route, oldest first (precedence between routes).
     pub(crate) rank: usize,
 }
@@ -113,7 +115,15 @@ pub(crate) fn add_route<'s>(
         } else if let Some(message) = &unsupported {
             Condition::not("Accepted", "UnsupportedValue", message.clone())
         } else {
-            attach(parent, namespace, &hostnames, state, context.namespaces, &mut targets)
+            attach(
+                parent,
+                namespace,
+                &hostnames,
+                state,
+                context.namespaces,
+                context.port_hosts,
+                &mut targets,
+            )
         };
         parents.push((parent, accepted));
     }
@@ -213,6 +223,7 @@ fn attach(
     hostnames: &[HostPattern],
     state: &mut GatewayState<'_>,
     namespaces: &NamespaceLabels<'_>,
+    port_hosts: &std::collections::HashMap<u16, Vec<Option<HostPattern>>>,
     targets: &mut Vec<(u16, HostKey)>,
 ) -> Condition {
     let gateway_namespace = state.namespace;
@@ -297,7 +308,19 @@ fn attach(
         attached = true;
         listener.attached_routes += 1;
         if listener.is_programmed() {
+            let others = port_hosts.get(&listener.port).map_or(&[][..], Vec::as_slice);
             for host in hosts {
+                // Isolation: names that a more specific listener on this port owns are its.
+                if let Some(host) = &host {
+                    let mine = specificity(listener.hostname.as_ref(), host);
+                    let best = others
+                        .iter()
+                        .filter_map(|other| specificity(other.as_ref(), host))
+                        .max();
+                    if mine < best {
+                        continue;
+                    }
+                }
                 targets.push((listener.port, HostKey::of(host.as_ref())));
             }
         }
@@ -310,6 +333,21 @@ fn attach(
             "NoMatchingListenerHostname",
             "no hostname of the route matches a listener's hostname",
         )
+    }
+}
+
+/// How specifically a listener hostname covers every name of `host`: `None` if it does not,
+/// more for an exact name than for a longer wildcard suffix than for a shorter one or none.
+fn specificity(listener: Option<&HostPattern>, host: &HostPattern) -> Option<usize> {
+    let under = |name: &str, suffix: &str| {
+        name.len() > suffix.len() + 1 && name.ends_with(suffix) && name[..name.len() - suffix.len()].ends_with('.')
+    };
+    match (listener, host) {
+        (None, _) => Some(0),
+        (Some(HostPattern::Exact(l)), HostPattern::Exact(h)) => (l == h).then_some(usize::MAX),
+        (Some(HostPattern::Exact(_)), HostPattern::Wildcard(_)) => None,
+        (Some(HostPattern::Wildcard(s)), HostPattern::Exact(h)) => under(h, s).then_some(s.len() + 1),
+        (Some(HostPattern::Wildcard(s)), HostPattern::Wildcard(w)) => (w == s || under(w, s)).then_some(s.len() + 1),
     }
 }
 
