@@ -351,13 +351,12 @@ async fn a_port_that_cannot_be_bound_is_reported_and_the_rest_serves() {
         "PortUnavailable",
         "{edge}"
     );
-    assert_eq!(
-        listener_condition(&edge, "free", "Programmed")["status"],
-        "True",
-        "{edge}"
-    );
+    let free_programmed = listener_condition(&edge, "free", "Programmed");
+    assert_eq!(free_programmed["status"], "True", "{edge}");
+    let taken_since = programmed["lastTransitionTime"].clone();
 
-    // Freed, it is bound on the next reload.
+    // Freed, it is bound on the next reload (a second later, so a new transition time shows).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     drop(taken);
     write_manifest(
         dir.path(),
@@ -366,9 +365,13 @@ async fn a_port_that_cannot_be_bound_is_reported_and_the_rest_serves() {
     );
     wait_for_port(&vestibule, taken_port, "app.example", 200).await;
     let edge = gateway_status(&vestibule.admin_json("/api/status").await, "edge");
+    let now_programmed = listener_condition(&edge, "taken", "Programmed");
+    assert_eq!(now_programmed["status"], "True", "{edge}");
+    // lastTransitionTime moves with the status, and only then.
+    assert_ne!(now_programmed["lastTransitionTime"], taken_since, "{edge}");
     assert_eq!(
-        listener_condition(&edge, "taken", "Programmed")["status"],
-        "True",
+        listener_condition(&edge, "free", "Programmed")["lastTransitionTime"],
+        free_programmed["lastTransitionTime"],
         "{edge}"
     );
 }
