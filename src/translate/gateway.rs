@@ -38,10 +38,12 @@ pub const GATEWAY_CONTROLLER: &str = "vestibule.dev/gateway-controller";
 /// prove (README "Gateway API", the conformance mapping).
 const SUPPORTED_FEATURES: &[&str] = &[
     "Gateway",
+    "GatewayHTTPListenerIsolation",
     "HTTPRoute",
     "HTTPRouteHostRewrite",
     "HTTPRouteRequestTimeout",
     "HTTPRouteMethodMatching",
+    "HTTPRouteParentRefPort",
     "HTTPRoutePathRedirect",
     "HTTPRoutePathRewrite",
     "HTTPRoutePortRedirect",
