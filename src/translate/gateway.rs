@@ -1,6 +1,7 @@
 //! Gateway API → routes and status: which GatewayClasses and Gateways are ours, their
 //! listeners by port ([`listeners`]), HTTPRoutes attached to them ([`http_route`]), the
-//! per-port routers with the spec's precedence ([`router`]), ReferenceGrants, and the
+//! rules validated ([`rules`]), the per-port routers with the spec's precedence ([`router`]),
+//! ReferenceGrants, and the
 //! conditions written on every object we own ([`conditions`]).
 //!
 //! Pure, like all of `translate`: the conditions carry no `lastTransitionTime` (there is no
@@ -15,6 +16,7 @@ mod conditions;
 mod http_route;
 mod listeners;
 mod router;
+mod rules;
 
 use serde_json::{Value, json};
 
