@@ -1,6 +1,6 @@
-//! One HTTPRoute: validation (as the CRD schema and its CEL rules would reject), attachment
-//! to Gateway listeners (`parentRefs`, `allowedRoutes`, hostname intersection), its rules as
-//! routes (matches, filters, weighted backends, timeouts), and its `status.parents`.
+//! One HTTPRoute: attachment to Gateway listeners (`parentRefs`, `allowedRoutes`, hostname
+//! intersection, listener isolation), its rules (validated in [`rules`](super::rules)) as
+//! routes with weighted backends, and its `status.parents`.
 //!
 //! An invalid route is an error of the HTTPRoute (its last good version keeps serving). A
 //! backend that cannot be used (`InvalidKind`, `RefNotPermitted`, `BackendNotFound`) is not:
