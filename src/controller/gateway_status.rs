@@ -194,6 +194,57 @@ mod tests {
     }
 
     #[test]
+    fn a_port_that_could_not_be_bound_fails_its_listeners_only() {
+        use crate::routes::{GatewayPort, ListenerName};
+        let table = RouteTable {
+            gateway: vec![GatewayPort {
+                port: 80,
+                listeners: vec![ListenerName {
+                    namespace: "infra".into(),
+                    gateway: "edge".into(),
+                    listener: "http".into(),
+                }],
+                ..GatewayPort::default()
+            }],
+            ..RouteTable::default()
+        };
+        let mut statuses = vec![ObjectStatus {
+            api_version: "gateway.networking.k8s.io/v1".into(),
+            kind: "Gateway".into(),
+            namespace: "infra".into(),
+            name: "edge".into(),
+            status: json!({
+                "conditions": [{"type": "Programmed", "status": "True", "reason": "Programmed", "message": ""}],
+                "listeners": [
+                    {"name": "http", "conditions": [
+                        {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "", "observedGeneration": 2},
+                        {"type": "Programmed", "status": "True", "reason": "Programmed", "message": ""},
+                    ]},
+                    {"name": "other", "conditions": [{"type": "Programmed", "status": "True", "reason": "Programmed", "message": ""}]},
+                ],
+            }),
+        }];
+        let failure = ListenerFailure {
+            port: 80,
+            message: "cannot bind 0.0.0.0:80: address in use".into(),
+        };
+        apply_listener_failures(&mut statuses, &table, &[failure]);
+        let status = &statuses[0].status;
+        let accepted = &status["listeners"][0]["conditions"][0];
+        assert_eq!(accepted["status"], "False");
+        assert_eq!(accepted["reason"], "PortUnavailable");
+        assert_eq!(accepted["observedGeneration"], 2);
+        assert_eq!(status["listeners"][0]["conditions"][1]["reason"], "Invalid");
+        assert_eq!(
+            status["listeners"][0]["conditions"][1]["message"],
+            "cannot bind 0.0.0.0:80: address in use"
+        );
+        // The other listener still serves, so the Gateway stays Programmed.
+        assert_eq!(status["listeners"][1]["conditions"][0]["status"], "True");
+        assert_eq!(status["conditions"][0]["status"], "True");
+    }
+
+    #[test]
     fn formats_utc_times() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         assert_eq!(
