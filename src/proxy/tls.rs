@@ -38,7 +38,7 @@ impl ResolvesServerCert for SniResolver {
             Some(port) => installed.table.gateway_port(port).and_then(|gateway| {
                 hello
                     .server_name()
-                    .and_then(|name| pick(&gateway.certificates, name))
+                    .and_then(|name| pick_any_depth(&gateway.certificates, name))
                     .or_else(|| gateway.default_certificate.clone())
             }),
         };
@@ -54,6 +54,24 @@ pub(crate) fn pick(certificates: &Certificates, server_name: &str) -> Option<Arc
     }
     let (_, parent) = host.split_once('.')?;
     certificates.wildcard.get(parent).cloned()
+}
+
+/// For a Gateway API port: the exact name's certificate, then that of the most specific
+/// wildcard listener hostname covering the name at any depth (`*.example.com` covers
+/// `a.b.example.com`, as Gateway listener hostnames do).
+pub(crate) fn pick_any_depth(certificates: &Certificates, server_name: &str) -> Option<Arc<CertifiedKey>> {
+    let host = normalize_host(server_name);
+    if let Some(key) = certificates.exact.get(host.as_ref()) {
+        return Some(key.clone());
+    }
+    let mut rest = host.as_ref();
+    while let Some((_, parent)) = rest.split_once('.') {
+        if let Some(key) = certificates.wildcard.get(parent) {
+            return Some(key.clone());
+        }
+        rest = parent;
+    }
+    None
 }
 
 /// The HTTPS listener's configuration (or, with `gateway_port`, a Gateway API HTTPS port's):
@@ -83,6 +101,26 @@ pub(crate) fn self_signed(name: &str) -> io::Result<Arc<CertifiedKey>> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gateway_wildcards_cover_any_depth_most_specific_first() {
+        let exact = self_signed("a.example").unwrap();
+        let wide = self_signed("*.example").unwrap();
+        let narrow = self_signed("*.b.example").unwrap();
+        let mut certificates = Certificates::default();
+        certificates.exact.insert("a.example".into(), exact.clone());
+        certificates.wildcard.insert("example".into(), wide.clone());
+        certificates.wildcard.insert("b.example".into(), narrow.clone());
+        let same = |picked: Option<Arc<CertifiedKey>>, expected: &Arc<CertifiedKey>| {
+            picked.is_some_and(|key| Arc::ptr_eq(&key, expected))
+        };
+        assert!(same(pick_any_depth(&certificates, "a.example"), &exact));
+        assert!(same(pick_any_depth(&certificates, "x.y.example"), &wide));
+        assert!(same(pick_any_depth(&certificates, "x.b.example"), &narrow));
+        assert!(same(pick_any_depth(&certificates, "x.y.b.example"), &narrow));
+        assert!(pick_any_depth(&certificates, "example").is_none());
+        assert!(pick_any_depth(&certificates, "other.org").is_none());
+    }
 
     #[test]
     fn exact_then_one_label_wildcard() {
