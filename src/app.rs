@@ -72,6 +72,10 @@ impl Sink for Proxy {
     fn install(&self, table: Arc<RouteTable>) {
         Proxy::install(self, table);
     }
+
+    fn listener_failures(&self) -> Vec<crate::proxy::ListenerFailure> {
+        Proxy::listener_failures(self)
+    }
 }
 
 /// A running instance; dropped or `shutdown` to stop.

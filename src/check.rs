@@ -50,23 +50,25 @@ impl Report {
     /// the counts.
     pub fn print(&self, out: &mut impl Write) -> io::Result<()> {
         let hosts = list(&self.routes, "hosts");
-        if hosts.is_empty() {
+        let gateway = list(&self.routes, "gateway");
+        if hosts.is_empty() && gateway.is_empty() {
             writeln!(out, "No routes.")?;
-        } else {
+        } else if !hosts.is_empty() {
             writeln!(out, "Routes:")?;
         }
-        for host in hosts {
-            writeln!(out, "  {}", text(host, "host"))?;
-            for path in list(host, "paths") {
-                let matched = format!("{} {}", text(path, "match"), text(path, "path"));
-                writeln!(out, "    {matched:<24} → {}", target(path))?;
-            }
-            let fallback = match host.get("fallback") {
-                Some(route) if route.is_object() => target(route),
-                _ => "404".to_string(),
-            };
-            writeln!(out, "    {:<24} → {fallback}", "(other paths)")?;
+        print_hosts(out, hosts, "  ")?;
+        for port in gateway {
+            let listeners: Vec<&str> = list(port, "listeners").iter().filter_map(Value::as_str).collect();
+            writeln!(
+                out,
+                "Gateway listener port {} ({}; {}):",
+                port.get("port").map_or("?".to_string(), ToString::to_string),
+                text(port, "protocol"),
+                listeners.join(", ")
+            )?;
+            print_hosts(out, list(port, "hosts"), "  ")?;
         }
+        print_conditions(out, &self.statuses)?;
         let certificates = list(&self.routes, "certificates");
         if !certificates.is_empty() {
             writeln!(out, "Certificates:")?;
@@ -120,6 +122,87 @@ impl Report {
     }
 }
 
+fn print_hosts(out: &mut impl Write, hosts: &[Value], indent: &str) -> io::Result<()> {
+    for host in hosts {
+        writeln!(out, "{indent}{}", text(host, "host"))?;
+        for path in list(host, "paths") {
+            let mut matched = format!("{} {}", text(path, "match"), text(path, "path"));
+            if let Some(conditions) = path.get("conditions") {
+                matched.push_str(&format!(" if {conditions}"));
+            }
+            writeln!(out, "{indent}  {matched:<24} → {}", target(path))?;
+        }
+        let fallback = match host.get("fallback") {
+            Some(route) if route.is_object() => target(route),
+            _ => "404".to_string(),
+        };
+        writeln!(out, "{indent}  {:<24} → {fallback}", "(other paths)")?;
+    }
+    Ok(())
+}
+
+/// Gateway API conditions that are not as they should be (a `False` condition other than
+/// `Conflicted`, or `Conflicted: True`), one line each.
+fn print_conditions(out: &mut impl Write, statuses: &Value) -> io::Result<()> {
+    let mut lines = Vec::new();
+    for entry in statuses.as_array().map_or(&[][..], Vec::as_slice) {
+        let object = format!(
+            "{} {}/{}",
+            text(entry, "kind"),
+            text(entry, "namespace"),
+            text(entry, "name")
+        );
+        collect_conditions(entry.get("status").unwrap_or(&Value::Null), &object, &mut lines);
+    }
+    if !lines.is_empty() {
+        writeln!(out, "Gateway API conditions not met:")?;
+        for line in lines {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    Ok(())
+}
+
+fn collect_conditions(value: &Value, place: &str, lines: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            let place = match map.get("name").and_then(Value::as_str) {
+                Some(name) if map.contains_key("conditions") && map.contains_key("attachedRoutes") => {
+                    format!("{place} listener {name}")
+                }
+                _ => match map.get("parentRef").and_then(|p| p.get("name")).and_then(Value::as_str) {
+                    Some(parent) => format!("{place} parent {parent}"),
+                    None => place.to_string(),
+                },
+            };
+            for (key, child) in map {
+                if key == "conditions" {
+                    for condition in child.as_array().map_or(&[][..], Vec::as_slice) {
+                        let type_ = text(condition, "type");
+                        let status = text(condition, "status");
+                        let wrong = if type_ == "Conflicted" {
+                            status == "True"
+                        } else {
+                            status == "False"
+                        };
+                        if wrong {
+                            lines.push(format!(
+                                "{place}: {type_} {status} ({}): {}",
+                                text(condition, "reason"),
+                                text(condition, "message")
+                            ));
+                        }
+                    }
+                } else {
+                    collect_conditions(child, &place, lines);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| collect_conditions(item, place, lines)),
+        _ => {}
+    }
+}
+
 fn list<'v>(value: &'v Value, key: &str) -> &'v [Value] {
     value.get(key).and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }
@@ -133,6 +216,20 @@ fn text<'v>(value: &'v Value, key: &str) -> &'v str {
 fn target(route: &Value) -> String {
     let what = if let Some(status) = route.get("respond") {
         format!("respond {status}")
+    } else if let Some(redirect) = route.get("redirect") {
+        format!("redirect {redirect}")
+    } else if let Some(backends) = route.get("backends").and_then(Value::as_array) {
+        let shares: Vec<String> = backends
+            .iter()
+            .map(|b| {
+                let weight = b.get("weight").map_or("?".to_string(), ToString::to_string);
+                match b.get("respond") {
+                    Some(status) => format!("{weight}× respond {status}"),
+                    None => format!("{weight}× {}", text(b, "backend")),
+                }
+            })
+            .collect();
+        shares.join(", ")
     } else if let Some(backend) = route.get("backend").and_then(Value::as_str) {
         match (route.get("external"), route.get("endpoints").and_then(Value::as_array)) {
             (Some(Value::String(external)), _) => format!("{backend} (external {external})"),
@@ -207,6 +304,55 @@ error: Ingress default/x (x.yaml, document 1): spec: broken
 ";
         assert_eq!(out, expected);
         assert!(!out.contains('{'), "no JSON in the text output");
+    }
+
+    #[test]
+    fn text_lists_gateway_ports_weights_and_unmet_conditions() {
+        let report = Report {
+            routes: json!({
+                "hosts": [],
+                "certificates": [],
+                "gateway": [{
+                    "port": 8088,
+                    "protocol": "HTTP",
+                    "listeners": ["infra/edge/http"],
+                    "hosts": [{
+                        "host": "shop.example",
+                        "paths": [{
+                            "match": "Prefix", "path": "/", "route": "httproute/infra/shop/rules[0]",
+                            "backends": [{"weight": 90, "backend": "infra/shop:80"}, {"weight": 10, "respond": 500}],
+                        }],
+                        "fallback": null,
+                    }],
+                }],
+            }),
+            statuses: json!([{
+                "kind": "HTTPRoute", "namespace": "infra", "name": "shop",
+                "status": {"parents": [{
+                    "parentRef": {"name": "edge"},
+                    "conditions": [
+                        {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "accepted"},
+                        {"type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound", "message": "Service infra/gone not found"},
+                    ],
+                }]},
+            }]),
+            ingresses: json!([]),
+            errors: vec![],
+            warnings: vec![],
+        };
+        let mut out = Vec::new();
+        report.print(&mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let expected = "\
+Gateway listener port 8088 (HTTP; infra/edge/http):
+  shop.example
+    Prefix /                 → 90× infra/shop:80, 10× respond 500   [httproute/infra/shop/rules[0]]
+    (other paths)            → 404
+Gateway API conditions not met:
+  HTTPRoute infra/shop parent edge: ResolvedRefs False (BackendNotFound): Service infra/gone not found
+0 error(s), 0 warning(s)
+";
+        assert_eq!(out, expected);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Every source (manifest files today; the Kubernetes API and Docker labels later) emits
 //! [`StoredObject`]s. Nothing here validates routing semantics or touches sockets.
 
+pub mod gateway;
 pub mod issue;
 pub mod objects;
 pub mod parse;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
 pub use issue::{Issue, Severity, Subject};
 pub use objects::*;
 pub use store::{ObjectStore, Snapshot, SourceId};
@@ -29,6 +31,11 @@ pub enum Kind {
     EndpointSlice,
     Endpoints,
     Secret,
+    // Gateway API (gateway.networking.k8s.io).
+    GatewayClass,
+    Gateway,
+    HTTPRoute,
+    ReferenceGrant,
 }
 
 impl Kind {
@@ -41,12 +48,16 @@ impl Kind {
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Endpoints => "Endpoints",
             Kind::Secret => "Secret",
+            Kind::GatewayClass => "GatewayClass",
+            Kind::Gateway => "Gateway",
+            Kind::HTTPRoute => "HTTPRoute",
+            Kind::ReferenceGrant => "ReferenceGrant",
         }
     }
 
     /// Cluster-scoped kinds have no namespace.
     pub fn is_namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace | Kind::IngressClass)
+        !matches!(self, Kind::Namespace | Kind::IngressClass | Kind::GatewayClass)
     }
 
     /// The apiVersion Vestibule reports (status) for this kind.
@@ -55,6 +66,8 @@ impl Kind {
             Kind::Ingress | Kind::IngressClass => "networking.k8s.io/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
             Kind::Namespace | Kind::Service | Kind::Endpoints | Kind::Secret => "v1",
+            Kind::GatewayClass | Kind::Gateway | Kind::HTTPRoute => "gateway.networking.k8s.io/v1",
+            Kind::ReferenceGrant => "gateway.networking.k8s.io/v1beta1",
         }
     }
 }
@@ -129,6 +142,10 @@ pub enum Object {
     EndpointSlice(EndpointSlice),
     Endpoints(Endpoints),
     Secret(Secret),
+    GatewayClass(GatewayClass),
+    Gateway(Gateway),
+    HttpRoute(HttpRoute),
+    ReferenceGrant(ReferenceGrant),
 }
 
 impl Object {
@@ -141,6 +158,10 @@ impl Object {
             Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::Endpoints(_) => Kind::Endpoints,
             Object::Secret(_) => Kind::Secret,
+            Object::GatewayClass(_) => Kind::GatewayClass,
+            Object::Gateway(_) => Kind::Gateway,
+            Object::HttpRoute(_) => Kind::HTTPRoute,
+            Object::ReferenceGrant(_) => Kind::ReferenceGrant,
         }
     }
 
@@ -153,6 +174,10 @@ impl Object {
             Object::EndpointSlice(o) => &o.metadata,
             Object::Endpoints(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
+            Object::GatewayClass(o) => &o.metadata,
+            Object::Gateway(o) => &o.metadata,
+            Object::HttpRoute(o) => &o.metadata,
+            Object::ReferenceGrant(o) => &o.metadata,
         }
     }
 
@@ -165,6 +190,10 @@ impl Object {
             Object::EndpointSlice(o) => &mut o.metadata,
             Object::Endpoints(o) => &mut o.metadata,
             Object::Secret(o) => &mut o.metadata,
+            Object::GatewayClass(o) => &mut o.metadata,
+            Object::Gateway(o) => &mut o.metadata,
+            Object::HttpRoute(o) => &mut o.metadata,
+            Object::ReferenceGrant(o) => &mut o.metadata,
         }
     }
 

@@ -19,6 +19,7 @@ use crate::providers::SourceUpdate;
 use crate::routes::RouteTable;
 use crate::translate::{IngressVerdict, ObjectStatus, TranslateOptions, Translation, translate};
 
+pub mod gateway_status;
 mod publication;
 
 pub use self::publication::{Publication, Published};
@@ -33,6 +34,11 @@ pub const COALESCE_MAX: Duration = Duration::from_millis(100);
 /// Where applied configurations go (the proxy, in production; a recorder in tests).
 pub trait Sink: Send + Sync {
     fn install(&self, table: Arc<RouteTable>);
+
+    /// Gateway API ports the last install could not open (reported on their listeners).
+    fn listener_failures(&self) -> Vec<crate::proxy::ListenerFailure> {
+        Vec::new()
+    }
 }
 
 /// The result of one reconcile, before it is published.
@@ -222,6 +228,7 @@ pub async fn run(
         store.register(source);
     }
     let mut reconciler = Reconciler::new(options);
+    let mut transitions = gateway_status::Transitions::default();
     let mut generation = 0u64;
     let mut reported: BTreeSet<Issue> = BTreeSet::new();
     while let Some(update) = updates.recv().await {
@@ -232,9 +239,12 @@ pub async fn run(
         }
         let started = Instant::now();
         let snapshot = store.snapshot();
-        let applied = tokio::task::block_in_place(|| reconciler.reconcile(&snapshot));
+        let mut applied = tokio::task::block_in_place(|| reconciler.reconcile(&snapshot));
         generation += 1;
         sink.install(applied.table.clone());
+        let failures = sink.listener_failures();
+        gateway_status::apply_listener_failures(&mut applied.statuses, &applied.table, &failures);
+        transitions.stamp(&mut applied.statuses, std::time::SystemTime::now());
         log_new_issues(&applied.issues, &mut reported);
         publish(&publication, &metrics, generation, applied);
         tracing::info!(
@@ -283,6 +293,10 @@ fn publish(publication: &Publication, metrics: &Metrics, generation: u64, applie
         Kind::EndpointSlice,
         Kind::Endpoints,
         Kind::Secret,
+        Kind::GatewayClass,
+        Kind::Gateway,
+        Kind::HTTPRoute,
+        Kind::ReferenceGrant,
     ] {
         rejected.insert(kind.as_str(), 0);
     }

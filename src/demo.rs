@@ -55,9 +55,9 @@ pub fn make_certificate(hosts: &[&str]) -> Result<DemoCertificate, rcgen::Error>
     })
 }
 
-/// Fills the placeholders of [`MANIFESTS`].
-pub fn render(backends: &[(&str, SocketAddr)], certificate: &DemoCertificate) -> String {
-    let mut text = MANIFESTS.to_string();
+/// Fills the placeholders of [`MANIFESTS`]; `gateway_port` is the demo Gateway's listener port.
+pub fn render(backends: &[(&str, SocketAddr)], certificate: &DemoCertificate, gateway_port: u16) -> String {
+    let mut text = MANIFESTS.replace("{{gateway_port}}", &gateway_port.to_string());
     for (name, addr) in backends {
         text = text.replace(&format!("{{{{{name}_port}}}}"), &addr.port().to_string());
     }
@@ -67,8 +67,9 @@ pub fn render(backends: &[(&str, SocketAddr)], certificate: &DemoCertificate) ->
         .replace("{{tls_key}}", &quote(&certificate.key_pem))
 }
 
-/// Runs the demo until SIGINT/SIGTERM.
-pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> {
+/// Runs the demo until SIGINT/SIGTERM; its Gateway listens on `options.proxy.gateway_bind`,
+/// port `gateway_port`.
+pub async fn run(options: RunOptions, gateway_port: u16) -> Result<(), Box<dyn std::error::Error>> {
     // Caught from here on, so Ctrl-C at any moment still removes the scratch directory.
     let mut signals = app::ShutdownSignals::listen()?;
     let mut backends = Vec::new();
@@ -82,7 +83,7 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
     // Removed when this function returns, whichever way.
     let scratch = ScratchDir::create()?;
     let ca_path = scratch.write("ca.pem", &certificate.ca_pem)?;
-    let text = render(&backends, &certificate);
+    let text = render(&backends, &certificate, gateway_port);
     let parsed = parse_documents(&text, |document| Origin::Builtin {
         name: "demo".into(),
         document,
@@ -107,7 +108,8 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
     let addrs = running.proxy.local_addrs();
     let http = addrs.http.ok_or("the demo needs --http")?;
     let https = addrs.https.ok_or("the demo needs --https")?;
-    print_tour(http, https, running.admin_addr, &ca_path)?;
+    let gateway = SocketAddr::new(options.proxy.gateway_bind, gateway_port);
+    print_tour(http, https, gateway, running.admin_addr, &ca_path)?;
     signals.recv().await;
     running.shutdown().await;
     Ok(())
@@ -141,10 +143,16 @@ impl Drop for ScratchDir {
     }
 }
 
-fn print_tour(http: SocketAddr, https: SocketAddr, admin: SocketAddr, ca: &Path) -> io::Result<()> {
+fn print_tour(
+    http: SocketAddr,
+    https: SocketAddr,
+    gateway: SocketAddr,
+    admin: SocketAddr,
+    ca: &Path,
+) -> io::Result<()> {
     let (port, ip, ca) = (https.port(), https.ip(), ca.display());
     let tls = format!("--cacert {ca} --resolve {TLS_HOST}:{port}:{ip} https://{TLS_HOST}:{port}/");
-    let sections: [(&str, Vec<(String, String)>); 4] = [
+    let sections: [(&str, Vec<(String, String)>); 5] = [
         (
             "Host-based routing:",
             ["cheddar", "stilton", "wensleydale"]
@@ -190,13 +198,29 @@ fn print_tour(http: SocketAddr, https: SocketAddr, admin: SocketAddr, ca: &Path)
             ],
         ),
         (
+            "Gateway API (the Gateway's own listener; HTTPRoute with a header match and a 90/10 split):",
+            vec![
+                (
+                    format!("curl -H 'Host: tasting.example' -H 'x-cheese: blue' http://{gateway}/"),
+                    "200, header match → stilton".into(),
+                ),
+                (
+                    format!("curl -H 'Host: tasting.example' http://{gateway}/"),
+                    "200, cheddar 9 times in 10, wensleydale once".into(),
+                ),
+            ],
+        ),
+        (
             "Admin:",
             vec![
                 (
                     format!("curl http://{admin}/api/routes"),
                     "200, the live routing table".into(),
                 ),
-                (format!("curl http://{admin}/api/status"), "200, Ingress status".into()),
+                (
+                    format!("curl http://{admin}/api/status"),
+                    "200, Ingress and Gateway API status".into(),
+                ),
             ],
         ),
     ];
@@ -234,6 +258,7 @@ mod tests {
         let text = render(
             &[("cheddar", addr), ("stilton", addr), ("wensleydale", addr)],
             &certificate,
+            8088,
         );
         assert!(!text.contains("{{"), "placeholder left: {text}");
         let parsed = parse_documents(&text, |document| Origin::Builtin {
@@ -241,6 +266,6 @@ mod tests {
             document,
         });
         assert!(parsed.issues.is_empty(), "{:?}", parsed.issues);
-        assert_eq!(parsed.objects.len(), 11);
+        assert_eq!(parsed.objects.len(), 14);
     }
 }

@@ -100,7 +100,7 @@ struct RunArgs {
     /// Admin server: /healthz, /readyz, /metrics, /api/status, /api/routes, dashboard.
     #[arg(long, env = "VESTIBULE_ADMIN", default_value = "127.0.0.1:9000")]
     admin: SocketAddr,
-    /// Address Gateway API listeners bind (Gateway API arrives in a later version).
+    /// Address Gateway API listeners bind, each on its listener's port.
     #[arg(long, env = "VESTIBULE_GATEWAY_BIND", default_value = "0.0.0.0")]
     gateway_bind: std::net::IpAddr,
     /// IP or hostname written to served Ingresses' status.loadBalancer.ingress.
@@ -118,6 +118,9 @@ struct DemoArgs {
     https: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:9000")]
     admin: SocketAddr,
+    /// Port of the demo Gateway's listener (bound on 127.0.0.1).
+    #[arg(long, default_value_t = 8088)]
+    gateway_port: u16,
 }
 
 /// Limits, timeouts and threads shared by `run` and `demo`.
@@ -297,7 +300,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.docker.is_some() {
         anyhow::bail!("--docker is not available in this version of vestibule; use --manifests");
     }
-    let _ = args.gateway_bind;
     let mut options = options(
         args.manifests,
         args.http,
@@ -320,6 +322,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     } else if args.kubeconfig.is_some() || args.context.is_some() || !args.watch_namespaces.is_empty() {
         anyhow::bail!("--kubeconfig, --context and --watch-namespace need --kubernetes");
     }
+    options.proxy.gateway_bind = args.gateway_bind;
     // Listened for before starting: a SIGTERM during start-up still drains.
     let mut signals = app::ShutdownSignals::listen().context("cannot listen for SIGTERM/SIGINT")?;
     let running = app::start(options, None).await?;
@@ -331,7 +334,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let tuning = Tuning::demo();
-    let options = options(
+    let mut options = options(
         Vec::new(),
         args.http,
         args.https,
@@ -339,7 +342,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         Some("127.0.0.1".into()),
         &tuning,
     )?;
-    vestibule::demo::run(options)
+    options.proxy.gateway_bind = std::net::Ipv4Addr::LOCALHOST.into();
+    vestibule::demo::run(options, args.gateway_port)
         .await
         .map_err(|err| anyhow::anyhow!("{err}"))
 }

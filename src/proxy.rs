@@ -30,7 +30,7 @@ pub(crate) mod upstream;
 mod workers;
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -122,6 +122,9 @@ pub struct ProxyConfig {
     /// HTTP/1.1 upstreams are served by the proxy's own client, inside the client
     /// connection's task (true, the default), or by hyper's client connection (false).
     pub upstream_h1_native: bool,
+    /// The address Gateway API listeners bind, each on its listener's port
+    /// (`--gateway-bind`). Default `0.0.0.0`.
+    pub gateway_bind: IpAddr,
     /// Certificate served when SNI matches no configured certificate. `None` (the default):
     /// a self-signed certificate for `localhost` generated at start.
     pub default_certificate: Option<Arc<rustls::sign::CertifiedKey>>,
@@ -156,6 +159,7 @@ impl Default for ProxyConfig {
             upstream_idle_timeout: Duration::from_secs(60),
             upstream_h1_native: true,
             default_certificate: None,
+            gateway_bind: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         }
     }
 }
@@ -187,6 +191,14 @@ pub struct ProxyAddrs {
     pub https: Option<SocketAddr>,
 }
 
+/// A Gateway API port that could not be bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerFailure {
+    pub port: u16,
+    /// `cannot bind 0.0.0.0:80: address in use`.
+    pub message: String,
+}
+
 /// A running proxy.
 pub struct Proxy {
     addrs: ProxyAddrs,
@@ -207,9 +219,23 @@ impl Proxy {
         Ok(Proxy { addrs, shared, workers })
     }
 
-    /// Publishes a new table: binds its backends to (kept) upstream pools, then swaps it in.
+    /// Publishes a new table: binds its backends to (kept) upstream pools, swaps it in, then
+    /// reconciles the Gateway API listeners with the table's ports (new ports open, removed
+    /// ones stop accepting and close, unchanged ones are not touched). Ports that could not be
+    /// bound are kept for [`listener_failures`](Self::listener_failures).
     pub fn install(&self, table: Arc<RouteTable>) {
-        self.shared.install(table);
+        self.shared.install(table.clone());
+        self.workers.reconcile(&self.shared, &table.gateway, self.addrs);
+    }
+
+    /// The Gateway API ports the last install could not open, with the reason.
+    pub fn listener_failures(&self) -> Vec<ListenerFailure> {
+        self.workers.failures()
+    }
+
+    /// The Gateway API ports open now (bound and accepting), sorted.
+    pub fn gateway_ports(&self) -> Vec<u16> {
+        self.workers.open_ports()
     }
 
     pub fn local_addrs(&self) -> ProxyAddrs {

@@ -7,6 +7,7 @@
 
 pub mod cidr;
 pub mod describe;
+pub mod gateway;
 pub mod router;
 
 use std::collections::HashMap;
@@ -19,6 +20,10 @@ use http::StatusCode;
 use serde::Serialize;
 
 pub use cidr::Cidr;
+pub use gateway::{
+    GatewayAction, GatewayPort, HeaderEdits, ListenerName, PathModifier, Redirect, SplitTarget, UrlRewrite,
+    WeightedBackends,
+};
 pub use router::{RequestInfo, normalize_host, normalize_path};
 
 /// Index of a [`Route`] in [`RouteTable::routes`].
@@ -37,6 +42,9 @@ pub struct RouteTable {
     pub certificates: Certificates,
     /// The port HTTPS redirects name (`https://host:port/…`); `None` for 443, left out.
     pub https_port: Option<u16>,
+    /// Gateway API listeners by port (sorted by port, one entry per port): what the proxy
+    /// binds at `--gateway-bind` and routes there. Empty without Gateways.
+    pub gateway: Vec<GatewayPort>,
 }
 
 /// Host → virtual host. Exact names first, then wildcards by suffix (longest first), then the
@@ -196,6 +204,9 @@ pub enum RouteAction {
     Forward(BackendId),
     /// Answer with this status (the route's backend is invalid).
     Respond(StatusCode),
+    /// Gateway API: filters, a redirect, or weighted backends. Routes with one backend and
+    /// no filters are a plain [`Forward`](RouteAction::Forward) instead.
+    Gateway(Arc<GatewayAction>),
 }
 
 /// Per-route timeouts; `None` means the listener's default.

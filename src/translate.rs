@@ -20,6 +20,7 @@
 pub mod annotations;
 mod backends;
 mod classes;
+mod gateway;
 mod hosts;
 mod ingress;
 mod paths;
@@ -43,6 +44,8 @@ use self::tls::TlsBuilder;
 
 /// The IngressClass `spec.controller` value Vestibule serves.
 pub const INGRESS_CONTROLLER: &str = "vestibule.dev/ingress-controller";
+
+pub use self::gateway::GATEWAY_CONTROLLER;
 
 #[derive(Debug, Clone)]
 pub struct TranslateOptions {
@@ -215,11 +218,24 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         ingress::add_ingress(namespace, ingress, None, &mut scratch, &mut report);
     }
 
-    let statuses = status::statuses(
+    let mut statuses = status::statuses(
         served.iter().map(|(_, _, key, _)| key),
         options.publish_address.as_deref(),
     );
-    let Builders { table, backends, tls } = builders;
+    let Builders {
+        mut table,
+        mut backends,
+        mut tls,
+    } = builders;
+    statuses.extend(gateway::add_gateway_api(
+        snapshot,
+        options,
+        &mut table,
+        &mut backends,
+        &mut tls,
+        &mut issues,
+    ));
+    statuses.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
     let (backends, backend_issues) = backends.finish();
     let (certificates, tls_issues) = tls.finish();
     issues.extend(backend_issues);

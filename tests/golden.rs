@@ -10,7 +10,8 @@
 //!   ingressClasses: [...], followExternalNames}` (the `run` flags they stand for);
 //! - `requests.yaml` (optional): `[{host, path, expect}]`, where `expect` is the route name
 //!   `RouteTable::find` must return (`null`: no route, 404). These are written by hand and
-//!   prove routing end to end through `translate`;
+//!   prove routing end to end through `translate`. Gateway API cases add `port` (the
+//!   Gateway listener port the request arrives on), and optionally `method` and `headers`;
 //! - `out.snap`: the accepted output: routes (`RouteTable::describe`), status, and issues (the
 //!   loader's and `translate`'s, as printed).
 
@@ -46,6 +47,13 @@ struct Request {
     host: String,
     path: String,
     expect: Option<String>,
+    /// A Gateway API listener port; absent: the Ingress listeners.
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -133,9 +141,19 @@ fn check_requests(case: &Path, translation: &Translation) {
     };
     let requests: Vec<Request> = serde_yaml_ng::from_str(&text).expect("requests.yaml is valid");
     assert!(!requests.is_empty(), "requests.yaml lists no requests");
-    let headers = HeaderMap::new();
     let mut wrong = Vec::new();
     for request in &requests {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &request.headers {
+            headers.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                value.parse().expect("header value"),
+            );
+        }
+        let method = match &request.method {
+            Some(method) => Method::from_bytes(method.as_bytes()).expect("method"),
+            None => Method::GET,
+        };
         let (path, query) = match request.path.split_once('?') {
             Some((path, query)) => (path, Some(query)),
             None => (request.path.as_str(), None),
@@ -144,14 +162,18 @@ fn check_requests(case: &Path, translation: &Translation) {
             host: &request.host,
             path,
             query,
-            method: &Method::GET,
+            method: &method,
             headers: &headers,
         };
-        let got = translation.table.find(&info).map(|route| route.name.to_string());
+        let found = match request.port {
+            None => translation.table.find(&info),
+            Some(port) => translation.table.find_on_port(port, &info),
+        };
+        let got = found.map(|route| route.name.to_string());
         if got != request.expect {
             wrong.push(format!(
-                "  {} {}: expected {:?}, got {:?}",
-                request.host, request.path, request.expect, got
+                "  {} {} {} (port {:?}, headers {:?}): expected {:?}, got {:?}",
+                method, request.host, request.path, request.port, request.headers, request.expect, got
             ));
         }
     }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
 use super::objects::*;
 use super::{Issue, Object, Origin, StoredObject};
 
@@ -111,6 +112,18 @@ fn parse_value(value: serde_yaml_ng::Value, origin: &Origin, parsed: &mut Parsed
         ("v1", "Endpoints") => decode::<Endpoints>(value, origin).map(Object::Endpoints),
         ("v1", "Secret") => decode::<Secret>(value, origin).map(Object::Secret),
         ("v1", "Namespace") => decode::<Namespace>(value, origin).map(Object::Namespace),
+        ("gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1", "GatewayClass") => {
+            decode::<GatewayClass>(value, origin).map(Object::GatewayClass)
+        }
+        ("gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1", "Gateway") => {
+            decode::<Gateway>(value, origin).map(Object::Gateway)
+        }
+        ("gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1", "HTTPRoute") => {
+            decode::<HttpRoute>(value, origin).map(Object::HttpRoute)
+        }
+        ("gateway.networking.k8s.io/v1beta1" | "gateway.networking.k8s.io/v1", "ReferenceGrant") => {
+            decode::<ReferenceGrant>(value, origin).map(Object::ReferenceGrant)
+        }
         ("discovery.k8s.io/v1", "EndpointSlice") => decode::<EndpointSlice>(value, origin).map(Object::EndpointSlice),
         _ => {
             parsed.ignored += 1;

@@ -25,7 +25,7 @@ use super::state::{Installed, Shared};
 use super::upgrade::{splice, splice_native};
 use super::upstream::{Deadlines, Failure, Reply};
 use crate::metrics::{ClientErrorKind, TimeoutKind, count_client_error, count_timeout};
-use crate::routes::{RequestInfo, RouteAction, RouteId, VirtualHost, normalize_path};
+use crate::routes::{Redirect, RequestInfo, RouteAction, RouteId, SplitTarget, VirtualHost, normalize_path};
 
 /// What every request of one client connection shares.
 pub(crate) struct Client {
@@ -37,6 +37,8 @@ pub(crate) struct Client {
     pub tls: bool,
     /// The client speaks HTTP/2 (no upgrades, authority in the URI).
     pub http2: bool,
+    /// The Gateway API port this connection came in on; `None` on the Ingress listeners.
+    pub gateway_port: Option<u16>,
     /// The virtual host of the last request's Host in the installed table of then: clients send
     /// the same Host on every request of a connection, which then skips normalising and hashing.
     pub host_cache: Mutex<HostCache>,
@@ -60,14 +62,21 @@ impl Client {
         host: Option<&HeaderValue>,
         host_text: &str,
     ) -> Option<&'t VirtualHost> {
-        let vhosts = &installed.table.http.vhosts;
+        let router = match self.gateway_port {
+            None => &installed.table.http,
+            Some(port) => match installed.table.gateway_port(port) {
+                Some(gateway) => &gateway.router,
+                None => return None,
+            },
+        };
+        let vhosts = &router.vhosts;
         if let Ok(cache) = self.host_cache.try_lock()
             && std::ptr::eq(cache.installed.as_ptr(), Arc::as_ptr(installed))
             && cache.host.as_ref().map(HeaderValue::as_bytes) == host.map(HeaderValue::as_bytes)
         {
             return cache.vhost.and_then(|index| vhosts.get(index));
         }
-        let vhost = installed.table.http.vhost(host_text);
+        let vhost = router.vhost(host_text);
         if let Ok(mut cache) = self.host_cache.try_lock() {
             *cache = HostCache {
                 installed: Arc::downgrade(installed),
@@ -343,14 +352,38 @@ async fn handle(
             None => return (error_response(StatusCode::INTERNAL_SERVER_ERROR), Some(id)),
         }
     }
-    let backend = match route.action {
-        RouteAction::Respond(status) => return (error_response(status), Some(id)),
-        RouteAction::Forward(backend) => backend,
+    let (backend, gateway) = match &route.action {
+        RouteAction::Respond(status) => return (error_response(*status), Some(id)),
+        RouteAction::Forward(backend) => (*backend, None),
+        RouteAction::Gateway(action) => {
+            if let Some(redirect) = &action.redirect {
+                let port = client.gateway_port.unwrap_or(0);
+                return (
+                    redirect_response(redirect, &request, host.as_ref(), &client.proto, port),
+                    Some(id),
+                );
+            }
+            match action.backends.pick() {
+                Some(SplitTarget::Backend(backend)) => (backend, Some(action)),
+                // Every weight 0, or this share belongs to an invalid backend: 500, as the spec says.
+                Some(SplitTarget::Respond(status)) => return (error_response(status), Some(id)),
+                None => return (error_response(StatusCode::INTERNAL_SERVER_ERROR), Some(id)),
+            }
+        }
     };
     let Some(upstream) = installed.upstreams.get(backend).filter(|u| u.has_endpoints()) else {
         return (error_response(route.unavailable), Some(id));
     };
 
+    if let Some(action) = gateway {
+        action.request_headers.apply(request.headers_mut());
+        if let Some(modifier) = action.rewrite.as_ref().and_then(|r| r.path.as_ref()) {
+            match with_path(request.uri(), &modifier.apply(request.uri().path())) {
+                Some(uri) => *request.uri_mut() = uri,
+                None => return (error_response(StatusCode::INTERNAL_SERVER_ERROR), Some(id)),
+            }
+        }
+    }
     if present.upgrade && is_h2c_upgrade(request.headers()) {
         // `Upgrade: h2c` would turn the connection into a tunnel to the backend, past routing
         // (h2c smuggling): the request is forwarded as a plain HTTP/1.1 request instead.
@@ -374,7 +407,12 @@ async fn handle(
         if client.http2 {
             join_cookies(headers);
         }
-        Forwarded::new(headers, &client.peer, &client.proto, host, &config.trusted_proxies)
+        let forwarded = Forwarded::new(headers, &client.peer, &client.proto, host, &config.trusted_proxies);
+        if let Some(hostname) = gateway.and_then(|action| action.rewrite.as_ref()?.hostname.as_ref()) {
+            // URLRewrite hostname: the backend sees the new Host; X-Forwarded-Host keeps the client's.
+            headers.insert(HOST, hostname.clone());
+        }
+        forwarded
     };
     if request.uri().scheme().is_some() || request.uri().authority().is_some() {
         // Absolute form (HTTP/2, or a proxy-style HTTP/1.1 request): origin form upstream.
@@ -415,6 +453,10 @@ async fn handle(
         Ok(Reply::Native(response)) => {
             // Hop-by-hop headers are gone already; the version is HTTP/1.1 as built.
             if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                let mut response = response;
+                if let Some(action) = gateway {
+                    action.response_headers.apply(response.headers_mut());
+                }
                 return (response.map(ProxyBody::Native), Some(id));
             }
             let (parts, body) = response.into_parts();
@@ -448,14 +490,142 @@ async fn handle(
     }
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
+    if let Some(action) = gateway {
+        action.response_headers.apply(&mut parts.headers);
+    }
     parts.version = Version::HTTP_11;
     (Response::from_parts(parts, ProxyBody::upstream(body, lease)), Some(id))
+}
+
+/// A Gateway API `RequestRedirect`: `Location` from the request with the filter's scheme,
+/// hostname, port and path. Without a port, the scheme's well-known port when the filter sets
+/// a scheme, else the listener's; the port is left out when it is the scheme's default.
+fn redirect_response<B>(
+    redirect: &Redirect,
+    request: &Request<B>,
+    host: Option<&HeaderValue>,
+    proto: &HeaderValue,
+    listener_port: u16,
+) -> Response<ProxyBody> {
+    let scheme = redirect
+        .scheme
+        .as_deref()
+        .unwrap_or(if proto.as_bytes() == b"https" { "https" } else { "http" });
+    let hostname = match &redirect.hostname {
+        Some(hostname) => hostname.clone(),
+        None => {
+            let host = host.and_then(|h| h.to_str().ok()).unwrap_or("");
+            crate::routes::normalize_host(host).into_owned()
+        }
+    };
+    let port = redirect.port.unwrap_or(match redirect.scheme.as_deref() {
+        Some("https") => 443,
+        Some(_) => 80,
+        None => listener_port,
+    });
+    let default_port = matches!((scheme, port), ("http", 80) | ("https", 443)) || port == 0;
+    let path = match &redirect.path {
+        Some(modifier) => modifier.apply(request.uri().path()),
+        None => request.uri().path().to_string(),
+    };
+    let mut location = format!("{scheme}://{hostname}");
+    if !default_port {
+        location.push(':');
+        location.push_str(&port.to_string());
+    }
+    location.push_str(&path);
+    if let Some(query) = request.uri().query() {
+        location.push('?');
+        location.push_str(query);
+    }
+    let mut response = Response::new(ProxyBody::empty());
+    *response.status_mut() = redirect.status;
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(http::header::LOCATION, value);
+    }
+    response
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
-    use super::{HeaderValue, LOCATION, StatusCode, Uri, https_redirect, index_of};
+    use super::*;
+    use crate::routes::PathModifier;
+
+    fn location(redirect: Redirect, proto: &'static str, listener_port: u16, target: &str) -> (u16, String) {
+        let request = Request::get(target).body(()).unwrap();
+        let host = HeaderValue::from_static("example.com:8080");
+        let response = redirect_response(
+            &redirect,
+            &request,
+            Some(&host),
+            &HeaderValue::from_static(proto),
+            listener_port,
+        );
+        let location = response.headers()[http::header::LOCATION].to_str().unwrap().to_string();
+        (response.status().as_u16(), location)
+    }
+
+    fn redirect() -> Redirect {
+        Redirect {
+            scheme: None,
+            hostname: None,
+            port: None,
+            path: None,
+            status: StatusCode::FOUND,
+        }
+    }
+
+    /// The Location rules of the Gateway API's RequestRedirect: without a port, the scheme's
+    /// well-known port when the filter sets a scheme, else the listener's; default ports are
+    /// left out; the query is kept.
+    #[test]
+    fn redirect_locations_follow_the_spec() {
+        assert_eq!(
+            location(redirect(), "http", 8080, "/a?b=1"),
+            (302, "http://example.com:8080/a?b=1".into())
+        );
+        assert_eq!(
+            location(redirect(), "http", 80, "/a"),
+            (302, "http://example.com/a".into())
+        );
+        let https = Redirect {
+            scheme: Some("https".into()),
+            ..redirect()
+        };
+        assert_eq!(
+            location(https, "http", 8080, "/a"),
+            (302, "https://example.com/a".into())
+        );
+        let port = Redirect {
+            port: Some(8443),
+            scheme: Some("https".into()),
+            status: StatusCode::MOVED_PERMANENTLY,
+            ..redirect()
+        };
+        assert_eq!(
+            location(port, "http", 8080, "/a"),
+            (301, "https://example.com:8443/a".into())
+        );
+        let http_on_443 = Redirect {
+            scheme: Some("http".into()),
+            port: Some(443),
+            ..redirect()
+        };
+        assert_eq!(
+            location(http_on_443, "https", 443, "/"),
+            (302, "http://example.com:443/".into())
+        );
+        let host_and_path = Redirect {
+            hostname: Some("example.org".into()),
+            path: Some(PathModifier::ReplaceFullPath("/full".into())),
+            ..redirect()
+        };
+        assert_eq!(
+            location(host_and_path, "http", 80, "/x/y"),
+            (302, "http://example.org/full".into())
+        );
+    }
 
     #[test]
     fn https_redirect_keeps_host_path_and_query_and_names_the_port_unless_443() {

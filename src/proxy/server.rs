@@ -45,6 +45,8 @@ pub(crate) struct Serving {
     h1: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
     tls: Option<TlsAcceptor>,
+    /// The Gateway API port this serves; `None` for the Ingress listeners.
+    gateway_port: Option<u16>,
 }
 
 impl Serving {
@@ -75,7 +77,14 @@ impl Serving {
             h2,
             tls: tls.map(TlsAcceptor::from),
             shared,
+            gateway_port: None,
         }
+    }
+
+    /// The same, for the connections of Gateway API port `port`.
+    pub fn for_gateway(mut self, port: u16) -> Serving {
+        self.gateway_port = Some(port);
+        self
     }
 
     fn client(&self, peer: SocketAddr, tls: bool, http2: bool) -> Arc<Client> {
@@ -85,6 +94,7 @@ impl Serving {
             proto: if tls { PROTO_HTTPS } else { PROTO_HTTP },
             tls,
             http2,
+            gateway_port: self.gateway_port,
             host_cache: Default::default(),
         })
     }

@@ -18,6 +18,8 @@ use crate::routes::{Certificates, normalize_host};
 /// Picks the certificate for a handshake from the installed table.
 pub(crate) struct SniResolver {
     shared: Arc<Shared>,
+    /// A Gateway API HTTPS port: its listeners' certificates; `None`: the Ingress listener's.
+    gateway_port: Option<u16>,
 }
 
 impl fmt::Debug for SniResolver {
@@ -29,9 +31,17 @@ impl fmt::Debug for SniResolver {
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let installed = self.shared.current.load();
-        let chosen = hello
-            .server_name()
-            .and_then(|name| pick(&installed.table.certificates, name));
+        let chosen = match self.gateway_port {
+            None => hello
+                .server_name()
+                .and_then(|name| pick(&installed.table.certificates, name)),
+            Some(port) => installed.table.gateway_port(port).and_then(|gateway| {
+                hello
+                    .server_name()
+                    .and_then(|name| pick_any_depth(&gateway.certificates, name))
+                    .or_else(|| gateway.default_certificate.clone())
+            }),
+        };
         Some(chosen.unwrap_or_else(|| self.shared.default_certificate.clone()))
     }
 }
@@ -46,14 +56,33 @@ pub(crate) fn pick(certificates: &Certificates, server_name: &str) -> Option<Arc
     certificates.wildcard.get(parent).cloned()
 }
 
-/// The HTTPS listener's configuration: certificate by SNI, ALPN h2 then http/1.1.
-pub(crate) fn server_config(shared: Arc<Shared>) -> io::Result<Arc<ServerConfig>> {
+/// For a Gateway API port: the exact name's certificate, then that of the most specific
+/// wildcard listener hostname covering the name at any depth (`*.example.com` covers
+/// `a.b.example.com`, as Gateway listener hostnames do).
+pub(crate) fn pick_any_depth(certificates: &Certificates, server_name: &str) -> Option<Arc<CertifiedKey>> {
+    let host = normalize_host(server_name);
+    if let Some(key) = certificates.exact.get(host.as_ref()) {
+        return Some(key.clone());
+    }
+    let mut rest = host.as_ref();
+    while let Some((_, parent)) = rest.split_once('.') {
+        if let Some(key) = certificates.wildcard.get(parent) {
+            return Some(key.clone());
+        }
+        rest = parent;
+    }
+    None
+}
+
+/// The HTTPS listener's configuration (or, with `gateway_port`, a Gateway API HTTPS port's):
+/// certificate by SNI, ALPN h2 then http/1.1.
+pub(crate) fn server_config(shared: Arc<Shared>, gateway_port: Option<u16>) -> io::Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(io::Error::other)?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SniResolver { shared }));
+        .with_cert_resolver(Arc::new(SniResolver { shared, gateway_port }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.session_storage = ServerSessionMemoryCache::new(4096);
     Ok(Arc::new(config))
@@ -72,6 +101,26 @@ pub(crate) fn self_signed(name: &str) -> io::Result<Arc<CertifiedKey>> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gateway_wildcards_cover_any_depth_most_specific_first() {
+        let exact = self_signed("a.example").unwrap();
+        let wide = self_signed("*.example").unwrap();
+        let narrow = self_signed("*.b.example").unwrap();
+        let mut certificates = Certificates::default();
+        certificates.exact.insert("a.example".into(), exact.clone());
+        certificates.wildcard.insert("example".into(), wide.clone());
+        certificates.wildcard.insert("b.example".into(), narrow.clone());
+        let same = |picked: Option<Arc<CertifiedKey>>, expected: &Arc<CertifiedKey>| {
+            picked.is_some_and(|key| Arc::ptr_eq(&key, expected))
+        };
+        assert!(same(pick_any_depth(&certificates, "a.example"), &exact));
+        assert!(same(pick_any_depth(&certificates, "x.y.example"), &wide));
+        assert!(same(pick_any_depth(&certificates, "x.b.example"), &narrow));
+        assert!(same(pick_any_depth(&certificates, "x.y.b.example"), &narrow));
+        assert!(pick_any_depth(&certificates, "example").is_none());
+        assert!(pick_any_depth(&certificates, "other.org").is_none());
+    }
 
     #[test]
     fn exact_then_one_label_wildcard() {

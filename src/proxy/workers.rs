@@ -5,7 +5,15 @@
 //!
 //! Lifecycle: accept once the first table is installed; on drain, stop accepting and ask every
 //! connection to finish; on stop (after the grace period), end the runtimes.
+//!
+//! Gateway API listeners come and go with the configuration: [`Workers::reconcile`] (on the
+//! control thread, after each install) binds the ports the table wants and does not have
+//! (one `SO_REUSEPORT` socket per worker, handed over through the worker's command channel),
+//! tells the accept loops of ports no longer wanted to stop (their sockets close; connections
+//! already accepted finish), and leaves every other listener alone. A port that cannot be
+//! bound is remembered as a failure (reported on its listeners) and tried again next time.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,12 +24,13 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::ProxyAddrs;
 use super::server::{Serving, draining};
 use super::state::Shared;
 use super::timer;
 use super::tls;
 use super::upstream::pool;
+use super::{ListenerFailure, ProxyAddrs};
+use crate::routes::GatewayPort;
 
 /// Running worker threads.
 pub(crate) struct Workers {
@@ -33,6 +42,31 @@ pub(crate) struct Workers {
     /// Each worker thread sends once when its runtime has ended.
     exited: tokio::sync::Mutex<mpsc::UnboundedReceiver<()>>,
     count: usize,
+    /// Each worker's channel for new listener sockets.
+    commands: Vec<mpsc::UnboundedSender<Listen>>,
+    /// Gateway API ports: open ones, and the ones the last reconcile could not open. Touched
+    /// only by the control thread (install), never by a request.
+    gateway: std::sync::Mutex<GatewayListeners>,
+}
+
+#[derive(Default)]
+struct GatewayListeners {
+    open: BTreeMap<u16, OpenPort>,
+    failures: Vec<ListenerFailure>,
+}
+
+struct OpenPort {
+    tls: bool,
+    /// true: the accept loops of this port stop and drop their sockets.
+    close: watch::Sender<bool>,
+}
+
+/// A listener socket for one worker to accept on, until `close` turns true.
+struct Listen {
+    socket: std::net::TcpListener,
+    kind: Kind,
+    serving: Arc<Serving>,
+    close: watch::Receiver<bool>,
 }
 
 #[derive(Clone, Copy)]
@@ -70,14 +104,17 @@ impl Workers {
             None => Vec::new(),
         };
         let tls_config = match config.https {
-            Some(_) => Some(tls::server_config(shared.clone())?),
+            Some(_) => Some(tls::server_config(shared.clone(), None)?),
             None => None,
         };
         let (drain, _) = watch::channel(false);
         let (stop, _) = watch::channel(false);
         let connections = Arc::new(Tracker::default());
         let (exited_tx, exited) = mpsc::unbounded_channel();
+        let mut commands = Vec::with_capacity(count);
         for index in 0..count {
+            let (command_tx, command_rx) = mpsc::unbounded_channel();
+            commands.push(command_tx);
             let mut listeners = Vec::new();
             if let Some(socket) = plain.get_mut(index).and_then(Option::take) {
                 listeners.push((socket, Kind::Plain));
@@ -91,6 +128,7 @@ impl Workers {
                 drain: drain.subscribe(),
                 stop: stop.subscribe(),
                 connections: connections.clone(),
+                commands: command_rx,
                 load: Arc::new(Load {
                     max: max_connections,
                     ..Load::default()
@@ -113,6 +151,8 @@ impl Workers {
                 connections,
                 exited: tokio::sync::Mutex::new(exited),
                 count,
+                commands,
+                gateway: std::sync::Mutex::new(GatewayListeners::default()),
             },
             addrs,
         ))
@@ -135,6 +175,89 @@ impl Workers {
         .await;
     }
 
+    /// Brings the Gateway API listeners in line with `wanted` (see the module documentation).
+    /// `ingress` are the Ingress listeners' addresses: a Gateway port that would share one is
+    /// refused (with `SO_REUSEPORT` the kernel would split its connections between the two).
+    pub fn reconcile(&self, shared: &Arc<Shared>, wanted: &[GatewayPort], ingress: ProxyAddrs) {
+        let mut state = match self.gateway.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let wanted: BTreeMap<u16, bool> = wanted.iter().map(|port| (port.port, port.tls)).collect();
+        state.open.retain(|port, open| {
+            let keep = wanted.get(port) == Some(&open.tls);
+            if !keep {
+                open.close.send_replace(true);
+                tracing::info!(port, "gateway listener closed");
+            }
+            keep
+        });
+        let mut failures = Vec::new();
+        for (port, tls) in wanted {
+            if state.open.contains_key(&port) {
+                continue;
+            }
+            let addr = SocketAddr::new(shared.config.gateway_bind, port);
+            let clash = [("--http", ingress.http), ("--https", ingress.https)]
+                .into_iter()
+                .find_map(|(flag, bound)| bound.filter(|bound| overlaps(*bound, addr)).map(|bound| (flag, bound)));
+            if let Some((flag, bound)) = clash {
+                failures.push(ListenerFailure {
+                    port,
+                    message: format!("cannot bind {addr}: port {port} is the {flag} listener's ({bound})"),
+                });
+                continue;
+            }
+            let tls_config = match tls.then(|| tls::server_config(shared.clone(), Some(port))).transpose() {
+                Ok(config) => config,
+                Err(error) => {
+                    failures.push(ListenerFailure {
+                        port,
+                        message: format!("cannot configure TLS for {addr}: {error}"),
+                    });
+                    continue;
+                }
+            };
+            let sockets = match bind_group(addr, self.count) {
+                Ok((sockets, _)) => sockets,
+                Err(error) => {
+                    let message = bind_error("cannot bind", addr, error).to_string();
+                    tracing::warn!(port, "gateway listener: {message}");
+                    failures.push(ListenerFailure { port, message });
+                    continue;
+                }
+            };
+            let (close, closed) = watch::channel(false);
+            let kind = if tls { Kind::Tls } else { Kind::Plain };
+            for (sender, socket) in self.commands.iter().zip(sockets) {
+                let serving = Arc::new(Serving::new(shared.clone(), tls_config.clone()).for_gateway(port));
+                let _ = sender.send(Listen {
+                    socket,
+                    kind,
+                    serving,
+                    close: closed.clone(),
+                });
+            }
+            tracing::info!(%addr, tls, "gateway listener opened");
+            state.open.insert(port, OpenPort { tls, close });
+        }
+        state.failures = failures;
+    }
+
+    pub fn failures(&self) -> Vec<ListenerFailure> {
+        match self.gateway.lock() {
+            Ok(guard) => guard.failures.clone(),
+            Err(poisoned) => poisoned.into_inner().failures.clone(),
+        }
+    }
+
+    pub fn open_ports(&self) -> Vec<u16> {
+        match self.gateway.lock() {
+            Ok(guard) => guard.open.keys().copied().collect(),
+            Err(poisoned) => poisoned.into_inner().open.keys().copied().collect(),
+        }
+    }
+
     /// Ends the workers without waiting (the proxy was dropped).
     pub fn stop_now(&self) {
         self.drain.send_replace(true);
@@ -148,6 +271,8 @@ struct Worker {
     drain: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
     connections: Arc<Tracker>,
+    /// New listener sockets (Gateway API ports) for this worker.
+    commands: mpsc::UnboundedReceiver<Listen>,
     /// This worker's connections, shared by its listeners.
     load: Arc<Load>,
 }
@@ -201,6 +326,7 @@ impl Worker {
                         self.drain.clone(),
                         self.connections.clone(),
                         self.load.clone(),
+                        None,
                     ));
                 }
                 Err(error) => tracing::error!(%error, "cannot register a listener socket"),
@@ -216,8 +342,50 @@ impl Worker {
                 pool::sweep();
             }
         });
-        let _ = self.stop.wait_for(|stop| *stop).await;
+        loop {
+            let command = tokio::select! {
+                command = self.commands.recv() => command,
+                _ = self.stop.wait_for(|stop| *stop) => break,
+            };
+            match command {
+                Some(listen) => match TcpListener::from_std(listen.socket) {
+                    Ok(listener) => {
+                        tokio::spawn(accept_loop(
+                            listener,
+                            listen.kind,
+                            listen.serving,
+                            self.drain.clone(),
+                            self.connections.clone(),
+                            self.load.clone(),
+                            Some(listen.close),
+                        ));
+                    }
+                    Err(error) => tracing::error!(%error, "cannot register a gateway listener socket"),
+                },
+                None => {
+                    let _ = self.stop.wait_for(|stop| *stop).await;
+                    break;
+                }
+            }
+        }
     }
+}
+
+/// Resolves when a Gateway API listener is to close (never for the Ingress listeners).
+async fn closing(close: &mut Option<watch::Receiver<bool>>) {
+    match close {
+        // The sender gone (the proxy dropped) also closes.
+        Some(close) => {
+            let _ = close.wait_for(|closed| *closed).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether two listener addresses would share a port (the same port, and the same IP or
+/// either one the unspecified address).
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 async fn accept_loop(
@@ -227,6 +395,7 @@ async fn accept_loop(
     mut drain: watch::Receiver<bool>,
     connections: Arc<Tracker>,
     load: Arc<Load>,
+    mut close: Option<watch::Receiver<bool>>,
 ) {
     loop {
         // Past the limit and the room for 503s, stop accepting: new connections wait in the
@@ -236,12 +405,14 @@ async fn accept_loop(
             tokio::select! {
                 biased;
                 _ = draining(&mut drain) => return,
+                () = closing(&mut close) => return,
                 () = freed => {}
             }
         }
         let accepted = tokio::select! {
             biased;
             _ = draining(&mut drain) => break,
+            () = closing(&mut close) => break,
             accepted = listener.accept() => accepted,
         };
         match accepted {

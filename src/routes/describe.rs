@@ -10,38 +10,72 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    BackendTarget, Candidate, Conditions, RouteAction, RouteId, RouteTable, UpstreamProtocol, ValueMatch, VirtualHost,
+    BackendTarget, Candidate, Conditions, GatewayAction, HeaderEdits, HttpRouter, PathModifier, RouteAction, RouteId,
+    RouteTable, SplitTarget, UpstreamProtocol, ValueMatch, VirtualHost,
 };
 
 impl RouteTable {
-    /// Describes the table; deterministic (sorted) for equal tables.
+    /// Describes the table; deterministic (sorted) for equal tables. Gateway API ports
+    /// appear under `gateway` only when there are some.
     pub fn describe(&self) -> Value {
-        let mut hosts = Vec::new();
-        let mut exact: Vec<(&String, &usize)> = self.http.exact.iter().collect();
-        exact.sort();
-        for (host, &index) in exact {
-            hosts.push(self.describe_vhost(host, index, false));
-        }
-        let mut wildcard: Vec<(&String, _)> = self.http.wildcard.iter().collect();
-        wildcard.sort_by(|a, b| a.0.cmp(b.0));
-        for (suffix, entry) in wildcard {
-            hosts.push(self.describe_vhost(&format!("*.{suffix}"), entry.vhost, entry.any_depth));
-        }
-        if let Some(index) = self.http.catch_all {
-            hosts.push(self.describe_vhost("*", index, false));
-        }
+        let hosts = self.describe_router(&self.http);
         let mut certificates = self.certificates.summaries.clone();
         certificates.sort_by(|a, b| (&a.secret, &a.hosts).cmp(&(&b.secret, &b.hosts)));
-        json!({ "hosts": hosts, "certificates": certificates })
+        let mut out = json!({ "hosts": hosts, "certificates": certificates });
+        if !self.gateway.is_empty() {
+            let ports: Vec<Value> = self
+                .gateway
+                .iter()
+                .map(|port| {
+                    let mut certificates = port.certificates.summaries.clone();
+                    certificates.sort_by(|a, b| (&a.secret, &a.hosts).cmp(&(&b.secret, &b.hosts)));
+                    let listeners: Vec<String> = port
+                        .listeners
+                        .iter()
+                        .map(|l| format!("{}/{}/{}", l.namespace, l.gateway, l.listener))
+                        .collect();
+                    json!({
+                        "port": port.port,
+                        "protocol": if port.tls { "HTTPS" } else { "HTTP" },
+                        "listeners": listeners,
+                        "hosts": self.describe_router(&port.router),
+                        "certificates": certificates,
+                        "defaultCertificate": port.default_certificate.is_some(),
+                    })
+                })
+                .collect();
+            if let Some(map) = out.as_object_mut() {
+                map.insert("gateway".into(), Value::Array(ports));
+            }
+        }
+        out
     }
 
-    fn describe_vhost(&self, host: &str, index: usize, any_depth: bool) -> Value {
+    fn describe_router(&self, router: &HttpRouter) -> Vec<Value> {
+        let mut hosts = Vec::new();
+        let mut exact: Vec<(&String, &usize)> = router.exact.iter().collect();
+        exact.sort();
+        for (host, &index) in exact {
+            hosts.push(self.describe_vhost(router, host, index, false));
+        }
+        let mut wildcard: Vec<(&String, _)> = router.wildcard.iter().collect();
+        wildcard.sort_by(|a, b| a.0.cmp(b.0));
+        for (suffix, entry) in wildcard {
+            hosts.push(self.describe_vhost(router, &format!("*.{suffix}"), entry.vhost, entry.any_depth));
+        }
+        if let Some(index) = router.catch_all {
+            hosts.push(self.describe_vhost(router, "*", index, false));
+        }
+        hosts
+    }
+
+    fn describe_vhost(&self, router: &HttpRouter, host: &str, index: usize, any_depth: bool) -> Value {
         let mut out = Map::new();
         out.insert("host".into(), json!(host));
         if any_depth {
             out.insert("anyDepth".into(), json!(true));
         }
-        let Some(vhost) = self.http.vhosts.get(index) else {
+        let Some(vhost) = router.vhosts.get(index) else {
             out.insert("error".into(), json!(format!("no virtual host {index}")));
             return Value::Object(out);
         };
@@ -112,33 +146,8 @@ impl RouteTable {
             RouteAction::Respond(status) => {
                 out.insert("respond".into(), json!(status.as_u16()));
             }
-            RouteAction::Forward(backend) => match self.backends.get(backend) {
-                None => {
-                    out.insert("error".into(), json!(format!("no backend {backend}")));
-                }
-                Some(backend) => {
-                    out.insert("backend".into(), json!(backend.key.to_string()));
-                    let protocol = match backend.protocol {
-                        UpstreamProtocol::Http1 => "http1",
-                        UpstreamProtocol::H2c => "h2c",
-                    };
-                    out.insert("protocol".into(), json!(protocol));
-                    match &backend.target {
-                        BackendTarget::Endpoints(endpoints) => {
-                            let mut list: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
-                            list.sort();
-                            let empty = list.is_empty();
-                            out.insert("endpoints".into(), json!(list));
-                            if empty {
-                                out.insert("unavailable".into(), json!(route.unavailable.as_u16()));
-                            }
-                        }
-                        BackendTarget::External { host, port } => {
-                            out.insert("external".into(), json!(format!("{host}:{port}")));
-                        }
-                    }
-                }
-            },
+            RouteAction::Forward(backend) => self.describe_backend(backend, route.unavailable, &mut out),
+            RouteAction::Gateway(ref action) => describe_gateway_action(self, action, route.unavailable, &mut out),
         }
         if let Some(path) = &route.rewrite_path {
             out.insert("rewritePath".into(), json!(&**path));
@@ -157,6 +166,110 @@ impl RouteTable {
             out.insert("backendRequestTimeoutMs".into(), json!(timeout.as_millis() as u64));
         }
         out
+    }
+
+    fn describe_backend(&self, backend: usize, unavailable: http::StatusCode, out: &mut Map<String, Value>) {
+        match self.backends.get(backend) {
+            None => {
+                out.insert("error".into(), json!(format!("no backend {backend}")));
+            }
+            Some(backend) => {
+                out.insert("backend".into(), json!(backend.key.to_string()));
+                let protocol = match backend.protocol {
+                    UpstreamProtocol::Http1 => "http1",
+                    UpstreamProtocol::H2c => "h2c",
+                };
+                out.insert("protocol".into(), json!(protocol));
+                match &backend.target {
+                    BackendTarget::Endpoints(endpoints) => {
+                        let mut list: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
+                        list.sort();
+                        let empty = list.is_empty();
+                        out.insert("endpoints".into(), json!(list));
+                        if empty {
+                            out.insert("unavailable".into(), json!(unavailable.as_u16()));
+                        }
+                    }
+                    BackendTarget::External { host, port } => {
+                        out.insert("external".into(), json!(format!("{host}:{port}")));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A Gateway API action: redirect, header edits, rewrite, and the weighted backends.
+fn describe_gateway_action(
+    table: &RouteTable,
+    action: &GatewayAction,
+    unavailable: http::StatusCode,
+    out: &mut Map<String, Value>,
+) {
+    if let Some(redirect) = &action.redirect {
+        out.insert(
+            "redirect".into(),
+            json!({
+                "scheme": redirect.scheme,
+                "hostname": redirect.hostname,
+                "port": redirect.port,
+                "path": redirect.path.as_ref().map(describe_path_modifier),
+                "status": redirect.status.as_u16(),
+            }),
+        );
+        return;
+    }
+    let edits = |edits: &HeaderEdits| {
+        json!({
+            "set": edits.set.iter().map(|(n, v)| json!([n.as_str(), v.to_str().unwrap_or("")])).collect::<Vec<_>>(),
+            "add": edits.add.iter().map(|(n, v)| json!([n.as_str(), v.to_str().unwrap_or("")])).collect::<Vec<_>>(),
+            "remove": edits.remove.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+        })
+    };
+    if !action.request_headers.is_empty() {
+        out.insert("requestHeaders".into(), edits(&action.request_headers));
+    }
+    if !action.response_headers.is_empty() {
+        out.insert("responseHeaders".into(), edits(&action.response_headers));
+    }
+    if let Some(rewrite) = &action.rewrite {
+        out.insert(
+            "rewrite".into(),
+            json!({
+                "hostname": rewrite.hostname.as_ref().and_then(|h| h.to_str().ok()),
+                "path": rewrite.path.as_ref().map(describe_path_modifier),
+            }),
+        );
+    }
+    let backends: Vec<Value> = action
+        .backends
+        .weights()
+        .into_iter()
+        .map(|(target, weight)| {
+            let mut entry = Map::new();
+            entry.insert("weight".into(), json!(weight));
+            match target {
+                SplitTarget::Backend(id) => table.describe_backend(id, unavailable, &mut entry),
+                SplitTarget::Respond(status) => {
+                    entry.insert("respond".into(), json!(status.as_u16()));
+                }
+            }
+            Value::Object(entry)
+        })
+        .collect();
+    if backends.is_empty() {
+        out.insert("respond".into(), json!(500));
+    } else {
+        out.insert("backends".into(), Value::Array(backends));
+    }
+}
+
+fn describe_path_modifier(modifier: &PathModifier) -> Value {
+    match modifier {
+        PathModifier::ReplaceFullPath(path) => json!({ "replaceFullPath": path }),
+        PathModifier::ReplacePrefixMatch { prefix, replacement } => {
+            json!({ "replacePrefixMatch": replacement, "matchedPrefix": prefix })
+        }
     }
 }
 

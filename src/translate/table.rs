@@ -10,8 +10,8 @@ use http::StatusCode;
 use regex::Regex;
 
 use crate::routes::{
-    Backend, BackendKey, Candidate, Certificates, HttpRouter, HttpsRedirect, RegexPath, Route, RouteAction, RouteId,
-    RouteTable, RouteTimeouts, SourceRanges, VirtualHost, WildcardHost,
+    Backend, BackendKey, Candidate, Certificates, GatewayPort, HttpRouter, HttpsRedirect, RegexPath, Route,
+    RouteAction, RouteId, RouteTable, RouteTimeouts, SourceRanges, VirtualHost, WildcardHost,
 };
 
 use super::hosts::HostPattern;
@@ -57,6 +57,8 @@ pub(crate) struct TableBuilder {
     routes: Vec<Route>,
     /// Regexes compiled in this translation, by pattern (the same pattern on many hosts is common).
     regexes: HashMap<String, Result<Regex, String>>,
+    /// Gateway API ports, built by `translate/gateway`.
+    gateway: Vec<GatewayPort>,
 }
 
 impl TableBuilder {
@@ -118,6 +120,17 @@ impl TableBuilder {
             rewrite_path: policy.rewrite_path.clone(),
         });
         self.routes.len() - 1
+    }
+
+    /// Adds a Gateway API route (its router is built by `translate/gateway`).
+    pub(crate) fn add_gateway_route(&mut self, route: Route) -> RouteId {
+        self.routes.push(route);
+        self.routes.len() - 1
+    }
+
+    /// The Gateway API ports, sorted by port.
+    pub(crate) fn set_gateway_ports(&mut self, ports: Vec<GatewayPort>) {
+        self.gateway = ports;
     }
 
     /// Routes `path` on `vhost` to `route`; the caller checked [`owner`](Self::owner) first.
@@ -238,6 +251,7 @@ impl TableBuilder {
             backends,
             certificates,
             https_port: https_port.filter(|port| *port != 443),
+            gateway: self.gateway,
         }
     }
 }

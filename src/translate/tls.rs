@@ -169,6 +169,29 @@ impl<'s> TlsBuilder<'s> {
         );
     }
 
+    /// A Gateway listener's certificate from Secret `namespace/name`, or why there is none
+    /// (for the listener's `ResolvedRefs` message). A broken Secret is reported on the Secret.
+    pub(crate) fn gateway_certificate(
+        &mut self,
+        namespace: &'s str,
+        name: &'s str,
+    ) -> Result<Arc<CertifiedKey>, String> {
+        if let Some(stored) = self.snapshot.get(Kind::Secret, namespace, name) {
+            if let Object::Secret(secret) = &stored.object {
+                if secret.type_.as_deref().is_some_and(|t| t != "kubernetes.io/tls") {
+                    return Err(format!(
+                        "Secret {namespace}/{name} is of type {:?}, not kubernetes.io/tls",
+                        secret.type_.as_deref().unwrap_or("")
+                    ));
+                }
+            }
+        }
+        self.load(namespace, name).map_err(|error| match error {
+            SecretError::Missing => format!("Secret {namespace}/{name} not found"),
+            SecretError::Invalid(reason) => format!("Secret {namespace}/{name} is invalid: {reason}"),
+        })
+    }
+
     /// The certificate of a Secret, loaded at most once.
     fn load(&mut self, namespace: &'s str, name: &'s str) -> Result<Arc<CertifiedKey>, SecretError> {
         if let Some(loaded) = self.secrets.get(&(namespace, name)) {

@@ -162,7 +162,7 @@ fn demo_prints_curl_commands_that_work() {
         eprintln!("SKIPPED demo_prints_curl_commands_that_work: curl is not installed");
         return;
     }
-    let (http, https, admin) = (free_port(), free_port(), free_port());
+    let (http, https, admin, gateway) = (free_port(), free_port(), free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
         .args([
             "demo",
@@ -172,6 +172,7 @@ fn demo_prints_curl_commands_that_work() {
             &format!("127.0.0.1:{https}"),
         ])
         .args(["--admin", &format!("127.0.0.1:{admin}")])
+        .args(["--gateway-port", &gateway.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -196,7 +197,7 @@ fn demo_prints_curl_commands_that_work() {
         }
     }
     assert!(
-        commands.len() >= 8,
+        commands.len() >= 10,
         "demo printed {} curl commands: {commands:?}",
         commands.len()
     );

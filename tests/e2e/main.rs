@@ -5,6 +5,7 @@
 mod support;
 
 mod commands;
+mod gateway;
 mod h2_abuse;
 mod h2_conformance;
 mod h2_frames;

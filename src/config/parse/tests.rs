@@ -127,3 +127,108 @@ items:
     assert_eq!(parsed.objects.len(), 2);
     assert_eq!(parsed.objects[1].key().to_string(), "IngressClass vestibule");
 }
+
+#[test]
+fn gateway_api_objects_are_read_with_their_exact_field_names() {
+    let text = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: vestibule}
+spec: {controllerName: vestibule.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: infra}
+spec:
+  gatewayClassName: vestibule
+  listeners:
+  - name: https
+    port: 443
+    protocol: HTTPS
+    hostname: "*.example.com"
+    tls: {mode: Terminate, certificateRefs: [{name: cert, namespace: certs}]}
+    allowedRoutes:
+      namespaces: {from: Selector, selector: {matchLabels: {team: a}}}
+      kinds: [{kind: HTTPRoute}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web}
+spec:
+  parentRefs: [{name: edge, namespace: infra, sectionName: https, port: 443}]
+  hostnames: [a.example.com]
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /api}
+      headers: [{name: x-env, value: canary}]
+      queryParams: [{type: RegularExpression, name: v, value: "[0-9]+"}]
+      method: GET
+    filters:
+    - type: URLRewrite
+      urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}
+    backendRefs: [{name: web, port: 80, weight: 3}]
+    timeouts: {request: 10s}
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: routes-to-certs, namespace: certs}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: infra}]
+  to: [{group: "", kind: Secret}]
+"#;
+    let parsed = parse_documents(text, origin);
+    assert!(parsed.issues.is_empty(), "{:?}", parsed.issues);
+    let keys: Vec<String> = parsed.objects.iter().map(|o| o.key().to_string()).collect();
+    assert_eq!(
+        keys,
+        [
+            "GatewayClass vestibule",
+            "Gateway infra/edge",
+            "HTTPRoute default/web",
+            "ReferenceGrant certs/routes-to-certs"
+        ]
+    );
+    let Object::Gateway(gateway) = &parsed.objects[1].object else {
+        panic!("not a Gateway");
+    };
+    let listener = &gateway.spec.listeners[0];
+    assert_eq!(
+        listener.tls.as_ref().unwrap().certificate_refs[0].namespace.as_deref(),
+        Some("certs")
+    );
+    let selector = listener.allowed_routes.as_ref().unwrap().namespaces.as_ref().unwrap();
+    assert_eq!(selector.selector.as_ref().unwrap().match_labels["team"], "a");
+    let Object::HttpRoute(route) = &parsed.objects[2].object else {
+        panic!("not an HTTPRoute");
+    };
+    let rule = &route.spec.rules[0];
+    assert_eq!(
+        rule.matches[0].query_params[0].type_.as_deref(),
+        Some("RegularExpression")
+    );
+    assert_eq!(rule.backend_refs[0].weight, Some(3));
+    assert_eq!(route.spec.parent_refs[0].section_name.as_deref(), Some("https"));
+    assert_eq!(
+        rule.filters[0]
+            .url_rewrite
+            .as_ref()
+            .unwrap()
+            .path
+            .as_ref()
+            .unwrap()
+            .replace_prefix_match
+            .as_deref(),
+        Some("/")
+    );
+    assert_eq!(parsed.objects[0].key().kind, Kind::GatewayClass);
+}
+
+#[test]
+fn gateway_api_bad_field_names_the_field() {
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec: {listeners: [{name: a, port: eighty, protocol: HTTP}]}\n";
+    let parsed = parse_documents(text, origin);
+    assert!(parsed.objects.is_empty());
+    let issue = &parsed.issues[0];
+    assert_eq!(issue.severity, Severity::Error);
+    assert!(issue.to_string().contains("spec.listeners[0].port"), "{issue}");
+}

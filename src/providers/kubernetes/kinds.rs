@@ -7,7 +7,10 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::config::{EndpointSlice, Endpoints, Ingress, IngressClass, Kind, Namespace, Object, Secret, Service};
+use crate::config::{
+    EndpointSlice, Endpoints, Gateway, GatewayClass, HttpRoute, Ingress, IngressClass, Kind, Namespace, Object,
+    ReferenceGrant, Secret, Service,
+};
 
 /// When a kind is watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +152,7 @@ pub static WATCHED: &[WatchedKind] = &[
             Some(Kind::Secret),
         )
     },
-    // Gateway API: watched when its CRDs are installed; translated once `config` has the kinds.
+    // Gateway API: watched when its CRDs are installed (GRPCRoute is counted, not yet translated).
     row(
         "GatewayClass",
         "gateway.networking.k8s.io",
@@ -157,7 +160,7 @@ pub static WATCHED: &[WatchedKind] = &[
         "gatewayclasses",
         false,
         Presence::Optional,
-        None,
+        Some(Kind::GatewayClass),
     ),
     row(
         "Gateway",
@@ -166,7 +169,7 @@ pub static WATCHED: &[WatchedKind] = &[
         "gateways",
         true,
         Presence::Optional,
-        None,
+        Some(Kind::Gateway),
     ),
     row(
         "HTTPRoute",
@@ -175,7 +178,7 @@ pub static WATCHED: &[WatchedKind] = &[
         "httproutes",
         true,
         Presence::Optional,
-        None,
+        Some(Kind::HTTPRoute),
     ),
     row(
         "GRPCRoute",
@@ -193,7 +196,7 @@ pub static WATCHED: &[WatchedKind] = &[
         "referencegrants",
         true,
         Presence::Optional,
-        None,
+        Some(Kind::ReferenceGrant),
     ),
 ];
 
@@ -217,5 +220,9 @@ pub fn decode(kind: Kind, value: serde_json::Value) -> Result<Object, String> {
         Kind::EndpointSlice => Object::EndpointSlice(typed::<EndpointSlice>(value)?),
         Kind::Endpoints => Object::Endpoints(typed::<Endpoints>(value)?),
         Kind::Secret => Object::Secret(typed::<Secret>(value)?),
+        Kind::GatewayClass => Object::GatewayClass(typed::<GatewayClass>(value)?),
+        Kind::Gateway => Object::Gateway(typed::<Gateway>(value)?),
+        Kind::HTTPRoute => Object::HttpRoute(typed::<HttpRoute>(value)?),
+        Kind::ReferenceGrant => Object::ReferenceGrant(typed::<ReferenceGrant>(value)?),
     })
 }

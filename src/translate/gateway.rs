@@ -1,0 +1,230 @@
+//! Gateway API → routes and status: which GatewayClasses and Gateways are ours, their
+//! listeners by port ([`listeners`]), HTTPRoutes attached to them ([`http_route`]), the
+//! rules validated ([`rules`]), the per-port routers with the spec's precedence ([`router`]),
+//! ReferenceGrants, and the
+//! conditions written on every object we own ([`conditions`]).
+//!
+//! Pure, like all of `translate`: the conditions carry no `lastTransitionTime` (there is no
+//! clock here); the controller stamps it when it publishes (see `controller::transitions`).
+//!
+//! Semantics follow gateway.networking.k8s.io v1 (standard channel): GatewayClass
+//! `controllerName` [`GATEWAY_CONTROLLER`]; listeners HTTP and HTTPS (terminate) merged per
+//! port; route precedence exact path, longest prefix, method, most headers, most query
+//! parameters, oldest route, namespace/name, rule order, match order.
+
+mod conditions;
+mod http_route;
+mod listeners;
+mod router;
+mod rules;
+
+use serde_json::{Value, json};
+
+use crate::config::gateway::GATEWAY_GROUP;
+use crate::config::{
+    Gateway, GatewayClass, HttpRoute, Issue, Kind, Object, ObjectKey, ReferenceGrant, Snapshot, StoredObject,
+};
+
+use self::conditions::Condition;
+use self::listeners::GatewayState;
+use super::backends::Backends;
+use super::hosts;
+use super::table::TableBuilder;
+use super::tls::TlsBuilder;
+use super::{ObjectStatus, Reporter, TranslateOptions};
+
+/// The GatewayClass `spec.controllerName` Vestibule serves.
+pub const GATEWAY_CONTROLLER: &str = "vestibule.dev/gateway-controller";
+
+/// What the GatewayClass status lists in `supportedFeatures`: exactly the features the tests
+/// prove (README "Gateway API", the conformance mapping).
+const SUPPORTED_FEATURES: &[&str] = &[
+    "Gateway",
+    "GatewayHTTPListenerIsolation",
+    "HTTPRoute",
+    "HTTPRouteHostRewrite",
+    "HTTPRouteRequestTimeout",
+    "HTTPRouteMethodMatching",
+    "HTTPRouteParentRefPort",
+    "HTTPRoutePathRedirect",
+    "HTTPRoutePathRewrite",
+    "HTTPRoutePortRedirect",
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRouteSchemeRedirect",
+    "ReferenceGrant",
+];
+
+/// Translates every Gateway API object of `snapshot` that is ours: adds routes and ports to
+/// `table`, backends and certificates to their builders, problems to `issues`; returns the
+/// statuses.
+pub(crate) fn add_gateway_api<'s>(
+    snapshot: &'s Snapshot,
+    options: &TranslateOptions,
+    table: &mut TableBuilder,
+    backends: &mut Backends<'s>,
+    tls: &mut TlsBuilder<'s>,
+    issues: &mut Vec<Issue>,
+) -> Vec<ObjectStatus> {
+    let mut statuses = Vec::new();
+    let classes: Vec<(&StoredObject, &GatewayClass)> = snapshot
+        .of_kind(Kind::GatewayClass)
+        .filter_map(|stored| match &stored.object {
+            Object::GatewayClass(class) if class.spec.controller_name == GATEWAY_CONTROLLER => Some((&**stored, class)),
+            _ => None,
+        })
+        .collect();
+    for (stored, class) in &classes {
+        let generation = class.metadata.generation;
+        let features: Vec<Value> = SUPPORTED_FEATURES.iter().map(|name| json!({ "name": name })).collect();
+        statuses.push(status_of(
+            stored,
+            json!({
+                "conditions": [
+                    Condition::ok("Accepted", "Accepted", "handled by Vestibule").json(generation),
+                    Condition::ok("SupportedVersion", "SupportedVersion", "gateway.networking.k8s.io v1").json(generation),
+                ],
+                "supportedFeatures": features,
+            }),
+        ));
+    }
+    let ours = |gateway: &Gateway| {
+        classes
+            .iter()
+            .any(|(_, c)| c.metadata.name == gateway.spec.gateway_class_name)
+    };
+    let mut gateways: Vec<(&'s StoredObject, &'s Gateway)> = snapshot
+        .of_kind(Kind::Gateway)
+        .filter_map(|stored| match &stored.object {
+            Object::Gateway(gateway) if ours(gateway) => Some((&**stored, gateway)),
+            _ => None,
+        })
+        .collect();
+    gateways.sort_by(|a, b| age_order(a.0, b.0));
+    let grants = Grants::new(snapshot);
+    let namespaces = listeners::NamespaceLabels::new(snapshot);
+
+    let mut states: Vec<GatewayState<'s>> = Vec::new();
+    for (stored, gateway) in &gateways {
+        let key = stored.key();
+        let mut report = Reporter {
+            key: &key,
+            origin: &stored.origin,
+            issues,
+        };
+        states.push(listeners::gateway_state(stored, gateway, &grants, tls, &mut report));
+    }
+    listeners::mark_conflicts(&mut states);
+
+    let mut routes: Vec<(&'s StoredObject, &'s HttpRoute)> = snapshot
+        .of_kind(Kind::HTTPRoute)
+        .filter_map(|stored| match &stored.object {
+            Object::HttpRoute(route) => Some((&**stored, route)),
+            _ => None,
+        })
+        .collect();
+    routes.sort_by(|a, b| age_order(a.0, b.0));
+    // The hostnames of the listeners served on each port: a request belongs to the listener
+    // whose hostname matches it most specifically (listener isolation).
+    let mut port_hosts: std::collections::HashMap<u16, Vec<Option<hosts::HostPattern>>> =
+        std::collections::HashMap::new();
+    for state in &states {
+        for listener in state.listeners.iter().filter(|l| l.is_programmed()) {
+            port_hosts
+                .entry(listener.port)
+                .or_default()
+                .push(listener.hostname.clone());
+        }
+    }
+    let mut ports = router::PortsBuilder::default();
+    for (rank, (stored, route)) in routes.iter().enumerate() {
+        let key = stored.key();
+        let mut report = Reporter {
+            key: &key,
+            origin: &stored.origin,
+            issues,
+        };
+        let context = http_route::Context {
+            gateways: &mut states,
+            namespaces: &namespaces,
+            grants: &grants,
+            backends,
+            table,
+            ports: &mut ports,
+            port_hosts: &port_hosts,
+            rank,
+        };
+        if let Some(status) = http_route::add_route(route, context, &mut report) {
+            statuses.push(status_of(stored, status));
+        }
+    }
+    for state in &states {
+        statuses.push(status_of(state.stored, listeners::gateway_status(state, options)));
+    }
+    table.set_gateway_ports(ports.build(&states));
+    statuses
+}
+
+/// Oldest first; objects without a creation timestamp (manifests) after those with one; ties by
+/// namespace and name.
+fn age_order(a: &StoredObject, b: &StoredObject) -> std::cmp::Ordering {
+    let time = |o: &StoredObject| o.object.metadata().creation_timestamp.clone();
+    let (a_time, b_time) = (time(a), time(b));
+    (a_time.is_none(), a_time, a.key()).cmp(&(b_time.is_none(), b_time, b.key()))
+}
+
+fn status_of(stored: &StoredObject, status: Value) -> ObjectStatus {
+    let ObjectKey { kind, namespace, name } = stored.key();
+    ObjectStatus {
+        api_version: kind.api_version().to_string(),
+        kind: kind.as_str().to_string(),
+        namespace,
+        name,
+        status,
+    }
+}
+
+/// The ReferenceGrants of a snapshot: may an object of `from` kind in one namespace refer to
+/// an object in another?
+pub(crate) struct Grants<'s> {
+    grants: Vec<(&'s str, &'s ReferenceGrant)>,
+}
+
+impl<'s> Grants<'s> {
+    fn new(snapshot: &'s Snapshot) -> Self {
+        let grants = snapshot
+            .of_kind(Kind::ReferenceGrant)
+            .filter_map(|stored| match &stored.object {
+                Object::ReferenceGrant(grant) => {
+                    Some((grant.metadata.namespace.as_deref().unwrap_or("default"), grant))
+                }
+                _ => None,
+            })
+            .collect();
+        Grants { grants }
+    }
+
+    /// Whether a `from_kind` (of the Gateway API group) in `from_namespace` may refer to the
+    /// `to_kind` (core group) object `to_namespace/to_name`. Same namespace: always.
+    pub(crate) fn allows(
+        &self,
+        from_kind: &str,
+        from_namespace: &str,
+        to_kind: &str,
+        to_namespace: &str,
+        to_name: &str,
+    ) -> bool {
+        if from_namespace == to_namespace {
+            return true;
+        }
+        self.grants.iter().any(|(namespace, grant)| {
+            *namespace == to_namespace
+                && grant.spec.from.iter().any(|from| {
+                    from.group == GATEWAY_GROUP && from.kind == from_kind && from.namespace == from_namespace
+                })
+                && grant.spec.to.iter().any(|to| {
+                    to.group.is_empty() && to.kind == to_kind && to.name.as_deref().is_none_or(|name| name == to_name)
+                })
+        })
+    }
+}
