@@ -44,10 +44,10 @@ pub fn apply_listener_failures(statuses: &mut [ObjectStatus], table: &RouteTable
                 }
             }
             let any_programmed = listeners.iter().any(|l| condition_is_true(l, "Programmed"));
-            if !any_programmed {
-                if let Some(conditions) = entry.status.get_mut("conditions").and_then(Value::as_array_mut) {
-                    set_condition(conditions, "Programmed", "Invalid", "no listener is served");
-                }
+            if !any_programmed
+                && let Some(conditions) = entry.status.get_mut("conditions").and_then(Value::as_array_mut)
+            {
+                set_condition(conditions, "Programmed", "Invalid", "no listener is served");
             }
         }
     }

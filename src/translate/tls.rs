@@ -176,15 +176,14 @@ impl<'s> TlsBuilder<'s> {
         namespace: &'s str,
         name: &'s str,
     ) -> Result<Arc<CertifiedKey>, String> {
-        if let Some(stored) = self.snapshot.get(Kind::Secret, namespace, name) {
-            if let Object::Secret(secret) = &stored.object {
-                if secret.type_.as_deref().is_some_and(|t| t != "kubernetes.io/tls") {
-                    return Err(format!(
-                        "Secret {namespace}/{name} is of type {:?}, not kubernetes.io/tls",
-                        secret.type_.as_deref().unwrap_or("")
-                    ));
-                }
-            }
+        if let Some(stored) = self.snapshot.get(Kind::Secret, namespace, name)
+            && let Object::Secret(secret) = &stored.object
+            && secret.type_.as_deref().is_some_and(|t| t != "kubernetes.io/tls")
+        {
+            return Err(format!(
+                "Secret {namespace}/{name} is of type {:?}, not kubernetes.io/tls",
+                secret.type_.as_deref().unwrap_or("")
+            ));
         }
         self.load(namespace, name).map_err(|error| match error {
             SecretError::Missing => format!("Secret {namespace}/{name} not found"),

@@ -49,10 +49,10 @@ async fn wait_for_port(vestibule: &Vestibule, port: u16, host: &str, status: u16
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let last = get(loopback(port), host, "/").await;
-        if let Ok((code, body)) = &last {
-            if *code == status {
-                return body.clone();
-            }
+        if let Ok((code, body)) = &last
+            && *code == status
+        {
+            return body.clone();
         }
         assert!(
             Instant::now() < deadline,
