@@ -261,7 +261,7 @@ fn options(
         manifests,
         proxy,
         admin,
-        translate: TranslateOptions { publish_address },
+        translate: TranslateOptions { publish_address, publish_service: None },
         shutdown_delay: seconds(tuning.shutdown_delay, "--shutdown-delay")?,
         drain_timeout: seconds(tuning.drain_timeout, "--drain-timeout")?,
     })
@@ -316,7 +316,7 @@ async fn echo(listen: SocketAddr, name: String) -> anyhow::Result<()> {
 }
 
 fn check(manifests: Vec<PathBuf>, publish_address: Option<String>, output: CheckOutput) -> ExitCode {
-    let report = vestibule::check::check(manifests, TranslateOptions { publish_address });
+    let report = vestibule::check::check(manifests, TranslateOptions { publish_address, publish_service: None });
     let mut stdout = io::stdout().lock();
     let _ = match output {
         CheckOutput::Text => report.print(&mut stdout),

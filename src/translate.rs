@@ -42,6 +42,39 @@ pub struct TranslateOptions {
     /// `--publish-address`: the IP or hostname written to served Ingresses'
     /// `status.loadBalancer.ingress`.
     pub publish_address: Option<String>,
+    /// `--publish-service NS/NAME`: the Service whose addresses (its load balancer's, read from
+    /// the snapshot) are written instead of `publish_address`.
+    pub publish_service: Option<ServiceRef>,
+}
+
+/// A Service named `namespace/name` (`--publish-service`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ServiceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+impl std::str::FromStr for ServiceRef {
+    type Err = String;
+
+    /// `NAMESPACE/NAME`, both non-empty.
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value.split_once('/') {
+            Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Ok(ServiceRef {
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                })
+            }
+            _ => Err(format!("{value:?} is not NAMESPACE/NAME")),
+        }
+    }
 }
 
 /// The result of one translation.
@@ -112,7 +145,17 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         ingress::add_ingress(namespace, ingress, &mut builders, &mut report);
     }
 
-    let statuses = status::statuses(served.iter().map(|(_, _, key)| key), options.publish_address.as_deref());
+    let published = match &options.publish_service {
+        Some(service) => match status::publish_service_addresses(snapshot, service) {
+            Ok(addresses) => Some(addresses.join(",")),
+            Err(issue) => {
+                issues.push(issue);
+                None
+            }
+        },
+        None => options.publish_address.clone(),
+    };
+    let statuses = status::statuses(served.iter().map(|(_, _, key)| key), published.as_deref());
     let Builders { table, backends, tls } = builders;
     let (backends, backend_issues) = backends.finish();
     let (certificates, tls_issues) = tls.finish();

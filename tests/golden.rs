@@ -6,7 +6,7 @@
 //!
 //! Each directory under `tests/golden/` is one case:
 //! - `in.yaml`: multi-document Kubernetes manifests, loaded as `vestibule run -f` loads them;
-//! - `options.yaml` (optional): `{publishAddress: ...}`;
+//! - `options.yaml` (optional): `{publishAddress: ..., publishService: NAMESPACE/NAME}`;
 //! - `requests.yaml` (optional): `[{host, path, expect}]`, where `expect` is the route name
 //!   `RouteTable::find` must return (`null`: no route, 404). These are written by hand and
 //!   prove routing end to end through `translate`;
@@ -27,6 +27,8 @@ use vestibule::translate::{ObjectStatus, TranslateOptions, Translation, translat
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Options {
     publish_address: Option<String>,
+    /// `NAMESPACE/NAME`.
+    publish_service: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +70,9 @@ fn load(case: &Path) -> (Snapshot, TranslateOptions) {
     };
     let options = TranslateOptions {
         publish_address: options.publish_address,
+        publish_service: options
+            .publish_service
+            .map(|service| service.parse().expect("publishService is NAMESPACE/NAME")),
     };
     (snapshot, options)
 }
