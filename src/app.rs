@@ -12,6 +12,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::admin::{self, AdminState};
+use crate::cluster::{Cluster, ElectionConfig};
 use crate::config::SourceId;
 use crate::controller::{self, Publication, Sink};
 use crate::metrics::Metrics;
@@ -31,6 +32,16 @@ pub struct RunOptions {
     pub shutdown_delay: Duration,
     /// Then wait at most this long for in-flight requests.
     pub drain_timeout: Duration,
+    /// `--kubernetes`: elect a leader and write status to the API.
+    pub kubernetes: Option<KubernetesOptions>,
+}
+
+/// How to reach the Kubernetes API, and the election (`--kubernetes`).
+#[derive(Debug, Clone)]
+pub struct KubernetesOptions {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub election: ElectionConfig,
 }
 
 /// A start-up failure, naming what could not be done. Each message is complete (the cause is
@@ -53,6 +64,8 @@ pub enum StartError {
     Manifests { path: PathBuf, error: io::Error },
     #[error("cannot watch manifests: {0}")]
     Watch(#[from] notify::Error),
+    #[error("{0}")]
+    Kubernetes(#[from] crate::kube_client::ClientError),
 }
 
 fn bind_reason(error: &io::Error) -> String {
@@ -77,6 +90,8 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     /// Sends objects on behalf of a built-in source (the demo); kept open while running.
     pub builtin: Option<mpsc::Sender<SourceUpdate>>,
+    /// The leader election and status writer (`--kubernetes`).
+    pub cluster: Option<Cluster>,
     _watcher: Option<notify::RecommendedWatcher>,
     options: RunOptions,
 }
@@ -93,6 +108,12 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
             });
         }
     }
+    let client = match &options.kubernetes {
+        Some(kubernetes) => {
+            Some(crate::kube_client::client(kubernetes.kubeconfig.as_deref(), kubernetes.context.as_deref()).await?)
+        }
+        None => None,
+    };
     let metrics = Metrics::new();
     let publication = Publication::new();
     let admin_state = AdminState::new(publication.clone(), metrics.clone());
@@ -143,6 +164,15 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
             .await;
     }
     drop(tx);
+    let cluster = match (client, &options.kubernetes) {
+        (Some(client), Some(kubernetes)) => Some(Cluster::start(
+            client,
+            kubernetes.election.clone(),
+            publication.clone(),
+            metrics.clone(),
+        )),
+        _ => None,
+    };
     tokio::spawn(controller::run(
         sources,
         rx,
@@ -152,6 +182,7 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         metrics,
     ));
     Ok(Running {
+        cluster,
         proxy,
         admin: admin_state,
         publication,
@@ -176,11 +207,21 @@ impl Running {
     }
 
     /// Drains: /readyz turns 503, the delay passes, listeners stop, in-flight requests finish.
+    /// Meanwhile (from the start) a leader stops writing status and releases its Lease, so a
+    /// successor takes over at once rather than after the lease duration.
     pub async fn shutdown(&self) {
         self.admin.draining.store(true, Ordering::SeqCst);
         tracing::info!(delay = ?self.options.shutdown_delay, "shutting down: draining");
-        tokio::time::sleep(self.options.shutdown_delay).await;
-        self.proxy.shutdown(self.options.drain_timeout).await;
+        let release = async {
+            if let Some(cluster) = &self.cluster {
+                cluster.release().await;
+            }
+        };
+        let drain = async {
+            tokio::time::sleep(self.options.shutdown_delay).await;
+            self.proxy.shutdown(self.options.drain_timeout).await;
+        };
+        tokio::join!(release, drain);
         tracing::info!("stopped");
     }
 }

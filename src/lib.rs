@@ -7,12 +7,14 @@
 pub mod admin;
 pub mod app;
 pub mod check;
+pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod demo;
 pub mod echo;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod kube_client;
 pub mod metrics;
 pub mod providers;
 pub mod proxy;

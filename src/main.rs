@@ -10,9 +10,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use vestibule::app::{self, RunOptions};
+use vestibule::app::{self, KubernetesOptions, RunOptions};
+use vestibule::cluster::ElectionConfig;
 use vestibule::proxy::{Cidr, ProxyConfig};
-use vestibule::translate::TranslateOptions;
+use vestibule::translate::{ServiceRef, TranslateOptions};
 
 #[derive(Parser)]
 #[command(
@@ -63,9 +64,12 @@ struct RunArgs {
     /// File or directory of multi-document YAML manifests; watched, changes applied live (repeatable).
     #[arg(short = 'f', long = "manifests", env = "VESTIBULE_MANIFESTS", value_delimiter = ',')]
     manifests: Vec<PathBuf>,
-    /// Watch the Kubernetes API (not available in this version).
+    /// Kubernetes mode: elect a leader on a Lease and write served objects' status to the API
+    /// (objects still come from --manifests until the API provider is in this build).
     #[arg(long, env = "VESTIBULE_KUBERNETES")]
     kubernetes: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Read routes from Docker container labels (not available in this version).
     #[arg(long, env = "VESTIBULE_DOCKER", num_args = 0..=1, default_missing_value = "/var/run/docker.sock")]
     docker: Option<String>,
@@ -84,8 +88,86 @@ struct RunArgs {
     /// IP or hostname written to served Ingresses' status.loadBalancer.ingress.
     #[arg(long, env = "VESTIBULE_PUBLISH_ADDRESS")]
     publish_address: Option<String>,
+    /// NAMESPACE/NAME of a Service whose addresses (its load balancer's) are written to served
+    /// Ingresses' status.loadBalancer instead of --publish-address, followed as they change.
+    #[arg(long, env = "VESTIBULE_PUBLISH_SERVICE")]
+    publish_service: Option<ServiceRef>,
     #[command(flatten)]
     tuning: Tuning,
+}
+
+/// Kubernetes mode: the API client and the leader election.
+#[derive(Args, Clone)]
+struct ClusterArgs {
+    /// Kubeconfig file (else in-cluster, else KUBECONFIG or ~/.kube/config).
+    #[arg(long, env = "VESTIBULE_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (else the current one).
+    #[arg(long, env = "VESTIBULE_CONTEXT")]
+    context: Option<String>,
+    /// Namespace of the leader Lease (else POD_NAMESPACE, else the service account's, else default).
+    #[arg(long, env = "VESTIBULE_ELECTION_NAMESPACE")]
+    election_namespace: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(long, env = "VESTIBULE_ELECTION_NAME", default_value = "vestibule-leader")]
+    election_name: String,
+    /// Seconds a Lease is held without renewal before another replica may take it.
+    #[arg(long, env = "VESTIBULE_LEASE_DURATION", default_value_t = 15.0)]
+    lease_duration: f64,
+    /// Seconds a leader may fail to renew before it stops leading (and writing status).
+    #[arg(long, env = "VESTIBULE_RENEW_DEADLINE", default_value_t = 10.0)]
+    renew_deadline: f64,
+    /// Seconds between attempts to acquire or renew the Lease.
+    #[arg(long, env = "VESTIBULE_RETRY_PERIOD", default_value_t = 2.0)]
+    retry_period: f64,
+    /// This replica's identity in the Lease (else POD_NAME, else the hostname).
+    #[arg(long, env = "VESTIBULE_POD_NAME")]
+    pod_name: Option<String>,
+}
+
+impl ClusterArgs {
+    fn options(&self) -> anyhow::Result<KubernetesOptions> {
+        let namespace = match &self.election_namespace {
+            Some(namespace) => namespace.clone(),
+            None => std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|namespace| !namespace.is_empty())
+                .or_else(|| {
+                    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                        .ok()
+                        .map(|namespace| namespace.trim().to_string())
+                        .filter(|namespace| !namespace.is_empty())
+                })
+                .unwrap_or_else(|| "default".to_string()),
+        };
+        let identity = match &self.pod_name {
+            Some(name) => name.clone(),
+            None => std::env::var("POD_NAME")
+                .ok()
+                .filter(|name| !name.is_empty())
+                .or_else(|| {
+                    std::fs::read_to_string("/proc/sys/kernel/hostname")
+                        .ok()
+                        .map(|name| name.trim().to_string())
+                        .filter(|name| !name.is_empty())
+                })
+                .context("no --pod-name, no POD_NAME and no hostname: name this replica with --pod-name")?,
+        };
+        let election = ElectionConfig {
+            namespace,
+            name: self.election_name.clone(),
+            identity,
+            lease_duration: seconds(self.lease_duration, "--lease-duration")?,
+            renew_deadline: seconds(self.renew_deadline, "--renew-deadline")?,
+            retry_period: seconds(self.retry_period, "--retry-period")?,
+        };
+        election.validate().map_err(anyhow::Error::msg)?;
+        Ok(KubernetesOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            election,
+        })
+    }
 }
 
 #[derive(Args, Clone)]
@@ -261,21 +343,22 @@ fn options(
         manifests,
         proxy,
         admin,
-        translate: TranslateOptions { publish_address, publish_service: None },
+        translate: TranslateOptions {
+            publish_address,
+            publish_service: None,
+        },
         shutdown_delay: seconds(tuning.shutdown_delay, "--shutdown-delay")?,
         drain_timeout: seconds(tuning.drain_timeout, "--drain-timeout")?,
+        kubernetes: None,
     })
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    if args.kubernetes {
-        anyhow::bail!("--kubernetes is not available in this version of vestibule; use --manifests");
-    }
     if args.docker.is_some() {
         anyhow::bail!("--docker is not available in this version of vestibule; use --manifests");
     }
     let _ = args.gateway_bind;
-    let options = options(
+    let mut options = options(
         args.manifests,
         args.http,
         args.https,
@@ -283,6 +366,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.publish_address,
         &args.tuning,
     )?;
+    options.translate.publish_service = args.publish_service;
+    if args.kubernetes {
+        options.kubernetes = Some(args.cluster.options()?);
+    }
     // Listened for before starting: a SIGTERM during start-up still drains.
     let mut signals = app::ShutdownSignals::listen().context("cannot listen for SIGTERM/SIGINT")?;
     let running = app::start(options, None).await?;
@@ -316,7 +403,13 @@ async fn echo(listen: SocketAddr, name: String) -> anyhow::Result<()> {
 }
 
 fn check(manifests: Vec<PathBuf>, publish_address: Option<String>, output: CheckOutput) -> ExitCode {
-    let report = vestibule::check::check(manifests, TranslateOptions { publish_address, publish_service: None });
+    let report = vestibule::check::check(
+        manifests,
+        TranslateOptions {
+            publish_address,
+            publish_service: None,
+        },
+    );
     let mut stdout = io::stdout().lock();
     let _ = match output {
         CheckOutput::Text => report.print(&mut stdout),

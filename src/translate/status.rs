@@ -33,7 +33,12 @@ pub(crate) fn publish_service_addresses(snapshot: &Snapshot, service: &ServiceRe
         ));
     };
     let spec = &found.spec;
-    let cluster_ip = || spec.cluster_ip.iter().filter(|ip| !ip.is_empty() && *ip != "None").cloned();
+    let cluster_ip = || {
+        spec.cluster_ip
+            .iter()
+            .filter(|ip| !ip.is_empty() && *ip != "None")
+            .cloned()
+    };
     let addresses: Vec<String> = match spec.type_.as_deref().unwrap_or("ClusterIP") {
         "ExternalName" => spec.external_name.iter().cloned().collect(),
         "LoadBalancer" => {
