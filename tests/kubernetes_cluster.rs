@@ -1,0 +1,330 @@
+//! Leader election and status writing against a real kube-apiserver (issue 11, cluster side).
+//!
+//! Each test starts its own etcd + kube-apiserver with `../shared/k8s/apiserver.sh` (ports from
+//! `K8S_API_PORT`, `K8S_ETCD_PORT`, `K8S_ETCD_PEER_PORT`, state in `K8S_RUN`; defaults
+//! 16601/12601/12602 and /tmp/k8s-clu), stopped by a guard when the test ends or fails. The
+//! tests run one at a time (they share the ports). Ignored by default (they need the built API
+//! server, ~/.cache/vestibule-k8s):
+//!
+//!     cargo test --test kubernetes_cluster -- --ignored --test-threads 1
+
+#[path = "kubernetes_cluster/support.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use vestibule::cluster::{Cluster, ElectionConfig, Elector};
+use vestibule::controller::{Publication, Published};
+use vestibule::metrics::Metrics;
+use vestibule::translate::ObjectStatus;
+
+use support::{ApiServer, Forwarder, SERIAL, eventually};
+
+const LEASE: Duration = Duration::from_secs(3);
+const RENEW: Duration = Duration::from_secs(2);
+const RETRY: Duration = Duration::from_millis(300);
+
+fn election(identity: &str) -> ElectionConfig {
+    ElectionConfig {
+        namespace: "default".into(),
+        name: "vestibule-leader".into(),
+        identity: identity.into(),
+        lease_duration: LEASE,
+        renew_deadline: RENEW,
+        retry_period: RETRY,
+    }
+}
+
+/// An elector running in a task: its leadership, its stop token, its task.
+struct Replica {
+    leading: tokio::sync::watch::Receiver<bool>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn replica(client: kube::Client, identity: &str) -> Replica {
+    let elector = Elector::new(client, election(identity));
+    let leading = elector.leadership();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(elector.run(stop.clone()));
+    Replica { leading, stop, task }
+}
+
+fn leads(replica: &Replica) -> bool {
+    *replica.leading.borrow()
+}
+
+async fn holder(client: &kube::Client) -> Option<String> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    leases
+        .get_opt("vestibule-leader")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|lease| lease.spec)
+        .and_then(|spec| spec.holder_identity)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real kube-apiserver (../shared/k8s/apiserver.sh); run with --ignored"]
+async fn two_replicas_one_leader_then_handover_on_release_and_on_expiry() {
+    let _serial = SERIAL.lock().await;
+    let server = ApiServer::start("");
+    let client = server.client().await;
+    let a = replica(client.clone(), "replica-a");
+    let b = replica(client.clone(), "replica-b");
+    eventually(Duration::from_secs(10), "a leader", || async {
+        (leads(&a) || leads(&b)).then_some(())
+    })
+    .await;
+    // Exactly one leads, throughout 3 s (several renewals and retries).
+    let watch_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < watch_until {
+        assert!(!(leads(&a) && leads(&b)), "two leaders at once");
+        assert!(leads(&a) || leads(&b), "the leader stopped leading with the API up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (leader, follower, follower_name) = if leads(&a) {
+        (a, b, "replica-b")
+    } else {
+        (b, a, "replica-a")
+    };
+    let first = holder(&client).await.expect("a holder");
+    assert_ne!(first, follower_name, "the Lease names the leader");
+
+    // Graceful release: the follower takes over at its next retry, not after the lease duration.
+    let released = Instant::now();
+    leader.stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), leader.task)
+        .await
+        .expect("the elector stops")
+        .expect("no panic");
+    assert!(!*leader.leading.borrow(), "a stopped elector does not lead");
+    eventually(
+        Duration::from_secs(2),
+        "the follower leading after a release",
+        || async { leads(&follower).then_some(()) },
+    )
+    .await;
+    let handover = released.elapsed();
+    eprintln!("handover after release: {handover:?} (retry period {RETRY:?}, lease {LEASE:?})");
+    assert!(
+        handover < LEASE,
+        "took over at once on release, not at expiry: {handover:?}"
+    );
+    assert_eq!(holder(&client).await.as_deref(), Some(follower_name));
+
+    // A crash (no release): a third replica takes over once the Lease expires.
+    let c = replica(client.clone(), "replica-c");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!leads(&c), "the Lease is held and renewed: the newcomer waits");
+    let crashed = Instant::now();
+    follower.task.abort();
+    eventually(
+        LEASE + Duration::from_secs(3),
+        "replica-c leading after expiry",
+        || async { leads(&c).then_some(()) },
+    )
+    .await;
+    let takeover = crashed.elapsed();
+    eprintln!("takeover after a crash: {takeover:?} (lease {LEASE:?})");
+    assert!(
+        takeover >= LEASE - RETRY * 2,
+        "took a Lease that had not expired: {takeover:?}"
+    );
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let spec = leases.get("vestibule-leader").await.expect("lease").spec.expect("spec");
+    assert_eq!(spec.holder_identity.as_deref(), Some("replica-c"));
+    assert_eq!(spec.lease_duration_seconds, Some(3));
+    assert!(spec.lease_transitions.unwrap_or(0) >= 1, "{spec:?}");
+    c.stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), c.task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real kube-apiserver (../shared/k8s/apiserver.sh); run with --ignored"]
+async fn a_leader_cut_off_from_the_api_stops_leading_within_the_renew_deadline() {
+    let _serial = SERIAL.lock().await;
+    let server = ApiServer::start("");
+    let forwarder = Forwarder::start(server.port).await;
+    let cut_client = vestibule::kube_client::client(Some(&server.kubeconfig_via(forwarder.port)), None)
+        .await
+        .expect("client");
+    let metrics = Metrics::new();
+    let publication = Publication::new();
+    let cluster = Cluster::start(cut_client, election("cut-off"), publication, metrics.clone());
+    eventually(Duration::from_secs(10), "leading", || async {
+        (cluster.is_leader() && metrics.is_leader()).then_some(())
+    })
+    .await;
+    // Let it renew a few times, then cut the path (connections held open, nothing answered).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cut = Instant::now();
+    forwarder.block(true);
+    eventually(RENEW + Duration::from_secs(2), "leadership lost", || async {
+        (!cluster.is_leader()).then_some(())
+    })
+    .await;
+    let lost = cut.elapsed();
+    eprintln!("stopped leading {lost:?} after the API was cut (renew deadline {RENEW:?})");
+    assert!(
+        lost <= RENEW + Duration::from_millis(300),
+        "led past the renew deadline: {lost:?}"
+    );
+    eventually(Duration::from_secs(1), "vestibule_leader 0", || async {
+        (!metrics.is_leader()).then_some(())
+    })
+    .await;
+    assert!(metrics.encode().contains("vestibule_leader 0"));
+
+    // Another replica, with the API reachable, takes over once the Lease expires.
+    let other = replica(server.client().await, "healthy");
+    eventually(
+        LEASE + Duration::from_secs(3),
+        "the healthy replica leading",
+        || async { leads(&other).then_some(()) },
+    )
+    .await;
+    other.stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), other.task).await;
+    drop(cluster);
+}
+
+const WIDGET_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.test.vestibule.dev}
+spec:
+  group: test.vestibule.dev
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"#;
+
+fn widget_status(status: &str, message: &str) -> ObjectStatus {
+    ObjectStatus {
+        api_version: "test.vestibule.dev/v1".into(),
+        kind: "Widget".into(),
+        namespace: "default".into(),
+        name: "w1".into(),
+        status: json!({"conditions": [{"type": "Ready", "status": status, "reason": "Test", "message": message}]}),
+    }
+}
+
+fn publish(publication: &Publication, generation: u64, statuses: Vec<ObjectStatus>) {
+    publication.publish(Published {
+        generation,
+        statuses,
+        ..Published::default()
+    });
+}
+
+/// Any kind (here a custom resource with conditions): written on the status subresource only
+/// when it changes; `lastTransitionTime` kept while a condition's status stays; a write that
+/// conflicts (the object changed since read) is read again and retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real kube-apiserver (../shared/k8s/apiserver.sh); run with --ignored"]
+async fn status_of_any_kind_written_on_change_only_keeping_transition_times_and_retrying_conflicts() {
+    let _serial = SERIAL.lock().await;
+    let server = ApiServer::start("");
+    server.kubectl(&["apply", "-f", "-"], Some(WIDGET_CRD));
+    server.kubectl(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/widgets.test.vestibule.dev",
+            "--timeout=30s",
+        ],
+        None,
+    );
+    let client = server.client().await;
+    let resource =
+        kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("test.vestibule.dev", "v1", "Widget"));
+    let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
+    eventually(Duration::from_secs(20), "the Widget kind served", || async {
+        let widget =
+            json!({"apiVersion": "test.vestibule.dev/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {}});
+        let widget: DynamicObject = serde_json::from_value(widget).expect("widget");
+        widgets.create(&Default::default(), &widget).await.ok().map(|_| ())
+    })
+    .await;
+    let conditions = |object: &DynamicObject| -> Value { object.data["status"]["conditions"][0].clone() };
+
+    let metrics = Metrics::new();
+    let publication = Publication::new();
+    publish(&publication, 1, vec![widget_status("True", "first")]);
+    let cluster = Cluster::start(client.clone(), election("writer"), publication.clone(), metrics.clone());
+    let written = eventually(Duration::from_secs(10), "the first status", || async {
+        let object = widgets.get("w1").await.ok()?;
+        (conditions(&object)["message"] == "first").then_some(object)
+    })
+    .await;
+    let first_time = conditions(&written)["lastTransitionTime"].clone();
+    assert!(first_time.is_string(), "a transition time is set: {written:?}");
+    assert_eq!(metrics.status_writes("Widget", "ok"), 1);
+
+    // Same condition status, new message: written, transition time kept (1 s later).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    publish(&publication, 2, vec![widget_status("True", "second")]);
+    let written = eventually(Duration::from_secs(10), "the second status", || async {
+        let object = widgets.get("w1").await.ok()?;
+        (conditions(&object)["message"] == "second").then_some(object)
+    })
+    .await;
+    assert_eq!(conditions(&written)["lastTransitionTime"], first_time, "no flapping");
+    assert_eq!(metrics.status_writes("Widget", "ok"), 2);
+
+    // Many generations with nothing new: no write.
+    for generation in 3..=30 {
+        publish(&publication, generation, vec![widget_status("True", "second")]);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(metrics.status_writes("Widget", "ok"), 2, "no write without a change");
+
+    // Someone else changes the object: our next write carries a stale resourceVersion, gets
+    // 409, reads the object again and writes.
+    widgets
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {"touched": "yes"}}})),
+        )
+        .await
+        .expect("label");
+    publish(&publication, 31, vec![widget_status("False", "third")]);
+    let written = eventually(Duration::from_secs(10), "the third status", || async {
+        let object = widgets.get("w1").await.ok()?;
+        (conditions(&object)["message"] == "third").then_some(object)
+    })
+    .await;
+    assert_eq!(metrics.status_writes("Widget", "conflict"), 1);
+    assert_eq!(metrics.status_writes("Widget", "ok"), 3);
+    assert_ne!(
+        conditions(&written)["lastTransitionTime"],
+        first_time,
+        "the status changed: a new time"
+    );
+    assert_eq!(conditions(&written)["status"], "False");
+    let encoded = metrics.encode();
+    assert!(
+        encoded.contains(r#"vestibule_status_writes_total{kind="Widget",result="conflict"} 1"#),
+        "{encoded}"
+    );
+    cluster.release().await;
+    let _ = Arc::clone(&publication);
+}
