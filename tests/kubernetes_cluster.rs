@@ -328,3 +328,236 @@ async fn status_of_any_kind_written_on_change_only_keeping_transition_times_and_
     cluster.release().await;
     let _ = Arc::clone(&publication);
 }
+
+/// The manifests both the API server and `vestibule run -f` hold: Ingresses `a` and `b` of our
+/// class (unless `b_class` says otherwise), `theirs` of another controller's, the published
+/// Service with `lb_ip`, and a backend Service carrying an irrelevant `label`.
+fn manifests(lb_ip: &str, b_class: &str, label: u32) -> String {
+    format!(
+        r#"apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {{name: vestibule}}
+spec: {{controller: vestibule.dev/ingress-controller}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: vestibule, namespace: default}}
+spec:
+  type: LoadBalancer
+  ports: [{{port: 80}}]
+status:
+  loadBalancer:
+    ingress: [{{ip: {lb_ip}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: default, labels: {{revision: "{label}"}}}}
+spec:
+  ports: [{{port: 80}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: a, namespace: default}}
+spec:
+  ingressClassName: vestibule
+  defaultBackend: {{service: {{name: web, port: {{number: 80}}}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: b, namespace: default}}
+spec:
+  ingressClassName: {b_class}
+  defaultBackend: {{service: {{name: web, port: {{number: 80}}}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: theirs, namespace: default}}
+spec:
+  ingressClassName: nginx
+  defaultBackend: {{service: {{name: web, port: {{number: 80}}}}}}
+"#
+    )
+}
+
+async fn ingress_ip(ingresses: &Api<DynamicObject>, name: &str) -> Option<String> {
+    let object = ingresses.get(name).await.ok()?;
+    object.data["status"]["loadBalancer"]["ingress"][0]["ip"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Rewrites the manifests and waits until the replica applied a new generation.
+async fn reload(replica: &support::Vestibule, path: &std::path::Path, text: &str) {
+    let before = replica.metric("vestibule_config_generation").await;
+    std::fs::write(path, text).expect("write manifests");
+    eventually(Duration::from_secs(10), "a new generation", || async {
+        (replica.metric("vestibule_config_generation").await > before).then_some(())
+    })
+    .await;
+}
+
+/// The whole flow through the binary, two replicas: objects come from `--manifests` (the API
+/// provider is another branch) while the leader writes status to the same-named objects in the
+/// API server. Writes are counted in the API server's audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real kube-apiserver (../shared/k8s/apiserver.sh); run with --ignored"]
+async fn two_processes_write_ingress_status_once_per_change_and_hand_over_on_sigterm() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("audit-policy.yaml");
+    let audit = dir.path().join("audit.log");
+    std::fs::write(&policy, support::AUDIT_POLICY).expect("policy");
+    let server = ApiServer::start(&format!(
+        "--audit-policy-file={} --audit-log-path={}",
+        policy.display(),
+        audit.display()
+    ));
+    let text = manifests("192.0.2.1", "vestibule", 0);
+    server.kubectl(&["apply", "-f", "-"], Some(&text));
+    let client = server.client().await;
+    let resource =
+        kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("networking.k8s.io", "v1", "Ingress"));
+    let ingresses: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
+    let theirs_status = json!({"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.9"}]}}});
+    ingresses
+        .patch_status("theirs", &PatchParams::default(), &Patch::Merge(&theirs_status))
+        .await
+        .expect("status of theirs");
+    let baseline = support::ingress_status_writes(&audit).len();
+    assert_eq!(baseline, 1, "the audit log counts our own setup write");
+
+    let manifests_path = dir.path().join("manifests.yaml");
+    std::fs::write(&manifests_path, &text).expect("manifests");
+    let kubeconfig = server.kubeconfig.display().to_string();
+    let path = manifests_path.display().to_string();
+    let args = |identity: &'static str| -> Vec<String> {
+        [
+            "-f",
+            &path,
+            "--kubernetes",
+            "--kubeconfig",
+            &kubeconfig,
+            "--publish-service",
+            "default/vestibule",
+            "--pod-name",
+            identity,
+            "--lease-duration",
+            "3",
+            "--renew-deadline",
+            "2",
+            "--retry-period",
+            "0.3",
+            "--shutdown-delay",
+            "0.5",
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect()
+    };
+    let a_args = args("process-a");
+    let mut a = support::Vestibule::start(
+        dir.path().join("a.log"),
+        &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    eventually(Duration::from_secs(15), "process-a leading", || async {
+        (a.metric("vestibule_leader").await == 1).then_some(())
+    })
+    .await;
+    let b_args = args("process-b");
+    let mut b = support::Vestibule::start(
+        dir.path().join("b.log"),
+        &b_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    eventually(Duration::from_secs(15), "process-b ready", || async {
+        b.admin_get("/readyz").await.filter(|body| !body.is_empty()).map(|_| ())
+    })
+    .await;
+
+    // First configuration: a and b get the published Service's address, once each.
+    eventually(Duration::from_secs(10), "a and b written", || async {
+        (ingress_ip(&ingresses, "a").await.as_deref() == Some("192.0.2.1")
+            && ingress_ip(&ingresses, "b").await.as_deref() == Some("192.0.2.1"))
+        .then_some(())
+    })
+    .await;
+    let writes = || support::ingress_status_writes(&audit)[baseline..].to_vec();
+    eventually(Duration::from_secs(5), "two audited writes", || async {
+        (writes().len() >= 2).then_some(())
+    })
+    .await;
+    let mut first = writes();
+    first.sort();
+    assert_eq!(first, ["a", "b"], "one write per object, none for theirs");
+    assert_eq!(b.metric("vestibule_leader").await, 0, "the follower does not lead");
+
+    // Twenty reloads that change nothing in any status: no write.
+    for label in 1..=20 {
+        reload(&a, &manifests_path, &manifests("192.0.2.1", "vestibule", label)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        writes().len(),
+        2,
+        "writes after 20 reloads without a status change: {:?}",
+        writes()
+    );
+
+    // The published Service's address changes: exactly one more write for each of a and b.
+    reload(&a, &manifests_path, &manifests("192.0.2.2", "vestibule", 21)).await;
+    eventually(Duration::from_secs(10), "a and b at the new address", || async {
+        (ingress_ip(&ingresses, "a").await.as_deref() == Some("192.0.2.2")
+            && ingress_ip(&ingresses, "b").await.as_deref() == Some("192.0.2.2"))
+        .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(writes().len(), 4, "{:?}", writes());
+    assert_eq!(
+        a.metric(r#"vestibule_status_writes_total{kind="Ingress",result="ok"}"#)
+            .await,
+        4
+    );
+
+    // b stops being ours: left as it is (as ingress-nginx leaves it), never written again.
+    reload(&a, &manifests_path, &manifests("192.0.2.3", "other", 22)).await;
+    eventually(Duration::from_secs(10), "a at the third address", || async {
+        (ingress_ip(&ingresses, "a").await.as_deref() == Some("192.0.2.3")).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(writes().len(), 5, "{:?}", writes());
+    assert_eq!(ingress_ip(&ingresses, "b").await.as_deref(), Some("192.0.2.2"));
+    assert_eq!(
+        ingress_ip(&ingresses, "theirs").await.as_deref(),
+        Some("203.0.113.9"),
+        "never touched"
+    );
+    // The follower reloaded the same files.
+    reload(&b, &manifests_path, &manifests("192.0.2.3", "other", 23)).await;
+
+    // SIGTERM the leader: it releases the Lease, the follower leads within a retry period or
+    // so (not the 3 s lease), finds every status as it should be and writes nothing.
+    let terminated = Instant::now();
+    a.terminate();
+    eventually(Duration::from_secs(3), "process-b leading", || async {
+        (b.metric("vestibule_leader").await == 1).then_some(())
+    })
+    .await;
+    let handover = terminated.elapsed();
+    eprintln!("handover after SIGTERM: {handover:?}");
+    assert!(handover < Duration::from_secs(3), "{handover:?}");
+    let exit = a.wait_exit(Duration::from_secs(10)).await;
+    assert!(exit.success(), "process-a exit: {exit:?}; log:\n{}", a.log_text());
+    assert!(a.log_text().contains("released the leader Lease"), "{}", a.log_text());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(writes().len(), 5, "no write on handover: {:?}", writes());
+    assert_eq!(
+        b.metric(r#"vestibule_status_writes_total{kind="Ingress",result="ok"}"#)
+            .await,
+        0
+    );
+    b.terminate();
+    let exit = b.wait_exit(Duration::from_secs(10)).await;
+    assert!(exit.success(), "process-b exit: {exit:?}");
+    assert_eq!(holder(&client).await, None, "released on the way out");
+}

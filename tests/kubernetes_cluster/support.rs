@@ -223,3 +223,123 @@ async fn pipe(
         }
     }
 }
+
+/// A `vestibule run` child process, killed (by its PID) on drop if still running.
+pub struct Vestibule {
+    pub child: std::process::Child,
+    pub admin: std::net::SocketAddr,
+    pub log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+impl Vestibule {
+    pub fn start(log: PathBuf, args: &[&str]) -> Vestibule {
+        let admin = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+            .arg("run")
+            .args(["--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--workers", "1"])
+            .args(["--admin", &admin.to_string()])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("vestibule starts");
+        Vestibule { child, admin, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `GET path` on the admin server: the body, or `None` when it does not answer.
+    pub async fn admin_get(&self, path: &str) -> Option<String> {
+        let mut stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(self.admin))
+            .await
+            .ok()?
+            .ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
+            .await
+            .ok()?
+            .ok()?;
+        let text = String::from_utf8_lossy(&response).into_owned();
+        text.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+    }
+
+    /// The value of a metric line (`name{labels}` exactly as written), 0 when absent.
+    pub async fn metric(&self, series: &str) -> u64 {
+        let text = self.admin_get("/metrics").await.unwrap_or_default();
+        text.lines()
+            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit; its exit status.
+    pub async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "did not exit within {limit:?}; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Vestibule {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Audit events of writes to Ingress status (`ingresses/status`, patch or update) in an
+/// apiserver audit log (JSON lines): the names written, in order.
+pub fn ingress_status_writes(audit_log: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(audit_log).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| {
+            event["stage"] == "ResponseComplete"
+                && (event["verb"] == "patch" || event["verb"] == "update")
+                && event["objectRef"]["resource"] == "ingresses"
+                && event["objectRef"]["subresource"] == "status"
+        })
+        .map(|event| event["objectRef"]["name"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// An audit policy logging (metadata only) every write to Ingresses and their status.
+pub const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  verbs: ["patch", "update", "create"]
+  resources: [{group: "networking.k8s.io", resources: ["ingresses", "ingresses/status"]}]
+- level: None
+"#;
