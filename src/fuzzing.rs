@@ -549,7 +549,7 @@ pub fn translate(data: &[u8]) {
     let parsed = parse_documents(&text, origin);
     let snapshot = Snapshot::from_objects(parsed.objects, parsed.issues);
     let options = TranslateOptions {
-        publish_address: (data.len() % 2 == 0).then(|| "192.0.2.10".to_string()),
+        publish_address: data.len().is_multiple_of(2).then(|| "192.0.2.10".to_string()),
         publish_service: None,
     };
     let first = crate::translate::translate(&snapshot, &options);

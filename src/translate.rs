@@ -146,13 +146,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     }
 
     let published = match &options.publish_service {
-        Some(service) => match status::publish_service_addresses(snapshot, service) {
-            Ok(addresses) => Some(addresses.join(",")),
-            Err(issue) => {
-                issues.push(issue);
-                None
-            }
-        },
+        Some(service) => Some(status::publish_service_addresses(snapshot, service, &mut issues).join(",")),
         None => options.publish_address.clone(),
     };
     let statuses = status::statuses(served.iter().map(|(_, _, key)| key), published.as_deref());

@@ -201,7 +201,8 @@ pub struct ServiceSpec {
     pub external_name: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub selector: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `clusterIP` in the API (not `clusterIp`); `None` for a headless Service.
+    #[serde(rename = "clusterIP", skip_serializing_if = "Option::is_none")]
     pub cluster_ip: Option<String>,
     #[serde(rename = "externalIPs", skip_serializing_if = "Vec::is_empty")]
     pub external_ips: Vec<String>,
