@@ -561,3 +561,93 @@ async fn two_processes_write_ingress_status_once_per_change_and_hand_over_on_sig
     assert!(exit.success(), "process-b exit: {exit:?}");
     assert_eq!(holder(&client).await, None, "released on the way out");
 }
+
+/// Exactly the RBAC the cluster side asks for (README "Kubernetes mode"; deploy/ grants it).
+const CLUSTER_SIDE_RBAC: &str = r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: vestibule, namespace: default}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: vestibule-status}
+rules:
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [get]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses/status]
+  verbs: [patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: vestibule-status}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: vestibule-status}
+subjects: [{kind: ServiceAccount, name: vestibule, namespace: default}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: vestibule-leader, namespace: default}
+rules:
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, create, update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: vestibule-leader, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: vestibule-leader}
+subjects: [{kind: ServiceAccount, name: vestibule, namespace: default}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: a, namespace: default}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#;
+
+/// Acting as a ServiceAccount (impersonated: there is no token controller) that has only the
+/// verbs above: elected, writes status, releases the Lease, with no request refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real kube-apiserver (../shared/k8s/apiserver.sh); run with --ignored"]
+async fn the_cluster_side_needs_only_its_rbac_verbs() {
+    let _serial = SERIAL.lock().await;
+    let server = ApiServer::start("");
+    server.kubectl(&["apply", "-f", "-"], Some(CLUSTER_SIDE_RBAC));
+    let text = std::fs::read_to_string(&server.kubeconfig).expect("kubeconfig");
+    assert!(text.contains("user: {"), "the kubeconfig's user entry is inline");
+    let impersonating = text.replace("user: {", r#"user: {as: "system:serviceaccount:default:vestibule", "#);
+    let path = server.run_dir.join("kubeconfig-vestibule-sa");
+    std::fs::write(&path, impersonating).expect("write kubeconfig");
+    let client = vestibule::kube_client::client(Some(&path), None).await.expect("client");
+
+    let metrics = Metrics::new();
+    let publication = Publication::new();
+    let status = ObjectStatus {
+        api_version: "networking.k8s.io/v1".into(),
+        kind: "Ingress".into(),
+        namespace: "default".into(),
+        name: "a".into(),
+        status: json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}),
+    };
+    publish(&publication, 1, vec![status]);
+    let cluster = Cluster::start(client, election("service-account"), publication, metrics.clone());
+    let admin = server.client().await;
+    let resource =
+        kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("networking.k8s.io", "v1", "Ingress"));
+    let ingresses: Api<DynamicObject> = Api::namespaced_with(admin.clone(), "default", &resource);
+    eventually(
+        Duration::from_secs(10),
+        "the status written as the ServiceAccount",
+        || async { (ingress_ip(&ingresses, "a").await.as_deref() == Some("192.0.2.7")).then_some(()) },
+    )
+    .await;
+    assert!(cluster.is_leader());
+    assert_eq!(metrics.status_writes("Ingress", "ok"), 1);
+    assert_eq!(metrics.status_writes("Ingress", "error"), 0);
+    // Renewals (update) go through too: still leading after several retry periods.
+    tokio::time::sleep(RENEW + Duration::from_millis(500)).await;
+    assert!(cluster.is_leader(), "renewing as the ServiceAccount failed");
+    cluster.release().await;
+    assert_eq!(holder(&admin).await, None, "released as the ServiceAccount");
+}
