@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -32,6 +33,8 @@ use super::patch::{merge_patch, settle_transition_times};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Objects read or written at once (ingress-nginx's status sync uses a pool of 10).
+const CONCURRENT_WRITES: usize = 8;
 
 /// `apiVersion`, `kind`, namespace, name.
 type ObjectId = (String, String, String, String);
@@ -100,90 +103,45 @@ impl StatusWriter {
         }
     }
 
-    /// True when every status is written or already there.
+    /// True when every status is written or already there. Up to [`CONCURRENT_WRITES`]
+    /// objects are read or written at once; what was learnt is recorded afterwards.
     async fn write_all(&mut self, statuses: &[ObjectStatus]) -> bool {
+        // Each write owns what it needs (no borrow across the stream: its futures stay `Send`
+        // for any lifetime).
+        let writes: Vec<_> = statuses
+            .iter()
+            .map(|wanted| {
+                let id = object_id(wanted);
+                let previous = self.known.get(&id).cloned();
+                let api = self.api(wanted);
+                let metrics = Arc::clone(&self.metrics);
+                let wanted = wanted.clone();
+                async move {
+                    let (outcome, learnt) = write(api, &wanted, previous, &metrics).await;
+                    (id, outcome, learnt)
+                }
+            })
+            .collect();
+        let results: Vec<(ObjectId, Outcome, Learnt)> = futures_util::stream::iter(writes)
+            .buffer_unordered(CONCURRENT_WRITES)
+            .collect()
+            .await;
         let mut all = true;
-        for status in statuses {
-            if let Outcome::Failed = self.write(status).await {
+        for (id, outcome, learnt) in results {
+            if let Outcome::Failed = outcome {
                 all = false;
+            }
+            match learnt {
+                Learnt::Nothing => {}
+                Learnt::Known(known) => {
+                    self.known.insert(id, known);
+                }
+                Learnt::Forget => {
+                    self.known.remove(&id);
+                }
             }
         }
         all
-    }
-
-    async fn write(&mut self, wanted: &ObjectStatus) -> Outcome {
-        let id: ObjectId = (
-            wanted.api_version.clone(),
-            wanted.kind.clone(),
-            wanted.namespace.clone(),
-            wanted.name.clone(),
-        );
-        let api = self.api(wanted);
-        let object = format!("{} {}/{}", wanted.kind, wanted.namespace, wanted.name);
-        let known = match self.known.get(&id) {
-            Some(known) => known.clone(),
-            None => match api.get_opt(&wanted.name).await {
-                Ok(Some(found)) => {
-                    let known = Known {
-                        status: found.data.get("status").cloned().unwrap_or(Value::Null),
-                        resource_version: found.metadata.resource_version,
-                    };
-                    self.known.insert(id.clone(), known.clone());
-                    known
-                }
-                Ok(None) => {
-                    tracing::debug!(%object, "not in the API: no status to write");
-                    return Outcome::Absent;
-                }
-                Err(error) => {
-                    tracing::warn!(%object, "cannot read the status: {error}");
-                    return Outcome::Failed;
-                }
-            },
-        };
-        let now = k8s_openapi::jiff::Timestamp::now().to_string();
-        let desired = settle_transition_times(&wanted.status, &known.status, &now);
-        let Some(change) = merge_patch(&known.status, &desired) else {
-            return Outcome::Unchanged;
-        };
-        let body = json!({
-            "metadata": { "resourceVersion": known.resource_version },
-            "status": change,
-        });
-        match api
-            .patch_status(&wanted.name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-        {
-            Ok(written) => {
-                self.metrics.count_status_write(&wanted.kind, "ok");
-                tracing::info!(%object, status = %desired, "status written");
-                self.known.insert(
-                    id,
-                    Known {
-                        status: written.data.get("status").cloned().unwrap_or(Value::Null),
-                        resource_version: written.metadata.resource_version,
-                    },
-                );
-                Outcome::Written
-            }
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                self.metrics.count_status_write(&wanted.kind, "conflict");
-                tracing::info!(%object, "status write conflicted (the object changed): reading it again");
-                self.known.remove(&id);
-                Outcome::Failed
-            }
-            Err(kube::Error::Api(status)) if status.code == 404 => {
-                self.metrics.count_status_write(&wanted.kind, "not_found");
-                self.known.remove(&id);
-                Outcome::Absent
-            }
-            Err(error) => {
-                self.metrics.count_status_write(&wanted.kind, "error");
-                tracing::warn!(%object, "cannot write the status: {error}");
-                self.known.remove(&id);
-                Outcome::Failed
-            }
-        }
     }
 
     fn api(&self, wanted: &ObjectStatus) -> Api<DynamicObject> {
@@ -196,13 +154,90 @@ impl StatusWriter {
     }
 }
 
-impl std::fmt::Debug for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Outcome::Unchanged => "unchanged",
-            Outcome::Written => "written",
-            Outcome::Absent => "absent",
-            Outcome::Failed => "failed",
-        })
-    }
+fn object_id(wanted: &ObjectStatus) -> ObjectId {
+    (
+        wanted.api_version.clone(),
+        wanted.kind.clone(),
+        wanted.namespace.clone(),
+        wanted.name.clone(),
+    )
+}
+
+/// What a write taught us about the object.
+enum Learnt {
+    Nothing,
+    Known(Known),
+    /// Read it again next time (it changed under us, or is gone).
+    Forget,
+}
+
+/// Reads the object if `known` is `None`, then patches its status if it differs.
+async fn write(
+    api: Api<DynamicObject>,
+    wanted: &ObjectStatus,
+    known: Option<Known>,
+    metrics: &Metrics,
+) -> (Outcome, Learnt) {
+    let object = format!("{} {}/{}", wanted.kind, wanted.namespace, wanted.name);
+    let (known, mut learnt) = match known {
+        Some(known) => (known, Learnt::Nothing),
+        None => match api.get_opt(&wanted.name).await {
+            Ok(Some(found)) => {
+                let known = Known {
+                    status: found.data.get("status").cloned().unwrap_or(Value::Null),
+                    resource_version: found.metadata.resource_version,
+                };
+                (known.clone(), Learnt::Known(known))
+            }
+            Ok(None) => {
+                tracing::debug!(%object, "not in the API: no status to write");
+                return (Outcome::Absent, Learnt::Nothing);
+            }
+            Err(error) => {
+                tracing::warn!(%object, "cannot read the status: {error}");
+                return (Outcome::Failed, Learnt::Nothing);
+            }
+        },
+    };
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let desired = settle_transition_times(&wanted.status, &known.status, &now);
+    let Some(change) = merge_patch(&known.status, &desired) else {
+        return (Outcome::Unchanged, learnt);
+    };
+    let body = json!({
+        "metadata": { "resourceVersion": known.resource_version },
+        "status": change,
+    });
+    let outcome = match api
+        .patch_status(&wanted.name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+    {
+        Ok(written) => {
+            metrics.count_status_write(&wanted.kind, "ok");
+            tracing::info!(%object, status = %desired, "status written");
+            learnt = Learnt::Known(Known {
+                status: written.data.get("status").cloned().unwrap_or(Value::Null),
+                resource_version: written.metadata.resource_version,
+            });
+            Outcome::Written
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            metrics.count_status_write(&wanted.kind, "conflict");
+            tracing::info!(%object, "status write conflicted (the object changed): reading it again");
+            learnt = Learnt::Forget;
+            Outcome::Failed
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            metrics.count_status_write(&wanted.kind, "not_found");
+            learnt = Learnt::Forget;
+            Outcome::Absent
+        }
+        Err(error) => {
+            metrics.count_status_write(&wanted.kind, "error");
+            tracing::warn!(%object, "cannot write the status: {error}");
+            learnt = Learnt::Forget;
+            Outcome::Failed
+        }
+    };
+    (outcome, learnt)
 }
