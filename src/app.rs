@@ -64,8 +64,9 @@ pub enum StartError {
     Manifests { path: PathBuf, error: io::Error },
     #[error("cannot watch manifests: {0}")]
     Watch(#[from] notify::Error),
+    /// No Kubernetes client (`--kubernetes`): the message names the flag or file at fault.
     #[error("{0}")]
-    Kubernetes(#[from] crate::kube_client::ClientError),
+    Kubernetes(crate::kube_client::ClientError),
 }
 
 fn bind_reason(error: &io::Error) -> String {
@@ -109,9 +110,11 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         }
     }
     let client = match &options.kubernetes {
-        Some(kubernetes) => {
-            Some(crate::kube_client::client(kubernetes.kubeconfig.as_deref(), kubernetes.context.as_deref()).await?)
-        }
+        Some(kubernetes) => Some(
+            crate::kube_client::client(kubernetes.kubeconfig.as_deref(), kubernetes.context.as_deref())
+                .await
+                .map_err(StartError::Kubernetes)?,
+        ),
         None => None,
     };
     let metrics = Metrics::new();

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 
-/// Why no client could be built; each message names the flag or file at fault.
+/// Why no client could be built; each message names the flag or file at fault and is complete
+/// (no separate `source`), so it prints once.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("--kubeconfig {}: {error}", path.display())]
@@ -17,7 +18,7 @@ pub enum ClientError {
     #[error("no in-cluster service account and no usable kubeconfig ({error}); pass --kubeconfig")]
     Infer { error: kube::config::KubeconfigError },
     #[error("cannot build the Kubernetes client: {0}")]
-    Client(#[from] kube::Error),
+    Client(kube::Error),
 }
 
 /// A client: in-cluster when `kubeconfig` and `context` are both `None` and the process runs
@@ -47,5 +48,5 @@ pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<
                 .map_err(|error| ClientError::Infer { error })?,
         },
     };
-    Ok(kube::Client::try_from(config)?)
+    kube::Client::try_from(config).map_err(ClientError::Client)
 }
