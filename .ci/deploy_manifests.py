@@ -44,13 +44,6 @@ KUSTOMIZE_V2_FIELDS = {"apiVersion", "kind", "bases", "resources", "images", "pa
 # Each entry: flag -> True when it takes a value. Once the binary knows a flag, this check fails
 # until the flag's line is removed here (the allow-list must not outlive its reason).
 PENDING_FLAGS = {
-    "--publish-service": True,
-    "--election-namespace": True,
-    "--election-name": True,
-    "--lease-duration": True,
-    "--renew-deadline": True,
-    "--retry-period": True,
-    "--pod-name": True,
 }
 # ---- end of PENDING FLAGS ----
 

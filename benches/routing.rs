@@ -56,6 +56,7 @@ fn service_objects(name: &str, third_octet: usize) -> [Object; 2] {
             }],
             ..Default::default()
         },
+        ..Default::default()
     };
     let mut slice_meta = meta(&format!("{name}-abcde"));
     slice_meta.labels = BTreeMap::from([(SERVICE_NAME_LABEL.to_string(), name.to_string())]);

@@ -12,6 +12,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::admin::{self, AdminState};
+use crate::cluster::{Cluster, ElectionConfig};
 use crate::config::SourceId;
 use crate::controller::{self, Publication, Sink};
 use crate::metrics::Metrics;
@@ -34,6 +35,8 @@ pub struct RunOptions {
     pub shutdown_delay: Duration,
     /// Then wait at most this long for in-flight requests.
     pub drain_timeout: Duration,
+    /// With `kubernetes`: elect a leader on a Lease; the leader writes status to the API.
+    pub election: Option<ElectionConfig>,
 }
 
 /// A start-up failure, naming what could not be done. Each message is complete (the cause is
@@ -87,6 +90,8 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     /// Sends objects on behalf of a built-in source (the demo); kept open while running.
     pub builtin: Option<mpsc::Sender<SourceUpdate>>,
+    /// The leader election and status writer (`--kubernetes`).
+    pub cluster: Option<Cluster>,
     _watcher: Option<notify::RecommendedWatcher>,
     _kubernetes: Option<AbortOnDrop>,
     options: RunOptions,
@@ -153,6 +158,15 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         sources.push(source.clone());
         watcher = Some(file::watch(options.manifests.clone(), source, tx.clone())?);
     }
+    let cluster = match (&kube_client, &options.election) {
+        (Some(client), Some(election)) => Some(Cluster::start(
+            client.clone(),
+            election.clone(),
+            publication.clone(),
+            metrics.clone(),
+        )),
+        _ => None,
+    };
     let mut kubernetes_task = None;
     if let (Some(k), Some(client)) = (&options.kubernetes, kube_client) {
         sources.extend(kubernetes::sources(k));
@@ -192,6 +206,7 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         metrics,
     ));
     Ok(Running {
+        cluster,
         proxy,
         admin: admin_state,
         publication,
@@ -217,11 +232,21 @@ impl Running {
     }
 
     /// Drains: /readyz turns 503, the delay passes, listeners stop, in-flight requests finish.
+    /// Meanwhile (from the start) a leader stops writing status and releases its Lease, so a
+    /// successor takes over at once rather than after the lease duration.
     pub async fn shutdown(&self) {
         self.admin.draining.store(true, Ordering::SeqCst);
         tracing::info!(delay = ?self.options.shutdown_delay, "shutting down: draining");
-        tokio::time::sleep(self.options.shutdown_delay).await;
-        self.proxy.shutdown(self.options.drain_timeout).await;
+        let release = async {
+            if let Some(cluster) = &self.cluster {
+                cluster.release().await;
+            }
+        };
+        let drain = async {
+            tokio::time::sleep(self.options.shutdown_delay).await;
+            self.proxy.shutdown(self.options.drain_timeout).await;
+        };
+        tokio::join!(release, drain);
         tracing::info!("stopped");
     }
 }

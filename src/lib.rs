@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod app;
 pub mod check;
+pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod demo;

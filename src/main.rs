@@ -11,9 +11,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use vestibule::app::{self, RunOptions};
+use vestibule::cluster::ElectionConfig;
 use vestibule::providers::kubernetes::KubernetesOptions;
 use vestibule::proxy::{Cidr, ProxyConfig};
-use vestibule::translate::TranslateOptions;
+use vestibule::translate::{ServiceRef, TranslateOptions};
 
 #[derive(Parser)]
 #[command(
@@ -88,6 +89,8 @@ struct RunArgs {
     /// With --kubernetes: seconds between discovery rounds (CRDs installed or removed later).
     #[arg(long, env = "VESTIBULE_DISCOVERY_INTERVAL", default_value_t = 30.0, hide = true)]
     discovery_interval: f64,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Read routes from Docker container labels (not available in this version).
     #[arg(long, env = "VESTIBULE_DOCKER", num_args = 0..=1, default_missing_value = "/var/run/docker.sock")]
     docker: Option<String>,
@@ -106,8 +109,76 @@ struct RunArgs {
     /// IP or hostname written to served Ingresses' status.loadBalancer.ingress.
     #[arg(long, env = "VESTIBULE_PUBLISH_ADDRESS")]
     publish_address: Option<String>,
+    /// NAMESPACE/NAME of a Service whose addresses (its load balancer's) are written to served
+    /// Ingresses' status.loadBalancer instead of --publish-address, followed as they change.
+    #[arg(long, env = "VESTIBULE_PUBLISH_SERVICE")]
+    publish_service: Option<ServiceRef>,
     #[command(flatten)]
     tuning: Tuning,
+}
+
+/// Kubernetes mode: the leader election.
+#[derive(Args, Clone)]
+struct ClusterArgs {
+    /// Namespace of the leader Lease (else POD_NAMESPACE, else the service account's, else default).
+    #[arg(long, env = "VESTIBULE_ELECTION_NAMESPACE")]
+    election_namespace: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(long, env = "VESTIBULE_ELECTION_NAME", default_value = "vestibule-leader")]
+    election_name: String,
+    /// Seconds a Lease is held without renewal before another replica may take it.
+    #[arg(long, env = "VESTIBULE_LEASE_DURATION", default_value_t = 15.0)]
+    lease_duration: f64,
+    /// Seconds a leader may fail to renew before it stops leading (and writing status).
+    #[arg(long, env = "VESTIBULE_RENEW_DEADLINE", default_value_t = 10.0)]
+    renew_deadline: f64,
+    /// Seconds between attempts to acquire or renew the Lease.
+    #[arg(long, env = "VESTIBULE_RETRY_PERIOD", default_value_t = 2.0)]
+    retry_period: f64,
+    /// This replica's identity in the Lease (else POD_NAME, else the hostname).
+    #[arg(long, env = "VESTIBULE_POD_NAME")]
+    pod_name: Option<String>,
+}
+
+impl ClusterArgs {
+    fn election(&self) -> anyhow::Result<ElectionConfig> {
+        let namespace = match &self.election_namespace {
+            Some(namespace) => namespace.clone(),
+            None => std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|namespace| !namespace.is_empty())
+                .or_else(|| {
+                    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                        .ok()
+                        .map(|namespace| namespace.trim().to_string())
+                        .filter(|namespace| !namespace.is_empty())
+                })
+                .unwrap_or_else(|| "default".to_string()),
+        };
+        let identity = match &self.pod_name {
+            Some(name) => name.clone(),
+            None => std::env::var("POD_NAME")
+                .ok()
+                .filter(|name| !name.is_empty())
+                .or_else(|| {
+                    std::fs::read_to_string("/proc/sys/kernel/hostname")
+                        .ok()
+                        .map(|name| name.trim().to_string())
+                        .filter(|name| !name.is_empty())
+                })
+                .context("no --pod-name, no POD_NAME and no hostname: name this replica with --pod-name")?,
+        };
+        let election = ElectionConfig {
+            namespace,
+            name: self.election_name.clone(),
+            identity,
+            lease_duration: seconds(self.lease_duration, "--lease-duration")?,
+            renew_deadline: seconds(self.renew_deadline, "--renew-deadline")?,
+            retry_period: seconds(self.retry_period, "--retry-period")?,
+        };
+        election.validate().map_err(anyhow::Error::msg)?;
+        Ok(election)
+    }
 }
 
 #[derive(Args, Clone)]
@@ -293,6 +364,7 @@ fn options(
         },
         shutdown_delay: seconds(tuning.shutdown_delay, "--shutdown-delay")?,
         drain_timeout: seconds(tuning.drain_timeout, "--drain-timeout")?,
+        election: None,
     })
 }
 
@@ -323,6 +395,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         anyhow::bail!("--kubeconfig, --context and --watch-namespace need --kubernetes");
     }
     options.proxy.gateway_bind = args.gateway_bind;
+    options.translate.publish_service = args.publish_service;
+    if args.kubernetes {
+        options.election = Some(args.cluster.election()?);
+    }
     // Listened for before starting: a SIGTERM during start-up still drains.
     let mut signals = app::ShutdownSignals::listen().context("cannot listen for SIGTERM/SIGINT")?;
     let running = app::start(options, None).await?;

@@ -124,6 +124,10 @@ pub struct Metrics {
     generation: AtomicU64,
     /// Health of each source of objects (Kubernetes watches).
     sources: Sources,
+    /// 1 while this replica holds the leader Lease (Kubernetes mode).
+    leader: AtomicU64,
+    /// (kind, result) → status writes to the Kubernetes API.
+    status_writes: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 /// Counters of one route (by route name); survives reloads while the name stays.
@@ -246,6 +250,29 @@ impl Metrics {
         self.generation.store(generation, Ordering::Relaxed);
     }
 
+    /// `vestibule_leader`: whether this replica leads (writes status).
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.store(u64::from(leading), Ordering::Relaxed);
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed) == 1
+    }
+
+    /// Counts one status write of an object of `kind`: `result` is `ok`, `conflict`,
+    /// `not_found` or `error`.
+    pub fn count_status_write(&self, kind: &str, result: &'static str) {
+        *lock(&self.status_writes).entry((kind.to_string(), result)).or_insert(0) += 1;
+    }
+
+    /// Status writes counted for `kind` with `result`.
+    pub fn status_writes(&self, kind: &str, result: &'static str) -> u64 {
+        lock(&self.status_writes)
+            .get(&(kind.to_string(), result))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Count of reloads with this outcome.
     pub fn reloads(&self, outcome: ReloadOutcome) -> u64 {
         self.reloads[outcome.index()].load(Ordering::Relaxed)
@@ -283,6 +310,27 @@ impl Metrics {
             &[],
             self.generation.load(Ordering::Relaxed),
         );
+        header(
+            &mut out,
+            "vestibule_leader",
+            "gauge",
+            "1 while this replica holds the leader Lease and writes status (Kubernetes mode), else 0.",
+        );
+        sample(&mut out, "vestibule_leader", &[], self.leader.load(Ordering::Relaxed));
+        header(
+            &mut out,
+            "vestibule_status_writes_total",
+            "counter",
+            "Status writes to the Kubernetes API, by object kind and result (ok, conflict, not_found, error).",
+        );
+        for ((kind, result), count) in lock(&self.status_writes).iter() {
+            sample(
+                &mut out,
+                "vestibule_status_writes_total",
+                &[("kind", kind), ("result", result)],
+                *count,
+            );
+        }
         out
     }
 

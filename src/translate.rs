@@ -64,6 +64,9 @@ pub struct TranslateOptions {
     /// Follow `type: ExternalName` Services (always from manifests; in Kubernetes mode only
     /// with `--allow-external-name`, since any namespace can create one).
     pub follow_external_names: bool,
+    /// `--publish-service NS/NAME`: the Service whose addresses (its load balancer's, read from
+    /// the snapshot) are written instead of `publish_address`.
+    pub publish_service: Option<ServiceRef>,
 }
 
 impl Default for TranslateOptions {
@@ -75,6 +78,37 @@ impl Default for TranslateOptions {
             controller_name: INGRESS_CONTROLLER.to_string(),
             ingress_classes: Vec::new(),
             follow_external_names: true,
+            publish_service: None,
+        }
+    }
+}
+
+/// A Service named `namespace/name` (`--publish-service`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ServiceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+impl std::str::FromStr for ServiceRef {
+    type Err = String;
+
+    /// `NAMESPACE/NAME`, both non-empty.
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value.split_once('/') {
+            Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Ok(ServiceRef {
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                })
+            }
+            _ => Err(format!("{value:?} is not NAMESPACE/NAME")),
         }
     }
 }
@@ -218,10 +252,11 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         ingress::add_ingress(namespace, ingress, None, &mut scratch, &mut report);
     }
 
-    let mut statuses = status::statuses(
-        served.iter().map(|(_, _, key, _)| key),
-        options.publish_address.as_deref(),
-    );
+    let published = match &options.publish_service {
+        Some(service) => Some(status::publish_service_addresses(snapshot, service, &mut issues).join(",")),
+        None => options.publish_address.clone(),
+    };
+    let mut statuses = status::statuses(served.iter().map(|(_, _, key, _)| key), published.as_deref());
     let Builders {
         mut table,
         mut backends,

@@ -6,8 +6,9 @@
 //!
 //! Each directory under `tests/golden/` is one case:
 //! - `in.yaml`: multi-document Kubernetes manifests, loaded as `vestibule run -f` loads them;
-//! - `options.yaml` (optional): `{publishAddress, httpsPort, validateAllClasses, controllerName,
-//!   ingressClasses: [...], followExternalNames}` (the `run` flags they stand for);
+//! - `options.yaml` (optional): `{publishAddress, publishService: NAMESPACE/NAME, httpsPort,
+//!   validateAllClasses, controllerName, ingressClasses: [...], followExternalNames}` (the `run`
+//!   flags they stand for);
 //! - `requests.yaml` (optional): `[{host, path, expect}]`, where `expect` is the route name
 //!   `RouteTable::find` must return (`null`: no route, 404). These are written by hand and
 //!   prove routing end to end through `translate`. Gateway API cases add `port` (the
@@ -39,6 +40,8 @@ struct Options {
     ingress_classes: Vec<String>,
     /// false: Kubernetes mode without `--allow-external-name`.
     follow_external_names: Option<bool>,
+    /// `NAMESPACE/NAME`.
+    publish_service: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +96,9 @@ fn load(case: &Path) -> (Snapshot, TranslateOptions) {
         controller_name: options.controller_name.unwrap_or(defaults.controller_name),
         ingress_classes: options.ingress_classes,
         follow_external_names: options.follow_external_names.unwrap_or(defaults.follow_external_names),
+        publish_service: options
+            .publish_service
+            .map(|service| service.parse().expect("publishService is NAMESPACE/NAME")),
     };
     (snapshot, options)
 }

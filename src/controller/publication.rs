@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::{ArcSwap, Guard};
+use tokio::sync::watch;
 
 use crate::config::Issue;
 use crate::routes::RouteTable;
@@ -24,11 +25,23 @@ pub struct Published {
 
 /// The controller's publication: one `ArcSwap` of [`Published`], so a reader that loads it
 /// once never mixes two configurations.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Publication {
     current: ArcSwap<Published>,
     /// Set by the first [`publish`](Self::publish).
     applied: AtomicBool,
+    /// The generation last published, for readers that act on each new one (the status writer).
+    generation: watch::Sender<u64>,
+}
+
+impl Default for Publication {
+    fn default() -> Self {
+        Publication {
+            current: ArcSwap::default(),
+            applied: AtomicBool::new(false),
+            generation: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Publication {
@@ -41,6 +54,14 @@ impl Publication {
         self.current.load()
     }
 
+    /// Changes each time a configuration is published (its value: the generation). A reader
+    /// that falls behind sees only the newest, which is all it needs: it then [`load`]s.
+    ///
+    /// [`load`]: Self::load
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
     /// True once a first configuration was applied and published.
     pub fn is_applied(&self) -> bool {
         self.applied.load(Ordering::Acquire)
@@ -48,7 +69,9 @@ impl Publication {
 
     /// Publishes an applied configuration. The controller's alone (tests stand in for it).
     pub fn publish(&self, published: Published) {
+        let generation = published.generation;
         self.current.store(Arc::new(published));
         self.applied.store(true, Ordering::Release);
+        self.generation.send_replace(generation);
     }
 }
