@@ -85,14 +85,8 @@ impl OurClasses {
         self.names.is_empty()
     }
 
-    /// Whether `ingress` is served by us: its `spec.ingressClassName`, else its legacy
+    /// Whether `ingress` is served by us, and why: its `spec.ingressClassName`, else its legacy
     /// annotation, names one of our classes; or it names no class and ours is the default.
-    #[allow(dead_code)] // translate uses `decide`; kept for callers that need only the answer.
-    pub(crate) fn serves(&self, ingress: &Ingress) -> bool {
-        matches!(self.decide(ingress), ClassDecision::Ours(_))
-    }
-
-    /// [`serves`](Self::serves), with the reason.
     pub(crate) fn decide(&self, ingress: &Ingress) -> ClassDecision {
         // An empty name is no name (as the API server treats an empty ingressClassName).
         let annotation = ingress.metadata.annotations.get(LEGACY_CLASS_ANNOTATION);
