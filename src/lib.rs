@@ -16,6 +16,7 @@ pub mod echo;
 pub mod fuzzing;
 pub mod kube_client;
 pub mod metrics;
+pub mod migrate;
 pub mod providers;
 pub mod proxy;
 pub mod routes;

@@ -51,9 +51,20 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CheckOutput::Text)]
         output: CheckOutput,
     },
+    /// Say what moving from ingress-nginx changes: per Ingress and annotation, supported /
+    /// differs / no-op / unsupported / refused. Exit 0: nothing changes behaviour; 1: something
+    /// does; 2: the manifests cannot be read.
+    Migrate {
+        /// Manifest file or directory (repeatable).
+        #[arg(short = 'f', long = "manifests", required = true)]
+        manifests: Vec<PathBuf>,
+        /// `text` for people; `json` for programs: one JSON document on stdout, nothing else.
+        #[arg(long, value_enum, default_value_t = CheckOutput::Text)]
+        output: CheckOutput,
+    },
 }
 
-/// `vestibule check --output`.
+/// `vestibule check --output` and `vestibule migrate --output`.
 #[derive(Clone, Copy, ValueEnum)]
 enum CheckOutput {
     Text,
@@ -284,6 +295,7 @@ fn main() -> ExitCode {
             publish_address,
             output,
         } => return check(manifests, publish_address, output),
+        Command::Migrate { manifests, output } => return migrate(manifests, output),
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(run(*args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo(args))),
         Command::Echo { listen, name } => runtime().and_then(|rt| rt.block_on(echo(listen, name))),
@@ -448,6 +460,30 @@ fn check(manifests: Vec<PathBuf>, publish_address: Option<String>, output: Check
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn migrate(manifests: Vec<PathBuf>, output: CheckOutput) -> ExitCode {
+    let assessment = match vestibule::migrate::migrate(manifests) {
+        Ok(assessment) => assessment,
+        Err(errors) => {
+            let mut stderr = io::stderr().lock();
+            for error in errors {
+                let _ = writeln!(stderr, "{error}");
+            }
+            let _ = writeln!(stderr, "error: the manifests could not all be read; nothing was assessed");
+            return ExitCode::from(2);
+        }
+    };
+    let mut stdout = io::stdout().lock();
+    let _ = match output {
+        CheckOutput::Text => vestibule::migrate::print(&assessment, &mut stdout),
+        CheckOutput::Json => vestibule::migrate::print_json(&assessment, &mut stdout),
+    };
+    if assessment.changes_behaviour() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

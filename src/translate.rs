@@ -23,6 +23,7 @@ mod classes;
 mod gateway;
 mod hosts;
 mod ingress;
+pub mod migration;
 mod paths;
 mod status;
 mod table;
@@ -311,37 +312,65 @@ fn admit(
     if let ClassDecision::Missing { class, field } = decision {
         report.warning(*field, missing_class_message(class));
     }
-    let annotations = annotations::report(&ingress.metadata.annotations, report);
-    let source_ranges = annotations::source_ranges(&ingress.metadata.annotations, report);
-    let fail_closed = if !annotations.unhonoured_access.is_empty() {
-        Some("its access control is not supported (fail closed)")
-    } else if source_ranges.is_err() {
-        report.error(
-            "metadata.annotations",
-            "the Ingress is not served: its source range does not parse, and serving it would admit every client",
-        );
-        Some("its source range does not parse (fail closed)")
-    } else {
-        None
+    let source_ranges = match annotation_admission(&ingress.metadata.annotations, report) {
+        AnnotationAdmission::Serve(source_ranges) => source_ranges,
+        AnnotationAdmission::Withhold(why) => {
+            verdict.reason = withheld_reason(ours, &verdict.reason, why);
+            return Admission::Withhold;
+        }
+        AnnotationAdmission::Canary(_) => {
+            verdict.reason = withheld_reason(ours, &verdict.reason, CANARY_REASON);
+            return Admission::Skip;
+        }
     };
-    if let Some(why) = fail_closed {
-        verdict.reason = withheld_reason(ours, &verdict.reason, why);
-        return Admission::Withhold;
-    }
-    if let Some(canary) = &annotations.canary {
-        report.warning(
-            annotations::field(canary),
-            "canary Ingresses are not supported yet: this one is not served, and the primary Ingress keeps \
-             all the traffic of its hosts",
-        );
-        verdict.reason = withheld_reason(ours, &verdict.reason, "canary Ingresses are not supported yet");
-        return Admission::Skip;
-    }
     if !ours {
         return Admission::Validate;
     }
     verdict.served = true;
-    Admission::Serve(source_ranges.ok().flatten())
+    Admission::Serve(source_ranges)
+}
+
+/// Why a canary Ingress is not served.
+pub(crate) const CANARY_REASON: &str = "canary Ingresses are not supported yet";
+
+/// What the ingress-nginx annotations of an Ingress decide about serving it, whatever its class.
+pub(crate) enum AnnotationAdmission {
+    /// Served, its routes admitting only these clients (`None`: all).
+    Serve(Option<Arc<SourceRanges>>),
+    /// Not served in any version (fail closed), and why.
+    Withhold(&'static str),
+    /// A canary (the key of `canary: "true"`): not served, the primary keeps the traffic.
+    Canary(String),
+}
+
+/// Reports every ingress-nginx annotation of an Ingress (see [`annotations::report`]) and
+/// decides whether they let it be served. The one place that decides it: `translate` and
+/// `vestibule migrate` both ask here.
+pub(crate) fn annotation_admission(
+    annotations: &std::collections::BTreeMap<String, String>,
+    report: &mut Reporter<'_>,
+) -> AnnotationAdmission {
+    let verdict = annotations::report(annotations, report);
+    let source_ranges = annotations::source_ranges(annotations, report);
+    if !verdict.unhonoured_access.is_empty() {
+        return AnnotationAdmission::Withhold("its access control is not supported (fail closed)");
+    }
+    let Ok(source_ranges) = source_ranges else {
+        report.error(
+            "metadata.annotations",
+            "the Ingress is not served: its source range does not parse, and serving it would admit every client",
+        );
+        return AnnotationAdmission::Withhold("its source range does not parse (fail closed)");
+    };
+    if let Some(canary) = verdict.canary {
+        report.warning(
+            annotations::field(&canary),
+            "canary Ingresses are not supported yet: this one is not served, and the primary Ingress keeps \
+             all the traffic of its hosts",
+        );
+        return AnnotationAdmission::Canary(canary);
+    }
+    AnnotationAdmission::Serve(source_ranges)
 }
 
 fn missing_class_message(class: &str) -> String {

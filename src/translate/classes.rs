@@ -88,14 +88,7 @@ impl OurClasses {
     /// Whether `ingress` is served by us, and why: its `spec.ingressClassName`, else its legacy
     /// annotation, names one of our classes; or it names no class and ours is the default.
     pub(crate) fn decide(&self, ingress: &Ingress) -> ClassDecision {
-        // An empty name is no name (as the API server treats an empty ingressClassName).
-        let annotation = ingress.metadata.annotations.get(LEGACY_CLASS_ANNOTATION);
-        let named = [ingress.spec.ingress_class_name.as_ref(), annotation]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .find(|name| !name.is_empty());
-        match named {
+        match class_name(ingress) {
             Some(name) if self.names.contains(name) => ClassDecision::Ours(Some(name.to_string())),
             Some(name) => match self.others.get(name) {
                 Some(controller) => ClassDecision::Other {
@@ -115,6 +108,17 @@ impl OurClasses {
             None => ClassDecision::NoDefault,
         }
     }
+}
+
+/// The IngressClass an Ingress names: `spec.ingressClassName`, else the legacy annotation. An
+/// empty name is no name (as the API server treats an empty `ingressClassName`).
+pub(crate) fn class_name(ingress: &Ingress) -> Option<&str> {
+    let annotation = ingress.metadata.annotations.get(LEGACY_CLASS_ANNOTATION);
+    [ingress.spec.ingress_class_name.as_ref(), annotation]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .find(|name| !name.is_empty())
 }
 
 fn is_default(class: &IngressClass) -> bool {

@@ -147,7 +147,7 @@ pub(crate) fn add_ingress<'s>(
 /// When plain HTTP requests to the Ingress's routes are redirected to HTTPS, as ingress-nginx
 /// decides it: `force-ssl-redirect: "true"` always; otherwise when the host has TLS, unless
 /// `ssl-redirect: "false"` (either annotation prefix).
-fn https_redirect(ingress: &Ingress, report: &mut Reporter<'_>) -> HttpsRedirect {
+pub(crate) fn https_redirect(ingress: &Ingress, report: &mut Reporter<'_>) -> HttpsRedirect {
     let annotations = &ingress.metadata.annotations;
     let force = annotations::boolean(annotations, "force-ssl-redirect", false, report);
     let with_tls = annotations::boolean(annotations, "ssl-redirect", true, report);

@@ -370,3 +370,92 @@ async fn rewrite_target_without_captures_sends_the_fixed_path_and_keeps_the_quer
         "captures are not supported yet: not rewritten"
     );
 }
+
+/// ingress-nginx's own IngressClasses, as a Helm install leaves them: `nginx` (the default) and
+/// a second install's `nginx-internal`, both of controller `k8s.io/ingress-nginx`.
+const INGRESS_NGINX_CLASSES: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: nginx
+  annotations: {ingressclass.kubernetes.io/is-default-class: "true"}
+spec: {controller: k8s.io/ingress-nginx}
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: nginx-internal}
+spec: {controller: k8s.io/ingress-nginx}
+"#;
+
+/// An Ingress `name` for `host` naming its class as `class_line` (a line of `spec`, or of
+/// `metadata.annotations` when it starts with `kubernetes.io/`).
+fn classed_ingress(name: &str, host: &str, class_line: &str) -> String {
+    let (annotations, spec) = match class_line {
+        "" => (String::new(), String::new()),
+        line if line.starts_with("kubernetes.io/") => (format!("\n  annotations: {{{line}}}"), String::new()),
+        line => (String::new(), format!("\n  {line}")),
+    };
+    format!(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {name}{annotations}
+spec:{spec}
+  rules:
+  - host: {host}
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: a, port: {{number: 80}}}}}}}}
+"#
+    )
+}
+
+/// Taking over in place (README "Migrating from ingress-nginx"): `--controller-name
+/// k8s.io/ingress-nginx --ingress-class nginx` serves the unchanged Ingresses of class `nginx`
+/// — by `ingressClassName`, by the legacy annotation, and without a class since `nginx` is the
+/// default — and leaves the other ingress-nginx class alone. Without the flags none is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingress_nginx_class_is_taken_over_in_place_with_controller_name_and_ingress_class() {
+    let a = echo_backend("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "classes.yaml", INGRESS_NGINX_CLASSES);
+    write_manifest(dir.path(), "svc.yaml", &service("a", &[a]));
+    let ingresses = [
+        classed_ingress("by-spec", "spec.example", "ingressClassName: nginx"),
+        classed_ingress("by-annotation", "legacy.example", "kubernetes.io/ingress.class: nginx"),
+        classed_ingress("no-class", "bare.example", ""),
+        classed_ingress("internal", "internal.example", "ingressClassName: nginx-internal"),
+    ];
+    write_manifest(dir.path(), "ingresses.yaml", &ingresses.join("---\n"));
+
+    let vestibule = Vestibule::start(
+        dir.path(),
+        &["--controller-name", "k8s.io/ingress-nginx", "--ingress-class", "nginx"],
+    )
+    .await;
+    for host in ["spec.example", "legacy.example", "bare.example"] {
+        let body = vestibule.wait_for(host, "/x", 200).await;
+        assert_eq!(echo_name(&body), "a", "{host}: {body}");
+    }
+    let (status, _) = get(vestibule.http, "internal.example", "/x").await.unwrap();
+    assert_eq!(status, 404, "nginx-internal is left to its own controller");
+    let statuses = vestibule.admin_json("/api/status").await;
+    let mut named: Vec<&str> = statuses
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["kind"] == "Ingress")
+        .map(|entry| entry["name"].as_str().unwrap())
+        .collect();
+    named.sort_unstable();
+    assert_eq!(named, ["by-annotation", "by-spec", "no-class"], "{statuses}");
+    drop(vestibule);
+
+    // Without the flags, ingress-nginx's classes are not ours: nothing is served.
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+    for host in ["spec.example", "legacy.example", "bare.example", "internal.example"] {
+        let (status, body) = get(vestibule.http, host, "/x").await.unwrap();
+        assert_eq!(status, 404, "{host}: {body}");
+    }
+}

@@ -1,0 +1,136 @@
+//! `vestibule migrate -f PATH...`: reads manifests written for ingress-nginx and says, per
+//! Ingress and annotation, what moving to Vestibule changes
+//! ([`translate::migration`](crate::translate::migration) decides; this module loads and
+//! prints). Offline: no listener, no watcher.
+//!
+//! Two outputs: text for people (the default), and one JSON document for programs
+//! (`--output json`), never mixed. Exit status (decided by the binary): 0 when nothing would
+//! behave otherwise, 1 when anything would, 2 when the manifests cannot be read.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use crate::config::{Snapshot, SourceId};
+use crate::providers::file::ManifestSet;
+use crate::translate::migration::{Assessment, Category, IngressAssessment, assess};
+
+/// Loads `paths` as `vestibule run -f` would and assesses every Ingress. `Err`: the manifests
+/// could not all be read (a path that does not exist, a file that does not parse), each
+/// problem one line naming the file.
+pub fn migrate(paths: Vec<PathBuf>) -> Result<Assessment, Vec<String>> {
+    let mut set = ManifestSet::new(paths);
+    set.rescan();
+    let update = set.update(&SourceId::new("file"));
+    let errors: Vec<String> = update
+        .issues
+        .iter()
+        .filter(|issue| issue.is_error())
+        .map(ToString::to_string)
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(assess(&Snapshot::from_objects(update.objects, update.issues)))
+}
+
+/// Prints the report for people: each Ingress with its annotations and findings, then the
+/// summary, the Ingresses that would not be served, and how to take ingress-nginx's class over.
+pub fn print(assessment: &Assessment, out: &mut impl Write) -> io::Result<()> {
+    if assessment.ingresses.is_empty() {
+        writeln!(out, "No Ingress found.")?;
+    }
+    for ingress in &assessment.ingresses {
+        print_ingress(ingress, out)?;
+    }
+    let summary = &assessment.summary;
+    writeln!(out, "Summary:")?;
+    writeln!(
+        out,
+        "  {} Ingress(es): {} would be served, {} would not; {} would behave otherwise than under ingress-nginx",
+        summary.ingresses, summary.served, summary.not_served, summary.changes_behaviour
+    )?;
+    let counts: Vec<String> = Category::ALL
+        .iter()
+        .map(|category| {
+            let count = summary.annotations.get(category).copied().unwrap_or_default();
+            format!("{count} {}", category.label())
+        })
+        .collect();
+    writeln!(out, "  annotations: {}", counts.join(", "))?;
+    let not_served: Vec<&IngressAssessment> = assessment.ingresses.iter().filter(|i| !i.served).collect();
+    if !not_served.is_empty() {
+        writeln!(out, "Not served by Vestibule:")?;
+        for ingress in not_served {
+            writeln!(
+                out,
+                "  {}/{}: {}",
+                ingress.namespace,
+                ingress.name,
+                ingress.not_served_reason.as_deref().unwrap_or("?")
+            )?;
+        }
+    }
+    for take_over in &assessment.take_over {
+        let found = if take_over.class_found {
+            String::new()
+        } else {
+            ", assumed: no IngressClass of that name was read".to_string()
+        };
+        writeln!(
+            out,
+            "Taking over in place: IngressClass {:?} is ingress-nginx's (spec.controller {}{found}), named by {} \
+             Ingress(es). Vestibule serves it unchanged with:",
+            take_over.class, take_over.controller, take_over.ingresses
+        )?;
+        writeln!(out, "  vestibule run {} ...", take_over.flags.join(" "))?;
+        writeln!(
+            out,
+            "  (README \"Migrating from ingress-nginx\": the steps, and what to do with ingress-nginx meanwhile)"
+        )?;
+    }
+    if assessment.changes_behaviour() {
+        writeln!(out, "Result: moving changes behaviour (exit status 1).")
+    } else {
+        writeln!(out, "Result: nothing changes behaviour (exit status 0).")
+    }
+}
+
+fn print_ingress(ingress: &IngressAssessment, out: &mut impl Write) -> io::Result<()> {
+    let class = match (&ingress.class, &ingress.controller) {
+        (Some(class), Some(controller)) => format!("class {class} ({controller})"),
+        (Some(class), None) => format!("class {class}"),
+        (None, _) => "no class".to_string(),
+    };
+    writeln!(
+        out,
+        "Ingress {}/{} ({}; {class})",
+        ingress.namespace, ingress.name, ingress.origin
+    )?;
+    match &ingress.not_served_reason {
+        Some(reason) => writeln!(out, "  NOT SERVED: {reason}")?,
+        None => writeln!(out, "  served")?,
+    }
+    for annotation in &ingress.annotations {
+        let mut line = format!("  {:<28}{}", annotation.category.label(), annotation.key);
+        if annotation.fails_closed {
+            line.push_str(" (the Ingress is not served)");
+        }
+        if !annotation.note.is_empty() {
+            line.push_str(": ");
+            line.push_str(&annotation.note);
+        }
+        writeln!(out, "{line}")?;
+    }
+    for finding in &ingress.findings {
+        let mark = if finding.changes_behaviour { "!" } else { "i" };
+        writeln!(out, "  {mark} {}", finding.message)?;
+    }
+    writeln!(out)
+}
+
+/// Prints the report as one JSON document (see README "Migrating from ingress-nginx" for its
+/// fields), pretty, followed by a newline.
+pub fn print_json(assessment: &Assessment, out: &mut impl Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, assessment)?;
+    writeln!(out)
+}
