@@ -471,7 +471,10 @@ fn migrate(manifests: Vec<PathBuf>, output: CheckOutput) -> ExitCode {
             for error in errors {
                 let _ = writeln!(stderr, "{error}");
             }
-            let _ = writeln!(stderr, "error: the manifests could not all be read; nothing was assessed");
+            let _ = writeln!(
+                stderr,
+                "error: the manifests could not all be read; nothing was assessed"
+            );
             return ExitCode::from(2);
         }
     };

@@ -44,7 +44,12 @@ fn json(args: &[&str]) -> (Option<i32>, Value) {
 #[test]
 fn corpus_report_is_golden() {
     let out = migrate(&["-f", CORPUS]);
-    assert_eq!(out.status.code(), Some(1), "the corpus changes behaviour:\n{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the corpus changes behaviour:\n{}",
+        stderr(&out)
+    );
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path("migrate");
     settings.set_prepend_module_to_snapshot(false);
@@ -63,7 +68,15 @@ fn corpus_is_large_and_covers_the_common_patterns() {
         .unwrap()
         .iter()
         .flat_map(|ingress| ingress["annotations"].as_array().unwrap().iter())
-        .map(|annotation| annotation["key"].as_str().unwrap().rsplit('/').next().unwrap().to_string())
+        .map(|annotation| {
+            annotation["key"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     for name in [
         "auth-type",
@@ -138,7 +151,10 @@ fn json_is_one_document_with_stable_fields() {
             assert!(ingress[field].is_string(), "{field}: {ingress}");
         }
         assert!(ingress["class"].is_string() || ingress["class"].is_null(), "{ingress}");
-        assert!(ingress["controller"].is_string() || ingress["controller"].is_null(), "{ingress}");
+        assert!(
+            ingress["controller"].is_string() || ingress["controller"].is_null(),
+            "{ingress}"
+        );
         let is_served = ingress["served"].as_bool().unwrap();
         assert_eq!(
             ingress["notServedReason"].is_string(),
@@ -159,7 +175,10 @@ fn json_is_one_document_with_stable_fields() {
                 .or_default() += 1;
         }
         for finding in ingress["findings"].as_array().unwrap() {
-            assert!(finding["kind"].is_string() && finding["message"].is_string(), "{finding}");
+            assert!(
+                finding["kind"].is_string() && finding["message"].is_string(),
+                "{finding}"
+            );
             assert!(finding["changesBehaviour"].is_boolean(), "{finding}");
         }
     }
@@ -194,7 +213,11 @@ fn exits_0_when_nothing_changes_behaviour() {
         let path = format!("{CORPUS}/{file}");
         let out = migrate(&["-f", &path]);
         assert_eq!(out.status.code(), Some(0), "{file}:\n{}{}", stdout(&out), stderr(&out));
-        assert!(stdout(&out).contains("Result: nothing changes behaviour"), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("Result: nothing changes behaviour"),
+            "{}",
+            stdout(&out)
+        );
         let (code, document) = json(&["-f", &path]);
         assert_eq!(code, Some(0));
         assert_eq!(document["summary"]["changesBehaviour"], 0);
@@ -204,21 +227,30 @@ fn exits_0_when_nothing_changes_behaviour() {
 #[test]
 fn exits_1_when_anything_changes_behaviour() {
     for file in [
-        "01-basic-auth.yaml",          // withheld
-        "07-canary-weight.yaml",       // canary not served
-        "04-rewrite-captures.yaml",    // captures
-        "09-cors.yaml",                // unsupported
-        "05-rewrite-fixed.yaml",       // differs
+        "01-basic-auth.yaml",            // withheld
+        "07-canary-weight.yaml",         // canary not served
+        "04-rewrite-captures.yaml",      // captures
+        "09-cors.yaml",                  // unsupported
+        "05-rewrite-fixed.yaml",         // differs
         "14-configuration-snippet.yaml", // refused
-        "26-generic-prefix.yaml",      // an older prefix honoured
+        "26-generic-prefix.yaml",        // an older prefix honoured
     ] {
         let path = format!("{CORPUS}/{file}");
         let out = migrate(&["-f", &path]);
         assert_eq!(out.status.code(), Some(1), "{file}:\n{}{}", stdout(&out), stderr(&out));
-        assert!(stdout(&out).contains("Result: moving changes behaviour"), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("Result: moving changes behaviour"),
+            "{}",
+            stdout(&out)
+        );
     }
     // Several -f, files and directories mixed.
-    let out = migrate(&["-f", &format!("{CORPUS}/23-multi-host-tls.yaml"), "-f", &format!("{CORPUS}/09-cors.yaml")]);
+    let out = migrate(&[
+        "-f",
+        &format!("{CORPUS}/23-multi-host-tls.yaml"),
+        "-f",
+        &format!("{CORPUS}/09-cors.yaml"),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("2 Ingress(es)"), "{}", stdout(&out));
 }
@@ -228,10 +260,18 @@ fn exits_2_and_names_a_path_that_cannot_be_read() {
     let out = migrate(&["-f", CORPUS, "-f", "tests/migrate/no-such-file.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stdout(&out).is_empty(), "nothing assessed: {}", stdout(&out));
-    assert!(stderr(&out).contains("tests/migrate/no-such-file.yaml"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tests/migrate/no-such-file.yaml"),
+        "{}",
+        stderr(&out)
+    );
 
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("broken.yaml"), "kind: Ingress\nmetadata: [not, a, map\n").unwrap();
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "kind: Ingress\nmetadata: [not, a, map\n",
+    )
+    .unwrap();
     let path = dir.path().to_str().unwrap();
     let (out, json_out) = (migrate(&["-f", path]), migrate(&["--output", "json", "-f", path]));
     for out in [out, json_out] {
@@ -243,7 +283,11 @@ fn exits_2_and_names_a_path_that_cannot_be_read() {
 
 #[test]
 fn exits_2_on_usage_errors() {
-    for args in [&[][..], &["--output", "xml", "-f", CORPUS][..], &["--to", "gateway-api", "-f", CORPUS][..]] {
+    for args in [
+        &[][..],
+        &["--output", "xml", "-f", CORPUS][..],
+        &["--to", "gateway-api", "-f", CORPUS][..],
+    ] {
         let out = migrate(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stdout(&out).is_empty());

@@ -322,7 +322,7 @@ fn assess_ingress(ingress: &Ingress, report: &mut Reporter<'_>) -> IngressAssess
                     format!("not served: {why}; ingress-nginx served it with the restriction")
                 } else {
                     format!(
-                        "not served: {why}: {}; ingress-nginx served it with that protection",
+                        "not served: {why}: {}; ingress-nginx served it with them applied",
                         keys.join(", ")
                     )
                 },
@@ -409,7 +409,10 @@ fn ingress_nginx_redirects(values: &BTreeMap<String, String>, has_tls: bool) -> 
 /// The ingress-nginx classes among the objects read (by controller), and the class name `nginx`
 /// when Ingresses name it and no IngressClass of that name was read.
 fn take_over(controllers: &BTreeMap<&str, &str>, ingresses: &[IngressAssessment]) -> Vec<TakeOver> {
-    let named: Vec<&str> = ingresses.iter().filter_map(|ingress| ingress.class.as_deref()).collect();
+    let named: Vec<&str> = ingresses
+        .iter()
+        .filter_map(|ingress| ingress.class.as_deref())
+        .collect();
     let mut classes: BTreeSet<(&str, &str, bool)> = controllers
         .iter()
         .filter(|(_, controller)| **controller == INGRESS_NGINX_CONTROLLER)

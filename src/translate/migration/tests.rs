@@ -9,7 +9,11 @@ fn assess_yaml(text: &str) -> Assessment {
         path: PathBuf::from("in.yaml"),
         document,
     });
-    assert!(parsed.issues.iter().all(|issue| !issue.is_error()), "{:?}", parsed.issues);
+    assert!(
+        parsed.issues.iter().all(|issue| !issue.is_error()),
+        "{:?}",
+        parsed.issues
+    );
     assess(&Snapshot::from_objects(parsed.objects, parsed.issues))
 }
 
@@ -101,12 +105,13 @@ fn access_control_that_is_not_honoured_withholds_the_ingress_as_translate_does()
         Some("its access control is not supported (fail closed)")
     );
     assert_eq!(kinds(guarded), [FindingKind::Withheld]);
-    assert!(guarded.findings[0].message.contains("auth-secret, nginx.ingress.kubernetes.io/auth-type"));
-    assert!(guarded.annotations.iter().all(|annotation| annotation.fails_closed));
-    assert_eq!(
-        (assessment.summary.served, assessment.summary.not_served),
-        (0, 1)
+    assert!(
+        guarded.findings[0]
+            .message
+            .contains("auth-secret, nginx.ingress.kubernetes.io/auth-type")
     );
+    assert!(guarded.annotations.iter().all(|annotation| annotation.fails_closed));
+    assert_eq!((assessment.summary.served, assessment.summary.not_served), (0, 1));
 
     // The same decision as translate() makes when the class is ours.
     let class = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: nginx}\nspec: {controller: k8s.io/ingress-nginx}\n---\n";
@@ -121,7 +126,10 @@ fn access_control_that_is_not_honoured_withholds_the_ingress_as_translate_does()
     };
     let translation = crate::translate::translate(&snapshot, &options);
     assert_eq!(translation.withheld.len(), 1);
-    assert_eq!(translation.ingresses[0].reason, guarded.not_served_reason.clone().unwrap());
+    assert_eq!(
+        translation.ingresses[0].reason,
+        guarded.not_served_reason.clone().unwrap()
+    );
 }
 
 #[test]
@@ -134,7 +142,10 @@ fn a_source_range_that_does_not_parse_withholds_and_names_the_value() {
     let ranges = only(&assessment);
     assert!(!ranges.served);
     assert_eq!(kinds(ranges), [FindingKind::Withheld, FindingKind::InvalidValue]);
-    assert!(ranges.findings[1].message.contains("whitelist-source-range"), "{ranges:#?}");
+    assert!(
+        ranges.findings[1].message.contains("whitelist-source-range"),
+        "{ranges:#?}"
+    );
     // A range that parses is honoured with a difference, and served.
     let assessment = assess_yaml(&ingress(
         "ranges",
@@ -171,7 +182,11 @@ fn rewrite_target_with_captures_is_unsupported_and_a_fixed_one_differs() {
     assert_eq!(kinds(api), [FindingKind::RewriteCaptures]);
     assert!(api.served);
 
-    let assessment = assess_yaml(&ingress("api", r#"nginx.ingress.kubernetes.io/rewrite-target: "/""#, false));
+    let assessment = assess_yaml(&ingress(
+        "api",
+        r#"nginx.ingress.kubernetes.io/rewrite-target: "/""#,
+        false,
+    ));
     let api = only(&assessment);
     assert_eq!(api.annotations[0].category, Category::Differs);
     assert!(api.findings.is_empty(), "{api:#?}");
@@ -186,7 +201,11 @@ fn rewrite_target_with_captures_is_unsupported_and_a_fixed_one_differs() {
 
 #[test]
 fn a_boolean_that_does_not_parse_is_an_invalid_value() {
-    let assessment = assess_yaml(&ingress("app", r#"nginx.ingress.kubernetes.io/ssl-redirect: "yes""#, true));
+    let assessment = assess_yaml(&ingress(
+        "app",
+        r#"nginx.ingress.kubernetes.io/ssl-redirect: "yes""#,
+        true,
+    ));
     let app = only(&assessment);
     assert_eq!(kinds(app), [FindingKind::InvalidValue]);
     assert!(app.changes_behaviour && app.served);
@@ -212,7 +231,10 @@ fn the_https_redirect_matches_ingress_nginx_by_default_and_with_opt_outs() {
 #[test]
 fn ingress_nginx_redirects_as_it_documents() {
     let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (format!("{NGINX_PREFIX}{k}"), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (format!("{NGINX_PREFIX}{k}"), v.to_string()))
+            .collect()
     };
     assert!(ingress_nginx_redirects(&map(&[]), true));
     assert!(!ingress_nginx_redirects(&map(&[]), false));
@@ -246,7 +268,9 @@ fn only_no_ops_and_supported_annotations_change_nothing() {
 #[test]
 fn ingress_nginx_classes_are_offered_for_take_over() {
     let class = |name: &str, controller: &str| {
-        format!("apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {{name: {name}}}\nspec: {{controller: {controller}}}\n---\n")
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {{name: {name}}}\nspec: {{controller: {controller}}}\n---\n"
+        )
     };
     let text = format!(
         "{}{}{}",
