@@ -11,14 +11,15 @@
 #     code needs (granted) and a sample of others (denied); then the same for the namespaced
 #     overlay.
 #   .ci/deploy-cluster.sh
-# Env: K8S_APISERVER_SH (default .ci/k8s/apiserver.sh if present, else ../shared/k8s/apiserver.sh),
+# Env: VESTIBULE_SHARED (default ../shared of the checkout): the directory holding k8s/apiserver.sh,
 #   K8S_RUN (default: a new temporary directory), K8S_API_PORT, K8S_ETCD_PORT,
 #   K8S_ETCD_PEER_PORT (apiserver.sh's defaults unless set),
 #   KUBECTL (default kubectl): the client, for rendering too;
 #   DEPLOY_RBAC_HOOK: a command run after step 3's base RBAC is applied, with KUBECONFIG set to a
 #   kubeconfig that acts as the ServiceAccount (system:serviceaccount:vestibule:vestibule) and
 #   DEPLOY_ADMIN_KUBECONFIG to the admin one: e.g. `vestibule run --kubernetes` there, asserting
-#   it logs no 403.
+#   it logs no 403. Default, when VESTIBULE_BIN names a binary: .ci/deploy-rbac-run.sh, which
+#   does exactly that.
 #
 # PodDisruptionBudget: the manifests use policy/v1 (Kubernetes 1.21+; policy/v1beta1 was removed
 # in 1.25). A 1.20 server has only v1beta1, so there the PDB is dry-run as policy/v1beta1 (the
@@ -28,14 +29,9 @@
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
-apiserver_sh=${K8S_APISERVER_SH:-}
-if [ -z "$apiserver_sh" ]; then
-  for candidate in .ci/k8s/apiserver.sh ../shared/k8s/apiserver.sh; do
-    [ -x "$candidate" ] && { apiserver_sh=$candidate; break; }
-  done
-fi
-[ -n "$apiserver_sh" ] && [ -x "$apiserver_sh" ] ||
-  { echo "deploy-cluster: FAIL: no apiserver.sh (set K8S_APISERVER_SH)" >&2; exit 1; }
+apiserver_sh=${VESTIBULE_SHARED:-../shared}/k8s/apiserver.sh
+[ -x "$apiserver_sh" ] ||
+  { echo "deploy-cluster: FAIL: no $apiserver_sh (set VESTIBULE_SHARED)" >&2; exit 1; }
 kubectl=${KUBECTL:-kubectl}
 command -v "$kubectl" >/dev/null || { echo "deploy-cluster: FAIL: $kubectl is not installed (Debian kubernetes-client)" >&2; exit 1; }
 
@@ -264,6 +260,9 @@ diff -u "$work/rules.want" "$work/rules.got" > "$work/rules.diff" ||
 $(cat "$work/rules.diff")"
 echo "deploy-cluster: ok: base RBAC: $checked kubectl auth can-i answers and the exact rule list ($(wc -l < "$work/rules.want") rows) as $sa"
 
+if [ -z "${DEPLOY_RBAC_HOOK:-}" ] && [ -n "${VESTIBULE_BIN:-}" ]; then
+  DEPLOY_RBAC_HOOK=.ci/deploy-rbac-run.sh
+fi
 if [ -n "${DEPLOY_RBAC_HOOK:-}" ]; then
   python3 - "$KUBECONFIG" "$work/sa.kubeconfig" "$sa" <<'PY'
 import sys, yaml
@@ -273,7 +272,8 @@ for user in cfg["users"]:
     user["user"]["as-groups"] = ["system:serviceaccounts", "system:serviceaccounts:vestibule", "system:authenticated"]
 yaml.safe_dump(cfg, open(sys.argv[2], "w"))
 PY
-  KUBECONFIG=$work/sa.kubeconfig DEPLOY_ADMIN_KUBECONFIG=$KUBECONFIG bash -c "$DEPLOY_RBAC_HOOK" ||
+  # (The admin's path assigned first: a prefix assignment sees the ones before it.)
+  DEPLOY_ADMIN_KUBECONFIG=$KUBECONFIG KUBECONFIG=$work/sa.kubeconfig bash -c "$DEPLOY_RBAC_HOOK" ||
     fail "DEPLOY_RBAC_HOOK failed: $DEPLOY_RBAC_HOOK"
   echo "deploy-cluster: ok: DEPLOY_RBAC_HOOK as $sa"
 fi

@@ -61,6 +61,9 @@ enum Command {
         /// `text` for people; `json` for programs: one JSON document on stdout, nothing else.
         #[arg(long, value_enum, default_value_t = CheckOutput::Text)]
         output: CheckOutput,
+        /// The --controller-name Vestibule will run with (k8s.io/ingress-nginx: taking ingress-nginx's classes over in place).
+        #[arg(long, default_value = vestibule::translate::INGRESS_CONTROLLER)]
+        controller_name: String,
     },
 }
 
@@ -295,7 +298,11 @@ fn main() -> ExitCode {
             publish_address,
             output,
         } => return check(manifests, publish_address, output),
-        Command::Migrate { manifests, output } => return migrate(manifests, output),
+        Command::Migrate {
+            manifests,
+            output,
+            controller_name,
+        } => return migrate(manifests, output, &controller_name),
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(run(*args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo(args))),
         Command::Echo { listen, name } => runtime().and_then(|rt| rt.block_on(echo(listen, name))),
@@ -463,8 +470,8 @@ fn check(manifests: Vec<PathBuf>, publish_address: Option<String>, output: Check
     }
 }
 
-fn migrate(manifests: Vec<PathBuf>, output: CheckOutput) -> ExitCode {
-    let assessment = match vestibule::migrate::migrate(manifests) {
+fn migrate(manifests: Vec<PathBuf>, output: CheckOutput, controller_name: &str) -> ExitCode {
+    let assessment = match vestibule::migrate::migrate(manifests, controller_name) {
         Ok(assessment) => assessment,
         Err(errors) => {
             let mut stderr = io::stderr().lock();

@@ -14,10 +14,11 @@ use crate::config::{Snapshot, SourceId};
 use crate::providers::file::ManifestSet;
 use crate::translate::migration::{Assessment, Category, IngressAssessment, assess};
 
-/// Loads `paths` as `vestibule run -f` would and assesses every Ingress. `Err`: the manifests
+/// Loads `paths` as `vestibule run -f` would and assesses every Ingress, as Vestibule would
+/// serve it with `--controller-name controller_name`. `Err`: the manifests
 /// could not all be read (a path that does not exist, a file that does not parse), each
 /// problem one line naming the file.
-pub fn migrate(paths: Vec<PathBuf>) -> Result<Assessment, Vec<String>> {
+pub fn migrate(paths: Vec<PathBuf>, controller_name: &str) -> Result<Assessment, Vec<String>> {
     let mut set = ManifestSet::new(paths);
     set.rescan();
     let update = set.update(&SourceId::new("file"));
@@ -30,7 +31,10 @@ pub fn migrate(paths: Vec<PathBuf>) -> Result<Assessment, Vec<String>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(assess(&Snapshot::from_objects(update.objects, update.issues)))
+    Ok(assess(
+        &Snapshot::from_objects(update.objects, update.issues),
+        controller_name,
+    ))
 }
 
 /// Prints the report for people: each Ingress with its annotations and findings, then the
@@ -85,7 +89,9 @@ pub fn print(assessment: &Assessment, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "  vestibule run {} ...", take_over.flags.join(" "))?;
         writeln!(
             out,
-            "  (README \"Migrating from ingress-nginx\": the steps, and what to do with ingress-nginx meanwhile)"
+            "  (this report as that would serve: vestibule migrate --controller-name {} -f ...; the steps: README \
+             \"Migrating from ingress-nginx\")",
+            take_over.controller
         )?;
     }
     if assessment.changes_behaviour() {

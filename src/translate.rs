@@ -156,7 +156,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     let mut issues = Vec::new();
     let mut verdicts = Vec::new();
     let mut withheld = BTreeSet::new();
-    let mut served: Vec<(&StoredObject, &Ingress, ObjectKey, Option<Arc<SourceRanges>>)> = Vec::new();
+    let mut served: Vec<(&StoredObject, &Ingress, ObjectKey, Option<Arc<SourceRanges>>, bool)> = Vec::new();
     let mut unserved: Vec<(&StoredObject, &Ingress, ObjectKey)> = Vec::new();
     for stored in snapshot.of_kind(Kind::Ingress) {
         let Object::Ingress(ingress) = &stored.object else {
@@ -178,7 +178,10 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
                 issues: &mut issues,
             };
             match admit(ingress, &decision, &mut verdict, &mut report) {
-                Admission::Serve(source_ranges) => served.push((stored, ingress, key, source_ranges)),
+                Admission::Serve(source_ranges) => {
+                    let nginx = ingress::written_for_ingress_nginx(ingress, &decision, options);
+                    served.push((stored, ingress, key, source_ranges, nginx))
+                }
                 Admission::Validate => unserved.push((stored, ingress, key)),
                 Admission::Withhold if ours => {
                     withheld.insert(key);
@@ -197,7 +200,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     }
     // Oldest first: conflicts go to the first to claim. Objects without a creation timestamp
     // (manifests) count as newer than any with one; ties go by namespace and name.
-    served.sort_by(|(_, a, a_key, _), (_, b, b_key, _)| {
+    served.sort_by(|(_, a, a_key, _, _), (_, b, b_key, _, _)| {
         let a_time = a.metadata.creation_timestamp.as_deref();
         let b_time = b.metadata.creation_timestamp.as_deref();
         (a_time.is_none(), a_time, a_key).cmp(&(b_time.is_none(), b_time, b_key))
@@ -227,14 +230,21 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         backends: Backends::new(snapshot, options.follow_external_names),
         tls: TlsBuilder::new(snapshot),
     };
-    for (stored, ingress, key, source_ranges) in &served {
+    for (stored, ingress, key, source_ranges, nginx) in &served {
         let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
         let mut report = Reporter {
             key,
             origin: &stored.origin,
             issues: &mut issues,
         };
-        ingress::add_ingress(namespace, ingress, source_ranges.clone(), &mut builders, &mut report);
+        ingress::add_ingress(
+            namespace,
+            ingress,
+            source_ranges.clone(),
+            *nginx,
+            &mut builders,
+            &mut report,
+        );
     }
     // Ingresses of other classes (`check` only): their rules are validated in a scratch table
     // of their own, so they never take anything from the served ones.
@@ -250,14 +260,14 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
             origin: &stored.origin,
             issues: &mut issues,
         };
-        ingress::add_ingress(namespace, ingress, None, &mut scratch, &mut report);
+        ingress::add_ingress(namespace, ingress, None, false, &mut scratch, &mut report);
     }
 
     let published = match &options.publish_service {
         Some(service) => Some(status::publish_service_addresses(snapshot, service, &mut issues).join(",")),
         None => options.publish_address.clone(),
     };
-    let mut statuses = status::statuses(served.iter().map(|(_, _, key, _)| key), published.as_deref());
+    let mut statuses = status::statuses(served.iter().map(|(_, _, key, _, _)| key), published.as_deref());
     let Builders {
         mut table,
         mut backends,

@@ -129,6 +129,7 @@ fn corpus_is_large_and_covers_the_common_patterns() {
         "invalid-value",
         "generic-prefix",
         "no-class",
+        "https-redirect",
     ] {
         assert!(findings.contains(kind), "no {kind} finding in {findings:?}");
     }
@@ -305,4 +306,19 @@ fn no_ingress_is_nothing_to_change() {
     let out = migrate(&["-f", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).starts_with("No Ingress found."), "{}", stdout(&out));
+}
+
+/// An Ingress on a class not named `nginx`, with TLS and no ingress-nginx annotation, loses the
+/// default HTTPS redirect — unless Vestibule takes ingress-nginx's classes over in place
+/// (`--controller-name k8s.io/ingress-nginx`), which keeps ingress-nginx's defaults.
+#[test]
+fn the_https_redirect_finding_follows_the_controller_name_vestibule_will_run_with() {
+    let path = format!("{CORPUS}/39-tls-internal-class.yaml");
+    let out = migrate(&["-f", &path]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("plain HTTP is served here"), "{}", stdout(&out));
+
+    let out = migrate(&["--controller-name", "k8s.io/ingress-nginx", "-f", &path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("plain HTTP"), "{}", stdout(&out));
 }

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use crate::routes::{HttpsRedirect, SourceRanges};
 
-use super::Reporter;
 use super::annotations;
 use super::backends::{Backends, RefError, ServiceRef, service_ref};
+use super::classes::ClassDecision;
 use super::hosts::{HostPattern, parse_host};
 use super::paths::{PathMatch, parse_path};
 use super::table::{Fallback, RoutePolicy, TableBuilder, VhostKey};
 use super::tls::{TlsBuilder, lowered_message};
+use super::{Reporter, TranslateOptions};
 
 /// ingress-nginx's annotation that turns `ImplementationSpecific` paths into regular expressions.
 pub(crate) const USE_REGEX_ANNOTATION: &str = "nginx.ingress.kubernetes.io/use-regex";
@@ -25,11 +26,13 @@ pub(crate) struct Builders<'s> {
     pub(crate) tls: TlsBuilder<'s>,
 }
 
-/// Adds one served Ingress; its routes admit only clients in `source_ranges` when given.
+/// Adds one served Ingress; its routes admit only clients in `source_ranges` when given;
+/// `nginx`: it was written for ingress-nginx ([`written_for_ingress_nginx`]), whose defaults apply.
 pub(crate) fn add_ingress<'s>(
     namespace: &'s str,
     ingress: &'s Ingress,
     source_ranges: Option<Arc<SourceRanges>>,
+    nginx: bool,
     builders: &mut Builders<'s>,
     report: &mut Reporter<'_>,
 ) {
@@ -47,7 +50,7 @@ pub(crate) fn add_ingress<'s>(
         .get(USE_REGEX_ANNOTATION)
         .is_some_and(|value| value == "true");
     let policy = RoutePolicy {
-        https_redirect: https_redirect(ingress, report),
+        https_redirect: https_redirect(ingress, nginx, report),
         source_ranges,
         rewrite_path: annotations::rewrite_target(&ingress.metadata.annotations, report),
     };
@@ -144,10 +147,36 @@ pub(crate) fn add_ingress<'s>(
     builders.tls.add_ingress(namespace, ingress, &rule_hosts, report);
 }
 
+/// The controller name of ingress-nginx: installed with `--controller-name k8s.io/ingress-nginx`,
+/// Vestibule takes that project's IngressClasses over in place.
+pub(crate) const INGRESS_NGINX_CONTROLLER: &str = "k8s.io/ingress-nginx";
+
+/// Whether an Ingress was written for ingress-nginx, so that project's defaults apply to it (the
+/// HTTPS redirect): it carries an annotation under either of its prefixes, or it is served
+/// through an IngressClass named `nginx`, or Vestibule runs as `k8s.io/ingress-nginx`. Other
+/// Ingresses get what the Ingress API says, which is silent on redirects: plain HTTP is served.
+pub(crate) fn written_for_ingress_nginx(
+    ingress: &Ingress,
+    decision: &ClassDecision,
+    options: &TranslateOptions,
+) -> bool {
+    options.controller_name == INGRESS_NGINX_CONTROLLER
+        || matches!(decision, ClassDecision::Ours(Some(class)) if class == "nginx")
+        || ingress
+            .metadata
+            .annotations
+            .keys()
+            .any(|key| key.starts_with(annotations::NGINX_PREFIX) || key.starts_with(annotations::GENERIC_PREFIX))
+}
+
 /// When plain HTTP requests to the Ingress's routes are redirected to HTTPS, as ingress-nginx
 /// decides it: `force-ssl-redirect: "true"` always; otherwise when the host has TLS, unless
-/// `ssl-redirect: "false"` (either annotation prefix).
-pub(crate) fn https_redirect(ingress: &Ingress, report: &mut Reporter<'_>) -> HttpsRedirect {
+/// `ssl-redirect: "false"` (either annotation prefix). An Ingress not written for ingress-nginx
+/// (`nginx` false) has no annotation to read and is never redirected.
+pub(crate) fn https_redirect(ingress: &Ingress, nginx: bool, report: &mut Reporter<'_>) -> HttpsRedirect {
+    if !nginx {
+        return HttpsRedirect::Never;
+    }
     let annotations = &ingress.metadata.annotations;
     let force = annotations::boolean(annotations, "force-ssl-redirect", false, report);
     let with_tls = annotations::boolean(annotations, "ssl-redirect", true, report);

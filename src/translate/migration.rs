@@ -14,12 +14,13 @@ use serde::Serialize;
 
 use crate::config::{Ingress, Issue, Kind, Object, Snapshot};
 
+use super::TranslateOptions;
 use super::annotations::{self, Classified, GENERIC_PREFIX, NGINX_PREFIX, Support};
-use super::classes::class_name;
+use super::classes::{ClassDecision, class_name};
 use super::{AnnotationAdmission, CANARY_REASON, Reporter, annotation_admission, ingress};
 
 /// ingress-nginx's IngressClass `spec.controller`.
-pub const INGRESS_NGINX_CONTROLLER: &str = "k8s.io/ingress-nginx";
+pub const INGRESS_NGINX_CONTROLLER: &str = ingress::INGRESS_NGINX_CONTROLLER;
 
 /// The class of one annotation when moving, as `vestibule migrate` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -186,8 +187,15 @@ impl Assessment {
     }
 }
 
-/// Assesses every Ingress of `snapshot`, whatever its class.
-pub fn assess(snapshot: &Snapshot) -> Assessment {
+/// Assesses every Ingress of `snapshot`, whatever its class, as Vestibule would serve it under
+/// its current class name with `--controller-name controller_name` (`vestibule migrate` passes
+/// its own `--controller-name`: `k8s.io/ingress-nginx` when taking ingress-nginx's classes over
+/// in place, else Vestibule's).
+pub fn assess(snapshot: &Snapshot, controller_name: &str) -> Assessment {
+    let options = TranslateOptions {
+        controller_name: controller_name.to_string(),
+        ..TranslateOptions::default()
+    };
     let controllers: BTreeMap<&str, &str> = snapshot
         .of_kind(Kind::IngressClass)
         .filter_map(|stored| match &stored.object {
@@ -207,15 +215,23 @@ pub fn assess(snapshot: &Snapshot) -> Assessment {
             origin: &stored.origin,
             issues: &mut issues,
         };
-        let mut assessment = assess_ingress(ingress, &mut report);
+        let class = class_name(ingress);
+        let controller = class.and_then(|class| controllers.get(class)).copied();
+        let context = Context {
+            // Served by Vestibule under the name it has now.
+            written_for_ingress_nginx: ingress::written_for_ingress_nginx(
+                ingress,
+                &ClassDecision::Ours(class.map(str::to_string)),
+                &options,
+            ),
+            // An Ingress of another controller never had ingress-nginx's defaults to lose.
+            had_ingress_nginx_defaults: controller.is_none_or(|controller| controller == INGRESS_NGINX_CONTROLLER),
+        };
+        let mut assessment = assess_ingress(ingress, context, &mut report);
         assessment.namespace = key.namespace.clone();
         assessment.name = key.name.clone();
         assessment.origin = stored.origin.to_string();
-        assessment.controller = assessment
-            .class
-            .as_deref()
-            .and_then(|class| controllers.get(class))
-            .map(|controller| controller.to_string());
+        assessment.controller = controller.map(str::to_string);
         ingresses.push(assessment);
     }
     ingresses.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
@@ -243,12 +259,21 @@ pub fn assess(snapshot: &Snapshot) -> Assessment {
     }
 }
 
+/// What decides an Ingress's defaults, besides the Ingress itself.
+#[derive(Debug, Clone, Copy)]
+struct Context {
+    /// Vestibule applies ingress-nginx's defaults to it (the HTTPS redirect).
+    written_for_ingress_nginx: bool,
+    /// Its class is ingress-nginx's, or unknown: what ingress-nginx did is what changes.
+    had_ingress_nginx_defaults: bool,
+}
+
 /// One Ingress (its identity is filled in by the caller).
-fn assess_ingress(ingress: &Ingress, report: &mut Reporter<'_>) -> IngressAssessment {
+fn assess_ingress(ingress: &Ingress, context: Context, report: &mut Reporter<'_>) -> IngressAssessment {
     let values = &ingress.metadata.annotations;
     let admission = annotation_admission(values, report);
     let rewrite = annotations::rewrite_target(values, report);
-    let redirect = ingress::https_redirect(ingress, report);
+    let redirect = ingress::https_redirect(ingress, context.written_for_ingress_nginx, report);
     // Errors about one annotation's value: that value does not parse.
     let errors: Vec<&Issue> = report.issues.iter().filter(|issue| issue.is_error()).collect();
 
@@ -345,13 +370,15 @@ fn assess_ingress(ingress: &Ingress, report: &mut Reporter<'_>) -> IngressAssess
     let has_tls = !ingress.spec.tls.is_empty();
     let theirs = ingress_nginx_redirects(values, has_tls);
     let ours = redirect.applies(has_tls);
-    if theirs != ours && not_served_reason.is_none() {
+    if theirs != ours && not_served_reason.is_none() && context.had_ingress_nginx_defaults {
         findings.push(Finding {
             kind: FindingKind::HttpsRedirect,
             changes_behaviour: true,
             message: if theirs {
-                "plain HTTP is served here, where ingress-nginx redirected it to HTTPS (308); add \
-                 nginx.ingress.kubernetes.io/force-ssl-redirect: \"true\" to keep the redirect"
+                "plain HTTP is served here, where ingress-nginx redirected it to HTTPS (308): Vestibule applies \
+                 that default only to Ingresses written for ingress-nginx (one of its annotations, a class named \
+                 nginx, or --controller-name k8s.io/ingress-nginx); add nginx.ingress.kubernetes.io/ssl-redirect: \
+                 \"true\" to keep the redirect"
                     .to_string()
             } else {
                 "plain HTTP is redirected to HTTPS (308) here, where ingress-nginx served it; add \

@@ -162,7 +162,7 @@ fn location(head: &str) -> Option<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_to_a_tls_host_redirects_to_https_with_308() {
     let a = echo_backend("a").await;
-    let certificate = vestibule::demo::make_certificate(&["secure.example"]).unwrap();
+    let certificate = vestibule::demo::make_certificate(&["secure.example", "spec-only.example"]).unwrap();
     let quote = |s: &str| serde_json::to_string(s).unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_manifest(dir.path(), "class.yaml", CLASS);
@@ -172,9 +172,18 @@ async fn plain_http_to_a_tls_host_redirects_to_https_with_308() {
         quote(&certificate.cert_pem),
         quote(&certificate.key_pem)
     );
-    // A tls entry without hosts covers the Ingress's rule hosts.
-    let secure =
-        ingress("secure", "secure.example", "a").replace("spec:\n", "spec:\n  tls: [{secretName: secure-tls}]\n");
+    // A tls entry without hosts covers the Ingress's rule hosts. Served through an IngressClass
+    // named nginx: written for ingress-nginx, so its default redirect applies.
+    let secure = ingress("secure", "secure.example", "a").replace(
+        "spec:\n",
+        "spec:\n  ingressClassName: nginx\n  tls: [{secretName: secure-tls}]\n",
+    );
+    // The same certificate, an Ingress with no ingress-nginx annotation or class: the Ingress
+    // API says nothing of redirects, so plain HTTP is served.
+    let spec_only = ingress("spec-only", "spec-only.example", "a").replace(
+        "spec:\n",
+        "spec:\n  tls: [{hosts: [spec-only.example], secretName: secure-tls}]\n",
+    );
     let opt_out = ingress("opt-out", "secure.example", "a")
         .replace("path: /,", "path: /plain,")
         .replace(
@@ -189,7 +198,7 @@ async fn plain_http_to_a_tls_host_redirects_to_https_with_308() {
         dir.path(),
         "secure.yaml",
         &format!(
-            "{secret}\n---\n{secure}\n---\n{opt_out}\n---\n{forced}\n---\n{}",
+            "{secret}\n---\n{NGINX_CLASS}\n---\n{secure}\n---\n{spec_only}\n---\n{opt_out}\n---\n{forced}\n---\n{}",
             ingress("plain", "plain.example", "a")
         ),
     );
@@ -221,6 +230,8 @@ async fn plain_http_to_a_tls_host_redirects_to_https_with_308() {
     );
     let (status, _) = get(vestibule.http, "plain.example", "/").await.unwrap();
     assert_eq!(status, 200, "no TLS, no redirect");
+    let (status, _) = get(vestibule.http, "spec-only.example", "/").await.unwrap();
+    assert_eq!(status, 200, "TLS, but not written for ingress-nginx: no redirect");
 
     // Over HTTPS the same route is served.
     let mut roots = rustls::RootCertStore::empty();
@@ -249,6 +260,9 @@ async fn plain_http_to_a_tls_host_redirects_to_https_with_308() {
     let head = plain_head(trusting.http, "secure.example", "/", "").await;
     assert!(head.starts_with("HTTP/1.1 308 "), "{head}");
 }
+
+/// A second IngressClass of ours, named as ingress-nginx's usually is.
+const NGINX_CLASS: &str = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: nginx}\nspec: {controller: vestibule.dev/ingress-controller}\n";
 
 /// An Ingress `name` on `host` `/` to Service `a`, with `annotations` (a YAML flow map body).
 fn annotated(name: &str, host: &str, annotations: &str) -> String {

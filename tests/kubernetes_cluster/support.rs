@@ -22,11 +22,14 @@ pub struct ApiServer {
     pub run_dir: PathBuf,
 }
 
+/// `$VESTIBULE_SHARED/k8s/apiserver.sh` (default `../shared` of the checkout), as for
+/// tests/kubernetes and .ci/deploy-cluster.sh.
 fn script() -> PathBuf {
-    match std::env::var_os("VESTIBULE_APISERVER_SH") {
-        Some(path) => PathBuf::from(path),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/k8s/apiserver.sh"),
-    }
+    let shared = match std::env::var_os("VESTIBULE_SHARED") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+    };
+    shared.join("k8s/apiserver.sh")
 }
 
 fn port(var: &str, default: u16) -> u16 {
@@ -40,7 +43,7 @@ impl ApiServer {
         let script = script();
         assert!(
             script.is_file(),
-            "{} not found: set VESTIBULE_APISERVER_SH to ../shared/k8s/apiserver.sh",
+            "{} not found: set VESTIBULE_SHARED to the directory holding k8s/apiserver.sh",
             script.display()
         );
         let api_port = port("K8S_API_PORT", 16601);

@@ -14,7 +14,10 @@ fn assess_yaml(text: &str) -> Assessment {
         "{:?}",
         parsed.issues
     );
-    assess(&Snapshot::from_objects(parsed.objects, parsed.issues))
+    assess(
+        &Snapshot::from_objects(parsed.objects, parsed.issues),
+        crate::translate::INGRESS_CONTROLLER,
+    )
 }
 
 /// An Ingress `name` for `host` with these annotations (YAML flow map body) and, when `tls`,
@@ -301,4 +304,40 @@ fn an_ingress_without_class_says_when_it_is_served() {
     assert_eq!(bare.class, None);
     assert_eq!(kinds(bare), [FindingKind::NoClass]);
     assert!(!bare.changes_behaviour, "informational only");
+}
+
+#[test]
+fn a_tls_host_not_written_for_ingress_nginx_loses_the_redirect_unless_taken_over() {
+    let class_line = "  ingressClassName: nginx\n";
+    // Class `nginx` (the name), an ingress-nginx annotation: the redirect is kept.
+    let assessment = assess_yaml(&ingress("docs", "", true));
+    assert!(!kinds(only(&assessment)).contains(&FindingKind::HttpsRedirect));
+    let renamed = ingress("docs", r#"nginx.ingress.kubernetes.io/proxy-buffering: "off""#, true)
+        .replace(class_line, "  ingressClassName: edge\n");
+    assert!(!kinds(only(&assess_yaml(&renamed))).contains(&FindingKind::HttpsRedirect));
+
+    // Another class name, no annotation: plain HTTP is served where ingress-nginx redirected.
+    let text = ingress("docs", "", true).replace(class_line, "  ingressClassName: edge\n");
+    let assessment = assess_yaml(&text);
+    let docs = only(&assessment);
+    assert_eq!(kinds(docs), [FindingKind::HttpsRedirect]);
+    assert!(docs.findings[0].message.contains("ssl-redirect: \"true\""), "{docs:#?}");
+    assert!(docs.changes_behaviour);
+
+    // Taken over in place: ingress-nginx's defaults apply to every Ingress.
+    let parsed = parse_documents(&text, |document| Origin::File {
+        path: PathBuf::from("in.yaml"),
+        document,
+    });
+    let assessment = assess(
+        &Snapshot::from_objects(parsed.objects, parsed.issues),
+        INGRESS_NGINX_CONTROLLER,
+    );
+    assert!(only(&assessment).findings.is_empty(), "{assessment:#?}");
+
+    // A class of another controller never had ingress-nginx's redirect to lose.
+    let other = format!(
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {{name: edge}}\nspec: {{controller: traefik.io/ingress-controller}}\n---\n{text}"
+    );
+    assert!(only(&assess_yaml(&other)).findings.is_empty());
 }
