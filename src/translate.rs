@@ -150,13 +150,23 @@ pub struct ObjectStatus {
     pub status: serde_json::Value,
 }
 
+/// An Ingress to serve: its object, key, the clients its routes admit (`None`: all), and whether
+/// it was written for ingress-nginx (whose defaults then apply).
+type ServedIngress<'s> = (
+    &'s StoredObject,
+    &'s Ingress,
+    ObjectKey,
+    Option<Arc<SourceRanges>>,
+    bool,
+);
+
 /// Translates a snapshot. See the module documentation.
 pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation {
     let classes = OurClasses::from_snapshot(snapshot, options);
     let mut issues = Vec::new();
     let mut verdicts = Vec::new();
     let mut withheld = BTreeSet::new();
-    let mut served: Vec<(&StoredObject, &Ingress, ObjectKey, Option<Arc<SourceRanges>>, bool)> = Vec::new();
+    let mut served: Vec<ServedIngress<'_>> = Vec::new();
     let mut unserved: Vec<(&StoredObject, &Ingress, ObjectKey)> = Vec::new();
     for stored in snapshot.of_kind(Kind::Ingress) {
         let Object::Ingress(ingress) = &stored.object else {
