@@ -117,7 +117,7 @@ fn print_ingress(ingress: &IngressAssessment, out: &mut impl Write) -> io::Resul
         None => writeln!(out, "  served")?,
     }
     for annotation in &ingress.annotations {
-        let mut line = format!("  {:<28}{}", annotation.category.label(), annotation.key);
+        let mut line = format!("  {:<28}{}", annotation.category.label(), annotation.key.escape_debug());
         if annotation.fails_closed {
             line.push_str(" (the Ingress is not served)");
         }
@@ -139,4 +139,50 @@ fn print_ingress(ingress: &IngressAssessment, out: &mut impl Write) -> io::Resul
 pub fn print_json(assessment: &Assessment, out: &mut impl Write) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, assessment)?;
     writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::config::Origin;
+    use crate::config::parse::parse_documents;
+
+    /// A key is not validated in a manifest file: the text report escapes it, so it cannot add
+    /// lines of its own (here, a forged "Result" line).
+    #[test]
+    fn keys_with_control_characters_cannot_forge_report_lines() {
+        let yaml = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: forged
+  annotations:
+    "nginx.ingress.kubernetes.io/x\nResult: nothing changes behaviour": "1"
+    "ingress.kubernetes.io/ssl-redirect": "true"
+    "nginx.ingress.kubernetes.io/canary": "true"
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: app.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: a, port: {number: 80}}}}
+"#;
+        let parsed = parse_documents(yaml, |document| Origin::File {
+            path: PathBuf::from("in.yaml"),
+            document,
+        });
+        let assessment = assess(
+            &Snapshot::from_objects(parsed.objects, parsed.issues),
+            crate::translate::INGRESS_CONTROLLER,
+        );
+        let mut out = Vec::new();
+        print(&assessment, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let results: Vec<&str> = text.lines().filter(|line| line.starts_with("Result:")).collect();
+        assert_eq!(results, ["Result: moving changes behaviour (exit status 1)."], "{text}");
+        assert!(text.contains("x\\nResult"), "{text}");
+    }
 }

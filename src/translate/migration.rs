@@ -283,6 +283,9 @@ fn assess_ingress(ingress: &Ingress, context: Context, report: &mut Reporter<'_>
         let Some(Classified { support, fails_closed }) = annotations::classify(key) else {
             continue;
         };
+        // Keys from manifest files are not validated by an API server: messages carry them
+        // escaped, so a key cannot forge a line of the report.
+        let shown = key.escape_debug().to_string();
         let mut category = Category::of(support);
         let mut note = support.note().to_string();
         let field = annotations::field(key);
@@ -301,7 +304,7 @@ fn assess_ingress(ingress: &Ingress, context: Context, report: &mut Reporter<'_>
                 kind: FindingKind::RewriteCaptures,
                 changes_behaviour: true,
                 message: format!(
-                    "{key} {value:?} uses capture groups: requests reach the backend with the path as sent, \
+                    "{shown} {value:?} uses capture groups: requests reach the backend with the path as sent, \
                      where ingress-nginx rewrote it"
                 ),
             });
@@ -310,7 +313,7 @@ fn assess_ingress(ingress: &Ingress, context: Context, report: &mut Reporter<'_>
             findings.push(Finding {
                 kind: FindingKind::InvalidValue,
                 changes_behaviour: true,
-                message: format!("{key}: {}", issue.message),
+                message: format!("{shown}: {}", issue.message),
             });
         }
         if key.starts_with(GENERIC_PREFIX) && matches!(category, Category::Supported | Category::Differs) {
@@ -318,7 +321,7 @@ fn assess_ingress(ingress: &Ingress, context: Context, report: &mut Reporter<'_>
                 kind: FindingKind::GenericPrefix,
                 changes_behaviour: true,
                 message: format!(
-                    "{key} takes effect here; ingress-nginx reads only {NGINX_PREFIX} (unless started with \
+                    "{shown} takes effect here; ingress-nginx reads only {NGINX_PREFIX} (unless started with \
                      --annotations-prefix ingress.kubernetes.io) and ignored it"
                 ),
             });
@@ -335,16 +338,16 @@ fn assess_ingress(ingress: &Ingress, context: Context, report: &mut Reporter<'_>
     let not_served_reason = match &admission {
         AnnotationAdmission::Serve(_) => None,
         AnnotationAdmission::Withhold(why) => {
-            let keys: Vec<&str> = annotations_found
+            let keys: Vec<String> = annotations_found
                 .iter()
                 .filter(|annotation| annotation.fails_closed)
-                .map(|annotation| annotation.key.as_str())
+                .map(|annotation| annotation.key.escape_debug().to_string())
                 .collect();
             findings.push(Finding {
                 kind: FindingKind::Withheld,
                 changes_behaviour: true,
                 message: if keys.is_empty() {
-                    format!("not served: {why}; ingress-nginx served it with the restriction")
+                    format!("not served: {why}")
                 } else {
                     format!(
                         "not served: {why}: {}; ingress-nginx served it with them applied",
@@ -359,8 +362,9 @@ fn assess_ingress(ingress: &Ingress, context: Context, report: &mut Reporter<'_>
                 kind: FindingKind::Canary,
                 changes_behaviour: true,
                 message: format!(
-                    "not served ({key}): {CANARY_REASON}; the primary Ingress of its hosts keeps all their traffic, \
-                     where ingress-nginx sent this one a share"
+                    "not served ({}): {CANARY_REASON}; the primary Ingress of its hosts keeps all their traffic, \
+                     where ingress-nginx sent this one a share",
+                    key.escape_debug()
                 ),
             });
             Some(CANARY_REASON.to_string())
