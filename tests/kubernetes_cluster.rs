@@ -652,56 +652,6 @@ async fn the_cluster_side_needs_only_its_rbac_verbs() {
     assert_eq!(holder(&admin).await, None, "released as the ServiceAccount");
 }
 
-/// Start-up errors of Kubernetes mode name the flag at fault, once, and exit 1 (no API server
-/// needed).
-#[test]
-fn kubernetes_mode_start_up_errors_name_the_flag() {
-    let run = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_vestibule"))
-            .arg("run")
-            .args([
-                "--http",
-                "127.0.0.1:0",
-                "--https",
-                "127.0.0.1:0",
-                "--admin",
-                "127.0.0.1:0",
-            ])
-            .args(args)
-            .output()
-            .expect("vestibule runs");
-        assert_eq!(output.status.code(), Some(1), "{args:?}");
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        stderr
-            .lines()
-            .filter(|line| line.starts_with("error: "))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    let error = run(&[
-        "--kubernetes",
-        "--kubeconfig",
-        "/nonexistent/kubeconfig",
-        "--pod-name",
-        "x",
-    ]);
-    assert!(
-        error.starts_with("error: --kubernetes: --kubeconfig /nonexistent/kubeconfig: "),
-        "{error}"
-    );
-    assert_eq!(error.matches("--kubeconfig").count(), 1, "said once: {error}");
-    let error = run(&["--kubernetes", "--renew-deadline", "20", "--pod-name", "x"]);
-    assert_eq!(
-        error,
-        "error: --lease-duration (15s) must be longer than --renew-deadline (20s)"
-    );
-    let error = run(&["--kubernetes", "--retry-period", "10", "--pod-name", "x"]);
-    assert!(
-        error.contains("--renew-deadline (10s) must be longer than --retry-period (10s)"),
-        "{error}"
-    );
-}
-
 /// The writer counts a write once its PATCH answered, which a GET of the object may see first:
 /// wait (bounded) for the count to reach `expected`, then it must be exactly that.
 async fn writes_reach(metrics: &Metrics, result: &'static str, expected: u64) {

@@ -43,3 +43,20 @@ fn kubernetes_flags_without_kubernetes_are_refused() {
         "{stderr}"
     );
 }
+
+/// The election's durations are checked against each other before anything starts.
+#[test]
+fn election_durations_that_cannot_work_are_refused_naming_both_flags() {
+    let (code, stderr) = run(&["--kubernetes", "--renew-deadline", "20", "--pod-name", "x"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("error: --lease-duration (15s) must be longer than --renew-deadline (20s)"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&["--kubernetes", "--retry-period", "10", "--pod-name", "x"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("--renew-deadline (10s) must be longer than --retry-period (10s)"),
+        "{stderr}"
+    );
+}
