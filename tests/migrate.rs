@@ -322,3 +322,32 @@ fn the_https_redirect_finding_follows_the_controller_name_vestibule_will_run_wit
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(!stdout(&out).contains("plain HTTP"), "{}", stdout(&out));
 }
+
+/// README's sample ("Migrating from ingress-nginx") is this command's real output.
+#[test]
+fn readme_sample_is_the_real_output() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("$ vestibule migrate -f tests/migrate/corpus/04-rewrite-captures.yaml")
+        .expect("README has the sample");
+    let sample = &readme[start..];
+    let sample = &sample[..sample.find("$ echo $?").expect("the sample ends with the exit status")];
+    // Two lines of command, then what it printed.
+    let printed = sample.splitn(3, '\n').nth(2).expect("two command lines");
+    let out = migrate(&[
+        "-f",
+        "tests/migrate/corpus/04-rewrite-captures.yaml",
+        "-f",
+        "tests/migrate/corpus/14-configuration-snippet.yaml",
+        "-f",
+        "tests/migrate/corpus/28-nginx-tuning.yaml",
+        "-f",
+        "tests/migrate/corpus/00-ingressclass.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        printed,
+        stdout(&out),
+        "README's sample is stale: paste the output above"
+    );
+}
