@@ -18,6 +18,7 @@
 //! documented in ARCHITECTURE.md and on the functions of `translate/ingress.rs`.
 
 pub mod annotations;
+mod auth;
 mod backends;
 mod classes;
 mod gateway;
@@ -34,7 +35,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::{Ingress, Issue, Kind, Object, ObjectKey, Origin, Snapshot, StoredObject};
-use crate::routes::{RouteTable, SourceRanges};
+use crate::routes::{RouteAuth, RouteTable, SourceRanges};
 
 use self::backends::Backends;
 use self::classes::{ClassDecision, OurClasses};
@@ -67,6 +68,10 @@ pub struct TranslateOptions {
     /// `--publish-service NS/NAME`: the Service whose addresses (its load balancer's, read from
     /// the snapshot) are written instead of `publish_address`.
     pub publish_service: Option<ServiceRef>,
+    /// Forward-auth URLs (`auth-url`) may name loopback, link-local or unspecified addresses:
+    /// from manifests (the operator wrote them), not in Kubernetes mode (any namespace writes
+    /// Ingresses, and such an address reaches the proxy's own pod, its admin server included).
+    pub allow_local_auth_urls: bool,
 }
 
 impl Default for TranslateOptions {
@@ -79,6 +84,7 @@ impl Default for TranslateOptions {
             ingress_classes: Vec::new(),
             follow_external_names: true,
             publish_service: None,
+            allow_local_auth_urls: true,
         }
     }
 }
@@ -155,7 +161,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     let mut issues = Vec::new();
     let mut verdicts = Vec::new();
     let mut withheld = BTreeSet::new();
-    let mut served: Vec<(&StoredObject, &Ingress, ObjectKey, Option<Arc<SourceRanges>>)> = Vec::new();
+    let mut served: Vec<(&StoredObject, &Ingress, ObjectKey, Access)> = Vec::new();
     let mut unserved: Vec<(&StoredObject, &Ingress, ObjectKey)> = Vec::new();
     for stored in snapshot.of_kind(Kind::Ingress) {
         let Object::Ingress(ingress) = &stored.object else {
@@ -176,8 +182,8 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
                 origin: &stored.origin,
                 issues: &mut issues,
             };
-            match admit(ingress, &decision, &mut verdict, &mut report) {
-                Admission::Serve(source_ranges) => served.push((stored, ingress, key, source_ranges)),
+            match admit(ingress, &decision, snapshot, options, &mut verdict, &mut report) {
+                Admission::Serve(access) => served.push((stored, ingress, key, access)),
                 Admission::Validate => unserved.push((stored, ingress, key)),
                 Admission::Withhold if ours => {
                     withheld.insert(key);
@@ -226,14 +232,14 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         backends: Backends::new(snapshot, options.follow_external_names),
         tls: TlsBuilder::new(snapshot),
     };
-    for (stored, ingress, key, source_ranges) in &served {
+    for (stored, ingress, key, access) in &served {
         let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
         let mut report = Reporter {
             key,
             origin: &stored.origin,
             issues: &mut issues,
         };
-        ingress::add_ingress(namespace, ingress, source_ranges.clone(), &mut builders, &mut report);
+        ingress::add_ingress(namespace, ingress, access.clone(), &mut builders, &mut report);
     }
     // Ingresses of other classes (`check` only): their rules are validated in a scratch table
     // of their own, so they never take anything from the served ones.
@@ -249,7 +255,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
             origin: &stored.origin,
             issues: &mut issues,
         };
-        ingress::add_ingress(namespace, ingress, None, &mut scratch, &mut report);
+        ingress::add_ingress(namespace, ingress, Access::default(), &mut scratch, &mut report);
     }
 
     let published = match &options.publish_service {
@@ -287,10 +293,19 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     }
 }
 
+/// Who may use an Ingress's routes, from its access-control annotations.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Access {
+    /// Client address ranges (`None`: all).
+    pub(crate) source_ranges: Option<Arc<SourceRanges>>,
+    /// Basic and/or forward authentication (`None`: none).
+    pub(crate) auth: Option<Arc<RouteAuth>>,
+}
+
 /// What becomes of one Ingress that is ours, or that `check` validates.
 enum Admission {
-    /// Ours and served, its routes admitting only these clients (`None`: all).
-    Serve(Option<Arc<SourceRanges>>),
+    /// Ours and served, with its [`Access`].
+    Serve(Access),
     /// Not ours (`check`): its rules are validated, never served.
     Validate,
     /// Not served in any version (fail closed): access control that is not honoured.
@@ -304,6 +319,8 @@ enum Admission {
 fn admit(
     ingress: &Ingress,
     decision: &ClassDecision,
+    snapshot: &Snapshot,
+    options: &TranslateOptions,
     verdict: &mut IngressVerdict,
     report: &mut Reporter<'_>,
 ) -> Admission {
@@ -313,6 +330,18 @@ fn admit(
     }
     let annotations = annotations::report(&ingress.metadata.annotations, report);
     let source_ranges = annotations::source_ranges(&ingress.metadata.annotations, report);
+    let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
+    let auth = if annotations.unhonoured_access.is_empty() {
+        auth::route_auth(
+            namespace,
+            &ingress.metadata.annotations,
+            snapshot,
+            options.allow_local_auth_urls,
+            report,
+        )
+    } else {
+        Ok(None)
+    };
     let fail_closed = if !annotations.unhonoured_access.is_empty() {
         Some("its access control is not supported (fail closed)")
     } else if source_ranges.is_err() {
@@ -321,6 +350,13 @@ fn admit(
             "the Ingress is not served: its source range does not parse, and serving it would admit every client",
         );
         Some("its source range does not parse (fail closed)")
+    } else if auth.is_err() {
+        report.error(
+            "metadata.annotations",
+            "the Ingress is not served: its authentication cannot be set up as written, and serving it would admit \
+             every client",
+        );
+        Some("its authentication cannot be set up (fail closed)")
     } else {
         None
     };
@@ -341,7 +377,10 @@ fn admit(
         return Admission::Validate;
     }
     verdict.served = true;
-    Admission::Serve(source_ranges.ok().flatten())
+    Admission::Serve(Access {
+        source_ranges: source_ranges.ok().flatten(),
+        auth: auth.ok().flatten(),
+    })
 }
 
 fn missing_class_message(class: &str) -> String {

@@ -345,6 +345,13 @@ async fn handle(
             return (error_response(StatusCode::FORBIDDEN), Some(id));
         }
     }
+    if let Some(auth) = &route.auth {
+        // Before the rewrite: the auth service sees the path the client asked for.
+        match super::auth::check(auth, client, &request, host.as_ref(), &route.name).await {
+            Ok(granted) => super::auth::apply(request.headers_mut(), granted),
+            Err(response) => return (response, Some(id)),
+        }
+    }
     if let Some(path) = &route.rewrite_path {
         // Checked at translate time (an absolute path of URI characters).
         match with_path(request.uri(), path) {

@@ -3,12 +3,11 @@
 //! Ingresses arrive oldest first, so "first to claim" is "oldest wins".
 
 use crate::config::Ingress;
-use std::sync::Arc;
 
-use crate::routes::{HttpsRedirect, SourceRanges};
+use crate::routes::HttpsRedirect;
 
-use super::Reporter;
 use super::annotations;
+use super::{Access, Reporter};
 use super::backends::{Backends, RefError, ServiceRef, service_ref};
 use super::hosts::{HostPattern, parse_host};
 use super::paths::{PathMatch, parse_path};
@@ -25,11 +24,11 @@ pub(crate) struct Builders<'s> {
     pub(crate) tls: TlsBuilder<'s>,
 }
 
-/// Adds one served Ingress; its routes admit only clients in `source_ranges` when given.
+/// Adds one served Ingress; its routes admit only who `access` lets through.
 pub(crate) fn add_ingress<'s>(
     namespace: &'s str,
     ingress: &'s Ingress,
-    source_ranges: Option<Arc<SourceRanges>>,
+    access: Access,
     builders: &mut Builders<'s>,
     report: &mut Reporter<'_>,
 ) {
@@ -48,8 +47,9 @@ pub(crate) fn add_ingress<'s>(
         .is_some_and(|value| value == "true");
     let policy = RoutePolicy {
         https_redirect: https_redirect(ingress, report),
-        source_ranges,
+        source_ranges: access.source_ranges,
         rewrite_path: annotations::rewrite_target(&ingress.metadata.annotations, report),
+        auth: access.auth,
     };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();
