@@ -75,10 +75,26 @@ impl PasswordHash {
                 .map(PasswordHash::Sha1)
                 .ok_or("a {SHA} hash that does not parse (expected the base64 of 20 bytes)");
         }
-        if text.starts_with("$5$") || text.starts_with("$6$") {
-            return match sha_crypt::PasswordHashRef::new(text) {
-                Ok(_) => Ok(PasswordHash::ShaCrypt(text.into())),
-                Err(_) => Err("a SHA-crypt hash that does not parse (expected $5$ or $6$, salt and hash)"),
+        if let Some((rest, length)) = text
+            .strip_prefix("$5$")
+            .map(|rest| (rest, 43))
+            .or_else(|| text.strip_prefix("$6$").map(|rest| (rest, 86)))
+        {
+            // [rounds=N$]salt$hash: the hash of its exact length, the salt of at most 16.
+            let fields: Vec<&str> = rest.split('$').collect();
+            let (salt, hash) = match fields.as_slice() {
+                [rounds, salt, hash] if rounds.starts_with("rounds=") => (*salt, *hash),
+                [salt, hash] => (*salt, *hash),
+                _ => ("", ""),
+            };
+            let valid = salt.len() <= 16
+                && hash.len() == length
+                && crypt64(hash)
+                && sha_crypt::PasswordHashRef::new(text).is_ok();
+            return if valid {
+                Ok(PasswordHash::ShaCrypt(text.into()))
+            } else {
+                Err("a SHA-crypt hash that does not parse (expected $5$ or $6$, salt and hash)")
             };
         }
         if text.len() == 13 && crypt64(text) {
