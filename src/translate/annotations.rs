@@ -125,20 +125,14 @@ pub static CATALOGUE: &[Entry] = &[
         Differs("quotes, backslashes and control characters are removed; at most 128 characters"),
     ),
     e("auth-request-redirect", Honoured),
-    e(
-        "auth-response-headers",
-        Differs("hop-by-hop headers are not copied; a header the auth service does not send is removed from the request"),
-    ),
+    e("auth-response-headers", Honoured),
     e(
         "auth-secret",
         Differs(
-            "a Secret of the Ingress's own namespace only (ingress-nginx allows others with allow-cross-namespace-resources); while it is missing or holds no usable user the Ingress is not served",
+            "a Secret of the Ingress's own namespace only (ingress-nginx allows others with allow-cross-namespace-resources); hashes: bcrypt, $apr1$, $1$, {SHA}, $5$, $6$ (plain text and DES crypt lines are refused: those users cannot log in); while the Secret is missing or holds no usable user the Ingress is not served",
         ),
     ),
-    e(
-        "auth-secret-type",
-        Differs("hashes: bcrypt, $apr1$, $1$, {SHA}, $5$, $6$; plain text and DES crypt are refused (that line's user cannot log in)"),
-    ),
+    e("auth-secret-type", Honoured),
     e(
         "auth-signin",
         Differs(
@@ -153,10 +147,7 @@ pub static CATALOGUE: &[Entry] = &[
     e("auth-tls-secret", TLS_AUTH),
     e("auth-tls-verify-client", TLS_AUTH),
     e("auth-tls-verify-depth", TLS_AUTH),
-    e(
-        "auth-type",
-        Differs("basic; digest is refused (the Ingress is not served); successful bcrypt and SHA-crypt checks are remembered for 60 s"),
-    ),
+    e("auth-type", Differs("basic only: digest keeps the Ingress from being served")),
     e(
         "auth-url",
         Differs(
