@@ -105,9 +105,7 @@ pub(crate) async fn check<B>(
         && !check_basic(basic, request.headers(), &client.shared.auth_cache).await
     {
         let mut response = error_response(StatusCode::UNAUTHORIZED);
-        response
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, basic.challenge.clone());
+        response.headers_mut().insert(WWW_AUTHENTICATE, basic.challenge.clone());
         return Err(response);
     }
     match &auth.forward {
@@ -303,7 +301,8 @@ async fn ask(
         let mut last = "the auth service's name resolves to no address";
         for address in addresses {
             if config.protected_addrs.iter().any(|protected| {
-                protected.port() == address.port() && (protected.ip() == address.ip() || protected.ip().is_unspecified())
+                protected.port() == address.port()
+                    && (protected.ip() == address.ip() || protected.ip().is_unspecified())
             }) {
                 last = "the auth service resolves to the admin server's address";
                 continue;

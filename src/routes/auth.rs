@@ -204,13 +204,12 @@ impl SigninUrl {
                 redirect_param: None,
             }
             .render("https", "example.com", "/");
-            sample.split_once('?').is_some_and(|(_, query)| {
-                query
-                    .split('&')
-                    .any(|pair| pair.split('=').next() == Some(name))
-            })
+            sample
+                .split_once('?')
+                .is_some_and(|(_, query)| query.split('&').any(|pair| pair.split('=').next() == Some(name)))
         };
-        let redirect_param = (!redirect_param.is_empty() && !query_has(redirect_param)).then(|| redirect_param.to_string());
+        let redirect_param =
+            (!redirect_param.is_empty() && !query_has(redirect_param)).then(|| redirect_param.to_string());
         let signin = SigninUrl { pieces, redirect_param };
         let sample = signin.render("https", "example.com", "/a?b=c");
         match sample.parse::<Uri>() {
@@ -264,7 +263,11 @@ pub fn is_local_address(ip: IpAddr) -> bool {
     };
     match ip {
         IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local() || v4.is_unspecified(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unspecified() || v6.segments().first().is_some_and(|first| first & 0xffc0 == 0xfe80),
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.segments().first().is_some_and(|first| first & 0xffc0 == 0xfe80)
+        }
     }
 }
 

@@ -316,6 +316,40 @@ fn describe_conditions(conditions: &Conditions) -> Value {
     Value::Object(out)
 }
 
+/// A route's authentication, without any secret: the Secret's name, the user count and each
+/// hash format, the forward-auth URL and what is copied.
+fn describe_auth(auth: &crate::routes::RouteAuth) -> Value {
+    let mut out = Map::new();
+    if let Some(basic) = &auth.basic {
+        let mut formats: Vec<&str> = basic.users.values().map(|hash| hash.format()).collect();
+        formats.sort_unstable();
+        formats.dedup();
+        out.insert(
+            "basic".into(),
+            json!({ "realm": basic.realm, "secret": basic.secret, "users": basic.users.len(), "formats": formats }),
+        );
+    }
+    if let Some(forward) = &auth.forward {
+        let headers: Vec<&str> = forward.response_headers.iter().map(|name| name.as_str()).collect();
+        let signin = forward
+            .signin
+            .as_ref()
+            .map(|signin| signin.render("https", "HOST", "/PATH"));
+        out.insert(
+            "forward".into(),
+            json!({
+                "url": forward.url.to_string(),
+                "method": forward.method.as_str(),
+                "signin": signin,
+                "responseHeaders": headers,
+                "requestRedirect": forward.request_redirect.as_ref().and_then(|value| value.to_str().ok()),
+                "allowLoopback": forward.allow_loopback,
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -407,35 +441,4 @@ mod tests {
         });
         assert_eq!(table.describe(), expected);
     }
-}
-
-/// A route's authentication, without any secret: the Secret's name, the user count and each
-/// hash format, the forward-auth URL and what is copied.
-fn describe_auth(auth: &crate::routes::RouteAuth) -> Value {
-    let mut out = Map::new();
-    if let Some(basic) = &auth.basic {
-        let mut formats: Vec<&str> = basic.users.values().map(|hash| hash.format()).collect();
-        formats.sort_unstable();
-        formats.dedup();
-        out.insert(
-            "basic".into(),
-            json!({ "realm": basic.realm, "secret": basic.secret, "users": basic.users.len(), "formats": formats }),
-        );
-    }
-    if let Some(forward) = &auth.forward {
-        let headers: Vec<&str> = forward.response_headers.iter().map(|name| name.as_str()).collect();
-        let signin = forward.signin.as_ref().map(|signin| signin.render("https", "HOST", "/PATH"));
-        out.insert(
-            "forward".into(),
-            json!({
-                "url": forward.url.to_string(),
-                "method": forward.method.as_str(),
-                "signin": signin,
-                "responseHeaders": headers,
-                "requestRedirect": forward.request_redirect.as_ref().and_then(|value| value.to_str().ok()),
-                "allowLoopback": forward.allow_loopback,
-            }),
-        );
-    }
-    Value::Object(out)
 }

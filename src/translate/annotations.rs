@@ -147,7 +147,10 @@ pub static CATALOGUE: &[Entry] = &[
     e("auth-tls-secret", TLS_AUTH),
     e("auth-tls-verify-client", TLS_AUTH),
     e("auth-tls-verify-depth", TLS_AUTH),
-    e("auth-type", Differs("basic only: digest keeps the Ingress from being served")),
+    e(
+        "auth-type",
+        Differs("basic only: digest keeps the Ingress from being served"),
+    ),
     e(
         "auth-url",
         Differs(

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use http::{HeaderName, HeaderValue, Method, Uri};
 
 use crate::config::{Kind, Object, Secret, Snapshot};
+use crate::routes::RouteAuth;
 use crate::routes::auth::{
     BasicAuth, DEFAULT_REALM, ForwardAuth, PasswordHash, SigninUrl, check_user, is_local_address, parse_htpasswd,
 };
-use crate::routes::RouteAuth;
 
 use super::Reporter;
 use super::annotations::{field, value};
@@ -68,7 +68,10 @@ fn basic(
         other => {
             report.error(
                 field(type_key),
-                format!("{:?} is not an authentication type: write basic", other.escape_debug().to_string()),
+                format!(
+                    "{:?} is not an authentication type: write basic",
+                    other.escape_debug().to_string()
+                ),
             );
             return Err(());
         }
@@ -137,7 +140,11 @@ fn basic(
         );
         return Err(());
     };
-    let (users, problems) = if map { users_of_map(secret) } else { users_of_file(secret) };
+    let (users, problems) = if map {
+        users_of_map(secret)
+    } else {
+        users_of_file(secret)
+    };
     for problem in &problems {
         report.error(field(secret_key), format!("Secret {name}: {problem}"));
     }
@@ -284,10 +291,7 @@ fn forward(
         for name in list.split(',').map(str::trim).filter(|name| !name.is_empty()) {
             match HeaderName::from_bytes(name.as_bytes()) {
                 Ok(header) if !is_hop_by_hop(&header) => response_headers.push(header),
-                Ok(_) => report.warning(
-                    field(key),
-                    format!("{name:?} is a hop-by-hop header and is not copied"),
-                ),
+                Ok(_) => report.warning(field(key), format!("{name:?} is a hop-by-hop header and is not copied")),
                 Err(_) => fail(
                     key,
                     format!("{:?} is not a header name", name.escape_debug().to_string()),
@@ -303,7 +307,11 @@ fn forward(
         Some((key, text)) => match HeaderValue::from_str(text.trim()) {
             Ok(header) if !text.chars().any(char::is_control) => Some(header),
             _ => {
-                fail(key, "control characters or non-ASCII text cannot be sent in a header".to_string(), report);
+                fail(
+                    key,
+                    "control characters or non-ASCII text cannot be sent in a header".to_string(),
+                    report,
+                );
                 None
             }
         },
@@ -370,7 +378,8 @@ fn parse_auth_url(text: &str, allow_loopback: bool) -> Result<(Uri, HeaderValue)
              where it would reach the proxy's own pod"
         ));
     }
-    let header = HeaderValue::from_str(authority.as_str()).map_err(|_| "auth-url's host is not a valid Host".to_string())?;
+    let header =
+        HeaderValue::from_str(authority.as_str()).map_err(|_| "auth-url's host is not a valid Host".to_string())?;
     Ok((uri, header))
 }
 

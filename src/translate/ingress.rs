@@ -7,12 +7,12 @@ use crate::config::Ingress;
 use crate::routes::HttpsRedirect;
 
 use super::annotations;
-use super::{Access, Reporter};
 use super::backends::{Backends, RefError, ServiceRef, service_ref};
 use super::hosts::{HostPattern, parse_host};
 use super::paths::{PathMatch, parse_path};
 use super::table::{Fallback, RoutePolicy, TableBuilder, VhostKey};
 use super::tls::{TlsBuilder, lowered_message};
+use super::{Access, Reporter};
 
 /// ingress-nginx's annotation that turns `ImplementationSpecific` paths into regular expressions.
 pub(crate) const USE_REGEX_ANNOTATION: &str = "nginx.ingress.kubernetes.io/use-regex";

@@ -17,7 +17,9 @@ use crate::support::*;
 /// One GET on a fresh connection: status, headers, body.
 async fn fetch(addr: SocketAddr, host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, HeaderMap, String) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(connection);
     let mut request = http::Request::get(path).header("host", host);
     for (name, value) in headers {
@@ -28,9 +30,15 @@ async fn fetch(addr: SocketAddr, host: &str, path: &str, headers: &[(&str, &str)
         let response = sender.send_request(request).await.unwrap();
         let (parts, body) = response.into_parts();
         let body = body.collect().await.unwrap().to_bytes();
-        (parts.status.as_u16(), parts.headers, String::from_utf8_lossy(&body).into_owned())
+        (
+            parts.status.as_u16(),
+            parts.headers,
+            String::from_utf8_lossy(&body).into_owned(),
+        )
     };
-    tokio::time::timeout(Duration::from_secs(15), exchange).await.expect("answer within 15 s")
+    tokio::time::timeout(Duration::from_secs(15), exchange)
+        .await
+        .expect("answer within 15 s")
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -137,7 +145,10 @@ async fn basic_auth_401_without_credentials_200_with_each_hash_format() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 
     let routes = vestibule.admin_json("/api/routes").await.to_string();
-    assert!(routes.contains("\"secret\":\"default/basic-auth\"") && routes.contains("\"users\":6"), "{routes}");
+    assert!(
+        routes.contains("\"secret\":\"default/basic-auth\"") && routes.contains("\"users\":6"),
+        "{routes}"
+    );
     assert!(!routes.contains("$apr1$"), "no hash in /api/routes: {routes}");
 }
 
@@ -155,7 +166,11 @@ async fn a_missing_or_unusable_auth_secret_withholds_the_ingress_until_it_is_fix
         "the error names the Secret: {issues}"
     );
 
-    write_manifest(dir.path(), "secret.yaml", &auth_secret("bob:$apr1$saltsalt$HIDXe7D36X22w1CH4M1cQ.\n"));
+    write_manifest(
+        dir.path(),
+        "secret.yaml",
+        &auth_secret("bob:$apr1$saltsalt$HIDXe7D36X22w1CH4M1cQ.\n"),
+    );
     vestibule.wait_for("staff.example", "/", 401).await;
     let credentials = basic("bob", "open sesame");
     let (status, _, _) = fetch(vestibule.http, "staff.example", "/", &[("authorization", &credentials)]).await;
@@ -183,7 +198,9 @@ async fn auth_service() -> (SocketAddr, Seen) {
     let recorder = seen.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let recorder = recorder.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
@@ -221,7 +238,10 @@ async fn auth_service() -> (SocketAddr, Seen) {
                             }
                         };
                         Ok::<_, std::convert::Infallible>(
-                            response.status(status).body(Full::new(Bytes::from_static(b"auth"))).unwrap(),
+                            response
+                                .status(status)
+                                .body(Full::new(Bytes::from_static(b"auth")))
+                                .unwrap(),
                         )
                     }
                 });
@@ -310,7 +330,10 @@ async fn forward_auth_asks_the_auth_service_and_obeys_its_answer() {
     assert_eq!(asked["x-auth-request-redirect"], "/app/page?q=1");
     assert_eq!(asked["x-forwarded-host"], "guarded.example");
     assert_eq!(asked["x-forwarded-proto"], "http");
-    assert_eq!(asked["cookie"], "session=abc", "the client's cookies go to the auth service");
+    assert_eq!(
+        asked["cookie"], "session=abc",
+        "the client's cookies go to the auth service"
+    );
     assert_eq!(asked["authorization"], "Bearer good");
 
     // Denied: 401 (with the service's challenge), 403; anything else is a 500.
@@ -325,12 +348,24 @@ async fn forward_auth_asks_the_auth_service_and_obeys_its_answer() {
     )
     .await;
     assert_eq!(status, 403);
-    let (status, _, _) = fetch(vestibule.http, "guarded.example", "/", &[("authorization", "Bearer odd")]).await;
+    let (status, _, _) = fetch(
+        vestibule.http,
+        "guarded.example",
+        "/",
+        &[("authorization", "Bearer odd")],
+    )
+    .await;
     assert_eq!(status, 500);
 
     // Slow: bounded by --response-header-timeout (1 s), answered 500.
     let started = Instant::now();
-    let (status, _, _) = fetch(vestibule.http, "guarded.example", "/", &[("authorization", "Bearer slow")]).await;
+    let (status, _, _) = fetch(
+        vestibule.http,
+        "guarded.example",
+        "/",
+        &[("authorization", "Bearer slow")],
+    )
+    .await;
     assert_eq!(status, 500);
     assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
 
@@ -341,7 +376,13 @@ async fn forward_auth_asks_the_auth_service_and_obeys_its_answer() {
         headers["location"],
         "https://login.example/start?rd=http://signin.example%2Fp%3Fq%3D1"
     );
-    let (status, _, _) = fetch(vestibule.http, "signin.example", "/", &[("authorization", "Bearer good")]).await;
+    let (status, _, _) = fetch(
+        vestibule.http,
+        "signin.example",
+        "/",
+        &[("authorization", "Bearer good")],
+    )
+    .await;
     assert_eq!(status, 200);
 
     // The auth service down: 500, never the backend.
@@ -353,8 +394,14 @@ async fn forward_auth_asks_the_auth_service_and_obeys_its_answer() {
 async fn forward_auth_annotations_that_do_not_parse_withhold_the_ingress() {
     let dir = app_example_dir().await;
     for (name, annotations) in [
-        ("variables", "    nginx.ingress.kubernetes.io/auth-url: http://$host/auth\n"),
-        ("scheme", "    nginx.ingress.kubernetes.io/auth-url: ftp://auth.example/\n"),
+        (
+            "variables",
+            "    nginx.ingress.kubernetes.io/auth-url: http://$host/auth\n",
+        ),
+        (
+            "scheme",
+            "    nginx.ingress.kubernetes.io/auth-url: ftp://auth.example/\n",
+        ),
         (
             "signin",
             "    nginx.ingress.kubernetes.io/auth-url: http://127.0.0.1:9/a\n    nginx.ingress.kubernetes.io/auth-signin: https://x.example/?u=$remote_addr\n",

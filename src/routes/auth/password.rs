@@ -54,7 +54,11 @@ impl PasswordHash {
             if let Some(rest) = text.strip_prefix(magic) {
                 return match rest.split_once('$') {
                     Some((salt, hash))
-                        if !salt.is_empty() && salt.len() <= 8 && crypt64(salt) && hash.len() == 22 && crypt64(hash) =>
+                        if !salt.is_empty()
+                            && salt.len() <= 8
+                            && crypt64(salt)
+                            && hash.len() == 22
+                            && crypt64(hash) =>
                     {
                         Ok(PasswordHash::Md5Crypt {
                             magic,
@@ -98,7 +102,9 @@ impl PasswordHash {
             };
         }
         if text.len() == 13 && crypt64(text) {
-            return Err("DES crypt is not supported (it keeps only 8 characters of a password): hash with bcrypt (htpasswd -B)");
+            return Err(
+                "DES crypt is not supported (it keeps only 8 characters of a password): hash with bcrypt (htpasswd -B)",
+            );
         }
         Err("not a supported hash (plain text is refused): use bcrypt (htpasswd -B), $apr1$, {SHA}, $5$ or $6$")
     }

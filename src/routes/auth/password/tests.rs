@@ -13,7 +13,10 @@ fn check(hash: &str, password: &str, format: &str) {
     assert!(!parsed.verify(b""), "{hash} must refuse the empty password");
     let mut longer = password.to_string();
     longer.push('x');
-    assert!(!parsed.verify(longer.as_bytes()), "{hash} must refuse a longer password");
+    assert!(
+        !parsed.verify(longer.as_bytes()),
+        "{hash} must refuse a longer password"
+    );
 }
 
 #[test]
