@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, HOST, LOCATION, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, HOST, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use http_body_util::Empty;
 use hyper::client::conn::http1;
@@ -89,8 +89,38 @@ impl CredentialCache {
     }
 }
 
-/// What the upstream request gets from a passed check: headers to set (`None`: remove).
-pub(crate) type Granted = Vec<(HeaderName, Vec<HeaderValue>)>;
+/// What a passed check gives: headers for the upstream request (each replaces the client's;
+/// no values: removed), and the auth service's cookies for the client's response.
+#[derive(Default)]
+pub(crate) struct Granted {
+    pub headers: Vec<(HeaderName, Vec<HeaderValue>)>,
+    pub cookies: Option<AuthCookies>,
+}
+
+/// The auth service's `Set-Cookie` values, for the client's response.
+pub(crate) struct AuthCookies {
+    values: Vec<HeaderValue>,
+    /// Whatever the status (`auth-always-set-cookie`).
+    always: bool,
+}
+
+impl AuthCookies {
+    fn from(answer: &HeaderMap, always: bool) -> Option<AuthCookies> {
+        let values: Vec<HeaderValue> = answer.get_all(SET_COOKIE).iter().cloned().collect();
+        (!values.is_empty()).then_some(AuthCookies { values, always })
+    }
+
+    /// Adds the cookies to `response` when its status allows it: nginx's `add_header` sets them
+    /// on 200, 201, 204, 206, 301, 302, 303, 304, 307 and 308 only, unless `always`.
+    pub(crate) fn add_to(self, response: &mut http::Response<ProxyBody>) {
+        let status = response.status().as_u16();
+        if self.always || matches!(status, 200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308) {
+            for value in self.values {
+                response.headers_mut().append(SET_COOKIE, value);
+            }
+        }
+    }
+}
 
 /// Checks a request against a route's authentication: `Ok` with headers for the upstream
 /// request, or the response to send instead.
@@ -110,7 +140,7 @@ pub(crate) async fn check<B>(
     }
     match &auth.forward {
         Some(forward) => check_forward(forward, client, request, host, route).await,
-        None => Ok(Vec::new()),
+        None => Ok(Granted::default()),
     }
 }
 
@@ -245,15 +275,16 @@ async fn check_forward<B>(
         }
     };
     let status = answer.status();
+    let cookies = AuthCookies::from(answer.headers(), forward.always_set_cookie);
     if status.is_success() {
-        let granted = forward
+        let headers = forward
             .response_headers
             .iter()
             .map(|name| (name.clone(), answer.headers().get_all(name).iter().cloned().collect()))
             .collect();
-        return Ok(granted);
+        return Ok(Granted { headers, cookies });
     }
-    match status {
+    let denied = match status {
         StatusCode::UNAUTHORIZED => match &forward.signin {
             Some(signin) => {
                 let location = signin.render(scheme, host_text, request_uri);
@@ -279,7 +310,14 @@ async fn check_forward<B>(
             tracing::warn!(route, url = %forward.url, status = other.as_u16(), "forward auth answered neither 2xx, 401 nor 403: 500");
             Err(error_response(StatusCode::INTERNAL_SERVER_ERROR))
         }
-    }
+    };
+    // The sign-in redirect carries the auth service's cookies (nginx adds them to it too).
+    denied.map_err(|mut response| {
+        if let Some(cookies) = cookies {
+            cookies.add_to(&mut response);
+        }
+        response
+    })
 }
 
 /// Sends the subrequest on a new connection; the answer's head (its body is not read).
@@ -381,8 +419,8 @@ fn tls_config() -> Option<Arc<rustls::ClientConfig>> {
         .clone()
 }
 
-/// Applies what a passed check granted to the upstream request's headers.
-pub(crate) fn apply(headers: &mut HeaderMap, granted: Granted) {
+/// Applies the headers a passed check granted to the upstream request.
+pub(crate) fn apply(headers: &mut HeaderMap, granted: Vec<(HeaderName, Vec<HeaderValue>)>) {
     for (name, values) in granted {
         headers.remove(&name);
         for value in values {

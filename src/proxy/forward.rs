@@ -125,7 +125,12 @@ pub(crate) async fn serve(client: Arc<Client>, request: Request<Incoming>) -> Re
             request.headers().get(HOST).cloned(),
         )
     });
-    let (response, route) = handle(&client, &installed, request, started).await;
+    // The auth service's cookies for this response (routes with forward auth only).
+    let mut auth_cookies = None;
+    let (mut response, route) = handle(&client, &installed, request, started, &mut auth_cookies).await;
+    if let Some(cookies) = auth_cookies {
+        cookies.add_to(&mut response);
+    }
     let status = response.status();
     let elapsed = started.elapsed();
     match route.and_then(|id| installed.stats.get(id)) {
@@ -257,6 +262,7 @@ async fn handle(
     installed: &Arc<Installed>,
     mut request: Request<Incoming>,
     started: Instant,
+    auth_cookies: &mut Option<super::auth::AuthCookies>,
 ) -> (Response<ProxyBody>, Option<RouteId>) {
     let table = &installed.table;
     if request.method() == Method::CONNECT {
@@ -348,7 +354,10 @@ async fn handle(
     if let Some(auth) = &route.auth {
         // Before the rewrite: the auth service sees the path the client asked for.
         match super::auth::check(auth, client, &request, host.as_ref(), &route.name).await {
-            Ok(granted) => super::auth::apply(request.headers_mut(), granted),
+            Ok(granted) => {
+                super::auth::apply(request.headers_mut(), granted.headers);
+                *auth_cookies = granted.cookies;
+            }
             Err(response) => return (response, Some(id)),
         }
     }

@@ -131,6 +131,10 @@ pub struct ForwardAuth {
     pub response_headers: Vec<HeaderName>,
     /// `X-Auth-Request-Redirect` sent to the auth service; `None`: the request's URI.
     pub request_redirect: Option<HeaderValue>,
+    /// `auth-always-set-cookie`: the auth service's `Set-Cookie` goes to the client whatever
+    /// the response's status (else only with a success or redirect status, as nginx's
+    /// `add_header`).
+    pub always_set_cookie: bool,
     /// The auth service may resolve to a loopback, link-local or unspecified address (manifests:
     /// the operator wrote them; not in Kubernetes mode, where any namespace writes Ingresses).
     pub allow_loopback: bool,

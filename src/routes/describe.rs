@@ -343,6 +343,7 @@ fn describe_auth(auth: &crate::routes::RouteAuth) -> Value {
                 "signin": signin,
                 "responseHeaders": headers,
                 "requestRedirect": forward.request_redirect.as_ref().and_then(|value| value.to_str().ok()),
+                "alwaysSetCookie": forward.always_set_cookie,
                 "allowLoopback": forward.allow_loopback,
             }),
         );

@@ -105,10 +105,7 @@ pub static CATALOGUE: &[Entry] = &[
     e("affinity-mode", AFFINITY),
     e("allowlist-source-range", SOURCE_RANGE),
     e("app-root", Unsupported("redirect / in the backend")),
-    e(
-        "auth-always-set-cookie",
-        Unsupported("the auth service's Set-Cookie is not passed to the client yet"),
-    ),
+    e("auth-always-set-cookie", Honoured),
     e("auth-cache-duration", AUTH_NO_CACHE),
     e("auth-cache-key", AUTH_NO_CACHE),
     e("auth-keepalive", AUTH_KEEPALIVE),

@@ -20,7 +20,7 @@ use crate::routes::auth::{
 };
 
 use super::Reporter;
-use super::annotations::{field, value};
+use super::annotations::{boolean, field, value};
 use super::tls::secret_value;
 
 /// The authentication of an Ingress's routes: `Ok(None)` without any; `Err(())` when it is
@@ -210,6 +210,7 @@ fn users_of_map(secret: &Secret) -> (BTreeMap<String, PasswordHash>, Vec<String>
 
 /// The `auth-*` names that belong to forward authentication.
 const FORWARD_ONLY: &[&str] = &[
+    "auth-always-set-cookie",
     "auth-method",
     "auth-signin",
     "auth-signin-redirect-param",
@@ -316,6 +317,7 @@ fn forward(
             }
         },
     };
+    let always_set_cookie = boolean(annotations, "auth-always-set-cookie", false, report);
     let Some((url, host)) = url else {
         return Err(());
     };
@@ -329,6 +331,7 @@ fn forward(
         signin,
         response_headers,
         request_redirect,
+        always_set_cookie,
         allow_loopback,
     }))
 }

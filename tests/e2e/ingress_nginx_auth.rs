@@ -223,7 +223,8 @@ async fn auth_service() -> (SocketAddr, Seen) {
                                     .header("x-auth-user", "alice")
                                     .header("x-auth-group", "staff")
                                     .header("x-auth-group", "ops")
-                                    .header("x-not-copied", "1");
+                                    .header("x-not-copied", "1")
+                                    .header("set-cookie", "session=refreshed; Path=/");
                                 200
                             }
                             "Bearer forbidden" => 403,
@@ -233,7 +234,9 @@ async fn auth_service() -> (SocketAddr, Seen) {
                                 200
                             }
                             _ => {
-                                response = response.header("www-authenticate", "Bearer realm=\"test\"");
+                                response = response
+                                    .header("www-authenticate", "Bearer realm=\"test\"")
+                                    .header("set-cookie", "csrf=xyz");
                                 401
                             }
                         };
@@ -292,6 +295,18 @@ async fn forward_auth_asks_the_auth_service_and_obeys_its_answer() {
     );
     write_manifest(
         dir.path(),
+        "always.yaml",
+        &forward_ingress(
+            "always",
+            "always.example",
+            &format!(
+                "    nginx.ingress.kubernetes.io/auth-url: http://{auth}/check\n    \
+                 nginx.ingress.kubernetes.io/auth-always-set-cookie: \"true\"\n"
+            ),
+        ),
+    );
+    write_manifest(
+        dir.path(),
         "down.yaml",
         &forward_ingress(
             "down",
@@ -304,7 +319,7 @@ async fn forward_auth_asks_the_auth_service_and_obeys_its_answer() {
 
     // Allowed: the configured headers are copied (a client's own X-Auth-User is replaced),
     // others are not; the auth service saw the original request's head.
-    let (status, _, body) = fetch(
+    let (status, headers, body) = fetch(
         vestibule.http,
         "guarded.example",
         "/app/page?q=1",
@@ -316,6 +331,11 @@ async fn forward_auth_asks_the_auth_service_and_obeys_its_answer() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        headers.get_all("set-cookie").iter().collect::<Vec<_>>(),
+        ["session=refreshed; Path=/"],
+        "the auth service's cookie reaches the client"
+    );
     let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(echoed["headers"]["x-auth-user"], "alice", "{body}");
     assert_eq!(echoed["headers"]["x-auth-group"], "staff, ops", "{body}");
@@ -340,6 +360,10 @@ async fn forward_auth_asks_the_auth_service_and_obeys_its_answer() {
     let (status, headers, _) = fetch(vestibule.http, "guarded.example", "/", &[]).await;
     assert_eq!(status, 401);
     assert_eq!(headers["www-authenticate"], "Bearer realm=\"test\"");
+    assert!(
+        !headers.contains_key("set-cookie"),
+        "not on a 401 without auth-always-set-cookie"
+    );
     let (status, _, _) = fetch(
         vestibule.http,
         "guarded.example",
@@ -376,6 +400,10 @@ async fn forward_auth_asks_the_auth_service_and_obeys_its_answer() {
         headers["location"],
         "https://login.example/start?rd=http://signin.example%2Fp%3Fq%3D1"
     );
+    assert_eq!(
+        headers["set-cookie"], "csrf=xyz",
+        "the sign-in redirect carries the cookie"
+    );
     let (status, _, _) = fetch(
         vestibule.http,
         "signin.example",
@@ -384,6 +412,11 @@ async fn forward_auth_asks_the_auth_service_and_obeys_its_answer() {
     )
     .await;
     assert_eq!(status, 200);
+
+    // auth-always-set-cookie: the cookie goes with the 401 too.
+    let (status, headers, _) = fetch(vestibule.http, "always.example", "/", &[]).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["set-cookie"], "csrf=xyz");
 
     // The auth service down: 500, never the backend.
     let (status, _, body) = fetch(vestibule.http, "down.example", "/", &[("authorization", "Bearer good")]).await;

@@ -76,7 +76,6 @@ fn access_control_fails_closed_and_nothing_else_does() {
         "auth-tls-secret",
         "auth-tls-verify-client",
         "auth-proxy-set-headers",
-        "auth-always-set-cookie",
         "satisfy",
         "auth-unknown",
     ] {
@@ -96,6 +95,7 @@ fn access_control_fails_closed_and_nothing_else_does() {
         "auth-response-headers",
         "auth-cache-key",
         "auth-keepalive",
+        "auth-always-set-cookie",
         "whitelist-source-range",
         "allowlist-source-range",
         "denylist-source-range",
