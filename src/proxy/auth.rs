@@ -369,9 +369,21 @@ async fn ask(
                 .connect(name, stream)
                 .await
                 .map_err(|_| "the TLS handshake with the auth service failed")?;
-            send(TokioIo::new(tls), subrequest, config.max_header_size).await
+            send(
+                TokioIo::new(tls),
+                subrequest,
+                config.max_header_size,
+                config.response_header_timeout,
+            )
+            .await
         } else {
-            send(TokioIo::new(stream), subrequest, config.max_header_size).await
+            send(
+                TokioIo::new(stream),
+                subrequest,
+                config.max_header_size,
+                config.response_header_timeout,
+            )
+            .await
         }
     };
     timeout(config.response_header_timeout, exchange)
@@ -383,6 +395,7 @@ async fn send<T>(
     io: TokioIo<T>,
     subrequest: Request<Empty<Bytes>>,
     max_head: usize,
+    limit: Duration,
 ) -> Result<http::Response<hyper::body::Incoming>, &'static str>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -392,8 +405,10 @@ where
         .handshake(io)
         .await
         .map_err(|_| "the connection to the auth service failed")?;
+    // The answer's body is never read: the connection ends when it is dropped, or at the
+    // latest after `limit`.
     tokio::spawn(async move {
-        let _ = connection.await;
+        let _ = timeout(limit, connection).await;
     });
     sender
         .send_request(subrequest)

@@ -353,7 +353,9 @@ async fn handle(
     }
     if let Some(auth) = &route.auth {
         // Before the rewrite: the auth service sees the path the client asked for.
-        match super::auth::check(auth, client, &request, host.as_ref(), &route.name).await {
+        // Boxed: the check's future (a connection and an exchange) stays out of every
+        // request's future, so routes without auth do not carry its size.
+        match Box::pin(super::auth::check(auth, client, &request, host.as_ref(), &route.name)).await {
             Ok(granted) => {
                 super::auth::apply(request.headers_mut(), granted.headers);
                 *auth_cookies = granted.cookies;

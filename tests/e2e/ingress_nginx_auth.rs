@@ -413,6 +413,28 @@ async fn forward_auth_asks_the_auth_service_and_obeys_its_answer() {
     .await;
     assert_eq!(status, 200);
 
+    // The admin server is never an auth service (its /readyz would answer 200 to anybody).
+    write_manifest(
+        dir.path(),
+        "admin.yaml",
+        &forward_ingress(
+            "admin",
+            "admin.example",
+            &format!(
+                "    nginx.ingress.kubernetes.io/auth-url: http://{}/readyz\n",
+                vestibule.admin
+            ),
+        ),
+    );
+    vestibule.wait_for("admin.example", "/", 500).await;
+    assert!(
+        vestibule
+            .log_text()
+            .contains("the auth service resolves to the admin server's address"),
+        "{}",
+        vestibule.log_text()
+    );
+
     // auth-always-set-cookie: the cookie goes with the 401 too.
     let (status, headers, _) = fetch(vestibule.http, "always.example", "/", &[]).await;
     assert_eq!(status, 401);
