@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, HOST, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, COOKIE, HOST, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use http_body_util::Empty;
 use hyper::client::conn::http1;
@@ -226,6 +226,15 @@ async fn check_forward<B>(
     for (name, value) in request.headers() {
         if !not_forwarded(name) {
             headers.append(name.clone(), value.clone());
+        }
+    }
+    if client.http2 {
+        // HTTP/2 clients may split Cookie into several fields; HTTP/1.1 wants one.
+        let joined: Vec<&[u8]> = headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes).collect();
+        if joined.len() > 1
+            && let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..]))
+        {
+            headers.insert(COOKIE, value);
         }
     }
     headers.insert(HOST, forward.host.clone());

@@ -29,6 +29,16 @@ fn bcrypt_under_each_prefix() {
 }
 
 #[test]
+fn bcrypt_fresh_hashes_of_each_version() {
+    for version in [bcrypt::Version::TwoA, bcrypt::Version::TwoB, bcrypt::Version::TwoY] {
+        let hash = bcrypt::hash_with_result("correct horse", 4)
+            .unwrap()
+            .format_for_version(version);
+        check(&hash, "correct horse", "bcrypt");
+    }
+}
+
+#[test]
 fn apache_md5() {
     check("$apr1$saltsalt$HIDXe7D36X22w1CH4M1cQ.", "open sesame", "apr1");
     check(
