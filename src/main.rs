@@ -404,6 +404,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.kubernetes {
         // Any namespace can create an ExternalName Service: not followed unless allowed.
         options.translate.follow_external_names = args.allow_external_name;
+        // Any namespace can write an auth-url: none may reach this pod's loopback.
+        options.translate.allow_local_auth_urls = false;
         options.kubernetes = Some(KubernetesOptions {
             kubeconfig: args.kubeconfig,
             context: args.context,

@@ -8,6 +8,7 @@
 //! - [`server`]: one client connection: HTTP/1.1 (hyper, no auto-detection), h2c by a peek at the
 //!   preface, TLS (rustls) with h2 or HTTP/1.1 by ALPN.
 //! - [`forward`]: one request: route lookup, headers, upstream exchange, metrics, access log.
+//! - [`auth`]: a route's basic and forward authentication (only routes that have some).
 //! - [`upstream`]: backends (endpoints, round robin kept across reloads), connecting, retries,
 //!   timeouts; [`upstream::pool`] keeps idle upstream connections per worker thread (no locks).
 //! - [`state`]: the installed table (one `ArcSwap` of table + backend handles + route stats).
@@ -16,6 +17,7 @@
 //! Nothing here may panic on input: unwrap, expect, panic and unchecked indexing are denied.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod auth;
 mod body;
 mod client_io;
 mod forward;

@@ -5,6 +5,7 @@
 //! sockets: backends are lists of endpoint addresses; upstream pools live in `proxy`, keyed by
 //! [`BackendKey`], so they survive reloads. Lookups are in [`router`].
 
+pub mod auth;
 pub mod cidr;
 pub mod describe;
 pub mod gateway;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use http::StatusCode;
 use serde::Serialize;
 
+pub use auth::RouteAuth;
 pub use cidr::Cidr;
 pub use gateway::{
     GatewayAction, GatewayPort, HeaderEdits, ListenerName, PathModifier, Redirect, SplitTarget, UrlRewrite,
@@ -150,6 +152,9 @@ pub struct Route {
     /// The path the backend receives instead of the request's (the query is kept): ingress-nginx's
     /// `rewrite-target` without captures. `None`: the request's path.
     pub rewrite_path: Option<Arc<str>>,
+    /// Basic and/or forward authentication (ingress-nginx's `auth-type`/`auth-url`); `None`:
+    /// none, and the request path pays one `Option` check.
+    pub auth: Option<Arc<RouteAuth>>,
 }
 
 /// Client address ranges: denied ones first, then, when `allow` is not empty, only those.

@@ -18,6 +18,7 @@
 //! documented in ARCHITECTURE.md and on the functions of `translate/ingress.rs`.
 
 pub mod annotations;
+mod auth;
 mod backends;
 mod classes;
 mod gateway;
@@ -35,7 +36,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::{Ingress, Issue, Kind, Object, ObjectKey, Origin, Snapshot, StoredObject};
-use crate::routes::{RouteTable, SourceRanges};
+use crate::routes::{RouteAuth, RouteTable, SourceRanges};
 
 use self::backends::Backends;
 use self::classes::{ClassDecision, OurClasses};
@@ -68,6 +69,10 @@ pub struct TranslateOptions {
     /// `--publish-service NS/NAME`: the Service whose addresses (its load balancer's, read from
     /// the snapshot) are written instead of `publish_address`.
     pub publish_service: Option<ServiceRef>,
+    /// Forward-auth URLs (`auth-url`) may name loopback, link-local or unspecified addresses:
+    /// from manifests (the operator wrote them), not in Kubernetes mode (any namespace writes
+    /// Ingresses, and such an address reaches the proxy's own pod, its admin server included).
+    pub allow_local_auth_urls: bool,
 }
 
 impl Default for TranslateOptions {
@@ -80,6 +85,7 @@ impl Default for TranslateOptions {
             ingress_classes: Vec::new(),
             follow_external_names: true,
             publish_service: None,
+            allow_local_auth_urls: true,
         }
     }
 }
@@ -150,15 +156,9 @@ pub struct ObjectStatus {
     pub status: serde_json::Value,
 }
 
-/// An Ingress to serve: its object, key, the clients its routes admit (`None`: all), and whether
-/// it was written for ingress-nginx (whose defaults then apply).
-type ServedIngress<'s> = (
-    &'s StoredObject,
-    &'s Ingress,
-    ObjectKey,
-    Option<Arc<SourceRanges>>,
-    bool,
-);
+/// An Ingress to serve: its object, key, who may use its routes, and whether it was written for
+/// ingress-nginx (whose defaults then apply).
+type ServedIngress<'s> = (&'s StoredObject, &'s Ingress, ObjectKey, Access, bool);
 
 /// Translates a snapshot. See the module documentation.
 pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation {
@@ -187,10 +187,10 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
                 origin: &stored.origin,
                 issues: &mut issues,
             };
-            match admit(ingress, &decision, &mut verdict, &mut report) {
-                Admission::Serve(source_ranges) => {
+            match admit(ingress, &decision, snapshot, options, &mut verdict, &mut report) {
+                Admission::Serve(access) => {
                     let nginx = ingress::written_for_ingress_nginx(ingress, &decision, options);
-                    served.push((stored, ingress, key, source_ranges, nginx))
+                    served.push((stored, ingress, key, access, nginx))
                 }
                 Admission::Validate => unserved.push((stored, ingress, key)),
                 Admission::Withhold if ours => {
@@ -240,21 +240,14 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         backends: Backends::new(snapshot, options.follow_external_names),
         tls: TlsBuilder::new(snapshot),
     };
-    for (stored, ingress, key, source_ranges, nginx) in &served {
+    for (stored, ingress, key, access, nginx) in &served {
         let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
         let mut report = Reporter {
             key,
             origin: &stored.origin,
             issues: &mut issues,
         };
-        ingress::add_ingress(
-            namespace,
-            ingress,
-            source_ranges.clone(),
-            *nginx,
-            &mut builders,
-            &mut report,
-        );
+        ingress::add_ingress(namespace, ingress, access.clone(), *nginx, &mut builders, &mut report);
     }
     // Ingresses of other classes (`check` only): their rules are validated in a scratch table
     // of their own, so they never take anything from the served ones.
@@ -270,7 +263,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
             origin: &stored.origin,
             issues: &mut issues,
         };
-        ingress::add_ingress(namespace, ingress, None, false, &mut scratch, &mut report);
+        ingress::add_ingress(namespace, ingress, Access::default(), false, &mut scratch, &mut report);
     }
 
     let published = match &options.publish_service {
@@ -308,10 +301,19 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     }
 }
 
+/// Who may use an Ingress's routes, from its access-control annotations.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Access {
+    /// Client address ranges (`None`: all).
+    pub(crate) source_ranges: Option<Arc<SourceRanges>>,
+    /// Basic and/or forward authentication (`None`: none).
+    pub(crate) auth: Option<Arc<RouteAuth>>,
+}
+
 /// What becomes of one Ingress that is ours, or that `check` validates.
 enum Admission {
-    /// Ours and served, its routes admitting only these clients (`None`: all).
-    Serve(Option<Arc<SourceRanges>>),
+    /// Ours and served, with its [`Access`].
+    Serve(Access),
     /// Not ours (`check`): its rules are validated, never served.
     Validate,
     /// Not served in any version (fail closed): access control that is not honoured.
@@ -325,6 +327,8 @@ enum Admission {
 fn admit(
     ingress: &Ingress,
     decision: &ClassDecision,
+    snapshot: &Snapshot,
+    options: &TranslateOptions,
     verdict: &mut IngressVerdict,
     report: &mut Reporter<'_>,
 ) -> Admission {
@@ -332,8 +336,8 @@ fn admit(
     if let ClassDecision::Missing { class, field } = decision {
         report.warning(*field, missing_class_message(class));
     }
-    let source_ranges = match annotation_admission(&ingress.metadata.annotations, report) {
-        AnnotationAdmission::Serve(source_ranges) => source_ranges,
+    let access = match annotation_admission(ingress, snapshot, options, report) {
+        AnnotationAdmission::Serve(access) => access,
         AnnotationAdmission::Withhold(why) => {
             verdict.reason = withheld_reason(ours, &verdict.reason, why);
             return Admission::Withhold;
@@ -347,7 +351,7 @@ fn admit(
         return Admission::Validate;
     }
     verdict.served = true;
-    Admission::Serve(source_ranges)
+    Admission::Serve(access)
 }
 
 /// Why a canary Ingress is not served.
@@ -355,8 +359,8 @@ pub(crate) const CANARY_REASON: &str = "canary Ingresses are not supported yet";
 
 /// What the ingress-nginx annotations of an Ingress decide about serving it, whatever its class.
 pub(crate) enum AnnotationAdmission {
-    /// Served, its routes admitting only these clients (`None`: all).
-    Serve(Option<Arc<SourceRanges>>),
+    /// Served, its routes admitting only the clients its [`Access`] lets in.
+    Serve(Access),
     /// Not served in any version (fail closed), and why.
     Withhold(&'static str),
     /// A canary (the key of `canary: "true"`): not served, the primary keeps the traffic.
@@ -364,12 +368,16 @@ pub(crate) enum AnnotationAdmission {
 }
 
 /// Reports every ingress-nginx annotation of an Ingress (see [`annotations::report`]) and
-/// decides whether they let it be served. The one place that decides it: `translate` and
-/// `vestibule migrate` both ask here.
+/// decides whether they let it be served, and with what [`Access`] (source ranges, basic and
+/// forward auth, their Secrets read from `snapshot`). The one place that decides it:
+/// `translate` and `vestibule migrate` both ask here.
 pub(crate) fn annotation_admission(
-    annotations: &std::collections::BTreeMap<String, String>,
+    ingress: &Ingress,
+    snapshot: &Snapshot,
+    options: &TranslateOptions,
     report: &mut Reporter<'_>,
 ) -> AnnotationAdmission {
+    let annotations = &ingress.metadata.annotations;
     let verdict = annotations::report(annotations, report);
     let source_ranges = annotations::source_ranges(annotations, report);
     if !verdict.unhonoured_access.is_empty() {
@@ -382,6 +390,15 @@ pub(crate) fn annotation_admission(
         );
         return AnnotationAdmission::Withhold("its source range does not parse (fail closed)");
     };
+    let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
+    let Ok(auth) = auth::route_auth(namespace, annotations, snapshot, options.allow_local_auth_urls, report) else {
+        report.error(
+            "metadata.annotations",
+            "the Ingress is not served: its authentication cannot be set up as written, and serving it would admit \
+             every client",
+        );
+        return AnnotationAdmission::Withhold("its authentication cannot be set up (fail closed)");
+    };
     if let Some(canary) = verdict.canary {
         report.warning(
             annotations::field(&canary),
@@ -390,7 +407,7 @@ pub(crate) fn annotation_admission(
         );
         return AnnotationAdmission::Canary(canary);
     }
-    AnnotationAdmission::Serve(source_ranges)
+    AnnotationAdmission::Serve(Access { source_ranges, auth })
 }
 
 fn missing_class_message(class: &str) -> String {

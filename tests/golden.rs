@@ -40,6 +40,7 @@ struct Options {
     ingress_classes: Vec<String>,
     /// false: Kubernetes mode without `--allow-external-name`.
     follow_external_names: Option<bool>,
+    allow_local_auth_urls: Option<bool>,
     /// `NAMESPACE/NAME`.
     publish_service: Option<String>,
 }
@@ -96,6 +97,7 @@ fn load(case: &Path) -> (Snapshot, TranslateOptions) {
         controller_name: options.controller_name.unwrap_or(defaults.controller_name),
         ingress_classes: options.ingress_classes,
         follow_external_names: options.follow_external_names.unwrap_or(defaults.follow_external_names),
+        allow_local_auth_urls: options.allow_local_auth_urls.unwrap_or(defaults.allow_local_auth_urls),
         publish_service: options
             .publish_service
             .map(|service| service.parse().expect("publishService is NAMESPACE/NAME")),

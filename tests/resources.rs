@@ -2,7 +2,8 @@
 //! them idle keep-alive (one request answered, then quiet), half in the middle of a slow request
 //! (a head that grows by one byte every 2 s and never ends), held for a while.
 //!
-//! Vestibule's RSS (VmRSS) is sampled every second once all connections are open; it must stay
+//! Vestibule's RSS (VmRSS) is sampled every second once all connections are open and the server
+//! has caught up with them (RSS settled, at most 30 s); it must stay
 //! under 200 MiB + 16 KiB per connection, and must not keep growing: the least-squares slope of
 //! the samples, over the run, may add at most 8 MiB + 2 % of the mean.
 //!
@@ -123,6 +124,22 @@ async fn hold(seconds: u64) {
         }
     });
 
+    // The server catches up with the connections just opened (and their first trickled byte)
+    // before the slope is measured: on a loaded 2-core machine that takes seconds, and would read
+    // as growth. Settled: two samples 1 s apart within 1 MiB, after at least two trickle ticks;
+    // a steady leak never settles and fails below (bounded to 30 s).
+    let settling = Instant::now();
+    let mut previous = rss_kib(pid);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = rss_kib(pid);
+        let settled = now.abs_diff(previous) <= 1024 && settling.elapsed() >= Duration::from_secs(4);
+        previous = now;
+        if settled || settling.elapsed() >= Duration::from_secs(30) || trickle.is_finished() {
+            break;
+        }
+    }
+    eprintln!("settled after {:.1} s", settling.elapsed().as_secs_f64());
     let opened = Instant::now();
     let mut samples: Vec<(f64, f64)> = Vec::new();
     let end = opened + Duration::from_secs(seconds);

@@ -248,7 +248,7 @@ fn access_control_that_is_not_honoured_never_falls_back_to_the_last_good_version
 
     let protected = ingress("Prefix").replace(
         "metadata: {name: shop}",
-        "metadata: {name: shop, annotations: {nginx.ingress.kubernetes.io/auth-type: basic}}",
+        "metadata: {name: shop, annotations: {nginx.ingress.kubernetes.io/auth-tls-verify-client: \"on\"}}",
     );
     let applied = reconciler.reconcile(&snapshot(&protected));
     assert!(hosts(&applied).is_empty(), "nothing is served: {:?}", hosts(&applied));
@@ -272,4 +272,21 @@ fn access_control_that_is_not_honoured_never_falls_back_to_the_last_good_version
     // Dropping the annotation serves the Ingress again.
     let again = reconciler.reconcile(&snapshot(&ingress("Prefix")));
     assert_eq!(hosts(&again), ["shop.example"], "issues: {:?}", again.issues);
+
+    // Honoured access control that cannot be set up (basic auth whose Secret is missing) does
+    // not fall back either.
+    let missing_secret = ingress("Prefix").replace(
+        "metadata: {name: shop}",
+        "metadata: {name: shop, annotations: {nginx.ingress.kubernetes.io/auth-type: basic, nginx.ingress.kubernetes.io/auth-secret: users}}",
+    );
+    let applied = reconciler.reconcile(&snapshot(&missing_secret));
+    assert!(hosts(&applied).is_empty(), "nothing is served: {:?}", hosts(&applied));
+    assert!(
+        applied
+            .issues
+            .iter()
+            .any(|i| i.is_error() && i.message.contains("Secret default/users does not exist")),
+        "{:#?}",
+        applied.issues
+    );
 }

@@ -174,8 +174,8 @@ fn wanted(served: &discovery::Served, options: &KubernetesOptions) -> BTreeMap<S
         for scope in scopes(kind, options) {
             let source = SourceId::new(source_name(kind, scope));
             let id = match scope {
-                Some(ns) => format!("{}/{ns}", kind.kind),
-                None => kind.kind.to_string(),
+                Some(ns) => format!("{}/{ns}", kind.watch_name()),
+                None => kind.watch_name().to_string(),
             };
             wanted.insert(
                 id,

@@ -125,7 +125,12 @@ pub(crate) async fn serve(client: Arc<Client>, request: Request<Incoming>) -> Re
             request.headers().get(HOST).cloned(),
         )
     });
-    let (response, route) = handle(&client, &installed, request, started).await;
+    // The auth service's cookies for this response (routes with forward auth only).
+    let mut auth_cookies = None;
+    let (mut response, route) = handle(&client, &installed, request, started, &mut auth_cookies).await;
+    if let Some(cookies) = auth_cookies {
+        cookies.add_to(&mut response);
+    }
     let status = response.status();
     let elapsed = started.elapsed();
     match route.and_then(|id| installed.stats.get(id)) {
@@ -257,6 +262,7 @@ async fn handle(
     installed: &Arc<Installed>,
     mut request: Request<Incoming>,
     started: Instant,
+    auth_cookies: &mut Option<super::auth::AuthCookies>,
 ) -> (Response<ProxyBody>, Option<RouteId>) {
     let table = &installed.table;
     if request.method() == Method::CONNECT {
@@ -343,6 +349,18 @@ async fn handle(
         let address = client_address(request.headers(), &client.peer, &client.shared.config.trusted_proxies);
         if !ranges.admits(address) {
             return (error_response(StatusCode::FORBIDDEN), Some(id));
+        }
+    }
+    if let Some(auth) = &route.auth {
+        // Before the rewrite: the auth service sees the path the client asked for.
+        // Boxed: the check's future (a connection and an exchange) stays out of every
+        // request's future, so routes without auth do not carry its size.
+        match Box::pin(super::auth::check(auth, client, &request, host.as_ref(), &route.name)).await {
+            Ok(granted) => {
+                super::auth::apply(request.headers_mut(), granted.headers);
+                *auth_cookies = granted.cookies;
+            }
+            Err(response) => return (response, Some(id)),
         }
     }
     if let Some(path) = &route.rewrite_path {

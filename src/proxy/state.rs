@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     pub default_certificate: Arc<rustls::sign::CertifiedKey>,
     /// Stats of requests that matched no route.
     pub unrouted: Arc<RouteStats>,
+    /// Remembered successful slow Basic checks (bcrypt, SHA-crypt), across reloads.
+    pub auth_cache: super::auth::CredentialCache,
     /// Becomes true when the first table is installed; workers accept only after that.
     pub ready: watch::Sender<bool>,
     /// What ExternalName backends may reach (from the configuration).
@@ -63,6 +65,7 @@ impl Shared {
             }),
             default_certificate,
             unrouted,
+            auth_cache: super::auth::CredentialCache::default(),
             ready,
             balancers: Mutex::new(HashMap::new()),
         }

@@ -159,6 +159,9 @@ impl RouteTable {
                 json!({ "allow": list(&ranges.allow), "deny": list(&ranges.deny) }),
             );
         }
+        if let Some(auth) = &route.auth {
+            out.insert("auth".into(), describe_auth(auth));
+        }
         if let Some(timeout) = route.timeouts.request {
             out.insert("requestTimeoutMs".into(), json!(timeout.as_millis() as u64));
         }
@@ -313,6 +316,41 @@ fn describe_conditions(conditions: &Conditions) -> Value {
     Value::Object(out)
 }
 
+/// A route's authentication, without any secret: the Secret's name, the user count and each
+/// hash format, the forward-auth URL and what is copied.
+fn describe_auth(auth: &crate::routes::RouteAuth) -> Value {
+    let mut out = Map::new();
+    if let Some(basic) = &auth.basic {
+        let mut formats: Vec<&str> = basic.users.values().map(|hash| hash.format()).collect();
+        formats.sort_unstable();
+        formats.dedup();
+        out.insert(
+            "basic".into(),
+            json!({ "realm": basic.realm, "secret": basic.secret, "users": basic.users.len(), "formats": formats }),
+        );
+    }
+    if let Some(forward) = &auth.forward {
+        let headers: Vec<&str> = forward.response_headers.iter().map(|name| name.as_str()).collect();
+        let signin = forward
+            .signin
+            .as_ref()
+            .map(|signin| signin.render("https", "HOST", "/PATH"));
+        out.insert(
+            "forward".into(),
+            json!({
+                "url": forward.url.to_string(),
+                "method": forward.method.as_str(),
+                "signin": signin,
+                "responseHeaders": headers,
+                "requestRedirect": forward.request_redirect.as_ref().and_then(|value| value.to_str().ok()),
+                "alwaysSetCookie": forward.always_set_cookie,
+                "allowLoopback": forward.allow_loopback,
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -332,6 +370,7 @@ mod tests {
             https_redirect: Default::default(),
             source_ranges: None,
             rewrite_path: None,
+            auth: None,
         }
     }
 

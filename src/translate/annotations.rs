@@ -75,7 +75,11 @@ fn is_access_control(name: &str) -> bool {
 
 use Support::{Differs, Honoured, NoOp, Refused, Unsupported};
 
-const AUTH: Support = Unsupported("no authentication yet: protect the backend itself");
+const SATISFY: Support = Unsupported(
+    "remove it: every configured check (source range, basic, forward auth) must pass, as ingress-nginx's default (all)",
+);
+const AUTH_NO_CACHE: Support = NoOp("the auth service's answers are not cached: it is asked on every request");
+const AUTH_KEEPALIVE: Support = NoOp("a new connection to the auth service for each check");
 const TLS_AUTH: Support = Unsupported("no client certificate checks yet: protect the backend itself");
 const SOURCE_RANGE: Support = Differs(
     "others get 403; the client address is the connection's peer, or behind a --trusted-proxy the client X-Forwarded-For names (ingress-nginx: with use-forwarded-headers); an address that cannot be read is refused",
@@ -101,22 +105,38 @@ pub static CATALOGUE: &[Entry] = &[
     e("affinity-mode", AFFINITY),
     e("allowlist-source-range", SOURCE_RANGE),
     e("app-root", Unsupported("redirect / in the backend")),
-    e("auth-always-set-cookie", AUTH),
-    e("auth-cache-duration", AUTH),
-    e("auth-cache-key", AUTH),
-    e("auth-keepalive", AUTH),
-    e("auth-keepalive-requests", AUTH),
-    e("auth-keepalive-share-vars", AUTH),
-    e("auth-keepalive-timeout", AUTH),
-    e("auth-method", AUTH),
-    e("auth-proxy-set-headers", AUTH),
-    e("auth-realm", AUTH),
-    e("auth-request-redirect", AUTH),
-    e("auth-response-headers", AUTH),
-    e("auth-secret", AUTH),
-    e("auth-secret-type", AUTH),
-    e("auth-signin", AUTH),
-    e("auth-signin-redirect-param", AUTH),
+    e("auth-always-set-cookie", Honoured),
+    e("auth-cache-duration", AUTH_NO_CACHE),
+    e("auth-cache-key", AUTH_NO_CACHE),
+    e("auth-keepalive", AUTH_KEEPALIVE),
+    e("auth-keepalive-requests", AUTH_KEEPALIVE),
+    e("auth-keepalive-share-vars", AUTH_KEEPALIVE),
+    e("auth-keepalive-timeout", AUTH_KEEPALIVE),
+    e("auth-method", Honoured),
+    e(
+        "auth-proxy-set-headers",
+        Unsupported("no extra headers to the auth service (a ConfigMap of headers) yet"),
+    ),
+    e(
+        "auth-realm",
+        Differs("quotes, backslashes and control characters are removed; at most 128 characters"),
+    ),
+    e("auth-request-redirect", Honoured),
+    e("auth-response-headers", Honoured),
+    e(
+        "auth-secret",
+        Differs(
+            "a Secret of the Ingress's own namespace only (ingress-nginx allows others with allow-cross-namespace-resources); hashes: bcrypt, $apr1$, $1$, {SHA}, $5$, $6$ (plain text and DES crypt lines are refused: those users cannot log in); while the Secret is missing or holds no usable user the Ingress is not served",
+        ),
+    ),
+    e("auth-secret-type", Honoured),
+    e(
+        "auth-signin",
+        Differs(
+            "nginx variables: only $host, $http_host, $best_http_host, $scheme, $pass_access_scheme, $request_uri, $escaped_request_uri",
+        ),
+    ),
+    e("auth-signin-redirect-param", Honoured),
     e("auth-snippet", Refused),
     e("auth-tls-error-page", TLS_AUTH),
     e("auth-tls-match-cn", TLS_AUTH),
@@ -124,8 +144,16 @@ pub static CATALOGUE: &[Entry] = &[
     e("auth-tls-secret", TLS_AUTH),
     e("auth-tls-verify-client", TLS_AUTH),
     e("auth-tls-verify-depth", TLS_AUTH),
-    e("auth-type", AUTH),
-    e("auth-url", AUTH),
+    e(
+        "auth-type",
+        Differs("basic only: digest keeps the Ingress from being served"),
+    ),
+    e(
+        "auth-url",
+        Differs(
+            "no nginx variables in the URL; a new connection per check, bounded by --connect-timeout and --response-header-timeout; loopback and link-local addresses refused in Kubernetes mode",
+        ),
+    ),
     e(
         "backend-protocol",
         Unsupported("for gRPC or other HTTP/2 without TLS, set the Service port's appProtocol: kubernetes.io/h2c"),
@@ -271,7 +299,7 @@ pub static CATALOGUE: &[Entry] = &[
             "a fixed path only (no $1 captures yet): the backend receives it instead of the request's path, query kept; paths still match as their pathType says (ingress-nginx makes them regexes)",
         ),
     ),
-    e("satisfy", AUTH),
+    e("satisfy", SATISFY),
     e("server-alias", Unsupported("add a rule for each alias host")),
     e("server-snippet", Refused),
     e(
@@ -345,7 +373,7 @@ pub fn classify(key: &str) -> Option<Classified> {
         Err(_) if name.ends_with("-snippet") => Refused,
         Err(_) => Unsupported("ingress-nginx does not document this annotation either: check its spelling"),
     };
-    let fails_closed = is_access_control(name) && !matches!(support, Honoured | Differs(_));
+    let fails_closed = is_access_control(name) && matches!(support, Unsupported(_) | Refused);
     Some(Classified { support, fails_closed })
 }
 

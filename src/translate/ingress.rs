@@ -3,9 +3,8 @@
 //! Ingresses arrive oldest first, so "first to claim" is "oldest wins".
 
 use crate::config::Ingress;
-use std::sync::Arc;
 
-use crate::routes::{HttpsRedirect, SourceRanges};
+use crate::routes::HttpsRedirect;
 
 use super::annotations;
 use super::backends::{Backends, RefError, ServiceRef, service_ref};
@@ -14,7 +13,7 @@ use super::hosts::{HostPattern, parse_host};
 use super::paths::{PathMatch, parse_path};
 use super::table::{Fallback, RoutePolicy, TableBuilder, VhostKey};
 use super::tls::{TlsBuilder, lowered_message};
-use super::{Reporter, TranslateOptions};
+use super::{Access, Reporter, TranslateOptions};
 
 /// ingress-nginx's annotation that turns `ImplementationSpecific` paths into regular expressions.
 pub(crate) const USE_REGEX_ANNOTATION: &str = "nginx.ingress.kubernetes.io/use-regex";
@@ -26,12 +25,12 @@ pub(crate) struct Builders<'s> {
     pub(crate) tls: TlsBuilder<'s>,
 }
 
-/// Adds one served Ingress; its routes admit only clients in `source_ranges` when given;
-/// `nginx`: it was written for ingress-nginx ([`written_for_ingress_nginx`]), whose defaults apply.
+/// Adds one served Ingress; its routes admit only who `access` lets through; `nginx`: it was
+/// written for ingress-nginx ([`written_for_ingress_nginx`]), whose defaults apply.
 pub(crate) fn add_ingress<'s>(
     namespace: &'s str,
     ingress: &'s Ingress,
-    source_ranges: Option<Arc<SourceRanges>>,
+    access: Access,
     nginx: bool,
     builders: &mut Builders<'s>,
     report: &mut Reporter<'_>,
@@ -51,8 +50,9 @@ pub(crate) fn add_ingress<'s>(
         .is_some_and(|value| value == "true");
     let policy = RoutePolicy {
         https_redirect: https_redirect(ingress, nginx, report),
-        source_ranges,
+        source_ranges: access.source_ranges,
         rewrite_path: annotations::rewrite_target(&ingress.metadata.annotations, report),
+        auth: access.auth,
     };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();

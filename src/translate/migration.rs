@@ -227,7 +227,7 @@ pub fn assess(snapshot: &Snapshot, controller_name: &str) -> Assessment {
             // An Ingress of another controller never had ingress-nginx's defaults to lose.
             had_ingress_nginx_defaults: controller.is_none_or(|controller| controller == INGRESS_NGINX_CONTROLLER),
         };
-        let mut assessment = assess_ingress(ingress, context, &mut report);
+        let mut assessment = assess_ingress(ingress, context, snapshot, &options, &mut report);
         assessment.namespace = key.namespace.clone();
         assessment.name = key.name.clone();
         assessment.origin = stored.origin.to_string();
@@ -269,9 +269,15 @@ struct Context {
 }
 
 /// One Ingress (its identity is filled in by the caller).
-fn assess_ingress(ingress: &Ingress, context: Context, report: &mut Reporter<'_>) -> IngressAssessment {
+fn assess_ingress(
+    ingress: &Ingress,
+    context: Context,
+    snapshot: &Snapshot,
+    options: &TranslateOptions,
+    report: &mut Reporter<'_>,
+) -> IngressAssessment {
     let values = &ingress.metadata.annotations;
-    let admission = annotation_admission(values, report);
+    let admission = annotation_admission(ingress, snapshot, options, report);
     let rewrite = annotations::rewrite_target(values, report);
     let redirect = ingress::https_redirect(ingress, context.written_for_ingress_nginx, report);
     // Errors about one annotation's value: that value does not parse.

@@ -11,7 +11,7 @@ use regex::Regex;
 
 use crate::routes::{
     Backend, BackendKey, Candidate, Certificates, GatewayPort, HttpRouter, HttpsRedirect, RegexPath, Route,
-    RouteAction, RouteId, RouteTable, RouteTimeouts, SourceRanges, VirtualHost, WildcardHost,
+    RouteAction, RouteAuth, RouteId, RouteTable, RouteTimeouts, SourceRanges, VirtualHost, WildcardHost,
 };
 
 use super::hosts::HostPattern;
@@ -30,6 +30,7 @@ pub(crate) struct RoutePolicy {
     pub(crate) https_redirect: HttpsRedirect,
     pub(crate) source_ranges: Option<Arc<SourceRanges>>,
     pub(crate) rewrite_path: Option<Arc<str>>,
+    pub(crate) auth: Option<Arc<RouteAuth>>,
 }
 
 /// A virtual host's fallback and the backend it goes to (to tell real conflicts from repeats).
@@ -118,6 +119,7 @@ impl TableBuilder {
             https_redirect: policy.https_redirect,
             source_ranges: policy.source_ranges.clone(),
             rewrite_path: policy.rewrite_path.clone(),
+            auth: policy.auth.clone(),
         });
         self.routes.len() - 1
     }

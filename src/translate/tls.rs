@@ -253,7 +253,7 @@ pub(crate) fn lowered_message(raw: &str, host: &HostPattern) -> String {
 }
 
 /// One value of a Secret: `stringData` overrides `data` (base64). Error: (field, reason).
-fn secret_value(secret: &Secret, key: &str) -> Result<Vec<u8>, (String, String)> {
+pub(crate) fn secret_value(secret: &Secret, key: &str) -> Result<Vec<u8>, (String, String)> {
     if let Some(text) = secret.string_data.get(key) {
         return Ok(text.as_bytes().to_vec());
     }

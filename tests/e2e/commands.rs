@@ -114,7 +114,7 @@ fn check_validates_every_ingress_whatever_its_class_and_says_which_is_served() {
     let no_path_type = ingress("no-path-type", "a.example", "a").replace("pathType: Prefix, ", "");
     let nginx = ingress("nginx-class", "b.example", "a").replace(
         "metadata: {name: nginx-class}",
-        "metadata:\n  name: nginx-class\n  annotations: {kubernetes.io/ingress.class: nginx, nginx.ingress.kubernetes.io/auth-url: http://auth/}",
+        "metadata:\n  name: nginx-class\n  annotations: {kubernetes.io/ingress.class: nginx, nginx.ingress.kubernetes.io/satisfy: any}",
     );
     let file = dir.path().join("one-file.yaml");
     std::fs::write(&file, format!("{no_path_type}\n---\n{nginx}")).unwrap();
@@ -142,7 +142,7 @@ fn check_validates_every_ingress_whatever_its_class_and_says_which_is_served() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("metadata.annotations[nginx.ingress.kubernetes.io/auth-url]"),
+        stdout.contains("metadata.annotations[nginx.ingress.kubernetes.io/satisfy]"),
         "{stdout}"
     );
 
@@ -152,7 +152,7 @@ fn check_validates_every_ingress_whatever_its_class_and_says_which_is_served() {
     let ingresses = document["ingresses"].as_array().unwrap();
     assert_eq!(ingresses.len(), 2, "{document}");
     assert!(ingresses.iter().all(|i| i["served"] == false), "{document}");
-    assert!(document["errors"].to_string().contains("auth-url"), "{document}");
+    assert!(document["errors"].to_string().contains("satisfy"), "{document}");
 }
 
 /// Every curl command the demo prints works as printed (when curl is installed).

@@ -12,17 +12,16 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::support::*;
 
-/// The basic-auth example of ingress-nginx's documentation, re-expressed: host `foo.bar.com`,
-/// path `/`, basic auth from Secret `basic-auth`.
-const BASIC_AUTH: &str = r#"
+/// The client-certificate example of ingress-nginx's documentation, re-expressed (client
+/// certificates are not honoured yet): host `foo.bar.com`, path `/`.
+const CLIENT_CERT_AUTH: &str = r#"
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
   name: ingress-with-auth
   annotations:
-    nginx.ingress.kubernetes.io/auth-type: basic
-    nginx.ingress.kubernetes.io/auth-secret: basic-auth
-    nginx.ingress.kubernetes.io/auth-realm: 'Authentication Required - foo'
+    nginx.ingress.kubernetes.io/auth-tls-verify-client: "on"
+    nginx.ingress.kubernetes.io/auth-tls-secret: default/ca-secret
 spec:
   rules:
   - host: foo.bar.com
@@ -45,13 +44,13 @@ spec:
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn basic_auth_that_is_not_honoured_is_not_served_and_its_neighbour_keeps_serving() {
+async fn client_certificate_auth_that_is_not_honoured_is_not_served_and_its_neighbour_keeps_serving() {
     let a = echo_backend("a").await;
     let dir = tempfile::tempdir().unwrap();
     write_manifest(dir.path(), "class.yaml", CLASS);
     write_manifest(dir.path(), "svc.yaml", &service("a", &[a]));
     write_manifest(dir.path(), "public.yaml", PUBLIC);
-    write_manifest(dir.path(), "auth.yaml", BASIC_AUTH);
+    write_manifest(dir.path(), "auth.yaml", CLIENT_CERT_AUTH);
     let vestibule = Vestibule::start(dir.path(), &[]).await;
 
     vestibule.wait_for("foo.bar.com", "/public/x", 200).await;
@@ -60,7 +59,7 @@ async fn basic_auth_that_is_not_honoured_is_not_served_and_its_neighbour_keeps_s
 
     let issues = vestibule.admin_json("/api/issues").await.to_string();
     assert!(
-        issues.contains("the Ingress is not served: its access control") && issues.contains("auth-type"),
+        issues.contains("the Ingress is not served: its access control") && issues.contains("auth-tls-"),
         "{issues}"
     );
     let statuses = vestibule.admin_json("/api/status").await;
@@ -74,21 +73,21 @@ async fn basic_auth_that_is_not_honoured_is_not_served_and_its_neighbour_keeps_s
     assert!(
         vestibule
             .log_text()
-            .contains("metadata.annotations[nginx.ingress.kubernetes.io/auth-type]"),
+            .contains("metadata.annotations[nginx.ingress.kubernetes.io/auth-tls-verify-client]"),
         "the log names the annotation:\n{}",
         vestibule.log_text()
     );
 
     // Without the annotations the Ingress serves; adding them back withdraws it again rather
     // than keeping its last good (unprotected) version.
-    let unprotected: String = BASIC_AUTH
+    let unprotected: String = CLIENT_CERT_AUTH
         .lines()
         .filter(|line| !line.contains("nginx.ingress.kubernetes.io/") && !line.contains("annotations:"))
         .collect::<Vec<_>>()
         .join("\n");
     write_manifest(dir.path(), "auth.yaml", &unprotected);
     vestibule.wait_for("foo.bar.com", "/", 200).await;
-    write_manifest(dir.path(), "auth.yaml", BASIC_AUTH);
+    write_manifest(dir.path(), "auth.yaml", CLIENT_CERT_AUTH);
     vestibule.wait_for("foo.bar.com", "/", 404).await;
     let (status, _) = get(vestibule.http, "foo.bar.com", "/public").await.unwrap();
     assert_eq!(status, 200, "the neighbour keeps serving");

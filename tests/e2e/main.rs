@@ -10,6 +10,7 @@ mod h2_abuse;
 mod h2_conformance;
 mod h2_frames;
 mod ingress_nginx;
+mod ingress_nginx_auth;
 mod recording;
 mod reload;
 mod serving;

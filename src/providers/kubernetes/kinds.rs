@@ -44,6 +44,16 @@ pub struct WatchedKind {
 }
 
 impl WatchedKind {
+    /// The name of this row's watch: the kind, or its own source name for a second, filtered
+    /// watch of a kind (Opaque Secrets beside TLS ones).
+    pub fn watch_name(&self) -> &'static str {
+        if self.field_selector.is_some() && self.source != self.kind {
+            self.source
+        } else {
+            self.kind
+        }
+    }
+
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.to_string()
@@ -142,6 +152,22 @@ pub static WATCHED: &[WatchedKind] = &[
     },
     WatchedKind {
         field_selector: Some("type=kubernetes.io/tls"),
+        ..row(
+            "Secret",
+            "",
+            "v1",
+            "secrets",
+            true,
+            Presence::Required,
+            Some(Kind::Secret),
+        )
+    },
+    // Opaque Secrets: the users of basic authentication (ingress-nginx's auth-secret). Watched
+    // apart from TLS ones, so that no other type (service-account tokens, registry credentials,
+    // Helm releases) is ever read. The RBAC is the same (list/watch secrets).
+    WatchedKind {
+        field_selector: Some("type=Opaque"),
+        source: "Secret-opaque",
         ..row(
             "Secret",
             "",

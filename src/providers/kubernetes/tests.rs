@@ -64,6 +64,7 @@ fn watch_namespace_scopes_namespaced_kinds_only() {
         "Ingress/b",
         "Service/a",
         "Secret/b",
+        "Secret-opaque/b",
         "Endpoints/a",
         "IngressClass",
         "Namespace",
@@ -89,6 +90,7 @@ fn readiness_waits_for_required_kinds_and_endpoints_not_optional_ones() {
             "kubernetes/IngressClass",
             "kubernetes/Namespace",
             "kubernetes/Secret",
+            "kubernetes/Secret-opaque",
             "kubernetes/Service",
             "kubernetes/endpoints"
         ]

@@ -73,21 +73,29 @@ fn snippets_are_refused_even_unknown_ones_and_fail_closed() {
 #[test]
 fn access_control_fails_closed_and_nothing_else_does() {
     for name in [
-        "auth-type",
-        "auth-secret",
-        "auth-url",
-        "auth-signin",
         "auth-tls-secret",
         "auth-tls-verify-client",
+        "auth-proxy-set-headers",
         "satisfy",
         "auth-unknown",
     ] {
         let key = format!("nginx.ingress.kubernetes.io/{name}");
         assert!(classify(&key).unwrap().fails_closed, "{name}");
     }
-    // Honoured access control does not fail closed (a value that does not parse does: see
-    // `source_ranges`).
+    // Honoured access control does not fail closed, nor does a no-op (a value that does not
+    // parse does: see `source_ranges` and `translate/auth.rs`).
     for name in [
+        "auth-type",
+        "auth-secret",
+        "auth-secret-type",
+        "auth-realm",
+        "auth-url",
+        "auth-method",
+        "auth-signin",
+        "auth-response-headers",
+        "auth-cache-key",
+        "auth-keepalive",
+        "auth-always-set-cookie",
         "whitelist-source-range",
         "allowlist-source-range",
         "denylist-source-range",
@@ -156,8 +164,8 @@ fn each_annotation_is_reported_by_name_with_what_to_do_instead() {
 #[test]
 fn access_control_is_an_error_and_the_ingress_is_not_served() {
     let (verdict, issues) = reported(&[
-        ("nginx.ingress.kubernetes.io/auth-type", "basic"),
-        ("nginx.ingress.kubernetes.io/auth-secret", "basic-auth"),
+        ("nginx.ingress.kubernetes.io/auth-tls-verify-client", "on"),
+        ("nginx.ingress.kubernetes.io/auth-tls-secret", "default/ca"),
         (
             "nginx.ingress.kubernetes.io/configuration-snippet",
             "more_set_headers \"X: y\";",
@@ -166,14 +174,14 @@ fn access_control_is_an_error_and_the_ingress_is_not_served() {
     assert_eq!(
         verdict.unhonoured_access,
         [
-            "nginx.ingress.kubernetes.io/auth-secret",
-            "nginx.ingress.kubernetes.io/auth-type",
+            "nginx.ingress.kubernetes.io/auth-tls-secret",
+            "nginx.ingress.kubernetes.io/auth-tls-verify-client",
             "nginx.ingress.kubernetes.io/configuration-snippet",
         ]
     );
     assert!(issues.iter().all(|issue| issue.starts_with("error: ")), "{issues:#?}");
     let joined = issues.join("\n");
-    assert!(joined.contains("metadata.annotations: the Ingress is not served: its access control (nginx.ingress.kubernetes.io/auth-secret and others) is not supported"), "{joined}");
+    assert!(joined.contains("metadata.annotations: the Ingress is not served: its access control (nginx.ingress.kubernetes.io/auth-tls-secret and others) is not supported"), "{joined}");
     assert!(
         joined.contains("configuration-snippet]: refused as unsafe, never executed"),
         "{joined}"

@@ -126,6 +126,7 @@ pub(crate) fn add_route<'s>(
                 https_redirect: Default::default(),
                 source_ranges: None,
                 rewrite_path: None,
+                auth: None,
             });
             for (m, matched) in spec.matches.iter().enumerate() {
                 let precedence = (

@@ -97,7 +97,7 @@ fn each_annotation_takes_the_catalogues_class() {
 fn access_control_that_is_not_honoured_withholds_the_ingress_as_translate_does() {
     let text = ingress(
         "guarded",
-        r#"nginx.ingress.kubernetes.io/auth-type: basic, nginx.ingress.kubernetes.io/auth-secret: s"#,
+        r#"nginx.ingress.kubernetes.io/auth-tls-secret: web/ca, nginx.ingress.kubernetes.io/auth-tls-verify-client: "on""#,
         false,
     );
     let assessment = assess_yaml(&text);
@@ -111,7 +111,7 @@ fn access_control_that_is_not_honoured_withholds_the_ingress_as_translate_does()
     assert!(
         guarded.findings[0]
             .message
-            .contains("auth-secret, nginx.ingress.kubernetes.io/auth-type")
+            .contains("auth-tls-secret, nginx.ingress.kubernetes.io/auth-tls-verify-client")
     );
     assert!(guarded.annotations.iter().all(|annotation| annotation.fails_closed));
     assert_eq!((assessment.summary.served, assessment.summary.not_served), (0, 1));
@@ -340,4 +340,33 @@ fn a_tls_host_not_written_for_ingress_nginx_loses_the_redirect_unless_taken_over
         "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {{name: edge}}\nspec: {{controller: traefik.io/ingress-controller}}\n---\n{text}"
     );
     assert!(only(&assess_yaml(&other)).findings.is_empty());
+}
+
+#[test]
+fn basic_auth_is_served_with_its_secret_and_withheld_without_it() {
+    let text = ingress(
+        "guarded",
+        r#"nginx.ingress.kubernetes.io/auth-type: basic, nginx.ingress.kubernetes.io/auth-secret: users"#,
+        false,
+    );
+    let missing = assess_yaml(&text);
+    let guarded = only(&missing);
+    assert!(!guarded.served, "no Secret users: {guarded:?}");
+    assert_eq!(
+        guarded.not_served_reason.as_deref(),
+        Some("its authentication cannot be set up (fail closed)")
+    );
+    // htpasswd line for user "u" (apr1, from `openssl passwd -apr1`).
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: users}\ntype: Opaque\nstringData:\n  auth: \"u:$apr1$abc$PZF73YJz5hJ9yyI.7OP.R.\"\n---\n";
+    let present = assess_yaml(&format!("{secret}{text}"));
+    let guarded = only(&present);
+    assert!(guarded.served, "{guarded:?}");
+    assert!(
+        guarded
+            .annotations
+            .iter()
+            .all(|annotation| annotation.category == Category::Differs && !annotation.fails_closed),
+        "{:?}",
+        guarded.annotations
+    );
 }
