@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
+pub use gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant, TcpRoute, TlsRoute};
 pub use issue::{Issue, Severity, Subject};
 pub use objects::*;
 pub use store::{ObjectStore, Snapshot, SourceId};
@@ -36,6 +36,8 @@ pub enum Kind {
     Gateway,
     HTTPRoute,
     ReferenceGrant,
+    TLSRoute,
+    TCPRoute,
 }
 
 impl Kind {
@@ -52,6 +54,8 @@ impl Kind {
             Kind::Gateway => "Gateway",
             Kind::HTTPRoute => "HTTPRoute",
             Kind::ReferenceGrant => "ReferenceGrant",
+            Kind::TLSRoute => "TLSRoute",
+            Kind::TCPRoute => "TCPRoute",
         }
     }
 
@@ -68,6 +72,7 @@ impl Kind {
             Kind::Namespace | Kind::Service | Kind::Endpoints | Kind::Secret => "v1",
             Kind::GatewayClass | Kind::Gateway | Kind::HTTPRoute => "gateway.networking.k8s.io/v1",
             Kind::ReferenceGrant => "gateway.networking.k8s.io/v1beta1",
+            Kind::TLSRoute | Kind::TCPRoute => "gateway.networking.k8s.io/v1alpha2",
         }
     }
 }
@@ -146,6 +151,8 @@ pub enum Object {
     Gateway(Gateway),
     HttpRoute(HttpRoute),
     ReferenceGrant(ReferenceGrant),
+    TlsRoute(TlsRoute),
+    TcpRoute(TcpRoute),
 }
 
 impl Object {
@@ -162,6 +169,8 @@ impl Object {
             Object::Gateway(_) => Kind::Gateway,
             Object::HttpRoute(_) => Kind::HTTPRoute,
             Object::ReferenceGrant(_) => Kind::ReferenceGrant,
+            Object::TlsRoute(_) => Kind::TLSRoute,
+            Object::TcpRoute(_) => Kind::TCPRoute,
         }
     }
 
@@ -178,6 +187,8 @@ impl Object {
             Object::Gateway(o) => &o.metadata,
             Object::HttpRoute(o) => &o.metadata,
             Object::ReferenceGrant(o) => &o.metadata,
+            Object::TlsRoute(o) => &o.metadata,
+            Object::TcpRoute(o) => &o.metadata,
         }
     }
 
@@ -194,6 +205,8 @@ impl Object {
             Object::Gateway(o) => &mut o.metadata,
             Object::HttpRoute(o) => &mut o.metadata,
             Object::ReferenceGrant(o) => &mut o.metadata,
+            Object::TlsRoute(o) => &mut o.metadata,
+            Object::TcpRoute(o) => &mut o.metadata,
         }
     }
 

@@ -296,6 +296,8 @@ fn publish(publication: &Publication, metrics: &Metrics, generation: u64, applie
         Kind::GatewayClass,
         Kind::Gateway,
         Kind::HTTPRoute,
+        Kind::TLSRoute,
+        Kind::TCPRoute,
         Kind::ReferenceGrant,
     ] {
         rejected.insert(kind.as_str(), 0);

@@ -21,7 +21,8 @@ use serde::Serialize;
 
 pub use cidr::Cidr;
 pub use gateway::{
-    GatewayAction, GatewayPort, HeaderEdits, ListenerName, PathModifier, Redirect, SplitTarget, UrlRewrite,
+    GatewayAction, GatewayPort, HeaderEdits, ListenerName, PathModifier, PortMode, Redirect, SplitTarget, StreamRoute,
+    StreamRouter, UrlRewrite,
     WeightedBackends,
 };
 pub use router::{RequestInfo, normalize_host, normalize_path};

@@ -17,6 +17,7 @@ mod http_route;
 mod listeners;
 mod router;
 mod rules;
+mod stream_route;
 
 use serde_json::{Value, json};
 
@@ -53,6 +54,8 @@ const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteResponseHeaderModification",
     "HTTPRouteSchemeRedirect",
     "ReferenceGrant",
+    "TCPRoute",
+    "TLSRoute",
 ];
 
 /// Translates every Gateway API object of `snapshot` that is ours: adds routes and ports to
@@ -158,10 +161,59 @@ pub(crate) fn add_gateway_api<'s>(
             statuses.push(status_of(stored, status));
         }
     }
+    let mut streams = router::StreamPortsBuilder::default();
+    let mut stream_routes: Vec<(&'s StoredObject, stream_route::StreamRouteSpec<'s>)> = snapshot
+        .of_kind(Kind::TLSRoute)
+        .chain(snapshot.of_kind(Kind::TCPRoute))
+        .filter_map(|stored| {
+            let spec = match &stored.object {
+                Object::TlsRoute(route) => stream_route::StreamRouteSpec {
+                    kind: listeners::RouteKind::Tls,
+                    namespace: route.metadata.namespace.as_deref().unwrap_or("default"),
+                    name: &route.metadata.name,
+                    generation: route.metadata.generation,
+                    parent_refs: &route.spec.parent_refs,
+                    hostnames: &route.spec.hostnames,
+                    rules: &route.spec.rules,
+                },
+                Object::TcpRoute(route) => stream_route::StreamRouteSpec {
+                    kind: listeners::RouteKind::Tcp,
+                    namespace: route.metadata.namespace.as_deref().unwrap_or("default"),
+                    name: &route.metadata.name,
+                    generation: route.metadata.generation,
+                    parent_refs: &route.spec.parent_refs,
+                    hostnames: &[],
+                    rules: &route.spec.rules,
+                },
+                _ => return None,
+            };
+            Some((&**stored, spec))
+        })
+        .collect();
+    stream_routes.sort_by(|a, b| age_order(a.0, b.0));
+    for (stored, spec) in stream_routes {
+        let key = stored.key();
+        let mut report = Reporter {
+            key: &key,
+            origin: &stored.origin,
+            issues,
+        };
+        let context = stream_route::StreamContext {
+            gateways: &mut states,
+            namespaces: &namespaces,
+            grants: &grants,
+            backends,
+            streams: &mut streams,
+            port_hosts: &port_hosts,
+        };
+        if let Some(status) = stream_route::add_stream_route(spec, context, &mut report) {
+            statuses.push(status_of(stored, status));
+        }
+    }
     for state in &states {
         statuses.push(status_of(state.stored, listeners::gateway_status(state, options)));
     }
-    table.set_gateway_ports(ports.build(&states));
+    table.set_gateway_ports(ports.build(&states, streams));
     statuses
 }
 

@@ -6,6 +6,7 @@ mod support;
 
 mod commands;
 mod gateway;
+mod gateway_streams;
 mod h2_abuse;
 mod h2_conformance;
 mod h2_frames;

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::{
     EndpointSlice, Endpoints, Gateway, GatewayClass, HttpRoute, Ingress, IngressClass, Kind, Namespace, Object,
-    ReferenceGrant, Secret, Service,
+    ReferenceGrant, Secret, Service, TcpRoute, TlsRoute,
 };
 
 /// When a kind is watched.
@@ -190,6 +190,24 @@ pub static WATCHED: &[WatchedKind] = &[
         None,
     ),
     row(
+        "TLSRoute",
+        "gateway.networking.k8s.io",
+        "v1alpha2",
+        "tlsroutes",
+        true,
+        Presence::Optional,
+        Some(Kind::TLSRoute),
+    ),
+    row(
+        "TCPRoute",
+        "gateway.networking.k8s.io",
+        "v1alpha2",
+        "tcproutes",
+        true,
+        Presence::Optional,
+        Some(Kind::TCPRoute),
+    ),
+    row(
         "ReferenceGrant",
         "gateway.networking.k8s.io",
         "v1beta1",
@@ -224,5 +242,7 @@ pub fn decode(kind: Kind, value: serde_json::Value) -> Result<Object, String> {
         Kind::Gateway => Object::Gateway(typed::<Gateway>(value)?),
         Kind::HTTPRoute => Object::HttpRoute(typed::<HttpRoute>(value)?),
         Kind::ReferenceGrant => Object::ReferenceGrant(typed::<ReferenceGrant>(value)?),
+        Kind::TLSRoute => Object::TlsRoute(typed::<TlsRoute>(value)?),
+        Kind::TCPRoute => Object::TcpRoute(typed::<TcpRoute>(value)?),
     })
 }

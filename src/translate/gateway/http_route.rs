@@ -21,7 +21,7 @@ use crate::translate::hosts::{HostPattern, parse_host};
 use crate::translate::table::TableBuilder;
 
 use super::conditions::Condition;
-use super::listeners::{AllowedNamespaces, GatewayState, NamespaceLabels};
+use super::listeners::{AllowedNamespaces, GatewayState, NamespaceLabels, RouteKind};
 use super::router::{Entry, HostKey, PortsBuilder};
 use super::rules::{RuleSpec, rule_spec};
 use super::{GATEWAY_CONTROLLER, Grants};
@@ -92,6 +92,7 @@ pub(crate) fn add_route<'s>(
             Condition::not("Accepted", "UnsupportedValue", message.clone())
         } else {
             attach(
+                RouteKind::Http,
                 parent,
                 namespace,
                 &hostnames,
@@ -178,7 +179,7 @@ pub(crate) fn add_route<'s>(
 }
 
 /// The parentRef as the API server stores it (group and kind defaulted).
-fn parent_ref_json(parent: &ParentReference) -> Value {
+pub(crate) fn parent_ref_json(parent: &ParentReference) -> Value {
     let mut out = Map::new();
     out.insert("group".into(), json!(parent.group.as_deref().unwrap_or(GATEWAY_GROUP)));
     out.insert("kind".into(), json!(parent.kind.as_deref().unwrap_or("Gateway")));
@@ -196,7 +197,8 @@ fn parent_ref_json(parent: &ParentReference) -> Value {
 }
 
 /// Attaches the route to the parent's matching listeners; the `Accepted` condition.
-fn attach(
+pub(crate) fn attach(
+    kind: RouteKind,
     parent: &ParentReference,
     namespace: &str,
     hostnames: &[HostPattern],
@@ -234,7 +236,7 @@ fn attach(
             state
                 .listeners
                 .get(i)
-                .is_some_and(|l| l.accepts_routes() && l.allows_http_route)
+                .is_some_and(|l| l.takes(kind))
         })
         .collect();
     if kind_ok.is_empty() {
@@ -242,8 +244,9 @@ fn attach(
             "Accepted",
             "NotAllowedByListeners",
             format!(
-                "no listener of Gateway {gateway_namespace}/{} that this parentRef names takes HTTPRoutes (protocol or allowedRoutes.kinds)",
-                parent.name
+                "no listener of Gateway {gateway_namespace}/{} that this parentRef names takes {}s (protocol or allowedRoutes.kinds)",
+                parent.name,
+                kind.name()
             ),
         );
     }
@@ -262,8 +265,9 @@ fn attach(
             "Accepted",
             "NotAllowedByListeners",
             format!(
-                "no listener of Gateway {gateway_namespace}/{} that this parentRef names allows HTTPRoutes from namespace {namespace:?}",
-                parent.name
+                "no listener of Gateway {gateway_namespace}/{} that this parentRef names allows {}s from namespace {namespace:?}",
+                parent.name,
+                kind.name()
             ),
         );
     }
@@ -360,12 +364,13 @@ fn backend_problem<'s>(
     grants: &Grants<'_>,
     backends: &mut Backends<'s>,
 ) -> Option<Condition> {
-    resolve_backend(backend, namespace, grants, backends).err()
+    resolve_backend("HTTPRoute", backend, namespace, grants, backends).err()
 }
 
 /// The backend id of a backendRef, or the `ResolvedRefs: False` condition. A Service that does
 /// not exist still gets an id (no endpoints: 500) with `BackendNotFound`.
-fn resolve_backend<'s>(
+pub(crate) fn resolve_backend<'s>(
+    route_kind: &str,
     backend: &'s crate::config::gateway::HttpBackendRef,
     namespace: &'s str,
     grants: &Grants<'_>,
@@ -384,7 +389,7 @@ fn resolve_backend<'s>(
         ));
     }
     let target_namespace: &'s str = backend.namespace.as_deref().unwrap_or(namespace);
-    if !grants.allows("HTTPRoute", namespace, "Service", target_namespace, &backend.name) {
+    if !grants.allows(route_kind, namespace, "Service", target_namespace, &backend.name) {
         return Err(Condition::not(
             "ResolvedRefs",
             "RefNotPermitted",
@@ -430,7 +435,7 @@ fn rule_action<'s>(
     let mut targets = Vec::new();
     for backend in &spec.rule.backend_refs {
         let weight = u32::try_from(backend.weight.unwrap_or(1)).unwrap_or(0);
-        let target = match resolve_backend(backend, namespace, grants, backends) {
+        let target = match resolve_backend("HTTPRoute", backend, namespace, grants, backends) {
             Ok(id) => SplitTarget::Backend(id),
             Err(condition) => {
                 // A missing Service still has an id; its share answers 500 there (no endpoints).
