@@ -22,8 +22,7 @@ use serde::Serialize;
 pub use cidr::Cidr;
 pub use gateway::{
     GatewayAction, GatewayPort, HeaderEdits, ListenerName, PathModifier, PortMode, Redirect, SplitTarget, StreamRoute,
-    StreamRouter, UrlRewrite,
-    WeightedBackends,
+    StreamRouter, UrlRewrite, WeightedBackends,
 };
 pub use router::{RequestInfo, normalize_host, normalize_path};
 

@@ -217,7 +217,10 @@ mod tests {
     #[tokio::test]
     async fn not_tls_or_too_long_is_refused() {
         let (mut client, mut server) = pair().await;
-        client.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.expect("write");
+        client
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("write");
         assert!(read_client_hello(&mut server).await.is_none());
 
         // A record header announcing a huge handshake message, then filler: cut off at the limit.

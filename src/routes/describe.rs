@@ -178,7 +178,8 @@ impl RouteTable {
     fn describe_streams(&self, streams: &crate::routes::StreamRouter) -> Vec<Value> {
         let mut hosts: Vec<(String, usize)> = streams.exact.iter().map(|(h, i)| (h.clone(), *i)).collect();
         hosts.sort();
-        let mut wildcards: Vec<(String, usize)> = streams.wildcard.iter().map(|(s, i)| (format!("*.{s}"), *i)).collect();
+        let mut wildcards: Vec<(String, usize)> =
+            streams.wildcard.iter().map(|(s, i)| (format!("*.{s}"), *i)).collect();
         // Longest suffix first, as the lookup tries them.
         wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         hosts.extend(wildcards);
@@ -197,7 +198,9 @@ impl RouteTable {
                         match target {
                             SplitTarget::Backend(id) => {
                                 self.describe_backend(id, http::StatusCode::INTERNAL_SERVER_ERROR, &mut entry);
+                                // Bytes are spliced: no HTTP protocol, no status code.
                                 entry.remove("unavailable");
+                                entry.remove("protocol");
                             }
                             SplitTarget::Respond(_) => {
                                 entry.insert("close".into(), json!(true));

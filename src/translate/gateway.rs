@@ -9,7 +9,8 @@
 //!
 //! Semantics follow gateway.networking.k8s.io v1 (standard channel): GatewayClass
 //! `controllerName` [`GATEWAY_CONTROLLER`]; listeners HTTP and HTTPS (terminate) merged per
-//! port; route precedence exact path, longest prefix, method, most headers, most query
+//! port, TLS (passthrough or terminate, by SNI) and TCP with TLSRoute and TCPRoute
+//! ([`stream_route`]); route precedence exact path, longest prefix, method, most headers, most query
 //! parameters, oldest route, namespace/name, rule order, match order.
 
 mod conditions;
@@ -56,6 +57,7 @@ const SUPPORTED_FEATURES: &[&str] = &[
     "ReferenceGrant",
     "TCPRoute",
     "TLSRoute",
+    "TLSRouteModeTerminate",
 ];
 
 /// Translates every Gateway API object of `snapshot` that is ours: adds routes and ports to

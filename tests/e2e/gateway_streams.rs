@@ -242,7 +242,10 @@ spec:
     // The wildcard backend's certificate does not name db.example.com: had Vestibule sent it
     // there, or terminated TLS itself, this handshake would fail the other way round.
     let crossed = tls_line(port, "db.example.com", &wild_ca, "x").await;
-    assert!(crossed.is_err(), "db.example.com verified with the other CA: {crossed:?}");
+    assert!(
+        crossed.is_err(),
+        "db.example.com verified with the other CA: {crossed:?}"
+    );
     // No route for the name: closed before any handshake.
     let unrouted = tls_line(port, "db.example.org", &db_ca, "x").await;
     assert!(unrouted.is_err(), "{unrouted:?}");
@@ -253,8 +256,16 @@ spec:
     let statuses = vestibule.admin_json("/api/status").await;
     let route = status_of(&statuses, "TLSRoute", "db");
     let parent = &route["status"]["parents"][0];
-    assert_eq!(condition(&parent["conditions"], "Accepted")["status"], "True", "{route}");
-    assert_eq!(condition(&parent["conditions"], "ResolvedRefs")["status"], "True", "{route}");
+    assert_eq!(
+        condition(&parent["conditions"], "Accepted")["status"],
+        "True",
+        "{route}"
+    );
+    assert_eq!(
+        condition(&parent["conditions"], "ResolvedRefs")["status"],
+        "True",
+        "{route}"
+    );
     let gateway = status_of(&statuses, "Gateway", "edge");
     let listener = &gateway["status"]["listeners"][0];
     assert_eq!(listener["attachedRoutes"], 2, "{gateway}");
@@ -339,7 +350,11 @@ async fn tcp_route_splits_connections_by_weight() {
     write_manifest(
         dir.path(),
         "svc.yaml",
-        &format!("{}\n---\n{}", service_on("primary", primary), service_on("replica", replica)),
+        &format!(
+            "{}\n---\n{}",
+            service_on("primary", primary),
+            service_on("replica", replica)
+        ),
     );
     write_manifest(
         dir.path(),
@@ -386,7 +401,10 @@ spec:
         }
     }
     // The rotation is exact over every 4 picks; the waiting connection above took one.
-    assert!((29..=31).contains(&to_primary), "primary {to_primary}, replica {to_replica}");
+    assert!(
+        (29..=31).contains(&to_primary),
+        "primary {to_primary}, replica {to_replica}"
+    );
     assert_eq!(to_primary + to_replica, 40);
 
     // A long connection carries many exchanges both ways.
@@ -454,7 +472,11 @@ spec:
     let vestibule = Vestibule::start(dir.path(), &["--gateway-bind", "127.0.0.1"]).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while get(loopback(http_port), "web.example", "/").await.map(|r| r.0) != Ok(200) {
-        assert!(Instant::now() < deadline, "HTTP never served; log:\n{}", vestibule.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "HTTP never served; log:\n{}",
+            vestibule.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut kept = Client::connect(loopback(http_port)).await.unwrap();

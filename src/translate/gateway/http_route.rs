@@ -92,10 +92,12 @@ pub(crate) fn add_route<'s>(
             Condition::not("Accepted", "UnsupportedValue", message.clone())
         } else {
             attach(
-                RouteKind::Http,
+                Attaching {
+                    kind: RouteKind::Http,
+                    namespace,
+                    hostnames: &hostnames,
+                },
                 parent,
-                namespace,
-                &hostnames,
                 state,
                 context.namespaces,
                 context.port_hosts,
@@ -196,17 +198,28 @@ pub(crate) fn parent_ref_json(parent: &ParentReference) -> Value {
     Value::Object(out)
 }
 
+/// The route being attached: its kind, namespace and hostnames.
+#[derive(Clone, Copy)]
+pub(crate) struct Attaching<'a> {
+    pub(crate) kind: RouteKind,
+    pub(crate) namespace: &'a str,
+    pub(crate) hostnames: &'a [HostPattern],
+}
+
 /// Attaches the route to the parent's matching listeners; the `Accepted` condition.
 pub(crate) fn attach(
-    kind: RouteKind,
+    route: Attaching<'_>,
     parent: &ParentReference,
-    namespace: &str,
-    hostnames: &[HostPattern],
     state: &mut GatewayState<'_>,
     namespaces: &NamespaceLabels<'_>,
     port_hosts: &std::collections::HashMap<u16, Vec<Option<HostPattern>>>,
     targets: &mut Vec<(u16, HostKey)>,
 ) -> Condition {
+    let Attaching {
+        kind,
+        namespace,
+        hostnames,
+    } = route;
     let gateway_namespace = state.namespace;
     let named: Vec<usize> = state
         .listeners
@@ -232,12 +245,7 @@ pub(crate) fn attach(
     }
     let kind_ok: Vec<usize> = named
         .into_iter()
-        .filter(|&i| {
-            state
-                .listeners
-                .get(i)
-                .is_some_and(|l| l.takes(kind))
-        })
+        .filter(|&i| state.listeners.get(i).is_some_and(|l| l.takes(kind)))
         .collect();
     if kind_ok.is_empty() {
         return Condition::not(

@@ -220,13 +220,20 @@ pub(crate) fn gateway_state<'s>(
             );
         }
         // TCP has no hostnames: the spec says the field is ignored there.
-        let hostname = if protocol == Some(Protocol::Tcp) { None } else { hostname };
+        let hostname = if protocol == Some(Protocol::Tcp) {
+            None
+        } else {
+            hostname
+        };
         let accepted = match protocol {
             Some(_) => Condition::ok("Accepted", "Accepted", "listener accepted"),
             None => Condition::not(
                 "Accepted",
                 "UnsupportedProtocol",
-                format!("protocol {:?} is not supported (HTTP, HTTPS, TLS and TCP are)", spec.protocol),
+                format!(
+                    "protocol {:?} is not supported (HTTP, HTTPS, TLS and TCP are)",
+                    spec.protocol
+                ),
             ),
         };
         let allowed_routes = spec.allowed_routes.as_ref();
@@ -273,7 +280,7 @@ pub(crate) fn gateway_state<'s>(
                 "ResolvedRefs",
                 "InvalidRouteKinds",
                 format!(
-                    "route kind {}/{} is not supported on a {} listener ({} is)",
+                    "route kind {}/{} is not supported on {} listeners ({} is)",
                     bad.group.as_deref().unwrap_or(GATEWAY_GROUP),
                     bad.kind,
                     spec.protocol,
@@ -331,7 +338,10 @@ fn certificate_of<'s>(
     let Some(reference) = settings.and_then(|t| t.certificate_refs.first()) else {
         return Err((
             "InvalidCertificateRef",
-            format!("an {} listener that terminates TLS needs tls.certificateRefs", spec.protocol),
+            format!(
+                "an {} listener that terminates TLS needs tls.certificateRefs",
+                spec.protocol
+            ),
         ));
     };
     let group = reference.group.as_deref().unwrap_or("");
@@ -359,6 +369,17 @@ fn certificate_of<'s>(
 /// Listeners on one port, across all our Gateways (oldest first): the first protocol on a port
 /// wins it, and the first listener with a hostname on it.
 pub(crate) fn mark_conflicts(states: &mut [GatewayState<'_>]) {
+    // TLS Passthrough and Terminate on one port (mixed termination, not supported): every TLS
+    // listener there is refused, as the spec's conformance tests expect.
+    let mut tls_modes: HashMap<u16, (bool, bool)> = HashMap::new();
+    for listener in states.iter().flat_map(|s| s.listeners.iter()) {
+        let modes = tls_modes.entry(listener.port).or_default();
+        match listener.protocol {
+            Some(Protocol::TlsPassthrough) => modes.0 = true,
+            Some(Protocol::TlsTerminate) => modes.1 = true,
+            _ => {}
+        }
+    }
     let mut protocols: HashMap<u16, Protocol> = HashMap::new();
     let mut hostnames: HashMap<(u16, Option<HostPattern>), String> = HashMap::new();
     for state in states.iter_mut() {
@@ -367,6 +388,16 @@ pub(crate) fn mark_conflicts(states: &mut [GatewayState<'_>]) {
             let Some(protocol) = listener.protocol else {
                 continue;
             };
+            let is_tls = matches!(protocol, Protocol::TlsPassthrough | Protocol::TlsTerminate);
+            if is_tls && tls_modes.get(&listener.port) == Some(&(true, true)) {
+                let message = format!(
+                    "port {} has TLS listeners in both Passthrough and Terminate mode; mixing them is not supported",
+                    listener.port
+                );
+                listener.accepted = Condition::not("Accepted", "ProtocolConflict", message.clone());
+                listener.conflicted = Some(Condition::ok("Conflicted", "ProtocolConflict", message));
+                continue;
+            }
             let first = *protocols.entry(listener.port).or_insert(protocol);
             if first != protocol {
                 listener.conflicted = Some(Condition::ok(

@@ -155,12 +155,14 @@ impl PortsBuilder {
     }
 }
 
+/// A stream route's name and its weighted backends.
+type NamedSplit = (Arc<str>, Vec<(SplitTarget, u32)>);
+
 /// The routes of TLS and TCP ports: each (port, host) belongs to the first (oldest) route that
 /// claims it.
 #[derive(Debug, Default)]
 pub(crate) struct StreamPortsBuilder {
-    /// Route name and its weighted backends.
-    routes: Vec<(Arc<str>, Vec<(SplitTarget, u32)>)>,
+    routes: Vec<NamedSplit>,
     ports: BTreeMap<u16, BTreeMap<HostKey, usize>>,
 }
 
@@ -173,7 +175,9 @@ impl StreamPortsBuilder {
     /// Gives `host` on `port` to route `index`; the name of the route that already has it.
     pub(crate) fn claim(&mut self, port: u16, host: HostKey, index: usize) -> Option<Arc<str>> {
         let owner = *self.ports.entry(port).or_default().entry(host).or_insert(index);
-        (owner != index).then(|| self.routes.get(owner).map(|(name, _)| name.clone())).flatten()
+        (owner != index)
+            .then(|| self.routes.get(owner).map(|(name, _)| name.clone()))
+            .flatten()
     }
 
     fn router(&self, hosts: BTreeMap<HostKey, usize>) -> StreamRouter {

@@ -18,7 +18,7 @@ use crate::translate::backends::Backends;
 use crate::translate::hosts::{HostPattern, parse_host};
 
 use super::conditions::Condition;
-use super::http_route::{attach, parent_ref_json, resolve_backend};
+use super::http_route::{Attaching, attach, parent_ref_json, resolve_backend};
 use super::listeners::{GatewayState, NamespaceLabels, RouteKind};
 use super::router::{HostKey, StreamPortsBuilder};
 use super::{GATEWAY_CONTROLLER, Grants};
@@ -71,7 +71,10 @@ pub(crate) fn add_stream_route<'s>(
     }
     for (r, rule) in route.rules.iter().enumerate() {
         if rule.backend_refs.is_empty() {
-            report.error(format!("spec.rules[{r}].backendRefs"), "at least one backendRef is required");
+            report.error(
+                format!("spec.rules[{r}].backendRefs"),
+                "at least one backendRef is required",
+            );
         }
         for (b, backend) in rule.backend_refs.iter().enumerate() {
             if backend.weight.is_some_and(|w| !(0..=1_000_000).contains(&w)) {
@@ -117,10 +120,12 @@ pub(crate) fn add_stream_route<'s>(
             )
         } else {
             attach(
-                kind,
+                Attaching {
+                    kind,
+                    namespace,
+                    hostnames: &hostnames,
+                },
                 parent,
-                namespace,
-                &hostnames,
                 state,
                 context.namespaces,
                 context.port_hosts,
@@ -151,13 +156,22 @@ pub(crate) fn add_stream_route<'s>(
     targets.sort();
     targets.dedup();
     if !targets.is_empty() && !defective {
-        let route_name: Arc<str> = Arc::from(format!(
-            "{}/{namespace}/{name}",
-            kind.name().to_ascii_lowercase()
-        ));
+        let route_name: Arc<str> = Arc::from(format!("{}/{namespace}/{name}", kind.name().to_ascii_lowercase()));
         let index = context.streams.add_route(route_name, split);
         for (port, host) in targets {
             if let Some(owner) = context.streams.claim(port, host.clone(), index) {
+                if kind == RouteKind::Tcp {
+                    // Only the oldest TCPRoute is attached to the listener (both are Accepted):
+                    // the newer one does not count in its attachedRoutes.
+                    for listener in context
+                        .gateways
+                        .iter_mut()
+                        .flat_map(|g| g.listeners.iter_mut())
+                        .filter(|l| l.port == port && l.is_programmed() && l.takes(RouteKind::Tcp))
+                    {
+                        listener.attached_routes = listener.attached_routes.saturating_sub(1);
+                    }
+                }
                 let what = match &host {
                     HostKey::Exact(h) => format!("hostname {h}"),
                     HostKey::Wildcard(s) => format!("hostname *.{s}"),
@@ -165,7 +179,9 @@ pub(crate) fn add_stream_route<'s>(
                 };
                 report.warning(
                     "spec.parentRefs",
-                    format!("{what} on port {port} is already routed by the older {owner}; this route serves nothing there"),
+                    format!(
+                        "{what} on port {port} is already routed by the older {owner}; this route serves nothing there"
+                    ),
                 );
             }
         }
@@ -191,9 +207,10 @@ fn resolve_stream_backend<'s>(
     backends: &mut Backends<'s>,
 ) -> Result<usize, Condition> {
     resolve_backend(kind.name(), backend, namespace, grants, backends).map_err(|mut condition| {
-        condition.message = condition
-            .message
-            .replace("its share of requests answers 500", "its share of connections is closed");
+        condition.message = condition.message.replace(
+            "its share of requests answers 500",
+            "its share of connections is closed",
+        );
         condition
     })
 }
