@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant, TcpRoute, TlsRoute};
+pub use gateway::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TcpRoute, TlsRoute};
 pub use issue::{Issue, Severity, Subject};
 pub use objects::*;
 pub use store::{ObjectStore, Snapshot, SourceId};
@@ -38,6 +38,7 @@ pub enum Kind {
     ReferenceGrant,
     TLSRoute,
     TCPRoute,
+    GRPCRoute,
 }
 
 impl Kind {
@@ -56,6 +57,7 @@ impl Kind {
             Kind::ReferenceGrant => "ReferenceGrant",
             Kind::TLSRoute => "TLSRoute",
             Kind::TCPRoute => "TCPRoute",
+            Kind::GRPCRoute => "GRPCRoute",
         }
     }
 
@@ -70,7 +72,7 @@ impl Kind {
             Kind::Ingress | Kind::IngressClass => "networking.k8s.io/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
             Kind::Namespace | Kind::Service | Kind::Endpoints | Kind::Secret => "v1",
-            Kind::GatewayClass | Kind::Gateway | Kind::HTTPRoute => "gateway.networking.k8s.io/v1",
+            Kind::GatewayClass | Kind::Gateway | Kind::HTTPRoute | Kind::GRPCRoute => "gateway.networking.k8s.io/v1",
             Kind::ReferenceGrant => "gateway.networking.k8s.io/v1beta1",
             Kind::TLSRoute | Kind::TCPRoute => "gateway.networking.k8s.io/v1alpha2",
         }
@@ -153,6 +155,7 @@ pub enum Object {
     ReferenceGrant(ReferenceGrant),
     TlsRoute(TlsRoute),
     TcpRoute(TcpRoute),
+    GrpcRoute(GrpcRoute),
 }
 
 impl Object {
@@ -171,6 +174,7 @@ impl Object {
             Object::ReferenceGrant(_) => Kind::ReferenceGrant,
             Object::TlsRoute(_) => Kind::TLSRoute,
             Object::TcpRoute(_) => Kind::TCPRoute,
+            Object::GrpcRoute(_) => Kind::GRPCRoute,
         }
     }
 
@@ -189,6 +193,7 @@ impl Object {
             Object::ReferenceGrant(o) => &o.metadata,
             Object::TlsRoute(o) => &o.metadata,
             Object::TcpRoute(o) => &o.metadata,
+            Object::GrpcRoute(o) => &o.metadata,
         }
     }
 
@@ -207,6 +212,7 @@ impl Object {
             Object::ReferenceGrant(o) => &mut o.metadata,
             Object::TlsRoute(o) => &mut o.metadata,
             Object::TcpRoute(o) => &mut o.metadata,
+            Object::GrpcRoute(o) => &mut o.metadata,
         }
     }
 

@@ -298,6 +298,7 @@ fn publish(publication: &Publication, metrics: &Metrics, generation: u64, applie
         Kind::HTTPRoute,
         Kind::TLSRoute,
         Kind::TCPRoute,
+        Kind::GRPCRoute,
         Kind::ReferenceGrant,
     ] {
         rejected.insert(kind.as_str(), 0);

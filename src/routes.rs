@@ -150,6 +150,9 @@ pub struct Route {
     /// The path the backend receives instead of the request's (the query is kept): ingress-nginx's
     /// `rewrite-target` without captures. `None`: the request's path.
     pub rewrite_path: Option<Arc<str>>,
+    /// A GRPCRoute rule: a backend that cannot be used (invalid, no endpoints) is answered
+    /// with gRPC status `UNAVAILABLE` (14), not an HTTP error page, as the spec says.
+    pub grpc: bool,
 }
 
 /// Client address ranges: denied ones first, then, when `allow` is not empty, only those.
@@ -250,7 +253,7 @@ pub enum BackendTarget {
     External { host: String, port: u16 },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum UpstreamProtocol {
     Http1,

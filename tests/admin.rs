@@ -107,6 +107,7 @@ fn hostile_table() -> RouteTable {
             https_redirect: Default::default(),
             source_ranges: None,
             rewrite_path: None,
+            grpc: false,
         }],
         backends: vec![Backend {
             key: BackendKey {

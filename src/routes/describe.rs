@@ -171,6 +171,10 @@ impl RouteTable {
         if let Some(timeout) = route.timeouts.backend_request {
             out.insert("backendRequestTimeoutMs".into(), json!(timeout.as_millis() as u64));
         }
+        if route.grpc {
+            // Its errors are gRPC statuses (UNAVAILABLE), not HTTP ones.
+            out.insert("grpc".into(), json!(true));
+        }
         out
     }
 
@@ -378,6 +382,7 @@ mod tests {
             https_redirect: Default::default(),
             source_ranges: None,
             rewrite_path: None,
+            grpc: false,
         }
     }
 

@@ -14,6 +14,7 @@
 //! parameters, oldest route, namespace/name, rule order, match order.
 
 mod conditions;
+mod grpc_route;
 mod http_route;
 mod listeners;
 mod router;
@@ -28,7 +29,7 @@ use crate::config::{
 };
 
 use self::conditions::Condition;
-use self::listeners::GatewayState;
+use self::listeners::{GatewayState, RouteKind};
 use super::backends::Backends;
 use super::hosts;
 use super::table::TableBuilder;
@@ -54,6 +55,7 @@ const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteQueryParamMatching",
     "HTTPRouteResponseHeaderModification",
     "HTTPRouteSchemeRedirect",
+    "GRPCRoute",
     "ReferenceGrant",
     "TCPRoute",
     "TLSRoute",
@@ -65,6 +67,7 @@ const SUPPORTED_FEATURES: &[&str] = &[
 /// statuses.
 pub(crate) fn add_gateway_api<'s>(
     snapshot: &'s Snapshot,
+    grpc: &'s GrpcRoutes<'s>,
     options: &TranslateOptions,
     table: &mut TableBuilder,
     backends: &mut Backends<'s>,
@@ -121,12 +124,20 @@ pub(crate) fn add_gateway_api<'s>(
     }
     listeners::mark_conflicts(&mut states);
 
-    let mut routes: Vec<(&'s StoredObject, &'s HttpRoute)> = snapshot
+    // HTTPRoutes and GRPCRoutes together, oldest first: precedence between routes, and which
+    // of the two kinds keeps a hostname both claim on a listener.
+    let no_errors: &'s [(String, String)] = &[];
+    let mut routes: Vec<RequestRoute<'s>> = snapshot
         .of_kind(Kind::HTTPRoute)
         .filter_map(|stored| match &stored.object {
-            Object::HttpRoute(route) => Some((&**stored, route)),
+            Object::HttpRoute(route) => Some((&**stored, RouteKind::Http, route, no_errors)),
             _ => None,
         })
+        .chain(
+            grpc.routes
+                .iter()
+                .map(|(stored, converted)| (*stored, RouteKind::Grpc, &converted.http, converted.errors.as_slice())),
+        )
         .collect();
     routes.sort_by(|a, b| age_order(a.0, b.0));
     // The hostnames of the listeners served on each port: a request belongs to the listener
@@ -142,7 +153,7 @@ pub(crate) fn add_gateway_api<'s>(
         }
     }
     let mut ports = router::PortsBuilder::default();
-    for (rank, (stored, route)) in routes.iter().enumerate() {
+    for (rank, (stored, kind, route, errors)) in routes.iter().enumerate() {
         let key = stored.key();
         let mut report = Reporter {
             key: &key,
@@ -159,7 +170,7 @@ pub(crate) fn add_gateway_api<'s>(
             port_hosts: &port_hosts,
             rank,
         };
-        if let Some(status) = http_route::add_route(route, context, &mut report) {
+        if let Some(status) = http_route::add_route(*kind, route, context, errors, &mut report) {
             statuses.push(status_of(stored, status));
         }
     }
@@ -217,6 +228,28 @@ pub(crate) fn add_gateway_api<'s>(
     }
     table.set_gateway_ports(ports.build(&states, streams));
     statuses
+}
+
+/// An HTTPRoute, or a GRPCRoute as its equivalent HTTPRoute with the errors found converting it.
+type RequestRoute<'s> = (&'s StoredObject, RouteKind, &'s HttpRoute, &'s [(String, String)]);
+
+/// The GRPCRoutes of a snapshot, each converted to the HTTPRoute it is equivalent to
+/// ([`grpc_route`]). Made before the builders, which borrow from them.
+pub(crate) struct GrpcRoutes<'s> {
+    routes: Vec<(&'s StoredObject, grpc_route::Converted)>,
+}
+
+impl<'s> GrpcRoutes<'s> {
+    pub(crate) fn new(snapshot: &'s Snapshot) -> Self {
+        let routes = snapshot
+            .of_kind(Kind::GRPCRoute)
+            .filter_map(|stored| match &stored.object {
+                Object::GrpcRoute(route) => Some((&**stored, grpc_route::convert(route))),
+                _ => None,
+            })
+            .collect();
+        GrpcRoutes { routes }
+    }
 }
 
 /// Oldest first; objects without a creation timestamp (manifests) after those with one; ties by

@@ -118,6 +118,7 @@ impl TableBuilder {
             https_redirect: policy.https_redirect,
             source_ranges: policy.source_ranges.clone(),
             rewrite_path: policy.rewrite_path.clone(),
+            grpc: false,
         });
         self.routes.len() - 1
     }

@@ -307,6 +307,7 @@ impl TableBuilder {
             https_redirect: Default::default(),
             source_ranges: None,
             rewrite_path: None,
+            grpc: false,
         });
         let key = prefix.trim_end_matches('/').to_string();
         self.table.http.vhosts[vhost]

@@ -7,6 +7,7 @@
 
 use serde::de::DeserializeOwned;
 
+use crate::config::GrpcRoute;
 use crate::config::{
     EndpointSlice, Endpoints, Gateway, GatewayClass, HttpRoute, Ingress, IngressClass, Kind, Namespace, Object,
     ReferenceGrant, Secret, Service, TcpRoute, TlsRoute,
@@ -152,7 +153,7 @@ pub static WATCHED: &[WatchedKind] = &[
             Some(Kind::Secret),
         )
     },
-    // Gateway API: watched when its CRDs are installed (GRPCRoute is counted, not yet translated).
+    // Gateway API: watched when its CRDs are installed.
     row(
         "GatewayClass",
         "gateway.networking.k8s.io",
@@ -187,7 +188,7 @@ pub static WATCHED: &[WatchedKind] = &[
         "grpcroutes",
         true,
         Presence::Optional,
-        None,
+        Some(Kind::GRPCRoute),
     ),
     row(
         "TLSRoute",
@@ -244,5 +245,6 @@ pub fn decode(kind: Kind, value: serde_json::Value) -> Result<Object, String> {
         Kind::ReferenceGrant => Object::ReferenceGrant(typed::<ReferenceGrant>(value)?),
         Kind::TLSRoute => Object::TlsRoute(typed::<TlsRoute>(value)?),
         Kind::TCPRoute => Object::TcpRoute(typed::<TcpRoute>(value)?),
+        Kind::GRPCRoute => Object::GrpcRoute(typed::<GrpcRoute>(value)?),
     })
 }

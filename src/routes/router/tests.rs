@@ -17,6 +17,7 @@ fn route(name: &str) -> Route {
         https_redirect: Default::default(),
         source_ranges: None,
         rewrite_path: None,
+        grpc: false,
     }
 }
 

@@ -30,6 +30,7 @@ pub(crate) use crate::routes::PortMode as Protocol;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RouteKind {
     Http,
+    Grpc,
     Tls,
     Tcp,
 }
@@ -38,6 +39,7 @@ impl RouteKind {
     pub(crate) fn name(self) -> &'static str {
         match self {
             RouteKind::Http => "HTTPRoute",
+            RouteKind::Grpc => "GRPCRoute",
             RouteKind::Tls => "TLSRoute",
             RouteKind::Tcp => "TCPRoute",
         }
@@ -47,7 +49,7 @@ impl RouteKind {
     /// `allowedRoutes.kinds` is empty).
     fn for_protocol(protocol: Protocol) -> &'static [RouteKind] {
         match protocol {
-            Protocol::Http | Protocol::Https => &[RouteKind::Http],
+            Protocol::Http | Protocol::Https => &[RouteKind::Http, RouteKind::Grpc],
             Protocol::TlsPassthrough | Protocol::TlsTerminate => &[RouteKind::Tls],
             Protocol::Tcp => &[RouteKind::Tcp],
         }
@@ -77,6 +79,9 @@ pub(crate) struct ListenerState<'s> {
     pub(crate) conflicted: Option<Condition>,
     pub(crate) certificate: Option<Arc<CertifiedKey>>,
     pub(crate) attached_routes: u32,
+    /// Hostnames of the HTTPRoutes and GRPCRoutes attached so far (oldest first), with the
+    /// route's kind and name: the two kinds may not share a hostname on a listener.
+    pub(crate) claims: Vec<(RouteKind, Option<HostPattern>, String)>,
 }
 
 impl ListenerState<'_> {
@@ -280,7 +285,7 @@ pub(crate) fn gateway_state<'s>(
                 "ResolvedRefs",
                 "InvalidRouteKinds",
                 format!(
-                    "route kind {}/{} is not supported on {} listeners ({} is)",
+                    "route kind {}/{} is not supported on {} listeners (supported: {})",
                     bad.group.as_deref().unwrap_or(GATEWAY_GROUP),
                     bad.kind,
                     spec.protocol,
@@ -307,6 +312,7 @@ pub(crate) fn gateway_state<'s>(
             conflicted: None,
             certificate,
             attached_routes: 0,
+            claims: Vec::new(),
         });
     }
     GatewayState {

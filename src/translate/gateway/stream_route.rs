@@ -95,6 +95,7 @@ pub(crate) fn add_stream_route<'s>(
         }
     }
     let defective = report.issues[errors_before..].iter().any(|i| i.is_error());
+    let full_name = format!("{namespace}/{name}");
 
     let mut parents = Vec::new();
     let mut targets: Vec<(u16, HostKey)> = Vec::new();
@@ -122,6 +123,7 @@ pub(crate) fn add_stream_route<'s>(
             attach(
                 Attaching {
                     kind,
+                    name: &full_name,
                     namespace,
                     hostnames: &hostnames,
                 },
@@ -206,7 +208,7 @@ fn resolve_stream_backend<'s>(
     grants: &Grants<'_>,
     backends: &mut Backends<'s>,
 ) -> Result<usize, Condition> {
-    resolve_backend(kind.name(), backend, namespace, grants, backends).map_err(|mut condition| {
+    resolve_backend(kind, backend, namespace, grants, backends).map_err(|mut condition| {
         condition.message = condition.message.replace(
             "its share of requests answers 500",
             "its share of connections is closed",
