@@ -309,3 +309,101 @@ spec:
         .unwrap();
     assert_eq!(call.grpc_status.as_deref(), Some("0"));
 }
+
+/// gRPC over TLS: an HTTPS listener negotiates h2 by ALPN, the GRPCRoute routes the call, the
+/// backend is spoken to with h2c.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_over_https_negotiates_h2_by_alpn() {
+    use rustls::pki_types::pem::PemObject;
+    let hello = grpc_backend("hello").await;
+    let port = free_port();
+    let certificate = vestibule::demo::make_certificate(&["grpc.example"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "svc.yaml", &service("hello", &[hello]));
+    let quote = |s: &str| serde_json::to_string(s).unwrap();
+    write_manifest(
+        dir.path(),
+        "gateway.yaml",
+        &format!(
+            r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: grpc-tls}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: {}
+  tls.key: {}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: edge}}
+spec:
+  gatewayClassName: vestibule
+  listeners:
+  - {{name: grpcs, port: {port}, protocol: HTTPS, tls: {{certificateRefs: [{{name: grpc-tls}}]}}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: echo}}
+spec:
+  parentRefs: [{{name: edge}}]
+  hostnames: [grpc.example]
+  rules: [{{matches: [{{method: {{service: echo.Echo}}}}], backendRefs: [{{name: hello, port: 80}}]}}]
+"#,
+            quote(&certificate.cert_pem),
+            quote(&certificate.key_pem)
+        ),
+    );
+    let vestibule = Vestibule::start(dir.path(), &["--gateway-bind", "127.0.0.1"]).await;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(certificate.ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = async {
+            let stream = TcpStream::connect(loopback(port)).await.map_err(|e| e.to_string())?;
+            let name = rustls::pki_types::ServerName::try_from("grpc.example").map_err(|e| e.to_string())?;
+            let stream = connector.connect(name, stream).await.map_err(|e| e.to_string())?;
+            let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+            if alpn.as_deref() != Some(b"h2".as_slice()) {
+                return Err(format!("ALPN {alpn:?}"));
+            }
+            let (sender, connection) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            tokio::spawn(connection);
+            let mut client = GrpcClient { sender };
+            client.call("grpc.example", "/echo.Echo/Hello", &[], "secure").await
+        };
+        match attempt.await {
+            Ok(call) => {
+                assert_eq!(
+                    call,
+                    Call {
+                        http: 200,
+                        message: Some("hello|/echo.Echo/Hello|-|secure".to_string()),
+                        grpc_status: Some("0".to_string()),
+                    }
+                );
+                break;
+            }
+            Err(error) => assert!(
+                Instant::now() < deadline,
+                "gRPC over TLS never served: {error}; log:\n{}",
+                vestibule.log_text()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
