@@ -67,6 +67,7 @@ impl Report {
                 listeners.join(", ")
             )?;
             print_hosts(out, list(port, "hosts"), "  ")?;
+            print_connections(out, list(port, "connections"))?;
         }
         print_conditions(out, &self.statuses)?;
         let certificates = list(&self.routes, "certificates");
@@ -137,6 +138,31 @@ fn print_hosts(out: &mut impl Write, hosts: &[Value], indent: &str) -> io::Resul
             _ => "404".to_string(),
         };
         writeln!(out, "{indent}  {:<24} → {fallback}", "(other paths)")?;
+    }
+    Ok(())
+}
+
+/// A TLS or TCP port's routes: `SNI name → weighted backends [route]` (`*`: any or none).
+fn print_connections(out: &mut impl Write, connections: &[Value]) -> io::Result<()> {
+    for connection in connections {
+        let shares: Vec<String> = list(connection, "backends")
+            .iter()
+            .map(|b| {
+                let weight = b.get("weight").map_or("?".to_string(), ToString::to_string);
+                if b.get("close").is_some() {
+                    format!("{weight}× close")
+                } else {
+                    format!("{weight}× {}", text(b, "backend"))
+                }
+            })
+            .collect();
+        let sni = format!("SNI {}", text(connection, "sni"));
+        writeln!(
+            out,
+            "  {sni:<26} → {}   [{}]",
+            shares.join(", "),
+            text(connection, "route")
+        )?;
     }
     Ok(())
 }
@@ -350,6 +376,42 @@ Gateway listener port 8088 (HTTP; infra/edge/http):
     (other paths)            → 404
 Gateway API conditions not met:
   HTTPRoute infra/shop parent edge: ResolvedRefs False (BackendNotFound): Service infra/gone not found
+0 error(s), 0 warning(s)
+";
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn text_lists_connection_routes_of_tls_and_tcp_ports() {
+        let report = Report {
+            routes: json!({
+                "hosts": [],
+                "certificates": [],
+                "gateway": [{
+                    "port": 8443,
+                    "protocol": "TLS (Passthrough)",
+                    "listeners": ["infra/edge/tls"],
+                    "hosts": [],
+                    "connections": [
+                        {"sni": "db.example", "route": "tlsroute/infra/db",
+                         "backends": [{"weight": 1, "backend": "infra/db:5432"}]},
+                        {"sni": "*", "route": "tlsroute/infra/rest",
+                         "backends": [{"weight": 3, "backend": "infra/a:443"}, {"weight": 1, "close": true}]},
+                    ],
+                }],
+            }),
+            statuses: json!([]),
+            ingresses: json!([]),
+            errors: vec![],
+            warnings: vec![],
+        };
+        let mut out = Vec::new();
+        report.print(&mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let expected = "\
+Gateway listener port 8443 (TLS (Passthrough); infra/edge/tls):
+  SNI db.example             → 1× infra/db:5432   [tlsroute/infra/db]
+  SNI *                      → 3× infra/a:443, 1× close   [tlsroute/infra/rest]
 0 error(s), 0 warning(s)
 ";
         assert_eq!(out, expected);

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
+pub use gateway::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TcpRoute, TlsRoute};
 pub use issue::{Issue, Severity, Subject};
 pub use objects::*;
 pub use store::{ObjectStore, Snapshot, SourceId};
@@ -36,6 +36,9 @@ pub enum Kind {
     Gateway,
     HTTPRoute,
     ReferenceGrant,
+    TLSRoute,
+    TCPRoute,
+    GRPCRoute,
 }
 
 impl Kind {
@@ -52,6 +55,9 @@ impl Kind {
             Kind::Gateway => "Gateway",
             Kind::HTTPRoute => "HTTPRoute",
             Kind::ReferenceGrant => "ReferenceGrant",
+            Kind::TLSRoute => "TLSRoute",
+            Kind::TCPRoute => "TCPRoute",
+            Kind::GRPCRoute => "GRPCRoute",
         }
     }
 
@@ -66,8 +72,9 @@ impl Kind {
             Kind::Ingress | Kind::IngressClass => "networking.k8s.io/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
             Kind::Namespace | Kind::Service | Kind::Endpoints | Kind::Secret => "v1",
-            Kind::GatewayClass | Kind::Gateway | Kind::HTTPRoute => "gateway.networking.k8s.io/v1",
+            Kind::GatewayClass | Kind::Gateway | Kind::HTTPRoute | Kind::GRPCRoute => "gateway.networking.k8s.io/v1",
             Kind::ReferenceGrant => "gateway.networking.k8s.io/v1beta1",
+            Kind::TLSRoute | Kind::TCPRoute => "gateway.networking.k8s.io/v1alpha2",
         }
     }
 }
@@ -146,6 +153,9 @@ pub enum Object {
     Gateway(Gateway),
     HttpRoute(HttpRoute),
     ReferenceGrant(ReferenceGrant),
+    TlsRoute(TlsRoute),
+    TcpRoute(TcpRoute),
+    GrpcRoute(GrpcRoute),
 }
 
 impl Object {
@@ -162,6 +172,9 @@ impl Object {
             Object::Gateway(_) => Kind::Gateway,
             Object::HttpRoute(_) => Kind::HTTPRoute,
             Object::ReferenceGrant(_) => Kind::ReferenceGrant,
+            Object::TlsRoute(_) => Kind::TLSRoute,
+            Object::TcpRoute(_) => Kind::TCPRoute,
+            Object::GrpcRoute(_) => Kind::GRPCRoute,
         }
     }
 
@@ -178,6 +191,9 @@ impl Object {
             Object::Gateway(o) => &o.metadata,
             Object::HttpRoute(o) => &o.metadata,
             Object::ReferenceGrant(o) => &o.metadata,
+            Object::TlsRoute(o) => &o.metadata,
+            Object::TcpRoute(o) => &o.metadata,
+            Object::GrpcRoute(o) => &o.metadata,
         }
     }
 
@@ -194,6 +210,9 @@ impl Object {
             Object::Gateway(o) => &mut o.metadata,
             Object::HttpRoute(o) => &mut o.metadata,
             Object::ReferenceGrant(o) => &mut o.metadata,
+            Object::TlsRoute(o) => &mut o.metadata,
+            Object::TcpRoute(o) => &mut o.metadata,
+            Object::GrpcRoute(o) => &mut o.metadata,
         }
     }
 

@@ -296,6 +296,9 @@ fn publish(publication: &Publication, metrics: &Metrics, generation: u64, applie
         Kind::GatewayClass,
         Kind::Gateway,
         Kind::HTTPRoute,
+        Kind::TLSRoute,
+        Kind::TCPRoute,
+        Kind::GRPCRoute,
         Kind::ReferenceGrant,
     ] {
         rejected.insert(kind.as_str(), 0);

@@ -25,6 +25,7 @@ mod h2_meter;
 mod headers;
 mod server;
 mod state;
+mod stream;
 mod timer;
 pub(crate) mod tls;
 mod upgrade;

@@ -23,8 +23,8 @@ use serde::Serialize;
 pub use auth::RouteAuth;
 pub use cidr::Cidr;
 pub use gateway::{
-    GatewayAction, GatewayPort, HeaderEdits, ListenerName, PathModifier, Redirect, SplitTarget, UrlRewrite,
-    WeightedBackends,
+    GatewayAction, GatewayPort, HeaderEdits, ListenerName, PathModifier, PortMode, Redirect, SplitTarget, StreamRoute,
+    StreamRouter, UrlRewrite, WeightedBackends,
 };
 pub use router::{RequestInfo, normalize_host, normalize_path};
 
@@ -155,6 +155,9 @@ pub struct Route {
     /// Basic and/or forward authentication (ingress-nginx's `auth-type`/`auth-url`); `None`:
     /// none, and the request path pays one `Option` check.
     pub auth: Option<Arc<RouteAuth>>,
+    /// A GRPCRoute rule: a backend that cannot be used (invalid, no endpoints) is answered
+    /// with gRPC status `UNAVAILABLE` (14), not an HTTP error page, as the spec says.
+    pub grpc: bool,
 }
 
 /// Client address ranges: denied ones first, then, when `allow` is not empty, only those.
@@ -255,7 +258,7 @@ pub enum BackendTarget {
     External { host: String, port: u16 },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum UpstreamProtocol {
     Http1,

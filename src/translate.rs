@@ -235,6 +235,8 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
             ),
         ));
     }
+    // Before the builders: they borrow from it.
+    let grpc_routes = gateway::GrpcRoutes::new(snapshot);
     let mut builders = Builders {
         table: TableBuilder::default(),
         backends: Backends::new(snapshot, options.follow_external_names),
@@ -278,6 +280,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     } = builders;
     statuses.extend(gateway::add_gateway_api(
         snapshot,
+        &grpc_routes,
         options,
         &mut table,
         &mut backends,

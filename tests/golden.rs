@@ -13,6 +13,7 @@
 //!   `RouteTable::find` must return (`null`: no route, 404). These are written by hand and
 //!   prove routing end to end through `translate`. Gateway API cases add `port` (the
 //!   Gateway listener port the request arrives on), and optionally `method` and `headers`;
+//!   `connection: true` makes it a connection to a TLS or TCP port, `host` its SNI;
 //! - `out.snap`: the accepted output: routes (`RouteTable::describe`), status, and issues (the
 //!   loader's and `translate`'s, as printed).
 
@@ -58,6 +59,10 @@ struct Request {
     method: Option<String>,
     #[serde(default)]
     headers: std::collections::BTreeMap<String, String>,
+    /// A connection to a Gateway API TLS or TCP `port` rather than a request: `host` is the
+    /// ClientHello's SNI (empty: none), `expect` the TLSRoute/TCPRoute picked.
+    #[serde(default)]
+    connection: bool,
 }
 
 #[derive(Serialize)]
@@ -151,6 +156,22 @@ fn check_requests(case: &Path, translation: &Translation) {
     assert!(!requests.is_empty(), "requests.yaml lists no requests");
     let mut wrong = Vec::new();
     for request in &requests {
+        if request.connection {
+            let port = request.port.expect("a connection has a port");
+            let sni = Some(request.host.as_str()).filter(|h| !h.is_empty());
+            let got = translation
+                .table
+                .gateway_port(port)
+                .and_then(|p| p.streams.find(sni))
+                .map(|route| route.name.to_string());
+            if got != request.expect {
+                wrong.push(format!(
+                    "  connection to port {port} with SNI {sni:?}: expected {:?}, got {got:?}",
+                    request.expect
+                ));
+            }
+            continue;
+        }
         let mut headers = HeaderMap::new();
         for (name, value) in &request.headers {
             headers.insert(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
+use super::gateway::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TcpRoute, TlsRoute};
 use super::objects::*;
 use super::{Issue, Object, Origin, StoredObject};
 
@@ -124,6 +124,14 @@ fn parse_value(value: serde_yaml_ng::Value, origin: &Origin, parsed: &mut Parsed
         ("gateway.networking.k8s.io/v1beta1" | "gateway.networking.k8s.io/v1", "ReferenceGrant") => {
             decode::<ReferenceGrant>(value, origin).map(Object::ReferenceGrant)
         }
+        (
+            "gateway.networking.k8s.io/v1alpha2" | "gateway.networking.k8s.io/v1alpha3" | "gateway.networking.k8s.io/v1",
+            "TLSRoute",
+        ) => decode::<TlsRoute>(value, origin).map(Object::TlsRoute),
+        ("gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1alpha2", "GRPCRoute") => {
+            decode::<GrpcRoute>(value, origin).map(Object::GrpcRoute)
+        }
+        ("gateway.networking.k8s.io/v1alpha2", "TCPRoute") => decode::<TcpRoute>(value, origin).map(Object::TcpRoute),
         ("discovery.k8s.io/v1", "EndpointSlice") => decode::<EndpointSlice>(value, origin).map(Object::EndpointSlice),
         _ => {
             parsed.ignored += 1;

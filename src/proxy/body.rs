@@ -116,3 +116,15 @@ pub(crate) fn error_response(status: StatusCode) -> Response<ProxyBody> {
     }
     response
 }
+
+/// A gRPC "trailers-only" answer with status `UNAVAILABLE` (14): HTTP 200, the status in the
+/// headers, no message. For GRPCRoute rules whose backend cannot be used, where the spec wants
+/// `UNAVAILABLE` rather than an HTTP error (which gRPC clients read as `UNKNOWN` for a 500).
+pub(crate) fn grpc_unavailable() -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::empty());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert("grpc-status", HeaderValue::from_static("14"));
+    headers.insert("grpc-message", HeaderValue::from_static("no%20backend%20available"));
+    response
+}

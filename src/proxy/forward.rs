@@ -16,7 +16,7 @@ use http::uri::Uri;
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
-use super::body::{ProxyBody, error_response};
+use super::body::{ProxyBody, error_response, grpc_unavailable};
 use super::headers::{
     Forwarded, Peer, X_FORWARDED_PROTO, client_address, is_h2c_upgrade, is_upgrade, scan, strip_h2c_upgrade,
     strip_hop_by_hop, strip_hop_by_hop_if, strip_underscored,
@@ -371,6 +371,7 @@ async fn handle(
         }
     }
     let (backend, gateway) = match &route.action {
+        RouteAction::Respond(_) if route.grpc => return (grpc_unavailable(), Some(id)),
         RouteAction::Respond(status) => return (error_response(*status), Some(id)),
         RouteAction::Forward(backend) => (*backend, None),
         RouteAction::Gateway(action) => {
@@ -383,13 +384,18 @@ async fn handle(
             }
             match action.backends.pick() {
                 Some(SplitTarget::Backend(backend)) => (backend, Some(action)),
-                // Every weight 0, or this share belongs to an invalid backend: 500, as the spec says.
+                // Every weight 0, or this share belongs to an invalid backend: 500 (gRPC:
+                // UNAVAILABLE), as the spec says.
+                Some(SplitTarget::Respond(_)) | None if route.grpc => return (grpc_unavailable(), Some(id)),
                 Some(SplitTarget::Respond(status)) => return (error_response(status), Some(id)),
                 None => return (error_response(StatusCode::INTERNAL_SERVER_ERROR), Some(id)),
             }
         }
     };
     let Some(upstream) = installed.upstreams.get(backend).filter(|u| u.has_endpoints()) else {
+        if route.grpc {
+            return (grpc_unavailable(), Some(id));
+        }
         return (error_response(route.unavailable), Some(id));
     };
 

@@ -41,12 +41,12 @@ const H1_BUF_BEYOND_HEAD: usize = 16 * 1024;
 
 /// How a worker serves connections: its protocol builders, built once.
 pub(crate) struct Serving {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     h1: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
-    tls: Option<TlsAcceptor>,
+    pub(super) tls: Option<TlsAcceptor>,
     /// The Gateway API port this serves; `None` for the Ingress listeners.
-    gateway_port: Option<u16>,
+    pub(super) gateway_port: Option<u16>,
 }
 
 impl Serving {

@@ -88,6 +88,14 @@ pub(crate) fn server_config(shared: Arc<Shared>, gateway_port: Option<u16>) -> i
     Ok(Arc::new(config))
 }
 
+/// A Gateway API TLS port in `Terminate` mode: certificate by SNI, no ALPN (what runs inside
+/// is the backend's business).
+pub(crate) fn stream_server_config(shared: Arc<Shared>, gateway_port: u16) -> io::Result<Arc<ServerConfig>> {
+    let mut config = Arc::unwrap_or_clone(server_config(shared, Some(gateway_port))?);
+    config.alpn_protocols = Vec::new();
+    Ok(Arc::new(config))
+}
+
 /// A self-signed certificate and key for `name`, for when no certificate matches.
 pub(crate) fn self_signed(name: &str) -> io::Result<Arc<CertifiedKey>> {
     let rcgen::CertifiedKey { cert, signing_key } =

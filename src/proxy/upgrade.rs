@@ -59,7 +59,7 @@ pub(crate) fn splice_native(client: OnUpgrade, upstream: TcpStream, early: Bytes
 /// Copies both ways until either side closes, or until no byte was read from either side for
 /// `idle` (checked every `idle`: the cut comes after between one and two times it). A zero
 /// `idle` never cuts.
-async fn copy_until_idle<A, B>(a: &mut A, b: &mut B, idle: Duration) -> io::Result<()>
+pub(crate) async fn copy_until_idle<A, B>(a: &mut A, b: &mut B, idle: Duration) -> io::Result<()>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,

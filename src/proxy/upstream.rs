@@ -241,6 +241,25 @@ impl Upstream {
         }
     }
 
+    /// A TCP connection to the next endpoint for a spliced stream (TLSRoute, TCPRoute): one
+    /// more endpoint is tried when the first refuses, as for requests.
+    pub async fn connect_stream(&self, limit: Duration) -> Result<TcpStream, Failure> {
+        let key = self.pick().ok_or(Failure::Connect)?;
+        let how = || Connect {
+            limit,
+            guard: &self.guard,
+            max_head: 0,
+        };
+        match connect_tcp(&key, how()).await {
+            Ok(stream) => Ok(stream),
+            Err(Failure::Connect) => match self.other_than(&key) {
+                Some(other) => connect_tcp(&other, how()).await,
+                None => Err(Failure::Connect),
+            },
+            Err(failure) => Err(failure),
+        }
+    }
+
     /// The endpoint after `key`, if there is another one (for the one retry on connect failure).
     fn other_than(&self, key: &PoolKey) -> Option<PoolKey> {
         let Target::Endpoints(addrs) = &self.target else {

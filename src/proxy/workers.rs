@@ -30,7 +30,7 @@ use super::timer;
 use super::tls;
 use super::upstream::pool;
 use super::{ListenerFailure, ProxyAddrs};
-use crate::routes::GatewayPort;
+use crate::routes::{GatewayPort, PortMode};
 
 /// Running worker threads.
 pub(crate) struct Workers {
@@ -56,7 +56,7 @@ struct GatewayListeners {
 }
 
 struct OpenPort {
-    tls: bool,
+    mode: PortMode,
     /// true: the accept loops of this port stop and drop their sockets.
     close: watch::Sender<bool>,
 }
@@ -73,6 +73,12 @@ struct Listen {
 enum Kind {
     Plain,
     Tls,
+    /// Gateway API TLS `Passthrough`: by SNI, bytes spliced.
+    Passthrough,
+    /// Gateway API TLS `Terminate`: our handshake, then plaintext spliced.
+    TlsStream,
+    /// Gateway API TCP.
+    Tcp,
 }
 
 impl Workers {
@@ -183,9 +189,9 @@ impl Workers {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let wanted: BTreeMap<u16, bool> = wanted.iter().map(|port| (port.port, port.tls)).collect();
+        let wanted: BTreeMap<u16, PortMode> = wanted.iter().map(|port| (port.port, port.mode)).collect();
         state.open.retain(|port, open| {
-            let keep = wanted.get(port) == Some(&open.tls);
+            let keep = wanted.get(port) == Some(&open.mode);
             if !keep {
                 open.close.send_replace(true);
                 tracing::info!(port, "gateway listener closed");
@@ -193,7 +199,7 @@ impl Workers {
             keep
         });
         let mut failures = Vec::new();
-        for (port, tls) in wanted {
+        for (port, mode) in wanted {
             if state.open.contains_key(&port) {
                 continue;
             }
@@ -208,7 +214,13 @@ impl Workers {
                 });
                 continue;
             }
-            let tls_config = match tls.then(|| tls::server_config(shared.clone(), Some(port))).transpose() {
+            let tls_config = match mode {
+                PortMode::Https => Some(tls::server_config(shared.clone(), Some(port))),
+                PortMode::TlsTerminate => Some(tls::stream_server_config(shared.clone(), port)),
+                PortMode::Http | PortMode::TlsPassthrough | PortMode::Tcp => None,
+            }
+            .transpose();
+            let tls_config = match tls_config {
                 Ok(config) => config,
                 Err(error) => {
                     failures.push(ListenerFailure {
@@ -228,7 +240,13 @@ impl Workers {
                 }
             };
             let (close, closed) = watch::channel(false);
-            let kind = if tls { Kind::Tls } else { Kind::Plain };
+            let kind = match mode {
+                PortMode::Http => Kind::Plain,
+                PortMode::Https => Kind::Tls,
+                PortMode::TlsPassthrough => Kind::Passthrough,
+                PortMode::TlsTerminate => Kind::TlsStream,
+                PortMode::Tcp => Kind::Tcp,
+            };
             for (sender, socket) in self.commands.iter().zip(sockets) {
                 let serving = Arc::new(Serving::new(shared.clone(), tls_config.clone()).for_gateway(port));
                 let _ = sender.send(Listen {
@@ -238,8 +256,8 @@ impl Workers {
                     close: closed.clone(),
                 });
             }
-            tracing::info!(%addr, tls, "gateway listener opened");
-            state.open.insert(port, OpenPort { tls, close });
+            tracing::info!(%addr, protocol = mode.name(), "gateway listener opened");
+            state.open.insert(port, OpenPort { mode, close });
         }
         state.failures = failures;
     }
@@ -434,6 +452,9 @@ async fn accept_loop(
                     match kind {
                         Kind::Plain => serving.plain(stream, peer, drain).await,
                         Kind::Tls => serving.tls(stream, peer, drain).await,
+                        Kind::Passthrough => serving.passthrough(stream, peer).await,
+                        Kind::TlsStream => serving.tls_stream(stream, peer).await,
+                        Kind::Tcp => serving.tcp(stream, peer).await,
                     }
                     drop(slot);
                 });

@@ -34,14 +34,20 @@ impl RouteTable {
                         .iter()
                         .map(|l| format!("{}/{}/{}", l.namespace, l.gateway, l.listener))
                         .collect();
-                    json!({
+                    let mut entry = json!({
                         "port": port.port,
-                        "protocol": if port.tls { "HTTPS" } else { "HTTP" },
+                        "protocol": port.mode.name(),
                         "listeners": listeners,
                         "hosts": self.describe_router(&port.router),
                         "certificates": certificates,
                         "defaultCertificate": port.default_certificate.is_some(),
-                    })
+                    });
+                    if !port.streams.is_empty()
+                        && let Some(map) = entry.as_object_mut()
+                    {
+                        map.insert("connections".into(), Value::Array(self.describe_streams(&port.streams)));
+                    }
+                    entry
                 })
                 .collect();
             if let Some(map) = out.as_object_mut() {
@@ -168,7 +174,51 @@ impl RouteTable {
         if let Some(timeout) = route.timeouts.backend_request {
             out.insert("backendRequestTimeoutMs".into(), json!(timeout.as_millis() as u64));
         }
+        if route.grpc {
+            // Its errors are gRPC statuses (UNAVAILABLE), not HTTP ones.
+            out.insert("grpc".into(), json!(true));
+        }
         out
+    }
+
+    /// A TLS or TCP port's routes: by SNI (exact, wildcard, any), each with its backends.
+    fn describe_streams(&self, streams: &crate::routes::StreamRouter) -> Vec<Value> {
+        let mut hosts: Vec<(String, usize)> = streams.exact.iter().map(|(h, i)| (h.clone(), *i)).collect();
+        hosts.sort();
+        let mut wildcards: Vec<(String, usize)> =
+            streams.wildcard.iter().map(|(s, i)| (format!("*.{s}"), *i)).collect();
+        // Longest suffix first, as the lookup tries them.
+        wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        hosts.extend(wildcards);
+        hosts.extend(streams.catch_all.map(|i| ("*".to_string(), i)));
+        hosts
+            .into_iter()
+            .filter_map(|(host, index)| {
+                let route = streams.routes.get(index)?;
+                let backends: Vec<Value> = route
+                    .backends
+                    .weights()
+                    .into_iter()
+                    .map(|(target, weight)| {
+                        let mut entry = Map::new();
+                        entry.insert("weight".into(), json!(weight));
+                        match target {
+                            SplitTarget::Backend(id) => {
+                                self.describe_backend(id, http::StatusCode::INTERNAL_SERVER_ERROR, &mut entry);
+                                // Bytes are spliced: no HTTP protocol, no status code.
+                                entry.remove("unavailable");
+                                entry.remove("protocol");
+                            }
+                            SplitTarget::Respond(_) => {
+                                entry.insert("close".into(), json!(true));
+                            }
+                        }
+                        Value::Object(entry)
+                    })
+                    .collect();
+                Some(json!({ "sni": host, "route": &*route.name, "backends": backends }))
+            })
+            .collect()
     }
 
     fn describe_backend(&self, backend: usize, unavailable: http::StatusCode, out: &mut Map<String, Value>) {
@@ -371,6 +421,7 @@ mod tests {
             source_ranges: None,
             rewrite_path: None,
             auth: None,
+            grpc: false,
         }
     }
 

@@ -14,15 +14,105 @@ use super::{BackendId, Certificates, HttpRouter, RouteTable};
 #[derive(Debug, Default)]
 pub struct GatewayPort {
     pub port: u16,
-    /// HTTPS (TLS terminated here, certificate by SNI) rather than HTTP.
-    pub tls: bool,
+    /// What the port speaks: HTTP, HTTPS, TLS (passthrough or terminated) or TCP.
+    pub mode: PortMode,
+    /// HTTP and HTTPS ports: the requests' router.
     pub router: HttpRouter,
+    /// TLS and TCP ports: the connections' routes (by SNI for TLS).
+    pub streams: StreamRouter,
     /// By SNI: listener hostnames → their certificates.
     pub certificates: Certificates,
     /// For SNI that no hostname above covers (a listener without `hostname`).
     pub default_certificate: Option<Arc<rustls::sign::CertifiedKey>>,
     /// The Gateway listeners served on this port, sorted (for reports on binding).
     pub listeners: Vec<ListenerName>,
+}
+
+/// The protocol of a Gateway API port (one per port: listeners of other protocols on it are
+/// in conflict).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PortMode {
+    #[default]
+    Http,
+    /// TLS terminated here (certificate by SNI), then HTTP.
+    Https,
+    /// TLS not terminated: the ClientHello's SNI picks a TLSRoute, the bytes go to its backend.
+    TlsPassthrough,
+    /// TLS terminated here (certificate by SNI), then the plaintext goes to the TLSRoute's
+    /// backend as is.
+    TlsTerminate,
+    /// Every connection to the TCPRoute's backend.
+    Tcp,
+}
+
+impl PortMode {
+    /// The listener protocol as the Gateway API names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PortMode::Http => "HTTP",
+            PortMode::Https => "HTTPS",
+            PortMode::TlsPassthrough => "TLS (Passthrough)",
+            PortMode::TlsTerminate => "TLS (Terminate)",
+            PortMode::Tcp => "TCP",
+        }
+    }
+
+    /// This proxy terminates TLS on the port (it needs certificates).
+    pub fn terminates_tls(self) -> bool {
+        matches!(self, PortMode::Https | PortMode::TlsTerminate)
+    }
+}
+
+/// The routes of a TLS or TCP port: connections, not requests. A TLS port picks by the SNI of
+/// the ClientHello (an exact name, then the longest wildcard suffix, then the route without a
+/// hostname); a TCP port has only the catch-all.
+#[derive(Debug, Default)]
+pub struct StreamRouter {
+    pub exact: std::collections::HashMap<String, usize>,
+    /// Suffix of `*.suffix` (any number of labels) → route.
+    pub wildcard: std::collections::BTreeMap<String, usize>,
+    pub catch_all: Option<usize>,
+    pub routes: Vec<StreamRoute>,
+}
+
+/// One TLSRoute or TCPRoute rule as served on a port.
+#[derive(Debug)]
+pub struct StreamRoute {
+    /// `tlsroute/<namespace>/<name>` or `tcproute/<namespace>/<name>`.
+    pub name: Arc<str>,
+    pub backends: WeightedBackends,
+}
+
+impl StreamRouter {
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// The route for a connection whose ClientHello named `sni` (`None`: no SNI, or TCP).
+    pub fn find(&self, sni: Option<&str>) -> Option<&StreamRoute> {
+        let index = match sni {
+            Some(name) => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                self.exact
+                    .get(&name)
+                    .copied()
+                    .or_else(|| {
+                        // Longest suffix first: the most specific wildcard.
+                        let mut rest = name.as_str();
+                        while let Some((_, suffix)) = rest.split_once('.') {
+                            if let Some(index) = self.wildcard.get(suffix) {
+                                return Some(*index);
+                            }
+                            rest = suffix;
+                        }
+                        None
+                    })
+                    .or(self.catch_all)
+            }
+            None => self.catch_all,
+        }?;
+        self.routes.get(index)
+    }
 }
 
 /// A Gateway listener's identity.

@@ -130,7 +130,7 @@ pub(crate) struct Backends<'s> {
     /// namespace → service name → its EndpointSlices, indexed once.
     slices: HashMap<&'s str, HashMap<&'s str, Vec<SliceRef<'s>>>>,
     /// Keyed by borrowed (namespace, service, port): no allocation for repeated references.
-    resolved: HashMap<(&'s str, &'s str, PortRef<'s>), Resolved>,
+    resolved: HashMap<(&'s str, &'s str, PortRef<'s>, Option<UpstreamProtocol>), Resolved>,
     list: Vec<Backend>,
     /// Issues about the objects backends are built from (EndpointSlices), not the Ingress.
     issues: Vec<Issue>,
@@ -169,12 +169,25 @@ impl<'s> Backends<'s> {
     /// The backend for `reference` in `namespace`, and why it has no endpoints when it cannot
     /// be resolved (missing Service or port).
     pub(crate) fn resolve(&mut self, namespace: &'s str, reference: ServiceRef<'s>) -> (BackendId, Option<Unresolved>) {
-        let lookup = (namespace, reference.name, reference.port);
+        self.resolve_as(namespace, reference, None)
+    }
+
+    /// [`resolve`](Self::resolve), spoken to with `protocol` whatever the Service port's
+    /// `appProtocol` says (gRPC backends: h2c with prior knowledge). A separate backend from the
+    /// one [`resolve`](Self::resolve) gives for the same reference.
+    pub(crate) fn resolve_as(
+        &mut self,
+        namespace: &'s str,
+        reference: ServiceRef<'s>,
+        protocol: Option<UpstreamProtocol>,
+    ) -> (BackendId, Option<Unresolved>) {
+        let lookup = (namespace, reference.name, reference.port, protocol);
         if let Some(resolved) = self.resolved.get(&lookup) {
             return (resolved.id, resolved.problem.clone());
         }
         let key = reference.key(namespace);
-        let (target, protocol, problem) = self.build(namespace, reference);
+        let (target, declared, problem) = self.build(namespace, reference);
+        let protocol = protocol.unwrap_or(declared);
         let id = self.list.len();
         self.list.push(Backend { key, target, protocol });
         self.resolved.insert(

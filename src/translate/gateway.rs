@@ -9,14 +9,17 @@
 //!
 //! Semantics follow gateway.networking.k8s.io v1 (standard channel): GatewayClass
 //! `controllerName` [`GATEWAY_CONTROLLER`]; listeners HTTP and HTTPS (terminate) merged per
-//! port; route precedence exact path, longest prefix, method, most headers, most query
+//! port, TLS (passthrough or terminate, by SNI) and TCP with TLSRoute and TCPRoute
+//! ([`stream_route`]); route precedence exact path, longest prefix, method, most headers, most query
 //! parameters, oldest route, namespace/name, rule order, match order.
 
 mod conditions;
+mod grpc_route;
 mod http_route;
 mod listeners;
 mod router;
 mod rules;
+mod stream_route;
 
 use serde_json::{Value, json};
 
@@ -26,7 +29,7 @@ use crate::config::{
 };
 
 use self::conditions::Condition;
-use self::listeners::GatewayState;
+use self::listeners::{GatewayState, RouteKind};
 use super::backends::Backends;
 use super::hosts;
 use super::table::TableBuilder;
@@ -52,7 +55,11 @@ const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteQueryParamMatching",
     "HTTPRouteResponseHeaderModification",
     "HTTPRouteSchemeRedirect",
+    "GRPCRoute",
     "ReferenceGrant",
+    "TCPRoute",
+    "TLSRoute",
+    "TLSRouteModeTerminate",
 ];
 
 /// Translates every Gateway API object of `snapshot` that is ours: adds routes and ports to
@@ -60,6 +67,7 @@ const SUPPORTED_FEATURES: &[&str] = &[
 /// statuses.
 pub(crate) fn add_gateway_api<'s>(
     snapshot: &'s Snapshot,
+    grpc: &'s GrpcRoutes<'s>,
     options: &TranslateOptions,
     table: &mut TableBuilder,
     backends: &mut Backends<'s>,
@@ -116,12 +124,20 @@ pub(crate) fn add_gateway_api<'s>(
     }
     listeners::mark_conflicts(&mut states);
 
-    let mut routes: Vec<(&'s StoredObject, &'s HttpRoute)> = snapshot
+    // HTTPRoutes and GRPCRoutes together, oldest first: precedence between routes, and which
+    // of the two kinds keeps a hostname both claim on a listener.
+    let no_errors: &'s [(String, String)] = &[];
+    let mut routes: Vec<RequestRoute<'s>> = snapshot
         .of_kind(Kind::HTTPRoute)
         .filter_map(|stored| match &stored.object {
-            Object::HttpRoute(route) => Some((&**stored, route)),
+            Object::HttpRoute(route) => Some((&**stored, RouteKind::Http, route, no_errors)),
             _ => None,
         })
+        .chain(
+            grpc.routes
+                .iter()
+                .map(|(stored, converted)| (*stored, RouteKind::Grpc, &converted.http, converted.errors.as_slice())),
+        )
         .collect();
     routes.sort_by(|a, b| age_order(a.0, b.0));
     // The hostnames of the listeners served on each port: a request belongs to the listener
@@ -137,7 +153,7 @@ pub(crate) fn add_gateway_api<'s>(
         }
     }
     let mut ports = router::PortsBuilder::default();
-    for (rank, (stored, route)) in routes.iter().enumerate() {
+    for (rank, (stored, kind, route, errors)) in routes.iter().enumerate() {
         let key = stored.key();
         let mut report = Reporter {
             key: &key,
@@ -154,15 +170,86 @@ pub(crate) fn add_gateway_api<'s>(
             port_hosts: &port_hosts,
             rank,
         };
-        if let Some(status) = http_route::add_route(route, context, &mut report) {
+        if let Some(status) = http_route::add_route(*kind, route, context, errors, &mut report) {
+            statuses.push(status_of(stored, status));
+        }
+    }
+    let mut streams = router::StreamPortsBuilder::default();
+    let mut stream_routes: Vec<(&'s StoredObject, stream_route::StreamRouteSpec<'s>)> = snapshot
+        .of_kind(Kind::TLSRoute)
+        .chain(snapshot.of_kind(Kind::TCPRoute))
+        .filter_map(|stored| {
+            let spec = match &stored.object {
+                Object::TlsRoute(route) => stream_route::StreamRouteSpec {
+                    kind: listeners::RouteKind::Tls,
+                    namespace: route.metadata.namespace.as_deref().unwrap_or("default"),
+                    name: &route.metadata.name,
+                    generation: route.metadata.generation,
+                    parent_refs: &route.spec.parent_refs,
+                    hostnames: &route.spec.hostnames,
+                    rules: &route.spec.rules,
+                },
+                Object::TcpRoute(route) => stream_route::StreamRouteSpec {
+                    kind: listeners::RouteKind::Tcp,
+                    namespace: route.metadata.namespace.as_deref().unwrap_or("default"),
+                    name: &route.metadata.name,
+                    generation: route.metadata.generation,
+                    parent_refs: &route.spec.parent_refs,
+                    hostnames: &[],
+                    rules: &route.spec.rules,
+                },
+                _ => return None,
+            };
+            Some((&**stored, spec))
+        })
+        .collect();
+    stream_routes.sort_by(|a, b| age_order(a.0, b.0));
+    for (stored, spec) in stream_routes {
+        let key = stored.key();
+        let mut report = Reporter {
+            key: &key,
+            origin: &stored.origin,
+            issues,
+        };
+        let context = stream_route::StreamContext {
+            gateways: &mut states,
+            namespaces: &namespaces,
+            grants: &grants,
+            backends,
+            streams: &mut streams,
+            port_hosts: &port_hosts,
+        };
+        if let Some(status) = stream_route::add_stream_route(spec, context, &mut report) {
             statuses.push(status_of(stored, status));
         }
     }
     for state in &states {
         statuses.push(status_of(state.stored, listeners::gateway_status(state, options)));
     }
-    table.set_gateway_ports(ports.build(&states));
+    table.set_gateway_ports(ports.build(&states, streams));
     statuses
+}
+
+/// An HTTPRoute, or a GRPCRoute as its equivalent HTTPRoute with the errors found converting it.
+type RequestRoute<'s> = (&'s StoredObject, RouteKind, &'s HttpRoute, &'s [(String, String)]);
+
+/// The GRPCRoutes of a snapshot, each converted to the HTTPRoute it is equivalent to
+/// ([`grpc_route`]). Made before the builders, which borrow from them.
+pub(crate) struct GrpcRoutes<'s> {
+    routes: Vec<(&'s StoredObject, grpc_route::Converted)>,
+}
+
+impl<'s> GrpcRoutes<'s> {
+    pub(crate) fn new(snapshot: &'s Snapshot) -> Self {
+        let routes = snapshot
+            .of_kind(Kind::GRPCRoute)
+            .filter_map(|stored| match &stored.object {
+                Object::GrpcRoute(route) => Some((&**stored, grpc_route::convert(route))),
+                _ => None,
+            })
+            .collect();
+        GrpcRoutes { routes }
+    }
 }
 
 /// Oldest first; objects without a creation timestamp (manifests) after those with one; ties by

@@ -120,6 +120,7 @@ impl TableBuilder {
             source_ranges: policy.source_ranges.clone(),
             rewrite_path: policy.rewrite_path.clone(),
             auth: policy.auth.clone(),
+            grpc: false,
         });
         self.routes.len() - 1
     }

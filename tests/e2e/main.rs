@@ -6,6 +6,8 @@ mod support;
 
 mod commands;
 mod gateway;
+mod gateway_grpc;
+mod gateway_streams;
 mod h2_abuse;
 mod h2_conformance;
 mod h2_frames;

@@ -7,9 +7,10 @@
 
 use serde::de::DeserializeOwned;
 
+use crate::config::GrpcRoute;
 use crate::config::{
     EndpointSlice, Endpoints, Gateway, GatewayClass, HttpRoute, Ingress, IngressClass, Kind, Namespace, Object,
-    ReferenceGrant, Secret, Service,
+    ReferenceGrant, Secret, Service, TcpRoute, TlsRoute,
 };
 
 /// When a kind is watched.
@@ -178,7 +179,7 @@ pub static WATCHED: &[WatchedKind] = &[
             Some(Kind::Secret),
         )
     },
-    // Gateway API: watched when its CRDs are installed (GRPCRoute is counted, not yet translated).
+    // Gateway API: watched when its CRDs are installed.
     row(
         "GatewayClass",
         "gateway.networking.k8s.io",
@@ -213,7 +214,25 @@ pub static WATCHED: &[WatchedKind] = &[
         "grpcroutes",
         true,
         Presence::Optional,
-        None,
+        Some(Kind::GRPCRoute),
+    ),
+    row(
+        "TLSRoute",
+        "gateway.networking.k8s.io",
+        "v1alpha2",
+        "tlsroutes",
+        true,
+        Presence::Optional,
+        Some(Kind::TLSRoute),
+    ),
+    row(
+        "TCPRoute",
+        "gateway.networking.k8s.io",
+        "v1alpha2",
+        "tcproutes",
+        true,
+        Presence::Optional,
+        Some(Kind::TCPRoute),
     ),
     row(
         "ReferenceGrant",
@@ -250,5 +269,8 @@ pub fn decode(kind: Kind, value: serde_json::Value) -> Result<Object, String> {
         Kind::Gateway => Object::Gateway(typed::<Gateway>(value)?),
         Kind::HTTPRoute => Object::HttpRoute(typed::<HttpRoute>(value)?),
         Kind::ReferenceGrant => Object::ReferenceGrant(typed::<ReferenceGrant>(value)?),
+        Kind::TLSRoute => Object::TlsRoute(typed::<TlsRoute>(value)?),
+        Kind::TCPRoute => Object::TcpRoute(typed::<TcpRoute>(value)?),
+        Kind::GRPCRoute => Object::GrpcRoute(typed::<GrpcRoute>(value)?),
     })
 }

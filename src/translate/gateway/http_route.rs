@@ -21,7 +21,7 @@ use crate::translate::hosts::{HostPattern, parse_host};
 use crate::translate::table::TableBuilder;
 
 use super::conditions::Condition;
-use super::listeners::{AllowedNamespaces, GatewayState, NamespaceLabels};
+use super::listeners::{AllowedNamespaces, GatewayState, NamespaceLabels, RouteKind};
 use super::router::{Entry, HostKey, PortsBuilder};
 use super::rules::{RuleSpec, rule_spec};
 use super::{GATEWAY_CONTROLLER, Grants};
@@ -41,14 +41,23 @@ pub(crate) struct Context<'a, 's> {
 }
 
 /// Adds one HTTPRoute; its `status` when it names at least one of our Gateways.
+///
+/// A GRPCRoute comes here as the HTTPRoute it is equivalent to (`kind` [`RouteKind::Grpc`],
+/// see [`grpc_route`](super::grpc_route)), with the errors found converting it.
 pub(crate) fn add_route<'s>(
+    kind: RouteKind,
     route: &'s HttpRoute,
     context: Context<'_, 's>,
+    pre_errors: &[(String, String)],
     report: &mut Reporter<'_>,
 ) -> Option<Value> {
     let namespace: &'s str = route.metadata.namespace.as_deref().unwrap_or("default");
     let generation = route.metadata.generation;
     let errors_before = report.issues.len();
+    for (field, message) in pre_errors {
+        report.error(field.clone(), message.clone());
+    }
+    let full_name = format!("{namespace}/{}", route.metadata.name);
     let mut hostnames = Vec::new();
     for (i, raw) in route.spec.hostnames.iter().enumerate() {
         match parse_host(raw) {
@@ -70,8 +79,8 @@ pub(crate) fn add_route<'s>(
     let mut targets: Vec<(u16, HostKey)> = Vec::new();
     for parent in &route.spec.parent_refs {
         let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
-        let kind = parent.kind.as_deref().unwrap_or("Gateway");
-        if group != GATEWAY_GROUP || kind != "Gateway" {
+        let parent_kind = parent.kind.as_deref().unwrap_or("Gateway");
+        if group != GATEWAY_GROUP || parent_kind != "Gateway" {
             continue;
         }
         let gateway_namespace = parent.namespace.as_deref().unwrap_or(namespace);
@@ -92,9 +101,13 @@ pub(crate) fn add_route<'s>(
             Condition::not("Accepted", "UnsupportedValue", message.clone())
         } else {
             attach(
+                Attaching {
+                    kind,
+                    name: &full_name,
+                    namespace,
+                    hostnames: &hostnames,
+                },
                 parent,
-                namespace,
-                &hostnames,
                 state,
                 context.namespaces,
                 context.port_hosts,
@@ -108,13 +121,17 @@ pub(crate) fn add_route<'s>(
     }
 
     // Rules → routes, and their entries on every listener they attached to.
-    let route_name = format!("httproute/{namespace}/{}", route.metadata.name);
+    let route_name = format!(
+        "{}/{namespace}/{}",
+        kind.name().to_ascii_lowercase(),
+        route.metadata.name
+    );
     let mut resolved = Condition::ok("ResolvedRefs", "ResolvedRefs", "all references resolved");
     targets.sort();
     targets.dedup();
     if !targets.is_empty() {
         for (r, spec) in rules.into_iter().enumerate() {
-            let (action, problem) = rule_action(&spec, namespace, context.grants, context.backends);
+            let (action, problem) = rule_action(kind, &spec, namespace, context.grants, context.backends);
             if let (Some(problem), true) = (problem, resolved.status) {
                 resolved = problem;
             }
@@ -127,6 +144,7 @@ pub(crate) fn add_route<'s>(
                 source_ranges: None,
                 rewrite_path: None,
                 auth: None,
+                grpc: kind == RouteKind::Grpc,
             });
             for (m, matched) in spec.matches.iter().enumerate() {
                 let precedence = (
@@ -155,7 +173,7 @@ pub(crate) fn add_route<'s>(
         // Not attached anywhere: still say what is wrong with its references.
         for rule in &route.spec.rules {
             for backend in &rule.backend_refs {
-                if let Some(problem) = backend_problem(backend, namespace, context.grants, context.backends) {
+                if let Some(problem) = backend_problem(kind, backend, namespace, context.grants, context.backends) {
                     resolved = problem;
                     break;
                 }
@@ -179,7 +197,7 @@ pub(crate) fn add_route<'s>(
 }
 
 /// The parentRef as the API server stores it (group and kind defaulted).
-fn parent_ref_json(parent: &ParentReference) -> Value {
+pub(crate) fn parent_ref_json(parent: &ParentReference) -> Value {
     let mut out = Map::new();
     out.insert("group".into(), json!(parent.group.as_deref().unwrap_or(GATEWAY_GROUP)));
     out.insert("kind".into(), json!(parent.kind.as_deref().unwrap_or("Gateway")));
@@ -196,16 +214,31 @@ fn parent_ref_json(parent: &ParentReference) -> Value {
     Value::Object(out)
 }
 
+/// The route being attached: its kind, namespace and hostnames.
+#[derive(Clone, Copy)]
+pub(crate) struct Attaching<'a> {
+    pub(crate) kind: RouteKind,
+    /// `namespace/name`.
+    pub(crate) name: &'a str,
+    pub(crate) namespace: &'a str,
+    pub(crate) hostnames: &'a [HostPattern],
+}
+
 /// Attaches the route to the parent's matching listeners; the `Accepted` condition.
-fn attach(
+pub(crate) fn attach(
+    route: Attaching<'_>,
     parent: &ParentReference,
-    namespace: &str,
-    hostnames: &[HostPattern],
     state: &mut GatewayState<'_>,
     namespaces: &NamespaceLabels<'_>,
     port_hosts: &std::collections::HashMap<u16, Vec<Option<HostPattern>>>,
     targets: &mut Vec<(u16, HostKey)>,
 ) -> Condition {
+    let Attaching {
+        kind,
+        name,
+        namespace,
+        hostnames,
+    } = route;
     let gateway_namespace = state.namespace;
     let named: Vec<usize> = state
         .listeners
@@ -231,20 +264,16 @@ fn attach(
     }
     let kind_ok: Vec<usize> = named
         .into_iter()
-        .filter(|&i| {
-            state
-                .listeners
-                .get(i)
-                .is_some_and(|l| l.accepts_routes() && l.allows_http_route)
-        })
+        .filter(|&i| state.listeners.get(i).is_some_and(|l| l.takes(kind)))
         .collect();
     if kind_ok.is_empty() {
         return Condition::not(
             "Accepted",
             "NotAllowedByListeners",
             format!(
-                "no listener of Gateway {gateway_namespace}/{} that this parentRef names takes HTTPRoutes (protocol or allowedRoutes.kinds)",
-                parent.name
+                "no listener of Gateway {gateway_namespace}/{} that this parentRef names takes {}s (protocol or allowedRoutes.kinds)",
+                parent.name,
+                kind.name()
             ),
         );
     }
@@ -263,12 +292,14 @@ fn attach(
             "Accepted",
             "NotAllowedByListeners",
             format!(
-                "no listener of Gateway {gateway_namespace}/{} that this parentRef names allows HTTPRoutes from namespace {namespace:?}",
-                parent.name
+                "no listener of Gateway {gateway_namespace}/{} that this parentRef names allows {}s from namespace {namespace:?}",
+                parent.name,
+                kind.name()
             ),
         );
     }
     let mut attached = false;
+    let mut conflict: Option<String> = None;
     for i in allowed {
         let Some(listener) = state.listeners.get_mut(i) else {
             continue;
@@ -284,6 +315,26 @@ fn attach(
         };
         if hosts.is_empty() {
             continue;
+        }
+        // An HTTPRoute and a GRPCRoute may not share a hostname on a listener: the older one
+        // (routes come oldest first) keeps it, the other is not accepted there.
+        if matches!(kind, RouteKind::Http | RouteKind::Grpc) {
+            let clash = listener.claims.iter().find(|(other, host, _)| {
+                *other != kind && hosts.iter().any(|mine| hosts_intersect(host.as_ref(), mine.as_ref()))
+            });
+            if let Some((other, _, owner)) = clash {
+                conflict.get_or_insert_with(|| {
+                    format!(
+                        "the older {} {owner} has a hostname in common with this route on listener {:?}",
+                        other.name(),
+                        listener.spec.name
+                    )
+                });
+                continue;
+            }
+            listener
+                .claims
+                .extend(hosts.iter().map(|host| (kind, host.clone(), name.to_string())));
         }
         attached = true;
         listener.attached_routes += 1;
@@ -307,12 +358,22 @@ fn attach(
     }
     if attached {
         Condition::ok("Accepted", "Accepted", "accepted")
+    } else if let Some(message) = conflict {
+        Condition::not("Accepted", "Conflicted", message)
     } else {
         Condition::not(
             "Accepted",
             "NoMatchingListenerHostname",
             "no hostname of the route matches a listener's hostname",
         )
+    }
+}
+
+/// Whether two hostnames of routes (`None`: any) have a name in common.
+fn hosts_intersect(a: Option<&HostPattern>, b: Option<&HostPattern>) -> bool {
+    match (a, b) {
+        (None, _) | (_, None) => true,
+        (Some(a), Some(b)) => intersect(Some(a), b).is_some(),
     }
 }
 
@@ -356,36 +417,38 @@ pub(crate) fn intersect(listener: Option<&HostPattern>, route: &HostPattern) -> 
 
 /// Why a backendRef cannot be used (the route's `ResolvedRefs: False`), if it cannot.
 fn backend_problem<'s>(
+    kind: RouteKind,
     backend: &'s crate::config::gateway::HttpBackendRef,
     namespace: &'s str,
     grants: &Grants<'_>,
     backends: &mut Backends<'s>,
 ) -> Option<Condition> {
-    resolve_backend(backend, namespace, grants, backends).err()
+    resolve_backend(kind, backend, namespace, grants, backends).err()
 }
 
 /// The backend id of a backendRef, or the `ResolvedRefs: False` condition. A Service that does
 /// not exist still gets an id (no endpoints: 500) with `BackendNotFound`.
-fn resolve_backend<'s>(
+pub(crate) fn resolve_backend<'s>(
+    kind: RouteKind,
     backend: &'s crate::config::gateway::HttpBackendRef,
     namespace: &'s str,
     grants: &Grants<'_>,
     backends: &mut Backends<'s>,
 ) -> Result<usize, Condition> {
     let group = backend.group.as_deref().unwrap_or("");
-    let kind = backend.kind.as_deref().unwrap_or("Service");
-    if !group.is_empty() || kind != "Service" {
+    let backend_kind = backend.kind.as_deref().unwrap_or("Service");
+    if !group.is_empty() || backend_kind != "Service" {
         return Err(Condition::not(
             "ResolvedRefs",
             "InvalidKind",
             format!(
-                "backendRef {group}/{kind} {:?}: only core Services are supported",
+                "backendRef {group}/{backend_kind} {:?}: only core Services are supported",
                 backend.name
             ),
         ));
     }
     let target_namespace: &'s str = backend.namespace.as_deref().unwrap_or(namespace);
-    if !grants.allows("HTTPRoute", namespace, "Service", target_namespace, &backend.name) {
+    if !grants.allows(kind.name(), namespace, "Service", target_namespace, &backend.name) {
         return Err(Condition::not(
             "ResolvedRefs",
             "RefNotPermitted",
@@ -400,7 +463,9 @@ fn resolve_backend<'s>(
         name: &backend.name,
         port: PortRef::Number(port),
     };
-    let (id, problem) = backends.resolve(target_namespace, reference);
+    // gRPC backends speak HTTP/2 with prior knowledge (h2c), whatever `appProtocol` says.
+    let protocol = (kind == RouteKind::Grpc).then_some(crate::routes::UpstreamProtocol::H2c);
+    let (id, problem) = backends.resolve_as(target_namespace, reference, protocol);
     match problem {
         None => Ok(id),
         Some(problem) => Err(Condition::not(
@@ -415,6 +480,7 @@ fn resolve_backend<'s>(
 
 /// The route action of a rule, and the first reference problem of its backends.
 fn rule_action<'s>(
+    kind: RouteKind,
     spec: &RuleSpec<'s>,
     namespace: &'s str,
     grants: &Grants<'_>,
@@ -431,7 +497,7 @@ fn rule_action<'s>(
     let mut targets = Vec::new();
     for backend in &spec.rule.backend_refs {
         let weight = u32::try_from(backend.weight.unwrap_or(1)).unwrap_or(0);
-        let target = match resolve_backend(backend, namespace, grants, backends) {
+        let target = match resolve_backend(kind, backend, namespace, grants, backends) {
             Ok(id) => SplitTarget::Backend(id),
             Err(condition) => {
                 // A missing Service still has an id; its share answers 500 there (no endpoints).

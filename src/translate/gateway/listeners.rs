@@ -1,7 +1,9 @@
 //! Gateway listeners: validation, certificates (with ReferenceGrants across namespaces),
 //! `allowedRoutes`, conflicts between listeners on one port, and the Gateway's status.
 //!
-//! Supported protocols: `HTTP` and `HTTPS` (TLS terminated here). Others are reported
+//! Supported protocols: `HTTP`, `HTTPS` (TLS terminated here), `TLS` (`Passthrough`: by SNI,
+//! not terminated; `Terminate`: terminated here, then the plaintext spliced) and `TCP`. Others
+//! are reported
 //! `Accepted: False, UnsupportedProtocol` and not served. Listeners of all our Gateways that
 //! share a port share its socket: one protocol per port (`ProtocolConflict` for the later
 //! ones), one listener per hostname (`HostnameConflict`).
@@ -22,10 +24,36 @@ use crate::translate::{Reporter, TranslateOptions};
 use super::Grants;
 use super::conditions::Condition;
 
+pub(crate) use crate::routes::PortMode as Protocol;
+
+/// The route kinds Vestibule attaches to listeners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Protocol {
+pub(crate) enum RouteKind {
     Http,
-    Https,
+    Grpc,
+    Tls,
+    Tcp,
+}
+
+impl RouteKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            RouteKind::Http => "HTTPRoute",
+            RouteKind::Grpc => "GRPCRoute",
+            RouteKind::Tls => "TLSRoute",
+            RouteKind::Tcp => "TCPRoute",
+        }
+    }
+
+    /// The kinds a listener of `protocol` can take (its `supportedKinds` when
+    /// `allowedRoutes.kinds` is empty).
+    fn for_protocol(protocol: Protocol) -> &'static [RouteKind] {
+        match protocol {
+            Protocol::Http | Protocol::Https => &[RouteKind::Http, RouteKind::Grpc],
+            Protocol::TlsPassthrough | Protocol::TlsTerminate => &[RouteKind::Tls],
+            Protocol::Tcp => &[RouteKind::Tcp],
+        }
+    }
 }
 
 /// Which namespaces may attach routes to a listener.
@@ -44,19 +72,27 @@ pub(crate) struct ListenerState<'s> {
     pub(crate) protocol: Option<Protocol>,
     pub(crate) hostname: Option<HostPattern>,
     pub(crate) allowed: AllowedNamespaces<'s>,
-    /// HTTPRoute is among the allowed kinds.
-    pub(crate) allows_http_route: bool,
+    /// The route kinds that may attach (supported by the protocol, and allowed).
+    pub(crate) kinds: Vec<RouteKind>,
     pub(crate) accepted: Condition,
     pub(crate) resolved_refs: Condition,
     pub(crate) conflicted: Option<Condition>,
     pub(crate) certificate: Option<Arc<CertifiedKey>>,
     pub(crate) attached_routes: u32,
+    /// Hostnames of the HTTPRoutes and GRPCRoutes attached so far (oldest first), with the
+    /// route's kind and name: the two kinds may not share a hostname on a listener.
+    pub(crate) claims: Vec<(RouteKind, Option<HostPattern>, String)>,
 }
 
 impl ListenerState<'_> {
     /// Routes may attach (it is accepted: a serveable protocol).
     pub(crate) fn accepts_routes(&self) -> bool {
         self.protocol.is_some() && self.accepted.status
+    }
+
+    /// Routes of `kind` may attach.
+    pub(crate) fn takes(&self, kind: RouteKind) -> bool {
+        self.accepts_routes() && self.kinds.contains(&kind)
     }
 
     /// Serves traffic: accepted, refs resolved, not in conflict.
@@ -153,17 +189,56 @@ pub(crate) fn gateway_state<'s>(
                 }
             },
         };
+        let mode = spec.tls.as_ref().and_then(|t| t.mode.as_deref());
         let protocol = match spec.protocol.as_str() {
             "HTTP" => Some(Protocol::Http),
             "HTTPS" => Some(Protocol::Https),
+            "TLS" => match mode {
+                None | Some("Terminate") => Some(Protocol::TlsTerminate),
+                Some("Passthrough") => Some(Protocol::TlsPassthrough),
+                Some(other) => {
+                    report.error(
+                        field(".tls.mode"),
+                        format!("{other:?} is not one of Terminate, Passthrough"),
+                    );
+                    continue;
+                }
+            },
+            "TCP" => Some(Protocol::Tcp),
             _ => None,
+        };
+        // The CRD's CEL rules: TLS needs `tls`; TCP must not have it.
+        if spec.protocol == "TLS" && spec.tls.is_none() {
+            report.error(field(".tls"), "tls must be specified for protocol TLS");
+            continue;
+        }
+        if spec.protocol == "TCP" && spec.tls.is_some() {
+            report.error(field(".tls"), "tls must not be specified for protocol TCP");
+            continue;
+        }
+        if protocol == Some(Protocol::TlsPassthrough)
+            && spec.tls.as_ref().is_some_and(|t| !t.certificate_refs.is_empty())
+        {
+            report.warning(
+                field(".tls.certificateRefs"),
+                "ignored: a Passthrough listener does not terminate TLS (the backend presents its own certificate)",
+            );
+        }
+        // TCP has no hostnames: the spec says the field is ignored there.
+        let hostname = if protocol == Some(Protocol::Tcp) {
+            None
+        } else {
+            hostname
         };
         let accepted = match protocol {
             Some(_) => Condition::ok("Accepted", "Accepted", "listener accepted"),
             None => Condition::not(
                 "Accepted",
                 "UnsupportedProtocol",
-                format!("protocol {:?} is not supported (HTTP and HTTPS are)", spec.protocol),
+                format!(
+                    "protocol {:?} is not supported (HTTP, HTTPS, TLS and TCP are)",
+                    spec.protocol
+                ),
             ),
         };
         let allowed_routes = spec.allowed_routes.as_ref();
@@ -190,24 +265,36 @@ pub(crate) fn gateway_state<'s>(
             }
         };
         let mut resolved_refs = Condition::ok("ResolvedRefs", "ResolvedRefs", "references resolved");
-        let kinds = allowed_routes.map(|a| a.kinds.as_slice()).unwrap_or_default();
-        let is_http_route = |k: &crate::config::gateway::RouteGroupKind| {
-            k.kind == "HTTPRoute" && k.group.as_deref().is_none_or(|g| g == GATEWAY_GROUP)
+        let requested = allowed_routes.map(|a| a.kinds.as_slice()).unwrap_or_default();
+        let supported = protocol.map(RouteKind::for_protocol).unwrap_or_default();
+        let supported_kind = |k: &crate::config::gateway::RouteGroupKind| {
+            if k.group.as_deref().is_some_and(|g| g != GATEWAY_GROUP) {
+                return None;
+            }
+            supported.iter().copied().find(|s| s.name() == k.kind)
         };
-        let allows_http_route = kinds.is_empty() || kinds.iter().any(is_http_route);
-        if let Some(bad) = kinds.iter().find(|k| !is_http_route(k)) {
+        let mut kinds: Vec<RouteKind> = if requested.is_empty() {
+            supported.to_vec()
+        } else {
+            requested.iter().filter_map(supported_kind).collect()
+        };
+        kinds.dedup();
+        if let Some(bad) = requested.iter().find(|k| supported_kind(k).is_none()) {
+            let names: Vec<&str> = supported.iter().map(|k| k.name()).collect();
             resolved_refs = Condition::not(
                 "ResolvedRefs",
                 "InvalidRouteKinds",
                 format!(
-                    "route kind {}/{} is not supported (HTTPRoute is)",
+                    "route kind {}/{} is not supported on {} listeners (supported: {})",
                     bad.group.as_deref().unwrap_or(GATEWAY_GROUP),
-                    bad.kind
+                    bad.kind,
+                    spec.protocol,
+                    names.join(", ")
                 ),
             );
         }
         let mut certificate = None;
-        if protocol == Some(Protocol::Https) {
+        if protocol.is_some_and(Protocol::terminates_tls) {
             match certificate_of(spec, namespace, grants, tls) {
                 Ok(key) => certificate = Some(key),
                 Err((reason, message)) => resolved_refs = Condition::not("ResolvedRefs", reason, message),
@@ -219,12 +306,13 @@ pub(crate) fn gateway_state<'s>(
             protocol,
             hostname,
             allowed,
-            allows_http_route,
+            kinds,
             accepted,
             resolved_refs,
             conflicted: None,
             certificate,
             attached_routes: 0,
+            claims: Vec::new(),
         });
     }
     GatewayState {
@@ -243,9 +331,10 @@ fn certificate_of<'s>(
     tls: &mut TlsBuilder<'s>,
 ) -> Result<Arc<CertifiedKey>, (&'static str, String)> {
     let settings = spec.tls.as_ref();
-    if settings
-        .and_then(|t| t.mode.as_deref())
-        .is_some_and(|mode| mode != "Terminate")
+    if spec.protocol == "HTTPS"
+        && settings
+            .and_then(|t| t.mode.as_deref())
+            .is_some_and(|mode| mode != "Terminate")
     {
         return Err((
             "InvalidCertificateRef",
@@ -255,7 +344,10 @@ fn certificate_of<'s>(
     let Some(reference) = settings.and_then(|t| t.certificate_refs.first()) else {
         return Err((
             "InvalidCertificateRef",
-            "an HTTPS listener needs tls.certificateRefs".to_string(),
+            format!(
+                "an {} listener that terminates TLS needs tls.certificateRefs",
+                spec.protocol
+            ),
         ));
     };
     let group = reference.group.as_deref().unwrap_or("");
@@ -283,6 +375,17 @@ fn certificate_of<'s>(
 /// Listeners on one port, across all our Gateways (oldest first): the first protocol on a port
 /// wins it, and the first listener with a hostname on it.
 pub(crate) fn mark_conflicts(states: &mut [GatewayState<'_>]) {
+    // TLS Passthrough and Terminate on one port (mixed termination, not supported): every TLS
+    // listener there is refused, as the spec's conformance tests expect.
+    let mut tls_modes: HashMap<u16, (bool, bool)> = HashMap::new();
+    for listener in states.iter().flat_map(|s| s.listeners.iter()) {
+        let modes = tls_modes.entry(listener.port).or_default();
+        match listener.protocol {
+            Some(Protocol::TlsPassthrough) => modes.0 = true,
+            Some(Protocol::TlsTerminate) => modes.1 = true,
+            _ => {}
+        }
+    }
     let mut protocols: HashMap<u16, Protocol> = HashMap::new();
     let mut hostnames: HashMap<(u16, Option<HostPattern>), String> = HashMap::new();
     for state in states.iter_mut() {
@@ -291,6 +394,16 @@ pub(crate) fn mark_conflicts(states: &mut [GatewayState<'_>]) {
             let Some(protocol) = listener.protocol else {
                 continue;
             };
+            let is_tls = matches!(protocol, Protocol::TlsPassthrough | Protocol::TlsTerminate);
+            if is_tls && tls_modes.get(&listener.port) == Some(&(true, true)) {
+                let message = format!(
+                    "port {} has TLS listeners in both Passthrough and Terminate mode; mixing them is not supported",
+                    listener.port
+                );
+                listener.accepted = Condition::not("Accepted", "ProtocolConflict", message.clone());
+                listener.conflicted = Some(Condition::ok("Conflicted", "ProtocolConflict", message));
+                continue;
+            }
             let first = *protocols.entry(listener.port).or_insert(protocol);
             if first != protocol {
                 listener.conflicted = Some(Condition::ok(
@@ -372,8 +485,11 @@ pub(crate) fn gateway_status(state: &GatewayState<'_>, options: &TranslateOption
                 .conflicted
                 .clone()
                 .unwrap_or_else(|| Condition::not("Conflicted", "NoConflicts", "no conflicts"));
-            let supported: Vec<Value> = if l.protocol.is_some() && l.allows_http_route {
-                vec![json!({ "group": GATEWAY_GROUP, "kind": "HTTPRoute" })]
+            let supported: Vec<Value> = if l.protocol.is_some() {
+                l.kinds
+                    .iter()
+                    .map(|k| json!({ "group": GATEWAY_GROUP, "kind": k.name() }))
+                    .collect()
             } else {
                 Vec::new()
             };

@@ -10,9 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use regex::Regex;
 
+use std::sync::Arc;
+
 use crate::routes::{
-    Candidate, CertificateSummary, Conditions, GatewayPort, HttpRouter, ListenerName, RegexPath, RouteId, VirtualHost,
-    WildcardHost,
+    Candidate, CertificateSummary, Conditions, GatewayPort, HttpRouter, ListenerName, RegexPath, RouteId, SplitTarget,
+    StreamRoute, StreamRouter, VirtualHost, WeightedBackends, WildcardHost,
 };
 use crate::translate::hosts::HostPattern;
 
@@ -77,7 +79,7 @@ impl PortsBuilder {
     }
 
     /// One [`GatewayPort`] per port with at least one programmed listener, sorted by port.
-    pub(crate) fn build(mut self, states: &[GatewayState<'_>]) -> Vec<GatewayPort> {
+    pub(crate) fn build(mut self, states: &[GatewayState<'_>], mut streams: StreamPortsBuilder) -> Vec<GatewayPort> {
         let mut ports: BTreeMap<u16, GatewayPort> = BTreeMap::new();
         let mut claims: BTreeMap<u16, BTreeMap<HostPattern, (String, std::sync::Arc<rustls::sign::CertifiedKey>)>> =
             BTreeMap::new();
@@ -85,7 +87,7 @@ impl PortsBuilder {
             for listener in state.listeners.iter().filter(|l| l.is_programmed()) {
                 let port = ports.entry(listener.port).or_insert_with(|| GatewayPort {
                     port: listener.port,
-                    tls: listener.protocol == Some(Protocol::Https),
+                    mode: listener.protocol.unwrap_or(Protocol::Http),
                     ..GatewayPort::default()
                 });
                 port.listeners.push(ListenerName {
@@ -145,8 +147,64 @@ impl PortsBuilder {
             if let Some(hosts) = self.ports.remove(number) {
                 port.router = router(hosts);
             }
+            if let Some(hosts) = streams.ports.remove(number) {
+                port.streams = streams.router(hosts);
+            }
         }
         ports.into_values().collect()
+    }
+}
+
+/// A stream route's name and its weighted backends.
+type NamedSplit = (Arc<str>, Vec<(SplitTarget, u32)>);
+
+/// The routes of TLS and TCP ports: each (port, host) belongs to the first (oldest) route that
+/// claims it.
+#[derive(Debug, Default)]
+pub(crate) struct StreamPortsBuilder {
+    routes: Vec<NamedSplit>,
+    ports: BTreeMap<u16, BTreeMap<HostKey, usize>>,
+}
+
+impl StreamPortsBuilder {
+    pub(crate) fn add_route(&mut self, name: Arc<str>, backends: Vec<(SplitTarget, u32)>) -> usize {
+        self.routes.push((name, backends));
+        self.routes.len() - 1
+    }
+
+    /// Gives `host` on `port` to route `index`; the name of the route that already has it.
+    pub(crate) fn claim(&mut self, port: u16, host: HostKey, index: usize) -> Option<Arc<str>> {
+        let owner = *self.ports.entry(port).or_default().entry(host).or_insert(index);
+        (owner != index)
+            .then(|| self.routes.get(owner).map(|(name, _)| name.clone()))
+            .flatten()
+    }
+
+    fn router(&self, hosts: BTreeMap<HostKey, usize>) -> StreamRouter {
+        let mut router = StreamRouter::default();
+        let mut local: BTreeMap<usize, usize> = BTreeMap::new();
+        for (host, global) in hosts {
+            let Some((name, backends)) = self.routes.get(global) else {
+                continue;
+            };
+            let index = *local.entry(global).or_insert_with(|| {
+                router.routes.push(StreamRoute {
+                    name: name.clone(),
+                    backends: WeightedBackends::new(backends.iter().copied()),
+                });
+                router.routes.len() - 1
+            });
+            match host {
+                HostKey::Exact(host) => {
+                    router.exact.insert(host, index);
+                }
+                HostKey::Wildcard(suffix) => {
+                    router.wildcard.insert(suffix, index);
+                }
+                HostKey::CatchAll => router.catch_all = Some(index),
+            }
+        }
+        router
     }
 }
 
