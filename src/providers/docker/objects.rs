@@ -322,11 +322,12 @@ fn ingress(tenant: &str, host: &str, scheme: Scheme, paths: &[(String, String, u
     )
 }
 
-/// `p{port}-{host}-{hash}`: a DNS-1035 label (a Service name) unique per (port, host, path).
+/// `p{port}-{host}-{hash}`: a DNS-1035 label (a Service name) unique per (port, host, path),
+/// short enough that its EndpointSlices' names (`-ipv4`, `-ipv6`) are DNS labels too.
 fn service_name(port: u16, host: &str, path: &str) -> String {
     let prefix = format!("p{port}-");
     let port = port.to_string();
-    format!("{prefix}{}", slug(host, &[&port, host, path], 63 - prefix.len()))
+    format!("{prefix}{}", slug(host, &[&port, host, path], 63 - 5 - prefix.len()))
 }
 
 /// `host` with dots as dashes, cut to fit `max` with an 8-hex-digit hash of `parts`.
