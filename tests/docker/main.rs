@@ -125,21 +125,42 @@ async fn an_unhealthy_container_leaves_the_pool() {
         &label,
         &[
             "--health-cmd",
-            "test ! -e /tmp/sick",
+            "test ! -s /tmp/sick",
             "--health-interval",
-            "200ms",
+            "300ms",
             "--health-retries",
-            "1",
+            "2",
             "--health-timeout",
-            "1s",
+            "10s",
         ],
     );
-    // "starting" is not ready; healthy joins.
+    // "starting" is not ready; healthy joins. The probe: healthy unless /tmp/sick has bytes
+    // (the image's /bin/sh has builtins only, so the file is filled and emptied, not removed).
+    wait_health(&checked, "healthy").await;
     wait_pool(&vestibule, &host, &["checked", "plain"]).await;
-    docker(&["exec", &checked, "/bin/sh", "-c", ": > /tmp/sick"]);
+    docker(&["exec", &checked, "/bin/sh", "-c", "echo sick > /tmp/sick"]);
+    wait_health(&checked, "unhealthy").await;
     wait_pool(&vestibule, &host, &["plain"]).await;
-    docker(&["exec", &checked, "/bin/sh", "-c", "rm /tmp/sick 2>/dev/null; : "]).to_string();
+    docker(&["exec", &checked, "/bin/sh", "-c", ": > /tmp/sick"]);
+    wait_health(&checked, "healthy").await;
     wait_pool(&vestibule, &host, &["checked", "plain"]).await;
+}
+
+/// Polls (bounded) until Docker reports `status` for the container's healthcheck.
+async fn wait_health(container: &str, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = docker(&["inspect", "--format", "{{.State.Health.Status}}", container]);
+        if now == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{container} never turned {status} (now {now}): {}",
+            docker(&["inspect", "--format", "{{json .State.Health}}", container])
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

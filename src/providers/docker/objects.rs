@@ -4,7 +4,7 @@
 //! path) — the endpoints are the ready containers with that label route, so replicas are
 //! balanced — and one Ingress per (host, scheme) of class [`INGRESS_CLASS`]. `https` hosts get a
 //! `spec.tls` entry without a Secret (the default certificate) and ingress-nginx's
-//! `ssl-redirect: "true"` (plain HTTP → 308); `http` Ingresses carry `ssl-redirect: "false"`.
+//! `force-ssl-redirect: "true"` (plain HTTP → 308); `http` Ingresses carry `ssl-redirect: "false"`.
 //!
 //! A host belongs to the tenant of the oldest container claiming it; claims of other tenants are
 //! refused with an issue on the container. A container with bad labels, or no reachable
@@ -111,7 +111,8 @@ pub fn build(tenants: &[Tenant], containers: &[Container], controller: &str) -> 
         if routes.is_empty() {
             continue;
         }
-        if let Err(why) = &container.address {
+        // A container that is not running has no address anyway (and is not routed).
+        if let (true, Err(why)) = (container.running, &container.address) {
             issues.push(Issue::error(
                 None,
                 Some(container.origin()),
@@ -277,8 +278,14 @@ fn ingress(tenant: &str, host: &str, scheme: Scheme, paths: &[(String, String, u
         Some(tenant),
         Some(oldest),
     );
+    // `force-ssl-redirect`: the host's TLS uses the default certificate, which does not count
+    // as TLS for ingress-nginx's plain `ssl-redirect`.
+    let redirect = match scheme {
+        Scheme::Https => "force-ssl-redirect",
+        Scheme::Http => "ssl-redirect",
+    };
     metadata.annotations.insert(
-        "nginx.ingress.kubernetes.io/ssl-redirect".into(),
+        format!("nginx.ingress.kubernetes.io/{redirect}"),
         (scheme == Scheme::Https).to_string(),
     );
     let paths = paths

@@ -80,7 +80,7 @@ fn replicas_share_one_service_and_only_ready_ones_are_endpoints() {
     assert_eq!(ingress.metadata.namespace.as_deref(), Some("t1"));
     assert_eq!(ingress.spec.tls[0].hosts, vec!["web.t1.example.test".to_string()]);
     assert_eq!(
-        ingress.metadata.annotations.get("nginx.ingress.kubernetes.io/ssl-redirect").map(String::as_str),
+        ingress.metadata.annotations.get("nginx.ingress.kubernetes.io/force-ssl-redirect").map(String::as_str),
         Some("true")
     );
     assert_eq!(ingress.metadata.creation_timestamp.as_deref(), Some("2026-01-01T00:00:01Z"));
