@@ -283,3 +283,219 @@ async fn tenants_reach_only_their_containers_and_the_first_claim_wins() {
     let body = vestibule.wait_for(&first.domain(), "/", 200).await;
     assert_eq!(echo_name(&body), "home");
 }
+
+/// A TCP relay to the engine's socket that the test can cut (every open connection closed, new
+/// ones closed at once) and restore: the event stream breaking, the engine going away.
+struct Relay {
+    addr: SocketAddr,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start() -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (d, c) = (down.clone(), connections.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if d.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut engine) = tokio::net::UnixStream::connect("/var/run/docker.sock").await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut engine).await;
+                    }
+                });
+                c.lock().unwrap().push(relay);
+            }
+        });
+        Relay {
+            addr,
+            down,
+            connections,
+            task,
+        }
+    }
+
+    fn cut(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+        self.task.abort();
+    }
+}
+
+/// `/api/sources`' entry of the tenant's engine.
+async fn engine_health(vestibule: &Vestibule, tenant: &str) -> serde_json::Value {
+    let sources = vestibule.admin_json("/api/sources").await;
+    sources
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["source"] == format!("docker/{tenant}").as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("no docker/{tenant} in {sources:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_event_stream_is_relisted_over_tcp() {
+    if !available("a_broken_event_stream_is_relisted_over_tcp") {
+        return;
+    }
+    let containers = Containers::new();
+    let relay = Relay::start().await;
+    let empty = tempfile::tempdir().unwrap();
+    let engine = format!("{}=tcp://{}", containers.tenant, relay.addr);
+    let vestibule = Vestibule::start(
+        empty.path(),
+        &[
+            "--docker",
+            &engine,
+            "--tenant-domain-suffix",
+            "test",
+            "--docker-tenant-label",
+            TENANT_LABEL,
+        ],
+    )
+    .await;
+    let host = format!("app.{}", containers.domain());
+    let label = [("kr.ingress.8080", "http://app.*")];
+    let first = containers.run("first", &label, &[]);
+    wait_pool(&vestibule, &host, &["first"]).await;
+
+    // The engine goes away: marked down; what was listed keeps serving meanwhile.
+    relay.cut();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine_health(&vestibule, &containers.tenant).await["up"] != false {
+        assert!(Instant::now() < deadline, "never marked down; log:\n{}", vestibule.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Changes while it is away are not seen as events… (`second` answers on another host: the
+    // engine may give it `first`'s address, which would look like `first` still served)
+    docker(&["rm", "-f", &first]);
+    let other = format!("other.{}", containers.domain());
+    containers.run("second", &[("kr.ingress.8080", "http://other.*")], &[]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(get(vestibule.http, &other, "/").await.unwrap().0, 404);
+    // …but the relist once it is back replaces the whole list.
+    relay.restore();
+    let body = vestibule.wait_for(&other, "/", 200).await;
+    assert_eq!(echo_name(&body), "second");
+    vestibule.wait_for(&host, "/", 404).await;
+    let health = engine_health(&vestibule, &containers.tenant).await;
+    assert_eq!(health["up"], true, "{health}; log:\n{}", vestibule.log_text());
+    assert!(health["relists"].as_u64().unwrap() >= 2, "{health}");
+    assert!(health["errors"].as_u64().unwrap() >= 1, "{health}");
+}
+
+/// The figures of README "Docker labels": container start → its route answers, and container
+/// stop → no request reaches it, p50 and max over 20 trials each. Ignored by default (it
+/// takes about a minute): `cargo test --release --test docker -- --ignored --nocapture figures`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn figures_start_and_stop_latency() {
+    if !available("figures_start_and_stop_latency") {
+        return;
+    }
+    const TRIALS: usize = 20;
+    let containers = Containers::new();
+    let (vestibule, _dir) = start(&[&containers.tenant], &[]).await;
+    let poll = |host: String| async move {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok((200, _)) = get(vestibule.http, &host, "/").await {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{host} never answered");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+
+    // Start: the container is created first (not timed); timed from `docker start` issued.
+    let mut started = Vec::new();
+    for i in 0..TRIALS {
+        let host = format!("s{i}.{}", containers.domain());
+        let label = format!("http://s{i}.*");
+        let name = containers.run(&format!("s{i}"), &[("kr.ingress.8080", &label)], &[]);
+        docker(&["stop", "-t", "0", &name]);
+        poll_status(&vestibule, &host, 503).await;
+        let t0 = Instant::now();
+        let child = std::process::Command::new("docker").args(["start", &name]).spawn().unwrap();
+        poll(host).await;
+        started.push(t0.elapsed());
+        wait_child(child);
+        docker(&["rm", "-f", &name]);
+    }
+
+    // Stop: two replicas; timed from `docker stop -t 0` issued until the first of 20 answers
+    // in a row none of which came from (or failed at) the stopped one.
+    let host = format!("stop.{}", containers.domain());
+    let label = [("kr.ingress.8080", "http://stop.*")];
+    containers.run("keep", &label, &[]);
+    let mut stopped = Vec::new();
+    for i in 0..TRIALS {
+        let victim_name = format!("v{i}");
+        let victim = containers.run(&victim_name, &label, &[]);
+        wait_pool(&vestibule, &host, &["keep", &victim_name]).await;
+        let t0 = Instant::now();
+        let child = std::process::Command::new("docker").args(["stop", "-t", "0", &victim]).spawn().unwrap();
+        let mut clean_since: Option<Duration> = None;
+        let mut clean = 0;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while clean < 20 {
+            assert!(Instant::now() < deadline, "{victim} kept receiving requests");
+            let sent = t0.elapsed();
+            let answer = get(vestibule.http, &host, "/").await;
+            match answer {
+                Ok((200, body)) if echo_name(&body) == "keep" => {
+                    clean_since.get_or_insert(sent);
+                    clean += 1;
+                }
+                _ => {
+                    clean_since = None;
+                    clean = 0;
+                }
+            }
+        }
+        stopped.push(clean_since.unwrap_or_default());
+        wait_child(child);
+        docker(&["rm", "-f", &victim]);
+    }
+    let report = |what: &str, mut times: Vec<Duration>| {
+        times.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        eprintln!(
+            "{what}: p50 {:.0} ms, max {:.0} ms over {} trials",
+            ms(times[times.len() / 2]),
+            ms(times[times.len() - 1]),
+            times.len()
+        );
+    };
+    report("container start → route answers", started);
+    report("container stop → no request reaches it", stopped);
+}
+
+async fn poll_status(vestibule: &Vestibule, host: &str, status: u16) {
+    vestibule.wait_for(host, "/", status).await;
+}
+
+fn wait_child(mut child: std::process::Child) {
+    let status = child.wait().unwrap();
+    assert!(status.success());
+}
