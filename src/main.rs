@@ -493,11 +493,15 @@ fn docker_options(args: &RunArgs) -> anyhow::Result<Option<DockerOptions>> {
 fn check_tenant(tenant: &str) -> anyhow::Result<()> {
     let ok = !tenant.is_empty()
         && tenant.len() <= 63
-        && tenant.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !tenant.starts_with('-')
         && !tenant.ends_with('-');
     if !ok {
-        anyhow::bail!("tenant {tenant:?} is not a valid name (a-z, 0-9 and '-', at most 63 characters; it becomes a namespace)");
+        anyhow::bail!(
+            "tenant {tenant:?} is not a valid name (a-z, 0-9 and '-', at most 63 characters; it becomes a namespace)"
+        );
     }
     Ok(())
 }

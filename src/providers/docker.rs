@@ -98,7 +98,9 @@ pub fn client(endpoint: &str) -> Result<Docker, String> {
     } else if endpoint.starts_with('/') {
         Docker::connect_with_unix(&format!("unix://{endpoint}"), TIMEOUT, bollard::API_DEFAULT_VERSION)
     } else {
-        return Err(format!("{endpoint:?} is not an engine endpoint (unix:///path or tcp://host:port)"));
+        return Err(format!(
+            "{endpoint:?} is not an engine endpoint (unix:///path or tcp://host:port)"
+        ));
     };
     result.map_err(|err| format!("{endpoint}: {err}"))
 }
@@ -236,8 +238,13 @@ impl EngineTask {
             .map_err(|err| format!("cannot list containers: {err}"))?;
         let mut current: BTreeMap<String, Container> = BTreeMap::new();
         for summary in listed {
-            let labelled = summary.labels.as_ref().is_some_and(|l| l.keys().any(|k| k.starts_with(labels::PREFIX)));
-            let Some(id) = summary.id.filter(|_| labelled) else { continue };
+            let labelled = summary
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.keys().any(|k| k.starts_with(labels::PREFIX)));
+            let Some(id) = summary.id.filter(|_| labelled) else {
+                continue;
+            };
             if let Some(container) = self.inspect(&docker, &id, &shared).await? {
                 current.insert(id, container);
             }
@@ -362,7 +369,12 @@ fn event_container(
         return Ok(container.map(|id| (id, false)));
     }
     // health_status events read "health_status: healthy"; exec_* events change nothing routed.
-    if action.starts_with("exec_") || matches!(action.as_str(), "attach" | "commit" | "copy" | "export" | "top" | "resize" | "archive-path" | "extract-to-dir") {
+    if action.starts_with("exec_")
+        || matches!(
+            action.as_str(),
+            "attach" | "commit" | "copy" | "export" | "top" | "resize" | "archive-path" | "extract-to-dir"
+        )
+    {
         return Ok(None);
     }
     Ok(actor.id.map(|id| (id, action == "destroy")))
@@ -378,7 +390,10 @@ pub fn address(networks: &BTreeMap<String, String>, wanted: Option<&str>, shared
     if let Some(wanted) = wanted {
         return match networks.get(wanted) {
             Some(ip) => parse(wanted, ip),
-            None => Err(format!("not on network {wanted:?} (--docker-network); on: {}", names(networks))),
+            None => Err(format!(
+                "not on network {wanted:?} (--docker-network); on: {}",
+                names(networks)
+            )),
         };
     }
     if !shared.is_empty() {
@@ -393,10 +408,16 @@ pub fn address(networks: &BTreeMap<String, String>, wanted: Option<&str>, shared
     }
     match networks.len() {
         0 => Err("it has no IP address on any network (network mode host or none?)".to_string()),
-        1 => networks.iter().next().map_or_else(|| Err(String::new()), |(n, ip)| parse(n, ip)),
+        1 => networks
+            .iter()
+            .next()
+            .map_or_else(|| Err(String::new()), |(n, ip)| parse(n, ip)),
         _ => match networks.get("bridge") {
             Some(ip) => parse("bridge", ip),
-            None => Err(format!("it is on several networks ({}): name one with --docker-network", names(networks))),
+            None => Err(format!(
+                "it is on several networks ({}): name one with --docker-network",
+                names(networks)
+            )),
         },
     }
 }
@@ -418,7 +439,10 @@ async fn own_networks(docker: &Docker) -> Vec<String> {
     let Ok(hostname) = std::fs::read_to_string("/etc/hostname") else {
         return Vec::new();
     };
-    match docker.inspect_container(hostname.trim(), None::<InspectContainerOptions>).await {
+    match docker
+        .inspect_container(hostname.trim(), None::<InspectContainerOptions>)
+        .await
+    {
         Ok(own) => own
             .network_settings
             .and_then(|n| n.networks)
@@ -450,7 +474,10 @@ mod tests {
     #[test]
     fn times_are_normalised_to_compare_as_strings() {
         assert_eq!(normalise_time("2026-01-02T03:04:05Z"), "2026-01-02T03:04:05.000000000Z");
-        assert_eq!(normalise_time("2026-01-02T03:04:05.5Z"), "2026-01-02T03:04:05.500000000Z");
+        assert_eq!(
+            normalise_time("2026-01-02T03:04:05.5Z"),
+            "2026-01-02T03:04:05.500000000Z"
+        );
         assert!(normalise_time("2026-01-02T03:04:05Z") < normalise_time("2026-01-02T03:04:05.1Z"));
     }
 
@@ -461,11 +488,26 @@ mod tests {
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect();
         assert_eq!(address(&networks, Some("front"), &[]), Ok("10.1.0.2".parse().unwrap()));
-        assert!(address(&networks, Some("back"), &[]).unwrap_err().contains("not on network \"back\""));
-        assert_eq!(address(&networks, None, &["front".into()]), Ok("10.1.0.2".parse().unwrap()));
-        assert!(address(&networks, None, &["back".into()]).unwrap_err().contains("shares no network"));
+        assert!(
+            address(&networks, Some("back"), &[])
+                .unwrap_err()
+                .contains("not on network \"back\"")
+        );
+        assert_eq!(
+            address(&networks, None, &["front".into()]),
+            Ok("10.1.0.2".parse().unwrap())
+        );
+        assert!(
+            address(&networks, None, &["back".into()])
+                .unwrap_err()
+                .contains("shares no network")
+        );
         assert_eq!(address(&networks, None, &[]), Ok("172.17.0.2".parse().unwrap()));
-        assert!(address(&BTreeMap::new(), None, &[]).unwrap_err().contains("no IP address"));
+        assert!(
+            address(&BTreeMap::new(), None, &[])
+                .unwrap_err()
+                .contains("no IP address")
+        );
         let two: BTreeMap<String, String> = [("a", "10.0.0.1"), ("b", "10.0.0.2")]
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))

@@ -204,7 +204,9 @@ async fn bad_labels_are_reported_while_good_ones_route() {
     ];
     for (label, message) in wanted {
         assert!(
-            issues.iter().any(|i| i.contains(label) && i.contains(message) && i.contains(&name)),
+            issues
+                .iter()
+                .any(|i| i.contains(label) && i.contains(message) && i.contains(&name)),
             "no issue on {label} saying {message:?}: {issues:#?}"
         );
     }
@@ -235,7 +237,11 @@ async fn https_labels_serve_tls_and_redirect_plain_http() {
         if text.starts_with("308 ") {
             break text;
         }
-        assert!(Instant::now() < deadline, "no 308: {text}; log:\n{}", vestibule.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "no 308: {text}; log:\n{}",
+            vestibule.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(
@@ -243,7 +249,11 @@ async fn https_labels_serve_tls_and_redirect_plain_http() {
         format!("308 https://{domain}:{}/app/x?q=1", vestibule.https.port())
     );
     let out = std::process::Command::new("curl")
-        .args(["-sk", "--resolve", &format!("{domain}:{}:127.0.0.1", vestibule.https.port())])
+        .args([
+            "-sk",
+            "--resolve",
+            &format!("{domain}:{}:127.0.0.1", vestibule.https.port()),
+        ])
         .arg(format!("https://{domain}:{}/app/y", vestibule.https.port()))
         .output()
         .unwrap();
@@ -263,7 +273,12 @@ async fn tenants_reach_only_their_containers_and_the_first_claim_wins() {
     let label = format!("http://{shared}/");
     first.run("owner", &[("kr.ingress.8080", &label)], &[]);
     vestibule.wait_for(&shared, "/", 200).await;
-    let intruder = second.run_as(&second.tenant, "intruder", &[("kr.ingress.8080", &label), ("kr.ingress.8081", "http://own.*")], &[]);
+    let intruder = second.run_as(
+        &second.tenant,
+        "intruder",
+        &[("kr.ingress.8080", &label), ("kr.ingress.8081", "http://own.*")],
+        &[],
+    );
     // The intruder's own host is served (its route exists: nothing listens on 8081, so 502)…
     vestibule.wait_for(&format!("own.{}", second.domain()), "/", 502).await;
     // …the shared host still reaches only the owner, and the refusal is reported.
@@ -274,7 +289,12 @@ async fn tenants_reach_only_their_containers_and_the_first_claim_wins() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|i| i["text"].as_str().unwrap_or_default().contains("belongs to another tenant"))
+        .find(|i| {
+            i["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("belongs to another tenant")
+        })
         .unwrap_or_else(|| panic!("no refusal in {issues:#}"));
     assert_eq!(refused["origin"]["name"], intruder.as_str());
     assert_eq!(refused["origin"]["tenant"], second.tenant.as_str());
@@ -383,7 +403,11 @@ async fn a_broken_event_stream_is_relisted_over_tcp() {
     relay.cut();
     let deadline = Instant::now() + Duration::from_secs(10);
     while engine_health(&vestibule, &containers.tenant).await["up"] != false {
-        assert!(Instant::now() < deadline, "never marked down; log:\n{}", vestibule.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "never marked down; log:\n{}",
+            vestibule.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Changes while it is away are not seen as events… (`second` answers on another host: the
@@ -436,7 +460,10 @@ async fn figures_start_and_stop_latency() {
         docker(&["stop", "-t", "0", &name]);
         poll_status(&vestibule, &host, 503).await;
         let t0 = Instant::now();
-        let child = std::process::Command::new("docker").args(["start", &name]).spawn().unwrap();
+        let child = std::process::Command::new("docker")
+            .args(["start", &name])
+            .spawn()
+            .unwrap();
         poll(host).await;
         started.push(t0.elapsed());
         wait_child(child);
@@ -454,7 +481,10 @@ async fn figures_start_and_stop_latency() {
         let victim = containers.run(&victim_name, &label, &[]);
         wait_pool(&vestibule, &host, &["keep", &victim_name]).await;
         let t0 = Instant::now();
-        let child = std::process::Command::new("docker").args(["stop", "-t", "0", &victim]).spawn().unwrap();
+        let child = std::process::Command::new("docker")
+            .args(["stop", "-t", "0", &victim])
+            .spawn()
+            .unwrap();
         let mut clean_since: Option<Duration> = None;
         let mut clean = 0;
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -150,7 +150,9 @@ fn host(domain: &str, default_domain: Option<&str>) -> Result<(String, bool), St
         }
         (format!("{sub}.{}", needs_default("\"sub.*\"")?), true)
     } else if domain.contains('*') {
-        return Err("wildcard domains are not supported; \"*\" may only be the last label (sub.*) or the whole domain".into());
+        return Err(
+            "wildcard domains are not supported; \"*\" may only be the last label (sub.*) or the whole domain".into(),
+        );
     } else {
         let under = default_domain.is_some_and(|d| domain == d || domain.ends_with(&format!(".{d}")));
         (domain.to_string(), under)
@@ -167,7 +169,9 @@ pub fn check_dns_name(name: &str) -> Result<(), String> {
     for label in name.split('.') {
         let ok = !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-');
         if !ok {
@@ -183,10 +187,11 @@ pub fn check_dns_name(name: &str) -> Result<(), String> {
 }
 
 fn check_path(path: &str) -> Result<(), String> {
-    if let Some(bad) = path
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '{' | '}' | '|' | '\\' | '^' | '`' | '"' | '<' | '>'))
-    {
+    if let Some(bad) = path.chars().find(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '?' | '#' | '{' | '}' | '|' | '\\' | '^' | '`' | '"' | '<' | '>')
+    }) {
         return Err(format!("the path may not contain {bad:?}"));
     }
     Ok(())
@@ -255,7 +260,10 @@ mod tests {
                 ("kr.ingress.70000", "https://a.example.com"),
                 ("kr.ingress.web", "https://a.example.com"),
                 ("kr.ingress.81", "ftp://a.example.com"),
-                ("kr.ingress.82", "https://a.example.com/with space, https://good.example.com"),
+                (
+                    "kr.ingress.82",
+                    "https://a.example.com/with space, https://good.example.com",
+                ),
                 ("kr.ingress.83", "https://bad_domain.example.com"),
                 ("kr.ingress.84", "tcp://"),
                 ("kr.ingress.85", "https://*"),
@@ -295,7 +303,10 @@ mod tests {
             &labels(&[("kr.ingress.80", "https://t.1d.pt,https://a.t.1d.pt,https://xt.1d.pt")]),
             Some("t.1d.pt"),
         );
-        let under: Vec<(&str, bool)> = routes.iter().map(|r| (r.host.as_str(), r.under_default_domain)).collect();
+        let under: Vec<(&str, bool)> = routes
+            .iter()
+            .map(|r| (r.host.as_str(), r.under_default_domain))
+            .collect();
         assert_eq!(under, vec![("a.t.1d.pt", true), ("t.1d.pt", true), ("xt.1d.pt", false)]);
     }
 }

@@ -59,7 +59,10 @@ impl Container {
         self.running
             && !self.paused
             && self.address.is_ok()
-            && self.health.as_deref().is_none_or(|h| h == "healthy" || h == "none" || h.is_empty())
+            && self
+                .health
+                .as_deref()
+                .is_none_or(|h| h == "healthy" || h == "none" || h.is_empty())
     }
 
     /// Whether any of its labels is ours.
@@ -105,7 +108,10 @@ pub fn build(tenants: &[Tenant], containers: &[Container], controller: &str) -> 
                 None,
                 Some(container.origin()),
                 error.label,
-                format!("{}; this label is not routed (the container's other labels are)", error.message),
+                format!(
+                    "{}; this label is not routed (the container's other labels are)",
+                    error.message
+                ),
             ));
         }
         if routes.is_empty() {
@@ -176,7 +182,7 @@ pub fn build(tenants: &[Tenant], containers: &[Container], controller: &str) -> 
         }),
     )];
     // (tenant, host, scheme) → paths (path, service, port), and the oldest container.
-    let mut ingresses: BTreeMap<(String, String, Scheme), (Vec<(String, String, u16)>, &Container)> = BTreeMap::new();
+    let mut ingresses: BTreeMap<(String, String, Scheme), (Vec<IngressPath>, &Container)> = BTreeMap::new();
     for ((tenant, port, host, path), group) in &groups {
         let oldest = group.containers[0];
         let service = service_name(*port, host, path);
@@ -253,7 +259,11 @@ fn service_objects(
             continue;
         }
         endpoints.sort_by(|a, b| a.addresses.cmp(&b.addresses));
-        let mut metadata = meta(&format!("{name}-{}", family.to_ascii_lowercase()), Some(tenant), Some(oldest));
+        let mut metadata = meta(
+            &format!("{name}-{}", family.to_ascii_lowercase()),
+            Some(tenant),
+            Some(oldest),
+        );
         metadata.labels.insert(SERVICE_NAME_LABEL.into(), name.to_string());
         objects.push(StoredObject::new(
             origin.clone(),
@@ -272,7 +282,10 @@ fn service_objects(
     objects
 }
 
-fn ingress(tenant: &str, host: &str, scheme: Scheme, paths: &[(String, String, u16)], oldest: &Container) -> Arc<StoredObject> {
+/// One path of an Ingress: (path, Service name, port).
+type IngressPath = (String, String, u16);
+
+fn ingress(tenant: &str, host: &str, scheme: Scheme, paths: &[IngressPath], oldest: &Container) -> Arc<StoredObject> {
     let mut metadata = meta(
         &format!("{}-{}", scheme.as_str(), slug(host, &[host], 63 - 6)),
         Some(tenant),

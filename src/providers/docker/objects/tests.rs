@@ -80,17 +80,36 @@ fn replicas_share_one_service_and_only_ready_ones_are_endpoints() {
     assert_eq!(ingress.metadata.namespace.as_deref(), Some("t1"));
     assert_eq!(ingress.spec.tls[0].hosts, vec!["web.t1.example.test".to_string()]);
     assert_eq!(
-        ingress.metadata.annotations.get("nginx.ingress.kubernetes.io/force-ssl-redirect").map(String::as_str),
+        ingress
+            .metadata
+            .annotations
+            .get("nginx.ingress.kubernetes.io/force-ssl-redirect")
+            .map(String::as_str),
         Some("true")
     );
-    assert_eq!(ingress.metadata.creation_timestamp.as_deref(), Some("2026-01-01T00:00:01Z"));
+    assert_eq!(
+        ingress.metadata.creation_timestamp.as_deref(),
+        Some("2026-01-01T00:00:01Z")
+    );
 }
 
 #[test]
 fn a_host_belongs_to_the_tenant_of_its_oldest_container() {
     let containers = vec![
-        container("t2", "late", "09", &[("kr.ingress.80", "http://shared.example.com")], "172.17.0.9"),
-        container("t1", "early", "01", &[("kr.ingress.80", "http://shared.example.com")], "172.17.0.2"),
+        container(
+            "t2",
+            "late",
+            "09",
+            &[("kr.ingress.80", "http://shared.example.com")],
+            "172.17.0.9",
+        ),
+        container(
+            "t1",
+            "early",
+            "01",
+            &[("kr.ingress.80", "http://shared.example.com")],
+            "172.17.0.2",
+        ),
     ];
     let (objects, issues) = build(&tenants(), &containers, "c");
     let ingresses = of_kind(&objects, Kind::Ingress);
@@ -98,7 +117,11 @@ fn a_host_belongs_to_the_tenant_of_its_oldest_container() {
     assert_eq!(ingresses[0].metadata().namespace.as_deref(), Some("t1"));
     let refused: Vec<&Issue> = issues.iter().filter(|i| i.is_error()).collect();
     assert_eq!(refused.len(), 1, "{issues:#?}");
-    assert!(refused[0].message.contains("belongs to another tenant (t1: claimed first by its container early)"));
+    assert!(
+        refused[0]
+            .message
+            .contains("belongs to another tenant (t1: claimed first by its container early)")
+    );
     assert_eq!(refused[0].subject.origin, Some(containers[0].origin()));
     // Every endpoint of t1 is t1's own container.
     assert_eq!(slice_addresses(&objects)[0].1, vec!["172.17.0.2".to_string()]);
@@ -106,7 +129,13 @@ fn a_host_belongs_to_the_tenant_of_its_oldest_container() {
 
 #[test]
 fn bad_labels_and_unreachable_containers_are_reported_per_container() {
-    let mut unreachable = container("t1", "lonely", "02", &[("kr.ingress.80", "http://lonely.*")], "172.17.0.3");
+    let mut unreachable = container(
+        "t1",
+        "lonely",
+        "02",
+        &[("kr.ingress.80", "http://lonely.*")],
+        "172.17.0.3",
+    );
     unreachable.address = Err("not on network \"front\"".into());
     let containers = vec![
         container(
@@ -121,8 +150,16 @@ fn bad_labels_and_unreachable_containers_are_reported_per_container() {
     let (objects, issues) = build(&tenants(), &containers, "c");
     let texts: Vec<String> = issues.iter().map(ToString::to_string).collect();
     assert_eq!(texts.len(), 2, "{texts:#?}");
-    assert!(texts.iter().any(|t| t.contains("container t1/mixed") && t.contains("kr.ingress.x")));
-    assert!(texts.iter().any(|t| t.contains("container t1/lonely") && t.contains("no reachable address")));
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("container t1/mixed") && t.contains("kr.ingress.x"))
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("container t1/lonely") && t.contains("no reachable address"))
+    );
     // The good label routes; the unreachable container's route exists with no endpoints (503).
     let hosts: Vec<String> = of_kind(&objects, Kind::Ingress)
         .iter()
@@ -131,7 +168,10 @@ fn bad_labels_and_unreachable_containers_are_reported_per_container() {
             _ => unreachable!(),
         })
         .collect();
-    assert_eq!(hosts, vec!["good.t1.example.test".to_string(), "lonely.t1.example.test".to_string()]);
+    assert_eq!(
+        hosts,
+        vec!["good.t1.example.test".to_string(), "lonely.t1.example.test".to_string()]
+    );
     let slices = slice_addresses(&objects);
     assert_eq!(slices.iter().filter(|(_, a)| a.is_empty()).count(), 1);
 }
@@ -141,7 +181,13 @@ fn output_is_deterministic_and_names_are_valid() {
     let long = format!("https://{}.example.com/a, http://x.example.com/b", "a".repeat(60));
     let containers = vec![
         container("t1", "b", "02", &[("kr.ingress.8080", &long)], "172.17.0.3"),
-        container("t1", "a", "01", &[("kr.ingress.80", "http://x.example.com/c")], "172.17.0.2"),
+        container(
+            "t1",
+            "a",
+            "01",
+            &[("kr.ingress.80", "http://x.example.com/c")],
+            "172.17.0.2",
+        ),
     ];
     let (first, _) = build(&tenants(), &containers, "c");
     let reversed: Vec<Container> = containers.iter().rev().cloned().collect();
