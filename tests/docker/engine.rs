@@ -116,9 +116,19 @@ impl Containers {
     /// label of `tenant`, default this test's), plus `docker run` `extra` arguments. Returns its
     /// full name.
     pub fn run_as(&self, tenant: &str, name: &str, labels: &[(&str, &str)], extra: &[&str]) -> String {
+        self.make(&["run", "-d"], tenant, name, labels, extra)
+    }
+
+    /// As [`run`](Self::run), but only created (`docker create`), not started.
+    pub fn create(&self, name: &str, labels: &[(&str, &str)]) -> String {
+        self.make(&["create"], &self.tenant.clone(), name, labels, &[])
+    }
+
+    fn make(&self, command: &[&str], tenant: &str, name: &str, labels: &[(&str, &str)], extra: &[&str]) -> String {
         let full = format!("vestibule-test-{}-{name}", self.tenant);
         self.names.lock().unwrap().push(full.clone());
-        let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), full.clone()];
+        let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+        args.extend(["--name".to_string(), full.clone()]);
         args.push("--label".into());
         args.push(format!("{TENANT_LABEL}={tenant}"));
         for (key, value) in labels {
