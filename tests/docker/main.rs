@@ -529,3 +529,45 @@ fn wait_child(mut child: std::process::Child) {
     let status = child.wait().unwrap();
     assert!(status.success());
 }
+
+/// Start-up errors name the flag and what is wrong (no engine needed).
+#[test]
+fn bad_docker_flags_fail_the_start_with_the_flag_named() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--docker", "Bad_Tenant=unix:///x.sock"],
+            "--docker Bad_Tenant=unix:///x.sock: tenant \"Bad_Tenant\" is not a valid name",
+        ),
+        (
+            &["--docker", "a=ftp://x"],
+            "--docker: \"ftp://x\" is not an engine endpoint (unix:///path or tcp://host:port)",
+        ),
+        (
+            &["--docker", "a=unix:///x.sock", "--docker", "a=unix:///y.sock"],
+            "tenant \"a\" is given twice",
+        ),
+        (
+            &["--docker", "a=unix:///x.sock", "--default-domain", "b=b.example"],
+            "--default-domain b=b.example: no --docker b=ENDPOINT",
+        ),
+        (&["--tenant-domain-suffix", "example.com"], "need --docker"),
+    ];
+    for (args, expected) in cases {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_vestibule"))
+            .arg("run")
+            .args([
+                "--http",
+                "127.0.0.1:0",
+                "--https",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr:?} lacks {expected:?}");
+    }
+}
