@@ -20,6 +20,7 @@
 mod auth;
 mod body;
 mod client_io;
+mod cors;
 mod forward;
 mod h2_meter;
 mod headers;

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod cidr;
+pub mod cors;
 pub mod describe;
 pub mod gateway;
 pub mod router;
@@ -22,6 +23,7 @@ use serde::Serialize;
 
 pub use auth::RouteAuth;
 pub use cidr::Cidr;
+pub use cors::RouteCors;
 pub use gateway::{
     GatewayAction, GatewayPort, HeaderEdits, ListenerName, PathModifier, Redirect, SplitTarget, UrlRewrite,
     WeightedBackends,
@@ -155,6 +157,9 @@ pub struct Route {
     /// Basic and/or forward authentication (ingress-nginx's `auth-type`/`auth-url`); `None`:
     /// none, and the request path pays one `Option` check.
     pub auth: Option<Arc<RouteAuth>>,
+    /// CORS (ingress-nginx's `enable-cors`): preflights answered by the proxy, headers added to
+    /// answers for allowed origins; `None`: none, one `Option` check.
+    pub cors: Option<Arc<RouteCors>>,
 }
 
 /// Client address ranges: denied ones first, then, when `allow` is not empty, only those.

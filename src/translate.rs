@@ -21,6 +21,7 @@ pub mod annotations;
 mod auth;
 mod backends;
 mod classes;
+mod cors;
 mod gateway;
 mod hosts;
 mod ingress;

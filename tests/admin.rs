@@ -108,6 +108,7 @@ fn hostile_table() -> RouteTable {
             source_ranges: None,
             rewrite_path: None,
             auth: None,
+            cors: None,
         }],
         backends: vec![Backend {
             key: BackendKey {

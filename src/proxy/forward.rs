@@ -127,9 +127,14 @@ pub(crate) async fn serve(client: Arc<Client>, request: Request<Incoming>) -> Re
     });
     // The auth service's cookies for this response (routes with forward auth only).
     let mut auth_cookies = None;
-    let (mut response, route) = handle(&client, &installed, request, started, &mut auth_cookies).await;
+    // The CORS headers owed to this answer (routes with CORS, allowed origins only).
+    let mut cors = None;
+    let (mut response, route) = handle(&client, &installed, request, started, &mut auth_cookies, &mut cors).await;
     if let Some(cookies) = auth_cookies {
         cookies.add_to(&mut response);
+    }
+    if let Some(grant) = cors {
+        grant.add_to(response.headers_mut());
     }
     let status = response.status();
     let elapsed = started.elapsed();
@@ -263,6 +268,7 @@ async fn handle(
     mut request: Request<Incoming>,
     started: Instant,
     auth_cookies: &mut Option<super::auth::AuthCookies>,
+    cors: &mut Option<super::cors::CorsGrant>,
 ) -> (Response<ProxyBody>, Option<RouteId>) {
     let table = &installed.table;
     if request.method() == Method::CONNECT {
@@ -349,6 +355,14 @@ async fn handle(
         let address = client_address(request.headers(), &client.peer, &client.shared.config.trusted_proxies);
         if !ranges.admits(address) {
             return (error_response(StatusCode::FORBIDDEN), Some(id));
+        }
+    }
+    if let Some(policy) = &route.cors {
+        // Before authentication: browsers send preflights without credentials.
+        match super::cors::decide(policy, request.method(), request.headers()) {
+            super::cors::CorsDecision::None => {}
+            super::cors::CorsDecision::Preflight(grant) => return (grant.preflight(), Some(id)),
+            super::cors::CorsDecision::Grant(grant) => *cors = Some(grant),
         }
     }
     if let Some(auth) = &route.auth {

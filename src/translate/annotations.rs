@@ -86,7 +86,6 @@ const SOURCE_RANGE: Support = Differs(
 );
 const AFFINITY: Support = Unsupported("no session affinity yet: requests are balanced round robin");
 const CANARY: Support = Unsupported("no canary yet: a canary Ingress is not served, its primary keeps all traffic");
-const CORS: Support = Unsupported("no CORS yet: answer CORS in the backend");
 const LIMITS: Support = Unsupported("no rate or connection limits yet");
 const BACKEND_TLS: Support = Unsupported("no TLS to backends yet: backends are spoken to in plain HTTP");
 const MIRROR: Support = Unsupported("no request mirroring yet");
@@ -171,12 +170,17 @@ pub static CATALOGUE: &[Entry] = &[
         "connection-proxy-header",
         NoOp("connections to backends are managed by the proxy (keep-alive pools)"),
     ),
-    e("cors-allow-credentials", CORS),
-    e("cors-allow-headers", CORS),
-    e("cors-allow-methods", CORS),
-    e("cors-allow-origin", CORS),
-    e("cors-expose-headers", CORS),
-    e("cors-max-age", CORS),
+    e("cors-allow-credentials", Honoured),
+    e("cors-allow-headers", Honoured),
+    e("cors-allow-methods", Honoured),
+    e(
+        "cors-allow-origin",
+        Differs(
+            "an entry that does not parse is an error and left out; it never widens the list to * (ingress-nginx falls back to * when no entry parses)",
+        ),
+    ),
+    e("cors-expose-headers", Honoured),
+    e("cors-max-age", Honoured),
     e("custom-headers", Unsupported("set response headers in the backend")),
     e(
         "custom-http-errors",
@@ -192,7 +196,12 @@ pub static CATALOGUE: &[Entry] = &[
         "enable-access-log",
         NoOp("the access log is global: RUST_LOG=access=debug"),
     ),
-    e("enable-cors", CORS),
+    e(
+        "enable-cors",
+        Differs(
+            "a preflight is an OPTIONS request with Origin and Access-Control-Request-Method (other OPTIONS requests reach the backend); listed origins get Vary: Origin; preflights are answered after source ranges and rate limits, before authentication",
+        ),
+    ),
     e(
         "enable-global-auth",
         NoOp("there is no global external authentication to disable"),

@@ -11,7 +11,7 @@ use regex::Regex;
 
 use crate::routes::{
     Backend, BackendKey, Candidate, Certificates, GatewayPort, HttpRouter, HttpsRedirect, RegexPath, Route,
-    RouteAction, RouteAuth, RouteId, RouteTable, RouteTimeouts, SourceRanges, VirtualHost, WildcardHost,
+    RouteAction, RouteAuth, RouteCors, RouteId, RouteTable, RouteTimeouts, SourceRanges, VirtualHost, WildcardHost,
 };
 
 use super::hosts::HostPattern;
@@ -31,6 +31,7 @@ pub(crate) struct RoutePolicy {
     pub(crate) source_ranges: Option<Arc<SourceRanges>>,
     pub(crate) rewrite_path: Option<Arc<str>>,
     pub(crate) auth: Option<Arc<RouteAuth>>,
+    pub(crate) cors: Option<Arc<RouteCors>>,
 }
 
 /// A virtual host's fallback and the backend it goes to (to tell real conflicts from repeats).
@@ -120,6 +121,7 @@ impl TableBuilder {
             source_ranges: policy.source_ranges.clone(),
             rewrite_path: policy.rewrite_path.clone(),
             auth: policy.auth.clone(),
+            cors: policy.cors.clone(),
         });
         self.routes.len() - 1
     }

@@ -308,6 +308,7 @@ impl TableBuilder {
             source_ranges: None,
             rewrite_path: None,
             auth: None,
+            cors: None,
         });
         let key = prefix.trim_end_matches('/').to_string();
         self.table.http.vhosts[vhost]

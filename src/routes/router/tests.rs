@@ -18,6 +18,7 @@ fn route(name: &str) -> Route {
         source_ranges: None,
         rewrite_path: None,
         auth: None,
+        cors: None,
     }
 }
 

@@ -127,6 +127,7 @@ pub(crate) fn add_route<'s>(
                 source_ranges: None,
                 rewrite_path: None,
                 auth: None,
+                cors: None,
             });
             for (m, matched) in spec.matches.iter().enumerate() {
                 let precedence = (
