@@ -10,6 +10,7 @@ pub mod cidr;
 pub mod cors;
 pub mod describe;
 pub mod gateway;
+pub mod limits;
 pub mod router;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ pub use gateway::{
     GatewayAction, GatewayPort, HeaderEdits, ListenerName, PathModifier, Redirect, SplitTarget, UrlRewrite,
     WeightedBackends,
 };
+pub use limits::RouteLimits;
 pub use router::{RequestInfo, normalize_host, normalize_path};
 
 /// Index of a [`Route`] in [`RouteTable::routes`].
@@ -160,6 +162,9 @@ pub struct Route {
     /// CORS (ingress-nginx's `enable-cors`): preflights answered by the proxy, headers added to
     /// answers for allowed origins; `None`: none, one `Option` check.
     pub cors: Option<Arc<RouteCors>>,
+    /// Request-rate and concurrency limits per client address (ingress-nginx's `limit-*`);
+    /// `None`: none, one `Option` check.
+    pub limits: Option<Arc<RouteLimits>>,
 }
 
 /// Client address ranges: denied ones first, then, when `allow` is not empty, only those.

@@ -25,6 +25,7 @@ mod cors;
 mod gateway;
 mod hosts;
 mod ingress;
+mod limits;
 pub mod migration;
 mod paths;
 mod status;

@@ -109,6 +109,7 @@ fn hostile_table() -> RouteTable {
             rewrite_path: None,
             auth: None,
             cors: None,
+            limits: None,
         }],
         backends: vec![Backend {
             key: BackendKey {

@@ -165,6 +165,22 @@ impl RouteTable {
         if let Some(cors) = &route.cors {
             out.insert("cors".into(), describe_cors(cors));
         }
+        if let Some(limits) = &route.limits {
+            let rates: Vec<Value> = limits
+                .rates
+                .iter()
+                .map(|r| json!({ "rate": r.rate, "periodSeconds": r.period.as_secs(), "burst": r.burst }))
+                .collect();
+            out.insert(
+                "limits".into(),
+                json!({
+                    "scope": &*limits.scope,
+                    "rates": rates,
+                    "connections": limits.connections,
+                    "allowlist": limits.allowlist.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }),
+            );
+        }
         if let Some(timeout) = route.timeouts.request {
             out.insert("requestTimeoutMs".into(), json!(timeout.as_millis() as u64));
         }
@@ -405,6 +421,7 @@ mod tests {
             rewrite_path: None,
             auth: None,
             cors: None,
+            limits: None,
         }
     }
 

@@ -86,7 +86,13 @@ const SOURCE_RANGE: Support = Differs(
 );
 const AFFINITY: Support = Unsupported("no session affinity yet: requests are balanced round robin");
 const CANARY: Support = Unsupported("no canary yet: a canary Ingress is not served, its primary keeps all traffic");
-const LIMITS: Support = Unsupported("no rate or connection limits yet");
+const RATE_LIMIT: Support = Differs(
+    "per client address, shared by every route of the Ingress and every worker of one replica (as nginx's zones); at most 16,384 addresses tracked per limit, the one closest to a full bucket forgotten first; over it: 503, or --limit-req-status-code",
+);
+const BANDWIDTH: Support = Unsupported("no bandwidth limits: responses are sent as fast as the client reads");
+const LIMIT_ALLOWLIST: Support = Differs(
+    "exempts its clients from limit-rps, limit-rpm and limit-connections; an entry that does not parse is an error and left out",
+);
 const BACKEND_TLS: Support = Unsupported("no TLS to backends yet: backends are spoken to in plain HTTP");
 const MIRROR: Support = Unsupported("no request mirroring yet");
 const BUFFERS: Support = NoOp("nginx buffer tuning: bodies are streamed, with bounded buffers");
@@ -221,20 +227,19 @@ pub static CATALOGUE: &[Entry] = &[
         "http2-push-preload",
         NoOp("HTTP/2 server push is obsolete; browsers ignore it"),
     ),
+    e("limit-allowlist", LIMIT_ALLOWLIST),
+    e("limit-burst-multiplier", Honoured),
     e(
-        "limit-allowlist",
-        NoOp("no rate limits are applied, so there is nobody to exempt"),
+        "limit-connections",
+        Differs(
+            "counts the client's requests in progress on the Ingress's routes, each until its answer is sent (an upgraded connection no longer counts); over it: 503, or --limit-conn-status-code",
+        ),
     ),
-    e("limit-burst-multiplier", LIMITS),
-    e("limit-connections", LIMITS),
-    e("limit-rate", LIMITS),
-    e("limit-rate-after", LIMITS),
-    e("limit-rpm", LIMITS),
-    e("limit-rps", LIMITS),
-    e(
-        "limit-whitelist",
-        NoOp("no rate limits are applied, so there is nobody to exempt"),
-    ),
+    e("limit-rate", BANDWIDTH),
+    e("limit-rate-after", BANDWIDTH),
+    e("limit-rpm", RATE_LIMIT),
+    e("limit-rps", RATE_LIMIT),
+    e("limit-whitelist", LIMIT_ALLOWLIST),
     e("load-balance", Unsupported("requests are balanced round robin")),
     e("mirror-host", MIRROR),
     e("mirror-request-body", MIRROR),

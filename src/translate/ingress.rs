@@ -54,6 +54,11 @@ pub(crate) fn add_ingress<'s>(
         rewrite_path: annotations::rewrite_target(&ingress.metadata.annotations, report),
         auth: access.auth,
         cors: super::cors::route_cors(&ingress.metadata.annotations, report),
+        limits: super::limits::route_limits(
+            &format!("{namespace}/{}", ingress.metadata.name),
+            &ingress.metadata.annotations,
+            report,
+        ),
     };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();

@@ -309,6 +309,7 @@ impl TableBuilder {
             rewrite_path: None,
             auth: None,
             cors: None,
+            limits: None,
         });
         let key = prefix.trim_end_matches('/').to_string();
         self.table.http.vhosts[vhost]

@@ -19,6 +19,7 @@ fn route(name: &str) -> Route {
         rewrite_path: None,
         auth: None,
         cors: None,
+        limits: None,
     }
 }
 

@@ -128,6 +128,7 @@ pub(crate) fn add_route<'s>(
                 rewrite_path: None,
                 auth: None,
                 cors: None,
+                limits: None,
             });
             for (m, matched) in spec.matches.iter().enumerate() {
                 let precedence = (
