@@ -581,3 +581,48 @@ async fn limit_values_that_do_not_parse_are_errors_naming_the_annotation() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_survive_a_reload_and_start_afresh_when_the_limits_change() {
+    let (backend, _) = counting_backend().await;
+    let rpm = |n: u32| {
+        format!(
+            "    nginx.ingress.kubernetes.io/limit-rpm: \"{n}\"\n    nginx.ingress.kubernetes.io/limit-burst-multiplier: \"1\"\n"
+        )
+    };
+    let dir = limited_dir(backend, &rpm(60));
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+    vestibule.wait_for("plain.example", "/", 200).await;
+    let accepted = |counts: &BTreeMap<u16, usize>| counts.get(&200).copied().unwrap_or(0);
+    let window = Duration::from_millis(300);
+    let spent = hammer([127, 0, 0, 2], vestibule.http, "limited.example", window).await;
+    assert!((61..=62).contains(&accepted(&spent)), "{spent:?}");
+
+    // Another object changes: a reload, the limits of this Ingress as they were.
+    write_manifest(dir.path(), "other.yaml", &ingress("other", "other.example", "a"));
+    vestibule.wait_for("other.example", "/", 200).await;
+    let after_reload = hammer([127, 0, 0, 2], vestibule.http, "limited.example", window).await;
+    assert!(
+        accepted(&after_reload) <= 1,
+        "still spent after the reload: {after_reload:?}"
+    );
+
+    // The limits change: counted afresh.
+    write_manifest(
+        dir.path(),
+        "limited.yaml",
+        &annotated("limited", "limited.example", &rpm(30)),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let fresh = loop {
+        let counts = hammer([127, 0, 0, 2], vestibule.http, "limited.example", window).await;
+        if accepted(&counts) > 1 || Instant::now() > deadline {
+            break counts;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        (31..=32).contains(&accepted(&fresh)),
+        "new limits, new counters: {fresh:?}"
+    );
+}
