@@ -1,7 +1,9 @@
 //! One request, start to response headers: load the installed table once, find the route
-//! (404 if none), answer fixed-status routes, otherwise rewrite the headers and exchange with the
-//! backend (503 without endpoints, 502 on connect or protocol failure, 504 on timeout). Records
-//! the route's stats and, when enabled, one `access` event at DEBUG.
+//! (404 if none), then the route's policies in ingress-nginx's order — HTTPS redirect, rate and
+//! connection limits, source ranges, CORS (preflights answered here), authentication, rewrite —
+//! answer fixed-status routes, otherwise rewrite the headers and exchange with the backend (503
+//! without endpoints, 502 on connect or protocol failure, 504 on timeout). Records the route's
+//! stats and, when enabled, one `access` event at DEBUG.
 //!
 //! Per-request work is kept small: no string formatting (header values of the connection are
 //! precomputed), no boxing (the response body is an enum), one table load.
