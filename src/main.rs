@@ -279,6 +279,14 @@ struct Tuning {
     /// Let ExternalName Services reach loopback, link-local and the admin server's addresses.
     #[arg(long, env = "VESTIBULE_ALLOW_LOCAL_EXTERNAL_NAME")]
     allow_local_external_name: bool,
+    /// Status for requests over an ingress-nginx `limit-rps`/`limit-rpm` (ingress-nginx's
+    /// `limit-req-status-code`): 503 by default, 429 is the usual alternative (400-599).
+    #[arg(long, env = "VESTIBULE_LIMIT_REQ_STATUS_CODE", default_value_t = 503, value_parser = clap::value_parser!(u16).range(400..=599))]
+    limit_req_status_code: u16,
+    /// Status for requests over an ingress-nginx `limit-connections` (ingress-nginx's
+    /// `limit-conn-status-code`): 503 by default (400-599).
+    #[arg(long, env = "VESTIBULE_LIMIT_CONN_STATUS_CODE", default_value_t = 503, value_parser = clap::value_parser!(u16).range(400..=599))]
+    limit_conn_status_code: u16,
 }
 
 impl Tuning {
@@ -302,6 +310,8 @@ impl Tuning {
             max_connections: 0,
             allow_local_external_name: false,
             allow_underscores_in_headers: false,
+            limit_req_status_code: 503,
+            limit_conn_status_code: 503,
         }
     }
 }
@@ -359,6 +369,10 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value).with_context(|| format!("{flag}: {value} is not a valid number of seconds"))
 }
 
+fn status(code: u16) -> anyhow::Result<http::StatusCode> {
+    http::StatusCode::from_u16(code).with_context(|| format!("{code} is not an HTTP status"))
+}
+
 fn options(
     manifests: Vec<PathBuf>,
     http: SocketAddr,
@@ -385,6 +399,8 @@ fn options(
         max_connections_per_worker: tuning.max_connections,
         external_name_allow_local: tuning.allow_local_external_name,
         allow_underscores_in_headers: tuning.allow_underscores_in_headers,
+        limit_req_status: status(tuning.limit_req_status_code)?,
+        limit_conn_status: status(tuning.limit_conn_status_code)?,
         // ExternalName backends never reach the admin server.
         protected_addrs: vec![admin],
         ..ProxyConfig::default()

@@ -109,6 +109,8 @@ fn hostile_table() -> RouteTable {
             rewrite_path: None,
             auth: None,
             grpc: false,
+            cors: None,
+            limits: None,
         }],
         backends: vec![Backend {
             key: BackendKey {

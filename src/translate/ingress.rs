@@ -53,6 +53,12 @@ pub(crate) fn add_ingress<'s>(
         source_ranges: access.source_ranges,
         rewrite_path: annotations::rewrite_target(&ingress.metadata.annotations, report),
         auth: access.auth,
+        cors: super::cors::route_cors(&ingress.metadata.annotations, report),
+        limits: super::limits::route_limits(
+            &format!("{namespace}/{}", ingress.metadata.name),
+            &ingress.metadata.annotations,
+            report,
+        ),
     };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();

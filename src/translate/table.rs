@@ -11,7 +11,8 @@ use regex::Regex;
 
 use crate::routes::{
     Backend, BackendKey, Candidate, Certificates, GatewayPort, HttpRouter, HttpsRedirect, RegexPath, Route,
-    RouteAction, RouteAuth, RouteId, RouteTable, RouteTimeouts, SourceRanges, VirtualHost, WildcardHost,
+    RouteAction, RouteAuth, RouteCors, RouteId, RouteLimits, RouteTable, RouteTimeouts, SourceRanges, VirtualHost,
+    WildcardHost,
 };
 
 use super::hosts::HostPattern;
@@ -31,6 +32,8 @@ pub(crate) struct RoutePolicy {
     pub(crate) source_ranges: Option<Arc<SourceRanges>>,
     pub(crate) rewrite_path: Option<Arc<str>>,
     pub(crate) auth: Option<Arc<RouteAuth>>,
+    pub(crate) cors: Option<Arc<RouteCors>>,
+    pub(crate) limits: Option<Arc<RouteLimits>>,
 }
 
 /// A virtual host's fallback and the backend it goes to (to tell real conflicts from repeats).
@@ -121,6 +124,8 @@ impl TableBuilder {
             rewrite_path: policy.rewrite_path.clone(),
             auth: policy.auth.clone(),
             grpc: false,
+            cors: policy.cors.clone(),
+            limits: policy.limits.clone(),
         });
         self.routes.len() - 1
     }

@@ -309,6 +309,8 @@ impl TableBuilder {
             rewrite_path: None,
             auth: None,
             grpc: false,
+            cors: None,
+            limits: None,
         });
         let key = prefix.trim_end_matches('/').to_string();
         self.table.http.vhosts[vhost]

@@ -19,6 +19,8 @@ fn route(name: &str) -> Route {
         rewrite_path: None,
         auth: None,
         grpc: false,
+        cors: None,
+        limits: None,
     }
 }
 

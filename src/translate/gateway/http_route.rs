@@ -145,6 +145,8 @@ pub(crate) fn add_route<'s>(
                 rewrite_path: None,
                 auth: None,
                 grpc: kind == RouteKind::Grpc,
+                cors: None,
+                limits: None,
             });
             for (m, matched) in spec.matches.iter().enumerate() {
                 let precedence = (
