@@ -107,6 +107,8 @@ fn hostile_table() -> RouteTable {
             https_redirect: Default::default(),
             source_ranges: None,
             rewrite_path: None,
+            app_root: None,
+            canary: None,
             auth: None,
             grpc: false,
         }],

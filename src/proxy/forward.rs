@@ -237,6 +237,19 @@ fn https_redirect(host: Option<&HeaderValue>, uri: &Uri, port: Option<u16>) -> R
     response
 }
 
+/// ingress-nginx's `app-root`: `302 Found` to `root` on the same scheme and host (port kept).
+/// The host was validated ([`is_valid_host`]) and the root at translate time.
+fn app_root_redirect(host: Option<&HeaderValue>, proto: &HeaderValue, root: &str) -> Response<ProxyBody> {
+    let host = host.and_then(|host| host.to_str().ok()).unwrap_or_default();
+    let scheme = if proto.as_bytes() == b"https" { "https" } else { "http" };
+    let Ok(location) = HeaderValue::try_from(format!("{scheme}://{host}{root}")) else {
+        return refuse_head();
+    };
+    let mut response = error_response(StatusCode::FOUND);
+    response.headers_mut().insert(LOCATION, location);
+    response
+}
+
 /// `response` with `Connection: close` (HTTP/1.1 closes the connection after it).
 fn closing(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
     response
@@ -345,6 +358,11 @@ async fn handle(
     if !client.tls && route.https_redirect.applies(vhost_tls) && !forwarded_https(client, request.headers()) {
         return (https_redirect(host.as_ref(), request.uri(), table.https_port), Some(id));
     }
+    if let Some(root) = &route.app_root
+        && request.uri().path() == "/"
+    {
+        return (app_root_redirect(host.as_ref(), &client.proto, root), Some(id));
+    }
     if let Some(ranges) = &route.source_ranges {
         let address = client_address(request.headers(), &client.peer, &client.shared.config.trusted_proxies);
         if !ranges.admits(address) {
@@ -363,9 +381,12 @@ async fn handle(
             Err(response) => return (response, Some(id)),
         }
     }
-    if let Some(path) = &route.rewrite_path {
-        // Checked at translate time (an absolute path of URI characters).
-        match with_path(request.uri(), path) {
+    if let Some(rewrite) = &route.rewrite_path
+        && let Some(path) = rewrite.apply(request.uri().path())
+    {
+        // Checked at translate time (an absolute path of URI characters, captures of the
+        // request's path, which is one).
+        match with_path(request.uri(), &path) {
             Some(uri) => *request.uri_mut() = uri,
             None => return (error_response(StatusCode::INTERNAL_SERVER_ERROR), Some(id)),
         }
@@ -373,7 +394,10 @@ async fn handle(
     let (backend, gateway) = match &route.action {
         RouteAction::Respond(_) if route.grpc => return (grpc_unavailable(), Some(id)),
         RouteAction::Respond(status) => return (error_response(*status), Some(id)),
-        RouteAction::Forward(backend) => (*backend, None),
+        RouteAction::Forward(backend) => match &route.canary {
+            Some(canary) if canary.chooses(request.headers()) => (canary.backend, None),
+            _ => (*backend, None),
+        },
         RouteAction::Gateway(action) => {
             if let Some(redirect) = &action.redirect {
                 let port = client.gateway_port.unwrap_or(0);

@@ -156,7 +156,30 @@ impl RouteTable {
             RouteAction::Gateway(ref action) => describe_gateway_action(self, action, route.unavailable, &mut out),
         }
         if let Some(path) = &route.rewrite_path {
-            out.insert("rewritePath".into(), json!(&**path));
+            out.insert("rewritePath".into(), json!(path.describe()));
+        }
+        if let Some(root) = &route.app_root {
+            out.insert("appRoot".into(), json!(&**root));
+        }
+        if let Some(canary) = &route.canary {
+            let rule = &canary.rule;
+            let mut entry = Map::new();
+            entry.insert("route".into(), json!(&*canary.name));
+            self.describe_backend(canary.backend, route.unavailable, &mut entry);
+            if let Some((name, header)) = &rule.header {
+                let matches = match header {
+                    crate::routes::HeaderRule::AlwaysNever => "always/never".to_string(),
+                    crate::routes::HeaderRule::Exact(value) => format!("= {value}"),
+                    crate::routes::HeaderRule::Pattern(pattern) => format!("~ {pattern}"),
+                };
+                entry.insert("header".into(), json!({ "name": name.as_str(), "match": matches }));
+            }
+            if let Some(cookie) = &rule.cookie {
+                entry.insert("cookie".into(), json!(cookie));
+            }
+            entry.insert("weight".into(), json!(rule.weight));
+            entry.insert("weightTotal".into(), json!(rule.total));
+            out.insert("canary".into(), Value::Object(entry));
         }
         if let Some(ranges) = &route.source_ranges {
             let list = |blocks: &[crate::routes::Cidr]| blocks.iter().map(ToString::to_string).collect::<Vec<_>>();
@@ -420,6 +443,8 @@ mod tests {
             https_redirect: Default::default(),
             source_ranges: None,
             rewrite_path: None,
+            app_root: None,
+            canary: None,
             auth: None,
             grpc: false,
         }

@@ -15,9 +15,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::routes::{Cidr, SourceRanges};
+use crate::routes::canary::MAX_WEIGHT_TOTAL;
+use crate::routes::{CanaryRule, Cidr, HeaderRule, RewritePiece, SourceRanges};
 
 use super::Reporter;
+use super::table::RewriteTarget;
 
 /// The annotation prefix of ingress-nginx.
 pub const NGINX_PREFIX: &str = "nginx.ingress.kubernetes.io/";
@@ -85,7 +87,9 @@ const SOURCE_RANGE: Support = Differs(
     "others get 403; the client address is the connection's peer, or behind a --trusted-proxy the client X-Forwarded-For names (ingress-nginx: with use-forwarded-headers); an address that cannot be read is refused",
 );
 const AFFINITY: Support = Unsupported("no session affinity yet: requests are balanced round robin");
-const CANARY: Support = Unsupported("no canary yet: a canary Ingress is not served, its primary keeps all traffic");
+const CANARY: Support = Differs(
+    "the canary's backend joins the routes of the primary Ingress with the same host and path (the oldest canary per route); without one the canary is not served; the weight is spread evenly over each window of canary-weight-total requests (ingress-nginx: random)",
+);
 const CORS: Support = Unsupported("no CORS yet: answer CORS in the backend");
 const LIMITS: Support = Unsupported("no rate or connection limits yet");
 const BACKEND_TLS: Support = Unsupported("no TLS to backends yet: backends are spoken to in plain HTTP");
@@ -104,7 +108,12 @@ pub static CATALOGUE: &[Entry] = &[
     e("affinity-canary-behavior", AFFINITY),
     e("affinity-mode", AFFINITY),
     e("allowlist-source-range", SOURCE_RANGE),
-    e("app-root", Unsupported("redirect / in the backend")),
+    e(
+        "app-root",
+        Differs(
+            "a request for / that one of the Ingress's own routes matches is redirected (302); ingress-nginx redirects / on the whole host",
+        ),
+    ),
     e("auth-always-set-cookie", Honoured),
     e("auth-cache-duration", AUTH_NO_CACHE),
     e("auth-cache-key", AUTH_NO_CACHE),
@@ -200,7 +209,10 @@ pub static CATALOGUE: &[Entry] = &[
     e("enable-modsecurity", MODSECURITY),
     e("enable-opentelemetry", TELEMETRY),
     e("enable-owasp-core-rules", MODSECURITY),
-    e("enable-rewrite-log", NoOp("there are no rewrites to log")),
+    e(
+        "enable-rewrite-log",
+        NoOp("rewrites are not logged: /api/routes shows each route's"),
+    ),
     e("fastcgi-index", FASTCGI),
     e("fastcgi-params-configmap", FASTCGI),
     e("force-ssl-redirect", Honoured),
@@ -296,7 +308,7 @@ pub static CATALOGUE: &[Entry] = &[
     e(
         "rewrite-target",
         Differs(
-            "a fixed path only (no $1 captures yet): the backend receives it instead of the request's path, query kept; paths still match as their pathType says (ingress-nginx makes them regexes)",
+            "the backend receives it instead of the request's path, query kept; $0 … $9 are the groups of the path's regex: with them ImplementationSpecific paths are regexes (as with use-regex), Prefix and Exact paths keep their pathType and have empty groups; a fixed target leaves every path as its pathType says (ingress-nginx makes them regexes)",
         ),
     ),
     e("satisfy", SATISFY),
@@ -459,37 +471,182 @@ pub(crate) fn source_ranges(
     Ok(Some(Arc::new(SourceRanges { allow, deny })))
 }
 
-/// `rewrite-target` (either prefix) when it is a fixed path: what the backend receives instead
-/// of the request's path. A value with `$` (captures) or that is not an absolute path of
-/// URI characters is not used: a warning (captures are not supported yet) or an error.
-pub(crate) fn rewrite_target(annotations: &BTreeMap<String, String>, report: &mut Reporter<'_>) -> Option<Arc<str>> {
+/// Whether `target` holds only URI path characters, once its `$n` are taken out.
+fn is_path_text(target: &str) -> bool {
+    target
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~!&'()*+,;=:@/%".contains(&b))
+}
+
+/// `rewrite-target` (either prefix): what the backend receives instead of the request's path,
+/// fixed or with `$0`…`$9` (the groups of the path's regex). A value that is not an absolute
+/// path of URI characters is an error, and not used.
+pub(crate) fn rewrite_target(
+    annotations: &BTreeMap<String, String>,
+    report: &mut Reporter<'_>,
+) -> Option<RewriteTarget> {
     let (key, target) = value(annotations, "rewrite-target")?;
-    if target.contains('$') {
-        report.warning(
-            field(key),
-            "capture groups ($1, …) are not supported yet: not rewritten, the backend receives the path as sent",
+    let invalid = |report: &mut Reporter<'_>, why: &str| {
+        report.error(field(key), format!("{target:?} {why}: not rewritten"));
+    };
+    if !target.starts_with('/') || target.starts_with("//") {
+        invalid(
+            report,
+            "is not an absolute path (it must start with / and hold only URI path characters)",
         );
         return None;
     }
-    let valid = target.starts_with('/')
-        && !target.starts_with("//")
-        && target
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~!&'()*+,;=:@/%".contains(&b))
-        && target.parse::<http::uri::PathAndQuery>().is_ok();
-    if !valid {
-        report.error(
-            field(key),
-            format!(
-                "{target:?} is not an absolute path (it must start with / and hold only URI path characters): not rewritten"
-            ),
+    let mut pieces = Vec::new();
+    let mut rest = target;
+    while let Some(dollar) = rest.find('$') {
+        let (text, after) = rest.split_at(dollar);
+        if !text.is_empty() {
+            pieces.push(RewritePiece::Text(text.to_string()));
+        }
+        let digit = after.as_bytes().get(1).copied().filter(u8::is_ascii_digit);
+        let Some(digit) = digit else {
+            invalid(report, "has a $ that is not $0 … $9 (a capture group of the path)");
+            return None;
+        };
+        pieces.push(RewritePiece::Group(usize::from(digit - b'0')));
+        rest = after.get(2..).unwrap_or_default();
+    }
+    if !rest.is_empty() {
+        pieces.push(RewritePiece::Text(rest.to_string()));
+    }
+    let text_ok = pieces.iter().all(|piece| match piece {
+        RewritePiece::Text(text) => is_path_text(text),
+        RewritePiece::Group(_) => true,
+    });
+    if !text_ok || (pieces.len() == 1 && target.parse::<http::uri::PathAndQuery>().is_err()) {
+        invalid(
+            report,
+            "is not an absolute path (it must start with / and hold only URI path characters)",
         );
         return None;
     }
     if let Some(Classified { support, .. }) = classify(key) {
         report.warning(field(key), format!("honoured with a difference: {}", support.note()));
     }
-    Some(Arc::from(target))
+    match pieces.as_slice() {
+        [RewritePiece::Text(_)] => Some(RewriteTarget::Fixed(Arc::from(target))),
+        _ => Some(RewriteTarget::Captures(pieces)),
+    }
+}
+
+/// `app-root` (either prefix): the absolute path a request for `/` is redirected to (302).
+pub(crate) fn app_root(annotations: &BTreeMap<String, String>, report: &mut Reporter<'_>) -> Option<Arc<str>> {
+    let (key, root) = value(annotations, "app-root")?;
+    let valid = root.starts_with('/')
+        && !root.starts_with("//")
+        && root != "/"
+        && is_path_text(root)
+        && root.parse::<http::uri::PathAndQuery>().is_ok();
+    if !valid {
+        report.error(
+            field(key),
+            format!("{root:?} is not an absolute path other than / (URI path characters only): no redirect"),
+        );
+        return None;
+    }
+    Some(Arc::from(root))
+}
+
+/// The canary rule of a canary Ingress: `canary-by-header` (+ `-value`, else `-pattern`),
+/// `canary-by-cookie`, `canary-weight` out of `canary-weight-total` (default 100). `Err(())`: a
+/// value does not parse (reported, naming the annotation); the canary is not served.
+pub(crate) fn canary_rule(annotations: &BTreeMap<String, String>, report: &mut Reporter<'_>) -> Result<CanaryRule, ()> {
+    let mut failed = false;
+    let mut number = |name: &str, default: u32, report: &mut Reporter<'_>| -> u32 {
+        let Some((key, text)) = value(annotations, name) else {
+            return default;
+        };
+        match text.trim().parse::<u32>() {
+            Ok(n) if n <= MAX_WEIGHT_TOTAL => n,
+            _ => {
+                report.error(
+                    field(key),
+                    format!("{text:?} is not a whole number from 0 to {MAX_WEIGHT_TOTAL}: the canary is not served"),
+                );
+                failed = true;
+                default
+            }
+        }
+    };
+    let weight = number("canary-weight", 0, report);
+    let total = number("canary-weight-total", 100, report);
+    if total == 0 {
+        if let Some((key, _)) = value(annotations, "canary-weight-total") {
+            report.error(field(key), "0 is not a weight total: the canary is not served");
+        }
+        failed = true;
+    }
+    let mut header = None;
+    if let Some((key, name)) = value(annotations, "canary-by-header").filter(|(_, name)| !name.is_empty()) {
+        match http::HeaderName::from_bytes(name.as_bytes()) {
+            Err(_) => {
+                report.error(
+                    field(key),
+                    format!("{name:?} is not a header name: the canary is not served"),
+                );
+                failed = true;
+            }
+            Ok(header_name) => {
+                let exact = value(annotations, "canary-by-header-value").filter(|(_, value)| !value.is_empty());
+                let pattern = value(annotations, "canary-by-header-pattern").filter(|(_, value)| !value.is_empty());
+                let rule = match (exact, pattern) {
+                    (Some((_, exact)), pattern) => {
+                        if let Some((pattern_key, _)) = pattern {
+                            report.warning(
+                                field(pattern_key),
+                                "ignored: canary-by-header-value is set too, and takes its place",
+                            );
+                        }
+                        Some(HeaderRule::Exact(exact.to_string()))
+                    }
+                    (None, Some((pattern_key, pattern))) => {
+                        match regex::RegexBuilder::new(pattern).size_limit(1 << 20).build() {
+                            Ok(regex) => Some(HeaderRule::Pattern(regex)),
+                            Err(err) => {
+                                report.error(
+                                    field(pattern_key),
+                                    format!("not a regular expression ({err}): the canary is not served"),
+                                );
+                                failed = true;
+                                None
+                            }
+                        }
+                    }
+                    (None, None) => Some(HeaderRule::AlwaysNever),
+                };
+                header = rule.map(|rule| (header_name, rule));
+            }
+        }
+    }
+    let mut cookie = None;
+    if let Some((key, name)) = value(annotations, "canary-by-cookie").filter(|(_, name)| !name.is_empty()) {
+        let token = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if token {
+            cookie = Some(name.to_string());
+        } else {
+            report.error(
+                field(key),
+                format!("{name:?} is not a cookie name: the canary is not served"),
+            );
+            failed = true;
+        }
+    }
+    if failed {
+        return Err(());
+    }
+    Ok(CanaryRule {
+        header,
+        cookie,
+        weight,
+        total,
+    })
 }
 
 /// The field path of an annotation in issues. Keys from manifest files are not validated by an
@@ -503,8 +660,8 @@ pub(crate) fn field(key: &str) -> String {
 pub(crate) struct Verdict {
     /// Access-control annotations that are not honoured, by full key: the Ingress is not served.
     pub(crate) unhonoured_access: Vec<String>,
-    /// The key of `canary: "true"` (either prefix): the Ingress is a canary, not served until
-    /// canaries are supported.
+    /// The key of `canary: "true"` (either prefix): the Ingress is a canary, its backend an
+    /// alternative on its primary's routes.
     pub(crate) canary: Option<String>,
 }
 
@@ -533,6 +690,14 @@ pub(crate) fn report(annotations: &BTreeMap<String, String>, report: &mut Report
         if annotations.get(key).is_some_and(|value| value == "true") && name == Some("canary") {
             // Reported by the caller, which withholds the Ingress.
             verdict.canary.get_or_insert_with(|| key.clone());
+            continue;
+        }
+        let is_canary = value(annotations, "canary").is_some_and(|(_, value)| value == "true");
+        if !is_canary && name.is_some_and(|name| name.starts_with("canary")) {
+            report.warning(
+                field(key),
+                "ignored: the Ingress is not a canary (nginx.ingress.kubernetes.io/canary: \"true\" makes it one)",
+            );
             continue;
         }
         let consequence = if access {

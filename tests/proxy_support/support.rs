@@ -307,6 +307,8 @@ impl TableBuilder {
             https_redirect: Default::default(),
             source_ranges: None,
             rewrite_path: None,
+            app_root: None,
+            canary: None,
             auth: None,
             grpc: false,
         });

@@ -17,6 +17,8 @@ fn route(name: &str) -> Route {
         https_redirect: Default::default(),
         source_ranges: None,
         rewrite_path: None,
+        app_root: None,
+        canary: None,
         auth: None,
         grpc: false,
     }

@@ -143,6 +143,8 @@ pub(crate) fn add_route<'s>(
                 https_redirect: Default::default(),
                 source_ranges: None,
                 rewrite_path: None,
+                app_root: None,
+                canary: None,
                 auth: None,
                 grpc: kind == RouteKind::Grpc,
             });

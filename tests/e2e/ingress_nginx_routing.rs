@@ -1,0 +1,265 @@
+//! ingress-nginx routing annotations, served: canaries (weight, header, cookie), capture-group
+//! `rewrite-target` and `app-root`.
+
+use crate::support::*;
+
+/// An Ingress `name` on `host` `/` (Prefix) to Service `service`, with `annotations` (a YAML
+/// flow map body).
+fn annotated(name: &str, host: &str, service: &str, annotations: &str) -> String {
+    ingress(name, host, service).replace(
+        &format!("metadata: {{name: {name}}}"),
+        &format!("metadata:\n  name: {name}\n  annotations: {{{annotations}}}"),
+    )
+}
+
+const N: &str = "nginx.ingress.kubernetes.io";
+
+/// The echo backend that answered a GET of `host` `/` with `headers`.
+async fn to(client: &mut Client, host: &str, headers: &[(&str, &str)]) -> String {
+    let (status, body) = client.get_with(host, "/", headers).await.unwrap();
+    assert_eq!(status, 200, "{host} {headers:?}: {body}");
+    echo_name(&body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_weight_header_and_cookie_decide_as_ingress_nginx() {
+    let primary = echo_backend("primary").await;
+    let canary = echo_backend("canary").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(
+        dir.path(),
+        "svc.yaml",
+        &format!(
+            "{}\n---\n{}",
+            service("primary", &[primary]),
+            service("canary", &[canary])
+        ),
+    );
+    let ingresses = [
+        ingress("web", "web.example", "primary"),
+        // Sorts first by name, no creationTimestamp: it must still only join the primary.
+        annotated(
+            "a-web-canary",
+            "web.example",
+            "canary",
+            &format!(
+                "{N}/canary: \"true\", {N}/canary-weight: \"30\", {N}/canary-by-header: x-canary, \
+                 {N}/canary-by-cookie: canary_cookie"
+            ),
+        ),
+        ingress("region", "region.example", "primary"),
+        annotated(
+            "region-canary",
+            "region.example",
+            "canary",
+            &format!("{N}/canary: \"true\", {N}/canary-by-header: x-region, {N}/canary-by-header-pattern: \"^eu-\""),
+        ),
+        ingress("exact", "exact.example", "primary"),
+        annotated(
+            "exact-canary",
+            "exact.example",
+            "canary",
+            &format!(
+                "{N}/canary: \"true\", {N}/canary-by-header: x-tier, {N}/canary-by-header-value: gold, \
+                 {N}/canary-weight: \"1000\", {N}/canary-weight-total: \"1000\""
+            ),
+        ),
+        annotated(
+            "orphan-canary",
+            "orphan.example",
+            "canary",
+            &format!("{N}/canary: \"true\", {N}/canary-weight: \"100\""),
+        ),
+        ingress("broken", "broken.example", "primary"),
+        annotated(
+            "broken-canary",
+            "broken.example",
+            "canary",
+            &format!("{N}/canary: \"true\", {N}/canary-weight: \"lots\""),
+        ),
+    ];
+    write_manifest(dir.path(), "app.yaml", &ingresses.join("\n---\n"));
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+
+    let mut client = Client::connect(vestibule.http).await.unwrap();
+    // Weight 30 of 100, over 1,000 requests.
+    let mut canaries = 0;
+    for _ in 0..1000 {
+        if to(&mut client, "web.example", &[]).await == "canary" {
+            canaries += 1;
+        }
+    }
+    assert!(
+        (250..=350).contains(&canaries),
+        "{canaries} of 1000 to the canary at weight 30"
+    );
+    // Header first (always/never), then the cookie, then the weight.
+    for _ in 0..20 {
+        assert_eq!(
+            to(&mut client, "web.example", &[("x-canary", "always")]).await,
+            "canary"
+        );
+        assert_eq!(
+            to(
+                &mut client,
+                "web.example",
+                &[("x-canary", "never"), ("cookie", "canary_cookie=always")]
+            )
+            .await,
+            "primary"
+        );
+        assert_eq!(
+            to(&mut client, "web.example", &[("cookie", "a=1; canary_cookie=always")]).await,
+            "canary"
+        );
+        assert_eq!(
+            to(
+                &mut client,
+                "web.example",
+                &[("x-canary", "other"), ("cookie", "canary_cookie=never")]
+            )
+            .await,
+            "primary"
+        );
+        assert_eq!(
+            to(&mut client, "region.example", &[("x-region", "eu-west")]).await,
+            "canary"
+        );
+        assert_eq!(
+            to(&mut client, "region.example", &[("x-region", "us-east")]).await,
+            "primary"
+        );
+        assert_eq!(
+            to(&mut client, "region.example", &[]).await,
+            "primary",
+            "weight 0 by default"
+        );
+        assert_eq!(
+            to(&mut client, "exact.example", &[]).await,
+            "canary",
+            "weight 1000 of 1000"
+        );
+        assert_eq!(to(&mut client, "exact.example", &[("x-tier", "gold")]).await, "canary");
+        assert_eq!(
+            to(&mut client, "broken.example", &[]).await,
+            "primary",
+            "a canary that does not parse is not served"
+        );
+    }
+    let (status, _) = client.get("orphan.example", "/").await.unwrap();
+    assert_eq!(status, 404, "a canary without a primary is not served");
+
+    let issues = vestibule.admin_json("/api/issues").await.to_string();
+    assert!(issues.contains("no primary Ingress routes"), "{issues}");
+    assert!(
+        issues.contains("canary-weight]") && issues.contains("\\\"lots\\\" is not a whole number"),
+        "{issues}"
+    );
+    let routes = vestibule.admin_json("/api/routes").await.to_string();
+    assert!(
+        routes.contains("ingress/default/a-web-canary/rules[0]/paths[0]"),
+        "{routes}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_target_captures_and_app_root() {
+    let a = echo_backend("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "svc.yaml", &service("a", &[a]));
+    // ingress-nginx's rewrite example: `/something(/|$)(.*)` → `/$2`.
+    let rewrite = annotated(
+        "rewrite",
+        "rewrite.example",
+        "a",
+        &format!("{N}/use-regex: \"true\", {N}/rewrite-target: /$2"),
+    )
+    .replace(
+        "{path: /, pathType: Prefix,",
+        "{path: \"/something(/|$)(.*)\", pathType: ImplementationSpecific,",
+    );
+    // Captures make ImplementationSpecific paths regexes without use-regex, as in ingress-nginx;
+    // a Prefix path's groups are empty.
+    let implied = annotated(
+        "implied",
+        "implied.example",
+        "a",
+        "ingress.kubernetes.io/rewrite-target: /v2/$1",
+    )
+    .replace(
+        "{path: /, pathType: Prefix,",
+        "{path: \"/api/(.+)\", pathType: ImplementationSpecific,",
+    );
+    let prefix = annotated("prefix", "prefix.example", "a", &format!("{N}/rewrite-target: /x$1"));
+    let root = annotated("root", "root.example", "a", &format!("{N}/app-root: /app1"));
+    let invalid = annotated("badroot", "badroot.example", "a", &format!("{N}/app-root: \"app1\""));
+    write_manifest(
+        dir.path(),
+        "app.yaml",
+        &[rewrite, implied, prefix, root, invalid].join("\n---\n"),
+    );
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+
+    let path_of = |host: &'static str, target: &'static str| {
+        let addr = vestibule.http;
+        async move {
+            let (status, body) = get(addr, host, target).await.unwrap();
+            assert_eq!(status, 200, "{host}{target}: {body}");
+            let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+            (
+                echoed["path"].as_str().unwrap().to_string(),
+                echoed["query"].as_str().unwrap_or_default().to_string(),
+            )
+        }
+    };
+    assert_eq!(
+        path_of("rewrite.example", "/something/new/x?q=1").await,
+        ("/new/x".to_string(), "q=1".to_string())
+    );
+    assert_eq!(path_of("rewrite.example", "/something").await.0, "/");
+    assert_eq!(
+        path_of("rewrite.example", "/SOMETHING/a").await.0,
+        "/a",
+        "case-insensitive"
+    );
+    assert_eq!(path_of("implied.example", "/api/users/7").await.0, "/v2/users/7");
+    assert_eq!(path_of("prefix.example", "/anything").await.0, "/x");
+
+    let head = |host: &'static str, target: &'static str| {
+        let addr = vestibule.http;
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut out = Vec::new();
+            tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut out))
+                .await
+                .unwrap()
+                .unwrap();
+            String::from_utf8_lossy(&out).into_owned()
+        }
+    };
+    let redirect = head("root.example", "/").await;
+    assert!(redirect.starts_with("HTTP/1.1 302 "), "{redirect}");
+    assert!(
+        redirect
+            .to_ascii_lowercase()
+            .contains("location: http://root.example/app1\r\n"),
+        "{redirect}"
+    );
+    assert_eq!(path_of("root.example", "/app1/page").await.0, "/app1/page");
+    assert_eq!(
+        path_of("badroot.example", "/").await.0,
+        "/",
+        "an invalid app-root: no redirect"
+    );
+    let issues = vestibule.admin_json("/api/issues").await.to_string();
+    assert!(
+        issues.contains("app-root]") && issues.contains("no redirect"),
+        "{issues}"
+    );
+    assert!(issues.contains("its groups are empty"), "{issues}");
+}
