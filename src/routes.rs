@@ -330,6 +330,11 @@ pub enum UpstreamProtocol {
     Http1,
     /// HTTP/2 without TLS (prior knowledge), e.g. gRPC backends.
     H2c,
+    /// HTTP/1.1 over TLS (ingress-nginx's `backend-protocol: HTTPS`; the certificate is not
+    /// verified, as ingress-nginx's default).
+    Https,
+    /// HTTP/2 over TLS (ingress-nginx's `backend-protocol: GRPCS`), certificate not verified.
+    H2Tls,
 }
 
 /// Server certificates by SNI. Exact names first, then wildcard certificates (one label), then

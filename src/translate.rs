@@ -435,6 +435,15 @@ pub(crate) fn annotation_admission(
         );
         return AnnotationAdmission::Withhold("its source range does not parse (fail closed)");
     };
+    if let Some(key) = annotations::wants_backend_verification(annotations) {
+        report.error(
+            annotations::field(key),
+            "the Ingress is not served: verifying its backends' certificates is not supported yet, and serving it \
+             would trust any certificate; remove the annotation (or set \"off\") to serve it without verification, \
+             as ingress-nginx does by default",
+        );
+        return AnnotationAdmission::Withhold("its backends' certificates cannot be verified (fail closed)");
+    }
     let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
     let Ok(auth) = auth::route_auth(namespace, annotations, snapshot, options.allow_local_auth_urls, report) else {
         report.error(

@@ -254,6 +254,8 @@ impl RouteTable {
                 let protocol = match backend.protocol {
                     UpstreamProtocol::Http1 => "http1",
                     UpstreamProtocol::H2c => "h2c",
+                    UpstreamProtocol::Https => "https",
+                    UpstreamProtocol::H2Tls => "h2 over tls",
                 };
                 out.insert("protocol".into(), json!(protocol));
                 match &backend.target {

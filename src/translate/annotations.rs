@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::routes::canary::MAX_WEIGHT_TOTAL;
-use crate::routes::{CanaryRule, Cidr, HeaderRule, RewritePiece, SourceRanges};
+use crate::routes::{CanaryRule, Cidr, HeaderRule, RewritePiece, SourceRanges, UpstreamProtocol};
 
 use super::Reporter;
 use super::table::RewriteTarget;
@@ -92,7 +92,10 @@ const CANARY: Support = Differs(
 );
 const CORS: Support = Unsupported("no CORS yet: answer CORS in the backend");
 const LIMITS: Support = Unsupported("no rate or connection limits yet");
-const BACKEND_TLS: Support = Unsupported("no TLS to backends yet: backends are spoken to in plain HTTP");
+const BACKEND_TLS_VERIFY: Support =
+    Unsupported("backends' certificates are not verified yet (ingress-nginx's default, proxy-ssl-verify off)");
+const BACKEND_SNI: Support = Unsupported("no SNI is sent to TLS backends (ingress-nginx's default)");
+const BACKEND_TLS_SETTINGS: Support = Unsupported("TLS to backends uses rustls's safe defaults (TLS 1.2 and 1.3)");
 const MIRROR: Support = Unsupported("no request mirroring yet");
 const BUFFERS: Support = NoOp("nginx buffer tuning: bodies are streamed, with bounded buffers");
 const TELEMETRY: Support = NoOp("no OpenTelemetry export: tracing goes to the log");
@@ -165,7 +168,9 @@ pub static CATALOGUE: &[Entry] = &[
     ),
     e(
         "backend-protocol",
-        Unsupported("for gRPC or other HTTP/2 without TLS, set the Service port's appProtocol: kubernetes.io/h2c"),
+        Differs(
+            "HTTP, HTTPS (HTTP/1.1 over TLS), GRPC (h2c), GRPCS (HTTP/2 over TLS), AUTO_HTTP (as HTTP); TLS backends' certificates are not verified and no SNI is sent, as ingress-nginx's defaults; FCGI and AJP are refused as errors (served as HTTP)",
+        ),
     ),
     e("canary", CANARY),
     e("canary-by-cookie", CANARY),
@@ -268,7 +273,9 @@ pub static CATALOGUE: &[Entry] = &[
     e("proxy-cookie-path", Unsupported("set cookie attributes in the backend")),
     e(
         "proxy-http-version",
-        NoOp("backends are spoken to in HTTP/1.1 (HTTP/2 by the Service port's appProtocol)"),
+        NoOp(
+            "backends are spoken to in HTTP/1.1 (HTTP/2 by backend-protocol GRPC or GRPCS, or the Service port's appProtocol)",
+        ),
     ),
     e("proxy-max-temp-file-size", BUFFERS),
     e("proxy-next-upstream", NEXT_UPSTREAM),
@@ -294,13 +301,18 @@ pub static CATALOGUE: &[Entry] = &[
         "proxy-send-timeout",
         Unsupported("use the global --request-body-timeout"),
     ),
-    e("proxy-ssl-ciphers", BACKEND_TLS),
-    e("proxy-ssl-name", BACKEND_TLS),
-    e("proxy-ssl-protocols", BACKEND_TLS),
-    e("proxy-ssl-secret", BACKEND_TLS),
-    e("proxy-ssl-server-name", BACKEND_TLS),
-    e("proxy-ssl-verify", BACKEND_TLS),
-    e("proxy-ssl-verify-depth", BACKEND_TLS),
+    e("proxy-ssl-ciphers", BACKEND_TLS_SETTINGS),
+    e("proxy-ssl-name", BACKEND_SNI),
+    e("proxy-ssl-protocols", BACKEND_TLS_SETTINGS),
+    e("proxy-ssl-secret", BACKEND_TLS_VERIFY),
+    e("proxy-ssl-server-name", BACKEND_SNI),
+    e(
+        "proxy-ssl-verify",
+        Differs(
+            "\"off\" (the default) only: with \"on\" the Ingress is not served, since its backends' certificates cannot be verified yet",
+        ),
+    ),
+    e("proxy-ssl-verify-depth", BACKEND_TLS_VERIFY),
     e(
         "relative-redirects",
         Unsupported("Location headers of backends are passed through as they are"),
@@ -647,6 +659,44 @@ pub(crate) fn canary_rule(annotations: &BTreeMap<String, String>, report: &mut R
         weight,
         total,
     })
+}
+
+/// `backend-protocol` (either prefix, any case, as ingress-nginx reads it): how the Ingress's
+/// backends are spoken to; `None`: as their Service port says (HTTP/1.1, or h2c by
+/// `appProtocol`). A value that is not supported is an error, and the backends get HTTP.
+pub(crate) fn backend_protocol(
+    annotations: &BTreeMap<String, String>,
+    report: &mut Reporter<'_>,
+) -> Option<UpstreamProtocol> {
+    let (key, text) = value(annotations, "backend-protocol")?;
+    match text.trim().to_ascii_uppercase().as_str() {
+        "HTTP" | "AUTO_HTTP" => None,
+        "HTTPS" => Some(UpstreamProtocol::Https),
+        "GRPC" => Some(UpstreamProtocol::H2c),
+        "GRPCS" => Some(UpstreamProtocol::H2Tls),
+        "FCGI" | "AJP" => {
+            report.error(
+                field(key),
+                format!("{text:?} backends are not supported: spoken to in HTTP instead; put an HTTP server in front of them"),
+            );
+            None
+        }
+        _ => {
+            report.error(
+                field(key),
+                format!("{text:?} is not a backend protocol: write HTTP, HTTPS, GRPC or GRPCS (HTTP is used)"),
+            );
+            None
+        }
+    }
+}
+
+/// `proxy-ssl-verify: "on"` (either prefix): verification of TLS backends' certificates is
+/// asked for, and cannot be given yet.
+pub(crate) fn wants_backend_verification(annotations: &BTreeMap<String, String>) -> Option<&str> {
+    value(annotations, "proxy-ssl-verify")
+        .filter(|(_, value)| value.trim().eq_ignore_ascii_case("on"))
+        .map(|(key, _)| key)
 }
 
 /// The field path of an annotation in issues. Keys from manifest files are not validated by an

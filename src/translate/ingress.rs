@@ -14,7 +14,7 @@ use super::paths::{PathMatch, parse_path};
 use super::table::{Fallback, RewriteTarget, RoutePolicy, TableBuilder, VhostKey};
 use super::tls::{TlsBuilder, lowered_message};
 use super::{Access, Reporter, TranslateOptions};
-use crate::routes::{Canary, CanaryRule};
+use crate::routes::{Canary, CanaryRule, UpstreamProtocol};
 
 /// ingress-nginx's annotation that turns `ImplementationSpecific` paths into regular expressions.
 pub(crate) const USE_REGEX_ANNOTATION: &str = "nginx.ingress.kubernetes.io/use-regex";
@@ -53,6 +53,7 @@ pub(crate) fn add_ingress<'s>(
         rewrite,
         app_root: annotations::app_root(&ingress.metadata.annotations, report),
         auth: access.auth,
+        protocol: annotations::backend_protocol(&ingress.metadata.annotations, report),
     };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();
@@ -122,6 +123,7 @@ pub(crate) fn add_ingress<'s>(
             let backend = resolve(
                 namespace,
                 reference,
+                policy.protocol,
                 || format!("{}.backend", field()),
                 builders,
                 report,
@@ -242,9 +244,16 @@ pub(crate) fn add_canary<'s>(
                 );
                 continue;
             }
+            // The primary's protocol: ingress-nginx speaks to a canary as to its primary.
+            let protocol = builders
+                .table
+                .forward_backend(primary)
+                .and_then(|backend| builders.backends.protocol(backend))
+                .filter(|protocol| *protocol != UpstreamProtocol::Http1);
             let backend = resolve(
                 namespace,
                 reference,
+                protocol,
                 || format!("{}.backend", field()),
                 builders,
                 report,
@@ -351,7 +360,14 @@ fn add_default_backend<'s>(
         let id = match route {
             Some(id) => id,
             None => {
-                let backend = resolve(namespace, reference, || field.to_string(), builders, report);
+                let backend = resolve(
+                    namespace,
+                    reference,
+                    policy.protocol,
+                    || field.to_string(),
+                    builders,
+                    report,
+                );
                 let id = builders
                     .table
                     .add_route(format!("{route_prefix}/defaultBackend"), backend, policy, None);
@@ -388,11 +404,12 @@ fn report_backend(err: RefError, field: &str, report: &mut Reporter<'_>) {
 fn resolve<'s>(
     namespace: &'s str,
     reference: ServiceRef<'s>,
+    protocol: Option<UpstreamProtocol>,
     field: impl FnOnce() -> String,
     builders: &mut Builders<'s>,
     report: &mut Reporter<'_>,
 ) -> usize {
-    let (backend, unresolved) = builders.backends.resolve(namespace, reference);
+    let (backend, unresolved) = builders.backends.resolve_as(namespace, reference, protocol);
     if let Some(problem) = unresolved {
         report.warning(format!("{}.{}", field(), problem.field), problem.message);
     }

@@ -12,7 +12,7 @@ use regex::Regex;
 use crate::routes::{
     Backend, BackendKey, Canary, Candidate, Certificates, GatewayPort, HttpRouter, HttpsRedirect, PathRewrite,
     RegexPath, RewritePiece, Route, RouteAction, RouteAuth, RouteId, RouteTable, RouteTimeouts, SourceRanges,
-    VirtualHost, WildcardHost,
+    UpstreamProtocol, VirtualHost, WildcardHost,
 };
 
 use super::hosts::HostPattern;
@@ -33,6 +33,8 @@ pub(crate) struct RoutePolicy {
     pub(crate) rewrite: Option<RewriteTarget>,
     pub(crate) app_root: Option<Arc<str>>,
     pub(crate) auth: Option<Arc<RouteAuth>>,
+    /// `backend-protocol`: how the backends are spoken to (`None`: as the Service port says).
+    pub(crate) protocol: Option<UpstreamProtocol>,
 }
 
 /// `rewrite-target`, parsed.

@@ -263,3 +263,178 @@ async fn rewrite_target_captures_and_app_root() {
     );
     assert!(issues.contains("its groups are empty"), "{issues}");
 }
+
+/// A backend answering `<tls|plain> <version> <scheme>` for every request: over TLS (its own
+/// certificate, ALPN `h2` and `http/1.1`, HTTP/2 when `h2` is negotiated) or plain (HTTP/2 with
+/// prior knowledge when `h2`, else HTTP/1.1).
+async fn protocol_backend(tls: bool, h2: bool) -> std::net::SocketAddr {
+    use std::sync::Arc;
+
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use rustls::pki_types::pem::PemObject;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tls.then(|| {
+        let certificate = vestibule::demo::make_certificate(&["backend.internal"]).unwrap();
+        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(certificate.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(certificate.key_pem.as_bytes()).unwrap();
+        let mut config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    });
+    let label = if tls { "tls" } else { "plain" };
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let text = format!(
+                        "{label} {:?} {}",
+                        request.version(),
+                        request.uri().scheme_str().unwrap_or("-")
+                    );
+                    async move {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from(text),
+                        )))
+                    }
+                });
+                match acceptor {
+                    Some(acceptor) => {
+                        let Ok(stream) = acceptor.accept(stream).await else {
+                            return;
+                        };
+                        let negotiated_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                        let io = TokioIo::new(stream);
+                        if negotiated_h2 {
+                            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                                .serve_connection(io, service)
+                                .await;
+                        } else {
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(io, service)
+                                .await;
+                        }
+                    }
+                    None if h2 => {
+                        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                    None => {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_protocol_speaks_https_grpc_and_grpcs_to_the_backend() {
+    let https = protocol_backend(true, false).await;
+    let grpc = protocol_backend(false, true).await;
+    let grpcs = protocol_backend(true, true).await;
+    let plain = protocol_backend(false, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(
+        dir.path(),
+        "svc.yaml",
+        &[
+            service("https", &[https]),
+            service("grpc", &[grpc]),
+            service("grpcs", &[grpcs]),
+            service("plain", &[plain]),
+        ]
+        .join("\n---\n"),
+    );
+    let ingresses = [
+        annotated(
+            "https",
+            "https.example",
+            "https",
+            &format!("{N}/backend-protocol: HTTPS"),
+        ),
+        annotated("grpc", "grpc.example", "grpc", &format!("{N}/backend-protocol: GRPC")),
+        annotated(
+            "grpcs",
+            "grpcs.example",
+            "grpcs",
+            &format!("{N}/backend-protocol: grpcs"),
+        ),
+        annotated(
+            "plain",
+            "plain.example",
+            "plain",
+            &format!("{N}/backend-protocol: HTTP"),
+        ),
+        // The same Service spoken to in HTTP by one Ingress and HTTPS by another.
+        ingress("https-as-http", "mixed.example", "https"),
+        annotated(
+            "verify",
+            "verify.example",
+            "https",
+            &format!("{N}/backend-protocol: HTTPS, {N}/proxy-ssl-verify: \"on\""),
+        ),
+        annotated("fcgi", "fcgi.example", "plain", &format!("{N}/backend-protocol: FCGI")),
+    ];
+    write_manifest(dir.path(), "app.yaml", &ingresses.join("\n---\n"));
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+
+    let mut client = Client::connect(vestibule.http).await.unwrap();
+    for _ in 0..3 {
+        // Several requests: pooled connections are reused with their protocol.
+        assert_eq!(
+            client.get("https.example", "/").await.unwrap(),
+            (200, "tls HTTP/1.1 -".to_string())
+        );
+        assert_eq!(
+            client.get("grpc.example", "/").await.unwrap(),
+            (200, "plain HTTP/2.0 http".to_string())
+        );
+        assert_eq!(
+            client.get("grpcs.example", "/").await.unwrap(),
+            (200, "tls HTTP/2.0 https".to_string())
+        );
+        assert_eq!(
+            client.get("plain.example", "/").await.unwrap(),
+            (200, "plain HTTP/1.1 -".to_string())
+        );
+        assert_eq!(
+            client.get("mixed.example", "/").await.unwrap().0,
+            502,
+            "plain HTTP to a TLS backend fails, as with ingress-nginx"
+        );
+        assert_eq!(
+            client.get("fcgi.example", "/").await.unwrap(),
+            (200, "plain HTTP/1.1 -".to_string()),
+            "an unsupported protocol: HTTP"
+        );
+    }
+    let (status, _) = client.get("verify.example", "/").await.unwrap();
+    assert_eq!(status, 404, "certificate verification asked for: not served");
+    let issues = vestibule.admin_json("/api/issues").await.to_string();
+    assert!(
+        issues.contains("backends' certificates is not supported yet"),
+        "{issues}"
+    );
+    assert!(issues.contains("\\\"FCGI\\\" backends are not supported"), "{issues}");
+    let routes = vestibule.admin_json("/api/routes").await.to_string();
+    assert!(
+        routes.contains("h2 over tls") && routes.contains("\"https\""),
+        "{routes}"
+    );
+}
