@@ -159,6 +159,9 @@ pub struct Route {
     /// ingress-nginx's canary: another backend for some of the requests (header, cookie,
     /// weight). `None`: every request goes to the action's backend.
     pub canary: Option<Arc<Canary>>,
+    /// Largest request body, in bytes (ingress-nginx's `proxy-body-size`); larger ones get
+    /// `413`. `None`: no limit.
+    pub max_body: Option<u64>,
     /// Basic and/or forward authentication (ingress-nginx's `auth-type`/`auth-url`); `None`:
     /// none, and the request path pays one `Option` check.
     pub auth: Option<Arc<RouteAuth>>,
@@ -290,6 +293,14 @@ pub struct RouteTimeouts {
     pub request: Option<Duration>,
     /// Waiting for the upstream's response headers, per attempt.
     pub backend_request: Option<Duration>,
+    /// Connecting to the upstream (ingress-nginx's `proxy-connect-timeout`).
+    pub connect: Option<Duration>,
+    /// Between two reads from the upstream: its response head, and each pause of its body
+    /// (ingress-nginx's `proxy-read-timeout`).
+    pub backend_read: Option<Duration>,
+    /// Between two writes of the request body to the upstream (ingress-nginx's
+    /// `proxy-send-timeout`).
+    pub backend_send: Option<Duration>,
 }
 
 /// Identity of an upstream: stable across reloads, so pools and balancer state can be kept.

@@ -109,6 +109,7 @@ fn hostile_table() -> RouteTable {
             rewrite_path: None,
             app_root: None,
             canary: None,
+            max_body: None,
             auth: None,
             grpc: false,
         }],

@@ -167,6 +167,8 @@ fn failure_response(failure: Failure) -> Response<ProxyBody> {
             count_timeout(TimeoutKind::RequestBody);
             closing(error_response(StatusCode::REQUEST_TIMEOUT))
         }
+        // The rest of the body is not read: the connection cannot be reused.
+        Failure::TooLarge => closing(error_response(StatusCode::PAYLOAD_TOO_LARGE)),
     }
 }
 
@@ -248,6 +250,17 @@ fn app_root_redirect(host: Option<&HeaderValue>, proto: &HeaderValue, root: &str
     let mut response = error_response(StatusCode::FOUND);
     response.headers_mut().insert(LOCATION, location);
     response
+}
+
+/// The request's `Content-Length`, when it has one that parses (hyper has validated it).
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// `response` with `Connection: close` (HTTP/1.1 closes the connection after it).
@@ -416,6 +429,12 @@ async fn handle(
             }
         }
     };
+    if let Some(limit) = route.max_body
+        && declared_length(request.headers()).is_some_and(|length| length > limit)
+    {
+        // Refused before anything reaches the backend; the body is not read.
+        return (closing(error_response(StatusCode::PAYLOAD_TOO_LARGE)), Some(id));
+    }
     let Some(upstream) = installed.upstreams.get(backend).filter(|u| u.has_endpoints()) else {
         if route.grpc {
             return (grpc_unavailable(), Some(id));
@@ -475,13 +494,18 @@ async fn handle(
     *request.version_mut() = Version::HTTP_11;
 
     let config = &client.shared.config;
+    let timeouts = &route.timeouts;
     let deadlines = Deadlines {
-        connect: config.connect_timeout,
-        response_header: route.timeouts.backend_request.unwrap_or(config.response_header_timeout),
-        request_body_idle: config.request_body_idle_timeout,
-        response_body_idle: config.response_body_idle_timeout,
+        connect: timeouts.connect.unwrap_or(config.connect_timeout),
+        response_header: timeouts
+            .backend_request
+            .or(timeouts.backend_read)
+            .unwrap_or(config.response_header_timeout),
+        request_body_idle: timeouts.backend_send.unwrap_or(config.request_body_idle_timeout),
+        response_body_idle: timeouts.backend_read.unwrap_or(config.response_body_idle_timeout),
         max_response_head: config.max_header_size,
         started,
+        max_request_body: route.max_body,
     };
     let metrics = &*client.shared.metrics;
     let outgoing = upstream.outgoing(request, forwarded, config.upstream_h1_native);

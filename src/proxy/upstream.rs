@@ -112,6 +112,9 @@ pub(crate) enum Failure {
     ClientBody,
     /// The client stopped sending its request body for longer than the idle limit (→ 408).
     ClientTimeout,
+    /// The request body is larger than the route allows (ingress-nginx's `proxy-body-size`;
+    /// → 413, connection closed). Not counted against the upstream.
+    TooLarge,
 }
 
 impl Failure {
@@ -121,7 +124,7 @@ impl Failure {
             Failure::Connect => Some("connect"),
             Failure::Timeout => Some("timeout"),
             Failure::Protocol => Some("protocol"),
-            Failure::ClientBody | Failure::ClientTimeout => None,
+            Failure::ClientBody | Failure::ClientTimeout | Failure::TooLarge => None,
         }
     }
 }
@@ -183,6 +186,8 @@ pub(crate) struct Deadlines {
     pub max_response_head: usize,
     /// When the request arrived (a clock reading saved for the first attempt's deadline).
     pub started: Instant,
+    /// Largest request body the route allows (`None`: no limit).
+    pub max_request_body: Option<u64>,
 }
 
 /// A request ready for [`Upstream::send`].
@@ -336,6 +341,7 @@ impl Upstream {
             response_body_idle: deadlines.response_body_idle,
             max_head: deadlines.max_response_head,
             started: Some(deadlines.started),
+            max_request_body: deadlines.max_request_body,
         };
         if let Some(conn) = pool::checkout_native(&key) {
             match h1::exchange(conn, key.clone(), prepared, true, limits).await {
@@ -401,7 +407,7 @@ impl Upstream {
         deadlines: Deadlines,
         metrics: &Metrics,
     ) -> Result<Reply, Failure> {
-        let (request, watch) = watched(request);
+        let (request, watch) = watched(request, deadlines.max_request_body);
         let mut request = request;
         let Some(key) = self.pick() else {
             return Err(Failure::Connect);
@@ -442,7 +448,7 @@ impl Upstream {
     /// Why hyper's client failed an exchange: the client's body, or the upstream.
     fn exchange_failure(&self, watch: &watched::BodyWatch) -> Failure {
         if watch.failed() {
-            Failure::ClientBody
+            watch.failure()
         } else {
             Failure::Protocol
         }
@@ -456,7 +462,7 @@ impl Upstream {
     ) -> Result<Reply, Failure> {
         let mut request = request;
         to_h2_form(&mut request, self.tls());
-        let (request, watch) = watched(request);
+        let (request, watch) = watched(request, deadlines.max_request_body);
         let mut request = request;
         let Some(key) = self.pick() else {
             return Err(Failure::Connect);
@@ -487,9 +493,9 @@ impl Upstream {
 }
 
 /// `request` with its body watched (see [`watched`]).
-fn watched(request: Request<Incoming>) -> (Request<WatchedBody>, Arc<watched::BodyWatch>) {
+fn watched(request: Request<Incoming>, allowed: Option<u64>) -> (Request<WatchedBody>, Arc<watched::BodyWatch>) {
     let (parts, body) = request.into_parts();
-    let (body, watch) = WatchedBody::new(body);
+    let (body, watch) = WatchedBody::new(body, allowed);
     (Request::from_parts(parts, body), watch)
 }
 

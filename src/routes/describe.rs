@@ -197,6 +197,18 @@ impl RouteTable {
         if let Some(timeout) = route.timeouts.backend_request {
             out.insert("backendRequestTimeoutMs".into(), json!(timeout.as_millis() as u64));
         }
+        if let Some(timeout) = route.timeouts.connect {
+            out.insert("connectTimeoutMs".into(), json!(timeout.as_millis() as u64));
+        }
+        if let Some(timeout) = route.timeouts.backend_read {
+            out.insert("backendReadTimeoutMs".into(), json!(timeout.as_millis() as u64));
+        }
+        if let Some(timeout) = route.timeouts.backend_send {
+            out.insert("backendSendTimeoutMs".into(), json!(timeout.as_millis() as u64));
+        }
+        if let Some(limit) = route.max_body {
+            out.insert("maxBodyBytes".into(), json!(limit));
+        }
         if route.grpc {
             // Its errors are gRPC statuses (UNAVAILABLE), not HTTP ones.
             out.insert("grpc".into(), json!(true));
@@ -447,6 +459,7 @@ mod tests {
             rewrite_path: None,
             app_root: None,
             canary: None,
+            max_body: None,
             auth: None,
             grpc: false,
         }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::routes::canary::MAX_WEIGHT_TOTAL;
-use crate::routes::{CanaryRule, Cidr, HeaderRule, RewritePiece, SourceRanges, UpstreamProtocol};
+use crate::routes::{CanaryRule, Cidr, HeaderRule, RewritePiece, RouteTimeouts, SourceRanges, UpstreamProtocol};
 
 use super::Reporter;
 use super::table::RewriteTarget;
@@ -259,13 +259,18 @@ pub static CATALOGUE: &[Entry] = &[
     ),
     e(
         "proxy-body-size",
-        Unsupported("no request body size limit is enforced: limit it in the backend"),
+        Differs(
+            "applied only where annotated: ingress-nginx's global default of 1m is not (--max-body-size has no counterpart yet)",
+        ),
     ),
     e("proxy-buffer-size", BUFFERS),
     e("proxy-buffering", BUFFERS),
     e("proxy-buffers-number", BUFFERS),
     e("proxy-busy-buffers-size", BUFFERS),
-    e("proxy-connect-timeout", Unsupported("use the global --connect-timeout")),
+    e(
+        "proxy-connect-timeout",
+        Differs("seconds, 1 to 3600 (ingress-nginx: nginx caps it at 75 s)"),
+    ),
     e(
         "proxy-cookie-domain",
         Unsupported("set cookie attributes in the backend"),
@@ -281,10 +286,7 @@ pub static CATALOGUE: &[Entry] = &[
     e("proxy-next-upstream", NEXT_UPSTREAM),
     e("proxy-next-upstream-timeout", NEXT_UPSTREAM),
     e("proxy-next-upstream-tries", NEXT_UPSTREAM),
-    e(
-        "proxy-read-timeout",
-        Unsupported("use the global --response-header-timeout and --response-body-timeout"),
-    ),
+    e("proxy-read-timeout", Honoured),
     e(
         "proxy-redirect-from",
         Unsupported("write Location headers right in the backend"),
@@ -299,7 +301,9 @@ pub static CATALOGUE: &[Entry] = &[
     ),
     e(
         "proxy-send-timeout",
-        Unsupported("use the global --request-body-timeout"),
+        Differs(
+            "also bounds pauses of the client sending its body (408), which ingress-nginx bounds with client-body-timeout",
+        ),
     ),
     e("proxy-ssl-ciphers", BACKEND_TLS_SETTINGS),
     e("proxy-ssl-name", BACKEND_SNI),
@@ -688,6 +692,67 @@ pub(crate) fn backend_protocol(
             );
             None
         }
+    }
+}
+
+/// `proxy-body-size` (either prefix): the largest request body, in bytes, from an nginx size
+/// (`8m`, `512k`, `1g`, `1024`; `0`: no limit). A value that does not parse is an error, and
+/// no limit applies.
+pub(crate) fn proxy_body_size(annotations: &BTreeMap<String, String>, report: &mut Reporter<'_>) -> Option<u64> {
+    let (key, text) = value(annotations, "proxy-body-size")?;
+    let trimmed = text.trim();
+    let (digits, unit) = match trimmed.char_indices().last() {
+        Some((at, c)) if c.is_ascii_alphabetic() => (&trimmed[..at], c.to_ascii_lowercase()),
+        _ => (trimmed, 'b'),
+    };
+    let scale: u64 = match unit {
+        'b' => 1,
+        'k' => 1 << 10,
+        'm' => 1 << 20,
+        'g' => 1 << 30,
+        _ => 0,
+    };
+    let parsed = (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && scale > 0)
+        .then(|| digits.parse::<u64>().ok()?.checked_mul(scale))
+        .flatten();
+    match parsed {
+        Some(0) => None,
+        Some(bytes) => Some(bytes),
+        None => {
+            report.error(
+                field(key),
+                format!("{text:?} is not a size: write bytes, or a number with k, m or g (\"0\": no limit); no limit applies"),
+            );
+            None
+        }
+    }
+}
+
+/// The per-route timeouts of `proxy-connect-timeout`, `proxy-read-timeout` and
+/// `proxy-send-timeout` (either prefix): whole seconds (an `s` suffix allowed), 1 to 3600. A
+/// value that does not parse is an error, and the global timeout applies.
+pub(crate) fn proxy_timeouts(annotations: &BTreeMap<String, String>, report: &mut Reporter<'_>) -> RouteTimeouts {
+    let mut seconds = |name: &str| -> Option<std::time::Duration> {
+        let (key, text) = value(annotations, name)?;
+        let number = text.trim().strip_suffix('s').unwrap_or(text.trim());
+        match number.parse::<u64>() {
+            Ok(n) if (1..=3600).contains(&n) && number.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(std::time::Duration::from_secs(n))
+            }
+            _ => {
+                report.error(
+                    field(key),
+                    format!("{text:?} is not a number of seconds from 1 to 3600: the global timeout applies"),
+                );
+                None
+            }
+        }
+    };
+    RouteTimeouts {
+        connect: seconds("proxy-connect-timeout"),
+        backend_read: seconds("proxy-read-timeout"),
+        backend_send: seconds("proxy-send-timeout"),
+        ..RouteTimeouts::default()
     }
 }
 

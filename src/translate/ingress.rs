@@ -54,6 +54,8 @@ pub(crate) fn add_ingress<'s>(
         app_root: annotations::app_root(&ingress.metadata.annotations, report),
         auth: access.auth,
         protocol: annotations::backend_protocol(&ingress.metadata.annotations, report),
+        max_body: annotations::proxy_body_size(&ingress.metadata.annotations, report),
+        timeouts: annotations::proxy_timeouts(&ingress.metadata.annotations, report),
     };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();

@@ -35,6 +35,10 @@ pub(crate) struct RoutePolicy {
     pub(crate) auth: Option<Arc<RouteAuth>>,
     /// `backend-protocol`: how the backends are spoken to (`None`: as the Service port says).
     pub(crate) protocol: Option<UpstreamProtocol>,
+    /// `proxy-body-size` (`None`: no limit).
+    pub(crate) max_body: Option<u64>,
+    /// `proxy-connect-timeout`, `proxy-read-timeout`, `proxy-send-timeout`.
+    pub(crate) timeouts: RouteTimeouts,
 }
 
 /// `rewrite-target`, parsed.
@@ -162,12 +166,13 @@ impl TableBuilder {
             name: Arc::from(name),
             action: RouteAction::Forward(backend),
             unavailable: StatusCode::SERVICE_UNAVAILABLE,
-            timeouts: RouteTimeouts::default(),
+            timeouts: policy.timeouts,
             https_redirect: policy.https_redirect,
             source_ranges: policy.source_ranges.clone(),
             rewrite_path: policy.rewrite.as_ref().map(|rewrite| Arc::new(rewrite.for_path(regex))),
             app_root: policy.app_root.clone(),
             canary: None,
+            max_body: policy.max_body,
             auth: policy.auth.clone(),
             grpc: false,
         });

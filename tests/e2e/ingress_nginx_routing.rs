@@ -438,3 +438,121 @@ async fn backend_protocol_speaks_https_grpc_and_grpcs_to_the_backend() {
         "{routes}"
     );
 }
+
+/// One HTTP/1.1 POST of `body` (chunked when `chunked`, else with Content-Length) on a fresh
+/// connection, read until the server closes: the response head and body.
+async fn post(addr: std::net::SocketAddr, host: &str, body: &[u8], chunked: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = if chunked {
+        format!("POST / HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+    } else {
+        format!(
+            "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+    };
+    let mut request = head.into_bytes();
+    if chunked {
+        for chunk in body.chunks(256) {
+            request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            request.extend_from_slice(chunk);
+            request.extend_from_slice(b"\r\n");
+        }
+        request.extend_from_slice(b"0\r\n\r\n");
+    } else {
+        request.extend_from_slice(body);
+    }
+    // The proxy may answer 413 and close before taking the whole body: a failed write is fine.
+    let _ = stream.write_all(&request).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_body_size_answers_413_and_per_route_timeouts_override_the_global_ones() {
+    let a = echo_backend("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "svc.yaml", &service("a", &[a]));
+    let ingresses = [
+        annotated("small", "small.example", "a", &format!("{N}/proxy-body-size: 1k")),
+        // Through hyper's HTTP/2 client (h2c to the echo backend), whose body is watched apart.
+        annotated(
+            "h2small",
+            "h2small.example",
+            "a",
+            &format!("{N}/proxy-body-size: 1k, {N}/backend-protocol: GRPC"),
+        ),
+        annotated(
+            "unlimited",
+            "unlimited.example",
+            "a",
+            &format!("{N}/proxy-body-size: \"0\""),
+        ),
+        annotated("badsize", "badsize.example", "a", &format!("{N}/proxy-body-size: lots")),
+        annotated("quick", "quick.example", "a", &format!("{N}/proxy-read-timeout: \"1\"")),
+        annotated(
+            "badtimeout",
+            "badtimeout.example",
+            "a",
+            &format!("{N}/proxy-read-timeout: 1m"),
+        ),
+    ];
+    write_manifest(dir.path(), "app.yaml", &ingresses.join("\n---\n"));
+    let vestibule = Vestibule::start(dir.path(), &["--response-header-timeout", "5"]).await;
+
+    let status = |response: &str| response.get(9..12).unwrap_or_default().to_string();
+    let small = vec![b'x'; 1024];
+    let large = vec![b'x'; 1025];
+    let response = post(vestibule.http, "small.example", &small, false).await;
+    assert_eq!(status(&response), "200", "{response}");
+    assert!(response.contains("\"bodyBytes\": 1024"), "{response}");
+    assert_eq!(
+        status(&post(vestibule.http, "small.example", &small, true).await),
+        "200"
+    );
+    let response = post(vestibule.http, "small.example", &large, false).await;
+    assert_eq!(status(&response), "413", "declared too large: {response}");
+    let response = post(vestibule.http, "small.example", &large, true).await;
+    assert_eq!(status(&response), "413", "chunked, counted as it comes: {response}");
+    let response = post(vestibule.http, "h2small.example", &small, true).await;
+    assert_eq!(status(&response), "200", "{response}");
+    let response = post(vestibule.http, "h2small.example", &large, true).await;
+    assert_eq!(status(&response), "413", "chunked over h2c: {response}");
+    let big = vec![b'x'; 100_000];
+    assert_eq!(
+        status(&post(vestibule.http, "unlimited.example", &big, true).await),
+        "200"
+    );
+    assert_eq!(
+        status(&post(vestibule.http, "badsize.example", &big, false).await),
+        "200",
+        "a size that does not parse: no limit"
+    );
+
+    // proxy-read-timeout 1 s against a backend that answers after 3 s: 504 in about 1 s; the
+    // global 5 s elsewhere.
+    let started = std::time::Instant::now();
+    let (code, _) = get(vestibule.http, "quick.example", "/?delayMs=3000").await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(code, 504);
+    assert!(
+        waited >= std::time::Duration::from_millis(900) && waited < std::time::Duration::from_millis(2500),
+        "{waited:?}"
+    );
+    let (code, _) = get(vestibule.http, "badtimeout.example", "/?delayMs=2000")
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "a timeout that does not parse: the global one");
+
+    let issues = vestibule.admin_json("/api/issues").await.to_string();
+    assert!(issues.contains("\\\"lots\\\" is not a size"), "{issues}");
+    assert!(issues.contains("\\\"1m\\\" is not a number of seconds"), "{issues}");
+    let routes = vestibule.admin_json("/api/routes").await.to_string();
+    assert!(
+        routes.contains("\"maxBodyBytes\":1024") && routes.contains("\"backendReadTimeoutMs\":1000"),
+        "{routes}"
+    );
+}

@@ -309,6 +309,7 @@ impl TableBuilder {
             rewrite_path: None,
             app_root: None,
             canary: None,
+            max_body: None,
             auth: None,
             grpc: false,
         });

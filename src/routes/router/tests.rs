@@ -19,6 +19,7 @@ fn route(name: &str) -> Route {
         rewrite_path: None,
         app_root: None,
         canary: None,
+        max_body: None,
         auth: None,
         grpc: false,
     }

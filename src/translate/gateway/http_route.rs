@@ -145,6 +145,7 @@ pub(crate) fn add_route<'s>(
                 rewrite_path: None,
                 app_root: None,
                 canary: None,
+                max_body: None,
                 auth: None,
                 grpc: kind == RouteKind::Grpc,
             });
