@@ -279,7 +279,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
                 verdict.reason = CANARY_REASON.to_string();
                 report.warning(
                     "metadata.annotations",
-                    "the canary is not served: no primary Ingress routes any of its hosts and paths",
+                    "the canary is not served: none of its paths joins a primary Ingress's route (see its paths' warnings)",
                 );
             }
         }
@@ -398,7 +398,7 @@ fn admit(
 }
 
 /// Why a canary Ingress is not served when nothing of it joined a primary.
-pub(crate) const CANARY_REASON: &str = "a canary without a primary Ingress for its hosts and paths";
+pub(crate) const CANARY_REASON: &str = "a canary none of whose paths joins a primary Ingress's route";
 /// Why a canary Ingress is not served when its rule does not parse.
 pub(crate) const CANARY_INVALID_REASON: &str = "a canary whose canary-* annotations do not parse";
 

@@ -221,9 +221,20 @@ pub(crate) fn add_canary<'s>(
                     continue;
                 }
             };
-            let primary = vhost
-                .and_then(|vhost| builders.table.owner(vhost, &matcher))
-                .filter(|route| builders.table.forward_backend(*route).is_some());
+            let owner = |matcher: &PathMatch| {
+                vhost
+                    .and_then(|vhost| builders.table.owner(vhost, matcher))
+                    .filter(|route| builders.table.forward_backend(*route).is_some())
+            };
+            // use-regex applies to the whole host in ingress-nginx: an ImplementationSpecific
+            // path of a canary without it joins a primary's regex path of the same text.
+            let primary = owner(&matcher).or_else(|| {
+                let implementation_specific = path.path_type.as_deref() == Some("ImplementationSpecific");
+                (implementation_specific && !use_regex)
+                    .then(|| parse_path(path.path.as_deref(), path.path_type.as_deref(), true).ok())
+                    .flatten()
+                    .and_then(|regex| owner(&regex))
+            });
             let Some(primary) = primary else {
                 report.warning(
                     format!("{}.path", field()),
