@@ -16,6 +16,7 @@ use crate::cluster::{Cluster, ElectionConfig};
 use crate::config::SourceId;
 use crate::controller::{self, Publication, Sink};
 use crate::metrics::Metrics;
+use crate::providers::docker::{self, DockerOptions};
 use crate::providers::kubernetes::{self, KubernetesOptions};
 use crate::providers::{SourceUpdate, file};
 use crate::proxy::{Proxy, ProxyConfig};
@@ -28,6 +29,8 @@ pub struct RunOptions {
     pub manifests: Vec<PathBuf>,
     /// `--kubernetes`: watch the API server (beside any manifests).
     pub kubernetes: Option<KubernetesOptions>,
+    /// `--docker`: follow Docker engines' container labels (beside any other source).
+    pub docker: Option<DockerOptions>,
     pub proxy: ProxyConfig,
     pub admin: SocketAddr,
     pub translate: TranslateOptions,
@@ -62,6 +65,9 @@ pub enum StartError {
     /// No Kubernetes client could be made (`--kubeconfig`, `--context`, in-cluster).
     #[error("--kubernetes: {0}")]
     Kubernetes(crate::kube_client::ClientError),
+    /// A `--docker` endpoint that is not one (an unreachable engine is not an error: it is retried).
+    #[error("--docker: {0}")]
+    Docker(String),
 }
 
 fn bind_reason(error: &io::Error) -> String {
@@ -94,6 +100,7 @@ pub struct Running {
     pub cluster: Option<Cluster>,
     _watcher: Option<notify::RecommendedWatcher>,
     _kubernetes: Option<AbortOnDrop>,
+    _docker: Option<AbortOnDrop>,
     options: RunOptions,
 }
 
@@ -125,6 +132,16 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
             crate::kube_client::client(k.kubeconfig.as_deref(), k.context.as_deref())
                 .await
                 .map_err(StartError::Kubernetes)?,
+        ),
+        None => None,
+    };
+    let docker_clients = match &options.docker {
+        Some(d) => Some(
+            d.engines
+                .iter()
+                .map(|engine| docker::client(&engine.endpoint))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StartError::Docker)?,
         ),
         None => None,
     };
@@ -172,13 +189,18 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         sources.extend(kubernetes::sources(k));
         kubernetes_task = Some(kubernetes::spawn(client, k.clone(), tx.clone(), metrics.clone()));
     }
+    let mut docker_task = None;
+    if let (Some(d), Some(clients)) = (&options.docker, docker_clients) {
+        sources.push(SourceId::new(docker::SOURCE));
+        docker_task = Some(docker::spawn(d.clone(), clients, tx.clone(), metrics.clone()));
+    }
     let builtin_tx = builtin.map(|source| {
         sources.push(source);
         tx.clone()
     });
     if sources.is_empty() {
         tracing::warn!(
-            "no --manifests (-f) or --kubernetes given: serving an empty configuration, every request \
+            "no --manifests (-f), --kubernetes or --docker given: serving an empty configuration, every request \
              answers 404; pass -f with a file or directory of manifests"
         );
         let source = SourceId::new("none");
@@ -214,6 +236,7 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         builtin: builtin_tx,
         _watcher: watcher,
         _kubernetes: kubernetes_task.map(AbortOnDrop),
+        _docker: docker_task.map(AbortOnDrop),
         options,
     })
 }

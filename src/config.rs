@@ -121,8 +121,8 @@ pub enum Origin {
     File { path: PathBuf, document: usize },
     /// The Kubernetes API.
     Api,
-    /// A Docker container's labels.
-    Container { id: String },
+    /// A Docker container's labels: its tenant (`--docker TENANT=…`), name and short id.
+    Container { tenant: String, name: String, id: String },
     /// Compiled into the binary (the demo).
     Builtin { name: String, document: usize },
 }
@@ -132,7 +132,7 @@ impl fmt::Display for Origin {
         match self {
             Origin::File { path, document } => write!(f, "{}, document {}", path.display(), document),
             Origin::Api => f.write_str("Kubernetes API"),
-            Origin::Container { id } => write!(f, "container {id}"),
+            Origin::Container { tenant, name, id } => write!(f, "container {tenant}/{name} ({id})"),
             Origin::Builtin { name, document } => write!(f, "built-in {name}, document {document}"),
         }
     }

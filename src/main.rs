@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use vestibule::app::{self, RunOptions};
 use vestibule::cluster::ElectionConfig;
+use vestibule::providers::docker::{self, DockerOptions};
 use vestibule::providers::kubernetes::KubernetesOptions;
 use vestibule::proxy::{Cidr, ProxyConfig};
 use vestibule::translate::{ServiceRef, TranslateOptions};
@@ -105,9 +106,25 @@ struct RunArgs {
     discovery_interval: f64,
     #[command(flatten)]
     cluster: ClusterArgs,
-    /// Read routes from Docker container labels (not available in this version).
-    #[arg(long, env = "VESTIBULE_DOCKER", num_args = 0..=1, default_missing_value = "/var/run/docker.sock")]
-    docker: Option<String>,
+    /// Read routes from Docker container labels: `--docker` (DOCKER_HOST, else the local socket;
+    /// tenant `default`), `--docker ENDPOINT`, or `--docker TENANT=ENDPOINT` (repeatable; an
+    /// endpoint is unix:///path or tcp://host:port).
+    #[arg(long, env = "VESTIBULE_DOCKER", num_args = 0..=1, default_missing_value = "", value_delimiter = ',')]
+    docker: Vec<String>,
+    /// With --docker: a tenant's default domain is <tenant>.<DOMAIN> (labels write it `*`, `web.*`).
+    #[arg(long, env = "VESTIBULE_TENANT_DOMAIN_SUFFIX")]
+    tenant_domain_suffix: Option<String>,
+    /// With --docker: TENANT=DOMAIN, that tenant's default domain (repeatable; overrides the suffix).
+    #[arg(long = "default-domain", env = "VESTIBULE_DEFAULT_DOMAIN", value_delimiter = ',')]
+    default_domains: Vec<String>,
+    /// With --docker: reach containers at their IP on this network (default: a network Vestibule's
+    /// own container shares, else the container's only network, else `bridge`).
+    #[arg(long, env = "VESTIBULE_DOCKER_NETWORK")]
+    docker_network: Option<String>,
+    /// With --docker: a tenant sees only containers whose label KEY is its name (several tenants
+    /// on one engine: tests and trusted setups only).
+    #[arg(long, env = "VESTIBULE_DOCKER_TENANT_LABEL", hide = true)]
+    docker_tenant_label: Option<String>,
     /// Plain HTTP listener for Ingress traffic.
     #[arg(long, env = "VESTIBULE_HTTP", default_value = "0.0.0.0:80")]
     http: SocketAddr,
@@ -262,6 +279,14 @@ struct Tuning {
     /// Let ExternalName Services reach loopback, link-local and the admin server's addresses.
     #[arg(long, env = "VESTIBULE_ALLOW_LOCAL_EXTERNAL_NAME")]
     allow_local_external_name: bool,
+    /// Status for requests over an ingress-nginx `limit-rps`/`limit-rpm` (ingress-nginx's
+    /// `limit-req-status-code`): 503 by default, 429 is the usual alternative (400-599).
+    #[arg(long, env = "VESTIBULE_LIMIT_REQ_STATUS_CODE", default_value_t = 503, value_parser = clap::value_parser!(u16).range(400..=599))]
+    limit_req_status_code: u16,
+    /// Status for requests over an ingress-nginx `limit-connections` (ingress-nginx's
+    /// `limit-conn-status-code`): 503 by default (400-599).
+    #[arg(long, env = "VESTIBULE_LIMIT_CONN_STATUS_CODE", default_value_t = 503, value_parser = clap::value_parser!(u16).range(400..=599))]
+    limit_conn_status_code: u16,
 }
 
 impl Tuning {
@@ -285,6 +310,8 @@ impl Tuning {
             max_connections: 0,
             allow_local_external_name: false,
             allow_underscores_in_headers: false,
+            limit_req_status_code: 503,
+            limit_conn_status_code: 503,
         }
     }
 }
@@ -342,6 +369,10 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value).with_context(|| format!("{flag}: {value} is not a valid number of seconds"))
 }
 
+fn status(code: u16) -> anyhow::Result<http::StatusCode> {
+    http::StatusCode::from_u16(code).with_context(|| format!("{code} is not an HTTP status"))
+}
+
 fn options(
     manifests: Vec<PathBuf>,
     http: SocketAddr,
@@ -368,6 +399,8 @@ fn options(
         max_connections_per_worker: tuning.max_connections,
         external_name_allow_local: tuning.allow_local_external_name,
         allow_underscores_in_headers: tuning.allow_underscores_in_headers,
+        limit_req_status: status(tuning.limit_req_status_code)?,
+        limit_conn_status: status(tuning.limit_conn_status_code)?,
         // ExternalName backends never reach the admin server.
         protected_addrs: vec![admin],
         ..ProxyConfig::default()
@@ -375,6 +408,7 @@ fn options(
     Ok(RunOptions {
         manifests,
         kubernetes: None,
+        docker: None,
         proxy,
         admin,
         translate: TranslateOptions {
@@ -388,9 +422,7 @@ fn options(
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    if args.docker.is_some() {
-        anyhow::bail!("--docker is not available in this version of vestibule; use --manifests");
-    }
+    let docker = docker_options(&args)?;
     let mut options = options(
         args.manifests,
         args.http,
@@ -415,6 +447,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     } else if args.kubeconfig.is_some() || args.context.is_some() || !args.watch_namespaces.is_empty() {
         anyhow::bail!("--kubeconfig, --context and --watch-namespace need --kubernetes");
     }
+    options.docker = docker;
     options.proxy.gateway_bind = args.gateway_bind;
     options.translate.publish_service = args.publish_service;
     if args.kubernetes {
@@ -426,6 +459,87 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(admin = %running.admin_addr, http = ?running.proxy.local_addrs().http, https = ?running.proxy.local_addrs().https, "vestibule running");
     signals.recv().await;
     running.shutdown().await;
+    Ok(())
+}
+
+/// `--docker` and its companions; `None` without `--docker`.
+fn docker_options(args: &RunArgs) -> anyhow::Result<Option<DockerOptions>> {
+    if args.docker.is_empty() {
+        if args.tenant_domain_suffix.is_some()
+            || !args.default_domains.is_empty()
+            || args.docker_network.is_some()
+            || args.docker_tenant_label.is_some()
+        {
+            anyhow::bail!("--tenant-domain-suffix, --default-domain and --docker-network need --docker");
+        }
+        return Ok(None);
+    }
+    let mut engines: Vec<docker::Engine> = Vec::new();
+    for value in &args.docker {
+        let value = value.trim();
+        // TENANT=ENDPOINT; an endpoint alone (it has "/" or ":" before any "=") is tenant `default`.
+        let (tenant, endpoint) = match value.split_once('=') {
+            Some((tenant, endpoint)) if !tenant.contains(['/', ':']) => (tenant, endpoint),
+            _ => ("default", value),
+        };
+        check_tenant(tenant).with_context(|| format!("--docker {value}"))?;
+        let endpoint = if endpoint.is_empty() {
+            docker::default_endpoint()
+        } else {
+            endpoint.to_string()
+        };
+        if engines.iter().any(|e| e.tenant == tenant) {
+            anyhow::bail!("--docker {value}: tenant {tenant:?} is given twice (one engine per tenant)");
+        }
+        engines.push(docker::Engine {
+            tenant: tenant.to_string(),
+            endpoint,
+        });
+    }
+    let mut default_domains = std::collections::BTreeMap::new();
+    for value in &args.default_domains {
+        let Some((tenant, domain)) = value.split_once('=') else {
+            anyhow::bail!("--default-domain {value}: expected TENANT=DOMAIN");
+        };
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        docker::labels::check_dns_name(&domain).map_err(|e| anyhow::anyhow!("--default-domain {value}: {e}"))?;
+        if !engines.iter().any(|e| e.tenant == tenant) {
+            anyhow::bail!("--default-domain {value}: no --docker {tenant}=ENDPOINT");
+        }
+        default_domains.insert(tenant.to_string(), domain);
+    }
+    let suffix = match &args.tenant_domain_suffix {
+        Some(suffix) => {
+            let suffix = suffix.trim().trim_matches('.').to_ascii_lowercase();
+            docker::labels::check_dns_name(&suffix).map_err(|e| anyhow::anyhow!("--tenant-domain-suffix: {e}"))?;
+            Some(suffix)
+        }
+        None => None,
+    };
+    Ok(Some(DockerOptions {
+        engines,
+        tenant_domain_suffix: suffix,
+        default_domains,
+        network: args.docker_network.clone(),
+        controller_name: args.controller_name.clone(),
+        tenant_label: args.docker_tenant_label.clone(),
+    }))
+}
+
+/// A tenant name becomes a namespace: a DNS label (a-z, 0-9, '-', at most 63).
+fn check_tenant(tenant: &str) -> anyhow::Result<()> {
+    let ok = !tenant.is_empty()
+        && tenant.len() <= 63
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !tenant.starts_with('-')
+        && !tenant.ends_with('-');
+    if !ok {
+        anyhow::bail!(
+            "tenant {tenant:?} is not a valid name (a-z, 0-9 and '-', at most 63 characters; it becomes a namespace)"
+        );
+    }
     Ok(())
 }
 

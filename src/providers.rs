@@ -2,8 +2,9 @@
 //! complete lists per source; it never routes, validates semantics or touches the data plane.
 //!
 //! `file` reads a directory of manifests and watches it; `builtin` serves the demo's bundled
-//! manifests. The Kubernetes API and Docker label providers plug in here later.
+//! manifests; `kubernetes` watches the API server; `docker` turns container labels into objects.
 
+pub mod docker;
 pub mod file;
 pub mod kubernetes;
 

@@ -20,9 +20,11 @@
 mod auth;
 mod body;
 mod client_io;
+mod cors;
 mod forward;
 mod h2_meter;
 mod headers;
+mod limits;
 mod server;
 mod state;
 mod stream;
@@ -115,6 +117,12 @@ pub struct ProxyConfig {
     /// dropped, as ingress-nginx does (`Content_Length` reads as `Content-Length` to backends
     /// that fold `_` into `-`).
     pub allow_underscores_in_headers: bool,
+    /// The answer to a request over its route's rate limit (`limit-rps`/`limit-rpm`): 503 by
+    /// default, as ingress-nginx's `limit-req-status-code`.
+    pub limit_req_status: http::StatusCode,
+    /// The answer to a request over its route's `limit-connections`: 503 by default, as
+    /// ingress-nginx's `limit-conn-status-code`.
+    pub limit_conn_status: http::StatusCode,
     /// Addresses ExternalName backends may never reach (the admin server's). Default none.
     pub protected_addrs: Vec<SocketAddr>,
     /// Idle upstream connections kept per endpoint and worker thread. Default 128.
@@ -157,6 +165,8 @@ impl Default for ProxyConfig {
             max_connections_per_worker: 0,
             external_name_allow_local: false,
             allow_underscores_in_headers: false,
+            limit_req_status: http::StatusCode::SERVICE_UNAVAILABLE,
+            limit_conn_status: http::StatusCode::SERVICE_UNAVAILABLE,
             protected_addrs: Vec::new(),
             upstream_max_idle_per_endpoint: 128,
             upstream_idle_timeout: Duration::from_secs(60),

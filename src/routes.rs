@@ -8,8 +8,10 @@
 pub mod auth;
 pub mod canary;
 pub mod cidr;
+pub mod cors;
 pub mod describe;
 pub mod gateway;
+pub mod limits;
 pub mod router;
 
 use std::collections::HashMap;
@@ -24,10 +26,12 @@ use serde::Serialize;
 pub use auth::RouteAuth;
 pub use canary::{Canary, CanaryRule, HeaderRule};
 pub use cidr::Cidr;
+pub use cors::RouteCors;
 pub use gateway::{
     GatewayAction, GatewayPort, HeaderEdits, ListenerName, PathModifier, PortMode, Redirect, SplitTarget, StreamRoute,
     StreamRouter, UrlRewrite, WeightedBackends,
 };
+pub use limits::RouteLimits;
 pub use router::{RequestInfo, normalize_host, normalize_path};
 
 /// Index of a [`Route`] in [`RouteTable::routes`].
@@ -168,6 +172,12 @@ pub struct Route {
     /// A GRPCRoute rule: a backend that cannot be used (invalid, no endpoints) is answered
     /// with gRPC status `UNAVAILABLE` (14), not an HTTP error page, as the spec says.
     pub grpc: bool,
+    /// CORS (ingress-nginx's `enable-cors`): preflights answered by the proxy, headers added to
+    /// answers for allowed origins; `None`: none, one `Option` check.
+    pub cors: Option<Arc<RouteCors>>,
+    /// Request-rate and concurrency limits per client address (ingress-nginx's `limit-*`);
+    /// `None`: none, one `Option` check.
+    pub limits: Option<Arc<RouteLimits>>,
 }
 
 /// How the path the backend receives is made (ingress-nginx's `rewrite-target`).

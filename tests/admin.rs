@@ -112,6 +112,8 @@ fn hostile_table() -> RouteTable {
             max_body: None,
             auth: None,
             grpc: false,
+            cors: None,
+            limits: None,
         }],
         backends: vec![Backend {
             key: BackendKey {

@@ -17,13 +17,20 @@ use crate::translate::ObjectStatus;
 /// an `issues` list of one-line messages beside `status` (never inside it): on the entry of the
 /// object they concern, or on an entry of their own — with an empty `status` — for an object
 /// that has no status (a Secret, an Ingress that is not served) and, with `apiVersion`
-/// `vestibule.dev/v1` and `kind` `ManifestFile`, for a file or document that did not parse.
+/// `vestibule.dev/v1` and `kind` `ManifestFile`, for a file or document that did not parse, or
+/// `kind` `Container` (namespace: the tenant) for a Docker container's labels.
 pub fn statuses(published: &Published) -> Value {
     let mut by_object: BTreeMap<&ObjectKey, Vec<String>> = BTreeMap::new();
     let mut by_origin: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Docker containers: (tenant, name) → issues, shown as entries of kind `Container`.
+    let mut by_container: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
     for issue in &published.issues {
         match (&issue.subject.object, &issue.subject.origin) {
             (Some(key), _) => by_object.entry(key).or_default().push(issue.to_string()),
+            (None, Some(Origin::Container { tenant, name, .. })) => by_container
+                .entry((tenant.as_str(), name.as_str()))
+                .or_default()
+                .push(issue.to_string()),
             (None, origin) => by_origin
                 .entry(origin.as_ref().map_or_else(|| "configuration".to_string(), origin_name))
                 .or_default()
@@ -48,6 +55,16 @@ pub fn statuses(published: &Published) -> Value {
             "kind": key.kind.as_str(),
             "namespace": key.namespace,
             "name": key.name,
+            "status": {},
+        });
+        entries.push(with_issues(entry, issues));
+    }
+    for ((tenant, name), issues) in by_container {
+        let entry = json!({
+            "apiVersion": "vestibule.dev/v1",
+            "kind": "Container",
+            "namespace": tenant,
+            "name": name,
             "status": {},
         });
         entries.push(with_issues(entry, issues));
@@ -136,8 +153,10 @@ pub fn origin(origin: &Origin) -> Value {
         Origin::Api => {
             map.insert("source".into(), "api".into());
         }
-        Origin::Container { id } => {
+        Origin::Container { tenant, name, id } => {
             map.insert("source".into(), "container".into());
+            map.insert("tenant".into(), tenant.clone().into());
+            map.insert("name".into(), name.clone().into());
             map.insert("id".into(), id.clone().into());
         }
         Origin::Builtin { name, document } => {

@@ -1,7 +1,9 @@
 //! One request, start to response headers: load the installed table once, find the route
-//! (404 if none), answer fixed-status routes, otherwise rewrite the headers and exchange with the
-//! backend (503 without endpoints, 502 on connect or protocol failure, 504 on timeout). Records
-//! the route's stats and, when enabled, one `access` event at DEBUG.
+//! (404 if none), then the route's policies in ingress-nginx's order — HTTPS redirect, rate and
+//! connection limits, source ranges, CORS (preflights answered here), authentication, rewrite —
+//! answer fixed-status routes, otherwise rewrite the headers and exchange with the backend (503
+//! without endpoints, 502 on connect or protocol failure, 504 on timeout). Records the route's
+//! stats and, when enabled, one `access` event at DEBUG.
 //!
 //! Per-request work is kept small: no string formatting (header values of the connection are
 //! precomputed), no boxing (the response body is an enum), one table load.
@@ -127,9 +129,30 @@ pub(crate) async fn serve(client: Arc<Client>, request: Request<Incoming>) -> Re
     });
     // The auth service's cookies for this response (routes with forward auth only).
     let mut auth_cookies = None;
-    let (mut response, route) = handle(&client, &installed, request, started, &mut auth_cookies).await;
+    // The CORS headers owed to this answer (routes with CORS, allowed origins only).
+    let mut cors = None;
+    // The client's `limit-connections` slot, held until the answer's body is done.
+    let mut slot = None;
+    let (mut response, route) = handle(
+        &client,
+        &installed,
+        request,
+        started,
+        Extras {
+            auth_cookies: &mut auth_cookies,
+            cors: &mut cors,
+            slot: &mut slot,
+        },
+    )
+    .await;
+    if let Some(slot) = slot {
+        response = response.map(|body| ProxyBody::counted(body, slot));
+    }
     if let Some(cookies) = auth_cookies {
         cookies.add_to(&mut response);
+    }
+    if let Some(grant) = cors {
+        grant.add_to(response.headers_mut());
     }
     let status = response.status();
     let elapsed = started.elapsed();
@@ -283,13 +306,28 @@ fn join_cookies(headers: &mut http::HeaderMap) {
     }
 }
 
+/// What `handle` leaves for `serve` to apply to the answer.
+struct Extras<'a> {
+    /// The auth service's cookies (routes with forward auth).
+    auth_cookies: &'a mut Option<super::auth::AuthCookies>,
+    /// The CORS headers owed (routes with CORS, allowed origins).
+    cors: &'a mut Option<super::cors::CorsGrant>,
+    /// The client's `limit-connections` slot (routes with it).
+    slot: &'a mut Option<super::limits::ConnectionSlot>,
+}
+
 async fn handle(
     client: &Client,
     installed: &Arc<Installed>,
     mut request: Request<Incoming>,
     started: Instant,
-    auth_cookies: &mut Option<super::auth::AuthCookies>,
+    extras: Extras<'_>,
 ) -> (Response<ProxyBody>, Option<RouteId>) {
+    let Extras {
+        auth_cookies,
+        cors,
+        slot,
+    } = extras;
     let table = &installed.table;
     if request.method() == Method::CONNECT {
         // Not a forward proxy: a CONNECT tunnel would bypass routing.
@@ -376,10 +414,35 @@ async fn handle(
     {
         return (app_root_redirect(host.as_ref(), &client.proto, root), Some(id));
     }
+    if route.limits.is_some()
+        && let Some(limiter) = installed.limiters.get(id).and_then(Option::as_ref)
+    {
+        // Before the source ranges, as nginx's limits come before its access checks. A client
+        // address that cannot be read is counted as the peer's.
+        let address = client_address(request.headers(), &client.peer, &client.shared.config.trusted_proxies)
+            .unwrap_or(client.peer.ip);
+        match limiter.admit(address) {
+            Ok(held) => *slot = held,
+            Err(super::limits::Refusal::Rate) => {
+                return (error_response(client.shared.config.limit_req_status), Some(id));
+            }
+            Err(super::limits::Refusal::Connections) => {
+                return (error_response(client.shared.config.limit_conn_status), Some(id));
+            }
+        }
+    }
     if let Some(ranges) = &route.source_ranges {
         let address = client_address(request.headers(), &client.peer, &client.shared.config.trusted_proxies);
         if !ranges.admits(address) {
             return (error_response(StatusCode::FORBIDDEN), Some(id));
+        }
+    }
+    if let Some(policy) = &route.cors {
+        // Before authentication: browsers send preflights without credentials.
+        match super::cors::decide(policy, request.method(), request.headers()) {
+            super::cors::CorsDecision::None => {}
+            super::cors::CorsDecision::Preflight(grant) => return (grant.preflight(), Some(id)),
+            super::cors::CorsDecision::Grant(grant) => *cors = Some(grant),
         }
     }
     if let Some(auth) = &route.auth {

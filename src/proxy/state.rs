@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use super::ProxyConfig;
+use super::limits::Limiter;
 use super::upstream::{Balancer, ExternalGuard, Upstream};
 use crate::metrics::{Metrics, RouteStats};
 use crate::routes::{BackendKey, RouteTable};
@@ -31,6 +32,9 @@ pub(crate) struct Shared {
     external_guard: Arc<ExternalGuard>,
     /// Balancer state by backend identity, kept across reloads. Touched only by `install`.
     balancers: Mutex<HashMap<BackendKey, Arc<Balancer>>>,
+    /// Rate-limit counters by Ingress (`RouteLimits::scope`), kept across reloads while the
+    /// limits are unchanged. Touched only by `install`.
+    limiters: Mutex<HashMap<Arc<str>, Arc<Limiter>>>,
 }
 
 /// One published world: the table plus what the data plane resolved for it.
@@ -40,6 +44,8 @@ pub(crate) struct Installed {
     pub upstreams: Vec<Arc<Upstream>>,
     /// By `RouteId`.
     pub stats: Vec<Arc<RouteStats>>,
+    /// By `RouteId`: the counters of routes with limits.
+    pub limiters: Vec<Option<Arc<Limiter>>>,
 }
 
 impl Shared {
@@ -62,12 +68,14 @@ impl Shared {
                 table: Arc::new(RouteTable::default()),
                 upstreams: Vec::new(),
                 stats: Vec::new(),
+                limiters: Vec::new(),
             }),
             default_certificate,
             unrouted,
             auth_cache: super::auth::CredentialCache::default(),
             ready,
             balancers: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
         }
     }
 
@@ -98,6 +106,31 @@ impl Shared {
             .iter()
             .map(|route| self.metrics.route_stats(&route.name))
             .collect();
+        let limiters = {
+            let mut previous = match self.limiters.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let mut kept: HashMap<Arc<str>, Arc<Limiter>> = HashMap::new();
+            let limiters = table
+                .routes
+                .iter()
+                .map(|route| {
+                    let limits = route.limits.as_ref()?;
+                    let limiter = kept
+                        .entry(limits.scope.clone())
+                        .or_insert_with(|| match previous.get(&limits.scope) {
+                            // Same limits: the counters carry on.
+                            Some(limiter) if limiter.limits == *limits => limiter.clone(),
+                            _ => Arc::new(Limiter::new(limits.clone())),
+                        })
+                        .clone();
+                    Some(limiter)
+                })
+                .collect();
+            *previous = kept;
+            limiters
+        };
         // Deleted routes leave /metrics.
         self.metrics
             .retain_routes(table.routes.iter().map(|route| &*route.name));
@@ -105,6 +138,7 @@ impl Shared {
             table,
             upstreams,
             stats,
+            limiters,
         }));
         self.ready.send_replace(true);
         // Usually the last reference: a large table is then freed here, on the control thread,

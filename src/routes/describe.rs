@@ -191,6 +191,25 @@ impl RouteTable {
         if let Some(auth) = &route.auth {
             out.insert("auth".into(), describe_auth(auth));
         }
+        if let Some(cors) = &route.cors {
+            out.insert("cors".into(), describe_cors(cors));
+        }
+        if let Some(limits) = &route.limits {
+            let rates: Vec<Value> = limits
+                .rates
+                .iter()
+                .map(|r| json!({ "rate": r.rate, "periodSeconds": r.period.as_secs(), "burst": r.burst }))
+                .collect();
+            out.insert(
+                "limits".into(),
+                json!({
+                    "scope": &*limits.scope,
+                    "rates": rates,
+                    "connections": limits.connections,
+                    "allowlist": limits.allowlist.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }),
+            );
+        }
         if let Some(timeout) = route.timeouts.request {
             out.insert("requestTimeoutMs".into(), json!(timeout.as_millis() as u64));
         }
@@ -403,6 +422,36 @@ fn describe_conditions(conditions: &Conditions) -> Value {
     Value::Object(out)
 }
 
+/// A route's CORS policy: the allowed origins as patterns, and the header values sent.
+fn describe_cors(cors: &crate::routes::RouteCors) -> Value {
+    use crate::routes::cors::{AllowedOrigins, OriginHost};
+    let text = |value: &http::HeaderValue| value.to_str().unwrap_or_default().to_string();
+    let origins: Vec<String> = match &cors.origins {
+        AllowedOrigins::Any => vec!["*".to_string()],
+        AllowedOrigins::List(patterns) => patterns
+            .iter()
+            .map(|p| {
+                let host = match &p.host {
+                    OriginHost::Exact(host) => host.clone(),
+                    OriginHost::Wildcard(suffix) => format!("*.{suffix}"),
+                };
+                match p.port {
+                    Some(port) => format!("{}://{host}:{port}", p.scheme),
+                    None => format!("{}://{host}", p.scheme),
+                }
+            })
+            .collect(),
+    };
+    json!({
+        "allowOrigins": origins,
+        "allowMethods": text(&cors.allow_methods),
+        "allowHeaders": text(&cors.allow_headers),
+        "exposeHeaders": cors.expose_headers.as_ref().map(text),
+        "allowCredentials": cors.allow_credentials,
+        "maxAge": text(&cors.max_age),
+    })
+}
+
 /// A route's authentication, without any secret: the Secret's name, the user count and each
 /// hash format, the forward-auth URL and what is copied.
 fn describe_auth(auth: &crate::routes::RouteAuth) -> Value {
@@ -462,6 +511,8 @@ mod tests {
             max_body: None,
             auth: None,
             grpc: false,
+            cors: None,
+            limits: None,
         }
     }
 

@@ -90,12 +90,17 @@ const AFFINITY: Support = Unsupported("no session affinity yet: requests are bal
 const CANARY: Support = Differs(
     "the canary's backend joins the routes of the primary Ingress with the same host and path (the oldest canary per route); without one the canary is not served; the weight is spread evenly over each window of canary-weight-total requests (ingress-nginx: random)",
 );
-const CORS: Support = Unsupported("no CORS yet: answer CORS in the backend");
-const LIMITS: Support = Unsupported("no rate or connection limits yet");
 const BACKEND_TLS_VERIFY: Support =
     Unsupported("backends' certificates are not verified yet (ingress-nginx's default, proxy-ssl-verify off)");
 const BACKEND_SNI: Support = Unsupported("no SNI is sent to TLS backends (ingress-nginx's default)");
 const BACKEND_TLS_SETTINGS: Support = Unsupported("TLS to backends uses rustls's safe defaults (TLS 1.2 and 1.3)");
+const RATE_LIMIT: Support = Differs(
+    "per client address, shared by every route of the Ingress and every worker of one replica (as nginx's zones); at most 16,384 addresses tracked per limit, the one closest to a full bucket forgotten first; over it: 503, or --limit-req-status-code",
+);
+const BANDWIDTH: Support = Unsupported("no bandwidth limits: responses are sent as fast as the client reads");
+const LIMIT_ALLOWLIST: Support = Differs(
+    "exempts its clients from limit-rps, limit-rpm and limit-connections; an entry that does not parse is an error and left out",
+);
 const MIRROR: Support = Unsupported("no request mirroring yet");
 const BUFFERS: Support = NoOp("nginx buffer tuning: bodies are streamed, with bounded buffers");
 const TELEMETRY: Support = NoOp("no OpenTelemetry export: tracing goes to the log");
@@ -185,12 +190,17 @@ pub static CATALOGUE: &[Entry] = &[
         "connection-proxy-header",
         NoOp("connections to backends are managed by the proxy (keep-alive pools)"),
     ),
-    e("cors-allow-credentials", CORS),
-    e("cors-allow-headers", CORS),
-    e("cors-allow-methods", CORS),
-    e("cors-allow-origin", CORS),
-    e("cors-expose-headers", CORS),
-    e("cors-max-age", CORS),
+    e("cors-allow-credentials", Honoured),
+    e("cors-allow-headers", Honoured),
+    e("cors-allow-methods", Honoured),
+    e(
+        "cors-allow-origin",
+        Differs(
+            "an entry that does not parse is an error and left out; it never widens the list to * (ingress-nginx falls back to * when no entry parses)",
+        ),
+    ),
+    e("cors-expose-headers", Honoured),
+    e("cors-max-age", Honoured),
     e("custom-headers", Unsupported("set response headers in the backend")),
     e(
         "custom-http-errors",
@@ -206,7 +216,12 @@ pub static CATALOGUE: &[Entry] = &[
         "enable-access-log",
         NoOp("the access log is global: RUST_LOG=access=debug"),
     ),
-    e("enable-cors", CORS),
+    e(
+        "enable-cors",
+        Differs(
+            "a preflight is an OPTIONS request with Origin and Access-Control-Request-Method (other OPTIONS requests reach the backend); listed origins get Vary: Origin; preflights are answered after source ranges and rate limits, before authentication",
+        ),
+    ),
     e(
         "enable-global-auth",
         NoOp("there is no global external authentication to disable"),
@@ -229,20 +244,19 @@ pub static CATALOGUE: &[Entry] = &[
         "http2-push-preload",
         NoOp("HTTP/2 server push is obsolete; browsers ignore it"),
     ),
+    e("limit-allowlist", LIMIT_ALLOWLIST),
+    e("limit-burst-multiplier", Honoured),
     e(
-        "limit-allowlist",
-        NoOp("no rate limits are applied, so there is nobody to exempt"),
+        "limit-connections",
+        Differs(
+            "counts the client's requests in progress on the Ingress's routes, each until its answer is sent (an upgraded connection no longer counts); over it: 503, or --limit-conn-status-code",
+        ),
     ),
-    e("limit-burst-multiplier", LIMITS),
-    e("limit-connections", LIMITS),
-    e("limit-rate", LIMITS),
-    e("limit-rate-after", LIMITS),
-    e("limit-rpm", LIMITS),
-    e("limit-rps", LIMITS),
-    e(
-        "limit-whitelist",
-        NoOp("no rate limits are applied, so there is nobody to exempt"),
-    ),
+    e("limit-rate", BANDWIDTH),
+    e("limit-rate-after", BANDWIDTH),
+    e("limit-rpm", RATE_LIMIT),
+    e("limit-rps", RATE_LIMIT),
+    e("limit-whitelist", LIMIT_ALLOWLIST),
     e("load-balance", Unsupported("requests are balanced round robin")),
     e("mirror-host", MIRROR),
     e("mirror-request-body", MIRROR),

@@ -56,6 +56,12 @@ pub(crate) fn add_ingress<'s>(
         protocol: annotations::backend_protocol(&ingress.metadata.annotations, report),
         max_body: annotations::proxy_body_size(&ingress.metadata.annotations, report),
         timeouts: annotations::proxy_timeouts(&ingress.metadata.annotations, report),
+        cors: super::cors::route_cors(&ingress.metadata.annotations, report),
+        limits: super::limits::route_limits(
+            &format!("{namespace}/{}", ingress.metadata.name),
+            &ingress.metadata.annotations,
+            report,
+        ),
     };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();

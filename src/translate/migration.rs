@@ -280,6 +280,9 @@ fn assess_ingress(
     // Read for their issues: a value that does not parse is an invalid-value finding.
     let _ = annotations::rewrite_target(values, report);
     let _ = annotations::app_root(values, report);
+    // Read as `translate` reads them, so values that do not parse are found.
+    let _ = super::cors::route_cors(values, report);
+    let _ = super::limits::route_limits("", values, report);
     let redirect = ingress::https_redirect(ingress, context.written_for_ingress_nginx, report);
     // Errors about one annotation's value: that value does not parse.
     let errors: Vec<&Issue> = report.issues.iter().filter(|issue| issue.is_error()).collect();

@@ -11,8 +11,8 @@ use regex::Regex;
 
 use crate::routes::{
     Backend, BackendKey, Canary, Candidate, Certificates, GatewayPort, HttpRouter, HttpsRedirect, PathRewrite,
-    RegexPath, RewritePiece, Route, RouteAction, RouteAuth, RouteId, RouteTable, RouteTimeouts, SourceRanges,
-    UpstreamProtocol, VirtualHost, WildcardHost,
+    RegexPath, RewritePiece, Route, RouteAction, RouteAuth, RouteCors, RouteId, RouteLimits, RouteTable, RouteTimeouts,
+    SourceRanges, UpstreamProtocol, VirtualHost, WildcardHost,
 };
 
 use super::hosts::HostPattern;
@@ -39,6 +39,8 @@ pub(crate) struct RoutePolicy {
     pub(crate) max_body: Option<u64>,
     /// `proxy-connect-timeout`, `proxy-read-timeout`, `proxy-send-timeout`.
     pub(crate) timeouts: RouteTimeouts,
+    pub(crate) cors: Option<Arc<RouteCors>>,
+    pub(crate) limits: Option<Arc<RouteLimits>>,
 }
 
 /// `rewrite-target`, parsed.
@@ -175,6 +177,8 @@ impl TableBuilder {
             max_body: policy.max_body,
             auth: policy.auth.clone(),
             grpc: false,
+            cors: policy.cors.clone(),
+            limits: policy.limits.clone(),
         });
         self.routes.len() - 1
     }

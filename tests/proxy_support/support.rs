@@ -312,6 +312,8 @@ impl TableBuilder {
             max_body: None,
             auth: None,
             grpc: false,
+            cors: None,
+            limits: None,
         });
         let key = prefix.trim_end_matches('/').to_string();
         self.table.http.vhosts[vhost]

@@ -22,6 +22,8 @@ fn route(name: &str) -> Route {
         max_body: None,
         auth: None,
         grpc: false,
+        cors: None,
+        limits: None,
     }
 }
 

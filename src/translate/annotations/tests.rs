@@ -293,3 +293,135 @@ fn hostile_keys_and_values_are_escaped_or_not_echoed() {
         assert!(!issue.contains('\n') && !issue.contains('\r'), "{issue:?}");
     }
 }
+
+/// Runs `parse` on `annotations` with a reporter: its result and the issues, as text.
+fn parsed<T>(
+    annotations: &[(&str, &str)],
+    parse: impl FnOnce(&BTreeMap<String, String>, &mut Reporter<'_>) -> T,
+) -> (T, Vec<String>) {
+    let annotations: BTreeMap<String, String> = annotations
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let key = ObjectKey::new(Kind::Ingress, "default", "web");
+    let origin = Origin::Builtin {
+        name: "test".into(),
+        document: 1,
+    };
+    let mut issues = Vec::new();
+    let mut reporter = Reporter {
+        key: &key,
+        origin: &origin,
+        issues: &mut issues,
+    };
+    let out = parse(&annotations, &mut reporter);
+    (out, issues.iter().map(ToString::to_string).collect())
+}
+
+#[test]
+fn cors_is_off_without_enable_cors_and_takes_ingress_nginx_defaults_with_it() {
+    use crate::routes::cors::AllowedOrigins;
+    let (cors, issues) = parsed(
+        &[("nginx.ingress.kubernetes.io/cors-allow-origin", "https://a.example")],
+        super::super::cors::route_cors,
+    );
+    assert!(cors.is_none());
+    assert!(issues[0].contains("without effect: enable-cors"), "{issues:?}");
+
+    // The older prefix means the same.
+    let (cors, issues) = parsed(
+        &[("ingress.kubernetes.io/enable-cors", "true")],
+        super::super::cors::route_cors,
+    );
+    let cors = cors.unwrap();
+    assert!(issues.is_empty(), "{issues:?}");
+    assert_eq!(cors.origins, AllowedOrigins::Any);
+    assert_eq!(cors.allow_methods, "GET, PUT, POST, DELETE, PATCH, OPTIONS");
+    assert!(cors.allow_credentials);
+    assert_eq!(cors.max_age, "1728000");
+    assert_eq!(cors.expose_headers, None);
+}
+
+#[test]
+fn cors_values_are_rebuilt_from_tokens_and_bad_ones_keep_the_default() {
+    use crate::routes::cors::AllowedOrigins;
+    let (cors, issues) = parsed(
+        &[
+            ("nginx.ingress.kubernetes.io/enable-cors", "true"),
+            ("nginx.ingress.kubernetes.io/cors-allow-methods", " get ,POST,, "),
+            (
+                "nginx.ingress.kubernetes.io/cors-allow-headers",
+                "X-A,X-B\r\nInjected: 1",
+            ),
+            (
+                "nginx.ingress.kubernetes.io/cors-allow-origin",
+                "https://*.a.example, {bad}",
+            ),
+            ("nginx.ingress.kubernetes.io/cors-max-age", "-1"),
+        ],
+        super::super::cors::route_cors,
+    );
+    let cors = cors.unwrap();
+    assert_eq!(cors.allow_methods, "get, POST");
+    assert!(cors.allow_headers.to_str().unwrap().starts_with("DNT,"), "default kept");
+    assert!(matches!(&cors.origins, AllowedOrigins::List(list) if list.len() == 1));
+    assert_eq!(cors.max_age, "1728000");
+    assert_eq!(issues.len(), 3, "{issues:?}");
+    assert!(
+        issues
+            .iter()
+            .all(|issue| !issue.contains('\r') && !issue.contains('\n')),
+        "values are escaped in messages: {issues:?}"
+    );
+}
+
+#[test]
+fn limits_parse_rates_bursts_connections_and_the_allowlist() {
+    use std::time::Duration;
+    let limits =
+        |annotations: &[(&str, &str)]| parsed(annotations, |a, r| super::super::limits::route_limits("ns/web", a, r));
+    let (none, issues) = limits(&[("nginx.ingress.kubernetes.io/limit-burst-multiplier", "3")]);
+    assert!(none.is_none());
+    assert!(issues[0].contains("without effect"), "{issues:?}");
+    let (zero, _) = limits(&[("nginx.ingress.kubernetes.io/limit-rps", "0")]);
+    assert!(zero.is_none(), "0 means no limit");
+
+    let (some, issues) = limits(&[
+        ("nginx.ingress.kubernetes.io/limit-rps", "10"),
+        ("ingress.kubernetes.io/limit-rpm", "300"),
+        ("nginx.ingress.kubernetes.io/limit-burst-multiplier", "2"),
+        ("nginx.ingress.kubernetes.io/limit-connections", "4"),
+        ("nginx.ingress.kubernetes.io/limit-whitelist", "192.0.2.0/24"),
+    ]);
+    let some = some.unwrap();
+    assert!(issues.is_empty(), "{issues:?}");
+    assert_eq!(&*some.scope, "ns/web");
+    assert_eq!(some.rates.len(), 2);
+    assert_eq!(
+        (some.rates[0].rate, some.rates[0].period, some.rates[0].burst),
+        (300, Duration::from_secs(60), 600)
+    );
+    assert_eq!(
+        (some.rates[1].rate, some.rates[1].period, some.rates[1].burst),
+        (10, Duration::from_secs(1), 20)
+    );
+    assert_eq!(some.rates[1].interval(), Duration::from_millis(100));
+    assert_eq!(some.connections, Some(4));
+    assert!(some.exempt("192.0.2.9".parse().unwrap()));
+
+    let (bad, issues) = limits(&[
+        ("nginx.ingress.kubernetes.io/limit-rps", "10r/s"),
+        ("nginx.ingress.kubernetes.io/limit-connections", "2"),
+        ("nginx.ingress.kubernetes.io/limit-allowlist", "10.0.0.1, nope"),
+    ]);
+    let bad = bad.unwrap();
+    assert!(bad.rates.is_empty(), "not applied");
+    assert_eq!(bad.allowlist.len(), 1);
+    assert_eq!(issues.len(), 2, "{issues:?}");
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.contains("limit-rps]") && i.contains("not a whole number")),
+        "{issues:?}"
+    );
+}

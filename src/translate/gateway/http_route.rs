@@ -148,6 +148,8 @@ pub(crate) fn add_route<'s>(
                 max_body: None,
                 auth: None,
                 grpc: kind == RouteKind::Grpc,
+                cors: None,
+                limits: None,
             });
             for (m, matched) in spec.matches.iter().enumerate() {
                 let precedence = (
