@@ -6,6 +6,7 @@
 //! [`BackendKey`], so they survive reloads. Lookups are in [`router`].
 
 pub mod auth;
+pub mod canary;
 pub mod cidr;
 pub mod cors;
 pub mod describe;
@@ -23,6 +24,7 @@ use http::StatusCode;
 use serde::Serialize;
 
 pub use auth::RouteAuth;
+pub use canary::{Canary, CanaryRule, HeaderRule};
 pub use cidr::Cidr;
 pub use cors::RouteCors;
 pub use gateway::{
@@ -154,8 +156,16 @@ pub struct Route {
     /// everybody. Others get `403`.
     pub source_ranges: Option<Arc<SourceRanges>>,
     /// The path the backend receives instead of the request's (the query is kept): ingress-nginx's
-    /// `rewrite-target` without captures. `None`: the request's path.
-    pub rewrite_path: Option<Arc<str>>,
+    /// `rewrite-target`, fixed or with `$1`… captures. `None`: the request's path.
+    pub rewrite_path: Option<Arc<PathRewrite>>,
+    /// ingress-nginx's `app-root`: a request for `/` is answered `302` to this path.
+    pub app_root: Option<Arc<str>>,
+    /// ingress-nginx's canary: another backend for some of the requests (header, cookie,
+    /// weight). `None`: every request goes to the action's backend.
+    pub canary: Option<Arc<Canary>>,
+    /// Largest request body, in bytes (ingress-nginx's `proxy-body-size`); larger ones get
+    /// `413`. `None`: no limit.
+    pub max_body: Option<u64>,
     /// Basic and/or forward authentication (ingress-nginx's `auth-type`/`auth-url`); `None`:
     /// none, and the request path pays one `Option` check.
     pub auth: Option<Arc<RouteAuth>>,
@@ -168,6 +178,65 @@ pub struct Route {
     /// Request-rate and concurrency limits per client address (ingress-nginx's `limit-*`);
     /// `None`: none, one `Option` check.
     pub limits: Option<Arc<RouteLimits>>,
+}
+
+/// How the path the backend receives is made (ingress-nginx's `rewrite-target`).
+#[derive(Debug, Clone)]
+pub enum PathRewrite {
+    /// This path, whatever the request's.
+    Fixed(Arc<str>),
+    /// The pieces, with `$n` the `n`th group of `regex` (the route's path pattern) in the
+    /// request's path; a group that did not take part is empty, as in nginx.
+    Captures {
+        regex: regex::Regex,
+        pieces: Vec<RewritePiece>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RewritePiece {
+    Text(String),
+    /// `$1` … `$9`.
+    Group(usize),
+}
+
+impl PathRewrite {
+    /// The rewritten path for `path`; `None` when the pattern does not match it (the path is
+    /// then sent as it is).
+    pub fn apply(&self, path: &str) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            PathRewrite::Fixed(fixed) => Some(std::borrow::Cow::Borrowed(fixed)),
+            PathRewrite::Captures { regex, pieces } => {
+                let captures = regex.captures(path)?;
+                let mut out = String::with_capacity(path.len() + 8);
+                for piece in pieces {
+                    match piece {
+                        RewritePiece::Text(text) => out.push_str(text),
+                        RewritePiece::Group(n) => out.push_str(captures.get(*n).map_or("", |m| m.as_str())),
+                    }
+                }
+                // `/$2` of an empty group is `/`; a template whose groups begin it may give ``.
+                if !out.starts_with('/') {
+                    out.insert(0, '/');
+                }
+                Some(std::borrow::Cow::Owned(out))
+            }
+        }
+    }
+
+    /// The template as written (`/$2`), for `/api/routes`.
+    pub fn describe(&self) -> String {
+        match self {
+            PathRewrite::Fixed(fixed) => fixed.to_string(),
+            PathRewrite::Captures { pieces, .. } => pieces
+                .iter()
+                .map(|piece| match piece {
+                    RewritePiece::Text(text) => text.clone(),
+                    RewritePiece::Group(n) => format!("${n}"),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Client address ranges: denied ones first, then, when `allow` is not empty, only those.
@@ -234,6 +303,14 @@ pub struct RouteTimeouts {
     pub request: Option<Duration>,
     /// Waiting for the upstream's response headers, per attempt.
     pub backend_request: Option<Duration>,
+    /// Connecting to the upstream (ingress-nginx's `proxy-connect-timeout`).
+    pub connect: Option<Duration>,
+    /// Between two reads from the upstream: its response head, and each pause of its body
+    /// (ingress-nginx's `proxy-read-timeout`).
+    pub backend_read: Option<Duration>,
+    /// Between two writes of the request body to the upstream (ingress-nginx's
+    /// `proxy-send-timeout`).
+    pub backend_send: Option<Duration>,
 }
 
 /// Identity of an upstream: stable across reloads, so pools and balancer state can be kept.
@@ -274,6 +351,11 @@ pub enum UpstreamProtocol {
     Http1,
     /// HTTP/2 without TLS (prior knowledge), e.g. gRPC backends.
     H2c,
+    /// HTTP/1.1 over TLS (ingress-nginx's `backend-protocol: HTTPS`; the certificate is not
+    /// verified, as ingress-nginx's default).
+    Https,
+    /// HTTP/2 over TLS (ingress-nginx's `backend-protocol: GRPCS`), certificate not verified.
+    H2Tls,
 }
 
 /// Server certificates by SNI. Exact names first, then wildcard certificates (one label), then
@@ -298,6 +380,27 @@ pub struct CertificateSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rewrite_captures_substitute_the_groups_of_the_path_regex() {
+        let rewrite = PathRewrite::Captures {
+            regex: regex::RegexBuilder::new("^/something(/|$)(.*)")
+                .case_insensitive(true)
+                .build()
+                .unwrap(),
+            pieces: vec![RewritePiece::Text("/".into()), RewritePiece::Group(2)],
+        };
+        assert_eq!(rewrite.apply("/something/new/x").as_deref(), Some("/new/x"));
+        assert_eq!(rewrite.apply("/something").as_deref(), Some("/"));
+        assert_eq!(rewrite.apply("/other"), None, "no match: the path is sent as it is");
+        assert_eq!(rewrite.describe(), "/$2");
+        let group_first = PathRewrite::Captures {
+            regex: regex::Regex::new("^/a(/.*)?").unwrap(),
+            pieces: vec![RewritePiece::Group(1), RewritePiece::Text("/end".into())],
+        };
+        assert_eq!(group_first.apply("/a/b").as_deref(), Some("/b/end"));
+        assert_eq!(group_first.apply("/a").as_deref(), Some("/end"), "always absolute");
+    }
 
     #[test]
     fn source_ranges_deny_first_then_allow_only_the_listed() {

@@ -10,7 +10,8 @@
 //! keeps serving the object's last good version. A **warning** means it is served with a caveat:
 //! a dependency not there yet (Service, port), a conflict lost to an older Ingress, an
 //! unsupported feature. Either way the valid parts of the object are served — except for the
-//! Ingresses kept out whole, with the reason reported: a canary, a class that does not exist
+//! Ingresses kept out whole, with the reason reported: a canary without a primary (canaries
+//! join their primary's routes, after every primary is added), a class that does not exist
 //! (warnings), and access control that is not honoured (an error, and `withheld`: the controller
 //! serves no version of it; see `annotations.rs`).
 //!
@@ -38,7 +39,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::{Ingress, Issue, Kind, Object, ObjectKey, Origin, Snapshot, StoredObject};
-use crate::routes::{RouteAuth, RouteTable, SourceRanges};
+use crate::routes::{CanaryRule, RouteAuth, RouteTable, SourceRanges};
 
 use self::backends::Backends;
 use self::classes::{ClassDecision, OurClasses};
@@ -170,6 +171,8 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     let mut withheld = BTreeSet::new();
     let mut served: Vec<ServedIngress<'_>> = Vec::new();
     let mut unserved: Vec<(&StoredObject, &Ingress, ObjectKey)> = Vec::new();
+    // Canary Ingresses of ours, with their rule and the index of their verdict.
+    let mut canaries: Vec<(&StoredObject, &Ingress, ObjectKey, CanaryRule, usize)> = Vec::new();
     for stored in snapshot.of_kind(Kind::Ingress) {
         let Object::Ingress(ingress) = &stored.object else {
             continue;
@@ -195,6 +198,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
                     served.push((stored, ingress, key, access, nginx))
                 }
                 Admission::Validate => unserved.push((stored, ingress, key)),
+                Admission::Canary(rule) => canaries.push((stored, ingress, key, rule, verdicts.len())),
                 Admission::Withhold if ours => {
                     withheld.insert(key);
                 }
@@ -253,6 +257,35 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         };
         ingress::add_ingress(namespace, ingress, access.clone(), *nginx, &mut builders, &mut report);
     }
+    // Canaries after every primary, oldest first: they never claim a route, they join one.
+    canaries.sort_by(|(_, a, a_key, _, _), (_, b, b_key, _, _)| {
+        let a_time = a.metadata.creation_timestamp.as_deref();
+        let b_time = b.metadata.creation_timestamp.as_deref();
+        (a_time.is_none(), a_time, a_key).cmp(&(b_time.is_none(), b_time, b_key))
+    });
+    let mut served_canaries = Vec::new();
+    for (stored, ingress, key, rule, verdict) in &canaries {
+        let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
+        let mut report = Reporter {
+            key,
+            origin: &stored.origin,
+            issues: &mut issues,
+        };
+        let joined = ingress::add_canary(namespace, ingress, rule, &mut builders, &mut report);
+        if let Some(verdict) = verdicts.get_mut(*verdict) {
+            if joined > 0 {
+                verdict.served = true;
+                verdict.reason = format!("a canary: its backend joins {joined} route(s) of the primary Ingress");
+                served_canaries.push(key.clone());
+            } else {
+                verdict.reason = CANARY_REASON.to_string();
+                report.warning(
+                    "metadata.annotations",
+                    "the canary is not served: none of its paths joins a primary Ingress's route (see its paths' warnings)",
+                );
+            }
+        }
+    }
     // Ingresses of other classes (`check` only): their rules are validated in a scratch table
     // of their own, so they never take anything from the served ones.
     for (stored, ingress, key) in &unserved {
@@ -274,7 +307,10 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         Some(service) => Some(status::publish_service_addresses(snapshot, service, &mut issues).join(",")),
         None => options.publish_address.clone(),
     };
-    let mut statuses = status::statuses(served.iter().map(|(_, _, key, _, _)| key), published.as_deref());
+    let mut statuses = status::statuses(
+        served.iter().map(|(_, _, key, _, _)| key).chain(served_canaries.iter()),
+        published.as_deref(),
+    );
     let Builders {
         mut table,
         mut backends,
@@ -323,8 +359,10 @@ enum Admission {
     Validate,
     /// Not served in any version (fail closed): access control that is not honoured.
     Withhold,
-    /// Not served, nothing more to check (a canary).
+    /// Not served, nothing more to check (a canary whose rule does not parse).
     Skip,
+    /// A canary of ours: served where it joins a primary's routes.
+    Canary(CanaryRule),
 }
 
 /// Reports the Ingress's class problem and annotations, and decides its [`Admission`];
@@ -347,8 +385,10 @@ fn admit(
             verdict.reason = withheld_reason(ours, &verdict.reason, why);
             return Admission::Withhold;
         }
-        AnnotationAdmission::Canary(_) => {
-            verdict.reason = withheld_reason(ours, &verdict.reason, CANARY_REASON);
+        AnnotationAdmission::Canary(Ok(rule)) if ours => return Admission::Canary(rule),
+        AnnotationAdmission::Canary(Ok(_)) => return Admission::Validate,
+        AnnotationAdmission::Canary(Err(())) => {
+            verdict.reason = withheld_reason(ours, &verdict.reason, CANARY_INVALID_REASON);
             return Admission::Skip;
         }
     };
@@ -359,8 +399,10 @@ fn admit(
     Admission::Serve(access)
 }
 
-/// Why a canary Ingress is not served.
-pub(crate) const CANARY_REASON: &str = "canary Ingresses are not supported yet";
+/// Why a canary Ingress is not served when nothing of it joined a primary.
+pub(crate) const CANARY_REASON: &str = "a canary none of whose paths joins a primary Ingress's route";
+/// Why a canary Ingress is not served when its rule does not parse.
+pub(crate) const CANARY_INVALID_REASON: &str = "a canary whose canary-* annotations do not parse";
 
 /// What the ingress-nginx annotations of an Ingress decide about serving it, whatever its class.
 pub(crate) enum AnnotationAdmission {
@@ -368,8 +410,8 @@ pub(crate) enum AnnotationAdmission {
     Serve(Access),
     /// Not served in any version (fail closed), and why.
     Withhold(&'static str),
-    /// A canary (the key of `canary: "true"`): not served, the primary keeps the traffic.
-    Canary(String),
+    /// A canary (`canary: "true"`), and its rule (`Err`: a value does not parse, reported).
+    Canary(Result<CanaryRule, ()>),
 }
 
 /// Reports every ingress-nginx annotation of an Ingress (see [`annotations::report`]) and
@@ -395,6 +437,15 @@ pub(crate) fn annotation_admission(
         );
         return AnnotationAdmission::Withhold("its source range does not parse (fail closed)");
     };
+    if let Some(key) = annotations::wants_backend_verification(annotations) {
+        report.error(
+            annotations::field(key),
+            "the Ingress is not served: verifying its backends' certificates is not supported yet, and serving it \
+             would trust any certificate; remove the annotation (or set \"off\") to serve it without verification, \
+             as ingress-nginx does by default",
+        );
+        return AnnotationAdmission::Withhold("its backends' certificates cannot be verified (fail closed)");
+    }
     let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
     let Ok(auth) = auth::route_auth(namespace, annotations, snapshot, options.allow_local_auth_urls, report) else {
         report.error(
@@ -404,13 +455,8 @@ pub(crate) fn annotation_admission(
         );
         return AnnotationAdmission::Withhold("its authentication cannot be set up (fail closed)");
     };
-    if let Some(canary) = verdict.canary {
-        report.warning(
-            annotations::field(&canary),
-            "canary Ingresses are not supported yet: this one is not served, and the primary Ingress keeps \
-             all the traffic of its hosts",
-        );
-        return AnnotationAdmission::Canary(canary);
+    if verdict.canary.is_some() {
+        return AnnotationAdmission::Canary(annotations::canary_rule(annotations, report));
     }
     AnnotationAdmission::Serve(Access { source_ranges, auth })
 }

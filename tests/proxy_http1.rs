@@ -118,6 +118,7 @@ async fn error_statuses_for_no_route_no_endpoints_dead_and_slow_upstreams() {
         RouteTimeouts {
             request: None,
             backend_request: Some(Duration::from_millis(200)),
+            ..Default::default()
         },
     );
     table.route(

@@ -190,6 +190,8 @@ fn failure_response(failure: Failure) -> Response<ProxyBody> {
             count_timeout(TimeoutKind::RequestBody);
             closing(error_response(StatusCode::REQUEST_TIMEOUT))
         }
+        // The rest of the body is not read: the connection cannot be reused.
+        Failure::TooLarge => closing(error_response(StatusCode::PAYLOAD_TOO_LARGE)),
     }
 }
 
@@ -258,6 +260,30 @@ fn https_redirect(host: Option<&HeaderValue>, uri: &Uri, port: Option<u16>) -> R
     let mut response = error_response(StatusCode::PERMANENT_REDIRECT);
     response.headers_mut().insert(LOCATION, location);
     response
+}
+
+/// ingress-nginx's `app-root`: `302 Found` to `root` on the same scheme and host (port kept).
+/// The host was validated ([`is_valid_host`]) and the root at translate time.
+fn app_root_redirect(host: Option<&HeaderValue>, proto: &HeaderValue, root: &str) -> Response<ProxyBody> {
+    let host = host.and_then(|host| host.to_str().ok()).unwrap_or_default();
+    let scheme = if proto.as_bytes() == b"https" { "https" } else { "http" };
+    let Ok(location) = HeaderValue::try_from(format!("{scheme}://{host}{root}")) else {
+        return refuse_head();
+    };
+    let mut response = error_response(StatusCode::FOUND);
+    response.headers_mut().insert(LOCATION, location);
+    response
+}
+
+/// The request's `Content-Length`, when it has one that parses (hyper has validated it).
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// `response` with `Connection: close` (HTTP/1.1 closes the connection after it).
@@ -383,6 +409,11 @@ async fn handle(
     if !client.tls && route.https_redirect.applies(vhost_tls) && !forwarded_https(client, request.headers()) {
         return (https_redirect(host.as_ref(), request.uri(), table.https_port), Some(id));
     }
+    if let Some(root) = &route.app_root
+        && request.uri().path() == "/"
+    {
+        return (app_root_redirect(host.as_ref(), &client.proto, root), Some(id));
+    }
     if route.limits.is_some()
         && let Some(limiter) = installed.limiters.get(id).and_then(Option::as_ref)
     {
@@ -426,9 +457,12 @@ async fn handle(
             Err(response) => return (response, Some(id)),
         }
     }
-    if let Some(path) = &route.rewrite_path {
-        // Checked at translate time (an absolute path of URI characters).
-        match with_path(request.uri(), path) {
+    if let Some(rewrite) = &route.rewrite_path
+        && let Some(path) = rewrite.apply(request.uri().path())
+    {
+        // Checked at translate time (an absolute path of URI characters, captures of the
+        // request's path, which is one).
+        match with_path(request.uri(), &path) {
             Some(uri) => *request.uri_mut() = uri,
             None => return (error_response(StatusCode::INTERNAL_SERVER_ERROR), Some(id)),
         }
@@ -436,7 +470,10 @@ async fn handle(
     let (backend, gateway) = match &route.action {
         RouteAction::Respond(_) if route.grpc => return (grpc_unavailable(), Some(id)),
         RouteAction::Respond(status) => return (error_response(*status), Some(id)),
-        RouteAction::Forward(backend) => (*backend, None),
+        RouteAction::Forward(backend) => match &route.canary {
+            Some(canary) if canary.chooses(request.headers()) => (canary.backend, None),
+            _ => (*backend, None),
+        },
         RouteAction::Gateway(action) => {
             if let Some(redirect) = &action.redirect {
                 let port = client.gateway_port.unwrap_or(0);
@@ -455,6 +492,12 @@ async fn handle(
             }
         }
     };
+    if let Some(limit) = route.max_body
+        && declared_length(request.headers()).is_some_and(|length| length > limit)
+    {
+        // Refused before anything reaches the backend; the body is not read.
+        return (closing(error_response(StatusCode::PAYLOAD_TOO_LARGE)), Some(id));
+    }
     let Some(upstream) = installed.upstreams.get(backend).filter(|u| u.has_endpoints()) else {
         if route.grpc {
             return (grpc_unavailable(), Some(id));
@@ -514,13 +557,18 @@ async fn handle(
     *request.version_mut() = Version::HTTP_11;
 
     let config = &client.shared.config;
+    let timeouts = &route.timeouts;
     let deadlines = Deadlines {
-        connect: config.connect_timeout,
-        response_header: route.timeouts.backend_request.unwrap_or(config.response_header_timeout),
-        request_body_idle: config.request_body_idle_timeout,
-        response_body_idle: config.response_body_idle_timeout,
+        connect: timeouts.connect.unwrap_or(config.connect_timeout),
+        response_header: timeouts
+            .backend_request
+            .or(timeouts.backend_read)
+            .unwrap_or(config.response_header_timeout),
+        request_body_idle: timeouts.backend_send.unwrap_or(config.request_body_idle_timeout),
+        response_body_idle: timeouts.backend_read.unwrap_or(config.response_body_idle_timeout),
         max_response_head: config.max_header_size,
         started,
+        max_request_body: route.max_body,
     };
     let metrics = &*client.shared.metrics;
     let outgoing = upstream.outgoing(request, forwarded, config.upstream_h1_native);

@@ -7,6 +7,7 @@
 
 pub(crate) mod h1;
 pub(crate) mod pool;
+mod tls;
 pub(crate) mod watched;
 
 use std::net::SocketAddr;
@@ -111,6 +112,9 @@ pub(crate) enum Failure {
     ClientBody,
     /// The client stopped sending its request body for longer than the idle limit (→ 408).
     ClientTimeout,
+    /// The request body is larger than the route allows (ingress-nginx's `proxy-body-size`;
+    /// → 413, connection closed). Not counted against the upstream.
+    TooLarge,
 }
 
 impl Failure {
@@ -120,7 +124,7 @@ impl Failure {
             Failure::Connect => Some("connect"),
             Failure::Timeout => Some("timeout"),
             Failure::Protocol => Some("protocol"),
-            Failure::ClientBody | Failure::ClientTimeout => None,
+            Failure::ClientBody | Failure::ClientTimeout | Failure::TooLarge => None,
         }
     }
 }
@@ -182,6 +186,8 @@ pub(crate) struct Deadlines {
     pub max_response_head: usize,
     /// When the request arrived (a clock reading saved for the first attempt's deadline).
     pub started: Instant,
+    /// Largest request body the route allows (`None`: no limit).
+    pub max_request_body: Option<u64>,
 }
 
 /// A request ready for [`Upstream::send`].
@@ -223,7 +229,21 @@ impl Upstream {
     }
 
     pub fn is_http1(&self) -> bool {
-        self.protocol == UpstreamProtocol::Http1
+        matches!(self.protocol, UpstreamProtocol::Http1 | UpstreamProtocol::Https)
+    }
+
+    /// Whether connections to this upstream are TLS.
+    fn tls(&self) -> bool {
+        matches!(self.protocol, UpstreamProtocol::Https | UpstreamProtocol::H2Tls)
+    }
+
+    /// The pool key of connections to `key` (TLS ones apart).
+    fn pooled(&self, key: &PoolKey) -> PoolKey {
+        if self.tls() {
+            PoolKey::Tls(Box::new(key.clone()))
+        } else {
+            key.clone()
+        }
     }
 
     /// The next endpoint in round-robin order.
@@ -293,10 +313,10 @@ impl Upstream {
     pub async fn send(&self, outgoing: Outgoing, deadlines: Deadlines, metrics: &Metrics) -> Result<Reply, Failure> {
         match (outgoing, self.protocol) {
             (Outgoing::Native(prepared), _) => self.send_native(prepared, deadlines, metrics).await,
-            (Outgoing::Hyper(request), UpstreamProtocol::Http1) => {
+            (Outgoing::Hyper(request), UpstreamProtocol::Http1 | UpstreamProtocol::Https) => {
                 Box::pin(self.send_h1(request, deadlines, metrics)).await
             }
-            (Outgoing::Hyper(request), UpstreamProtocol::H2c) => {
+            (Outgoing::Hyper(request), UpstreamProtocol::H2c | UpstreamProtocol::H2Tls) => {
                 Box::pin(self.send_h2(request, deadlines, metrics)).await
             }
         }
@@ -321,6 +341,7 @@ impl Upstream {
             response_body_idle: deadlines.response_body_idle,
             max_head: deadlines.max_response_head,
             started: Some(deadlines.started),
+            max_request_body: deadlines.max_request_body,
         };
         if let Some(conn) = pool::checkout_native(&key) {
             match h1::exchange(conn, key.clone(), prepared, true, limits).await {
@@ -386,15 +407,15 @@ impl Upstream {
         deadlines: Deadlines,
         metrics: &Metrics,
     ) -> Result<Reply, Failure> {
-        let (request, watch) = watched(request);
+        let (request, watch) = watched(request, deadlines.max_request_body);
         let mut request = request;
         let Some(key) = self.pick() else {
             return Err(Failure::Connect);
         };
         let wait = |send| await_head(send, &watch, deadlines.response_header, deadlines.request_body_idle);
-        if let Some(mut conn) = pool::checkout_h1(&key) {
+        if let Some(mut conn) = pool::checkout_h1(&self.pooled(&key)) {
             match wait(conn.try_send_request(request)).await {
-                Ok(Ok(response)) => return Ok(Reply::Hyper(response, Some(Lease::new(key, conn)))),
+                Ok(Ok(response)) => return Ok(Reply::Hyper(response, Some(Lease::new(self.pooled(&key), conn)))),
                 Ok(Err(mut error)) => match error.take_message() {
                     // Closed before the request was written: safe to send it on a new connection.
                     Some(unsent) if !watch.failed() => request = unsent,
@@ -404,11 +425,12 @@ impl Upstream {
             }
         }
         let how = self.connect_limits(&deadlines);
+        let tls = self.tls();
         let (key, mut conn) = self
-            .connect_once_more(key, metrics, |key| async move { connect_h1(&key, how).await })
+            .connect_once_more(key, metrics, |key| async move { connect_h1(&key, how, tls).await })
             .await?;
         match wait(conn.try_send_request(request)).await {
-            Ok(Ok(response)) => Ok(Reply::Hyper(response, Some(Lease::new(key, conn)))),
+            Ok(Ok(response)) => Ok(Reply::Hyper(response, Some(Lease::new(self.pooled(&key), conn)))),
             Ok(Err(_)) => Err(self.record(metrics, self.exchange_failure(&watch))),
             Err(failure) => Err(self.record(metrics, failure)),
         }
@@ -426,7 +448,7 @@ impl Upstream {
     /// Why hyper's client failed an exchange: the client's body, or the upstream.
     fn exchange_failure(&self, watch: &watched::BodyWatch) -> Failure {
         if watch.failed() {
-            Failure::ClientBody
+            watch.failure()
         } else {
             Failure::Protocol
         }
@@ -439,14 +461,14 @@ impl Upstream {
         metrics: &Metrics,
     ) -> Result<Reply, Failure> {
         let mut request = request;
-        to_h2_form(&mut request);
-        let (request, watch) = watched(request);
+        to_h2_form(&mut request, self.tls());
+        let (request, watch) = watched(request, deadlines.max_request_body);
         let mut request = request;
         let Some(key) = self.pick() else {
             return Err(Failure::Connect);
         };
         let wait = |send| await_head(send, &watch, deadlines.response_header, deadlines.request_body_idle);
-        if let Some(mut conn) = pool::checkout_h2(&key) {
+        if let Some(mut conn) = pool::checkout_h2(&self.pooled(&key)) {
             match wait(conn.try_send_request(request)).await {
                 Ok(Ok(response)) => return Ok(Reply::Hyper(response, None)),
                 Ok(Err(mut error)) => match error.take_message() {
@@ -457,10 +479,11 @@ impl Upstream {
             }
         }
         let how = self.connect_limits(&deadlines);
+        let tls = self.tls();
         let (key, mut conn) = self
-            .connect_once_more(key, metrics, |key| async move { connect_h2(&key, how).await })
+            .connect_once_more(key, metrics, |key| async move { connect_h2(&key, how, tls).await })
             .await?;
-        pool::offer_h2(key, conn.clone());
+        pool::offer_h2(self.pooled(&key), conn.clone());
         match wait(conn.try_send_request(request)).await {
             Ok(Ok(response)) => Ok(Reply::Hyper(response, None)),
             Ok(Err(_)) => Err(self.record(metrics, self.exchange_failure(&watch))),
@@ -470,14 +493,14 @@ impl Upstream {
 }
 
 /// `request` with its body watched (see [`watched`]).
-fn watched(request: Request<Incoming>) -> (Request<WatchedBody>, Arc<watched::BodyWatch>) {
+fn watched(request: Request<Incoming>, allowed: Option<u64>) -> (Request<WatchedBody>, Arc<watched::BodyWatch>) {
     let (parts, body) = request.into_parts();
-    let (body, watch) = WatchedBody::new(body);
+    let (body, watch) = WatchedBody::new(body, allowed);
     (Request::from_parts(parts, body), watch)
 }
 
-/// HTTP/2 wants `:scheme` and `:authority`: take the authority from Host.
-fn to_h2_form(request: &mut Request<Incoming>) {
+/// HTTP/2 wants `:scheme` (`https` over TLS) and `:authority`: take the authority from Host.
+fn to_h2_form(request: &mut Request<Incoming>, tls: bool) {
     *request.version_mut() = Version::HTTP_2;
     let authority = request
         .headers()
@@ -487,7 +510,7 @@ fn to_h2_form(request: &mut Request<Incoming>) {
         return;
     };
     let mut parts = std::mem::take(request.uri_mut()).into_parts();
-    parts.scheme = Some(Scheme::HTTP);
+    parts.scheme = Some(if tls { Scheme::HTTPS } else { Scheme::HTTP });
     parts.authority = Some(authority);
     if parts.path_and_query.is_none() {
         parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
@@ -503,6 +526,8 @@ async fn connect_tcp(key: &PoolKey, how: Connect<'_>) -> Result<TcpStream, Failu
     let connecting = async {
         match key {
             PoolKey::Addr(addr) => TcpStream::connect(*addr).await,
+            // Keys of pools only: connections are made to the endpoint inside.
+            PoolKey::Tls(_) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a pool key")),
             PoolKey::Name(host, port) => {
                 let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
                 for addr in tokio::net::lookup_host((&**host, *port)).await? {
@@ -535,8 +560,19 @@ async fn connect_tcp(key: &PoolKey, how: Connect<'_>) -> Result<TcpStream, Failu
     }
 }
 
-async fn connect_h1(key: &PoolKey, how: Connect<'_>) -> Result<http1::SendRequest<WatchedBody>, Failure> {
+async fn connect_h1(key: &PoolKey, how: Connect<'_>, tls: bool) -> Result<http1::SendRequest<WatchedBody>, Failure> {
     let stream = connect_tcp(key, how).await?;
+    if tls {
+        let stream = tls::handshake(stream, false, how.limit).await?;
+        return h1_handshake(stream, how).await;
+    }
+    h1_handshake(stream, how).await
+}
+
+async fn h1_handshake<S>(stream: S, how: Connect<'_>) -> Result<http1::SendRequest<WatchedBody>, Failure>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     // A response head larger than the limit fails the exchange (→ 502), as in our own client.
     let (sender, connection) = http1::Builder::new()
         .max_header_size(how.max_head)
@@ -549,9 +585,19 @@ async fn connect_h1(key: &PoolKey, how: Connect<'_>) -> Result<http1::SendReques
     Ok(sender)
 }
 
-async fn connect_h2(key: &PoolKey, how: Connect<'_>) -> Result<http2::SendRequest<WatchedBody>, Failure> {
-    let limit = how.limit;
+async fn connect_h2(key: &PoolKey, how: Connect<'_>, tls: bool) -> Result<http2::SendRequest<WatchedBody>, Failure> {
     let stream = connect_tcp(key, how).await?;
+    if tls {
+        let stream = tls::handshake(stream, true, how.limit).await?;
+        return h2_handshake(stream, how.limit).await;
+    }
+    h2_handshake(stream, how.limit).await
+}
+
+async fn h2_handshake<S>(stream: S, limit: Duration) -> Result<http2::SendRequest<WatchedBody>, Failure>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let handshake = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .handshake(TokioIo::new(stream));

@@ -156,7 +156,30 @@ impl RouteTable {
             RouteAction::Gateway(ref action) => describe_gateway_action(self, action, route.unavailable, &mut out),
         }
         if let Some(path) = &route.rewrite_path {
-            out.insert("rewritePath".into(), json!(&**path));
+            out.insert("rewritePath".into(), json!(path.describe()));
+        }
+        if let Some(root) = &route.app_root {
+            out.insert("appRoot".into(), json!(&**root));
+        }
+        if let Some(canary) = &route.canary {
+            let rule = &canary.rule;
+            let mut entry = Map::new();
+            entry.insert("route".into(), json!(&*canary.name));
+            self.describe_backend(canary.backend, route.unavailable, &mut entry);
+            if let Some((name, header)) = &rule.header {
+                let matches = match header {
+                    crate::routes::HeaderRule::AlwaysNever => "always/never".to_string(),
+                    crate::routes::HeaderRule::Exact(value) => format!("= {value}"),
+                    crate::routes::HeaderRule::Pattern(pattern) => format!("~ {pattern}"),
+                };
+                entry.insert("header".into(), json!({ "name": name.as_str(), "match": matches }));
+            }
+            if let Some(cookie) = &rule.cookie {
+                entry.insert("cookie".into(), json!(cookie));
+            }
+            entry.insert("weight".into(), json!(rule.weight));
+            entry.insert("weightTotal".into(), json!(rule.total));
+            out.insert("canary".into(), Value::Object(entry));
         }
         if let Some(ranges) = &route.source_ranges {
             let list = |blocks: &[crate::routes::Cidr]| blocks.iter().map(ToString::to_string).collect::<Vec<_>>();
@@ -192,6 +215,18 @@ impl RouteTable {
         }
         if let Some(timeout) = route.timeouts.backend_request {
             out.insert("backendRequestTimeoutMs".into(), json!(timeout.as_millis() as u64));
+        }
+        if let Some(timeout) = route.timeouts.connect {
+            out.insert("connectTimeoutMs".into(), json!(timeout.as_millis() as u64));
+        }
+        if let Some(timeout) = route.timeouts.backend_read {
+            out.insert("backendReadTimeoutMs".into(), json!(timeout.as_millis() as u64));
+        }
+        if let Some(timeout) = route.timeouts.backend_send {
+            out.insert("backendSendTimeoutMs".into(), json!(timeout.as_millis() as u64));
+        }
+        if let Some(limit) = route.max_body {
+            out.insert("maxBodyBytes".into(), json!(limit));
         }
         if route.grpc {
             // Its errors are gRPC statuses (UNAVAILABLE), not HTTP ones.
@@ -250,6 +285,8 @@ impl RouteTable {
                 let protocol = match backend.protocol {
                     UpstreamProtocol::Http1 => "http1",
                     UpstreamProtocol::H2c => "h2c",
+                    UpstreamProtocol::Https => "https",
+                    UpstreamProtocol::H2Tls => "h2 over tls",
                 };
                 out.insert("protocol".into(), json!(protocol));
                 match &backend.target {
@@ -469,6 +506,9 @@ mod tests {
             https_redirect: Default::default(),
             source_ranges: None,
             rewrite_path: None,
+            app_root: None,
+            canary: None,
+            max_body: None,
             auth: None,
             grpc: false,
             cors: None,

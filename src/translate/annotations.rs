@@ -15,9 +15,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::routes::{Cidr, SourceRanges};
+use crate::routes::canary::MAX_WEIGHT_TOTAL;
+use crate::routes::{CanaryRule, Cidr, HeaderRule, RewritePiece, RouteTimeouts, SourceRanges, UpstreamProtocol};
 
 use super::Reporter;
+use super::table::RewriteTarget;
 
 /// The annotation prefix of ingress-nginx.
 pub const NGINX_PREFIX: &str = "nginx.ingress.kubernetes.io/";
@@ -85,7 +87,13 @@ const SOURCE_RANGE: Support = Differs(
     "others get 403; the client address is the connection's peer, or behind a --trusted-proxy the client X-Forwarded-For names (ingress-nginx: with use-forwarded-headers); an address that cannot be read is refused",
 );
 const AFFINITY: Support = Unsupported("no session affinity yet: requests are balanced round robin");
-const CANARY: Support = Unsupported("no canary yet: a canary Ingress is not served, its primary keeps all traffic");
+const CANARY: Support = Differs(
+    "the canary's backend joins the routes of the primary Ingress with the same host and path (the oldest canary per route); without one the canary is not served; the weight is spread evenly over each window of canary-weight-total requests (ingress-nginx: random)",
+);
+const BACKEND_TLS_VERIFY: Support =
+    Unsupported("backends' certificates are not verified yet (ingress-nginx's default, proxy-ssl-verify off)");
+const BACKEND_SNI: Support = Unsupported("no SNI is sent to TLS backends (ingress-nginx's default)");
+const BACKEND_TLS_SETTINGS: Support = Unsupported("TLS to backends uses rustls's safe defaults (TLS 1.2 and 1.3)");
 const RATE_LIMIT: Support = Differs(
     "per client address, shared by every route of the Ingress and every worker of one replica (as nginx's zones); at most 16,384 addresses tracked per limit, the one closest to a full bucket forgotten first; over it: 503, or --limit-req-status-code",
 );
@@ -93,7 +101,6 @@ const BANDWIDTH: Support = Unsupported("no bandwidth limits: responses are sent 
 const LIMIT_ALLOWLIST: Support = Differs(
     "exempts its clients from limit-rps, limit-rpm and limit-connections; an entry that does not parse is an error and left out",
 );
-const BACKEND_TLS: Support = Unsupported("no TLS to backends yet: backends are spoken to in plain HTTP");
 const MIRROR: Support = Unsupported("no request mirroring yet");
 const BUFFERS: Support = NoOp("nginx buffer tuning: bodies are streamed, with bounded buffers");
 const TELEMETRY: Support = NoOp("no OpenTelemetry export: tracing goes to the log");
@@ -109,7 +116,12 @@ pub static CATALOGUE: &[Entry] = &[
     e("affinity-canary-behavior", AFFINITY),
     e("affinity-mode", AFFINITY),
     e("allowlist-source-range", SOURCE_RANGE),
-    e("app-root", Unsupported("redirect / in the backend")),
+    e(
+        "app-root",
+        Differs(
+            "a request for / that one of the Ingress's own routes matches is redirected (302); ingress-nginx redirects / on the whole host",
+        ),
+    ),
     e("auth-always-set-cookie", Honoured),
     e("auth-cache-duration", AUTH_NO_CACHE),
     e("auth-cache-key", AUTH_NO_CACHE),
@@ -161,7 +173,9 @@ pub static CATALOGUE: &[Entry] = &[
     ),
     e(
         "backend-protocol",
-        Unsupported("for gRPC or other HTTP/2 without TLS, set the Service port's appProtocol: kubernetes.io/h2c"),
+        Differs(
+            "HTTP, HTTPS (HTTP/1.1 over TLS), GRPC (h2c), GRPCS (HTTP/2 over TLS), AUTO_HTTP (as HTTP); TLS backends' certificates are not verified and no SNI is sent, as ingress-nginx's defaults; FCGI and AJP are refused as errors (served as HTTP)",
+        ),
     ),
     e("canary", CANARY),
     e("canary-by-cookie", CANARY),
@@ -215,7 +229,10 @@ pub static CATALOGUE: &[Entry] = &[
     e("enable-modsecurity", MODSECURITY),
     e("enable-opentelemetry", TELEMETRY),
     e("enable-owasp-core-rules", MODSECURITY),
-    e("enable-rewrite-log", NoOp("there are no rewrites to log")),
+    e(
+        "enable-rewrite-log",
+        NoOp("rewrites are not logged: /api/routes shows each route's"),
+    ),
     e("fastcgi-index", FASTCGI),
     e("fastcgi-params-configmap", FASTCGI),
     e("force-ssl-redirect", Honoured),
@@ -256,13 +273,18 @@ pub static CATALOGUE: &[Entry] = &[
     ),
     e(
         "proxy-body-size",
-        Unsupported("no request body size limit is enforced: limit it in the backend"),
+        Differs(
+            "applied only where annotated: ingress-nginx's global default of 1m is not (--max-body-size has no counterpart yet)",
+        ),
     ),
     e("proxy-buffer-size", BUFFERS),
     e("proxy-buffering", BUFFERS),
     e("proxy-buffers-number", BUFFERS),
     e("proxy-busy-buffers-size", BUFFERS),
-    e("proxy-connect-timeout", Unsupported("use the global --connect-timeout")),
+    e(
+        "proxy-connect-timeout",
+        Differs("seconds, 1 to 3600 (ingress-nginx: nginx caps it at 75 s)"),
+    ),
     e(
         "proxy-cookie-domain",
         Unsupported("set cookie attributes in the backend"),
@@ -270,16 +292,15 @@ pub static CATALOGUE: &[Entry] = &[
     e("proxy-cookie-path", Unsupported("set cookie attributes in the backend")),
     e(
         "proxy-http-version",
-        NoOp("backends are spoken to in HTTP/1.1 (HTTP/2 by the Service port's appProtocol)"),
+        NoOp(
+            "backends are spoken to in HTTP/1.1 (HTTP/2 by backend-protocol GRPC or GRPCS, or the Service port's appProtocol)",
+        ),
     ),
     e("proxy-max-temp-file-size", BUFFERS),
     e("proxy-next-upstream", NEXT_UPSTREAM),
     e("proxy-next-upstream-timeout", NEXT_UPSTREAM),
     e("proxy-next-upstream-tries", NEXT_UPSTREAM),
-    e(
-        "proxy-read-timeout",
-        Unsupported("use the global --response-header-timeout and --response-body-timeout"),
-    ),
+    e("proxy-read-timeout", Honoured),
     e(
         "proxy-redirect-from",
         Unsupported("write Location headers right in the backend"),
@@ -294,15 +315,22 @@ pub static CATALOGUE: &[Entry] = &[
     ),
     e(
         "proxy-send-timeout",
-        Unsupported("use the global --request-body-timeout"),
+        Differs(
+            "also bounds pauses of the client sending its body (408), which ingress-nginx bounds with client-body-timeout",
+        ),
     ),
-    e("proxy-ssl-ciphers", BACKEND_TLS),
-    e("proxy-ssl-name", BACKEND_TLS),
-    e("proxy-ssl-protocols", BACKEND_TLS),
-    e("proxy-ssl-secret", BACKEND_TLS),
-    e("proxy-ssl-server-name", BACKEND_TLS),
-    e("proxy-ssl-verify", BACKEND_TLS),
-    e("proxy-ssl-verify-depth", BACKEND_TLS),
+    e("proxy-ssl-ciphers", BACKEND_TLS_SETTINGS),
+    e("proxy-ssl-name", BACKEND_SNI),
+    e("proxy-ssl-protocols", BACKEND_TLS_SETTINGS),
+    e("proxy-ssl-secret", BACKEND_TLS_VERIFY),
+    e("proxy-ssl-server-name", BACKEND_SNI),
+    e(
+        "proxy-ssl-verify",
+        Differs(
+            "\"off\" (the default) only: with \"on\" the Ingress is not served, since its backends' certificates cannot be verified yet",
+        ),
+    ),
+    e("proxy-ssl-verify-depth", BACKEND_TLS_VERIFY),
     e(
         "relative-redirects",
         Unsupported("Location headers of backends are passed through as they are"),
@@ -310,7 +338,7 @@ pub static CATALOGUE: &[Entry] = &[
     e(
         "rewrite-target",
         Differs(
-            "a fixed path only (no $1 captures yet): the backend receives it instead of the request's path, query kept; paths still match as their pathType says (ingress-nginx makes them regexes)",
+            "the backend receives it instead of the request's path, query kept; $0 … $9 are the groups of the path's regex: with them ImplementationSpecific paths are regexes (as with use-regex), Prefix and Exact paths keep their pathType and have empty groups; a fixed target leaves every path as its pathType says (ingress-nginx makes them regexes)",
         ),
     ),
     e("satisfy", SATISFY),
@@ -473,37 +501,281 @@ pub(crate) fn source_ranges(
     Ok(Some(Arc::new(SourceRanges { allow, deny })))
 }
 
-/// `rewrite-target` (either prefix) when it is a fixed path: what the backend receives instead
-/// of the request's path. A value with `$` (captures) or that is not an absolute path of
-/// URI characters is not used: a warning (captures are not supported yet) or an error.
-pub(crate) fn rewrite_target(annotations: &BTreeMap<String, String>, report: &mut Reporter<'_>) -> Option<Arc<str>> {
+/// Whether `target` holds only URI path characters, once its `$n` are taken out.
+fn is_path_text(target: &str) -> bool {
+    target
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~!&'()*+,;=:@/%".contains(&b))
+}
+
+/// `rewrite-target` (either prefix): what the backend receives instead of the request's path,
+/// fixed or with `$0`…`$9` (the groups of the path's regex). A value that is not an absolute
+/// path of URI characters is an error, and not used.
+pub(crate) fn rewrite_target(
+    annotations: &BTreeMap<String, String>,
+    report: &mut Reporter<'_>,
+) -> Option<RewriteTarget> {
     let (key, target) = value(annotations, "rewrite-target")?;
-    if target.contains('$') {
-        report.warning(
-            field(key),
-            "capture groups ($1, …) are not supported yet: not rewritten, the backend receives the path as sent",
+    let invalid = |report: &mut Reporter<'_>, why: &str| {
+        report.error(field(key), format!("{target:?} {why}: not rewritten"));
+    };
+    if !target.starts_with('/') || target.starts_with("//") {
+        invalid(
+            report,
+            "is not an absolute path (it must start with / and hold only URI path characters)",
         );
         return None;
     }
-    let valid = target.starts_with('/')
-        && !target.starts_with("//")
-        && target
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~!&'()*+,;=:@/%".contains(&b))
-        && target.parse::<http::uri::PathAndQuery>().is_ok();
-    if !valid {
-        report.error(
-            field(key),
-            format!(
-                "{target:?} is not an absolute path (it must start with / and hold only URI path characters): not rewritten"
-            ),
+    let mut pieces = Vec::new();
+    let mut rest = target;
+    while let Some(dollar) = rest.find('$') {
+        let (text, after) = rest.split_at(dollar);
+        if !text.is_empty() {
+            pieces.push(RewritePiece::Text(text.to_string()));
+        }
+        let digit = after.as_bytes().get(1).copied().filter(u8::is_ascii_digit);
+        let Some(digit) = digit else {
+            invalid(report, "has a $ that is not $0 … $9 (a capture group of the path)");
+            return None;
+        };
+        pieces.push(RewritePiece::Group(usize::from(digit - b'0')));
+        rest = after.get(2..).unwrap_or_default();
+    }
+    if !rest.is_empty() {
+        pieces.push(RewritePiece::Text(rest.to_string()));
+    }
+    let text_ok = pieces.iter().all(|piece| match piece {
+        RewritePiece::Text(text) => is_path_text(text),
+        RewritePiece::Group(_) => true,
+    });
+    if !text_ok || (pieces.len() == 1 && target.parse::<http::uri::PathAndQuery>().is_err()) {
+        invalid(
+            report,
+            "is not an absolute path (it must start with / and hold only URI path characters)",
         );
         return None;
     }
     if let Some(Classified { support, .. }) = classify(key) {
         report.warning(field(key), format!("honoured with a difference: {}", support.note()));
     }
-    Some(Arc::from(target))
+    match pieces.as_slice() {
+        [RewritePiece::Text(_)] => Some(RewriteTarget::Fixed(Arc::from(target))),
+        _ => Some(RewriteTarget::Captures(pieces)),
+    }
+}
+
+/// `app-root` (either prefix): the absolute path a request for `/` is redirected to (302).
+pub(crate) fn app_root(annotations: &BTreeMap<String, String>, report: &mut Reporter<'_>) -> Option<Arc<str>> {
+    let (key, root) = value(annotations, "app-root")?;
+    let valid = root.starts_with('/')
+        && !root.starts_with("//")
+        && root != "/"
+        && is_path_text(root)
+        && root.parse::<http::uri::PathAndQuery>().is_ok();
+    if !valid {
+        report.error(
+            field(key),
+            format!("{root:?} is not an absolute path other than / (URI path characters only): no redirect"),
+        );
+        return None;
+    }
+    Some(Arc::from(root))
+}
+
+/// The canary rule of a canary Ingress: `canary-by-header` (+ `-value`, else `-pattern`),
+/// `canary-by-cookie`, `canary-weight` out of `canary-weight-total` (default 100). `Err(())`: a
+/// value does not parse (reported, naming the annotation); the canary is not served.
+pub(crate) fn canary_rule(annotations: &BTreeMap<String, String>, report: &mut Reporter<'_>) -> Result<CanaryRule, ()> {
+    let mut failed = false;
+    let mut number = |name: &str, default: u32, report: &mut Reporter<'_>| -> u32 {
+        let Some((key, text)) = value(annotations, name) else {
+            return default;
+        };
+        match text.trim().parse::<u32>() {
+            Ok(n) if n <= MAX_WEIGHT_TOTAL => n,
+            _ => {
+                report.error(
+                    field(key),
+                    format!("{text:?} is not a whole number from 0 to {MAX_WEIGHT_TOTAL}: the canary is not served"),
+                );
+                failed = true;
+                default
+            }
+        }
+    };
+    let weight = number("canary-weight", 0, report);
+    let total = number("canary-weight-total", 100, report);
+    if total == 0 {
+        if let Some((key, _)) = value(annotations, "canary-weight-total") {
+            report.error(field(key), "0 is not a weight total: the canary is not served");
+        }
+        failed = true;
+    }
+    let mut header = None;
+    if let Some((key, name)) = value(annotations, "canary-by-header").filter(|(_, name)| !name.is_empty()) {
+        match http::HeaderName::from_bytes(name.as_bytes()) {
+            Err(_) => {
+                report.error(
+                    field(key),
+                    format!("{name:?} is not a header name: the canary is not served"),
+                );
+                failed = true;
+            }
+            Ok(header_name) => {
+                let exact = value(annotations, "canary-by-header-value").filter(|(_, value)| !value.is_empty());
+                let pattern = value(annotations, "canary-by-header-pattern").filter(|(_, value)| !value.is_empty());
+                let rule = match (exact, pattern) {
+                    (Some((_, exact)), pattern) => {
+                        if let Some((pattern_key, _)) = pattern {
+                            report.warning(
+                                field(pattern_key),
+                                "ignored: canary-by-header-value is set too, and takes its place",
+                            );
+                        }
+                        Some(HeaderRule::Exact(exact.to_string()))
+                    }
+                    (None, Some((pattern_key, pattern))) => {
+                        match regex::RegexBuilder::new(pattern).size_limit(1 << 20).build() {
+                            Ok(regex) => Some(HeaderRule::Pattern(regex)),
+                            Err(err) => {
+                                report.error(
+                                    field(pattern_key),
+                                    format!("not a regular expression ({err}): the canary is not served"),
+                                );
+                                failed = true;
+                                None
+                            }
+                        }
+                    }
+                    (None, None) => Some(HeaderRule::AlwaysNever),
+                };
+                header = rule.map(|rule| (header_name, rule));
+            }
+        }
+    }
+    let mut cookie = None;
+    if let Some((key, name)) = value(annotations, "canary-by-cookie").filter(|(_, name)| !name.is_empty()) {
+        let token = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if token {
+            cookie = Some(name.to_string());
+        } else {
+            report.error(
+                field(key),
+                format!("{name:?} is not a cookie name: the canary is not served"),
+            );
+            failed = true;
+        }
+    }
+    if failed {
+        return Err(());
+    }
+    Ok(CanaryRule {
+        header,
+        cookie,
+        weight,
+        total,
+    })
+}
+
+/// `backend-protocol` (either prefix, any case, as ingress-nginx reads it): how the Ingress's
+/// backends are spoken to; `None`: as their Service port says (HTTP/1.1, or h2c by
+/// `appProtocol`). A value that is not supported is an error, and the backends get HTTP.
+pub(crate) fn backend_protocol(
+    annotations: &BTreeMap<String, String>,
+    report: &mut Reporter<'_>,
+) -> Option<UpstreamProtocol> {
+    let (key, text) = value(annotations, "backend-protocol")?;
+    match text.trim().to_ascii_uppercase().as_str() {
+        "HTTP" | "AUTO_HTTP" => None,
+        "HTTPS" => Some(UpstreamProtocol::Https),
+        "GRPC" => Some(UpstreamProtocol::H2c),
+        "GRPCS" => Some(UpstreamProtocol::H2Tls),
+        "FCGI" | "AJP" => {
+            report.error(
+                field(key),
+                format!("{text:?} backends are not supported: spoken to in HTTP instead; put an HTTP server in front of them"),
+            );
+            None
+        }
+        _ => {
+            report.error(
+                field(key),
+                format!("{text:?} is not a backend protocol: write HTTP, HTTPS, GRPC or GRPCS (HTTP is used)"),
+            );
+            None
+        }
+    }
+}
+
+/// `proxy-body-size` (either prefix): the largest request body, in bytes, from an nginx size
+/// (`8m`, `512k`, `1g`, `1024`; `0`: no limit). A value that does not parse is an error, and
+/// no limit applies.
+pub(crate) fn proxy_body_size(annotations: &BTreeMap<String, String>, report: &mut Reporter<'_>) -> Option<u64> {
+    let (key, text) = value(annotations, "proxy-body-size")?;
+    let trimmed = text.trim();
+    let (digits, unit) = match trimmed.char_indices().last() {
+        Some((at, c)) if c.is_ascii_alphabetic() => (&trimmed[..at], c.to_ascii_lowercase()),
+        _ => (trimmed, 'b'),
+    };
+    let scale: u64 = match unit {
+        'b' => 1,
+        'k' => 1 << 10,
+        'm' => 1 << 20,
+        'g' => 1 << 30,
+        _ => 0,
+    };
+    let parsed = (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && scale > 0)
+        .then(|| digits.parse::<u64>().ok()?.checked_mul(scale))
+        .flatten();
+    match parsed {
+        Some(0) => None,
+        Some(bytes) => Some(bytes),
+        None => {
+            report.error(
+                field(key),
+                format!("{text:?} is not a size: write bytes, or a number with k, m or g (\"0\": no limit); no limit applies"),
+            );
+            None
+        }
+    }
+}
+
+/// The per-route timeouts of `proxy-connect-timeout`, `proxy-read-timeout` and
+/// `proxy-send-timeout` (either prefix): whole seconds (an `s` suffix allowed), 1 to 3600. A
+/// value that does not parse is an error, and the global timeout applies.
+pub(crate) fn proxy_timeouts(annotations: &BTreeMap<String, String>, report: &mut Reporter<'_>) -> RouteTimeouts {
+    let mut seconds = |name: &str| -> Option<std::time::Duration> {
+        let (key, text) = value(annotations, name)?;
+        let number = text.trim().strip_suffix('s').unwrap_or(text.trim());
+        match number.parse::<u64>() {
+            Ok(n) if (1..=3600).contains(&n) && number.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(std::time::Duration::from_secs(n))
+            }
+            _ => {
+                report.error(
+                    field(key),
+                    format!("{text:?} is not a number of seconds from 1 to 3600: the global timeout applies"),
+                );
+                None
+            }
+        }
+    };
+    RouteTimeouts {
+        connect: seconds("proxy-connect-timeout"),
+        backend_read: seconds("proxy-read-timeout"),
+        backend_send: seconds("proxy-send-timeout"),
+        ..RouteTimeouts::default()
+    }
+}
+
+/// `proxy-ssl-verify: "on"` (either prefix): verification of TLS backends' certificates is
+/// asked for, and cannot be given yet.
+pub(crate) fn wants_backend_verification(annotations: &BTreeMap<String, String>) -> Option<&str> {
+    value(annotations, "proxy-ssl-verify")
+        .filter(|(_, value)| value.trim().eq_ignore_ascii_case("on"))
+        .map(|(key, _)| key)
 }
 
 /// The field path of an annotation in issues. Keys from manifest files are not validated by an
@@ -517,8 +789,8 @@ pub(crate) fn field(key: &str) -> String {
 pub(crate) struct Verdict {
     /// Access-control annotations that are not honoured, by full key: the Ingress is not served.
     pub(crate) unhonoured_access: Vec<String>,
-    /// The key of `canary: "true"` (either prefix): the Ingress is a canary, not served until
-    /// canaries are supported.
+    /// The key of `canary: "true"` (either prefix): the Ingress is a canary, its backend an
+    /// alternative on its primary's routes.
     pub(crate) canary: Option<String>,
 }
 
@@ -547,6 +819,14 @@ pub(crate) fn report(annotations: &BTreeMap<String, String>, report: &mut Report
         if annotations.get(key).is_some_and(|value| value == "true") && name == Some("canary") {
             // Reported by the caller, which withholds the Ingress.
             verdict.canary.get_or_insert_with(|| key.clone());
+            continue;
+        }
+        let is_canary = value(annotations, "canary").is_some_and(|(_, value)| value == "true");
+        if !is_canary && name.is_some_and(|name| name.starts_with("canary")) {
+            report.warning(
+                field(key),
+                "ignored: the Ingress is not a canary (nginx.ingress.kubernetes.io/canary: \"true\" makes it one)",
+            );
             continue;
         }
         let consequence = if access {

@@ -167,14 +167,10 @@ impl<'s> Backends<'s> {
     }
 
     /// The backend for `reference` in `namespace`, and why it has no endpoints when it cannot
-    /// be resolved (missing Service or port).
-    pub(crate) fn resolve(&mut self, namespace: &'s str, reference: ServiceRef<'s>) -> (BackendId, Option<Unresolved>) {
-        self.resolve_as(namespace, reference, None)
-    }
-
-    /// [`resolve`](Self::resolve), spoken to with `protocol` whatever the Service port's
-    /// `appProtocol` says (gRPC backends: h2c with prior knowledge). A separate backend from the
-    /// one [`resolve`](Self::resolve) gives for the same reference.
+    /// be resolved (missing Service or port); spoken to with `protocol` whatever the Service
+    /// port's `appProtocol` says (gRPC backends: h2c with prior knowledge; ingress-nginx's
+    /// `backend-protocol`), or as `appProtocol` says when `None`. One backend per protocol for
+    /// the same reference.
     pub(crate) fn resolve_as(
         &mut self,
         namespace: &'s str,
@@ -198,6 +194,11 @@ impl<'s> Backends<'s> {
             },
         );
         (id, problem)
+    }
+
+    /// How backend `id` is spoken to.
+    pub(crate) fn protocol(&self, id: BackendId) -> Option<UpstreamProtocol> {
+        self.list.get(id).map(|backend| backend.protocol)
     }
 
     pub(crate) fn finish(self) -> (Vec<Backend>, Vec<Issue>) {

@@ -11,9 +11,10 @@ use super::backends::{Backends, RefError, ServiceRef, service_ref};
 use super::classes::ClassDecision;
 use super::hosts::{HostPattern, parse_host};
 use super::paths::{PathMatch, parse_path};
-use super::table::{Fallback, RoutePolicy, TableBuilder, VhostKey};
+use super::table::{Fallback, RewriteTarget, RoutePolicy, TableBuilder, VhostKey};
 use super::tls::{TlsBuilder, lowered_message};
 use super::{Access, Reporter, TranslateOptions};
+use crate::routes::{Canary, CanaryRule, UpstreamProtocol};
 
 /// ingress-nginx's annotation that turns `ImplementationSpecific` paths into regular expressions.
 pub(crate) const USE_REGEX_ANNOTATION: &str = "nginx.ingress.kubernetes.io/use-regex";
@@ -43,16 +44,18 @@ pub(crate) fn add_ingress<'s>(
         );
         return;
     }
-    let use_regex = ingress
-        .metadata
-        .annotations
-        .get(USE_REGEX_ANNOTATION)
-        .is_some_and(|value| value == "true");
+    let rewrite = annotations::rewrite_target(&ingress.metadata.annotations, report);
+    // As in ingress-nginx, a rewrite with captures makes the paths regexes, as use-regex does.
+    let use_regex = uses_regex(ingress) || matches!(rewrite, Some(RewriteTarget::Captures(_)));
     let policy = RoutePolicy {
         https_redirect: https_redirect(ingress, nginx, report),
         source_ranges: access.source_ranges,
-        rewrite_path: annotations::rewrite_target(&ingress.metadata.annotations, report),
+        rewrite,
+        app_root: annotations::app_root(&ingress.metadata.annotations, report),
         auth: access.auth,
+        protocol: annotations::backend_protocol(&ingress.metadata.annotations, report),
+        max_body: annotations::proxy_body_size(&ingress.metadata.annotations, report),
+        timeouts: annotations::proxy_timeouts(&ingress.metadata.annotations, report),
         cors: super::cors::route_cors(&ingress.metadata.annotations, report),
         limits: super::limits::route_limits(
             &format!("{namespace}/{}", ingress.metadata.name),
@@ -128,13 +131,24 @@ pub(crate) fn add_ingress<'s>(
             let backend = resolve(
                 namespace,
                 reference,
+                policy.protocol,
                 || format!("{}.backend", field()),
                 builders,
                 report,
             );
-            let route = builders
-                .table
-                .add_route(format!("{route_prefix}/rules[{i}]/paths[{j}]"), backend, &policy);
+            if matches!(policy.rewrite, Some(RewriteTarget::Captures(_))) && regex.is_none() {
+                report.warning(
+                    format!("{}.pathType", field()),
+                    "rewrite-target has capture groups, but this path is not a regular expression (pathType \
+                     ImplementationSpecific makes it one): its groups are empty",
+                );
+            }
+            let route = builders.table.add_route(
+                format!("{route_prefix}/rules[{i}]/paths[{j}]"),
+                backend,
+                &policy,
+                regex.as_ref(),
+            );
             builders.table.insert(vhost, matcher, regex, route);
         }
     }
@@ -151,6 +165,133 @@ pub(crate) fn add_ingress<'s>(
         );
     }
     builders.tls.add_ingress(namespace, ingress, &rule_hosts, report);
+}
+
+/// `use-regex: "true"` (ingress-nginx's prefix).
+fn uses_regex(ingress: &Ingress) -> bool {
+    ingress
+        .metadata
+        .annotations
+        .get(USE_REGEX_ANNOTATION)
+        .is_some_and(|value| value == "true")
+}
+
+/// Adds a canary Ingress: for each of its paths, its backend becomes the alternative of the
+/// route of a primary Ingress with the same host and path (ingress-nginx matches them so),
+/// chosen as `rule` says. The primary's route keeps its policy (redirects, access, rewrite):
+/// ingress-nginx applies the primary's annotations to canary traffic too. Returns how many
+/// routes it joined; a path without a primary route, or whose route has an older canary, is
+/// reported and not served.
+pub(crate) fn add_canary<'s>(
+    namespace: &'s str,
+    ingress: &'s Ingress,
+    rule: &CanaryRule,
+    builders: &mut Builders<'s>,
+    report: &mut Reporter<'_>,
+) -> usize {
+    let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
+    let use_regex = uses_regex(ingress);
+    let mut joined = 0;
+    if ingress.spec.default_backend.is_some() {
+        report.warning(
+            "spec.defaultBackend",
+            "a canary's defaultBackend is not used: a canary joins the primary's host and path routes only",
+        );
+    }
+    for (i, rule_spec) in ingress.spec.rules.iter().enumerate() {
+        let key = match rule_spec.host.as_deref().filter(|host| !host.is_empty()) {
+            None => VhostKey::CatchAll,
+            Some(raw) => match parse_host(raw) {
+                Ok(parsed) => VhostKey::Host(parsed.pattern),
+                Err(message) => {
+                    report.error(format!("spec.rules[{i}].host"), message);
+                    continue;
+                }
+            },
+        };
+        let vhost = builders.table.existing_vhost(&key);
+        let paths = rule_spec.http.as_ref().map_or(&[][..], |http| &http.paths[..]);
+        for (j, path) in paths.iter().enumerate() {
+            let field = || format!("spec.rules[{i}].http.paths[{j}]");
+            let matcher = match parse_path(path.path.as_deref(), path.path_type.as_deref(), use_regex) {
+                Ok(matcher) => matcher,
+                Err(err) => {
+                    report.error(format!("{}.{}", field(), err.field), err.message);
+                    continue;
+                }
+            };
+            let reference = match service_ref(&path.backend) {
+                Ok(reference) => reference,
+                Err(err) => {
+                    report_backend(err, &format!("{}.backend", field()), report);
+                    continue;
+                }
+            };
+            let owner = |matcher: &PathMatch| {
+                vhost
+                    .and_then(|vhost| builders.table.owner(vhost, matcher))
+                    .filter(|route| builders.table.forward_backend(*route).is_some())
+            };
+            // use-regex applies to the whole host in ingress-nginx: an ImplementationSpecific
+            // path of a canary without it joins a primary's regex path of the same text.
+            let primary = owner(&matcher).or_else(|| {
+                let implementation_specific = path.path_type.as_deref() == Some("ImplementationSpecific");
+                (implementation_specific && !use_regex)
+                    .then(|| parse_path(path.path.as_deref(), path.path_type.as_deref(), true).ok())
+                    .flatten()
+                    .and_then(|regex| owner(&regex))
+            });
+            let Some(primary) = primary else {
+                report.warning(
+                    format!("{}.path", field()),
+                    format!(
+                        "no primary Ingress routes {} path {:?} on {}: this canary path is not served",
+                        matcher.kind(),
+                        path.path.as_deref().unwrap_or("/"),
+                        host_phrase(&key_name(&key)),
+                    ),
+                );
+                continue;
+            };
+            if let Some(older) = builders.table.canary_of(primary) {
+                report.warning(
+                    format!("{}.path", field()),
+                    format!(
+                        "{} already has the canary {older} (the older canary wins); this canary path is not served",
+                        builders.table.route_name(primary),
+                    ),
+                );
+                continue;
+            }
+            // The primary's protocol: ingress-nginx speaks to a canary as to its primary.
+            let protocol = builders
+                .table
+                .forward_backend(primary)
+                .and_then(|backend| builders.backends.protocol(backend))
+                .filter(|protocol| *protocol != UpstreamProtocol::Http1);
+            let backend = resolve(
+                namespace,
+                reference,
+                protocol,
+                || format!("{}.backend", field()),
+                builders,
+                report,
+            );
+            let name = std::sync::Arc::from(format!("{route_prefix}/rules[{i}]/paths[{j}]"));
+            builders
+                .table
+                .set_canary(primary, Canary::new(name, backend, rule.clone()));
+            joined += 1;
+        }
+    }
+    joined
+}
+
+fn key_name(key: &VhostKey) -> String {
+    match key {
+        VhostKey::Host(host) => host.display(),
+        VhostKey::CatchAll => "*".to_string(),
+    }
 }
 
 /// The controller name of ingress-nginx: installed with `--controller-name k8s.io/ingress-nginx`,
@@ -238,10 +379,17 @@ fn add_default_backend<'s>(
         let id = match route {
             Some(id) => id,
             None => {
-                let backend = resolve(namespace, reference, || field.to_string(), builders, report);
+                let backend = resolve(
+                    namespace,
+                    reference,
+                    policy.protocol,
+                    || field.to_string(),
+                    builders,
+                    report,
+                );
                 let id = builders
                     .table
-                    .add_route(format!("{route_prefix}/defaultBackend"), backend, policy);
+                    .add_route(format!("{route_prefix}/defaultBackend"), backend, policy, None);
                 route = Some(id);
                 id
             }
@@ -275,11 +423,12 @@ fn report_backend(err: RefError, field: &str, report: &mut Reporter<'_>) {
 fn resolve<'s>(
     namespace: &'s str,
     reference: ServiceRef<'s>,
+    protocol: Option<UpstreamProtocol>,
     field: impl FnOnce() -> String,
     builders: &mut Builders<'s>,
     report: &mut Reporter<'_>,
 ) -> usize {
-    let (backend, unresolved) = builders.backends.resolve(namespace, reference);
+    let (backend, unresolved) = builders.backends.resolve_as(namespace, reference, protocol);
     if let Some(problem) = unresolved {
         report.warning(format!("{}.{}", field(), problem.field), problem.message);
     }

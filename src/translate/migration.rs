@@ -17,7 +17,7 @@ use crate::config::{Ingress, Issue, Kind, Object, Snapshot};
 use super::TranslateOptions;
 use super::annotations::{self, Classified, GENERIC_PREFIX, NGINX_PREFIX, Support};
 use super::classes::{ClassDecision, class_name};
-use super::{AnnotationAdmission, CANARY_REASON, Reporter, annotation_admission, ingress};
+use super::{AnnotationAdmission, CANARY_INVALID_REASON, Reporter, annotation_admission, ingress};
 
 /// ingress-nginx's IngressClass `spec.controller`.
 pub const INGRESS_NGINX_CONTROLLER: &str = ingress::INGRESS_NGINX_CONTROLLER;
@@ -94,10 +94,9 @@ pub struct AnnotationFinding {
 pub enum FindingKind {
     /// Not served at all: access control that is not honoured, or a source range that does not parse.
     Withheld,
-    /// A canary Ingress: not served; the primary keeps all the traffic.
+    /// A canary Ingress: served as an alternative backend on its primary's routes, or not
+    /// served when its `canary-*` values do not parse.
     Canary,
-    /// `rewrite-target` with capture groups: not rewritten.
-    RewriteCaptures,
     /// Plain HTTP is redirected to HTTPS where ingress-nginx did not, or the reverse.
     HttpsRedirect,
     /// An annotation value that does not parse.
@@ -278,7 +277,9 @@ fn assess_ingress(
 ) -> IngressAssessment {
     let values = &ingress.metadata.annotations;
     let admission = annotation_admission(ingress, snapshot, options, report);
-    let rewrite = annotations::rewrite_target(values, report);
+    // Read for their issues: a value that does not parse is an invalid-value finding.
+    let _ = annotations::rewrite_target(values, report);
+    let _ = annotations::app_root(values, report);
     // Read as `translate` reads them, so values that do not parse are found.
     let _ = super::cors::route_cors(values, report);
     let _ = super::limits::route_limits("", values, report);
@@ -295,8 +296,8 @@ fn assess_ingress(
         // Keys from manifest files are not validated by an API server: messages carry them
         // escaped, so a key cannot forge a line of the report.
         let shown = key.escape_debug().to_string();
-        let mut category = Category::of(support);
-        let mut note = support.note().to_string();
+        let category = Category::of(support);
+        let note = support.note().to_string();
         let field = annotations::field(key);
         // The errors `annotations::report` gives access control and refused keys are about the
         // key, not its value.
@@ -305,19 +306,6 @@ fn assess_ingress(
             .iter()
             .filter(|issue| about_value && issue.field == field)
             .collect();
-        if is_named(key, "rewrite-target") && rewrite.is_none() && invalid.is_empty() {
-            category = Category::Unsupported;
-            note = "capture groups ($1, …) are not supported yet: not rewritten, the backend receives the path as sent"
-                .to_string();
-            findings.push(Finding {
-                kind: FindingKind::RewriteCaptures,
-                changes_behaviour: true,
-                message: format!(
-                    "{shown} {value:?} uses capture groups: requests reach the backend with the path as sent, \
-                     where ingress-nginx rewrote it"
-                ),
-            });
-        }
         for issue in invalid {
             findings.push(Finding {
                 kind: FindingKind::InvalidValue,
@@ -366,17 +354,27 @@ fn assess_ingress(
             });
             Some(why.to_string())
         }
-        AnnotationAdmission::Canary(key) => {
+        AnnotationAdmission::Canary(Ok(_)) => {
+            findings.push(Finding {
+                kind: FindingKind::Canary,
+                changes_behaviour: false,
+                message: "a canary: its backend joins the routes of the primary Ingress with the same host and \
+                          path, chosen by header, then cookie, then weight as in ingress-nginx (not served where \
+                          no primary routes the host and path)"
+                    .to_string(),
+            });
+            None
+        }
+        AnnotationAdmission::Canary(Err(())) => {
             findings.push(Finding {
                 kind: FindingKind::Canary,
                 changes_behaviour: true,
                 message: format!(
-                    "not served ({}): {CANARY_REASON}; the primary Ingress of its hosts keeps all their traffic, \
-                     where ingress-nginx sent this one a share",
-                    key.escape_debug()
+                    "not served: {CANARY_INVALID_REASON}; the primary Ingress of its hosts keeps all their traffic, \
+                     where ingress-nginx sent this one a share"
                 ),
             });
-            Some(CANARY_REASON.to_string())
+            Some(CANARY_INVALID_REASON.to_string())
         }
     };
 
@@ -429,13 +427,6 @@ fn assess_ingress(
         annotations: annotations_found,
         findings,
     }
-}
-
-/// `key` is `<either prefix><name>`.
-fn is_named(key: &str, name: &str) -> bool {
-    [NGINX_PREFIX, GENERIC_PREFIX]
-        .iter()
-        .any(|prefix| key.strip_prefix(prefix) == Some(name))
 }
 
 /// Whether ingress-nginx redirects plain HTTP to HTTPS for this Ingress's TLS hosts (or all its

@@ -10,9 +10,9 @@ use http::StatusCode;
 use regex::Regex;
 
 use crate::routes::{
-    Backend, BackendKey, Candidate, Certificates, GatewayPort, HttpRouter, HttpsRedirect, RegexPath, Route,
-    RouteAction, RouteAuth, RouteCors, RouteId, RouteLimits, RouteTable, RouteTimeouts, SourceRanges, VirtualHost,
-    WildcardHost,
+    Backend, BackendKey, Canary, Candidate, Certificates, GatewayPort, HttpRouter, HttpsRedirect, PathRewrite,
+    RegexPath, RewritePiece, Route, RouteAction, RouteAuth, RouteCors, RouteId, RouteLimits, RouteTable, RouteTimeouts,
+    SourceRanges, UpstreamProtocol, VirtualHost, WildcardHost,
 };
 
 use super::hosts::HostPattern;
@@ -30,10 +30,53 @@ pub(crate) enum VhostKey {
 pub(crate) struct RoutePolicy {
     pub(crate) https_redirect: HttpsRedirect,
     pub(crate) source_ranges: Option<Arc<SourceRanges>>,
-    pub(crate) rewrite_path: Option<Arc<str>>,
+    pub(crate) rewrite: Option<RewriteTarget>,
+    pub(crate) app_root: Option<Arc<str>>,
     pub(crate) auth: Option<Arc<RouteAuth>>,
+    /// `backend-protocol`: how the backends are spoken to (`None`: as the Service port says).
+    pub(crate) protocol: Option<UpstreamProtocol>,
+    /// `proxy-body-size` (`None`: no limit).
+    pub(crate) max_body: Option<u64>,
+    /// `proxy-connect-timeout`, `proxy-read-timeout`, `proxy-send-timeout`.
+    pub(crate) timeouts: RouteTimeouts,
     pub(crate) cors: Option<Arc<RouteCors>>,
     pub(crate) limits: Option<Arc<RouteLimits>>,
+}
+
+/// `rewrite-target`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RewriteTarget {
+    Fixed(Arc<str>),
+    /// With `$1`… captures of the path's regex.
+    Captures(Vec<RewritePiece>),
+}
+
+impl RewriteTarget {
+    /// The route's rewrite, its path's regex (`None`: not a regex path, whose captures are
+    /// empty) giving the captures.
+    fn for_path(&self, regex: Option<&Regex>) -> PathRewrite {
+        match (self, regex) {
+            (RewriteTarget::Fixed(path), _) => PathRewrite::Fixed(path.clone()),
+            (RewriteTarget::Captures(pieces), Some(regex)) => PathRewrite::Captures {
+                regex: regex.clone(),
+                pieces: pieces.clone(),
+            },
+            (RewriteTarget::Captures(pieces), None) => {
+                let text: String = pieces
+                    .iter()
+                    .map(|piece| match piece {
+                        RewritePiece::Text(text) => text.as_str(),
+                        RewritePiece::Group(_) => "",
+                    })
+                    .collect();
+                PathRewrite::Fixed(Arc::from(if text.starts_with('/') {
+                    text
+                } else {
+                    format!("/{text}")
+                }))
+            }
+        }
+    }
 }
 
 /// A virtual host's fallback and the backend it goes to (to tell real conflicts from repeats).
@@ -112,22 +155,57 @@ impl TableBuilder {
         self.routes.get(route).map_or("", |r| &r.name)
     }
 
-    /// Adds an Ingress route forwarding to `backend`, with its Ingress's `policy`.
-    pub(crate) fn add_route(&mut self, name: String, backend: usize, policy: &RoutePolicy) -> RouteId {
+    /// Adds an Ingress route forwarding to `backend`, with its Ingress's `policy`; `regex`: its
+    /// path's, for rewrite captures.
+    pub(crate) fn add_route(
+        &mut self,
+        name: String,
+        backend: usize,
+        policy: &RoutePolicy,
+        regex: Option<&Regex>,
+    ) -> RouteId {
         self.routes.push(Route {
             name: Arc::from(name),
             action: RouteAction::Forward(backend),
             unavailable: StatusCode::SERVICE_UNAVAILABLE,
-            timeouts: RouteTimeouts::default(),
+            timeouts: policy.timeouts,
             https_redirect: policy.https_redirect,
             source_ranges: policy.source_ranges.clone(),
-            rewrite_path: policy.rewrite_path.clone(),
+            rewrite_path: policy.rewrite.as_ref().map(|rewrite| Arc::new(rewrite.for_path(regex))),
+            app_root: policy.app_root.clone(),
+            canary: None,
+            max_body: policy.max_body,
             auth: policy.auth.clone(),
             grpc: false,
             cors: policy.cors.clone(),
             limits: policy.limits.clone(),
         });
         self.routes.len() - 1
+    }
+
+    /// The virtual host for `key`, if one exists (not created).
+    pub(crate) fn existing_vhost(&self, key: &VhostKey) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
+    /// The backend an Ingress route forwards to, if it is such a route.
+    pub(crate) fn forward_backend(&self, route: RouteId) -> Option<usize> {
+        match self.routes.get(route)?.action {
+            RouteAction::Forward(backend) => Some(backend),
+            _ => None,
+        }
+    }
+
+    /// The canary on `route`, if any (its name).
+    pub(crate) fn canary_of(&self, route: RouteId) -> Option<&str> {
+        self.routes.get(route)?.canary.as_ref().map(|canary| &*canary.name)
+    }
+
+    /// Gives `route` its canary.
+    pub(crate) fn set_canary(&mut self, route: RouteId, canary: Canary) {
+        if let Some(route) = self.routes.get_mut(route) {
+            route.canary = Some(Arc::new(canary));
+        }
     }
 
     /// Adds a Gateway API route (its router is built by `translate/gateway`).

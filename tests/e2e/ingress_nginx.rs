@@ -129,8 +129,11 @@ async fn a_canary_ingress_never_takes_the_primary_traffic() {
         let (status, body) = client.get("app.example", "/").await.unwrap();
         assert_eq!((status, echo_name(&body)), (200, "primary".to_string()), "request {i}");
     }
-    let issues = vestibule.admin_json("/api/issues").await.to_string();
-    assert!(issues.contains("canary Ingresses are not supported yet"), "{issues}");
+    let routes = vestibule.admin_json("/api/routes").await.to_string();
+    assert!(
+        routes.contains("ingress/default/a-canary/rules[0]/paths[0]"),
+        "the canary joins the primary's route, at weight 0: {routes}"
+    );
 }
 
 /// One HTTP/1.1 request over `stream`, read until the server closes: the response head.
@@ -348,7 +351,7 @@ async fn source_ranges_answer_403_outside_them_and_trust_only_trusted_proxies() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rewrite_target_without_captures_sends_the_fixed_path_and_keeps_the_query() {
+async fn rewrite_target_sends_the_fixed_path_and_keeps_the_query() {
     let a = echo_backend("a").await;
     let dir = tempfile::tempdir().unwrap();
     write_manifest(dir.path(), "class.yaml", CLASS);
@@ -378,10 +381,7 @@ async fn rewrite_target_without_captures_sends_the_fixed_path_and_keeps_the_quer
     let (status, body) = get(vestibule.http, "rewrite.example", "/captures/x").await.unwrap();
     assert_eq!(status, 200, "{body}");
     let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        echoed["path"], "/captures/x",
-        "captures are not supported yet: not rewritten"
-    );
+    assert_eq!(echoed["path"], "/", "captures of a Prefix path (not a regex) are empty");
 }
 
 /// ingress-nginx's own IngressClasses, as a Helm install leaves them: `nginx` (the default) and

@@ -14,6 +14,7 @@ mod h2_frames;
 mod ingress_nginx;
 mod ingress_nginx_auth;
 mod ingress_nginx_limits;
+mod ingress_nginx_routing;
 mod recording;
 mod reload;
 mod serving;

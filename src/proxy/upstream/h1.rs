@@ -163,6 +163,8 @@ enum WriteError {
     Upstream,
     /// The client's body is malformed or the client went away mid-body: the exchange is void.
     ClientBody,
+    /// The client's body is larger than the route allows (`proxy-body-size`): void too.
+    TooLarge,
 }
 
 /// Writes the request: head, then body frames (chunk-encoded when `chunked`).
@@ -178,11 +180,14 @@ struct Writer {
     progress: u64,
     /// The last poll waited for the client's body (not for the upstream to take bytes).
     waiting_on_client: bool,
+    /// Body bytes the route still allows (`None`: no limit).
+    allowed: Option<u64>,
 }
 
 impl Writer {
-    fn new(head: Bytes, body: Option<Incoming>, chunked: bool) -> Writer {
+    fn new(head: Bytes, body: Option<Incoming>, chunked: bool, allowed: Option<u64>) -> Writer {
         Writer {
+            allowed,
             out: [head, Bytes::new(), Bytes::new()],
             body,
             chunked,
@@ -234,6 +239,15 @@ impl Writer {
                     let Ok(data) = frame.into_data() else { continue };
                     if data.is_empty() {
                         continue;
+                    }
+                    if let Some(allowed) = self.allowed.as_mut() {
+                        match allowed.checked_sub(data.len() as u64) {
+                            Some(left) => *allowed = left,
+                            None => {
+                                self.body = None;
+                                return Poll::Ready(Err(WriteError::TooLarge));
+                            }
+                        }
                     }
                     self.out = if self.chunked {
                         let size = format!("{:x}\r\n", data.len());
@@ -309,6 +323,8 @@ pub(crate) struct Limits {
     pub max_head: usize,
     /// When the attempt started, if the caller read the clock already (else: now).
     pub started: Option<Instant>,
+    /// Largest request body the route allows (`None`: no limit).
+    pub max_request_body: Option<u64>,
 }
 
 /// Interim (1xx) responses accepted before a final one; more is an upstream error. A backend
@@ -329,7 +345,12 @@ pub(crate) async fn exchange(
     limits: Limits,
 ) -> Outcome {
     conn.interim = 0;
-    let mut writer = Writer::new(prepared.head.clone(), prepared.body.take(), prepared.chunked);
+    let mut writer = Writer::new(
+        prepared.head.clone(),
+        prepared.body.take(),
+        prepared.chunked,
+        limits.max_request_body,
+    );
     let mut write_failed = false;
     let max_head = limits.max_head;
     let started = limits.started.unwrap_or_else(Instant::now);
@@ -344,6 +365,7 @@ pub(crate) async fn exchange(
                 // The upstream may still answer (say, 413 before closing): read on.
                 Poll::Ready(Err(WriteError::Upstream)) => write_failed = true,
                 Poll::Ready(Err(WriteError::ClientBody)) => return Poll::Ready(Err(HeadError::ClientBody)),
+                Poll::Ready(Err(WriteError::TooLarge)) => return Poll::Ready(Err(HeadError::TooLarge)),
             }
             if sending && (writer.finished || write_failed) {
                 // The response-header deadline starts once the request is sent.
@@ -371,6 +393,7 @@ pub(crate) async fn exchange(
         Err(HeadError::Malformed) => return Outcome::Failed(Failure::Protocol),
         Err(HeadError::Timeout) => return Outcome::Failed(Failure::Timeout),
         Err(HeadError::ClientBody) => return Outcome::Failed(Failure::ClientBody),
+        Err(HeadError::TooLarge) => return Outcome::Failed(Failure::TooLarge),
         Err(HeadError::ClientTimeout) => return Outcome::Failed(Failure::ClientTimeout),
         Err(HeadError::Closed { nothing_read }) => {
             // Nothing written (so the body is untouched), or a bodiless idempotent request.
@@ -408,6 +431,8 @@ pub(crate) enum HeadError {
     Timeout,
     /// The client's body is malformed, or the client went away mid-body.
     ClientBody,
+    /// The client's body is larger than the route allows.
+    TooLarge,
     /// The client stopped sending its body for longer than the request-body idle timeout.
     ClientTimeout,
     /// The connection ended (or failed) before a complete head.

@@ -25,6 +25,8 @@ pub(crate) enum PoolKey {
     Addr(SocketAddr),
     /// An ExternalName backend: its DNS name is resolved when connecting.
     Name(Arc<str>, u16),
+    /// TLS connections to the endpoint inside (never pooled with plain ones).
+    Tls(Box<PoolKey>),
 }
 
 type H1 = http1::SendRequest<WatchedBody>;

@@ -27,6 +27,8 @@ pub(crate) struct BodyWatch {
     progress: AtomicU64,
     ended: AtomicBool,
     failed: AtomicBool,
+    /// The body was larger than the route allows (`failed` is set too).
+    too_large: AtomicBool,
     /// Waiting for the response, above it in [`await_head`].
     waker: AtomicWaker,
 }
@@ -35,10 +37,15 @@ pub(crate) struct BodyWatch {
 pub(crate) struct WatchedBody {
     inner: Incoming,
     watch: Arc<BodyWatch>,
+    /// Body bytes the route still allows (`None`: no limit).
+    allowed: Option<u64>,
 }
 
+/// The error of a request body: the client's, or one too large for the route.
+type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
 impl WatchedBody {
-    pub fn new(inner: Incoming) -> (WatchedBody, Arc<BodyWatch>) {
+    pub fn new(inner: Incoming, allowed: Option<u64>) -> (WatchedBody, Arc<BodyWatch>) {
         let watch = Arc::new(BodyWatch::default());
         if inner.is_end_stream() {
             watch.ended.store(true, Ordering::Release);
@@ -47,6 +54,7 @@ impl WatchedBody {
             WatchedBody {
                 inner,
                 watch: watch.clone(),
+                allowed,
             },
             watch,
         )
@@ -55,10 +63,23 @@ impl WatchedBody {
 
 impl Body for WatchedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let (Poll::Ready(Some(Ok(frame))), Some(allowed)) = (&polled, self.allowed) {
+            let size = frame.data_ref().map_or(0, |data| data.len() as u64);
+            match allowed.checked_sub(size) {
+                Some(left) => self.allowed = Some(left),
+                None => {
+                    // An error, never an early end: the upstream must not take a cut body whole.
+                    self.watch.too_large.store(true, Ordering::Release);
+                    self.watch.failed.store(true, Ordering::Release);
+                    self.watch.waker.wake();
+                    return Poll::Ready(Some(Err("request body larger than the route allows".into())));
+                }
+            }
+        }
         let watch = &self.watch;
         match &polled {
             Poll::Ready(Some(Ok(_))) => {
@@ -78,7 +99,7 @@ impl Body for WatchedBody {
             }
             Poll::Pending => {}
         }
-        polled
+        polled.map(|frame| frame.map(|result| result.map_err(BodyError::from)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -93,6 +114,15 @@ impl Body for WatchedBody {
 impl BodyWatch {
     pub fn failed(&self) -> bool {
         self.failed.load(Ordering::Acquire)
+    }
+
+    /// Why the body failed: too large for the route, else the client's fault.
+    pub fn failure(&self) -> Failure {
+        if self.too_large.load(Ordering::Acquire) {
+            Failure::TooLarge
+        } else {
+            Failure::ClientBody
+        }
     }
 }
 
@@ -117,7 +147,7 @@ where
         }
         watch.waker.register(cx.waker());
         if watch.failed() {
-            return Poll::Ready(Err(Failure::ClientBody));
+            return Poll::Ready(Err(watch.failure()));
         }
         if sending && watch.ended.load(Ordering::Acquire) {
             sending = false;

@@ -137,7 +137,7 @@ fn each_annotation_is_reported_by_name_with_what_to_do_instead() {
         ("nginx.ingress.kubernetes.io/x-forwarded-prefix", "/shop"),
         ("nginx.ingress.kubernetes.io/proxy-buffering", "off"),
         ("nginx.ingress.kubernetes.io/ssl-redirect", "false"),
-        ("nginx.ingress.kubernetes.io/proxy-connect-timeout", "5"),
+        ("nginx.ingress.kubernetes.io/server-alias", "www.example"),
         ("nginx.ingress.kubernetes.io/made-up", "1"),
         ("kubernetes.io/ingress.class", "nginx"),
     ]);
@@ -149,7 +149,7 @@ fn each_annotation_is_reported_by_name_with_what_to_do_instead() {
         joined.contains("metadata.annotations[nginx.ingress.kubernetes.io/proxy-buffering]: accepted, without effect"),
         "{joined}"
     );
-    assert!(joined.contains("--connect-timeout"), "{joined}");
+    assert!(joined.contains("add a rule for each alias host"), "{joined}");
     assert!(
         joined
             .contains("nginx.ingress.kubernetes.io/made-up]: not supported; ignored: ingress-nginx does not document"),

@@ -161,28 +161,39 @@ fn a_source_range_that_does_not_parse_withholds_and_names_the_value() {
 }
 
 #[test]
-fn a_canary_is_not_served_and_says_its_primary_keeps_the_traffic() {
+fn a_canary_joins_its_primary_and_one_that_does_not_parse_is_not_served() {
     let assessment = assess_yaml(&ingress(
         "next",
         r#"nginx.ingress.kubernetes.io/canary: "true", nginx.ingress.kubernetes.io/canary-weight: "0""#,
         false,
     ));
     let next = only(&assessment);
-    assert!(!next.served);
+    assert!(next.served, "{next:#?}");
     assert_eq!(kinds(next), [FindingKind::Canary]);
+    assert!(!next.findings[0].changes_behaviour, "{next:#?}");
     assert!(next.findings[0].message.contains("primary"), "{next:#?}");
+
+    let assessment = assess_yaml(&ingress(
+        "next",
+        r#"nginx.ingress.kubernetes.io/canary: "true", nginx.ingress.kubernetes.io/canary-weight: "ten""#,
+        false,
+    ));
+    let next = only(&assessment);
+    assert!(!next.served, "{next:#?}");
+    assert!(kinds(next).contains(&FindingKind::Canary), "{next:#?}");
+    assert!(kinds(next).contains(&FindingKind::InvalidValue), "{next:#?}");
 }
 
 #[test]
-fn rewrite_target_with_captures_is_unsupported_and_a_fixed_one_differs() {
+fn rewrite_target_with_captures_or_fixed_differs() {
     let assessment = assess_yaml(&ingress(
         "api",
         r#"nginx.ingress.kubernetes.io/rewrite-target: "/$2""#,
         false,
     ));
     let api = only(&assessment);
-    assert_eq!(api.annotations[0].category, Category::Unsupported);
-    assert_eq!(kinds(api), [FindingKind::RewriteCaptures]);
+    assert_eq!(api.annotations[0].category, Category::Differs);
+    assert!(api.findings.is_empty(), "{api:#?}");
     assert!(api.served);
 
     let assessment = assess_yaml(&ingress(
