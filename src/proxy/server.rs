@@ -346,13 +346,18 @@ async fn idle(activity: &Activity, period: Duration) -> Quiet {
     }
     let mut seen = activity.started.load(Ordering::Relaxed);
     let mut moved = activity.moved.load(Ordering::Relaxed);
+    // A request in flight at the last check: the connection was busy during this period even
+    // if that request has just ended (closing now would race the client's next request).
+    let mut was_busy = false;
     loop {
         tokio::time::sleep(period).await;
         let now = activity.started.load(Ordering::Relaxed);
         let now_moved = activity.moved.load(Ordering::Relaxed);
-        if now == seen && activity.in_flight.load(Ordering::Relaxed) == 0 {
+        let busy = activity.in_flight.load(Ordering::Relaxed) > 0;
+        if now == seen && !busy && !was_busy {
             return Quiet::Idle;
         }
+        was_busy = busy;
         if now_moved == moved && activity.held.load(Ordering::Relaxed) > 0 {
             return Quiet::Stalled;
         }
