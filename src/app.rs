@@ -15,6 +15,7 @@ use crate::admin::{self, AdminState};
 use crate::cluster::{Cluster, ElectionConfig};
 use crate::config::SourceId;
 use crate::controller::{self, Publication, Sink};
+use crate::domains::{self, DomainOptions};
 use crate::metrics::Metrics;
 use crate::providers::docker::{self, DockerOptions};
 use crate::providers::kubernetes::{self, KubernetesOptions};
@@ -40,6 +41,8 @@ pub struct RunOptions {
     pub drain_timeout: Duration,
     /// With `kubernetes`: elect a leader on a Lease; the leader writes status to the API.
     pub election: Option<ElectionConfig>,
+    /// With tenancy (`--tenancy namespace` or `--docker`): verify tenants' custom domains.
+    pub domains: Option<DomainOptions>,
 }
 
 /// A start-up failure, naming what could not be done. Each message is complete (the cause is
@@ -68,6 +71,9 @@ pub enum StartError {
     /// A `--docker` endpoint that is not one (an unreachable engine is not an error: it is retried).
     #[error("--docker: {0}")]
     Docker(String),
+    /// No DNS resolver for domain verification (`--dns-server`, or the system's).
+    #[error("--dns-server: {0}")]
+    Dns(String),
 }
 
 fn bind_reason(error: &io::Error) -> String {
@@ -101,6 +107,7 @@ pub struct Running {
     _watcher: Option<notify::RecommendedWatcher>,
     _kubernetes: Option<AbortOnDrop>,
     _docker: Option<AbortOnDrop>,
+    _domains: Option<AbortOnDrop>,
     options: RunOptions,
 }
 
@@ -143,6 +150,10 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(StartError::Docker)?,
         ),
+        None => None,
+    };
+    let resolver = match &options.domains {
+        Some(d) => Some(domains::resolver(d.dns_server).map_err(StartError::Dns)?),
         None => None,
     };
     let metrics = Metrics::new();
@@ -194,6 +205,17 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         sources.push(SourceId::new(docker::SOURCE));
         docker_task = Some(docker::spawn(d.clone(), clients, tx.clone(), metrics.clone()));
     }
+    let mut domains_task = None;
+    if let (Some(d), Some(resolver)) = (&options.domains, resolver) {
+        sources.push(SourceId::new(domains::SOURCE));
+        domains_task = Some(domains::spawn(
+            d.clone(),
+            resolver,
+            options.translate.publish_address.clone(),
+            publication.clone(),
+            tx.clone(),
+        ));
+    }
     let builtin_tx = builtin.map(|source| {
         sources.push(source);
         tx.clone()
@@ -237,6 +259,7 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         _watcher: watcher,
         _kubernetes: kubernetes_task.map(AbortOnDrop),
         _docker: docker_task.map(AbortOnDrop),
+        _domains: domains_task.map(AbortOnDrop),
         options,
     })
 }

@@ -125,6 +125,8 @@ pub enum Origin {
     Container { tenant: String, name: String, id: String },
     /// Compiled into the binary (the demo).
     Builtin { name: String, document: usize },
+    /// The domain verifier's findings (`src/domains.rs`): no user can write such an object.
+    DomainVerifier,
 }
 
 impl fmt::Display for Origin {
@@ -134,6 +136,7 @@ impl fmt::Display for Origin {
             Origin::Api => f.write_str("Kubernetes API"),
             Origin::Container { tenant, name, id } => write!(f, "container {tenant}/{name} ({id})"),
             Origin::Builtin { name, document } => write!(f, "built-in {name}, document {document}"),
+            Origin::DomainVerifier => f.write_str("domain verifier"),
         }
     }
 }

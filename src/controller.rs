@@ -18,6 +18,7 @@ use crate::metrics::{Metrics, ReloadOutcome};
 use crate::providers::SourceUpdate;
 use crate::routes::RouteTable;
 use crate::translate::{IngressVerdict, ObjectStatus, TranslateOptions, Translation, translate};
+use crate::translate::tenancy::DomainClaim;
 
 pub mod gateway_status;
 mod publication;
@@ -50,6 +51,8 @@ pub struct Applied {
     pub outcome: ReloadOutcome,
     /// What became of each Ingress of the applied translation.
     pub ingresses: Vec<IngressVerdict>,
+    /// The custom domains tenants claim (for the domain verifier).
+    pub domain_claims: Vec<DomainClaim>,
 }
 
 /// Translation with last-good substitution. Pure apart from its own memory of good versions
@@ -131,6 +134,7 @@ impl Reconciler {
             table,
             statuses,
             ingresses,
+            domain_claims,
             ..
         } = translation;
         Applied {
@@ -139,6 +143,7 @@ impl Reconciler {
             issues: all_issues,
             outcome,
             ingresses,
+            domain_claims,
         }
     }
 
@@ -320,6 +325,7 @@ fn publish(publication: &Publication, metrics: &Metrics, generation: u64, applie
         table: applied.table,
         statuses: applied.statuses,
         issues: applied.issues,
+        domain_claims: applied.domain_claims,
     });
 }
 

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod demo;
+pub mod domains;
 pub mod echo;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -15,6 +15,8 @@ use vestibule::cluster::ElectionConfig;
 use vestibule::providers::docker::{self, DockerOptions};
 use vestibule::providers::kubernetes::KubernetesOptions;
 use vestibule::proxy::{Cidr, ProxyConfig};
+use vestibule::domains::DomainOptions;
+use vestibule::translate::tenancy::TenancyOptions;
 use vestibule::translate::{ServiceRef, TranslateOptions};
 
 #[derive(Parser)]
@@ -111,10 +113,24 @@ struct RunArgs {
     /// endpoint is unix:///path or tcp://host:port).
     #[arg(long, env = "VESTIBULE_DOCKER", num_args = 0..=1, default_missing_value = "", value_delimiter = ',')]
     docker: Vec<String>,
-    /// With --docker: a tenant's default domain is <tenant>.<DOMAIN> (labels write it `*`, `web.*`).
+    /// With --docker or --tenancy: a tenant's default domain is <tenant>.<DOMAIN> (labels write it `*`, `web.*`).
     #[arg(long, env = "VESTIBULE_TENANT_DOMAIN_SUFFIX")]
     tenant_domain_suffix: Option<String>,
-    /// With --docker: TENANT=DOMAIN, that tenant's default domain (repeatable; overrides the suffix).
+    /// `namespace`: each namespace is a tenant; a host belongs to the first tenant to claim it, and
+    /// hosts outside a tenant's default domain are routed only once verified in DNS (Docker tenants
+    /// always are).
+    #[arg(long, env = "VESTIBULE_TENANCY", value_enum)]
+    tenancy: Option<TenancyMode>,
+    /// Custom domains: how often a verified domain is checked again (e.g. 10m, 30s).
+    #[arg(long, env = "VESTIBULE_DOMAIN_RECHECK", default_value = "10m", value_parser = parse_duration)]
+    domain_recheck: Duration,
+    /// Custom domains: how long a verified domain keeps routing after its record went away.
+    #[arg(long, env = "VESTIBULE_DOMAIN_GRACE", default_value = "1h", value_parser = parse_duration)]
+    domain_grace: Duration,
+    /// Custom domains: the DNS server to ask (ADDR:PORT; default: the system resolver).
+    #[arg(long, env = "VESTIBULE_DNS_SERVER")]
+    dns_server: Option<SocketAddr>,
+    /// With --docker or --tenancy: TENANT=DOMAIN, that tenant's default domain (repeatable; overrides the suffix).
     #[arg(long = "default-domain", env = "VESTIBULE_DEFAULT_DOMAIN", value_delimiter = ',')]
     default_domains: Vec<String>,
     /// With --docker: reach containers at their IP on this network (default: a network Vestibule's
@@ -418,11 +434,32 @@ fn options(
         shutdown_delay: seconds(tuning.shutdown_delay, "--shutdown-delay")?,
         drain_timeout: seconds(tuning.drain_timeout, "--drain-timeout")?,
         election: None,
+        domains: None,
     })
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let docker = docker_options(&args)?;
+    let tenancy = if args.tenancy.is_some() || docker.is_some() {
+        let (domain_suffix, default_domains) = tenant_domains(&args)?;
+        let tenancy = TenancyOptions {
+            namespaces: args.tenancy.is_some(),
+            tenant_classes: match &docker {
+                Some(_) => vec![docker::objects::INGRESS_CLASS.to_string()],
+                None => Vec::new(),
+            },
+            domain_suffix,
+            default_domains,
+        };
+        let domains = DomainOptions {
+            recheck: args.domain_recheck,
+            grace: args.domain_grace,
+            dns_server: args.dns_server,
+        };
+        Some((tenancy, domains))
+    } else {
+        None
+    };
     let mut options = options(
         args.manifests,
         args.http,
@@ -447,6 +484,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     } else if args.kubeconfig.is_some() || args.context.is_some() || !args.watch_namespaces.is_empty() {
         anyhow::bail!("--kubeconfig, --context and --watch-namespace need --kubernetes");
     }
+    if let Some((tenancy, domains)) = tenancy {
+        options.translate.tenancy = tenancy;
+        options.domains = Some(domains);
+    }
     options.docker = docker;
     options.proxy.gateway_bind = args.gateway_bind;
     options.translate.publish_service = args.publish_service;
@@ -465,12 +506,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// `--docker` and its companions; `None` without `--docker`.
 fn docker_options(args: &RunArgs) -> anyhow::Result<Option<DockerOptions>> {
     if args.docker.is_empty() {
-        if args.tenant_domain_suffix.is_some()
-            || !args.default_domains.is_empty()
-            || args.docker_network.is_some()
-            || args.docker_tenant_label.is_some()
-        {
-            anyhow::bail!("--tenant-domain-suffix, --default-domain and --docker-network need --docker");
+        if args.docker_network.is_some() || args.docker_tenant_label.is_some() {
+            anyhow::bail!("--docker-network needs --docker");
+        }
+        if (args.tenant_domain_suffix.is_some() || !args.default_domains.is_empty()) && args.tenancy.is_none() {
+            anyhow::bail!("--tenant-domain-suffix and --default-domain need --docker or --tenancy namespace");
         }
         return Ok(None);
     }
@@ -496,16 +536,33 @@ fn docker_options(args: &RunArgs) -> anyhow::Result<Option<DockerOptions>> {
             endpoint,
         });
     }
+    for value in &args.default_domains {
+        let tenant = value.split_once('=').map_or("", |(tenant, _)| tenant);
+        if args.tenancy.is_none() && !engines.iter().any(|e| e.tenant == tenant) {
+            anyhow::bail!("--default-domain {value}: no --docker {tenant}=ENDPOINT");
+        }
+    }
+    let (suffix, default_domains) = tenant_domains(args)?;
+    Ok(Some(DockerOptions {
+        engines,
+        tenant_domain_suffix: suffix,
+        default_domains,
+        network: args.docker_network.clone(),
+        controller_name: args.controller_name.clone(),
+        tenant_label: args.docker_tenant_label.clone(),
+    }))
+}
+
+/// `--tenant-domain-suffix` and `--default-domain TENANT=DOMAIN`, checked and lower-cased.
+fn tenant_domains(args: &RunArgs) -> anyhow::Result<(Option<String>, std::collections::BTreeMap<String, String>)> {
     let mut default_domains = std::collections::BTreeMap::new();
     for value in &args.default_domains {
         let Some((tenant, domain)) = value.split_once('=') else {
             anyhow::bail!("--default-domain {value}: expected TENANT=DOMAIN");
         };
+        check_tenant(tenant).with_context(|| format!("--default-domain {value}"))?;
         let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
         docker::labels::check_dns_name(&domain).map_err(|e| anyhow::anyhow!("--default-domain {value}: {e}"))?;
-        if !engines.iter().any(|e| e.tenant == tenant) {
-            anyhow::bail!("--default-domain {value}: no --docker {tenant}=ENDPOINT");
-        }
         default_domains.insert(tenant.to_string(), domain);
     }
     let suffix = match &args.tenant_domain_suffix {
@@ -516,14 +573,34 @@ fn docker_options(args: &RunArgs) -> anyhow::Result<Option<DockerOptions>> {
         }
         None => None,
     };
-    Ok(Some(DockerOptions {
-        engines,
-        tenant_domain_suffix: suffix,
-        default_domains,
-        network: args.docker_network.clone(),
-        controller_name: args.controller_name.clone(),
-        tenant_label: args.docker_tenant_label.clone(),
-    }))
+    Ok((suffix, default_domains))
+}
+
+/// A duration as `500ms`, `30s`, `10m`, `1h`, or a plain number of seconds.
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let (number, unit) = match value.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(at) => value.split_at(at),
+        None => (value, "s"),
+    };
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("{value:?}: expected a number with ms, s, m or h (e.g. 10m)")),
+    };
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{value:?}: expected a number with ms, s, m or h (e.g. 10m)"))?;
+    Duration::try_from_secs_f64(number * scale).map_err(|e| format!("{value:?}: {e}"))
+}
+
+/// `--tenancy`: what a tenant is for Ingresses from manifests and the Kubernetes API.
+#[derive(Clone, Copy, ValueEnum)]
+enum TenancyMode {
+    /// A tenant is a namespace.
+    Namespace,
 }
 
 /// A tenant name becomes a namespace: a DNS label (a-z, 0-9, '-', at most 63).

@@ -31,6 +31,7 @@ pub mod migration;
 mod paths;
 mod status;
 mod table;
+pub mod tenancy;
 mod tls;
 
 use std::collections::BTreeSet;
@@ -45,6 +46,7 @@ use self::backends::Backends;
 use self::classes::{ClassDecision, OurClasses};
 use self::ingress::Builders;
 use self::table::TableBuilder;
+use self::tenancy::{DomainClaim, HostGate, HostOwners, TenancyOptions, Verifications};
 use self::tls::TlsBuilder;
 
 /// The IngressClass `spec.controller` value Vestibule serves.
@@ -76,6 +78,8 @@ pub struct TranslateOptions {
     /// from manifests (the operator wrote them), not in Kubernetes mode (any namespace writes
     /// Ingresses, and such an address reaches the proxy's own pod, its admin server included).
     pub allow_local_auth_urls: bool,
+    /// Tenants and their hosts (`--tenancy namespace`, Docker tenants; see `tenancy.rs`).
+    pub tenancy: TenancyOptions,
 }
 
 impl Default for TranslateOptions {
@@ -89,6 +93,7 @@ impl Default for TranslateOptions {
             follow_external_names: true,
             publish_service: None,
             allow_local_auth_urls: true,
+            tenancy: TenancyOptions::default(),
         }
     }
 }
@@ -137,6 +142,8 @@ pub struct Translation {
     /// access control that is not honoured (fail closed). The controller must not substitute
     /// an older version for them.
     pub withheld: BTreeSet<ObjectKey>,
+    /// The custom domains tenants claim, for the domain verifier, sorted.
+    pub domain_claims: Vec<DomainClaim>,
 }
 
 /// Whether one Ingress is served, and why.
@@ -248,6 +255,8 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         backends: Backends::new(snapshot, options.follow_external_names),
         tls: TlsBuilder::new(snapshot),
     };
+    let verifications = Verifications::from_snapshot(snapshot);
+    let mut owners = HostOwners::default();
     for (stored, ingress, key, access, nginx) in &served {
         let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
         let mut report = Reporter {
@@ -255,7 +264,12 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
             origin: &stored.origin,
             issues: &mut issues,
         };
-        ingress::add_ingress(namespace, ingress, access.clone(), *nginx, &mut builders, &mut report);
+        let gate = if options.tenancy.applies(ingress) {
+            owners.gate(namespace, ingress, &options.tenancy, &verifications, &mut report)
+        } else {
+            HostGate::default()
+        };
+        ingress::add_ingress(namespace, ingress, access.clone(), *nginx, &gate, &mut builders, &mut report);
     }
     // Canaries after every primary, oldest first: they never claim a route, they join one.
     canaries.sort_by(|(_, a, a_key, _, _), (_, b, b_key, _, _)| {
@@ -300,7 +314,8 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
             origin: &stored.origin,
             issues: &mut issues,
         };
-        ingress::add_ingress(namespace, ingress, Access::default(), false, &mut scratch, &mut report);
+        let gate = HostGate::default();
+        ingress::add_ingress(namespace, ingress, Access::default(), false, &gate, &mut scratch, &mut report);
     }
 
     let published = match &options.publish_service {
@@ -339,6 +354,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         issues,
         ingresses: verdicts,
         withheld,
+        domain_claims: owners.claims.into_iter().collect(),
     }
 }
 

@@ -165,6 +165,7 @@ fn published() -> Published {
                 "extensions/v1beta1 Ingress converted to networking.k8s.io/v1",
             ),
         ],
+        domain_claims: Vec::new(),
     }
 }
 

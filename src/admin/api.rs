@@ -164,6 +164,9 @@ pub fn origin(origin: &Origin) -> Value {
             map.insert("name".into(), name.clone().into());
             map.insert("document".into(), (*document).into());
         }
+        Origin::DomainVerifier => {
+            map.insert("source".into(), "domainVerifier".into());
+        }
     }
     map.insert("text".into(), origin.to_string().into());
     Value::Object(map)

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::config::Issue;
 use crate::routes::RouteTable;
 use crate::translate::ObjectStatus;
+use crate::translate::tenancy::DomainClaim;
 
 /// One applied configuration, as the controller published it.
 #[derive(Debug, Default)]
@@ -21,6 +22,8 @@ pub struct Published {
     pub statuses: Vec<ObjectStatus>,
     /// Load and translation issues of the current objects, sorted.
     pub issues: Vec<Issue>,
+    /// The custom domains tenants claim, verified or not (read by the domain verifier).
+    pub domain_claims: Vec<DomainClaim>,
 }
 
 /// The controller's publication: one `ArcSwap` of [`Published`], so a reader that loads it

@@ -12,6 +12,7 @@ use super::classes::ClassDecision;
 use super::hosts::{HostPattern, parse_host};
 use super::paths::{PathMatch, parse_path};
 use super::table::{Fallback, RewriteTarget, RoutePolicy, TableBuilder, VhostKey};
+use super::tenancy::HostGate;
 use super::tls::{TlsBuilder, lowered_message};
 use super::{Access, Reporter, TranslateOptions};
 use crate::routes::{Canary, CanaryRule, UpstreamProtocol};
@@ -27,12 +28,14 @@ pub(crate) struct Builders<'s> {
 }
 
 /// Adds one served Ingress; its routes admit only who `access` lets through; `nginx`: it was
-/// written for ingress-nginx ([`written_for_ingress_nginx`]), whose defaults apply.
+/// written for ingress-nginx ([`written_for_ingress_nginx`]), whose defaults apply; `gate`:
+/// the rules (and TLS hosts) tenancy refused, already reported.
 pub(crate) fn add_ingress<'s>(
     namespace: &'s str,
     ingress: &'s Ingress,
     access: Access,
     nginx: bool,
+    gate: &HostGate,
     builders: &mut Builders<'s>,
     report: &mut Reporter<'_>,
 ) {
@@ -68,6 +71,9 @@ pub(crate) fn add_ingress<'s>(
     let mut rule_hosts: Vec<HostPattern> = Vec::new();
 
     for (i, rule) in spec.rules.iter().enumerate() {
+        if gate.skipped_rules.contains(&i) {
+            continue;
+        }
         let key = match rule.host.as_deref().filter(|host| !host.is_empty()) {
             None => VhostKey::CatchAll,
             Some(raw) => match parse_host(raw) {
@@ -153,7 +159,7 @@ pub(crate) fn add_ingress<'s>(
         }
     }
 
-    if let Some(default_backend) = &spec.default_backend {
+    if let Some(default_backend) = spec.default_backend.as_ref().filter(|_| !gate.refuse_default_backend) {
         add_default_backend(
             namespace,
             default_backend,
@@ -164,7 +170,9 @@ pub(crate) fn add_ingress<'s>(
             report,
         );
     }
-    builders.tls.add_ingress(namespace, ingress, &rule_hosts, report);
+    builders
+        .tls
+        .add_ingress(namespace, ingress, &rule_hosts, gate.tls_hosts.as_ref(), report);
 }
 
 /// `use-regex: "true"` (ingress-nginx's prefix).

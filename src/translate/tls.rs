@@ -62,6 +62,7 @@ impl<'s> TlsBuilder<'s> {
         namespace: &'s str,
         ingress: &'s Ingress,
         rule_hosts: &[HostPattern],
+        allowed: Option<&std::collections::BTreeSet<HostPattern>>,
         report: &mut Reporter<'_>,
     ) {
         for (i, tls) in ingress.spec.tls.iter().enumerate() {
@@ -80,6 +81,22 @@ impl<'s> TlsBuilder<'s> {
                     }
                     Err(message) => report.error(&field, message),
                 }
+            }
+            if let Some(allowed) = allowed {
+                hosts.retain(|(field, host)| {
+                    let keep = allowed.contains(host);
+                    if !keep {
+                        report.warning(
+                            field,
+                            format!(
+                                "host {:?} is not one this tenant serves (not an admitted rule host, nor in its default \
+                                 domain); no certificate is installed for it",
+                                host.display()
+                            ),
+                        );
+                    }
+                    keep
+                });
             }
             hosts.sort_by(|a, b| a.1.cmp(&b.1));
             hosts.dedup_by(|a, b| a.1 == b.1);

@@ -1,0 +1,284 @@
+//! Tenants and their hosts (`--tenancy namespace`, and always for Docker tenants): pure.
+//!
+//! A tenant is a namespace. Its **default domain** is `--default-domain NS=DOMAIN`, else
+//! `<ns>.<--tenant-domain-suffix>`; the default domain and its subdomains are the tenant's alone.
+//! Any other host is a **custom domain**, routed only once the domain verifier (`src/domains.rs`)
+//! says the tenant proved it owns it; the verifier's findings arrive as a Secret of its own
+//! source ([`VERIFICATION_NAMESPACE`]/[`VERIFICATION_NAME`], `Origin::DomainVerifier`), and the
+//! claims it must check leave as [`DomainClaim`]s.
+//!
+//! A host belongs to one tenant: the first admitted claim (Ingresses arrive oldest first) wins;
+//! the rules of other tenants naming it are refused with a warning naming the owner. Within one
+//! tenant the usual merge rules hold. Under tenancy a rule without a host and a
+//! `defaultBackend` (both would catch every host, other tenants' pending ones included) are
+//! refused too. Reads no clock, no DNS: the verdicts are the verifier's.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::config::{Ingress, Kind, Object, Origin, Snapshot};
+
+use super::Reporter;
+use super::hosts::{HostPattern, parse_host};
+
+/// The namespace of the verifier's Secret (never a tenant's: a name with a reserved prefix).
+pub const VERIFICATION_NAMESPACE: &str = "vestibule-domains";
+/// The name of the verifier's Secret. `stringData` keys are `TENANT/DOMAIN`; values are
+/// `verified`, or `pending: REASON`.
+pub const VERIFICATION_NAME: &str = "verification";
+
+/// The tenancy settings `translate` needs (from the command line).
+#[derive(Debug, Clone, Default)]
+pub struct TenancyOptions {
+    /// `--tenancy namespace`: every served Ingress is its namespace's (tenant's).
+    pub namespaces: bool,
+    /// Ingress classes whose Ingresses are always tenant-scoped (the Docker provider's).
+    pub tenant_classes: Vec<String>,
+    /// `--tenant-domain-suffix`: a tenant's default domain is `<tenant>.<suffix>`.
+    pub domain_suffix: Option<String>,
+    /// `--default-domain TENANT=DOMAIN`.
+    pub default_domains: BTreeMap<String, String>,
+}
+
+impl TenancyOptions {
+    /// The default domain of `tenant`, if it has one.
+    pub fn default_domain(&self, tenant: &str) -> Option<String> {
+        if let Some(domain) = self.default_domains.get(tenant) {
+            return Some(domain.clone());
+        }
+        self.domain_suffix.as_ref().map(|suffix| format!("{tenant}.{suffix}"))
+    }
+
+    /// Whether this Ingress is tenant-scoped.
+    pub(crate) fn applies(&self, ingress: &Ingress) -> bool {
+        self.namespaces
+            || ingress
+                .spec
+                .ingress_class_name
+                .as_deref()
+                .is_some_and(|class| self.tenant_classes.iter().any(|c| c == class))
+    }
+
+    /// The tenant whose default domain holds `host` (a name or a `*.` pattern), if any.
+    fn default_domain_owner(&self, host: &str) -> Option<String> {
+        let name = host.strip_prefix("*.").unwrap_or(host);
+        for (tenant, domain) in &self.default_domains {
+            if within(name, domain) {
+                return Some(tenant.clone());
+            }
+        }
+        let suffix = self.domain_suffix.as_deref()?;
+        let rest = name.strip_suffix(suffix)?.strip_suffix('.')?;
+        // `a.b.t1.suffix` → tenant `t1`, the label just before the suffix.
+        let tenant = rest.rsplit('.').next().filter(|t| !t.is_empty())?;
+        // A tenant with its own --default-domain has no `<tenant>.<suffix>` domain.
+        (!self.default_domains.contains_key(tenant)).then(|| tenant.to_string())
+    }
+}
+
+/// `name` is `domain` or one of its subdomains.
+fn within(name: &str, domain: &str) -> bool {
+    name == domain || name.strip_suffix(domain).is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// A custom domain a tenant claims, for the verifier to check.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct DomainClaim {
+    pub tenant: String,
+    /// `shop.example` or `*.example.com`.
+    pub domain: String,
+    /// The tenant's default domain, which a CNAME must name (`None`: the tenant has none, so
+    /// only A/AAAA records can verify it).
+    pub target: Option<String>,
+    /// Whether the verifier's last word was "verified".
+    pub verified: bool,
+}
+
+/// The verifier's findings: (tenant, domain) → `Ok(())` verified, `Err(reason)` pending.
+#[derive(Debug, Default)]
+pub(crate) struct Verifications(BTreeMap<(String, String), Result<(), String>>);
+
+impl Verifications {
+    /// Reads the verifier's Secret; one from any other origin is ignored (a tenant cannot
+    /// verify its own domains by writing it).
+    pub(crate) fn from_snapshot(snapshot: &Snapshot) -> Self {
+        let mut found = BTreeMap::new();
+        let Some(stored) = snapshot.get(Kind::Secret, VERIFICATION_NAMESPACE, VERIFICATION_NAME) else {
+            return Verifications(found);
+        };
+        let (Object::Secret(secret), Origin::DomainVerifier) = (&stored.object, &stored.origin) else {
+            return Verifications(found);
+        };
+        for (key, value) in &secret.string_data {
+            let Some((tenant, domain)) = key.split_once('/') else {
+                continue;
+            };
+            let verdict = if value == "verified" {
+                Ok(())
+            } else {
+                Err(value.strip_prefix("pending: ").unwrap_or(value).to_string())
+            };
+            found.insert((tenant.to_string(), domain.to_string()), verdict);
+        }
+        Verifications(found)
+    }
+
+    fn get(&self, tenant: &str, domain: &str) -> Option<&Result<(), String>> {
+        self.0.get(&(tenant.to_string(), domain.to_string()))
+    }
+
+    /// Verified directly, or through the verified wildcard one label up (`*.example.com`
+    /// covers `a.example.com`).
+    fn verified(&self, tenant: &str, host: &str) -> bool {
+        if matches!(self.get(tenant, host), Some(Ok(()))) {
+            return true;
+        }
+        if host.starts_with("*.") {
+            return false;
+        }
+        host.split_once('.')
+            .is_some_and(|(_, parent)| matches!(self.get(tenant, &format!("*.{parent}")), Some(Ok(()))))
+    }
+}
+
+/// What tenancy decided about one Ingress's rules.
+#[derive(Debug, Default)]
+pub(crate) struct HostGate {
+    /// Indices of `spec.rules` not to serve.
+    pub(crate) skipped_rules: BTreeSet<usize>,
+    /// Under tenancy, the hosts its TLS entries may name (the admitted rule hosts); `None`:
+    /// no tenancy, no restriction.
+    pub(crate) tls_hosts: Option<BTreeSet<HostPattern>>,
+    /// Under tenancy: `spec.defaultBackend` is refused.
+    pub(crate) refuse_default_backend: bool,
+}
+
+/// Hosts claimed so far in one translation, and the custom-domain claims found.
+#[derive(Debug, Default)]
+pub(crate) struct HostOwners {
+    /// host pattern → (tenant, `namespace/name` of the Ingress that claimed it first).
+    owners: BTreeMap<String, (String, String)>,
+    pub(crate) claims: BTreeSet<DomainClaim>,
+}
+
+impl HostOwners {
+    /// Decides the rules of one tenant-scoped Ingress, reporting each refusal on its rule.
+    /// Ingresses must come oldest first.
+    pub(crate) fn gate(
+        &mut self,
+        tenant: &str,
+        ingress: &Ingress,
+        options: &TenancyOptions,
+        verifications: &Verifications,
+        report: &mut Reporter<'_>,
+    ) -> HostGate {
+        let own_domain = options.default_domain(tenant);
+        let mut gate = HostGate {
+            tls_hosts: Some(BTreeSet::new()),
+            refuse_default_backend: ingress.spec.default_backend.is_some(),
+            ..HostGate::default()
+        };
+        if gate.refuse_default_backend {
+            report.warning(
+                "spec.defaultBackend",
+                format!(
+                    "tenant {tenant}: a defaultBackend would catch every host, other tenants' included; it is not \
+                     served under tenancy (give the rules hosts)"
+                ),
+            );
+        }
+        for (i, rule) in ingress.spec.rules.iter().enumerate() {
+            let field = format!("spec.rules[{i}].host");
+            let Some(raw) = rule.host.as_deref().filter(|h| !h.is_empty()) else {
+                report.warning(
+                    &field,
+                    format!(
+                        "tenant {tenant}: a rule without a host would catch every host, other tenants' included; it is \
+                         not served under tenancy"
+                    ),
+                );
+                gate.skipped_rules.insert(i);
+                continue;
+            };
+            // Invalid hosts are reported by the rule walk; nothing to decide here.
+            let Ok(parsed) = parse_host(raw) else {
+                continue;
+            };
+            let host = parsed.pattern.display();
+            let name = host.strip_prefix("*.").unwrap_or(&host);
+            let in_own_domain = own_domain.as_deref().is_some_and(|domain| within(name, domain));
+            if !in_own_domain {
+                if let Some(other) = options.default_domain_owner(&host).filter(|other| other != tenant) {
+                    report.warning(
+                        &field,
+                        format!(
+                            "host {host:?} is in the default domain of tenant {other}; tenant {tenant} cannot claim it, \
+                             this rule is not served"
+                        ),
+                    );
+                    gate.skipped_rules.insert(i);
+                    continue;
+                }
+                let verified = verifications.verified(tenant, &host);
+                self.claims.insert(DomainClaim {
+                    tenant: tenant.to_string(),
+                    domain: host.clone(),
+                    target: own_domain.clone(),
+                    verified,
+                });
+                if !verified {
+                    let why = match verifications.get(tenant, &host) {
+                        Some(Err(reason)) => reason.clone(),
+                        _ => "not checked yet".to_string(),
+                    };
+                    report.warning(
+                        &field,
+                        format!(
+                            "custom domain {host:?} of tenant {tenant} is pending verification: {why}; it answers 404 \
+                             until verified"
+                        ),
+                    );
+                    gate.skipped_rules.insert(i);
+                    continue;
+                }
+            }
+            match self.owners.get(&host) {
+                Some((owner, by)) if owner != tenant => {
+                    report.warning(
+                        &field,
+                        format!(
+                            "host {host:?} belongs to tenant {owner} (Ingress {by} claimed it first); tenant {tenant} \
+                             cannot take it, this rule is not served"
+                        ),
+                    );
+                    gate.skipped_rules.insert(i);
+                    continue;
+                }
+                Some(_) => {}
+                None => {
+                    self.owners
+                        .insert(host.clone(), (tenant.to_string(), report.object_name()));
+                }
+            }
+            if let Some(hosts) = gate.tls_hosts.as_mut() {
+                hosts.insert(parsed.pattern);
+            }
+        }
+        // TLS entries may also name any host of the tenant's own default domain.
+        if let (Some(domain), Some(hosts)) = (own_domain.as_deref(), gate.tls_hosts.as_mut()) {
+            for raw in ingress.spec.tls.iter().flat_map(|tls| tls.hosts.iter()) {
+                if let Ok(parsed) = parse_host(raw) {
+                    let host = parsed.pattern.display();
+                    if within(host.strip_prefix("*.").unwrap_or(&host), domain) {
+                        hosts.insert(parsed.pattern);
+                    }
+                }
+            }
+        }
+        gate
+    }
+}
+
+#[cfg(test)]
+mod tests;
