@@ -17,8 +17,8 @@ use crate::config::{Issue, Kind, ObjectKey, ObjectStore, Snapshot, SourceId, Sto
 use crate::metrics::{Metrics, ReloadOutcome};
 use crate::providers::SourceUpdate;
 use crate::routes::RouteTable;
-use crate::translate::{IngressVerdict, ObjectStatus, TranslateOptions, Translation, translate};
 use crate::translate::tenancy::DomainClaim;
+use crate::translate::{IngressVerdict, ObjectStatus, TranslateOptions, Translation, translate};
 
 pub mod gateway_status;
 mod publication;

@@ -69,7 +69,9 @@ pub fn resolver(dns_server: Option<SocketAddr>) -> Result<TokioResolver, String>
     options.cache_size = 0;
     options.timeout = QUERY_TIMEOUT;
     options.attempts = 1;
-    builder.build().map_err(|e| format!("cannot build the DNS resolver: {e}"))
+    builder
+        .build()
+        .map_err(|e| format!("cannot build the DNS resolver: {e}"))
 }
 
 /// Starts the verifier. It first sends an empty list (so the controller can apply a first
@@ -147,10 +149,7 @@ impl Verifier {
     /// Takes in the claims of a new configuration: new ones are checked at once, gone ones forgotten.
     fn follow(&mut self, claims: &[DomainClaim]) {
         let now = Instant::now().into_std();
-        let wanted: BTreeSet<ClaimKey> = claims
-            .iter()
-            .map(|c| (c.tenant.clone(), c.domain.clone()))
-            .collect();
+        let wanted: BTreeSet<ClaimKey> = claims.iter().map(|c| (c.tenant.clone(), c.domain.clone())).collect();
         self.claims.retain(|key, _| wanted.contains(key));
         for claim in claims {
             let key = (claim.tenant.clone(), claim.domain.clone());

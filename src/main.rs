@@ -12,10 +12,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use vestibule::app::{self, RunOptions};
 use vestibule::cluster::ElectionConfig;
+use vestibule::domains::DomainOptions;
 use vestibule::providers::docker::{self, DockerOptions};
 use vestibule::providers::kubernetes::KubernetesOptions;
 use vestibule::proxy::{Cidr, ProxyConfig};
-use vestibule::domains::DomainOptions;
 use vestibule::translate::tenancy::TenancyOptions;
 use vestibule::translate::{ServiceRef, TranslateOptions};
 

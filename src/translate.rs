@@ -269,7 +269,15 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         } else {
             HostGate::default()
         };
-        ingress::add_ingress(namespace, ingress, access.clone(), *nginx, &gate, &mut builders, &mut report);
+        ingress::add_ingress(
+            namespace,
+            ingress,
+            access.clone(),
+            *nginx,
+            &gate,
+            &mut builders,
+            &mut report,
+        );
     }
     // Canaries after every primary, oldest first: they never claim a route, they join one.
     canaries.sort_by(|(_, a, a_key, _, _), (_, b, b_key, _, _)| {
@@ -315,7 +323,15 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
             issues: &mut issues,
         };
         let gate = HostGate::default();
-        ingress::add_ingress(namespace, ingress, Access::default(), false, &gate, &mut scratch, &mut report);
+        ingress::add_ingress(
+            namespace,
+            ingress,
+            Access::default(),
+            false,
+            &gate,
+            &mut scratch,
+            &mut report,
+        );
     }
 
     let published = match &options.publish_service {

@@ -150,7 +150,10 @@ mod tests {
             ..Records::default()
         };
         assert_eq!(judge("shop.example", &to("t1.apps.test"), target, &ips(&[])), Ok(()));
-        assert_eq!(judge("shop.example", &to("web.t1.apps.test"), target, &ips(&[])), Ok(()));
+        assert_eq!(
+            judge("shop.example", &to("web.t1.apps.test"), target, &ips(&[])),
+            Ok(())
+        );
         assert_eq!(
             judge("shop.example", &to("t2.apps.test"), target, &ips(&[])),
             Err("CNAME of shop.example is t2.apps.test, expected t1.apps.test".into())
@@ -166,11 +169,20 @@ mod tests {
             cnames: vec![],
             addresses: ips(list),
         };
-        assert_eq!(judge("example", &records(&["192.0.2.1", "2001:db8::1"]), None, &ingress), Ok(()));
+        assert_eq!(
+            judge("example", &records(&["192.0.2.1", "2001:db8::1"]), None, &ingress),
+            Ok(())
+        );
         let partial = judge("example", &records(&["192.0.2.1"]), Some("t1.apps.test"), &ingress).unwrap_err();
-        assert!(partial.contains("are not the ingress addresses (192.0.2.1, 2001:db8::1)"), "{partial}");
+        assert!(
+            partial.contains("are not the ingress addresses (192.0.2.1, 2001:db8::1)"),
+            "{partial}"
+        );
         let none = judge("example", &Records::default(), Some("t1.apps.test"), &ingress).unwrap_err();
-        assert_eq!(none, "example has no CNAME, A or AAAA record (expected a CNAME to t1.apps.test)");
+        assert_eq!(
+            none,
+            "example has no CNAME, A or AAAA record (expected a CNAME to t1.apps.test)"
+        );
         let unset = judge("example", &records(&["192.0.2.1"]), None, &ips(&[])).unwrap_err();
         assert!(unset.contains("no --publish-address"), "{unset}");
     }

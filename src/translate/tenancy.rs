@@ -220,6 +220,20 @@ impl HostOwners {
                     gate.skipped_rules.insert(i);
                     continue;
                 }
+            }
+            // A host an older claim of another tenant holds: refused, whatever else it is.
+            if let Some((owner, by)) = self.owners.get(&host).filter(|(owner, _)| owner != tenant) {
+                report.warning(
+                    &field,
+                    format!(
+                        "host {host:?} belongs to tenant {owner} (Ingress {by} claimed it first); tenant {tenant} \
+                             cannot take it, this rule is not served"
+                    ),
+                );
+                gate.skipped_rules.insert(i);
+                continue;
+            }
+            if !in_own_domain {
                 let verified = verifications.verified(tenant, &host);
                 self.claims.insert(DomainClaim {
                     tenant: tenant.to_string(),
@@ -243,23 +257,9 @@ impl HostOwners {
                     continue;
                 }
             }
-            match self.owners.get(&host) {
-                Some((owner, by)) if owner != tenant => {
-                    report.warning(
-                        &field,
-                        format!(
-                            "host {host:?} belongs to tenant {owner} (Ingress {by} claimed it first); tenant {tenant} \
-                             cannot take it, this rule is not served"
-                        ),
-                    );
-                    gate.skipped_rules.insert(i);
-                    continue;
-                }
-                Some(_) => {}
-                None => {
-                    self.owners
-                        .insert(host.clone(), (tenant.to_string(), report.object_name()));
-                }
+            if self.owners.get(&host).is_none() {
+                self.owners
+                    .insert(host.clone(), (tenant.to_string(), report.object_name()));
             }
             if let Some(hosts) = gate.tls_hosts.as_mut() {
                 hosts.insert(parsed.pattern);

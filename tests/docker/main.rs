@@ -278,7 +278,9 @@ async fn tenants_reach_only_their_containers_and_the_first_claim_wins() {
     let first = Containers::new();
     let second = Containers::new();
     let (vestibule, _dir) = start(&[&first.tenant, &second.tenant], &[]).await;
-    let shared = format!("shared-{}.example.test", first.tenant);
+    // In the owner's default domain: a custom domain would wait for DNS verification (see
+    // tests/e2e/domains.rs), and `*.example.test` is tenant `example`'s default domain.
+    let shared = format!("shared.{}", first.domain());
     let label = format!("http://{shared}/");
     first.run("owner", &[("kr.ingress.8080", &label)], &[]);
     vestibule.wait_for(&shared, "/", 200).await;

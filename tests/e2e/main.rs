@@ -5,6 +5,7 @@
 mod support;
 
 mod commands;
+mod domains;
 mod gateway;
 mod gateway_grpc;
 mod gateway_streams;
