@@ -152,8 +152,17 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         ),
         None => None,
     };
+    // A --dns-server that cannot be used fails the start; a system resolver that cannot be read
+    // only leaves custom domains pending (default domains need no DNS).
     let resolver = match &options.domains {
-        Some(d) => Some(domains::resolver(d.dns_server).map_err(StartError::Dns)?),
+        Some(d) => match domains::resolver(d.dns_server) {
+            Ok(resolver) => Some(resolver),
+            Err(error) if d.dns_server.is_some() => return Err(StartError::Dns(error)),
+            Err(error) => {
+                tracing::error!("custom domains cannot be verified (they stay pending): {error}");
+                None
+            }
+        },
         None => None,
     };
     let metrics = Metrics::new();

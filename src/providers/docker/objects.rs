@@ -131,7 +131,9 @@ pub fn build(tenants: &[Tenant], containers: &[Container], controller: &str) -> 
             scheme,
             host,
             path,
-            under_default_domain,
+            // A custom domain is gated by translate's tenancy until the domain verifier proves
+            // it; its Ingress says "pending verification" meanwhile.
+            under_default_domain: _,
         } in routes
         {
             let owner = *owners.entry(host.clone()).or_insert(container);
@@ -146,17 +148,6 @@ pub fn build(tenants: &[Tenant], containers: &[Container], controller: &str) -> 
                     ),
                 ));
                 continue;
-            }
-            if !under_default_domain {
-                issues.push(Issue::warning(
-                    None,
-                    Some(container.origin()),
-                    format!("{}{port}", labels::PREFIX),
-                    format!(
-                        "{host} is a custom domain (outside the tenant's default domain); it is routed without \
-                         DNS verification, which is not built yet"
-                    ),
-                ));
             }
             let group = groups.entry((container.tenant.clone(), port, host, path)).or_default();
             group.schemes.insert(scheme);
