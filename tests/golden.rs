@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use vestibule::config::parse::parse_documents;
 use vestibule::config::{Origin, Snapshot};
 use vestibule::routes::RequestInfo;
+use vestibule::translate::tenancy::{DomainClaim, TenancyOptions};
 use vestibule::translate::{ObjectStatus, TranslateOptions, Translation, translate};
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +45,14 @@ struct Options {
     allow_local_auth_urls: Option<bool>,
     /// `NAMESPACE/NAME`.
     publish_service: Option<String>,
+    /// `--tenancy namespace`.
+    #[serde(default)]
+    tenancy_namespaces: bool,
+    /// `--tenant-domain-suffix`.
+    tenant_domain_suffix: Option<String>,
+    /// `--default-domain TENANT=DOMAIN`.
+    #[serde(default)]
+    default_domains: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +79,9 @@ struct Output<'a> {
     routes: serde_json::Value,
     status: &'a [ObjectStatus],
     issues: Vec<String>,
+    /// The custom domains tenants claim (with tenancy only).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    domain_claims: &'a [DomainClaim],
 }
 
 fn cases() -> Vec<PathBuf> {
@@ -106,6 +118,12 @@ fn load(case: &Path) -> (Snapshot, TranslateOptions) {
         publish_service: options
             .publish_service
             .map(|service| service.parse().expect("publishService is NAMESPACE/NAME")),
+        tenancy: TenancyOptions {
+            namespaces: options.tenancy_namespaces,
+            tenant_classes: Vec::new(),
+            domain_suffix: options.tenant_domain_suffix,
+            default_domains: options.default_domains,
+        },
     };
     (snapshot, options)
 }
@@ -125,6 +143,7 @@ fn run_case(case: &Path) {
         routes: translation.table.describe(),
         status: &translation.statuses,
         issues,
+        domain_claims: &translation.domain_claims,
     };
     insta::with_settings!({
         snapshot_path => case,

@@ -257,10 +257,9 @@ impl HostOwners {
                     continue;
                 }
             }
-            if self.owners.get(&host).is_none() {
-                self.owners
-                    .insert(host.clone(), (tenant.to_string(), report.object_name()));
-            }
+            self.owners
+                .entry(host.clone())
+                .or_insert_with(|| (tenant.to_string(), report.object_name()));
             if let Some(hosts) = gate.tls_hosts.as_mut() {
                 hosts.insert(parsed.pattern);
             }
