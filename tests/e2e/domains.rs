@@ -244,10 +244,15 @@ async fn custom_domain_pending_then_verified_then_unbound_after_grace() {
     assert!(pending.contains("spec.rules[0].host"), "{pending}");
     assert_eq!(get(vestibule.http, "shop.example", "/").await.unwrap().0, 404);
 
+    let changed = Instant::now();
     dns.set(&records("cname=shop.example,t1.apps.test\n")).await;
     assert_eq!(
         echo_name(&vestibule.wait_for("shop.example", "/", 200).await),
         "t1-shop"
+    );
+    eprintln!(
+        "record set (dnsmasq restarted) → custom domain routed: {:?}",
+        changed.elapsed()
     );
     assert!(
         !status_issues(&vestibule, "t1", "shop")
@@ -264,6 +269,7 @@ async fn custom_domain_pending_then_verified_then_unbound_after_grace() {
     // …and after it, it is unbound.
     vestibule.wait_for("shop.example", "/", 404).await;
     let after = removed.elapsed();
+    eprintln!("record removed → custom domain unbound (--domain-grace 2s): {after:?}");
     assert!(
         after >= Duration::from_millis(1200),
         "unbound after {after:?}, before the 2 s grace period"
