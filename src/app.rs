@@ -136,13 +136,15 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         None => None,
     };
     let docker_clients = match &options.docker {
-        Some(d) => Some(
+        Some(d) => Some((
             d.engines
                 .iter()
                 .map(|engine| docker::client(&engine.endpoint))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(StartError::Docker)?,
-        ),
+            // The TCP port assignments of --state-dir: a file that cannot be read fails the start.
+            docker::ports::PortAllocator::open(d.tcp.clone()).map_err(StartError::Docker)?,
+        )),
         None => None,
     };
     let metrics = Metrics::new();
@@ -190,9 +192,9 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         kubernetes_task = Some(kubernetes::spawn(client, k.clone(), tx.clone(), metrics.clone()));
     }
     let mut docker_task = None;
-    if let (Some(d), Some(clients)) = (&options.docker, docker_clients) {
+    if let (Some(d), Some((clients, allocator))) = (&options.docker, docker_clients) {
         sources.push(SourceId::new(docker::SOURCE));
-        docker_task = Some(docker::spawn(d.clone(), clients, tx.clone(), metrics.clone()));
+        docker_task = Some(docker::spawn(d.clone(), clients, allocator, tx.clone(), metrics.clone()));
     }
     let builtin_tx = builtin.map(|source| {
         sources.push(source);
