@@ -14,6 +14,7 @@
 mod support;
 
 mod engine;
+mod tcp;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,7 +25,7 @@ use support::{Vestibule, echo_name, get};
 
 const SOCKET: &str = "unix:///var/run/docker.sock";
 
-async fn start(tenants: &[&str], extra: &[&str]) -> (Vestibule, tempfile::TempDir) {
+pub(crate) async fn start(tenants: &[&str], extra: &[&str]) -> (Vestibule, tempfile::TempDir) {
     let empty = tempfile::tempdir().unwrap();
     let mut args: Vec<String> = Vec::new();
     for tenant in tenants {
@@ -177,7 +178,7 @@ async fn bad_labels_are_reported_while_good_ones_route() {
             ("kr.ingress.8080", "http://ok.*/"),
             ("kr.ingress.web", "http://bad.*/"),
             ("kr.ingress.8081", "ftp://x.example.test, http://spaced.*/a b"),
-            ("kr.ingress.8082", "tcp://"),
+            ("kr.ingress.8082", "tcp://db.example.test:5432"),
         ],
         &[],
     );
@@ -200,7 +201,7 @@ async fn bad_labels_are_reported_while_good_ones_route() {
         ("kr.ingress.web", "is not a container port"),
         ("kr.ingress.8081", "unknown scheme \"ftp\""),
         ("kr.ingress.8081", "may not contain ' '"),
-        ("kr.ingress.8082", "not supported yet"),
+        ("kr.ingress.8082", "tcp:// takes no domain"),
     ];
     for (label, message) in wanted {
         assert!(
