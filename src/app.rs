@@ -194,7 +194,13 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
     let mut docker_task = None;
     if let (Some(d), Some((clients, allocator))) = (&options.docker, docker_clients) {
         sources.push(SourceId::new(docker::SOURCE));
-        docker_task = Some(docker::spawn(d.clone(), clients, allocator, tx.clone(), metrics.clone()));
+        docker_task = Some(docker::spawn(
+            d.clone(),
+            clients,
+            allocator,
+            tx.clone(),
+            metrics.clone(),
+        ));
     }
     let builtin_tx = builtin.map(|source| {
         sources.push(source);

@@ -132,7 +132,9 @@ async fn echo_tcp(mut stream: TcpStream, name: &str) -> io::Result<()> {
         total += n as u64;
         stream.write_all(buffer.get(..n).unwrap_or_default()).await?;
     }
-    stream.write_all(format!("-- {name} {total} bytes\n").as_bytes()).await?;
+    stream
+        .write_all(format!("-- {name} {total} bytes\n").as_bytes())
+        .await?;
     stream.shutdown().await
 }
 

@@ -176,19 +176,19 @@ mod tests {
     #[test]
     fn tcp_ports_and_http_routes_become_rows() {
         let answer = json!({"generation": 3, "routes": {
-            "hosts": [{"host": "web.acme.test", "paths": [
-                {"match": "Prefix", "path": "/", "route": "r", "backend": "acme/p8080-web:8080",
-                 "protocol": "http1", "endpoints": ["10.0.0.2:8080"]}]}],
-            "certificates": [{"hosts": ["web.acme.test"], "secret": null}],
-            "gateway": [
-                {"port": 30001, "protocol": "TCP", "listeners": ["acme/docker-tcp/tcp-30001"], "connections": [
-                    {"sni": "*", "route": "tcproute/acme/tcp-shop-db-5432", "backends": [
-                        {"weight": 1, "backend": "acme/tcp-shop-db-5432:5432",
-                         "endpoints": ["10.0.0.3:5432", "10.0.0.4:5432"]}]}]},
-                {"port": 9000, "protocol": "TCP", "listeners": ["ops/edge/tcp"], "connections": [
-                    {"sni": "*", "route": "tcproute/ops/tcp-x-1", "backends": [
-                        {"weight": 1, "backend": "ops/x:1", "endpoints": []}]}]}
-            ]}});
+        "hosts": [{"host": "web.acme.test", "paths": [
+            {"match": "Prefix", "path": "/", "route": "r", "backend": "acme/p8080-web:8080",
+             "protocol": "http1", "endpoints": ["10.0.0.2:8080"]}]}],
+        "certificates": [{"hosts": ["web.acme.test"], "secret": null}],
+        "gateway": [
+            {"port": 30001, "protocol": "TCP", "listeners": ["acme/docker-tcp/tcp-30001"], "connections": [
+                {"sni": "*", "route": "tcproute/acme/tcp-shop-db-5432", "backends": [
+                    {"weight": 1, "backend": "acme/tcp-shop-db-5432:5432",
+                     "endpoints": ["10.0.0.3:5432", "10.0.0.4:5432"]}]}]},
+            {"port": 9000, "protocol": "TCP", "listeners": ["ops/edge/tcp"], "connections": [
+                {"sni": "*", "route": "tcproute/ops/tcp-x-1", "backends": [
+                    {"weight": 1, "backend": "ops/x:1", "endpoints": []}]}]}
+        ]}});
         let rows = rows(&answer);
         let text = render(&rows);
         assert_eq!(

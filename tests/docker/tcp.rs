@@ -41,7 +41,11 @@ async fn tcp_rows(vestibule: &Vestibule, tenant: &str) -> BTreeMap<String, (u16,
 
 /// Polls (bounded) until the tenant's TCP rows are `wanted` (name → public port, endpoints);
 /// a `0` port in `wanted` matches any port.
-async fn wait_rows(vestibule: &Vestibule, tenant: &str, wanted: &[(&str, u16, usize)]) -> BTreeMap<String, (u16, usize)> {
+async fn wait_rows(
+    vestibule: &Vestibule,
+    tenant: &str,
+    wanted: &[(&str, u16, usize)],
+) -> BTreeMap<String, (u16, usize)> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let rows = tcp_rows(vestibule, tenant).await;
@@ -165,7 +169,10 @@ async fn tcp_ports_splice_both_ways_with_half_close_across_replicas() {
     }
     let mut concurrent: BTreeMap<String, usize> = BTreeMap::new();
     for task in tasks {
-        let name = task.await.unwrap().unwrap_or_else(|e| panic!("a concurrent connection failed: {e}"));
+        let name = task
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("a concurrent connection failed: {e}"));
         *concurrent.entry(name).or_default() += 1;
     }
     assert_eq!(concurrent.values().sum::<usize>(), 100);
@@ -185,7 +192,12 @@ async fn tcp_ports_splice_both_ways_with_half_close_across_replicas() {
     let columns: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(
         columns,
-        vec![containers.tenant.as_str(), "shop-db", &format!("{first}->8080/tcp"), "2"],
+        vec![
+            containers.tenant.as_str(),
+            "shop-db",
+            &format!("{first}->8080/tcp"),
+            "2"
+        ],
         "{table}"
     );
 
@@ -248,10 +260,7 @@ async fn the_fifth_tcp_claim_is_refused_and_ports_survive_a_restart() {
         if let Some(issues) = found {
             break issues;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no Container status for {c5}: {status:#}"
-        );
+        assert!(Instant::now() < deadline, "no Container status for {c5}: {status:#}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let text = format!("{issue:?}");

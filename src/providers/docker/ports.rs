@@ -79,10 +79,7 @@ pub struct ClaimKey {
 /// its name: what its replicas and its later incarnations share.
 pub fn claim_name(container: &Container) -> String {
     let label = |key: &str| container.labels.get(key).filter(|v| !v.is_empty());
-    match (
-        label("com.docker.compose.project"),
-        label("com.docker.compose.service"),
-    ) {
+    match (label("com.docker.compose.project"), label("com.docker.compose.service")) {
         (Some(project), Some(service)) => format!("{project}-{service}"),
         (None, Some(service)) => service.clone(),
         _ => container.name.clone(),

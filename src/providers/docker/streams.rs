@@ -16,8 +16,8 @@ use crate::config::gateway::{
     GatewayClassSpec, GatewaySpec, HttpBackendRef, Listener, ParentReference, StreamRouteRule, TcpRouteSpec,
 };
 use crate::config::{
-    EndpointConditions, EndpointPort, EndpointSlice, Gateway, GatewayClass, Issue, Object, Origin,
-    SERVICE_NAME_LABEL, Service, ServicePort, ServiceSpec, SliceEndpoint, StoredObject, TcpRoute,
+    EndpointConditions, EndpointPort, EndpointSlice, Gateway, GatewayClass, Issue, Object, Origin, SERVICE_NAME_LABEL,
+    Service, ServicePort, ServiceSpec, SliceEndpoint, StoredObject, TcpRoute,
 };
 
 /// The GatewayClass of the Docker provider's TCP ports.
@@ -264,10 +264,7 @@ mod tests {
 
     #[test]
     fn assigned_claims_become_a_gateway_listener_a_route_and_the_ready_replicas() {
-        let compose = [
-            ("kr.ingress.5432", "tcp://"),
-            ("com.docker.compose.service", "db"),
-        ];
+        let compose = [("kr.ingress.5432", "tcp://"), ("com.docker.compose.service", "db")];
         let mut paused = container("db-3", 3, "10.0.0.3", &compose);
         paused.paused = true;
         let containers = vec![
@@ -295,17 +292,26 @@ mod tests {
                 "Gateway docker-tcp",
             ]
         );
-        let Object::EndpointSlice(slice) = &objects[1].object else { panic!() };
+        let Object::EndpointSlice(slice) = &objects[1].object else {
+            panic!()
+        };
         let ips: Vec<&str> = slice.endpoints.iter().map(|e| e.addresses[0].as_str()).collect();
         assert_eq!(ips, vec!["10.0.0.1", "10.0.0.2"], "the paused replica is not ready");
-        let Object::Gateway(gateway) = &objects[4].object else { panic!() };
+        let Object::Gateway(gateway) = &objects[4].object else {
+            panic!()
+        };
         assert_eq!(objects[4].object.metadata().namespace.as_deref(), Some("acme"));
         assert_eq!(gateway.spec.listeners.len(), 1);
         assert_eq!(
-            (gateway.spec.listeners[0].port, gateway.spec.listeners[0].protocol.as_str()),
+            (
+                gateway.spec.listeners[0].port,
+                gateway.spec.listeners[0].protocol.as_str()
+            ),
             (30001, "TCP")
         );
-        let Object::TcpRoute(route) = &objects[2].object else { panic!() };
+        let Object::TcpRoute(route) = &objects[2].object else {
+            panic!()
+        };
         assert_eq!(route.spec.parent_refs[0].section_name.as_deref(), Some("tcp-30001"));
         assert_eq!(objects[2].object.kind(), Kind::TCPRoute);
         assert_eq!(issues.len(), 1, "{issues:?}");

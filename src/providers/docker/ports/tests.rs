@@ -120,7 +120,12 @@ fn a_removed_claims_port_is_reserved_for_it_until_the_range_runs_out() {
     let claims = ports.assign(&[tcp("b", 2, "80"), tcp("c", 3, "80"), tcp("d", 4, "80")]);
     assert_eq!(claims[&key("acme", "d", 80)], Claim::Assigned(30000));
     // Now a finds the range exhausted.
-    let claims = ports.assign(&[tcp("a", 9, "80"), tcp("b", 2, "80"), tcp("c", 3, "80"), tcp("d", 4, "80")]);
+    let claims = ports.assign(&[
+        tcp("a", 9, "80"),
+        tcp("b", 2, "80"),
+        tcp("c", 3, "80"),
+        tcp("d", 4, "80"),
+    ]);
     match &claims[&key("acme", "a", 80)] {
         Claim::Refused(why) => assert!(why.contains("every port of --tcp-ports 30000-30002 is taken"), "{why}"),
         other => panic!("{other:?}"),
