@@ -136,15 +136,17 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         None => None,
     };
     let docker_clients = match &options.docker {
-        Some(d) => Some((
-            d.engines
+        Some(d) => {
+            // The TCP port assignments of --state-dir: a file that cannot be read fails the start.
+            let allocator = docker::ports::PortAllocator::open(d.tcp.clone()).map_err(StartError::Docker)?;
+            let clients = d
+                .engines
                 .iter()
                 .map(|engine| docker::client(&engine.endpoint))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(StartError::Docker)?,
-            // The TCP port assignments of --state-dir: a file that cannot be read fails the start.
-            docker::ports::PortAllocator::open(d.tcp.clone()).map_err(StartError::Docker)?,
-        )),
+                .map_err(StartError::Docker)?;
+            Some((clients, allocator))
+        }
         None => None,
     };
     let metrics = Metrics::new();

@@ -493,7 +493,7 @@ fn docker_options(args: &RunArgs) -> anyhow::Result<Option<DockerOptions>> {
             || args.docker_tenant_label.is_some()
             || args.state_dir.is_some()
         {
-            anyhow::bail!("--tenant-domain-suffix, --default-domain and --docker-network need --docker");
+            anyhow::bail!("--tenant-domain-suffix, --default-domain, --docker-network and --state-dir need --docker");
         }
         return Ok(None);
     }

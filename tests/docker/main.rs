@@ -543,7 +543,10 @@ fn wait_child(mut child: std::process::Child) {
 /// Start-up errors name the flag and what is wrong (no engine needed).
 #[test]
 fn bad_docker_flags_fail_the_start_with_the_flag_named() {
-    let cases: [(&[&str], &str); 5] = [
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(state.path().join("tcp-ports.json"), "{\"version\": 1, \"assignments\": 7}").unwrap();
+    let state_dir = state.path().to_str().unwrap();
+    let cases: [(&[&str], &str); 8] = [
         (
             &["--docker", "Bad_Tenant=unix:///x.sock"],
             "--docker Bad_Tenant=unix:///x.sock: tenant \"Bad_Tenant\" is not a valid name",
@@ -561,6 +564,15 @@ fn bad_docker_flags_fail_the_start_with_the_flag_named() {
             "--default-domain b=b.example: no --docker b=ENDPOINT",
         ),
         (&["--tenant-domain-suffix", "example.com"], "need --docker"),
+        (
+            &["--docker", "a=unix:///x.sock", "--tcp-ports", "31000-30000"],
+            "--tcp-ports: 31000-30000: the first port is above the last",
+        ),
+        (
+            &["--docker", "a=unix:///x.sock", "--state-dir", state_dir],
+            "tcp-ports.json is not a TCP port state file",
+        ),
+        (&["--state-dir", state_dir], "--state-dir need --docker"),
     ];
     for (args, expected) in cases {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_vestibule"))
