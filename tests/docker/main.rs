@@ -544,7 +544,11 @@ fn wait_child(mut child: std::process::Child) {
 #[test]
 fn bad_docker_flags_fail_the_start_with_the_flag_named() {
     let state = tempfile::tempdir().unwrap();
-    std::fs::write(state.path().join("tcp-ports.json"), "{\"version\": 1, \"assignments\": 7}").unwrap();
+    std::fs::write(
+        state.path().join("tcp-ports.json"),
+        "{\"version\": 1, \"assignments\": 7}",
+    )
+    .unwrap();
     let state_dir = state.path().to_str().unwrap();
     let cases: [(&[&str], &str); 8] = [
         (
