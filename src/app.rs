@@ -143,13 +143,17 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         None => None,
     };
     let docker_clients = match &options.docker {
-        Some(d) => Some(
-            d.engines
+        Some(d) => {
+            // The TCP port assignments of --state-dir: a file that cannot be read fails the start.
+            let allocator = docker::ports::PortAllocator::open(d.tcp.clone()).map_err(StartError::Docker)?;
+            let clients = d
+                .engines
                 .iter()
                 .map(|engine| docker::client(&engine.endpoint))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(StartError::Docker)?,
-        ),
+                .map_err(StartError::Docker)?;
+            Some((clients, allocator))
+        }
         None => None,
     };
     // A --dns-server that cannot be used fails the start; a system resolver that cannot be read
@@ -210,9 +214,15 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         kubernetes_task = Some(kubernetes::spawn(client, k.clone(), tx.clone(), metrics.clone()));
     }
     let mut docker_task = None;
-    if let (Some(d), Some(clients)) = (&options.docker, docker_clients) {
+    if let (Some(d), Some((clients, allocator))) = (&options.docker, docker_clients) {
         sources.push(SourceId::new(docker::SOURCE));
-        docker_task = Some(docker::spawn(d.clone(), clients, tx.clone(), metrics.clone()));
+        docker_task = Some(docker::spawn(
+            d.clone(),
+            clients,
+            allocator,
+            tx.clone(),
+            metrics.clone(),
+        ));
     }
     let mut domains_task = None;
     if let (Some(d), Some(resolver)) = (&options.domains, resolver) {

@@ -20,6 +20,11 @@
 //! `Sec-WebSocket-Accept` for WebSocket) and every byte received afterwards is echoed back
 //! verbatim until EOF: no WebSocket framing is interpreted.
 //!
+//! `serve_tcp` (`vestibule echo --tcp`) is a raw TCP echo: every byte received is sent back;
+//! when the client shuts its write side (half-close), the answer ends with the line
+//! `-- NAME N bytes\n` (N: the bytes received) and the connection closes. The trailer names the
+//! replica and proves the shutdown reached it while the client could still read.
+//!
 //! This module is a test tool: it must never be on the proxy's path.
 
 use std::collections::BTreeMap;
@@ -91,6 +96,46 @@ pub async fn serve(listener: TcpListener, name: String) -> io::Result<()> {
         let _ = stream.set_nodelay(true);
         tokio::spawn(serve_connection(stream, peer, Arc::clone(&name)));
     }
+}
+
+/// Serves the raw TCP echo (see the module docs) on `listener` until the task is dropped.
+pub async fn serve_tcp(listener: TcpListener, name: String) -> io::Result<()> {
+    let name: Arc<str> = name.into();
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%error, "echo: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let name = Arc::clone(&name);
+        tokio::spawn(async move {
+            if let Err(error) = echo_tcp(stream, &name).await {
+                debug!(%peer, %error, "tcp echo connection failed");
+            }
+        });
+    }
+}
+
+async fn echo_tcp(mut stream: TcpStream, name: &str) -> io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = vec![0u8; 16 * 1024];
+    let mut total: u64 = 0;
+    loop {
+        let n = stream.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        stream.write_all(buffer.get(..n).unwrap_or_default()).await?;
+    }
+    stream
+        .write_all(format!("-- {name} {total} bytes\n").as_bytes())
+        .await?;
+    stream.shutdown().await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -442,6 +487,25 @@ mod tests {
         let collected = collect_blocking(body);
         assert_eq!(collected.len(), CHUNK.len() + 300);
         assert!(collected.iter().enumerate().all(|(i, b)| *b == (i % 256) as u8));
+    }
+
+    #[tokio::test]
+    async fn tcp_echo_answers_bytes_and_a_trailer_after_half_close() {
+        use tokio::io::AsyncReadExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(serve_tcp(listener, "db".into()));
+        let mut client = TcpStream::connect(addr).await.expect("connect");
+        client.write_all(b"hello").await.expect("write");
+        let mut echoed = [0u8; 5];
+        client.read_exact(&mut echoed).await.expect("echo");
+        assert_eq!(&echoed, b"hello");
+        client.write_all(b" world").await.expect("write");
+        client.shutdown().await.expect("half-close");
+        let mut rest = String::new();
+        client.read_to_string(&mut rest).await.expect("read to EOF");
+        assert_eq!(rest, " world-- db 11 bytes\n");
+        server.abort();
     }
 
     fn collect_blocking(body: PatternBody) -> Bytes {

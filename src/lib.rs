@@ -20,5 +20,6 @@ pub mod metrics;
 pub mod migrate;
 pub mod providers;
 pub mod proxy;
+pub mod route_listing;
 pub mod routes;
 pub mod translate;

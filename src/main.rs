@@ -42,6 +42,17 @@ enum Command {
         listen: SocketAddr,
         #[arg(long, default_value = "echo")]
         name: String,
+        /// Raw TCP instead of HTTP: every byte is echoed back; when the client shuts its write
+        /// side, `-- NAME N bytes` closes the answer.
+        #[arg(long)]
+        tcp: bool,
+    },
+    /// Print the routes a running Vestibule serves, like `docker ps`'s PORTS column: container
+    /// (or route), tenant (namespace), public port or host/path → container (Service) port.
+    Routes {
+        /// Its admin server (--admin).
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        admin: SocketAddr,
     },
     /// Validate manifests offline: print the translated routes, warnings and errors; exit 1 on errors.
     Check {
@@ -141,6 +152,16 @@ struct RunArgs {
     /// on one engine: tests and trusted setups only).
     #[arg(long, env = "VESTIBULE_DOCKER_TENANT_LABEL", hide = true)]
     docker_tenant_label: Option<String>,
+    /// With --docker: the public ports `kr.ingress.PORT=tcp://` labels are given, FIRST-LAST.
+    #[arg(long, env = "VESTIBULE_TCP_PORTS", default_value = "30000-30999")]
+    tcp_ports: String,
+    /// With --docker: the most TCP ports one tenant holds; its next tcp:// claim is refused.
+    #[arg(long, env = "VESTIBULE_TCP_QUOTA", default_value_t = 4)]
+    tcp_quota: usize,
+    /// With --docker: keep the TCP port assignments in DIR/tcp-ports.json, across restarts
+    /// (without it they last as long as the process).
+    #[arg(long, env = "VESTIBULE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
     /// Plain HTTP listener for Ingress traffic.
     #[arg(long, env = "VESTIBULE_HTTP", default_value = "0.0.0.0:80")]
     http: SocketAddr,
@@ -348,7 +369,8 @@ fn main() -> ExitCode {
         } => return migrate(manifests, output, &controller_name),
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(run(*args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo(args))),
-        Command::Echo { listen, name } => runtime().and_then(|rt| rt.block_on(echo(listen, name))),
+        Command::Echo { listen, name, tcp } => runtime().and_then(|rt| rt.block_on(echo(listen, name, tcp))),
+        Command::Routes { admin } => runtime().and_then(|rt| rt.block_on(routes(admin))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -506,8 +528,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// `--docker` and its companions; `None` without `--docker`.
 fn docker_options(args: &RunArgs) -> anyhow::Result<Option<DockerOptions>> {
     if args.docker.is_empty() {
-        if args.docker_network.is_some() || args.docker_tenant_label.is_some() {
-            anyhow::bail!("--docker-network needs --docker");
+        if args.docker_network.is_some() || args.docker_tenant_label.is_some() || args.state_dir.is_some() {
+            anyhow::bail!("--docker-network and --state-dir need --docker");
         }
         if (args.tenant_domain_suffix.is_some() || !args.default_domains.is_empty()) && args.tenancy.is_none() {
             anyhow::bail!("--tenant-domain-suffix and --default-domain need --docker or --tenancy namespace");
@@ -550,6 +572,11 @@ fn docker_options(args: &RunArgs) -> anyhow::Result<Option<DockerOptions>> {
         network: args.docker_network.clone(),
         controller_name: args.controller_name.clone(),
         tenant_label: args.docker_tenant_label.clone(),
+        tcp: docker::ports::TcpOptions {
+            range: docker::ports::parse_range(&args.tcp_ports).map_err(|e| anyhow::anyhow!("--tcp-ports: {e}"))?,
+            quota: args.tcp_quota,
+            state_dir: args.state_dir.clone(),
+        },
     }))
 }
 
@@ -636,12 +663,24 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .map_err(|err| anyhow::anyhow!("{err}"))
 }
 
-async fn echo(listen: SocketAddr, name: String) -> anyhow::Result<()> {
+async fn echo(listen: SocketAddr, name: String, tcp: bool) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("--listen {listen}"))?;
-    tracing::info!(%listen, %name, "echo backend listening");
+    tracing::info!(%listen, %name, tcp, "echo backend listening");
+    if tcp {
+        return vestibule::echo::serve_tcp(listener, name).await.context("echo server");
+    }
     vestibule::echo::serve(listener, name).await.context("echo server")
+}
+
+async fn routes(admin: SocketAddr) -> anyhow::Result<()> {
+    let table = vestibule::route_listing::fetch(admin)
+        .await
+        .map_err(|err| anyhow::anyhow!("--admin {admin}: {err}"))?;
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(table.as_bytes()).context("stdout")?;
+    Ok(())
 }
 
 fn check(manifests: Vec<PathBuf>, publish_address: Option<String>, output: CheckOutput) -> ExitCode {

@@ -8,9 +8,13 @@
 //! containers gone meanwhile disappear. An aggregator keeps each engine's last complete list and
 //! sends the objects of all of them once every engine has listed (so `/readyz` waits for every
 //! engine), then after every change. Engine health: `docker/<tenant>` in `/api/sources`.
+//! The aggregator also owns the TCP port allocator (`docker/ports.rs`): each round assigns the
+//! `tcp://` claims their ports before the objects are built (`docker/streams.rs`).
 
 pub mod labels;
 pub mod objects;
+pub mod ports;
+pub mod streams;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -56,6 +60,8 @@ pub struct DockerOptions {
     /// is its name, so that several tenants can share one engine (tests, trusted setups; a
     /// tenant able to set labels on that engine could claim to be another).
     pub tenant_label: Option<String>,
+    /// `--tcp-ports`, `--tcp-quota`, `--state-dir`: the raw TCP ports of `tcp://` labels.
+    pub tcp: ports::TcpOptions,
 }
 
 impl DockerOptions {
@@ -116,6 +122,7 @@ struct EngineList {
 pub fn spawn(
     options: DockerOptions,
     clients: Vec<Docker>,
+    mut allocator: ports::PortAllocator,
     updates: mpsc::Sender<SourceUpdate>,
     metrics: Arc<Metrics>,
 ) -> JoinHandle<()> {
@@ -152,7 +159,11 @@ pub fn spawn(
                 continue;
             }
             let all: Vec<Container> = lists.iter().flatten().flatten().cloned().collect();
-            let built = objects::build(&tenants, &all, &options.controller_name);
+            let mut built = objects::build(&tenants, &all, &options.controller_name);
+            let claims = allocator.assign(&all);
+            let (tcp_objects, tcp_issues) = streams::build(&all, &claims);
+            built.0.extend(tcp_objects);
+            built.1.extend(tcp_issues);
             if last.as_ref() == Some(&built) {
                 continue;
             }

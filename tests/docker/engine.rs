@@ -125,11 +125,18 @@ impl Containers {
         self.make(&["run", "-d"], tenant, name, labels, extra)
     }
 
+    /// As [`run`](Self::run), but the container runs the raw TCP echo (`vestibule echo --tcp`)
+    /// on port 8080.
+    pub fn run_tcp(&self, name: &str, labels: &[(&str, &str)]) -> String {
+        self.make(&["run", "-d"], &self.tenant.clone(), name, labels, &["--tcp"])
+    }
+
     /// As [`run`](Self::run), but only created (`docker create`), not started.
     pub fn create(&self, name: &str, labels: &[(&str, &str)]) -> String {
         self.make(&["create"], &self.tenant.clone(), name, labels, &[])
     }
 
+    /// `extra`: `docker run` arguments, except `--tcp` which goes to `vestibule echo`.
     fn make(&self, command: &[&str], tenant: &str, name: &str, labels: &[(&str, &str)], extra: &[&str]) -> String {
         let full = format!("vestibule-test-{}-{name}", self.tenant);
         self.names.lock().unwrap().push(full.clone());
@@ -141,9 +148,12 @@ impl Containers {
             args.push("--label".into());
             args.push(format!("{key}={value}"));
         }
-        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(extra.iter().filter(|s| **s != "--tcp").map(|s| s.to_string()));
         args.push(self.image.tag.clone());
         args.extend(["echo", "--listen", "0.0.0.0:8080", "--name", name].map(String::from));
+        if extra.contains(&"--tcp") {
+            args.push("--tcp".into());
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         docker(&args);
         full

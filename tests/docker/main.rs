@@ -14,6 +14,7 @@
 mod support;
 
 mod engine;
+mod tcp;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,7 +25,7 @@ use support::{Vestibule, echo_name, get};
 
 const SOCKET: &str = "unix:///var/run/docker.sock";
 
-async fn start(tenants: &[&str], extra: &[&str]) -> (Vestibule, tempfile::TempDir) {
+pub(crate) async fn start(tenants: &[&str], extra: &[&str]) -> (Vestibule, tempfile::TempDir) {
     let empty = tempfile::tempdir().unwrap();
     let mut args: Vec<String> = Vec::new();
     for tenant in tenants {
@@ -177,7 +178,7 @@ async fn bad_labels_are_reported_while_good_ones_route() {
             ("kr.ingress.8080", "http://ok.*/"),
             ("kr.ingress.web", "http://bad.*/"),
             ("kr.ingress.8081", "ftp://x.example.test, http://spaced.*/a b"),
-            ("kr.ingress.8082", "tcp://"),
+            ("kr.ingress.8082", "tcp://db.example.test:5432"),
         ],
         &[],
     );
@@ -200,7 +201,7 @@ async fn bad_labels_are_reported_while_good_ones_route() {
         ("kr.ingress.web", "is not a container port"),
         ("kr.ingress.8081", "unknown scheme \"ftp\""),
         ("kr.ingress.8081", "may not contain ' '"),
-        ("kr.ingress.8082", "not supported yet"),
+        ("kr.ingress.8082", "tcp:// takes no domain"),
     ];
     for (label, message) in wanted {
         assert!(
@@ -544,7 +545,14 @@ fn wait_child(mut child: std::process::Child) {
 /// Start-up errors name the flag and what is wrong (no engine needed).
 #[test]
 fn bad_docker_flags_fail_the_start_with_the_flag_named() {
-    let cases: [(&[&str], &str); 5] = [
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(
+        state.path().join("tcp-ports.json"),
+        "{\"version\": 1, \"assignments\": 7}",
+    )
+    .unwrap();
+    let state_dir = state.path().to_str().unwrap();
+    let cases: [(&[&str], &str); 8] = [
         (
             &["--docker", "Bad_Tenant=unix:///x.sock"],
             "--docker Bad_Tenant=unix:///x.sock: tenant \"Bad_Tenant\" is not a valid name",
@@ -562,6 +570,15 @@ fn bad_docker_flags_fail_the_start_with_the_flag_named() {
             "--default-domain b=b.example: no --docker b=ENDPOINT",
         ),
         (&["--tenant-domain-suffix", "example.com"], "need --docker"),
+        (
+            &["--docker", "a=unix:///x.sock", "--tcp-ports", "31000-30000"],
+            "--tcp-ports: 31000-30000: the first port is above the last",
+        ),
+        (
+            &["--docker", "a=unix:///x.sock", "--state-dir", state_dir],
+            "tcp-ports.json is not a TCP port state file",
+        ),
+        (&["--state-dir", state_dir], "--state-dir need --docker"),
     ];
     for (args, expected) in cases {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_vestibule"))

@@ -254,10 +254,6 @@ fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
     (status.code(), std::fs::read_to_string(&log).unwrap_or_default())
 }
 
-fn loopback(port: u16) -> String {
-    format!("127.0.0.1:{port}")
-}
-
 /// A taken port fails the start, and the error names the flag and the address.
 #[test]
 fn a_taken_port_is_reported_with_its_flag_and_address() {
@@ -266,9 +262,9 @@ fn a_taken_port_is_reported_with_its_flag_and_address() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let taken_addr = taken.local_addr().unwrap().to_string();
         let mut ports = [
-            ("--http", loopback(free_port())),
-            ("--https", loopback(free_port())),
-            ("--admin", loopback(free_port())),
+            ("--http", loopback(free_port()).to_string()),
+            ("--https", loopback(free_port()).to_string()),
+            ("--admin", loopback(free_port()).to_string()),
         ];
         for (name, addr) in ports.iter_mut() {
             if *name == flag {
@@ -292,7 +288,11 @@ fn a_taken_port_is_reported_with_its_flag_and_address() {
 fn a_missing_manifests_path_fails_the_start_and_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-manifests");
-    let (http, https, admin) = (loopback(free_port()), loopback(free_port()), loopback(free_port()));
+    let (http, https, admin) = (
+        loopback(free_port()).to_string(),
+        loopback(free_port()).to_string(),
+        loopback(free_port()).to_string(),
+    );
     let (code, stderr) = run_to_exit(&[
         "run",
         "-f",
@@ -318,15 +318,20 @@ async fn run_without_manifests_warns_that_everything_is_404() {
     let (http, https, admin) = (free_port(), free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
         .args(["run", "--workers", "1"])
-        .args(["--http", &loopback(http), "--https", &loopback(https)])
-        .args(["--admin", &loopback(admin)])
+        .args([
+            "--http",
+            &loopback(http).to_string(),
+            "--https",
+            &loopback(https).to_string(),
+        ])
+        .args(["--admin", &loopback(admin).to_string()])
         .env("RUST_LOG", "info")
         .env_remove("VESTIBULE_MANIFESTS")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let admin_addr: std::net::SocketAddr = loopback(admin).parse().unwrap();
+    let admin_addr: std::net::SocketAddr = loopback(admin);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !matches!(get(admin_addr, "admin", "/readyz").await, Ok((200, _))) {
         if Instant::now() > deadline {
@@ -339,7 +344,7 @@ async fn run_without_manifests_warns_that_everything_is_404() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let http_addr: std::net::SocketAddr = loopback(http).parse().unwrap();
+    let http_addr: std::net::SocketAddr = loopback(http);
     let status = get(http_addr, "app.example", "/").await.map(|(status, _)| status);
     let _ = child.kill();
     let _ = child.wait();
@@ -360,8 +365,14 @@ fn demo_removes_its_temporary_directory_when_stopped() {
         let tmp = tempfile::tempdir().unwrap();
         let (http, https, admin) = (free_port(), free_port(), free_port());
         let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
-            .args(["demo", "--http", &loopback(http), "--https", &loopback(https)])
-            .args(["--admin", &loopback(admin)])
+            .args([
+                "demo",
+                "--http",
+                &loopback(http).to_string(),
+                "--https",
+                &loopback(https).to_string(),
+            ])
+            .args(["--admin", &loopback(admin).to_string()])
             .env("TMPDIR", tmp.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -1,19 +1,12 @@
 //! Gateway API end to end: the binary serving Gateways and HTTPRoutes from manifests on
 //! loopback listener ports it binds itself (`--gateway-bind 127.0.0.1`), real echo backends.
 
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::TcpListener as StdListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-
-const CLASS: &str = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: vestibule}
-spec: {controllerName: vestibule.dev/gateway-controller}
-"#;
 
 fn gateway(name: &str, listeners: &[(&str, u16)]) -> String {
     let listeners: Vec<String> = listeners
@@ -38,10 +31,6 @@ spec:
   rules: [{{backendRefs: [{{name: {service}, port: 80}}]}}]
 "#
     )
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 /// Polls until `port` answers `host` `/` with `status` (bounded); returns the body.
@@ -107,7 +96,7 @@ async fn header_match_weighted_split_and_filters() {
     let b = echo_backend("b").await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "class.yaml", GATEWAY_CLASS);
     write_manifest(
         dir.path(),
         "svc.yaml",
@@ -240,7 +229,7 @@ async fn reloads_open_and_close_listeners_without_touching_the_others() {
     let extra = free_port();
     let more = free_port();
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "class.yaml", GATEWAY_CLASS);
     write_manifest(dir.path(), "svc.yaml", &service("a", &[a]));
     write_manifest(dir.path(), "stable.yaml", &gateway("stable", &[("http", stable)]));
     write_manifest(dir.path(), "route.yaml", &route("app", "stable", "app.example", "a"));
@@ -328,7 +317,7 @@ async fn a_port_that_cannot_be_bound_is_reported_and_the_rest_serves() {
     let taken_port = taken.local_addr().unwrap().port();
     let free = free_port();
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "class.yaml", GATEWAY_CLASS);
     write_manifest(dir.path(), "svc.yaml", &service("a", &[a]));
     write_manifest(
         dir.path(),
@@ -422,7 +411,7 @@ async fn https_listeners_serve_their_certificates_by_sni() {
     std::fs::write(&ca_b, &cert_b.ca_pem).unwrap();
     let manifests = dir.path().join("manifests");
     std::fs::create_dir(&manifests).unwrap();
-    write_manifest(&manifests, "class.yaml", CLASS);
+    write_manifest(&manifests, "class.yaml", GATEWAY_CLASS);
     write_manifest(&manifests, "svc.yaml", &service("a", &[a]));
     write_manifest(
         &manifests,
@@ -480,7 +469,7 @@ async fn route_request_timeout_answers_504() {
     let a = echo_backend("a").await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "class.yaml", GATEWAY_CLASS);
     write_manifest(dir.path(), "svc.yaml", &service("a", &[a]));
     write_manifest(dir.path(), "gateway.yaml", &gateway("edge", &[("http", port)]));
     write_manifest(

@@ -17,17 +17,6 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::*;
 
-const CLASS: &str = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: vestibule}
-spec: {controllerName: vestibule.dev/gateway-controller}
-"#;
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
 /// A gRPC length-prefixed message (uncompressed).
 fn grpc_frame(message: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(5 + message.len());
@@ -182,7 +171,7 @@ async fn grpc_calls_are_routed_by_method_and_header() {
     let gold = grpc_backend("gold").await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "class.yaml", GATEWAY_CLASS);
     write_manifest(
         dir.path(),
         "svc.yaml",
@@ -319,7 +308,7 @@ async fn grpc_over_https_negotiates_h2_by_alpn() {
     let port = free_port();
     let certificate = vestibule::demo::make_certificate(&["grpc.example"]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "class.yaml", GATEWAY_CLASS);
     write_manifest(dir.path(), "svc.yaml", &service("hello", &[hello]));
     let quote = |s: &str| serde_json::to_string(s).unwrap();
     write_manifest(

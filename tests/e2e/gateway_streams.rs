@@ -12,17 +12,6 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::*;
 
-const CLASS: &str = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: vestibule}
-spec: {controllerName: vestibule.dev/gateway-controller}
-"#;
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
 /// A line protocol backend: on each connection, answers every line with `name:line`.
 async fn serve_lines<S>(name: String, stream: S)
 where
@@ -182,7 +171,7 @@ async fn tls_passthrough_by_sni_reaches_the_backends_certificate() {
     let (wild, wild_ca) = tls_backend("wild", &["any.example.com"]).await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "class.yaml", GATEWAY_CLASS);
     write_manifest(
         dir.path(),
         "svc.yaml",
@@ -284,7 +273,7 @@ async fn tls_terminate_splices_plaintext_to_the_backend() {
     let port = free_port();
     let certificate = vestibule::demo::make_certificate(&["term.example.com"]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "class.yaml", GATEWAY_CLASS);
     write_manifest(dir.path(), "svc.yaml", &service_on("plain", backend));
     let quote = |s: &str| serde_json::to_string(s).unwrap();
     write_manifest(
@@ -346,7 +335,7 @@ async fn tcp_route_splits_connections_by_weight() {
     let replica = tcp_backend("replica").await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "class.yaml", GATEWAY_CLASS);
     write_manifest(
         dir.path(),
         "svc.yaml",
@@ -430,7 +419,7 @@ async fn stream_ports_come_and_go_without_touching_http() {
     let http_port = free_port();
     let tcp_port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "class.yaml", GATEWAY_CLASS);
     write_manifest(
         dir.path(),
         "svc.yaml",

@@ -267,13 +267,6 @@ async fn plain_http_to_a_tls_host_redirects_to_https_with_308() {
 const NGINX_CLASS: &str = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: nginx}\nspec: {controller: vestibule.dev/ingress-controller}\n";
 
 /// An Ingress `name` on `host` `/` to Service `a`, with `annotations` (a YAML flow map body).
-fn annotated(name: &str, host: &str, annotations: &str) -> String {
-    ingress(name, host, "a").replace(
-        &format!("metadata: {{name: {name}}}"),
-        &format!("metadata:\n  name: {name}\n  annotations: {{{annotations}}}"),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_ranges_answer_403_outside_them_and_trust_only_trusted_proxies() {
     let a = echo_backend("a").await;
@@ -284,21 +277,25 @@ async fn source_ranges_answer_403_outside_them_and_trust_only_trusted_proxies() 
         annotated(
             "loopback",
             "loopback.example",
+            "a",
             "nginx.ingress.kubernetes.io/whitelist-source-range: \"127.0.0.0/8\"",
         ),
         annotated(
             "office",
             "office.example",
+            "a",
             "nginx.ingress.kubernetes.io/allowlist-source-range: \"10.0.0.0/8, 192.0.2.7\"",
         ),
         annotated(
             "denied",
             "denied.example",
+            "a",
             "ingress.kubernetes.io/denylist-source-range: \"127.0.0.1\"",
         ),
         annotated(
             "invalid",
             "invalid.example",
+            "a",
             "nginx.ingress.kubernetes.io/whitelist-source-range: \"10.0.0.0/8, nonsense\"",
         ),
     ];
@@ -359,12 +356,14 @@ async fn rewrite_target_sends_the_fixed_path_and_keeps_the_query() {
     let shop = annotated(
         "shop",
         "rewrite.example",
+        "a",
         "nginx.ingress.kubernetes.io/rewrite-target: /",
     )
     .replace("path: /,", "path: /shop,");
     let captures = annotated(
         "captures",
         "rewrite.example",
+        "a",
         "ingress.kubernetes.io/rewrite-target: /$2",
     )
     .replace("path: /,", "path: /captures,");

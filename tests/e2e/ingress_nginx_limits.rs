@@ -87,7 +87,7 @@ async fn send(
 
 /// An Ingress `name` routing `host` `/` to Service `a`, with `annotations` (YAML lines, indented
 /// four spaces).
-fn annotated(name: &str, host: &str, annotations: &str) -> String {
+fn annotated_lines(name: &str, host: &str, annotations: &str) -> String {
     ingress(name, host, "a").replace(
         &format!("metadata: {{name: {name}}}"),
         &format!("metadata:\n  name: {name}\n  annotations:\n{annotations}"),
@@ -107,7 +107,7 @@ async fn cors_defaults_answer_preflights_without_the_backend_and_decorate_answer
     write_manifest(
         dir.path(),
         "cors.yaml",
-        &annotated(
+        &annotated_lines(
             "cors",
             "cors.example",
             "    nginx.ingress.kubernetes.io/enable-cors: \"true\"\n",
@@ -197,7 +197,11 @@ async fn cors_listed_and_wildcard_origins_with_every_setting() {
     nginx.ingress.kubernetes.io/cors-allow-credentials: \"false\"
     nginx.ingress.kubernetes.io/cors-max-age: \"600\"
 ";
-    write_manifest(dir.path(), "cors.yaml", &annotated("cors", "cors.example", annotations));
+    write_manifest(
+        dir.path(),
+        "cors.yaml",
+        &annotated_lines("cors", "cors.example", annotations),
+    );
     let vestibule = Vestibule::start(dir.path(), &[]).await;
     vestibule.wait_for("cors.example", "/", 200).await;
 
@@ -275,7 +279,11 @@ async fn cors_values_that_do_not_parse_are_errors_naming_the_annotation_and_neve
     nginx.ingress.kubernetes.io/cors-allow-headers: \"X-Ok, X-Bad\\r\\nInjected: 1\"
     nginx.ingress.kubernetes.io/cors-max-age: \"soon\"
 ";
-    write_manifest(dir.path(), "cors.yaml", &annotated("cors", "cors.example", annotations));
+    write_manifest(
+        dir.path(),
+        "cors.yaml",
+        &annotated_lines("cors", "cors.example", annotations),
+    );
     let vestibule = Vestibule::start(dir.path(), &[]).await;
     vestibule.wait_for("cors.example", "/", 200).await;
 
@@ -370,7 +378,7 @@ fn limited_dir(backend: SocketAddr, annotations: &str) -> tempfile::TempDir {
     write_manifest(
         dir.path(),
         "limited.yaml",
-        &annotated("limited", "limited.example", annotations),
+        &annotated_lines("limited", "limited.example", annotations),
     );
     // Readiness is checked on another host, so no request is counted before the test's.
     write_manifest(dir.path(), "plain.yaml", &ingress("plain", "plain.example", "a"));
@@ -611,7 +619,7 @@ async fn counters_survive_a_reload_and_start_afresh_when_the_limits_change() {
     write_manifest(
         dir.path(),
         "limited.yaml",
-        &annotated("limited", "limited.example", &rpm(30)),
+        &annotated_lines("limited", "limited.example", &rpm(30)),
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     let fresh = loop {

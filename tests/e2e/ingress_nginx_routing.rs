@@ -5,13 +5,6 @@ use crate::support::*;
 
 /// An Ingress `name` on `host` `/` (Prefix) to Service `service`, with `annotations` (a YAML
 /// flow map body).
-fn annotated(name: &str, host: &str, service: &str, annotations: &str) -> String {
-    ingress(name, host, service).replace(
-        &format!("metadata: {{name: {name}}}"),
-        &format!("metadata:\n  name: {name}\n  annotations: {{{annotations}}}"),
-    )
-}
-
 const N: &str = "nginx.ingress.kubernetes.io";
 
 /// The echo backend that answered a GET of `host` `/` with `headers`.

@@ -249,6 +249,27 @@ spec:
     )
 }
 
+/// [`ingress`] with `annotations`, the inside of a YAML flow mapping (`key: "value", …`).
+pub fn annotated(name: &str, host: &str, service: &str, annotations: &str) -> String {
+    ingress(name, host, service).replace(
+        &format!("metadata: {{name: {name}}}"),
+        &format!("metadata:\n  name: {name}\n  annotations: {{{annotations}}}"),
+    )
+}
+
+/// The GatewayClass `vestibule`, ours.
+pub const GATEWAY_CLASS: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: vestibule}
+spec: {controllerName: vestibule.dev/gateway-controller}
+"#;
+
+/// `127.0.0.1:port`.
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
 /// A manifest directory routing `app.example` `/` to an echo backend named `a` (started here):
 /// `class.yaml`, `svc.yaml` (Service `a`) and `app.yaml` (Ingress `app`), so a test can rewrite
 /// any one of them.

@@ -1,7 +1,8 @@
 //! Container labels → routes, pure: `kr.ingress.{container-port}=https://{domain}/{path}`.
 //!
 //! A label value holds one or more comma-separated URLs. The scheme is `https` (TLS, plain
-//! HTTP redirected), `http` (plain HTTP only) or `tcp` (not supported yet). `{domain}` is a DNS
+//! HTTP redirected), `http` (plain HTTP only) or `tcp` (`tcp://` alone: a raw TCP port, taken
+//! by [`tcp_ports`] and assigned by `docker/ports.rs`; [`parse`] skips it). `{domain}` is a DNS
 //! name, `*` (the tenant's default domain) or `sub.*` (a subdomain of it). `{path}` is an
 //! optional prefix (`/` when absent). Every bad label is reported with its key; the
 //! container's other labels still route.
@@ -75,6 +76,13 @@ pub fn parse(labels: &BTreeMap<String, String>, default_domain: Option<&str>) ->
                 error(format!("URL {} is empty (a value holds comma-separated URLs)", i + 1));
                 continue;
             }
+            if is_tcp(url) {
+                // `tcp://` is taken by tcp_ports(); anything after it is an error here.
+                if let Err(message) = check_tcp(url) {
+                    error(format!("{url:?}: {message}"));
+                }
+                continue;
+            }
             match parse_url(url, port, default_domain) {
                 Ok(route) => routes.push(route),
                 Err(message) => error(format!("{url:?}: {message}")),
@@ -84,6 +92,43 @@ pub fn parse(labels: &BTreeMap<String, String>, default_domain: Option<&str>) ->
     routes.sort();
     routes.dedup();
     (routes, errors)
+}
+
+/// The container ports whose labels ask for a raw TCP port (`kr.ingress.{port}=tcp://`),
+/// sorted, deduplicated. Invalid labels are reported by [`parse`], not here.
+pub fn tcp_ports(labels: &BTreeMap<String, String>) -> Vec<u16> {
+    let mut ports: Vec<u16> = labels
+        .range(PREFIX.to_string()..)
+        .take_while(|(key, _)| key.starts_with(PREFIX))
+        .filter_map(|(key, value)| {
+            let port = parse_port(key.strip_prefix(PREFIX)?).ok()?;
+            value
+                .split(',')
+                .map(str::trim)
+                .any(|url| is_tcp(url) && check_tcp(url).is_ok())
+                .then_some(port)
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+fn is_tcp(url: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("tcp"))
+}
+
+/// `tcp://` takes nothing after the scheme: the public port is assigned, the host is any.
+fn check_tcp(url: &str) -> Result<(), String> {
+    match url.split_once("://") {
+        Some((_, "")) => Ok(()),
+        _ => Err(
+            "tcp:// takes no domain, port or path: the public port is assigned from --tcp-ports \
+             (see `vestibule routes`)"
+                .to_string(),
+        ),
+    }
 }
 
 fn parse_port(text: &str) -> Result<u16, String> {
@@ -105,7 +150,6 @@ fn parse_url(url: &str, port: u16, default_domain: Option<&str>) -> Result<Label
     let scheme = match scheme.to_ascii_lowercase().as_str() {
         "https" => Scheme::Https,
         "http" => Scheme::Http,
-        "tcp" => return Err("tcp:// routes (raw TCP ports) are not supported yet".to_string()),
         other => return Err(format!("unknown scheme {other:?} (https, http or tcp)")),
     };
     let (authority, path) = match rest.find('/') {
@@ -265,7 +309,7 @@ mod tests {
                     "https://a.example.com/with space, https://good.example.com",
                 ),
                 ("kr.ingress.83", "https://bad_domain.example.com"),
-                ("kr.ingress.84", "tcp://"),
+                ("kr.ingress.84", "tcp://db.example.com:5432"),
                 ("kr.ingress.85", "https://*"),
                 ("kr.ingress.86", "https://a.example.com:8443/"),
                 ("kr.ingress.87", "https://a.*.example.com"),
@@ -282,7 +326,7 @@ mod tests {
             ("kr.ingress.81", "unknown scheme \"ftp\""),
             ("kr.ingress.82", "may not contain ' '"),
             ("kr.ingress.83", "not a valid domain"),
-            ("kr.ingress.84", "not supported yet"),
+            ("kr.ingress.84", "tcp:// takes no domain"),
             ("kr.ingress.85", "--tenant-domain-suffix"),
             ("kr.ingress.86", "a port in the URL"),
             ("kr.ingress.87", "may only be the last label"),
@@ -295,6 +339,23 @@ mod tests {
             assert_eq!(*label, want_label);
             assert!(message.contains(want), "{label}: {message:?} lacks {want:?}");
         }
+    }
+
+    #[test]
+    fn tcp_labels_name_container_ports_and_route_no_http() {
+        let labels = labels(&[
+            ("kr.ingress.5432", "tcp://"),
+            ("kr.ingress.6379", "TCP://, http://cache.example.com"),
+            ("kr.ingress.7000", "tcp://x.example.com"),
+            ("kr.ingress.80", "http://web.example.com"),
+            ("kr.ingress.bad", "tcp://"),
+        ]);
+        assert_eq!(tcp_ports(&labels), vec![5432, 6379]);
+        let (routes, errors) = parse(&labels, None);
+        let hosts: Vec<(u16, &str)> = routes.iter().map(|r| (r.port, r.host.as_str())).collect();
+        assert_eq!(hosts, vec![(80, "web.example.com"), (6379, "cache.example.com")]);
+        let bad: Vec<&str> = errors.iter().map(|e| e.label.as_str()).collect();
+        assert_eq!(bad, vec!["kr.ingress.7000", "kr.ingress.bad"], "{errors:?}");
     }
 
     #[test]

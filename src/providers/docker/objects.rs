@@ -194,7 +194,7 @@ pub fn build(tenants: &[Tenant], containers: &[Container], controller: &str) -> 
     (objects, issues)
 }
 
-fn meta(name: &str, namespace: Option<&str>, created: Option<&Container>) -> ObjectMeta {
+pub(super) fn meta(name: &str, namespace: Option<&str>, created: Option<&Container>) -> ObjectMeta {
     ObjectMeta {
         name: name.to_string(),
         namespace: namespace.map(str::to_string),
@@ -353,7 +353,7 @@ fn slug(host: &str, parts: &[&str], max: usize) -> String {
 }
 
 /// FNV-1a (32 bits) of the parts, separated: stable across builds and platforms.
-fn fnv1a(parts: &[&str]) -> u32 {
+pub(super) fn fnv1a(parts: &[&str]) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
     for part in parts {
         for byte in part.bytes().chain([0]) {

@@ -75,47 +75,26 @@ pub(crate) fn add_route<'s>(
     let defective = report.issues[errors_before..].iter().any(|i| i.is_error());
 
     // Parents.
-    let mut parents = Vec::new();
     let mut targets: Vec<(u16, HostKey)> = Vec::new();
-    for parent in &route.spec.parent_refs {
-        let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
-        let parent_kind = parent.kind.as_deref().unwrap_or("Gateway");
-        if group != GATEWAY_GROUP || parent_kind != "Gateway" {
-            continue;
-        }
-        let gateway_namespace = parent.namespace.as_deref().unwrap_or(namespace);
-        let Some(state) = context
-            .gateways
-            .iter_mut()
-            .find(|g| g.namespace == gateway_namespace && g.gateway.metadata.name == parent.name)
-        else {
-            continue; // not one of ours
-        };
-        let accepted = if defective {
-            Condition::not(
-                "Accepted",
-                "UnsupportedValue",
-                "the route has errors (see /api/issues); its last good version is served",
-            )
-        } else if let Some(message) = &unsupported {
-            Condition::not("Accepted", "UnsupportedValue", message.clone())
-        } else {
-            attach(
-                Attaching {
-                    kind,
-                    name: &full_name,
-                    namespace,
-                    hostnames: &hostnames,
-                },
-                parent,
-                state,
-                context.namespaces,
-                context.port_hosts,
-                &mut targets,
-            )
-        };
-        parents.push((parent, accepted));
-    }
+    let refused = if defective {
+        Some(defective_condition())
+    } else {
+        unsupported.map(|message| Condition::not("Accepted", "UnsupportedValue", message))
+    };
+    let parents = attach_parents(
+        Attaching {
+            kind,
+            name: &full_name,
+            namespace,
+            hostnames: &hostnames,
+        },
+        &route.spec.parent_refs,
+        refused,
+        context.gateways,
+        context.namespaces,
+        context.port_hosts,
+        &mut targets,
+    );
     if parents.is_empty() {
         return None;
     }
@@ -188,6 +167,61 @@ pub(crate) fn add_route<'s>(
             }
         }
     }
+    Some(parents_status(parents, &resolved, generation))
+}
+
+/// `Accepted: False` of a route with errors.
+pub(crate) fn defective_condition() -> Condition {
+    Condition::not(
+        "Accepted",
+        "UnsupportedValue",
+        "the route has errors (see /api/issues); its last good version is served",
+    )
+}
+
+/// The route's `parentRefs` that name one of our Gateways, each with its `Accepted` condition:
+/// `refused` when the route cannot be accepted, else the outcome of [`attach`] (which adds the
+/// listeners' (port, host) pairs to `targets`). Other parents (other kinds, other
+/// controllers' Gateways) are not ours to report on.
+pub(crate) fn attach_parents<'p>(
+    route: Attaching<'_>,
+    parent_refs: &'p [ParentReference],
+    refused: Option<Condition>,
+    gateways: &mut [GatewayState<'_>],
+    namespaces: &NamespaceLabels<'_>,
+    port_hosts: &std::collections::HashMap<u16, Vec<Option<HostPattern>>>,
+    targets: &mut Vec<(u16, HostKey)>,
+) -> Vec<(&'p ParentReference, Condition)> {
+    let mut parents = Vec::new();
+    for parent in parent_refs {
+        let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
+        let parent_kind = parent.kind.as_deref().unwrap_or("Gateway");
+        if group != GATEWAY_GROUP || parent_kind != "Gateway" {
+            continue;
+        }
+        let gateway_namespace = parent.namespace.as_deref().unwrap_or(route.namespace);
+        let Some(state) = gateways
+            .iter_mut()
+            .find(|g| g.namespace == gateway_namespace && g.gateway.metadata.name == parent.name)
+        else {
+            continue; // not one of ours
+        };
+        let accepted = match &refused {
+            Some(condition) => condition.clone(),
+            None => attach(route, parent, state, namespaces, port_hosts, targets),
+        };
+        parents.push((parent, accepted));
+    }
+    parents
+}
+
+/// `status` of a route: one entry per parent of ours, its `Accepted` and the route's
+/// `ResolvedRefs`.
+pub(crate) fn parents_status(
+    parents: Vec<(&ParentReference, Condition)>,
+    resolved: &Condition,
+    generation: Option<i64>,
+) -> Value {
     let parents: Vec<Value> = parents
         .into_iter()
         .map(|(parent, accepted)| {
@@ -198,7 +232,7 @@ pub(crate) fn add_route<'s>(
             })
         })
         .collect();
-    Some(json!({ "parents": parents }))
+    json!({ "parents": parents })
 }
 
 /// The parentRef as the API server stores it (group and kind defaulted).

@@ -9,19 +9,19 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::config::gateway::{GATEWAY_GROUP, HttpBackendRef, ParentReference, StreamRouteRule};
+use crate::config::gateway::{HttpBackendRef, ParentReference, StreamRouteRule};
 use crate::routes::SplitTarget;
 use crate::translate::Reporter;
 use crate::translate::backends::Backends;
 use crate::translate::hosts::{HostPattern, parse_host};
 
+use super::Grants;
 use super::conditions::Condition;
-use super::http_route::{Attaching, attach, parent_ref_json, resolve_backend};
+use super::http_route::{Attaching, attach_parents, defective_condition, parents_status, resolve_backend};
 use super::listeners::{GatewayState, NamespaceLabels, RouteKind};
 use super::router::{HostKey, StreamPortsBuilder};
-use super::{GATEWAY_CONTROLLER, Grants};
 
 /// What a stream route needs from the translation around it.
 pub(crate) struct StreamContext<'a, 's> {
@@ -97,45 +97,21 @@ pub(crate) fn add_stream_route<'s>(
     let defective = report.issues[errors_before..].iter().any(|i| i.is_error());
     let full_name = format!("{namespace}/{name}");
 
-    let mut parents = Vec::new();
     let mut targets: Vec<(u16, HostKey)> = Vec::new();
-    for parent in route.parent_refs {
-        let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
-        let parent_kind = parent.kind.as_deref().unwrap_or("Gateway");
-        if group != GATEWAY_GROUP || parent_kind != "Gateway" {
-            continue;
-        }
-        let gateway_namespace = parent.namespace.as_deref().unwrap_or(namespace);
-        let Some(state) = context
-            .gateways
-            .iter_mut()
-            .find(|g| g.namespace == gateway_namespace && g.gateway.metadata.name == parent.name)
-        else {
-            continue;
-        };
-        let accepted = if defective {
-            Condition::not(
-                "Accepted",
-                "UnsupportedValue",
-                "the route has errors (see /api/issues); its last good version is served",
-            )
-        } else {
-            attach(
-                Attaching {
-                    kind,
-                    name: &full_name,
-                    namespace,
-                    hostnames: &hostnames,
-                },
-                parent,
-                state,
-                context.namespaces,
-                context.port_hosts,
-                &mut targets,
-            )
-        };
-        parents.push((parent, accepted));
-    }
+    let parents = attach_parents(
+        Attaching {
+            kind,
+            name: &full_name,
+            namespace,
+            hostnames: &hostnames,
+        },
+        route.parent_refs,
+        defective.then(defective_condition),
+        context.gateways,
+        context.namespaces,
+        context.port_hosts,
+        &mut targets,
+    );
     if parents.is_empty() {
         return None;
     }
@@ -188,17 +164,7 @@ pub(crate) fn add_stream_route<'s>(
             }
         }
     }
-    let parents: Vec<Value> = parents
-        .into_iter()
-        .map(|(parent, accepted)| {
-            json!({
-                "parentRef": parent_ref_json(parent),
-                "controllerName": GATEWAY_CONTROLLER,
-                "conditions": [accepted.json(generation), resolved.json(generation)],
-            })
-        })
-        .collect();
-    Some(json!({ "parents": parents }))
+    Some(parents_status(parents, &resolved, generation))
 }
 
 fn resolve_stream_backend<'s>(

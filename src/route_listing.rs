@@ -1,0 +1,202 @@
+//! `vestibule routes --admin ADDR`: the routes a running Vestibule serves as a small table, in
+//! the spirit of `docker ps`'s PORTS column. A client of `/api/routes` only: it knows nothing
+//! the admin API does not say.
+//!
+//! ```text
+//! TENANT  NAME      PORTS                         ENDPOINTS
+//! acme    shop-db   30000->5432/tcp               2
+//! acme    p8080-…   http://web.acme.test/->8080   1
+//! ```
+//!
+//! TENANT is the namespace. NAME is, for a Docker `tcp://` port, the container (compose
+//! service, else container name) the port is kept for; otherwise the TCPRoute or the Service.
+//! PORTS is `PUBLIC->CONTAINER/tcp` for TCP ports, `scheme://host/path->PORT` for HTTP routes.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+use crate::providers::docker::streams::GATEWAY;
+
+/// One row of the table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Row {
+    pub tenant: String,
+    pub name: String,
+    pub ports: String,
+    pub endpoints: usize,
+}
+
+/// Fetches `/api/routes` from `admin` and renders the table.
+pub async fn fetch(admin: SocketAddr) -> Result<String, String> {
+    let body = tokio::time::timeout(Duration::from_secs(10), get(admin, "/api/routes"))
+        .await
+        .map_err(|_| "no answer within 10 s".to_string())??;
+    let routes: Value = serde_json::from_slice(&body).map_err(|e| format!("/api/routes is not JSON: {e}"))?;
+    Ok(render(&rows(&routes)))
+}
+
+async fn get(admin: SocketAddr, path: &str) -> Result<Bytes, String> {
+    let stream = tokio::net::TcpStream::connect(admin)
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let request = http::Request::get(path)
+        .header(http::header::HOST, admin.to_string())
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!("{path} answered {status}"));
+    }
+    Ok(body)
+}
+
+/// The rows of an `/api/routes` answer (`{"routes": RouteTable::describe()}`), sorted.
+pub fn rows(answer: &Value) -> Vec<Row> {
+    let routes = &answer["routes"];
+    let mut rows = Vec::new();
+    let tls_hosts: Vec<&str> = routes["certificates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["hosts"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    for host in routes["hosts"].as_array().into_iter().flatten() {
+        let name = host["host"].as_str().unwrap_or("*");
+        let scheme = if tls_hosts.contains(&name) { "https" } else { "http" };
+        for path in host["paths"].as_array().into_iter().flatten() {
+            let Some((tenant, service, port)) = path["backend"].as_str().and_then(split_backend) else {
+                continue;
+            };
+            rows.push(Row {
+                tenant,
+                name: service,
+                ports: format!("{scheme}://{name}{}->{port}", path["path"].as_str().unwrap_or("/")),
+                endpoints: count(&path["endpoints"]),
+            });
+        }
+    }
+    for port in routes["gateway"].as_array().into_iter().flatten() {
+        if port["protocol"] != "TCP" {
+            continue;
+        }
+        let public = port["port"].as_u64().unwrap_or_default();
+        for connection in port["connections"].as_array().into_iter().flatten() {
+            let route = connection["route"].as_str().unwrap_or_default();
+            for backend in connection["backends"].as_array().into_iter().flatten() {
+                let Some((tenant, _, container_port)) = backend["backend"].as_str().and_then(split_backend) else {
+                    continue;
+                };
+                let docker = port["listeners"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|l| l.as_str() == Some(&format!("{tenant}/{GATEWAY}/tcp-{public}")));
+                let route_name = route.rsplit('/').next().unwrap_or(route);
+                let name = match route_name
+                    .strip_prefix("tcp-")
+                    .and_then(|rest| rest.strip_suffix(&format!("-{container_port}")))
+                {
+                    Some(container) if docker => container.to_string(),
+                    _ => route_name.to_string(),
+                };
+                rows.push(Row {
+                    tenant,
+                    name,
+                    ports: format!("{public}->{container_port}/tcp"),
+                    endpoints: count(&backend["endpoints"]),
+                });
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn count(endpoints: &Value) -> usize {
+    endpoints.as_array().map_or(0, Vec::len)
+}
+
+/// `namespace/service:port` → its parts.
+fn split_backend(key: &str) -> Option<(String, String, String)> {
+    let (namespace, rest) = key.split_once('/')?;
+    let (service, port) = rest.rsplit_once(':')?;
+    Some((namespace.to_string(), service.to_string(), port.to_string()))
+}
+
+/// The rows as aligned columns, a header first.
+pub fn render(rows: &[Row]) -> String {
+    let header = Row {
+        tenant: "TENANT".into(),
+        name: "NAME".into(),
+        ports: "PORTS".into(),
+        endpoints: 0,
+    };
+    let width = |f: fn(&Row) -> usize| rows.iter().chain([&header]).map(f).max().unwrap_or(0);
+    let (tenant, name, ports) = (
+        width(|r| r.tenant.len()),
+        width(|r| r.name.len()),
+        width(|r| r.ports.len()),
+    );
+    let mut out = format!(
+        "{:tenant$}  {:name$}  {:ports$}  ENDPOINTS\n",
+        header.tenant, header.name, header.ports
+    );
+    for row in rows {
+        out.push_str(&format!(
+            "{:tenant$}  {:name$}  {:ports$}  {}\n",
+            row.tenant, row.name, row.ports, row.endpoints
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn tcp_ports_and_http_routes_become_rows() {
+        let answer = json!({"generation": 3, "routes": {
+        "hosts": [{"host": "web.acme.test", "paths": [
+            {"match": "Prefix", "path": "/", "route": "r", "backend": "acme/p8080-web:8080",
+             "protocol": "http1", "endpoints": ["10.0.0.2:8080"]}]}],
+        "certificates": [{"hosts": ["web.acme.test"], "secret": null}],
+        "gateway": [
+            {"port": 30001, "protocol": "TCP", "listeners": ["acme/docker-tcp/tcp-30001"], "connections": [
+                {"sni": "*", "route": "tcproute/acme/tcp-shop-db-5432", "backends": [
+                    {"weight": 1, "backend": "acme/tcp-shop-db-5432:5432",
+                     "endpoints": ["10.0.0.3:5432", "10.0.0.4:5432"]}]}]},
+            {"port": 9000, "protocol": "TCP", "listeners": ["ops/edge/tcp"], "connections": [
+                {"sni": "*", "route": "tcproute/ops/tcp-x-1", "backends": [
+                    {"weight": 1, "backend": "ops/x:1", "endpoints": []}]}]}
+        ]}});
+        let rows = rows(&answer);
+        let text = render(&rows);
+        assert_eq!(
+            text,
+            "TENANT  NAME       PORTS                         ENDPOINTS\n\
+             acme    p8080-web  https://web.acme.test/->8080  1\n\
+             acme    shop-db    30001->5432/tcp               2\n\
+             ops     tcp-x-1    9000->1/tcp                   0\n"
+        );
+    }
+}
