@@ -32,8 +32,11 @@ pub struct ObjectStore {
     sources: BTreeMap<SourceId, SourceState>,
     /// What each source replaced since the last [`take_changes`](Self::take_changes) said
     /// before its first replacement (its list and issues then, and whether it was synced).
-    before: BTreeMap<SourceId, (bool, Vec<Arc<StoredObject>>, Vec<Issue>)>,
+    before: BTreeMap<SourceId, Before>,
 }
+
+/// A source as of the last `take_changes`: synced, its objects, its issues.
+type Before = (bool, Vec<Arc<StoredObject>>, Vec<Issue>);
 
 /// One object added (`before` is `None`), removed (`after` is `None`) or changed, in one source.
 #[derive(Debug, Clone)]
