@@ -19,7 +19,7 @@ use serde::Serialize;
 pub use gateway::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TcpRoute, TlsRoute};
 pub use issue::{Issue, Severity, Subject};
 pub use objects::*;
-pub use store::{ObjectStore, Snapshot, SourceId};
+pub use store::{ObjectChange, ObjectStore, Snapshot, SourceId, StoreChanges};
 
 /// The kinds Vestibule reads. Ordered so that snapshots iterate deterministically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::config::{Issue, Kind, ObjectKey, ObjectStore, Snapshot, SourceId, StoredObject};
+use crate::config::{
+    Issue, Kind, Object, ObjectKey, ObjectStore, SERVICE_NAME_LABEL, Snapshot, SourceId, StoreChanges, StoredObject,
+};
 use crate::metrics::{Metrics, ReloadOutcome};
 use crate::providers::SourceUpdate;
 use crate::routes::RouteTable;
 use crate::translate::tenancy::DomainClaim;
-use crate::translate::{IngressVerdict, ObjectStatus, TranslateOptions, Translation, translate};
+use crate::translate::{IngressVerdict, ObjectStatus, TranslateOptions, Translation, refresh_endpoints, translate};
 
 pub mod gateway_status;
 mod publication;
@@ -55,6 +57,30 @@ pub struct Applied {
     pub domain_claims: Vec<DomainClaim>,
 }
 
+/// What one [`Reconciler::apply`] did.
+#[derive(Debug)]
+pub enum Reconciled {
+    /// A full translation.
+    Full(Applied),
+    /// Only endpoint lists changed: the last table with the affected backends' endpoints
+    /// resolved again (everything else copied). The statuses and issues of the last
+    /// application are unchanged.
+    Endpoints {
+        table: Arc<RouteTable>,
+        outcome: ReloadOutcome,
+    },
+}
+
+/// What the last application gave, for the endpoint-only path.
+#[derive(Debug)]
+struct Last {
+    table: Arc<RouteTable>,
+    /// Every object an issue names (errors and warnings).
+    named: BTreeSet<ObjectKey>,
+    /// Some issue is an error.
+    errors: bool,
+}
+
 /// Translation with last-good substitution. Pure apart from its own memory of good versions
 /// and of the previous snapshot (to tell what an update changed).
 #[derive(Debug, Default)]
@@ -62,6 +88,7 @@ pub struct Reconciler {
     options: TranslateOptions,
     last_good: HashMap<ObjectKey, Arc<StoredObject>>,
     previous: Snapshot,
+    last: Option<Last>,
 }
 
 impl Reconciler {
@@ -70,6 +97,92 @@ impl Reconciler {
             options,
             ..Default::default()
         }
+    }
+
+    /// Applies what the sources of `store` changed since the last call. When only
+    /// EndpointSlices or Endpoints changed, and none of them is (or was) named by an issue, the
+    /// last table's backends of the affected Services are resolved again by `translate`'s own
+    /// code ([`refresh_endpoints`]) and nothing else is redone (no snapshot of every object, no
+    /// translation of every Ingress); anything else, or a backend going from no endpoints to
+    /// some or back, is a full [`reconcile`](Self::reconcile).
+    pub fn apply(&mut self, store: &mut ObjectStore) -> Reconciled {
+        let changes = store.take_changes();
+        if let Some(table) = self.refresh(&changes) {
+            let errors = self.last.as_ref().is_some_and(|last| last.errors);
+            let outcome = if errors {
+                ReloadOutcome::Partial
+            } else {
+                ReloadOutcome::Success
+            };
+            return Reconciled::Endpoints { table, outcome };
+        }
+        Reconciled::Full(self.reconcile(&store.snapshot()))
+    }
+
+    /// The endpoint-only path of [`apply`](Self::apply); `None`: take the full one. On success
+    /// the previous snapshot and the last good versions are brought up to date as a full
+    /// reconcile would.
+    fn refresh(&mut self, changes: &StoreChanges) -> Option<Arc<RouteTable>> {
+        let last = self.last.as_ref()?;
+        if !changes.exact {
+            return None;
+        }
+        let mut services: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut keyed = Vec::with_capacity(changes.objects.len());
+        for change in &changes.objects {
+            let key = change.after.as_ref().or(change.before.as_ref())?.key();
+            for object in change.before.iter().chain(&change.after) {
+                match &object.object {
+                    Object::EndpointSlice(slice) => {
+                        if let Some(service) = slice.metadata.labels.get(SERVICE_NAME_LABEL) {
+                            services.insert((key.namespace.clone(), service.clone()));
+                        }
+                    }
+                    Object::Endpoints(_) => {
+                        services.insert((key.namespace.clone(), key.name.clone()));
+                    }
+                    _ => return None,
+                }
+            }
+            // The snapshot holds exactly the version replaced (not another source's object of
+            // that key: duplicates are reported, and so named by an issue).
+            let current = self.previous.objects.get(&key);
+            let same = match (current, &change.before) {
+                (Some(current), Some(before)) => Arc::ptr_eq(current, before) || current == before,
+                (None, None) => true,
+                _ => false,
+            };
+            if !same || last.named.contains(&key) {
+                return None;
+            }
+            keyed.push((key, change.after.clone()));
+        }
+        // A Service named by an issue may be served in its last good version.
+        if services
+            .iter()
+            .any(|(namespace, name)| last.named.contains(&ObjectKey::new(Kind::Service, namespace, name)))
+        {
+            return None;
+        }
+        for (key, after) in &keyed {
+            match after {
+                Some(object) => self.previous.objects.insert(key.clone(), object.clone()),
+                None => self.previous.objects.remove(key),
+            };
+        }
+        let table = refresh_endpoints(&self.previous, &self.options, &last.table, &services)?;
+        // No issue names these objects: each is its own last good version.
+        for (key, after) in keyed {
+            match after {
+                Some(object) => self.last_good.insert(key, object),
+                None => self.last_good.remove(&key),
+            };
+        }
+        let table = Arc::new(table);
+        if let Some(last) = &mut self.last {
+            last.table = table.clone();
+        }
+        Some(table)
     }
 
     /// Translates `snapshot`; objects whose current version has errors are replaced by their
@@ -137,8 +250,14 @@ impl Reconciler {
             domain_claims,
             ..
         } = translation;
+        let table = Arc::new(table);
+        self.last = Some(Last {
+            table: table.clone(),
+            named: all_issues.iter().filter_map(|i| i.subject.object.clone()).collect(),
+            errors: all_issues.iter().any(Issue::is_error),
+        });
         Applied {
-            table: Arc::new(table),
+            table,
             statuses,
             issues: all_issues,
             outcome,
@@ -243,18 +362,37 @@ pub async fn run(
             continue;
         }
         let started = Instant::now();
-        let snapshot = store.snapshot();
-        let mut applied = tokio::task::block_in_place(|| reconciler.reconcile(&snapshot));
+        let reconciled = tokio::task::block_in_place(|| reconciler.apply(&mut store));
         generation += 1;
-        sink.install(applied.table.clone());
-        let failures = sink.listener_failures();
-        gateway_status::apply_listener_failures(&mut applied.statuses, &applied.table, &failures);
-        transitions.stamp(&mut applied.statuses, std::time::SystemTime::now());
-        log_new_issues(&applied.issues, &mut reported);
-        publish(&publication, &metrics, generation, applied);
+        let path = match reconciled {
+            Reconciled::Full(mut applied) => {
+                sink.install(applied.table.clone());
+                let failures = sink.listener_failures();
+                gateway_status::apply_listener_failures(&mut applied.statuses, &applied.table, &failures);
+                transitions.stamp(&mut applied.statuses, std::time::SystemTime::now());
+                log_new_issues(&applied.issues, &mut reported);
+                publish(&publication, &metrics, generation, applied);
+                "full"
+            }
+            Reconciled::Endpoints { table, outcome } => {
+                sink.install(table.clone());
+                metrics.reload(outcome);
+                // Statuses and issues are those last published (the same `Arc` of statuses:
+                // the status writer sees nothing new to write).
+                let last = publication.load_full();
+                publication.publish(Published {
+                    generation,
+                    table,
+                    statuses: last.statuses.clone(),
+                    issues: last.issues.clone(),
+                    domain_claims: last.domain_claims.clone(),
+                });
+                "endpoints"
+            }
+        };
         tracing::info!(
             generation,
-            objects = snapshot.objects.len(),
+            path,
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "configuration applied"
         );
@@ -323,7 +461,7 @@ fn publish(publication: &Publication, metrics: &Metrics, generation: u64, applie
     publication.publish(Published {
         generation,
         table: applied.table,
-        statuses: applied.statuses,
+        statuses: Arc::new(applied.statuses),
         issues: applied.issues,
         domain_claims: applied.domain_claims,
     });

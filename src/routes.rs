@@ -55,9 +55,23 @@ pub struct RouteTable {
     pub gateway: Vec<GatewayPort>,
 }
 
+impl RouteTable {
+    /// A copy with no backends (to be given new ones).
+    pub fn clone_without_backends(&self) -> RouteTable {
+        RouteTable {
+            http: self.http.clone(),
+            routes: self.routes.clone(),
+            backends: Vec::new(),
+            certificates: self.certificates.clone(),
+            https_port: self.https_port,
+            gateway: self.gateway.clone(),
+        }
+    }
+}
+
 /// Host → virtual host. Exact names first, then wildcards by suffix (longest first), then the
 /// catch-all (rules without a host).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct HttpRouter {
     pub vhosts: Vec<VirtualHost>,
     /// Lower-case host without port or trailing dot → index in `vhosts`.
@@ -78,7 +92,7 @@ pub struct WildcardHost {
 /// The routes of one host. Path lookup: exact paths, then prefixes by path element (longest
 /// first), then regular expressions in order; within one path, candidates are tried in order
 /// and the first whose conditions hold wins. No candidate: `fallback`, else 404.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct VirtualHost {
     /// `cheddar.example`, `*.example`, or `*` for the catch-all.
     pub name: String,
@@ -93,7 +107,7 @@ pub struct VirtualHost {
     pub tls: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RegexPath {
     /// The user's pattern, as written (for `/api/routes`).
     pub pattern: String,
@@ -360,7 +374,7 @@ pub enum UpstreamProtocol {
 
 /// Server certificates by SNI. Exact names first, then wildcard certificates (one label), then
 /// the proxy's default certificate.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Certificates {
     pub exact: HashMap<String, Arc<rustls::sign::CertifiedKey>>,
     /// `foo.com` for a certificate configured for `*.foo.com`.

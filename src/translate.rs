@@ -170,6 +170,24 @@ pub struct ObjectStatus {
 /// ingress-nginx (whose defaults then apply).
 type ServedIngress<'s> = (&'s StoredObject, &'s Ingress, ObjectKey, Access, bool);
 
+/// The table a translation of `snapshot` would give when `snapshot` differs from the one
+/// `table` was translated from only in the EndpointSlices and Endpoints of `services`
+/// (namespace, name): `table` with those Services' backends resolved again, everything else
+/// copied. `None` when the change is more than new endpoint lists (an issue about an
+/// EndpointSlice, a backend going from no endpoints to some or back): then [`translate`].
+/// The statuses and issues of the earlier translation stay those of `snapshot`.
+pub fn refresh_endpoints(
+    snapshot: &Snapshot,
+    options: &TranslateOptions,
+    table: &RouteTable,
+    services: &BTreeSet<(String, String)>,
+) -> Option<RouteTable> {
+    let backends = backends::refresh_endpoints(snapshot, options.follow_external_names, &table.backends, services)?;
+    let mut refreshed = table.clone_without_backends();
+    refreshed.backends = backends;
+    Some(refreshed)
+}
+
 /// Translates a snapshot. See the module documentation.
 pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation {
     let classes = OurClasses::from_snapshot(snapshot, options);

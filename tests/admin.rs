@@ -132,7 +132,7 @@ fn published() -> Published {
     Published {
         generation: 3,
         table: Arc::new(hostile_table()),
-        statuses: vec![
+        statuses: Arc::new(vec![
             ObjectStatus {
                 api_version: "networking.k8s.io/v1".into(),
                 kind: "Ingress".into(),
@@ -147,7 +147,7 @@ fn published() -> Published {
                 name: HOSTILE.into(),
                 status: json!({"loadBalancer": {"ingress": [{"hostname": HOSTILE}]}}),
             },
-        ],
+        ]),
         issues: vec![
             Issue::error(
                 Some(ObjectKey::new(Kind::Ingress, "default", HOSTILE)),

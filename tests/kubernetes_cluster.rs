@@ -228,7 +228,7 @@ fn widget_status(status: &str, message: &str) -> ObjectStatus {
 fn publish(publication: &Publication, generation: u64, statuses: Vec<ObjectStatus>) {
     publication.publish(Published {
         generation,
-        statuses,
+        statuses: Arc::new(statuses),
         ..Published::default()
     });
 }

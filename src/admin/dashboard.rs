@@ -142,7 +142,7 @@ fn statuses(out: &mut String, published: &Published) {
         return;
     }
     out.push_str("<table><tr><th>kind</th><th>object</th><th>status</th></tr>");
-    for status in &published.statuses {
+    for status in published.statuses.iter() {
         out.push_str("<tr><td>");
         escape_into(out, &status.kind);
         out.push_str("</td><td>");

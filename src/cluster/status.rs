@@ -52,6 +52,9 @@ pub struct StatusWriter {
     publication: Arc<Publication>,
     metrics: Arc<Metrics>,
     known: HashMap<ObjectId, Known>,
+    /// The statuses last written in full (none failed, none absent from the API): a generation
+    /// with the same `Arc` (only endpoints changed) has nothing new to write.
+    written: Option<Arc<Vec<ObjectStatus>>>,
 }
 
 /// The outcome of one object's write.
@@ -71,6 +74,7 @@ impl StatusWriter {
             publication,
             metrics,
             known: HashMap::new(),
+            written: None,
         }
     }
 
@@ -88,6 +92,14 @@ impl StatusWriter {
                 if published.generation == 0 {
                     break;
                 }
+                if self
+                    .written
+                    .as_ref()
+                    .is_some_and(|written| Arc::ptr_eq(written, &published.statuses))
+                {
+                    break;
+                }
+                self.written = None;
                 if self.write_all(&published.statuses).await {
                     backoff = FIRST_BACKOFF;
                     break;
@@ -105,7 +117,7 @@ impl StatusWriter {
 
     /// True when every status is written or already there. Up to [`CONCURRENT_WRITES`]
     /// objects are read or written at once; what was learnt is recorded afterwards.
-    async fn write_all(&mut self, statuses: &[ObjectStatus]) -> bool {
+    async fn write_all(&mut self, statuses: &Arc<Vec<ObjectStatus>>) -> bool {
         // Each write owns what it needs (no borrow across the stream: its futures stay `Send`
         // for any lifetime).
         let writes: Vec<_> = statuses
@@ -127,9 +139,12 @@ impl StatusWriter {
             .collect()
             .await;
         let mut all = true;
+        let mut complete = true;
         for (id, outcome, learnt) in results {
-            if let Outcome::Failed = outcome {
-                all = false;
+            match outcome {
+                Outcome::Failed => all = false,
+                Outcome::Absent => complete = false,
+                Outcome::Unchanged | Outcome::Written => {}
             }
             match learnt {
                 Learnt::Nothing => {}
@@ -140,6 +155,9 @@ impl StatusWriter {
                     self.known.remove(&id);
                 }
             }
+        }
+        if all && complete {
+            self.written = Some(Arc::clone(statuses));
         }
         all
     }

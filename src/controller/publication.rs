@@ -19,7 +19,9 @@ pub struct Published {
     /// Counts applied configurations, from 1; 0 before the first.
     pub generation: u64,
     pub table: Arc<RouteTable>,
-    pub statuses: Vec<ObjectStatus>,
+    /// Shared by generations that changed only endpoints (the same `Arc`: nothing new for the
+    /// status writer).
+    pub statuses: Arc<Vec<ObjectStatus>>,
     /// Load and translation issues of the current objects, sorted.
     pub issues: Vec<Issue>,
     /// The custom domains tenants claim, verified or not (read by the domain verifier).
@@ -55,6 +57,11 @@ impl Publication {
     /// The last published configuration (an empty one, generation 0, before the first).
     pub fn load(&self) -> Guard<Arc<Published>> {
         self.current.load()
+    }
+
+    /// The last published configuration, as an `Arc` of its own.
+    pub fn load_full(&self) -> Arc<Published> {
+        self.current.load_full()
     }
 
     /// Changes each time a configuration is published (its value: the generation). A reader

@@ -290,3 +290,5 @@ fn access_control_that_is_not_honoured_never_falls_back_to_the_last_good_version
         applied.issues
     );
 }
+
+mod endpoints;

@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use super::{BackendId, Certificates, HttpRouter, RouteTable};
 
 /// One port of Gateway API listeners (all listeners of all Gateways on that port, merged).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct GatewayPort {
     pub port: u16,
     /// What the port speaks: HTTP, HTTPS, TLS (passthrough or terminated) or TCP.
@@ -66,7 +66,7 @@ impl PortMode {
 /// The routes of a TLS or TCP port: connections, not requests. A TLS port picks by the SNI of
 /// the ClientHello (an exact name, then the longest wildcard suffix, then the route without a
 /// hostname); a TCP port has only the catch-all.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct StreamRouter {
     pub exact: std::collections::HashMap<String, usize>,
     /// Suffix of `*.suffix` (any number of labels) → route.
@@ -76,7 +76,7 @@ pub struct StreamRouter {
 }
 
 /// One TLSRoute or TCPRoute rule as served on a port.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StreamRoute {
     /// `tlsroute/<namespace>/<name>` or `tcproute/<namespace>/<name>`.
     pub name: Arc<str>,
@@ -245,6 +245,17 @@ pub struct WeightedBackends {
 /// Spreads consecutive counter values over the weight range (a multiplier coprime to every
 /// total that can occur: a prime above 16 backends × the largest weight, 1,000,000).
 const SPREAD: u64 = 2_654_435_761;
+
+/// A copy (for a table whose endpoints are refreshed) carries on from the same counter value.
+impl Clone for WeightedBackends {
+    fn clone(&self) -> Self {
+        WeightedBackends {
+            targets: self.targets.clone(),
+            total: self.total,
+            counter: AtomicU64::new(self.counter.load(std::sync::atomic::Ordering::Relaxed)),
+        }
+    }
+}
 
 impl WeightedBackends {
     /// `targets` with their weights; weight 0 never receives a request.

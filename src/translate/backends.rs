@@ -140,6 +140,12 @@ pub(crate) struct Backends<'s> {
 
 impl<'s> Backends<'s> {
     pub(crate) fn new(snapshot: &'s Snapshot, follow_external_names: bool) -> Self {
+        Self::indexing(snapshot, follow_external_names, |_, _| true)
+    }
+
+    /// Like [`new`](Self::new), indexing only the EndpointSlices of the Services `wanted`
+    /// (namespace, name) says yes to.
+    fn indexing(snapshot: &'s Snapshot, follow_external_names: bool, wanted: impl Fn(&str, &str) -> bool) -> Self {
         let mut slices: HashMap<&str, HashMap<&str, Vec<_>>> = HashMap::new();
         for stored in snapshot.of_kind(Kind::EndpointSlice) {
             let Object::EndpointSlice(slice) = &stored.object else {
@@ -149,6 +155,9 @@ impl<'s> Backends<'s> {
                 continue;
             };
             let namespace = slice.metadata.namespace.as_deref().unwrap_or("default");
+            if !wanted(namespace, service) {
+                continue;
+            }
             slices
                 .entry(namespace)
                 .or_default()
@@ -207,8 +216,8 @@ impl<'s> Backends<'s> {
 
     fn build(
         &mut self,
-        namespace: &'s str,
-        reference: ServiceRef<'s>,
+        namespace: &str,
+        reference: ServiceRef<'_>,
     ) -> (BackendTarget, UpstreamProtocol, Option<Unresolved>) {
         let no_endpoints = BackendTarget::Endpoints(Vec::new());
         let Some(service) = self.service(namespace, reference.name) else {
@@ -294,6 +303,55 @@ impl<'s> Backends<'s> {
         endpoints.dedup();
         endpoints
     }
+}
+
+/// The backends of `table` (a translation of an earlier snapshot) for the Services in
+/// `services` (namespace, name), resolved again from `snapshot`, where only those Services'
+/// EndpointSlices and Endpoints differ from the earlier one: what a translation of `snapshot`
+/// would give them, with the same code. `None` when that would change more than their endpoint
+/// lists — an issue about an EndpointSlice or Endpoints, a backend going from no endpoints to
+/// some or back (routes answer differently), a port reference that could be read two ways —
+/// and a full translation must be done.
+pub(crate) fn refresh_endpoints(
+    snapshot: &Snapshot,
+    follow_external_names: bool,
+    backends: &[Backend],
+    services: &std::collections::BTreeSet<(String, String)>,
+) -> Option<Vec<Backend>> {
+    let wanted = |namespace: &str, name: &str| services.contains(&(namespace.to_string(), name.to_string()));
+    let mut resolver = Backends::indexing(snapshot, follow_external_names, wanted);
+    let mut refreshed = backends.to_vec();
+    for backend in &mut refreshed {
+        let key = &backend.key;
+        if !wanted(&key.namespace, &key.service) {
+            continue;
+        }
+        // `ServiceRef::key` writes a number as its decimal digits; a port *name* of digits
+        // only is not valid Kubernetes, but is not refused: read it as translate did.
+        let port = match key.port.parse::<u16>() {
+            Ok(number) if number > 0 && number.to_string() == key.port => {
+                let named = resolver
+                    .service(&key.namespace, &key.service)
+                    .is_some_and(|s| s.spec.ports.iter().any(|p| p.name.as_deref() == Some(&key.port)));
+                if named {
+                    return None;
+                }
+                PortRef::Number(number)
+            }
+            _ => PortRef::Name(&key.port),
+        };
+        let reference = ServiceRef {
+            name: &key.service,
+            port,
+        };
+        let (target, _, _) = resolver.build(&key.namespace, reference);
+        let served = |target: &BackendTarget| !matches!(target, BackendTarget::Endpoints(list) if list.is_empty());
+        if served(&target) != served(&backend.target) {
+            return None;
+        }
+        backend.target = target;
+    }
+    resolver.issues.is_empty().then_some(refreshed)
 }
 
 /// The target port of an EndpointSlice or Endpoints subset for a Service port: the endpoint

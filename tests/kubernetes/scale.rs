@@ -174,7 +174,17 @@ async fn scale_figures() {
         rss_mib(pid),
         peak
     );
-    // Where the time goes: the controller logs each apply's duration.
+    // Where the time goes: the controller logs each apply's duration, and which path it took.
+    let log = v.log_text();
+    let applied: Vec<&str> = log.lines().filter(|l| l.contains("configuration applied")).collect();
+    let endpoint_path = applied.iter().filter(|l| l.contains("path=\"endpoints\"")).count();
+    eprintln!(
+        "controller applies by path: {endpoint_path} endpoint-only, {} full",
+        applied.len() - endpoint_path
+    );
+    if std::env::var_os("VESTIBULE_SCALE_LOG").is_some() {
+        eprintln!("{}", applied.join("\n"));
+    }
     let mut applies: Vec<f64> = v
         .log_text()
         .lines()
