@@ -33,11 +33,16 @@ pub struct Row {
 
 /// Fetches `/api/routes` from `admin` and renders the table.
 pub async fn fetch(admin: SocketAddr) -> Result<String, String> {
+    Ok(render(&fetch_rows(admin).await?))
+}
+
+/// Fetches `/api/routes` from `admin`: its rows.
+pub async fn fetch_rows(admin: SocketAddr) -> Result<Vec<Row>, String> {
     let body = tokio::time::timeout(Duration::from_secs(10), get(admin, "/api/routes"))
         .await
         .map_err(|_| "no answer within 10 s".to_string())??;
     let routes: Value = serde_json::from_slice(&body).map_err(|e| format!("/api/routes is not JSON: {e}"))?;
-    Ok(render(&rows(&routes)))
+    Ok(rows(&routes))
 }
 
 async fn get(admin: SocketAddr, path: &str) -> Result<Bytes, String> {
