@@ -13,6 +13,7 @@
 #[path = "../e2e/support.rs"]
 mod support;
 
+mod demo;
 mod engine;
 mod tcp;
 
