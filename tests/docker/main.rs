@@ -15,6 +15,7 @@ mod support;
 
 mod demo;
 mod engine;
+mod scale;
 mod tcp;
 
 use std::collections::BTreeMap;
