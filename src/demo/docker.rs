@@ -143,7 +143,11 @@ impl Drop for Cleanup {
 }
 
 /// The demo's `--docker` options: one engine, tenant [`TENANT`], its containers only.
-pub fn docker_options(endpoint: String, tcp_ports: std::ops::RangeInclusive<u16>, controller_name: String) -> DockerOptions {
+pub fn docker_options(
+    endpoint: String,
+    tcp_ports: std::ops::RangeInclusive<u16>,
+    controller_name: String,
+) -> DockerOptions {
     DockerOptions {
         engines: vec![Engine {
             tenant: TENANT.into(),
@@ -176,7 +180,10 @@ pub async fn run(
     let run = std::process::id().to_string();
     let image = format!("vestibule-demo:{run}");
     let binary = std::env::current_exe()?;
-    println!("Building the image {image} from {} (docker import, no registry)…", binary.display());
+    println!(
+        "Building the image {image} from {} (docker import, no registry)…",
+        binary.display()
+    );
     // From here on the image and every container of the run are removed, whichever way we leave.
     let cleanup = Cleanup {
         run: run.clone(),
@@ -238,14 +245,12 @@ pub async fn run(
 /// returns the public port of the `tcp://` label.
 async fn wait_routes(admin: SocketAddr) -> Result<u16, String> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    // `scheme://` is left out: `https://` labels are served with the default certificate, which
-    // names no host, so the table shows them as `http://`.
-    let web = format!("://{TENANT}.{DOMAIN_SUFFIX}/->8080");
-    let api = format!("://api.{TENANT}.{DOMAIN_SUFFIX}/v1->8080");
+    let web = format!("https://{TENANT}.{DOMAIN_SUFFIX}/->8080");
+    let api = format!("https://api.{TENANT}.{DOMAIN_SUFFIX}/v1->8080");
     let mut last = Vec::new();
     while Instant::now() < deadline {
         if let Ok(rows) = crate::route_listing::fetch_rows(admin).await {
-            let endpoints = |ports: &str| rows.iter().find(|r| r.ports.ends_with(ports)).map(|r| r.endpoints);
+            let endpoints = |ports: &str| rows.iter().find(|r| r.ports == ports).map(|r| r.endpoints);
             let tcp = rows
                 .iter()
                 .filter(|r| r.tenant == TENANT && r.endpoints == 1)
@@ -277,7 +282,10 @@ async fn wait_listening(containers: &[String]) -> Result<(), String> {
             "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
             name,
         ])?;
-        let Some(ip) = ips.split_whitespace().find_map(|ip| ip.parse::<std::net::IpAddr>().ok()) else {
+        let Some(ip) = ips
+            .split_whitespace()
+            .find_map(|ip| ip.parse::<std::net::IpAddr>().ok())
+        else {
             return Err(format!("container {name} has no address"));
         };
         let addr = SocketAddr::new(ip, 8080);
@@ -312,7 +320,9 @@ fn print_tour(
     let binary = PathBuf::from(binary);
     let sections: Vec<(String, Vec<(String, String)>)> = vec![
         (
-            format!("Two replicas, web-1 and web-2, labelled kr.ingress.8080=https://*/ (the tenant's default domain {web}), balanced:"),
+            format!(
+                "Two replicas, web-1 and web-2, labelled kr.ingress.8080=https://*/ (the tenant's default domain {web}), balanced:"
+            ),
             vec![
                 (tls(&web, "/"), "200, answered by web-1 or web-2".into()),
                 (tls(&web, "/again"), "200, answered by the other one".into()),
@@ -330,7 +340,8 @@ fn print_tour(
             ],
         ),
         (
-            "db, labelled kr.ingress.8080=tcp:// (a raw TCP port from --tcp-ports; the echo sends every byte back):".into(),
+            "db, labelled kr.ingress.8080=tcp:// (a raw TCP port from --tcp-ports; the echo sends every byte back):"
+                .into(),
             vec![(
                 format!(
                     "bash -c 'exec 3<>/dev/tcp/{}/{}; echo hello >&3; head -n 1 <&3'",

@@ -153,8 +153,14 @@ fn demo_docker_prints_commands_that_work_and_removes_its_containers() {
         } else if command.contains(" routes --admin ") {
             let (ok, out) = shell(command);
             let row = format!("{tcp}->8080/tcp");
-            if !ok || !out.lines().any(|l| l.starts_with("demo ") && l.contains(&row)) {
-                failures.push(format!("`{command}` printed no {row} row of tenant demo:\n{out}"));
+            let web_row = "https://demo.apps.example/->8080";
+            let web_listed = out
+                .lines()
+                .any(|l| l.contains(&format!("{web_row} ")) && l.ends_with(" 2"));
+            if !ok || !out.lines().any(|l| l.starts_with("demo ") && l.contains(&row)) || !web_listed {
+                failures.push(format!(
+                    "`{command}` printed no {row} row of tenant demo or no {web_row} with 2 endpoints:\n{out}"
+                ));
             }
         } else if command.starts_with("docker run ") {
             // Scaling up: web-3 joins the pool (bounded wait: it starts first).
@@ -162,11 +168,7 @@ fn demo_docker_prints_commands_that_work_and_removes_its_containers() {
             assert!(ok, "`{command}` failed: {out}");
             let deadline = Instant::now() + Duration::from_secs(20);
             while names(&web, 6) != ["web-1", "web-2", "web-3"] {
-                assert!(
-                    Instant::now() < deadline,
-                    "web-3 never joined: {:?}",
-                    names(&web, 6)
-                );
+                assert!(Instant::now() < deadline, "web-3 never joined: {:?}", names(&web, 6));
                 std::thread::sleep(Duration::from_millis(100));
             }
         } else if command.starts_with("docker stop ") {

@@ -58,7 +58,8 @@ impl Image {
         if image.1.is_none() {
             let tag = format!("vestibule-docker-test:{}", std::process::id());
             // The same script as `vestibule demo --docker`'s image.
-            let built = vestibule::demo::docker::build_image(std::path::Path::new(env!("CARGO_BIN_EXE_vestibule")), &tag);
+            let built =
+                vestibule::demo::docker::build_image(std::path::Path::new(env!("CARGO_BIN_EXE_vestibule")), &tag);
             assert!(built.is_ok(), "building the test image {tag} failed: {built:?}");
             image.1 = Some(tag);
         }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use crate::SOCKET;
-use crate::engine::{Image, TENANT_LABEL, available, docker};
+use crate::engine::{Image, TENANT_LABEL, available};
 use crate::support::{free_port, get};
 
 /// Removes every container of `tenant` (by its tenant label) when dropped.
@@ -77,7 +77,12 @@ impl Process {
             .stderr(log.reopen().unwrap())
             .spawn()
             .unwrap();
-        Process { child, http, admin, log }
+        Process {
+            child,
+            http,
+            admin,
+            log,
+        }
     }
 
     fn rss_mib(&self) -> f64 {
@@ -186,7 +191,9 @@ fn run_all(image: &str, tenant: &str, n: usize) -> Result<(), String> {
         })
         .collect();
     for worker in workers {
-        worker.join().map_err(|_| "a docker run worker panicked".to_string())??;
+        worker
+            .join()
+            .map_err(|_| "a docker run worker panicked".to_string())??;
     }
     Ok(())
 }
@@ -252,7 +259,10 @@ async fn figures_500_containers() {
         first.1,
         started.rss_mib()
     );
-    assert!(first.0 > n, "no configuration with the {n} containers in the log: {applied:?}");
+    assert!(
+        first.0 > n,
+        "no configuration with the {n} containers in the log: {applied:?}"
+    );
     drop(started);
     let removed = cleanup.remove();
     eprintln!(
