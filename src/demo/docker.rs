@@ -180,10 +180,16 @@ pub async fn run(
     let run = std::process::id().to_string();
     let image = format!("vestibule-demo:{run}");
     let binary = std::env::current_exe()?;
-    println!(
-        "Building the image {image} from {} (docker import, no registry)…",
-        binary.display()
-    );
+    {
+        use std::io::Write;
+        let mut out = io::stdout().lock();
+        writeln!(
+            out,
+            "Building the image {image} from {} (docker import, no registry)…",
+            binary.display()
+        )?;
+        out.flush()?;
+    }
     // From here on the image and every container of the run are removed, whichever way we leave.
     let cleanup = Cleanup {
         run: run.clone(),
