@@ -230,12 +230,24 @@ pub async fn run(
         tcp_ports,
         options.translate.controller_name.clone(),
     ));
-    let running = app::start(options.clone(), None).await?;
-    if !running.wait_ready(Duration::from_secs(20)).await {
-        return Err("the engine was not listed within 20 s".into());
-    }
-    let tcp_port = wait_routes(running.admin_addr).await?;
-    wait_listening(&started).await?;
+    // Ctrl-C or SIGTERM while the above ran (blocking) was kept by `signals` and is seen here:
+    // the demo stops as soon as the containers it started are known, and removes them.
+    let start_up = async {
+        let running = app::start(options.clone(), None).await?;
+        if !running.wait_ready(Duration::from_secs(20)).await {
+            return Err("the engine was not listed within 20 s".into());
+        }
+        let tcp_port = wait_routes(running.admin_addr).await?;
+        wait_listening(&started).await?;
+        Ok::<_, Box<dyn std::error::Error>>((running, tcp_port))
+    };
+    let (running, tcp_port) = tokio::select! {
+        result = start_up => result?,
+        _ = signals.recv() => {
+            tracing::info!("stopped while starting: removing the demo's containers and image");
+            return Ok(());
+        }
+    };
     let addrs = running.proxy.local_addrs();
     let http = addrs.http.ok_or("the demo needs --http")?;
     let https = addrs.https.ok_or("the demo needs --https")?;

@@ -209,3 +209,51 @@ fn demo_docker_prints_commands_that_work_and_removes_its_containers() {
     let image = format!("vestibule-demo:{}", demo.run());
     assert_eq!(docker(&["images", "-q", &image]), "", "{image} left behind");
 }
+
+/// Ctrl-C while the demo is still building its image and starting its containers: it stops
+/// once it knows what it started, and leaves no container of its run and no image.
+#[test]
+fn demo_docker_stopped_while_starting_leaves_nothing() {
+    if !available("demo_docker_stopped_while_starting_leaves_nothing") {
+        return;
+    }
+    let (http, https, admin, tcp) = (free_port(), free_port(), free_port(), free_port());
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+        .args(["demo", "--docker"])
+        .args(["--http", &format!("127.0.0.1:{http}")])
+        .args(["--https", &format!("127.0.0.1:{https}")])
+        .args(["--admin", &format!("127.0.0.1:{admin}")])
+        .args(["--tcp-ports", &format!("{tcp}-{tcp}")])
+        .stdout(Stdio::piped())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let mut demo = Demo { child };
+    assert!(first.starts_with("Building the image"), "{first:?}");
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &demo.run()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = demo.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the demo did not exit within 60 s of SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log_text = std::fs::read_to_string(log.path()).unwrap_or_default();
+    assert!(exit.success(), "{exit:?}; log:\n{log_text}");
+    assert!(log_text.contains("stopped while starting"), "{log_text}");
+    assert_eq!(demo.leftovers(), "", "containers of the run left behind");
+    let image = format!("vestibule-demo:{}", demo.run());
+    assert_eq!(docker(&["images", "-q", &image]), "", "{image} left behind");
+}
