@@ -15,6 +15,8 @@ use crate::config::parse::parse_documents;
 use crate::config::{Origin, Severity};
 use crate::providers::SourceUpdate;
 
+pub mod docker;
+
 /// The bundled manifests, with `{{placeholders}}`.
 pub const MANIFESTS: &str = include_str!("demo/manifests.yaml");
 
@@ -224,14 +226,25 @@ fn print_tour(
             ],
         ),
     ];
+    print_sections(
+        "Vestibule demo is running. Three echo backends (cheddar, stilton, wensleydale) answer with JSON.",
+        &sections,
+        &format!("  dashboard: http://{admin}/"),
+    )
+}
+
+/// Prints a tour: `intro`, then each section's title and its commands, aligned, each followed by
+/// `# what it answers`, then `footer` and "Press Ctrl-C to stop." (the line tests wait for).
+pub(crate) fn print_sections<T: AsRef<str>>(
+    intro: &str,
+    sections: &[(T, Vec<(String, String)>)],
+    footer: &str,
+) -> io::Result<()> {
     let mut out = io::stdout().lock();
-    writeln!(
-        out,
-        "Vestibule demo is running. Three echo backends (cheddar, stilton, wensleydale) answer with JSON."
-    )?;
-    for (title, lines) in &sections {
+    writeln!(out, "{intro}")?;
+    for (title, lines) in sections {
         writeln!(out)?;
-        writeln!(out, "{title}")?;
+        writeln!(out, "{}", title.as_ref())?;
         let width = lines
             .iter()
             .map(|(command, _)| command.chars().count())
@@ -241,7 +254,7 @@ fn print_tour(
             writeln!(out, "  {command:<width$}   # {comment}")?;
         }
     }
-    writeln!(out, "  dashboard: http://{admin}/")?;
+    writeln!(out, "{footer}")?;
     writeln!(out)?;
     writeln!(out, "Press Ctrl-C to stop.")?;
     out.flush()

@@ -260,6 +260,13 @@ struct DemoArgs {
     /// Port of the demo Gateway's listener (bound on 127.0.0.1).
     #[arg(long, default_value_t = 8088)]
     gateway_port: u16,
+    /// The Docker label demo instead: labelled containers on this engine (DOCKER_HOST, else the
+    /// local socket; or unix:///path, tcp://host:port), removed when the demo stops.
+    #[arg(long, num_args = 0..=1, default_missing_value = "")]
+    docker: Option<String>,
+    /// With --docker: the public ports of `tcp://` labels (bound on 127.0.0.1), FIRST-LAST.
+    #[arg(long, default_value = "30000-30999")]
+    tcp_ports: String,
 }
 
 /// Limits, timeouts and threads shared by `run` and `demo`.
@@ -658,6 +665,17 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         &tuning,
     )?;
     options.proxy.gateway_bind = std::net::Ipv4Addr::LOCALHOST.into();
+    if let Some(endpoint) = args.docker {
+        let endpoint = if endpoint.trim().is_empty() {
+            docker::default_endpoint()
+        } else {
+            endpoint.trim().to_string()
+        };
+        let range = docker::ports::parse_range(&args.tcp_ports).map_err(|e| anyhow::anyhow!("--tcp-ports: {e}"))?;
+        return vestibule::demo::docker::run(options, endpoint, range)
+            .await
+            .map_err(|err| anyhow::anyhow!("{err}"));
+    }
     vestibule::demo::run(options, args.gateway_port)
         .await
         .map_err(|err| anyhow::anyhow!("{err}"))

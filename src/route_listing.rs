@@ -33,11 +33,16 @@ pub struct Row {
 
 /// Fetches `/api/routes` from `admin` and renders the table.
 pub async fn fetch(admin: SocketAddr) -> Result<String, String> {
+    Ok(render(&fetch_rows(admin).await?))
+}
+
+/// Fetches `/api/routes` from `admin`: its rows.
+pub async fn fetch_rows(admin: SocketAddr) -> Result<Vec<Row>, String> {
     let body = tokio::time::timeout(Duration::from_secs(10), get(admin, "/api/routes"))
         .await
         .map_err(|_| "no answer within 10 s".to_string())??;
     let routes: Value = serde_json::from_slice(&body).map_err(|e| format!("/api/routes is not JSON: {e}"))?;
-    Ok(render(&rows(&routes)))
+    Ok(rows(&routes))
 }
 
 async fn get(admin: SocketAddr, path: &str) -> Result<Bytes, String> {
@@ -79,8 +84,11 @@ pub fn rows(answer: &Value) -> Vec<Row> {
         .collect();
     for host in routes["hosts"].as_array().into_iter().flatten() {
         let name = host["host"].as_str().unwrap_or("*");
-        let scheme = if tls_hosts.contains(&name) { "https" } else { "http" };
         for path in host["paths"].as_array().into_iter().flatten() {
+            // A host served with the default certificate (an `https://` label, spec.tls without
+            // a secretName) is in no certificate's hosts; its plain HTTP is redirected.
+            let tls = tls_hosts.contains(&name) || path.get("plainHttp").is_some();
+            let scheme = if tls { "https" } else { "http" };
             let Some((tenant, service, port)) = path["backend"].as_str().and_then(split_backend) else {
                 continue;
             };
@@ -172,6 +180,23 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_host_with_the_default_certificate_is_https() {
+        let answer = json!({"routes": {
+        "hosts": [{"host": "demo.apps.example", "paths": [
+            {"match": "Prefix", "path": "/", "route": "r", "backend": "demo/p8080-web:8080",
+             "protocol": "http1", "endpoints": ["10.0.0.2:8080"], "plainHttp": "redirect 308 to https"}]},
+            {"host": "plain.example", "paths": [
+            {"match": "Prefix", "path": "/", "route": "r", "backend": "demo/p8080-plain:8080",
+             "protocol": "http1", "endpoints": []}]}],
+        "certificates": []}});
+        let ports: Vec<String> = rows(&answer).into_iter().map(|r| r.ports).collect();
+        assert_eq!(
+            ports,
+            ["http://plain.example/->8080", "https://demo.apps.example/->8080"]
+        );
+    }
 
     #[test]
     fn tcp_ports_and_http_routes_become_rows() {

@@ -57,20 +57,10 @@ impl Image {
         image.0 += 1;
         if image.1.is_none() {
             let tag = format!("vestibule-docker-test:{}", std::process::id());
-            let script = r#"set -eu
-root=$(mktemp -d); trap 'rm -rf "$root"' EXIT
-mkdir -p "$root/bin" "$root/tmp"; chmod 1777 "$root/tmp"
-install -m 0755 "$1" "$root/vestibule"; cp -L /bin/sh "$root/bin/sh"
-for lib in $( { ldd "$1"; ldd /bin/sh; } 2>/dev/null | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i }' | sort -u); do
-  mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"
-done
-tar --numeric-owner --owner=0 --group=0 -C "$root" -c . |
-  docker import --change 'ENTRYPOINT ["/vestibule"]' - "$2" >/dev/null"#;
-            let status = Command::new("bash")
-                .args(["-c", script, "image", env!("CARGO_BIN_EXE_vestibule"), &tag])
-                .status()
-                .expect("bash runs");
-            assert!(status.success(), "building the test image {tag} failed");
+            // The same script as `vestibule demo --docker`'s image.
+            let built =
+                vestibule::demo::docker::build_image(std::path::Path::new(env!("CARGO_BIN_EXE_vestibule")), &tag);
+            assert!(built.is_ok(), "building the test image {tag} failed: {built:?}");
             image.1 = Some(tag);
         }
         Image {

@@ -13,7 +13,9 @@
 #[path = "../e2e/support.rs"]
 mod support;
 
+mod demo;
 mod engine;
+mod scale;
 mod tcp;
 
 use std::collections::BTreeMap;
