@@ -83,6 +83,19 @@ pub async fn bind_and_spawn(addr: SocketAddr, name: impl Into<String>) -> io::Re
 /// Serves the echo backend on `listener` until the task is dropped. Accept errors are logged
 /// and retried.
 pub async fn serve(listener: TcpListener, name: String) -> io::Result<()> {
+    accept_loop(listener, name, |stream, peer, name| {
+        tokio::spawn(serve_connection(stream, peer, name));
+    })
+    .await
+}
+
+/// Accepts on `listener` for ever, handing each connection (no delay set) to `handle`; accept
+/// errors are logged and retried after 100 ms.
+async fn accept_loop(
+    listener: TcpListener,
+    name: String,
+    handle: impl Fn(TcpStream, SocketAddr, Arc<str>),
+) -> io::Result<()> {
     let name: Arc<str> = name.into();
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -94,30 +107,20 @@ pub async fn serve(listener: TcpListener, name: String) -> io::Result<()> {
             }
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_connection(stream, peer, Arc::clone(&name)));
+        handle(stream, peer, Arc::clone(&name));
     }
 }
 
 /// Serves the raw TCP echo (see the module docs) on `listener` until the task is dropped.
 pub async fn serve_tcp(listener: TcpListener, name: String) -> io::Result<()> {
-    let name: Arc<str> = name.into();
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                warn!(%error, "echo: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let name = Arc::clone(&name);
+    accept_loop(listener, name, |stream, peer, name| {
         tokio::spawn(async move {
             if let Err(error) = echo_tcp(stream, &name).await {
                 debug!(%peer, %error, "tcp echo connection failed");
             }
         });
-    }
+    })
+    .await
 }
 
 async fn echo_tcp(mut stream: TcpStream, name: &str) -> io::Result<()> {

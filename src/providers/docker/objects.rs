@@ -177,7 +177,7 @@ pub fn build(tenants: &[Tenant], containers: &[Container], controller: &str) -> 
     for ((tenant, port, host, path), group) in &groups {
         let oldest = group.containers[0];
         let service = service_name(*port, host, path);
-        objects.extend(service_objects(tenant, &service, *port, group, oldest));
+        objects.extend(service_objects(tenant, &service, *port, &group.containers, oldest));
         for scheme in &group.schemes {
             let entry = ingresses
                 .entry((tenant.clone(), host.clone(), *scheme))
@@ -205,11 +205,13 @@ pub(super) fn meta(name: &str, namespace: Option<&str>, created: Option<&Contain
     }
 }
 
-fn service_objects(
+/// A Service on `port` and its EndpointSlices (IPv4 always, IPv6 when any): the ready
+/// `members`' addresses, each once.
+pub(super) fn service_objects(
     tenant: &str,
     name: &str,
     port: u16,
-    group: &Group<'_>,
+    members: &[&Container],
     oldest: &Container,
 ) -> Vec<Arc<StoredObject>> {
     let origin = oldest.origin();
@@ -229,27 +231,23 @@ fn service_objects(
             ..Service::default()
         }),
     )];
-    let mut v4 = Vec::new();
-    let mut v6 = Vec::new();
-    for container in group.containers.iter().filter(|c| c.ready()) {
+    let mut by_family: BTreeMap<&str, Vec<SliceEndpoint>> = BTreeMap::from([("IPv4", Vec::new())]);
+    for container in members.iter().filter(|c| c.ready()) {
         if let Ok(ip) = container.address {
-            let endpoint = SliceEndpoint {
+            let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+            by_family.entry(family).or_default().push(SliceEndpoint {
                 addresses: vec![ip.to_string()],
                 conditions: Some(EndpointConditions {
                     ready: Some(true),
                     ..EndpointConditions::default()
                 }),
-                hostname: None,
                 ..SliceEndpoint::default()
-            };
-            if ip.is_ipv4() { &mut v4 } else { &mut v6 }.push(endpoint);
+            });
         }
     }
-    for (family, mut endpoints) in [("IPv4", v4), ("IPv6", v6)] {
-        if endpoints.is_empty() && family == "IPv6" {
-            continue;
-        }
+    for (family, mut endpoints) in by_family {
         endpoints.sort_by(|a, b| a.addresses.cmp(&b.addresses));
+        endpoints.dedup_by(|a, b| a.addresses == b.addresses);
         let mut metadata = meta(
             &format!("{name}-{}", family.to_ascii_lowercase()),
             Some(tenant),

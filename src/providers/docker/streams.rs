@@ -10,15 +10,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::objects::{Container, fnv1a, meta};
+use super::objects::{Container, fnv1a, meta, service_objects};
 use super::ports::{Claim, ClaimKey, Claims, claim_name};
 use crate::config::gateway::{
     GatewayClassSpec, GatewaySpec, HttpBackendRef, Listener, ParentReference, StreamRouteRule, TcpRouteSpec,
 };
-use crate::config::{
-    EndpointConditions, EndpointPort, EndpointSlice, Gateway, GatewayClass, Issue, Object, Origin, SERVICE_NAME_LABEL,
-    Service, ServicePort, ServiceSpec, SliceEndpoint, StoredObject, TcpRoute,
-};
+use crate::config::{Gateway, GatewayClass, Issue, Object, Origin, StoredObject, TcpRoute};
 
 /// The GatewayClass of the Docker provider's TCP ports.
 pub const GATEWAY_CLASS: &str = "vestibule-docker";
@@ -63,7 +60,7 @@ pub fn build(containers: &[Container], claims: &Claims) -> (Vec<Arc<StoredObject
             }
             Claim::Assigned(public) => {
                 let name = route_name(key);
-                objects.extend(service(&key.tenant, &name, key.container_port, list, oldest));
+                objects.extend(service_objects(&key.tenant, &name, key.container_port, list, oldest));
                 objects.push(route(&key.tenant, &name, *public, key.container_port, oldest));
                 gateways.entry(key.tenant.as_str()).or_default().push((*public, oldest));
             }
@@ -151,64 +148,6 @@ pub fn route_name(key: &ClaimKey) -> String {
         cleaned.pop();
     }
     format!("tcp-{cleaned}-{port}-{hash}")
-}
-
-fn service(tenant: &str, name: &str, port: u16, members: &[&Container], oldest: &Container) -> Vec<Arc<StoredObject>> {
-    let origin = oldest.origin();
-    let mut objects = vec![StoredObject::new(
-        origin.clone(),
-        Object::Service(Service {
-            metadata: meta(name, Some(tenant), Some(oldest)),
-            spec: ServiceSpec {
-                ports: vec![ServicePort {
-                    port: i32::from(port),
-                    target_port: Some(crate::config::IntOrString::Int(i32::from(port))),
-                    protocol: Some("TCP".into()),
-                    ..ServicePort::default()
-                }],
-                ..ServiceSpec::default()
-            },
-            ..Service::default()
-        }),
-    )];
-    let mut by_family: BTreeMap<&str, Vec<SliceEndpoint>> = BTreeMap::from([("IPv4", Vec::new())]);
-    for container in members.iter().filter(|c| c.ready()) {
-        if let Ok(ip) = container.address {
-            let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
-            by_family.entry(family).or_default().push(SliceEndpoint {
-                addresses: vec![ip.to_string()],
-                conditions: Some(EndpointConditions {
-                    ready: Some(true),
-                    ..EndpointConditions::default()
-                }),
-                ..SliceEndpoint::default()
-            });
-        }
-    }
-    for (family, mut endpoints) in by_family {
-        endpoints.sort_by(|a, b| a.addresses.cmp(&b.addresses));
-        endpoints.dedup_by(|a, b| a.addresses == b.addresses);
-        let mut metadata = meta(
-            &format!("{name}-{}", family.to_ascii_lowercase()),
-            Some(tenant),
-            Some(oldest),
-        );
-        metadata.labels.insert(SERVICE_NAME_LABEL.into(), name.to_string());
-        objects.push(StoredObject::new(
-            origin.clone(),
-            Object::EndpointSlice(EndpointSlice {
-                metadata,
-                address_type: family.into(),
-                endpoints,
-                ports: vec![EndpointPort {
-                    port: Some(i32::from(port)),
-                    protocol: Some("TCP".into()),
-                    ..EndpointPort::default()
-                }],
-            }),
-        ));
-    }
-    objects
 }
 
 fn route(tenant: &str, name: &str, public: u16, port: u16, oldest: &Container) -> Arc<StoredObject> {
