@@ -164,13 +164,24 @@ impl Reconciler {
         {
             return None;
         }
+        let mut replaced = Vec::with_capacity(keyed.len());
         for (key, after) in &keyed {
-            match after {
+            let before = match after {
                 Some(object) => self.previous.objects.insert(key.clone(), object.clone()),
                 None => self.previous.objects.remove(key),
             };
+            replaced.push((key.clone(), before));
         }
-        let table = refresh_endpoints(&self.previous, &self.options, &last.table, &services)?;
+        let Some(table) = refresh_endpoints(&self.previous, &self.options, &last.table, &services) else {
+            // The full path compares against the snapshot as it was.
+            for (key, before) in replaced.into_iter().rev() {
+                match before {
+                    Some(object) => self.previous.objects.insert(key, object),
+                    None => self.previous.objects.remove(&key),
+                };
+            }
+            return None;
+        };
         // No issue names these objects: each is its own last good version.
         for (key, after) in keyed {
             match after {
