@@ -24,6 +24,10 @@ impl Dnsmasq {
     /// `None` (and a loud message) when dnsmasq is not installed.
     async fn start(config: &str) -> Option<Dnsmasq> {
         if Command::new(dnsmasq_path()).arg("--version").output().is_err() {
+            assert!(
+                std::env::var_os("VESTIBULE_REQUIRE_DNS").is_none(),
+                "dnsmasq is not installed and VESTIBULE_REQUIRE_DNS is set (Debian package dnsmasq-base)"
+            );
             eprintln!(
                 "SKIPPED: dnsmasq is not installed (Debian package dnsmasq-base); domain verification not tested"
             );
