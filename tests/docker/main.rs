@@ -13,7 +13,12 @@
 #[path = "../e2e/support.rs"]
 mod support;
 
+#[allow(dead_code)]
+#[path = "../e2e/dns.rs"]
+mod dns;
+
 mod demo;
+mod domains;
 mod engine;
 mod scale;
 mod tcp;

@@ -2,6 +2,7 @@
 //! with echo backends and real clients. Each behaviour of the foundation issue, as a user
 //! would meet it.
 
+mod dns;
 mod support;
 
 mod commands;
