@@ -24,7 +24,28 @@ pub struct Vestibule {
 }
 
 impl Vestibule {
+    /// Starts `vestibule run` on fresh loopback ports and waits until it is ready. A port found
+    /// free can be taken before the process binds it (by another test, or as the ephemeral
+    /// port of an outgoing connection): a start that fails with "address in use" is tried
+    /// again on other ports, at most 3 times.
     pub async fn start(manifests: &Path, extra: &[&str]) -> Vestibule {
+        let mut attempt = 1;
+        loop {
+            let mut vestibule = Vestibule::spawn(manifests, extra);
+            if vestibule.wait_ready().await {
+                return vestibule;
+            }
+            assert!(
+                attempt < 3,
+                "a port was taken before vestibule bound it, 3 times; log:\n{}",
+                vestibule.log_text()
+            );
+            eprintln!("a port was taken before vestibule bound it; starting again on other ports");
+            attempt += 1;
+        }
+    }
+
+    fn spawn(manifests: &Path, extra: &[&str]) -> Vestibule {
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("vestibule.log");
         let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
@@ -48,23 +69,25 @@ impl Vestibule {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let vestibule = Vestibule {
+        Vestibule {
             child,
             http,
             https,
             admin,
             log,
             _log_dir: log_dir,
-        };
-        vestibule.wait_ready().await;
-        vestibule
+        }
     }
 
-    async fn wait_ready(&self) {
+    /// `true` once ready; `false` when the process exited because one of its ports was taken.
+    async fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok((200, _)) = get(self.admin, "admin", "/readyz").await {
-                return;
+                return true;
+            }
+            if matches!(self.child.try_wait(), Ok(Some(_))) && self.log_text().contains("address in use") {
+                return false;
             }
             assert!(
                 Instant::now() < deadline,
