@@ -73,14 +73,11 @@ fn names(command: &str, n: usize) -> Vec<String> {
     seen
 }
 
-#[test]
-fn demo_docker_prints_commands_that_work_and_removes_its_containers() {
-    if !available("demo_docker_prints_commands_that_work_and_removes_its_containers") {
-        return;
-    }
-    let (http, https, admin, tcp) = (free_port(), free_port(), free_port(), free_port());
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+/// `vestibule demo --docker` on free loopback ports, its one TCP port `tcp`, stdout piped and
+/// stderr to `log`.
+fn spawn_demo(tcp: u16, log: &tempfile::NamedTempFile) -> Child {
+    let (http, https, admin) = (free_port(), free_port(), free_port());
+    Command::new(env!("CARGO_BIN_EXE_vestibule"))
         .args(["demo", "--docker"])
         .args(["--http", &format!("127.0.0.1:{http}")])
         .args(["--https", &format!("127.0.0.1:{https}")])
@@ -89,7 +86,17 @@ fn demo_docker_prints_commands_that_work_and_removes_its_containers() {
         .stdout(Stdio::piped())
         .stderr(log.reopen().unwrap())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn demo_docker_prints_commands_that_work_and_removes_its_containers() {
+    if !available("demo_docker_prints_commands_that_work_and_removes_its_containers") {
+        return;
+    }
+    let tcp = free_port();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = spawn_demo(tcp, &log);
     let stdout = child.stdout.take().unwrap();
     let mut demo = Demo { child };
     let (tx, rx) = std::sync::mpsc::channel();
@@ -227,18 +234,9 @@ fn demo_docker_stopped_while_starting_leaves_nothing() {
     if !available("demo_docker_stopped_while_starting_leaves_nothing") {
         return;
     }
-    let (http, https, admin, tcp) = (free_port(), free_port(), free_port(), free_port());
+    let tcp = free_port();
     let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vestibule"))
-        .args(["demo", "--docker"])
-        .args(["--http", &format!("127.0.0.1:{http}")])
-        .args(["--https", &format!("127.0.0.1:{https}")])
-        .args(["--admin", &format!("127.0.0.1:{admin}")])
-        .args(["--tcp-ports", &format!("{tcp}-{tcp}")])
-        .stdout(Stdio::piped())
-        .stderr(log.reopen().unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_demo(tcp, &log);
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)

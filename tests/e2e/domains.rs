@@ -2,12 +2,11 @@
 //! namespace` on manifests, custom domains verified against a real DNS server (`dnsmasq` on a
 //! loopback port, its records rewritten by the test and dnsmasq restarted), real HTTP requests.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::dns::Dnsmasq;
-use crate::support::{CLASS, Vestibule, echo_backend, echo_name, get, write_manifest};
+use crate::support::{CLASS, Vestibule, echo_backend, echo_name, get, service_in, write_manifest};
 
 /// The `--publish-address` `Vestibule::start` passes: apex domains must resolve to it.
 const INGRESS_IP: &str = "203.0.113.7";
@@ -18,27 +17,6 @@ fn records(extra: &str) -> String {
     format!(
         "local=/example/\nlocal=/test/\nhost-record=ready.test,127.0.0.9\nhost-record=t1.apps.test,{INGRESS_IP}\nhost-record=t2.apps.test,{INGRESS_IP}\n\
          host-record=other.apps.test,198.51.100.1\n{extra}"
-    )
-}
-
-/// A Service `name` in `namespace` (port 80) with one endpoint `backend`.
-fn service(namespace: &str, name: &str, backend: SocketAddr) -> String {
-    format!(
-        r#"
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: {namespace}}}
-spec: {{ports: [{{name: http, port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}-1, namespace: {namespace}, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-ports: [{{name: http, port: {port}}}]
-endpoints: [{{addresses: ["{ip}"]}}]
-"#,
-        port = backend.port(),
-        ip = backend.ip()
     )
 }
 
@@ -116,7 +94,7 @@ async fn custom_domain_pending_then_verified_then_unbound_after_grace() {
     let backend = echo_backend("t1-shop").await;
     let dir = tempfile::tempdir().unwrap();
     write_manifest(dir.path(), "class.yaml", CLASS);
-    write_manifest(dir.path(), "svc.yaml", &service("t1", "shop", backend));
+    write_manifest(dir.path(), "svc.yaml", &service_in("t1", "shop", backend));
     write_manifest(
         dir.path(),
         "ing.yaml",
@@ -200,7 +178,7 @@ async fn takeover_refused_wildcard_and_apex_verified() {
         "t1.yaml",
         &format!(
             "{}---\n{}",
-            service("t1", "app", one),
+            service_in("t1", "app", one),
             ingress(
                 "t1",
                 "app",
@@ -216,7 +194,7 @@ async fn takeover_refused_wildcard_and_apex_verified() {
         "t2.yaml",
         &format!(
             "{}---\n{}",
-            service("t2", "app", two),
+            service_in("t2", "app", two),
             ingress(
                 "t2",
                 "a-takeover",

@@ -284,31 +284,12 @@ async fn a_default_backend_does_not_serve_other_namespaces_hosts() {
     let shop = echo_backend("team-b-shop").await;
     let dir = tempfile::tempdir().unwrap();
     write_manifest(dir.path(), "class.yaml", CLASS);
-    let namespaced = |namespace: &str, name: &str, backend: std::net::SocketAddr| {
-        format!(
-            r#"
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: {namespace}}}
-spec: {{ports: [{{name: http, port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}-1, namespace: {namespace}, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-ports: [{{name: http, port: {}}}]
-endpoints: [{{addresses: ["{}"]}}]
-"#,
-            backend.port(),
-            backend.ip()
-        )
-    };
     write_manifest(
         dir.path(),
         "team-a.yaml",
         &format!(
             "{}\n---\n{}",
-            namespaced("team-a", "catch", catch),
+            service_in("team-a", "catch", catch),
             r#"
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -323,7 +304,7 @@ spec:
         "team-b.yaml",
         &format!(
             "{}\n---\n{}",
-            namespaced("team-b", "shop", shop),
+            service_in("team-b", "shop", shop),
             r#"
 apiVersion: networking.k8s.io/v1
 kind: Ingress

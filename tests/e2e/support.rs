@@ -272,6 +272,27 @@ spec:
     )
 }
 
+/// A Service `name` in `namespace` (port 80) with one endpoint `backend`.
+pub fn service_in(namespace: &str, name: &str, backend: SocketAddr) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {namespace}}}
+spec: {{ports: [{{name: http, port: 80}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {name}-1, namespace: {namespace}, labels: {{kubernetes.io/service-name: {name}}}}}
+addressType: IPv4
+ports: [{{name: http, port: {port}}}]
+endpoints: [{{addresses: ["{ip}"]}}]
+"#,
+        port = backend.port(),
+        ip = backend.ip()
+    )
+}
+
 /// [`ingress`] with `annotations`, the inside of a YAML flow mapping (`key: "value", …`).
 pub fn annotated(name: &str, host: &str, service: &str, annotations: &str) -> String {
     ingress(name, host, service).replace(
