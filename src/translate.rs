@@ -311,7 +311,12 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
             origin: &stored.origin,
             issues: &mut issues,
         };
-        let joined = ingress::add_canary(namespace, ingress, rule, &mut builders, &mut report);
+        let admitted = owners.canary_admitted(namespace, options.tenancy.applies(ingress), ingress, &mut report);
+        let joined = if admitted {
+            ingress::add_canary(namespace, ingress, rule, &mut builders, &mut report)
+        } else {
+            0
+        };
         if let Some(verdict) = verdicts.get_mut(*verdict) {
             if joined > 0 {
                 verdict.served = true;

@@ -277,6 +277,51 @@ impl HostOwners {
         }
         gate
     }
+
+    /// Whether the canary Ingress `ingress` of namespace `tenant` may join routes. A canary
+    /// claims nothing: it takes a share of the primary's traffic, so a host owned by a tenant
+    /// is joined only by that tenant's canaries, and a tenant-scoped canary (`tenant_scoped`)
+    /// joins only hosts its tenant owns (never a hostless rule). Refusals are warnings on the
+    /// rule's host; a refused canary is not served at all.
+    pub(crate) fn canary_admitted(
+        &self,
+        tenant: &str,
+        tenant_scoped: bool,
+        ingress: &Ingress,
+        report: &mut Reporter<'_>,
+    ) -> bool {
+        let mut admitted = true;
+        for (i, rule) in ingress.spec.rules.iter().enumerate() {
+            let field = format!("spec.rules[{i}].host");
+            let host = rule
+                .host
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .and_then(|raw| parse_host(raw).ok())
+                .map(|parsed| parsed.pattern.display());
+            let refusal = match (&host, host.as_ref().and_then(|h| self.owners.get(h))) {
+                (_, Some((owner, _))) if owner == tenant => None,
+                (Some(host), Some((owner, by))) => Some(format!(
+                    "host {host:?} belongs to tenant {owner} (Ingress {by}); a canary of tenant {tenant} cannot join \
+                     its routes, this canary is not served"
+                )),
+                (Some(host), None) if tenant_scoped => Some(format!(
+                    "host {host:?} is not served by tenant {tenant}; a canary joins only its own tenant's routes, this \
+                     canary is not served"
+                )),
+                (None, _) if tenant_scoped => Some(format!(
+                    "tenant {tenant}: a canary rule without a host would join every host's routes, other tenants' \
+                     included; this canary is not served"
+                )),
+                _ => None,
+            };
+            if let Some(message) = refusal {
+                report.warning(&field, message);
+                admitted = false;
+            }
+        }
+        admitted
+    }
 }
 
 #[cfg(test)]

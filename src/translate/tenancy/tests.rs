@@ -254,3 +254,44 @@ fn tenant_classes_are_gated_without_namespace_tenancy() {
     assert!(hosts(&translation).is_empty(), "{:?}", hosts(&translation));
     assert_eq!(translation.domain_claims[0].target.as_deref(), Some("t1.example.org"));
 }
+
+#[test]
+fn a_canary_joins_only_routes_of_its_own_tenant() {
+    // t1 owns shop.example's route; t2's canary for it (weight 100) must not take its traffic,
+    // t1's own canary may.
+    let canary = |namespace: &str, name: &str| {
+        ingress(namespace, name, "2026-02-01T00:00:00Z", &["app.t1.apps.test"]).replace(
+            &format!("name: {name}, namespace: {namespace},"),
+            &format!(
+                "name: {name}, namespace: {namespace}, annotations: {{nginx.ingress.kubernetes.io/canary: \"true\", \
+                 nginx.ingress.kubernetes.io/canary-weight: \"100\"}},"
+            ),
+        )
+    };
+    let yaml = format!(
+        "{CLASS}{}{}",
+        ingress("t1", "app", "2026-01-01T00:00:00Z", &["app.t1.apps.test"]),
+        canary("t2", "thief"),
+    );
+    let translation = run(&yaml, None, namespaces());
+    let table = translation.table.describe().to_string();
+    assert!(!table.contains("thief"), "t2's canary joined t1's route: {table}");
+    assert!(
+        messages(&translation)
+            .iter()
+            .any(|m| m.contains("Ingress t2/thief") && m.contains("belongs to tenant t1")),
+        "{:#?}",
+        messages(&translation)
+    );
+
+    let yaml = format!(
+        "{CLASS}{}{}",
+        ingress("t1", "app", "2026-01-01T00:00:00Z", &["app.t1.apps.test"]),
+        canary("t1", "next"),
+    );
+    let table = run(&yaml, None, namespaces()).table.describe().to_string();
+    assert!(
+        table.contains("ingress/t1/next"),
+        "t1's own canary did not join: {table}"
+    );
+}
