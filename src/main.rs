@@ -82,7 +82,29 @@ enum Command {
         /// any ConfigMap with the name or labels ingress-nginx's manifests and chart give it).
         #[arg(long)]
         configmap: Option<String>,
+        /// `gateway-api`: print the equivalent Gateway API objects (YAML, or JSON with
+        /// --output json) instead of the report; what has no equivalent is listed.
+        #[arg(long, value_enum)]
+        to: Option<MigrateTo>,
+        /// With --to gateway-api: the Gateways' spec.gatewayClassName.
+        #[arg(long, default_value = "vestibule")]
+        gateway_class: String,
+        /// With --to gateway-api: the name of the Gateway made in each namespace.
+        #[arg(long, default_value = "vestibule")]
+        gateway_name: String,
+        /// With --to gateway-api: the port of the Gateways' HTTP listener.
+        #[arg(long, default_value_t = 80)]
+        http_port: u16,
+        /// With --to gateway-api: the port of the Gateways' HTTPS listeners.
+        #[arg(long, default_value_t = 443)]
+        https_port: u16,
     },
+}
+
+/// `vestibule migrate --to`.
+#[derive(Clone, Copy, ValueEnum)]
+enum MigrateTo {
+    GatewayApi,
 }
 
 /// `vestibule check --output` and `vestibule migrate --output`.
@@ -378,7 +400,25 @@ fn main() -> ExitCode {
             output,
             controller_name,
             configmap,
-        } => return migrate(manifests, output, &controller_name, configmap.as_deref()),
+            to,
+            gateway_class,
+            gateway_name,
+            http_port,
+            https_port,
+        } => {
+            return match to {
+                Some(MigrateTo::GatewayApi) => {
+                    let options = vestibule::translate::migration::to_gateway::GatewayOptions {
+                        gateway_class,
+                        gateway_name,
+                        http_port,
+                        https_port,
+                    };
+                    migrate_to_gateway(manifests, output, &options)
+                }
+                None => migrate(manifests, output, &controller_name, configmap.as_deref()),
+            };
+        }
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(run(*args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo(args))),
         Command::Echo { listen, name, tcp } => runtime().and_then(|rt| rt.block_on(echo(listen, name, tcp))),
@@ -746,6 +786,37 @@ fn migrate(manifests: Vec<PathBuf>, output: CheckOutput, controller_name: &str, 
         CheckOutput::Json => vestibule::migrate::print_json(&assessment, &mut stdout),
     };
     if assessment.changes_behaviour() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn migrate_to_gateway(
+    manifests: Vec<PathBuf>,
+    output: CheckOutput,
+    options: &vestibule::translate::migration::to_gateway::GatewayOptions,
+) -> ExitCode {
+    let conversion = match vestibule::migrate::to_gateway(manifests, options) {
+        Ok(conversion) => conversion,
+        Err(errors) => {
+            let mut stderr = io::stderr().lock();
+            for error in errors {
+                let _ = writeln!(stderr, "{error}");
+            }
+            let _ = writeln!(
+                stderr,
+                "error: the manifests could not all be read; nothing was converted"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let mut stdout = io::stdout().lock();
+    let _ = match output {
+        CheckOutput::Text => vestibule::migrate::print_gateway_yaml(&conversion, &mut stdout),
+        CheckOutput::Json => vestibule::migrate::print_gateway_json(&conversion, &mut stdout),
+    };
+    if conversion.changes_behaviour() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

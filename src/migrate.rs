@@ -17,6 +17,7 @@ use serde::Deserialize;
 use crate::config::{Snapshot, SourceId};
 use crate::providers::file::ManifestSet;
 use crate::translate::migration::configmap::{assess_configmap, is_controller_configmap};
+use crate::translate::migration::to_gateway::{GatewayConversion, GatewayOptions, to_gateway_api};
 use crate::translate::migration::{Assessment, Category, ConfigMapAssessment, IngressAssessment, assess};
 
 /// Loads `paths` as `vestibule run -f` would and assesses every Ingress, as Vestibule would
@@ -26,19 +27,8 @@ use crate::translate::migration::{Assessment, Category, ConfigMapAssessment, Ing
 /// (a path that does not exist, a file that does not parse), each problem one line naming the
 /// file, or the named ConfigMap is not among them.
 pub fn migrate(paths: Vec<PathBuf>, controller_name: &str, configmap: Option<&str>) -> Result<Assessment, Vec<String>> {
-    let mut set = ManifestSet::new(paths);
-    set.rescan();
-    let update = set.update(&SourceId::new("file"));
-    let errors: Vec<String> = update
-        .issues
-        .iter()
-        .filter(|issue| issue.is_error())
-        .map(ToString::to_string)
-        .collect();
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let mut assessment = assess(&Snapshot::from_objects(update.objects, update.issues), controller_name);
+    let (set, snapshot) = load(paths)?;
+    let mut assessment = assess(&snapshot, controller_name);
     let mut found = Vec::new();
     for file in set.files() {
         // Read and parsed once already, by the set: a file that fails now changed meanwhile.
@@ -66,6 +56,67 @@ pub fn migrate(paths: Vec<PathBuf>, controller_name: &str, configmap: Option<&st
             .collect(),
     };
     Ok(assessment)
+}
+
+/// `vestibule migrate --to gateway-api`: the Gateway API objects equivalent to the Ingresses of
+/// `paths`, and what has no equivalent. `Err` as for [`migrate`].
+pub fn to_gateway(paths: Vec<PathBuf>, options: &GatewayOptions) -> Result<GatewayConversion, Vec<String>> {
+    let (_, snapshot) = load(paths)?;
+    Ok(to_gateway_api(&snapshot, options))
+}
+
+/// Loads `paths` as `vestibule run -f` would. `Err`: every problem, one line each.
+fn load(paths: Vec<PathBuf>) -> Result<(ManifestSet, Snapshot), Vec<String>> {
+    let mut set = ManifestSet::new(paths);
+    set.rescan();
+    let update = set.update(&SourceId::new("file"));
+    let errors: Vec<String> = update
+        .issues
+        .iter()
+        .filter(|issue| issue.is_error())
+        .map(ToString::to_string)
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let snapshot = Snapshot::from_objects(update.objects, update.issues);
+    Ok((set, snapshot))
+}
+
+/// Prints the conversion as multi-document YAML ready for `kubectl apply -f -` (or `vestibule
+/// run -f`), what was not carried over first, as comments.
+pub fn print_gateway_yaml(conversion: &GatewayConversion, out: &mut impl Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "# Gateway API objects for the Ingresses read, by vestibule migrate --to gateway-api."
+    )?;
+    if conversion.notes.is_empty() {
+        writeln!(out, "# Everything was carried over.")?;
+    } else {
+        writeln!(out, "# Not carried over, or carried over with a difference:")?;
+        for note in &conversion.notes {
+            let who = if note.ingress.is_empty() {
+                String::new()
+            } else {
+                format!("Ingress {}: ", note.ingress.escape_debug())
+            };
+            // One line each: nothing a manifest holds can end the comment.
+            let line = format!("{who}{}", note.message).replace(['\n', '\r'], " ");
+            writeln!(out, "#   {line}")?;
+        }
+    }
+    for object in &conversion.objects {
+        writeln!(out, "---")?;
+        let text = serde_yaml_ng::to_string(object).map_err(io::Error::other)?;
+        write!(out, "{text}")?;
+    }
+    Ok(())
+}
+
+/// Prints the conversion as one JSON document: `{objects, notes}`.
+pub fn print_gateway_json(conversion: &GatewayConversion, out: &mut impl Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, conversion)?;
+    writeln!(out)
 }
 
 /// A ConfigMap document, as much of it as `migrate` reads.

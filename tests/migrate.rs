@@ -286,7 +286,7 @@ fn exits_2_on_usage_errors() {
     for args in [
         &[][..],
         &["--output", "xml", "-f", CORPUS][..],
-        &["--to", "gateway-api", "-f", CORPUS][..],
+        &["--to", "istio", "-f", CORPUS][..],
     ] {
         let out = migrate(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));

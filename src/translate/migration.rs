@@ -20,6 +20,7 @@ use super::classes::{ClassDecision, class_name};
 use super::{AnnotationAdmission, CANARY_INVALID_REASON, Reporter, annotation_admission, ingress};
 
 pub mod configmap;
+pub mod to_gateway;
 
 pub use configmap::ConfigMapAssessment;
 

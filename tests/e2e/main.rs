@@ -17,6 +17,7 @@ mod ingress_nginx;
 mod ingress_nginx_auth;
 mod ingress_nginx_limits;
 mod ingress_nginx_routing;
+mod migrate_gateway;
 mod recording;
 mod reload;
 mod serving;
