@@ -18,7 +18,7 @@ mod grpc_route;
 mod http_route;
 mod listeners;
 mod router;
-mod rules;
+pub(crate) mod rules;
 mod stream_route;
 
 use serde_json::{Value, json};
