@@ -136,7 +136,10 @@ impl Sticky {
 
     /// Pins the session's endpoint when it belongs to `backend`, the one chosen (`upstream`).
     pub fn choose(&mut self, backend: BackendId, upstream: &Upstream) {
-        self.pinned = self.found.filter(|(found, _)| *found == backend).map(|(_, index)| index);
+        self.pinned = self
+            .found
+            .filter(|(found, _)| *found == backend)
+            .map(|(_, index)| index);
         self.pinned_addr = self.pinned.and_then(|index| upstream.endpoint(index));
     }
 
@@ -171,6 +174,6 @@ mod tests {
         assert_eq!(decode(text.to_ascii_uppercase().as_bytes()), Some(token(a)));
         assert_eq!(decode(b"10.0.0.1:8080"), None);
         assert_eq!(decode(&[b'g'; 32]), None);
-        assert_eq!(decode(&text.as_bytes()[..31]), None);
+        assert_eq!(decode(text.as_bytes().get(..31).unwrap()), None);
     }
 }

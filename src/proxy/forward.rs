@@ -469,10 +469,14 @@ async fn handle(
     }
     // Session affinity: the endpoint the request's session names, when it is one of the route's.
     // Boxed: routes without it carry one pointer in the request's future.
-    let mut sticky = route
-        .affinity
-        .as_ref()
-        .map(|affinity| Box::new(super::affinity::Sticky::find(affinity, route, installed, request.headers())));
+    let mut sticky = route.affinity.as_ref().map(|affinity| {
+        Box::new(super::affinity::Sticky::find(
+            affinity,
+            route,
+            installed,
+            request.headers(),
+        ))
+    });
     let (backend, gateway) = match &route.action {
         RouteAction::Respond(_) if route.grpc => return (grpc_unavailable(), Some(id)),
         RouteAction::Respond(status) => return (error_response(*status), Some(id)),
@@ -484,7 +488,9 @@ async fn handle(
             match &sticky {
                 None => (by_rule(), None),
                 Some(sticky) => (
-                    sticky.backend(|| Some(by_rule()), route.canary.is_some()).unwrap_or(*backend),
+                    sticky
+                        .backend(|| Some(by_rule()), route.canary.is_some())
+                        .unwrap_or(*backend),
                     None,
                 ),
             }

@@ -76,7 +76,10 @@ pub(crate) fn ingress_affinity(
     let Some((key, kind)) = value(annotations, "affinity") else {
         for name in AFFINITY_OPTIONS {
             if let Some((key, _)) = value(annotations, name) {
-                report.warning(field(key), "without effect: no nginx.ingress.kubernetes.io/affinity: cookie");
+                report.warning(
+                    field(key),
+                    "without effect: no nginx.ingress.kubernetes.io/affinity: cookie",
+                );
             }
         }
         return None;

@@ -117,11 +117,15 @@ pub static CATALOGUE: &[Entry] = &[
     e("affinity", AFFINITY),
     e(
         "affinity-canary-behavior",
-        Differs("sticky (the default): a session naming an endpoint of the primary or the canary backend stays there, the canary rule decides only for requests without one; legacy: the canary rule decides every request, the session then picks within that backend"),
+        Differs(
+            "sticky (the default): a session naming an endpoint of the primary or the canary backend stays there, the canary rule decides only for requests without one; legacy: the canary rule decides every request, the session then picks within that backend",
+        ),
     ),
     e(
         "affinity-mode",
-        Differs("balanced and persistent alike: a session stays with its endpoint while it is ready; endpoints added later get new sessions only (ingress-nginx's balanced mode moves some sessions to them)"),
+        Differs(
+            "balanced and persistent alike: a session stays with its endpoint while it is ready; endpoints added later get new sessions only (ingress-nginx's balanced mode moves some sessions to them)",
+        ),
     ),
     e("allowlist-source-range", SOURCE_RANGE),
     e(
@@ -373,7 +377,9 @@ pub static CATALOGUE: &[Entry] = &[
     e("session-cookie-name", Honoured),
     e(
         "session-cookie-path",
-        Differs("without it, each route's path; a regular expression path gets / and a warning (ingress-nginx requires the annotation there)"),
+        Differs(
+            "without it, each route's path; a regular expression path gets / and a warning (ingress-nginx requires the annotation there)",
+        ),
     ),
     e("session-cookie-samesite", Honoured),
     e("session-cookie-secure", Honoured),

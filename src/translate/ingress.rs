@@ -407,9 +407,10 @@ fn add_default_backend<'s>(
                     builders,
                     report,
                 );
-                let id = builders
-                    .table
-                    .add_route(format!("{route_prefix}/defaultBackend"), backend, policy, None, None);
+                let id =
+                    builders
+                        .table
+                        .add_route(format!("{route_prefix}/defaultBackend"), backend, policy, None, None);
                 route = Some(id);
                 id
             }

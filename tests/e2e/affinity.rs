@@ -168,10 +168,7 @@ async fn ingress_cookie_affinity_sticks_spreads_and_repicks() {
         let (status, name, headers) = conn.get("sticky.example", &[]).await;
         assert_eq!(status, 200);
         let (pair, whole) = set_cookie(&headers, "ROUTE").expect("a new session gets a cookie");
-        assert!(
-            whole.ends_with("; Path=/; Max-Age=600; HttpOnly"),
-            "{whole}"
-        );
+        assert!(whole.ends_with("; Path=/; Max-Age=600; HttpOnly"), "{whole}");
         let value = pair.trim_start_matches("ROUTE=");
         assert_eq!(value.len(), 32, "{pair}");
         for addr in pool {
@@ -195,9 +192,14 @@ async fn ingress_cookie_affinity_sticks_spreads_and_repicks() {
         .map(|(name, values)| (name.clone(), values.iter().next().unwrap().clone()))
         .unwrap();
     for _ in 0..1000 {
-        let (status, name, headers) = conn.get("sticky.example", &[("cookie", &format!("a=1; {pinned_cookie}"))]).await;
+        let (status, name, headers) = conn
+            .get("sticky.example", &[("cookie", &format!("a=1; {pinned_cookie}"))])
+            .await;
         assert_eq!((status, name.as_str()), (200, pinned.as_str()));
-        assert!(set_cookie(&headers, "ROUTE").is_none(), "a kept session is not set again");
+        assert!(
+            set_cookie(&headers, "ROUTE").is_none(),
+            "a kept session is not set again"
+        );
     }
 
     // A cookie valid elsewhere (the outside route's endpoint) or forged never leaves the pool.
@@ -237,7 +239,10 @@ async fn ingress_cookie_affinity_sticks_spreads_and_repicks() {
             assert_ne!(cookie, pinned_cookie);
             break (name, cookie);
         }
-        assert!(Instant::now() < deadline, "the removed endpoint still serves the session");
+        assert!(
+            Instant::now() < deadline,
+            "the removed endpoint still serves the session"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     for _ in 0..100 {
@@ -295,7 +300,11 @@ async fn gateway_session_persistence_sticks_across_a_weighted_split() {
     let vestibule = Vestibule::start(dir.path(), &["--gateway-bind", "127.0.0.1"]).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !matches!(get(loopback(port), "shop.example", "/").await, Ok((200, _))) {
-        assert!(Instant::now() < deadline, "never served; log:\n{}", vestibule.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "never served; log:\n{}",
+            vestibule.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut conn = Conn::open(loopback(port)).await;

@@ -49,7 +49,11 @@ fn cookie_affinity_has_ingress_nginx_defaults_and_each_route_its_own_path() {
     assert_eq!(set_cookie(&app), "INGRESSCOOKIE=v; Path=/app; HttpOnly");
     assert_eq!(app.canary, CanaryAffinity::Sticky);
     assert!(!app.change_on_failure);
-    assert_eq!(cookie(&policy.for_path(None)).path, "/", "regex paths and defaultBackend");
+    assert_eq!(
+        cookie(&policy.for_path(None)).path,
+        "/",
+        "regex paths and defaultBackend"
+    );
     assert_eq!(
         cookie(&policy.for_path(Some("/a;b"))).path,
         "/",
@@ -127,23 +131,25 @@ fn no_affinity_without_cookie_and_its_options_alone_are_warned_about() {
     let (policy, issues) = ingress(&[("session-cookie-name", "X")]);
     assert!(policy.is_none());
     assert_eq!(issues.len(), 1, "{issues:?}");
-    assert!(issues[0].starts_with("warning") && issues[0].contains("without effect"), "{issues:?}");
+    assert!(
+        issues[0].starts_with("warning") && issues[0].contains("without effect"),
+        "{issues:?}"
+    );
     let (policy, issues) = ingress(&[("affinity", "ip")]);
     assert!(policy.is_none());
-    assert!(issues[0].starts_with("error") && issues[0].contains("\"ip\""), "{issues:?}");
+    assert!(
+        issues[0].starts_with("error") && issues[0].contains("\"ip\""),
+        "{issues:?}"
+    );
     let (policy, issues) = ingress(&[("affinity", "")]);
     assert!(policy.is_none() && issues.is_empty());
 }
 
-fn gateway(persistence: SessionPersistence, path: Option<&str>) -> (Result<Option<Arc<RouteAffinity>>, String>, Vec<String>) {
-    with_reporter(|report| {
-        session_persistence(
-            Some(&persistence),
-            path,
-            "spec.rules[0].sessionPersistence",
-            report,
-        )
-    })
+fn gateway(
+    persistence: SessionPersistence,
+    path: Option<&str>,
+) -> (Result<Option<Arc<RouteAffinity>>, String>, Vec<String>) {
+    with_reporter(|report| session_persistence(Some(&persistence), path, "spec.rules[0].sessionPersistence", report))
 }
 
 #[test]
