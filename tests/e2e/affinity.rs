@@ -339,3 +339,118 @@ async fn gateway_session_persistence_sticks_across_a_weighted_split() {
         assert!(headers.get("x-session").is_none());
     }
 }
+
+/// When the session's endpoint refuses connections, the next endpoint answers; the cookie
+/// stays by default and moves with `session-cookie-change-on-failure: "true"`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_endpoint_moves_the_session_only_with_change_on_failure() {
+    let mut echoes = Echoes::start(&["e0", "e1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "svc.yaml", &service_of("sticky", &echoes.addrs));
+    write_manifest(dir.path(), "keep.yaml", &sticky_ingress("keep.example", "sticky", "S"));
+    write_manifest(
+        dir.path(),
+        "move.yaml",
+        &annotated(
+            "move.example",
+            "move.example",
+            "sticky",
+            "nginx.ingress.kubernetes.io/affinity: cookie, nginx.ingress.kubernetes.io/session-cookie-name: S, \
+             nginx.ingress.kubernetes.io/session-cookie-change-on-failure: \"true\"",
+        ),
+    );
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+    vestibule.wait_for("keep.example", "/", 200).await;
+    vestibule.wait_for("move.example", "/", 200).await;
+    let mut conn = Conn::open(vestibule.http).await;
+    let mut cookie = None;
+    for _ in 0..4 {
+        let (_, name, headers) = conn.get("keep.example", &[]).await;
+        if name == "e0" {
+            cookie = set_cookie(&headers, "S").map(|(pair, _)| pair);
+        }
+    }
+    let cookie = cookie.expect("a cookie for e0");
+    let e0 = echoes.children.first_mut().unwrap();
+    e0.kill().unwrap();
+    e0.wait().unwrap();
+    for _ in 0..5 {
+        let (status, name, headers) = conn.get("keep.example", &[("cookie", &cookie)]).await;
+        assert_eq!((status, name.as_str()), (200, "e1"));
+        assert!(set_cookie(&headers, "S").is_none(), "the session stays with e0");
+    }
+    let (status, name, headers) = conn.get("move.example", &[("cookie", &cookie)]).await;
+    assert_eq!((status, name.as_str()), (200, "e1"));
+    let (moved, _) = set_cookie(&headers, "S").expect("the session moves to e1");
+    assert_ne!(moved, cookie);
+    for _ in 0..20 {
+        let (_, name, headers) = conn.get("move.example", &[("cookie", &moved)]).await;
+        assert_eq!(name, "e1");
+        assert!(set_cookie(&headers, "S").is_none());
+    }
+}
+
+/// `affinity-canary-behavior`: with `sticky` a session on the canary's endpoint stays there
+/// even when the canary's weight is 0 for new requests; with `legacy` the canary rule decides
+/// first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_sessions_are_sticky_unless_legacy() {
+    let echoes = Echoes::start(&["primary", "canary"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "svc.yaml", &service_of("main", &echoes.addrs[..1]));
+    write_manifest(dir.path(), "canary-svc.yaml", &service_of("next", &echoes.addrs[1..]));
+    let primary = |behaviour: &str| {
+        annotated(
+            "app",
+            "app.example",
+            "main",
+            &format!(
+                "nginx.ingress.kubernetes.io/affinity: cookie, nginx.ingress.kubernetes.io/affinity-canary-behavior: \
+                 {behaviour}"
+            ),
+        )
+    };
+    let canary = |weight: u32| {
+        annotated(
+            "app-canary",
+            "app.example",
+            "next",
+            &format!(
+                "nginx.ingress.kubernetes.io/canary: \"true\", nginx.ingress.kubernetes.io/canary-weight: \"{weight}\""
+            ),
+        )
+    };
+    write_manifest(dir.path(), "app.yaml", &primary("sticky"));
+    write_manifest(dir.path(), "canary.yaml", &canary(100));
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+    let body = vestibule.wait_for("app.example", "/", 200).await;
+    assert_eq!(echo_name(&body), "canary", "weight 100");
+    let mut conn = Conn::open(vestibule.http).await;
+    let (_, name, headers) = conn.get("app.example", &[]).await;
+    assert_eq!(name, "canary");
+    let (cookie, _) = set_cookie(&headers, "INGRESSCOOKIE").unwrap();
+
+    // The canary's weight drops to 0: new requests go to the primary, the session stays.
+    write_manifest(dir.path(), "canary.yaml", &canary(0));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while conn.get("app.example", &[]).await.1 != "primary" {
+        assert!(Instant::now() < deadline, "weight 0 never applied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..50 {
+        assert_eq!(conn.get("app.example", &[("cookie", &cookie)]).await.1, "canary");
+    }
+
+    // legacy: the canary rule (weight 0) decides first, the session only within its choice.
+    write_manifest(dir.path(), "app.yaml", &primary("legacy"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while conn.get("app.example", &[("cookie", &cookie)]).await.1 != "primary" {
+        assert!(Instant::now() < deadline, "legacy never applied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..50 {
+        assert_eq!(conn.get("app.example", &[("cookie", &cookie)]).await.1, "primary");
+    }
+}
