@@ -55,6 +55,7 @@ const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteQueryParamMatching",
     "HTTPRouteResponseHeaderModification",
     "HTTPRouteSchemeRedirect",
+    "HTTPRouteSessionPersistenceCookie",
     "GRPCRoute",
     "ReferenceGrant",
     "TCPRoute",
