@@ -78,6 +78,10 @@ enum Command {
         /// The --controller-name Vestibule will run with (k8s.io/ingress-nginx: taking ingress-nginx's classes over in place).
         #[arg(long, default_value = vestibule::translate::INGRESS_CONTROLLER)]
         controller_name: String,
+        /// NAMESPACE/NAME of ingress-nginx's controller ConfigMap among the manifests (default:
+        /// any ConfigMap with the name or labels ingress-nginx's manifests and chart give it).
+        #[arg(long)]
+        configmap: Option<String>,
     },
 }
 
@@ -373,7 +377,8 @@ fn main() -> ExitCode {
             manifests,
             output,
             controller_name,
-        } => return migrate(manifests, output, &controller_name),
+            configmap,
+        } => return migrate(manifests, output, &controller_name, configmap.as_deref()),
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(run(*args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo(args))),
         Command::Echo { listen, name, tcp } => runtime().and_then(|rt| rt.block_on(echo(listen, name, tcp))),
@@ -720,8 +725,8 @@ fn check(manifests: Vec<PathBuf>, publish_address: Option<String>, output: Check
     }
 }
 
-fn migrate(manifests: Vec<PathBuf>, output: CheckOutput, controller_name: &str) -> ExitCode {
-    let assessment = match vestibule::migrate::migrate(manifests, controller_name) {
+fn migrate(manifests: Vec<PathBuf>, output: CheckOutput, controller_name: &str, configmap: Option<&str>) -> ExitCode {
+    let assessment = match vestibule::migrate::migrate(manifests, controller_name, configmap) {
         Ok(assessment) => assessment,
         Err(errors) => {
             let mut stderr = io::stderr().lock();
