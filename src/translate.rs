@@ -18,6 +18,7 @@
 //! Ingress semantics (what `ImplementationSpecific` means here, precedence, conflicts) are
 //! documented in ARCHITECTURE.md and on the functions of `translate/ingress.rs`.
 
+mod affinity;
 pub mod annotations;
 mod auth;
 mod backends;

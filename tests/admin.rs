@@ -114,6 +114,7 @@ fn hostile_table() -> RouteTable {
             grpc: false,
             cors: None,
             limits: None,
+            affinity: None,
         }],
         backends: vec![Backend {
             key: BackendKey {

@@ -467,13 +467,34 @@ async fn handle(
             None => return (error_response(StatusCode::INTERNAL_SERVER_ERROR), Some(id)),
         }
     }
+    // Session affinity: the endpoint the request's session names, when it is one of the route's.
+    // Boxed: routes without it carry one pointer in the request's future.
+    let mut sticky = route.affinity.as_ref().map(|affinity| {
+        Box::new(super::affinity::Sticky::find(
+            affinity,
+            route,
+            installed,
+            request.headers(),
+        ))
+    });
     let (backend, gateway) = match &route.action {
         RouteAction::Respond(_) if route.grpc => return (grpc_unavailable(), Some(id)),
         RouteAction::Respond(status) => return (error_response(*status), Some(id)),
-        RouteAction::Forward(backend) => match &route.canary {
-            Some(canary) if canary.chooses(request.headers()) => (canary.backend, None),
-            _ => (*backend, None),
-        },
+        RouteAction::Forward(backend) => {
+            let by_rule = || match &route.canary {
+                Some(canary) if canary.chooses(request.headers()) => canary.backend,
+                _ => *backend,
+            };
+            match &sticky {
+                None => (by_rule(), None),
+                Some(sticky) => (
+                    sticky
+                        .backend(|| Some(by_rule()), route.canary.is_some())
+                        .unwrap_or(*backend),
+                    None,
+                ),
+            }
+        }
         RouteAction::Gateway(action) => {
             if let Some(redirect) = &action.redirect {
                 let port = client.gateway_port.unwrap_or(0);
@@ -482,7 +503,8 @@ async fn handle(
                     Some(id),
                 );
             }
-            match action.backends.pick() {
+            let session = sticky.as_ref().and_then(|sticky| sticky.backend(|| None, false));
+            match session.map(SplitTarget::Backend).or_else(|| action.backends.pick()) {
                 Some(SplitTarget::Backend(backend)) => (backend, Some(action)),
                 // Every weight 0, or this share belongs to an invalid backend: 500 (gRPC:
                 // UNAVAILABLE), as the spec says.
@@ -504,6 +526,9 @@ async fn handle(
         }
         return (error_response(route.unavailable), Some(id));
     };
+    if let Some(sticky) = &mut sticky {
+        sticky.choose(backend, upstream);
+    }
 
     if let Some(action) = gateway {
         action.request_headers.apply(request.headers_mut());
@@ -574,8 +599,13 @@ async fn handle(
     let outgoing = upstream.outgoing(request, forwarded, config.upstream_h1_native);
     // Awaited where it is made: a future kept in a local first is copied once more.
     let result = match route.timeouts.request {
-        None => upstream.send(outgoing, deadlines, metrics).await,
-        Some(limit) => match tokio::time::timeout(limit, upstream.send(outgoing, deadlines, metrics)).await {
+        None => upstream.send(outgoing, deadlines, metrics, sticky.as_deref_mut()).await,
+        Some(limit) => match tokio::time::timeout(
+            limit,
+            upstream.send(outgoing, deadlines, metrics, sticky.as_deref_mut()),
+        )
+        .await
+        {
             Ok(result) => result,
             Err(_) => {
                 metrics.upstream_error(&upstream.key, "timeout");
@@ -591,6 +621,9 @@ async fn handle(
                 let mut response = response;
                 if let Some(action) = gateway {
                     action.response_headers.apply(response.headers_mut());
+                }
+                if let Some(sticky) = &sticky {
+                    give_session(sticky, client.tls, response.headers_mut());
                 }
                 return (response.map(ProxyBody::Native), Some(id));
             }
@@ -628,8 +661,19 @@ async fn handle(
     if let Some(action) = gateway {
         action.response_headers.apply(&mut parts.headers);
     }
+    if let Some(sticky) = &sticky {
+        give_session(sticky, client.tls, &mut parts.headers);
+    }
     parts.version = Version::HTTP_11;
     (Response::from_parts(parts, ProxyBody::upstream(body, lease)), Some(id))
+}
+
+/// Adds the session's `Set-Cookie` (or header) to an answer from the backend, when the client
+/// needs a new session.
+fn give_session(sticky: &super::affinity::Sticky, tls: bool, headers: &mut http::HeaderMap) {
+    if let Some((name, value)) = sticky.answer(tls) {
+        headers.append(name, value);
+    }
 }
 
 /// A Gateway API `RequestRedirect`: `Location` from the request with the filter's scheme,

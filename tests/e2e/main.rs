@@ -5,6 +5,7 @@
 mod dns;
 mod support;
 
+mod affinity;
 mod commands;
 mod domains;
 mod gateway;
