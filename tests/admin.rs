@@ -166,6 +166,7 @@ fn published() -> Published {
             ),
         ],
         domain_claims: Vec::new(),
+        acme_names: Vec::new(),
     }
 }
 

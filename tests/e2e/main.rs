@@ -5,6 +5,7 @@
 mod dns;
 mod support;
 
+mod acme;
 mod commands;
 mod domains;
 mod gateway;
