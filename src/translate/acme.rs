@@ -70,3 +70,6 @@ pub(crate) fn challenges(snapshot: &Snapshot) -> BTreeMap<String, String> {
     }
     tokens
 }
+
+#[cfg(test)]
+mod tests;
