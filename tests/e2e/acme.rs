@@ -289,3 +289,56 @@ async fn acme_issues_serves_renews_and_keeps_certificates() {
     assert_eq!(status["orders"], 0, "no new order after the restart: {status}");
     https_get(&restarted, &root, "shop.acme.test").expect("the stored certificate is served after a restart");
 }
+
+/// Bad ACME flags fail the start with a message naming the flag and the value.
+#[test]
+fn bad_acme_flags_fail_the_start_naming_the_flag() {
+    let missing = "/nonexistent/vestibule-test-ca.pem";
+    let not_pem = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_pem.path(), "not a certificate\n").unwrap();
+    let not_pem_path = not_pem.path().display().to_string();
+    let cases: [(&[&str], String); 4] = [
+        (
+            &["--acme-directory", "http://127.0.0.1:1/dir"],
+            "--acme-directory http://127.0.0.1:1/dir: must be an https:// URL".to_string(),
+        ),
+        (
+            &["--acme-directory", "https://127.0.0.1:1/dir", "--acme-ca-file", missing],
+            format!("--acme-ca-file {missing}"),
+        ),
+        (
+            &[
+                "--acme-directory",
+                "https://127.0.0.1:1/dir",
+                "--acme-ca-file",
+                &not_pem_path,
+            ],
+            format!("--acme-ca-file {not_pem_path}: no PEM CERTIFICATE"),
+        ),
+        (
+            &["--acme-email", "ops@example.com"],
+            "--acme-email and --acme-ca-file need --acme-directory".to_string(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+            .arg("run")
+            .args([
+                "--http",
+                "127.0.0.1:0",
+                "--https",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} started");
+        assert!(
+            stderr.contains(&expected),
+            "{args:?}: expected {expected:?} in:\n{stderr}"
+        );
+    }
+}
