@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
+use crate::acme::{self, AcmeOptions};
 use crate::admin::{self, AdminState};
 use crate::cluster::{Cluster, ElectionConfig};
 use crate::config::SourceId;
@@ -43,6 +44,8 @@ pub struct RunOptions {
     pub election: Option<ElectionConfig>,
     /// With tenancy (`--tenancy namespace` or `--docker`): verify tenants' custom domains.
     pub domains: Option<DomainOptions>,
+    /// `--acme-directory`: order certificates for hosts that ask for one.
+    pub acme: Option<AcmeOptions>,
 }
 
 /// A start-up failure, naming what could not be done. Each message is complete (the cause is
@@ -108,6 +111,7 @@ pub struct Running {
     _kubernetes: Option<AbortOnDrop>,
     _docker: Option<AbortOnDrop>,
     _domains: Option<AbortOnDrop>,
+    _acme: Option<AbortOnDrop>,
     options: RunOptions,
 }
 
@@ -235,6 +239,10 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
             tx.clone(),
         ));
     }
+    let acme_task = options.acme.as_ref().map(|a| {
+        sources.push(SourceId::new(acme::SOURCE));
+        acme::spawn(a.clone(), publication.clone(), tx.clone(), metrics.clone())
+    });
     let builtin_tx = builtin.map(|source| {
         sources.push(source);
         tx.clone()
@@ -279,6 +287,7 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         _kubernetes: kubernetes_task.map(AbortOnDrop),
         _docker: docker_task.map(AbortOnDrop),
         _domains: domains_task.map(AbortOnDrop),
+        _acme: acme_task.map(AbortOnDrop),
         options,
     })
 }

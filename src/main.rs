@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use vestibule::acme::AcmeOptions;
 use vestibule::app::{self, RunOptions};
 use vestibule::cluster::ElectionConfig;
 use vestibule::domains::DomainOptions;
@@ -184,10 +185,29 @@ struct RunArgs {
     /// With --docker: the most TCP ports one tenant holds; its next tcp:// claim is refused.
     #[arg(long, env = "VESTIBULE_TCP_QUOTA", default_value_t = 4)]
     tcp_quota: usize,
-    /// With --docker: keep the TCP port assignments in DIR/tcp-ports.json, across restarts
-    /// (without it they last as long as the process).
+    /// Keep state across restarts: with --docker the TCP port assignments (DIR/tcp-ports.json),
+    /// with --acme-directory the ACME account and certificates (DIR/acme/). Without it they last
+    /// as long as the process.
     #[arg(long, env = "VESTIBULE_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// ACME: the CA's directory URL; hosts of Ingress `spec.tls` entries without a `secretName`
+    /// then get certificates from it (HTTP-01 on the --http listener).
+    #[arg(long, env = "VESTIBULE_ACME_DIRECTORY")]
+    acme_directory: Option<String>,
+    /// ACME: the contact address of the account.
+    #[arg(long, env = "VESTIBULE_ACME_EMAIL")]
+    acme_email: Option<String>,
+    /// ACME: PEM file of the roots trusted for the connection to the directory (a private or
+    /// test CA; default: the system's roots).
+    #[arg(long, env = "VESTIBULE_ACME_CA_FILE")]
+    acme_ca_file: Option<PathBuf>,
+    /// ACME: renew this long after a certificate was obtained (or loaded) instead of at two
+    /// thirds of its lifetime (tests).
+    #[arg(long, env = "VESTIBULE_ACME_RENEW_AFTER", value_parser = parse_duration, hide = true)]
+    acme_renew_after: Option<Duration>,
+    /// ACME: the wait after a failed order, doubled after each further failure (at most 1h).
+    #[arg(long, env = "VESTIBULE_ACME_RETRY", default_value = "30s", value_parser = parse_duration)]
+    acme_retry: Duration,
     /// Plain HTTP listener for Ingress traffic.
     #[arg(long, env = "VESTIBULE_HTTP", default_value = "0.0.0.0:80")]
     http: SocketAddr,
@@ -509,11 +529,13 @@ fn options(
         drain_timeout: seconds(tuning.drain_timeout, "--drain-timeout")?,
         election: None,
         domains: None,
+        acme: None,
     })
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let docker = docker_options(&args)?;
+    let acme = acme_options(&args)?;
     let tenancy = if args.tenancy.is_some() || docker.is_some() {
         let (domain_suffix, default_domains) = tenant_domains(&args)?;
         let tenancy = TenancyOptions {
@@ -563,6 +585,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         options.domains = Some(domains);
     }
     options.docker = docker;
+    options.acme = acme;
+    options.translate.acme = options.acme.is_some();
     options.proxy.gateway_bind = args.gateway_bind;
     options.translate.publish_service = args.publish_service;
     if args.kubernetes {
@@ -577,11 +601,40 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--acme-directory` and its companions; `None` without it.
+fn acme_options(args: &RunArgs) -> anyhow::Result<Option<AcmeOptions>> {
+    let Some(directory) = args.acme_directory.clone() else {
+        if args.acme_email.is_some() || args.acme_ca_file.is_some() || args.acme_renew_after.is_some() {
+            anyhow::bail!("--acme-email and --acme-ca-file need --acme-directory");
+        }
+        return Ok(None);
+    };
+    let url: http::Uri = directory
+        .parse()
+        .with_context(|| format!("--acme-directory {directory}: not a URL"))?;
+    if url.scheme_str() != Some("https") {
+        anyhow::bail!("--acme-directory {directory}: must be an https:// URL (RFC 8555)");
+    }
+    let options = AcmeOptions {
+        directory,
+        email: args.acme_email.clone(),
+        ca_file: args.acme_ca_file.clone(),
+        state_dir: args.state_dir.clone(),
+        renew_after: args.acme_renew_after,
+        retry: args.acme_retry,
+    };
+    vestibule::acme::check(&options).map_err(anyhow::Error::msg)?;
+    Ok(Some(options))
+}
+
 /// `--docker` and its companions; `None` without `--docker`.
 fn docker_options(args: &RunArgs) -> anyhow::Result<Option<DockerOptions>> {
     if args.docker.is_empty() {
-        if args.docker_network.is_some() || args.docker_tenant_label.is_some() || args.state_dir.is_some() {
-            anyhow::bail!("--docker-network and --state-dir need --docker");
+        if args.docker_network.is_some() || args.docker_tenant_label.is_some() {
+            anyhow::bail!("--docker-network needs --docker");
+        }
+        if args.state_dir.is_some() && args.acme_directory.is_none() {
+            anyhow::bail!("--state-dir needs --docker or --acme-directory");
         }
         if (args.tenant_domain_suffix.is_some() || !args.default_domains.is_empty()) && args.tenancy.is_none() {
             anyhow::bail!("--tenant-domain-suffix and --default-domain need --docker or --tenancy namespace");

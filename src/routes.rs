@@ -55,6 +55,9 @@ pub struct RouteTable {
     /// Gateway API listeners by port (sorted by port, one entry per port): what the proxy
     /// binds at `--gateway-bind` and routes there. Empty without Gateways.
     pub gateway: Vec<GatewayPort>,
+    /// Pending ACME HTTP-01 challenges (token → key authorization), answered on the plain
+    /// `--http` listener at `/.well-known/acme-challenge/TOKEN` before any routing.
+    pub acme_challenges: Arc<std::collections::BTreeMap<String, String>>,
 }
 
 impl RouteTable {
@@ -67,6 +70,7 @@ impl RouteTable {
             certificates: self.certificates.clone(),
             https_port: self.https_port,
             gateway: self.gateway.clone(),
+            acme_challenges: self.acme_challenges.clone(),
         }
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::config::Issue;
 use crate::routes::RouteTable;
 use crate::translate::ObjectStatus;
+use crate::translate::acme::AcmeName;
 use crate::translate::tenancy::DomainClaim;
 
 /// One applied configuration, as the controller published it.
@@ -26,6 +27,8 @@ pub struct Published {
     pub issues: Vec<Issue>,
     /// The custom domains tenants claim, verified or not (read by the domain verifier).
     pub domain_claims: Vec<DomainClaim>,
+    /// The hosts that ask for an ACME certificate (read by the ACME task).
+    pub acme_names: Vec<AcmeName>,
 }
 
 /// The controller's publication: one `ArcSwap` of [`Published`], so a reader that loads it

@@ -18,7 +18,7 @@ use http::uri::Uri;
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
-use super::body::{ProxyBody, error_response, grpc_unavailable};
+use super::body::{ProxyBody, error_response, grpc_unavailable, text_response};
 use super::headers::{
     Forwarded, Peer, X_FORWARDED_PROTO, client_address, is_h2c_upgrade, is_upgrade, scan, strip_h2c_upgrade,
     strip_hop_by_hop, strip_hop_by_hop_if, strip_underscored,
@@ -28,6 +28,9 @@ use super::upgrade::{splice, splice_native};
 use super::upstream::{Deadlines, Failure, Reply};
 use crate::metrics::{ClientErrorKind, TimeoutKind, count_client_error, count_timeout};
 use crate::routes::{Redirect, RequestInfo, RouteAction, RouteId, SplitTarget, VirtualHost, normalize_path};
+
+/// Where ACME HTTP-01 validation asks for a token (RFC 8555 §8.3).
+const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// What every request of one client connection shares.
 pub(crate) struct Client {
@@ -333,6 +336,18 @@ async fn handle(
         // Not a forward proxy: a CONNECT tunnel would bypass routing.
         count_client_error(ClientErrorKind::Connect);
         return (closing(error_response(StatusCode::METHOD_NOT_ALLOWED)), None);
+    }
+    // ACME HTTP-01 on the plain Ingress listener, before routing (an HTTPS redirect or a
+    // catch-all route must not swallow it). Unknown tokens fall through to the routes.
+    if !client.tls && client.gateway_port.is_none() && !table.acme_challenges.is_empty() {
+        if let Some(answer) = request
+            .uri()
+            .path()
+            .strip_prefix(ACME_CHALLENGE_PREFIX)
+            .and_then(|token| table.acme_challenges.get(token))
+        {
+            return (text_response(answer), None);
+        }
     }
     // The Host as received; HTTP/2 clients send `:authority` instead. Two Host headers are
     // refused (RFC 9112 §3.2): which one a backend would believe is anybody's guess.

@@ -342,6 +342,7 @@ impl TableBuilder {
             certificates,
             https_port: https_port.filter(|port| *port != 443),
             gateway: self.gateway,
+            acme_challenges: Arc::default(),
         }
     }
 }

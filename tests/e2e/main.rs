@@ -5,6 +5,7 @@
 mod dns;
 mod support;
 
+mod acme;
 mod affinity;
 mod commands;
 mod domains;
