@@ -22,6 +22,7 @@ use crate::providers::kubernetes::{self, KubernetesOptions};
 use crate::providers::{SourceUpdate, file};
 use crate::proxy::{Proxy, ProxyConfig};
 use crate::routes::RouteTable;
+use crate::tcp_ports::{self, allocator::TcpOptions};
 use crate::translate::TranslateOptions;
 
 /// Everything `vestibule run` (and `demo`) needs.
@@ -43,6 +44,9 @@ pub struct RunOptions {
     pub election: Option<ElectionConfig>,
     /// With tenancy (`--tenancy namespace` or `--docker`): verify tenants' custom domains.
     pub domains: Option<DomainOptions>,
+    /// `--tcp-ports`, `--tcp-quota`, `--state-dir`: public TCP ports of `tcp://` labels and of
+    /// Services annotated `vestibule.dev/tcp-ports`.
+    pub tcp: TcpOptions,
 }
 
 /// A start-up failure, naming what could not be done. Each message is complete (the cause is
@@ -71,6 +75,9 @@ pub enum StartError {
     /// A `--docker` endpoint that is not one (an unreachable engine is not an error: it is retried).
     #[error("--docker: {0}")]
     Docker(String),
+    /// `--state-dir` holds a TCP port state file that cannot be read.
+    #[error("{0}")]
+    TcpPorts(String),
     /// No DNS resolver for domain verification (`--dns-server`, or the system's).
     #[error("--dns-server: {0}")]
     Dns(String),
@@ -142,10 +149,16 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         ),
         None => None,
     };
-    let docker_clients = match &options.docker {
-        Some(d) => {
-            // The TCP port assignments of --state-dir: a file that cannot be read fails the start.
-            let allocator = docker::ports::PortAllocator::open(d.tcp.clone()).map_err(StartError::Docker)?;
+    // The TCP port assignments of --state-dir: a file that cannot be read fails the start.
+    let allocator = if options.docker.is_some() {
+        let allocator = tcp_ports::allocator::PortAllocator::open(options.tcp.clone()).map_err(StartError::TcpPorts)?;
+        Some(tcp_ports::shared(allocator))
+    } else {
+        None
+    };
+    let docker_clients = match (&options.docker, &allocator) {
+        (Some(d), Some(allocator)) => {
+            let allocator = allocator.clone();
             let clients = d
                 .engines
                 .iter()
@@ -154,7 +167,7 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
                 .map_err(StartError::Docker)?;
             Some((clients, allocator))
         }
-        None => None,
+        _ => None,
     };
     // A --dns-server that cannot be used fails the start; a system resolver that cannot be read
     // only leaves custom domains pending (default domains need no DNS).
