@@ -115,6 +115,7 @@ pub struct Running {
     _kubernetes: Option<AbortOnDrop>,
     _docker: Option<AbortOnDrop>,
     _domains: Option<AbortOnDrop>,
+    _tcp_ports: Option<AbortOnDrop>,
     options: RunOptions,
 }
 
@@ -149,8 +150,10 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         ),
         None => None,
     };
+    // Services can claim TCP ports wherever they come from (manifests, the API).
+    let services = !options.manifests.is_empty() || options.kubernetes.is_some();
     // The TCP port assignments of --state-dir: a file that cannot be read fails the start.
-    let allocator = if options.docker.is_some() {
+    let allocator = if services || options.docker.is_some() {
         let allocator = tcp_ports::allocator::PortAllocator::open(options.tcp.clone()).map_err(StartError::TcpPorts)?;
         Some(tcp_ports::shared(allocator))
     } else {
@@ -237,6 +240,11 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
             metrics.clone(),
         ));
     }
+    let mut tcp_task = None;
+    if let (true, Some(allocator)) = (services, allocator) {
+        sources.push(SourceId::new(tcp_ports::SOURCE));
+        tcp_task = Some(tcp_ports::spawn(allocator, publication.clone(), tx.clone()));
+    }
     let mut domains_task = None;
     if let (Some(d), Some(resolver)) = (&options.domains, resolver) {
         sources.push(SourceId::new(domains::SOURCE));
@@ -292,6 +300,7 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         _kubernetes: kubernetes_task.map(AbortOnDrop),
         _docker: docker_task.map(AbortOnDrop),
         _domains: domains_task.map(AbortOnDrop),
+        _tcp_ports: tcp_task.map(AbortOnDrop),
         options,
     })
 }

@@ -127,6 +127,9 @@ pub enum Origin {
     Builtin { name: String, document: usize },
     /// The domain verifier's findings (`src/domains.rs`): no user can write such an object.
     DomainVerifier,
+    /// The TCP port allocator's assignments and the objects serving them (`src/tcp_ports.rs`):
+    /// no user can write such an object.
+    TcpAllocator,
 }
 
 impl fmt::Display for Origin {
@@ -137,6 +140,7 @@ impl fmt::Display for Origin {
             Origin::Container { tenant, name, id } => write!(f, "container {tenant}/{name} ({id})"),
             Origin::Builtin { name, document } => write!(f, "built-in {name}, document {document}"),
             Origin::DomainVerifier => f.write_str("domain verifier"),
+            Origin::TcpAllocator => f.write_str("TCP port allocator"),
         }
     }
 }

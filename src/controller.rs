@@ -19,6 +19,7 @@ use crate::config::{
 use crate::metrics::{Metrics, ReloadOutcome};
 use crate::providers::SourceUpdate;
 use crate::routes::RouteTable;
+use crate::translate::tcp_ports::TcpClaim;
 use crate::translate::tenancy::DomainClaim;
 use crate::translate::{IngressVerdict, ObjectStatus, TranslateOptions, Translation, refresh_endpoints, translate};
 
@@ -55,6 +56,8 @@ pub struct Applied {
     pub ingresses: Vec<IngressVerdict>,
     /// The custom domains tenants claim (for the domain verifier).
     pub domain_claims: Vec<DomainClaim>,
+    /// The Service ports asking for public TCP ports (for the allocator and the leader).
+    pub tcp_claims: Vec<TcpClaim>,
 }
 
 /// What one [`Reconciler::apply`] did.
@@ -259,6 +262,7 @@ impl Reconciler {
             statuses,
             ingresses,
             domain_claims,
+            tcp_claims,
             ..
         } = translation;
         let table = Arc::new(table);
@@ -274,6 +278,7 @@ impl Reconciler {
             outcome,
             ingresses,
             domain_claims,
+            tcp_claims,
         }
     }
 
@@ -397,6 +402,7 @@ pub async fn run(
                     statuses: last.statuses.clone(),
                     issues: last.issues.clone(),
                     domain_claims: last.domain_claims.clone(),
+                    tcp_claims: last.tcp_claims.clone(),
                 });
                 "endpoints"
             }
@@ -475,6 +481,7 @@ fn publish(publication: &Publication, metrics: &Metrics, generation: u64, applie
         statuses: Arc::new(applied.statuses),
         issues: applied.issues,
         domain_claims: applied.domain_claims,
+        tcp_claims: applied.tcp_claims,
     });
 }
 

@@ -31,6 +31,7 @@ pub mod migration;
 mod paths;
 mod status;
 mod table;
+pub mod tcp_ports;
 pub mod tenancy;
 mod tls;
 
@@ -46,6 +47,7 @@ use self::backends::Backends;
 use self::classes::{ClassDecision, OurClasses};
 use self::ingress::Builders;
 use self::table::TableBuilder;
+use self::tcp_ports::TcpClaim;
 use self::tenancy::{DomainClaim, HostGate, HostOwners, TenancyOptions, Verifications};
 use self::tls::TlsBuilder;
 
@@ -144,6 +146,8 @@ pub struct Translation {
     pub withheld: BTreeSet<ObjectKey>,
     /// The custom domains tenants claim, for the domain verifier, sorted.
     pub domain_claims: Vec<DomainClaim>,
+    /// The Service ports asking for a public TCP port, for the allocator, sorted.
+    pub tcp_claims: Vec<TcpClaim>,
 }
 
 /// Whether one Ingress is served, and why.
@@ -380,6 +384,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         &mut issues,
     ));
     statuses.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
+    let tcp_claims = tcp_ports::claims(snapshot, &mut issues);
     let (backends, backend_issues) = backends.finish();
     let (certificates, tls_issues) = tls.finish();
     issues.extend(backend_issues);
@@ -394,6 +399,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         ingresses: verdicts,
         withheld,
         domain_claims: owners.claims.into_iter().collect(),
+        tcp_claims,
     }
 }
 

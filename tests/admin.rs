@@ -166,6 +166,7 @@ fn published() -> Published {
             ),
         ],
         domain_claims: Vec::new(),
+        tcp_claims: Vec::new(),
     }
 }
 

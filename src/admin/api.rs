@@ -167,6 +167,9 @@ pub fn origin(origin: &Origin) -> Value {
         Origin::DomainVerifier => {
             map.insert("source".into(), "domainVerifier".into());
         }
+        Origin::TcpAllocator => {
+            map.insert("source".into(), "tcpAllocator".into());
+        }
     }
     map.insert("text".into(), origin.to_string().into());
     Value::Object(map)

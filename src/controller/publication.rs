@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::config::Issue;
 use crate::routes::RouteTable;
 use crate::translate::ObjectStatus;
+use crate::translate::tcp_ports::TcpClaim;
 use crate::translate::tenancy::DomainClaim;
 
 /// One applied configuration, as the controller published it.
@@ -26,6 +27,9 @@ pub struct Published {
     pub issues: Vec<Issue>,
     /// The custom domains tenants claim, verified or not (read by the domain verifier).
     pub domain_claims: Vec<DomainClaim>,
+    /// The Service ports asking for public TCP ports, assigned or not (read by the allocator
+    /// task and the leader's annotation writer).
+    pub tcp_claims: Vec<TcpClaim>,
 }
 
 /// The controller's publication: one `ArcSwap` of [`Published`], so a reader that loads it

@@ -21,3 +21,4 @@ mod recording;
 mod reload;
 mod serving;
 mod streaming;
+mod tcp_ports;
