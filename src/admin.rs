@@ -109,7 +109,7 @@ pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<Full<Byt
                 state.metrics.encode(),
             )
         }
-        "/api/status" => json(&api::statuses(&state.publication.load())),
+        "/api/status" => json(&api::statuses(&state.publication.load(), &state.metrics.acme().all())),
         "/api/issues" => json(&api::issues(&state.publication.load())),
         "/api/routes" => json(&api::routes(&state.publication.load())),
         "/api/sources" => json(&serde_json::json!(state.metrics.sources().all())),

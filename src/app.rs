@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
+use crate::acme::{self, AcmeOptions};
 use crate::admin::{self, AdminState};
 use crate::cluster::{Cluster, ElectionConfig};
 use crate::config::SourceId;
@@ -47,6 +48,8 @@ pub struct RunOptions {
     /// `--tcp-ports`, `--tcp-quota`, `--state-dir`: public TCP ports of `tcp://` labels and of
     /// Services annotated `vestibule.dev/tcp-ports`.
     pub tcp: TcpOptions,
+    /// `--acme-directory`: order certificates for hosts that ask for one.
+    pub acme: Option<AcmeOptions>,
 }
 
 /// A start-up failure, naming what could not be done. Each message is complete (the cause is
@@ -116,6 +119,7 @@ pub struct Running {
     _docker: Option<AbortOnDrop>,
     _domains: Option<AbortOnDrop>,
     _tcp_ports: Option<AbortOnDrop>,
+    _acme: Option<AbortOnDrop>,
     options: RunOptions,
 }
 
@@ -256,6 +260,10 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
             tx.clone(),
         ));
     }
+    let acme_task = options.acme.as_ref().map(|a| {
+        sources.push(SourceId::new(acme::SOURCE));
+        acme::spawn(a.clone(), publication.clone(), tx.clone(), metrics.clone())
+    });
     let builtin_tx = builtin.map(|source| {
         sources.push(source);
         tx.clone()
@@ -301,6 +309,7 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         _docker: docker_task.map(AbortOnDrop),
         _domains: domains_task.map(AbortOnDrop),
         _tcp_ports: tcp_task.map(AbortOnDrop),
+        _acme: acme_task.map(AbortOnDrop),
         options,
     })
 }

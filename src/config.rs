@@ -130,6 +130,9 @@ pub enum Origin {
     /// The TCP port allocator's assignments and the objects serving them (`src/tcp_ports.rs`):
     /// no user can write such an object.
     TcpAllocator,
+    /// The ACME task's certificates and HTTP-01 tokens (`src/acme.rs`): no user can write such
+    /// an object.
+    Acme,
 }
 
 impl fmt::Display for Origin {
@@ -141,6 +144,7 @@ impl fmt::Display for Origin {
             Origin::Builtin { name, document } => write!(f, "built-in {name}, document {document}"),
             Origin::DomainVerifier => f.write_str("domain verifier"),
             Origin::TcpAllocator => f.write_str("TCP port allocator"),
+            Origin::Acme => f.write_str("ACME"),
         }
     }
 }

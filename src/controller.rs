@@ -19,6 +19,7 @@ use crate::config::{
 use crate::metrics::{Metrics, ReloadOutcome};
 use crate::providers::SourceUpdate;
 use crate::routes::RouteTable;
+use crate::translate::acme::AcmeName;
 use crate::translate::tcp_ports::TcpClaim;
 use crate::translate::tenancy::DomainClaim;
 use crate::translate::{IngressVerdict, ObjectStatus, TranslateOptions, Translation, refresh_endpoints, translate};
@@ -58,6 +59,8 @@ pub struct Applied {
     pub domain_claims: Vec<DomainClaim>,
     /// The Service ports asking for public TCP ports (for the allocator and the leader).
     pub tcp_claims: Vec<TcpClaim>,
+    /// The hosts that ask for an ACME certificate (for the ACME task).
+    pub acme_names: Vec<AcmeName>,
 }
 
 /// What one [`Reconciler::apply`] did.
@@ -263,6 +266,7 @@ impl Reconciler {
             ingresses,
             domain_claims,
             tcp_claims,
+            acme_names,
             ..
         } = translation;
         let table = Arc::new(table);
@@ -279,6 +283,7 @@ impl Reconciler {
             ingresses,
             domain_claims,
             tcp_claims,
+            acme_names,
         }
     }
 
@@ -403,6 +408,7 @@ pub async fn run(
                     issues: last.issues.clone(),
                     domain_claims: last.domain_claims.clone(),
                     tcp_claims: last.tcp_claims.clone(),
+                    acme_names: last.acme_names.clone(),
                 });
                 "endpoints"
             }
@@ -482,6 +488,7 @@ fn publish(publication: &Publication, metrics: &Metrics, generation: u64, applie
         issues: applied.issues,
         domain_claims: applied.domain_claims,
         tcp_claims: applied.tcp_claims,
+        acme_names: applied.acme_names,
     });
 }
 

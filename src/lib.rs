@@ -4,6 +4,7 @@
 //! → `routes` (the immutable route table) → `proxy` (listeners and upstreams). `admin` reads the
 //! published table and status. See ARCHITECTURE.md.
 
+pub mod acme;
 pub mod admin;
 pub mod app;
 pub mod check;

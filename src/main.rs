@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use vestibule::acme::AcmeOptions;
 use vestibule::app::{self, RunOptions};
 use vestibule::cluster::ElectionConfig;
 use vestibule::domains::DomainOptions;
@@ -78,7 +79,33 @@ enum Command {
         /// The --controller-name Vestibule will run with (k8s.io/ingress-nginx: taking ingress-nginx's classes over in place).
         #[arg(long, default_value = vestibule::translate::INGRESS_CONTROLLER)]
         controller_name: String,
+        /// NAMESPACE/NAME of ingress-nginx's controller ConfigMap among the manifests (default:
+        /// any ConfigMap with the name or labels ingress-nginx's manifests and chart give it).
+        #[arg(long)]
+        configmap: Option<String>,
+        /// `gateway-api`: print the equivalent Gateway API objects (YAML, or JSON with
+        /// --output json) instead of the report; what has no equivalent is listed.
+        #[arg(long, value_enum)]
+        to: Option<MigrateTo>,
+        /// With --to gateway-api: the Gateways' spec.gatewayClassName.
+        #[arg(long, default_value = "vestibule")]
+        gateway_class: String,
+        /// With --to gateway-api: the name of the Gateway made in each namespace.
+        #[arg(long, default_value = "vestibule")]
+        gateway_name: String,
+        /// With --to gateway-api: the port of the Gateways' HTTP listener.
+        #[arg(long, default_value_t = 80)]
+        http_port: u16,
+        /// With --to gateway-api: the port of the Gateways' HTTPS listeners.
+        #[arg(long, default_value_t = 443)]
+        https_port: u16,
     },
+}
+
+/// `vestibule migrate --to`.
+#[derive(Clone, Copy, ValueEnum)]
+enum MigrateTo {
+    GatewayApi,
 }
 
 /// `vestibule check --output` and `vestibule migrate --output`.
@@ -159,11 +186,30 @@ struct RunArgs {
     /// The most public TCP ports one tenant (Docker tenant or namespace) holds; its next claim is refused.
     #[arg(long, env = "VESTIBULE_TCP_QUOTA", default_value_t = 4)]
     tcp_quota: usize,
-    /// Keep the public TCP port assignments in DIR/tcp-ports.json, across restarts (without it
-    /// they last as long as the process; in Kubernetes mode the leader also writes them on the
-    /// Services).
+    /// Keep state across restarts: the public TCP port assignments (DIR/tcp-ports.json: tcp://
+    /// labels and Services annotated vestibule.dev/tcp-ports; in Kubernetes mode the leader also
+    /// writes them on the Services), with --acme-directory the ACME account and certificates
+    /// (DIR/acme/). Without it they last as long as the process.
     #[arg(long, env = "VESTIBULE_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// ACME: the CA's directory URL; hosts of Ingress `spec.tls` entries without a `secretName`
+    /// then get certificates from it (HTTP-01 on the --http listener).
+    #[arg(long, env = "VESTIBULE_ACME_DIRECTORY")]
+    acme_directory: Option<String>,
+    /// ACME: the contact address of the account.
+    #[arg(long, env = "VESTIBULE_ACME_EMAIL")]
+    acme_email: Option<String>,
+    /// ACME: PEM file of the roots trusted for the connection to the directory (a private or
+    /// test CA; default: the system's roots).
+    #[arg(long, env = "VESTIBULE_ACME_CA_FILE")]
+    acme_ca_file: Option<PathBuf>,
+    /// ACME: renew this long after a certificate was obtained (or loaded) instead of at two
+    /// thirds of its lifetime (tests).
+    #[arg(long, env = "VESTIBULE_ACME_RENEW_AFTER", value_parser = parse_duration, hide = true)]
+    acme_renew_after: Option<Duration>,
+    /// ACME: the wait after a failed order, doubled after each further failure (at most 1h).
+    #[arg(long, env = "VESTIBULE_ACME_RETRY", default_value = "30s", value_parser = parse_duration)]
+    acme_retry: Duration,
     /// Plain HTTP listener for Ingress traffic.
     #[arg(long, env = "VESTIBULE_HTTP", default_value = "0.0.0.0:80")]
     http: SocketAddr,
@@ -375,7 +421,26 @@ fn main() -> ExitCode {
             manifests,
             output,
             controller_name,
-        } => return migrate(manifests, output, &controller_name),
+            configmap,
+            to,
+            gateway_class,
+            gateway_name,
+            http_port,
+            https_port,
+        } => {
+            return match to {
+                Some(MigrateTo::GatewayApi) => {
+                    let options = vestibule::translate::migration::to_gateway::GatewayOptions {
+                        gateway_class,
+                        gateway_name,
+                        http_port,
+                        https_port,
+                    };
+                    migrate_to_gateway(manifests, output, &options)
+                }
+                None => migrate(manifests, output, &controller_name, configmap.as_deref()),
+            };
+        }
         Command::Run(args) => runtime().and_then(|rt| rt.block_on(run(*args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo(args))),
         Command::Echo { listen, name, tcp } => runtime().and_then(|rt| rt.block_on(echo(listen, name, tcp))),
@@ -467,11 +532,13 @@ fn options(
         election: None,
         domains: None,
         tcp: vestibule::tcp_ports::allocator::TcpOptions::default(),
+        acme: None,
     })
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let docker = docker_options(&args)?;
+    let acme = acme_options(&args)?;
     let tenancy = if args.tenancy.is_some() || docker.is_some() {
         let (domain_suffix, default_domains) = tenant_domains(&args)?;
         let tenancy = TenancyOptions {
@@ -527,6 +594,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         quota: args.tcp_quota,
         state_dir: args.state_dir.clone(),
     };
+    options.acme = acme;
+    options.translate.acme = options.acme.is_some();
     options.proxy.gateway_bind = args.gateway_bind;
     options.translate.publish_service = args.publish_service;
     if args.kubernetes {
@@ -541,11 +610,42 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--acme-directory` and its companions; `None` without it.
+fn acme_options(args: &RunArgs) -> anyhow::Result<Option<AcmeOptions>> {
+    let Some(directory) = args.acme_directory.clone() else {
+        if args.acme_email.is_some() || args.acme_ca_file.is_some() || args.acme_renew_after.is_some() {
+            anyhow::bail!("--acme-email and --acme-ca-file need --acme-directory");
+        }
+        return Ok(None);
+    };
+    let url: http::Uri = directory
+        .parse()
+        .with_context(|| format!("--acme-directory {directory}: not a URL"))?;
+    if url.scheme_str() != Some("https") {
+        anyhow::bail!("--acme-directory {directory}: must be an https:// URL (RFC 8555)");
+    }
+    let options = AcmeOptions {
+        directory,
+        email: args.acme_email.clone(),
+        ca_file: args.acme_ca_file.clone(),
+        state_dir: args.state_dir.clone(),
+        renew_after: args.acme_renew_after,
+        retry: args.acme_retry,
+    };
+    vestibule::acme::check(&options).map_err(anyhow::Error::msg)?;
+    Ok(Some(options))
+}
+
 /// `--docker` and its companions; `None` without `--docker`.
 fn docker_options(args: &RunArgs) -> anyhow::Result<Option<DockerOptions>> {
     if args.docker.is_empty() {
         if args.docker_network.is_some() || args.docker_tenant_label.is_some() {
             anyhow::bail!("--docker-network needs --docker");
+        }
+        if args.state_dir.is_some() && args.acme_directory.is_none() && args.manifests.is_empty() && !args.kubernetes {
+            anyhow::bail!(
+                "--state-dir needs --docker, --acme-directory, or Services that can ask for TCP ports (-f or --kubernetes)"
+            );
         }
         if (args.tenant_domain_suffix.is_some() || !args.default_domains.is_empty()) && args.tenancy.is_none() {
             anyhow::bail!("--tenant-domain-suffix and --default-domain need --docker or --tenancy namespace");
@@ -725,8 +825,8 @@ fn check(manifests: Vec<PathBuf>, publish_address: Option<String>, output: Check
     }
 }
 
-fn migrate(manifests: Vec<PathBuf>, output: CheckOutput, controller_name: &str) -> ExitCode {
-    let assessment = match vestibule::migrate::migrate(manifests, controller_name) {
+fn migrate(manifests: Vec<PathBuf>, output: CheckOutput, controller_name: &str, configmap: Option<&str>) -> ExitCode {
+    let assessment = match vestibule::migrate::migrate(manifests, controller_name, configmap) {
         Ok(assessment) => assessment,
         Err(errors) => {
             let mut stderr = io::stderr().lock();
@@ -746,6 +846,37 @@ fn migrate(manifests: Vec<PathBuf>, output: CheckOutput, controller_name: &str) 
         CheckOutput::Json => vestibule::migrate::print_json(&assessment, &mut stdout),
     };
     if assessment.changes_behaviour() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn migrate_to_gateway(
+    manifests: Vec<PathBuf>,
+    output: CheckOutput,
+    options: &vestibule::translate::migration::to_gateway::GatewayOptions,
+) -> ExitCode {
+    let conversion = match vestibule::migrate::to_gateway(manifests, options) {
+        Ok(conversion) => conversion,
+        Err(errors) => {
+            let mut stderr = io::stderr().lock();
+            for error in errors {
+                let _ = writeln!(stderr, "{error}");
+            }
+            let _ = writeln!(
+                stderr,
+                "error: the manifests could not all be read; nothing was converted"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let mut stdout = io::stdout().lock();
+    let _ = match output {
+        CheckOutput::Text => vestibule::migrate::print_gateway_yaml(&conversion, &mut stdout),
+        CheckOutput::Json => vestibule::migrate::print_gateway_json(&conversion, &mut stdout),
+    };
+    if conversion.changes_behaviour() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

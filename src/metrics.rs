@@ -19,9 +19,11 @@ use std::time::Duration;
 
 use crate::routes::BackendKey;
 
+mod acme;
 mod events;
 mod sources;
 
+pub use acme::{AcmeCertificate, AcmeCertificates};
 pub use sources::{SourceHealth, Sources};
 
 pub use events::{
@@ -124,6 +126,8 @@ pub struct Metrics {
     generation: AtomicU64,
     /// Health of each source of objects (Kubernetes watches).
     sources: Sources,
+    /// ACME certificates (written by the ACME task, read by the admin API).
+    acme: AcmeCertificates,
     /// 1 while this replica holds the leader Lease (Kubernetes mode).
     leader: AtomicU64,
     /// (kind, result) → status writes to the Kubernetes API.
@@ -196,6 +200,11 @@ impl Metrics {
     /// Health of the sources of objects (written by providers, read by the admin API).
     pub fn sources(&self) -> &Sources {
         &self.sources
+    }
+
+    /// The state of ACME certificates (written by the ACME task, read by the admin API).
+    pub fn acme(&self) -> &AcmeCertificates {
+        &self.acme
     }
 
     /// The stats handle of a route, created on first use and kept by name.
@@ -298,6 +307,7 @@ impl Metrics {
         self.encode_rejected(&mut out);
         events::encode(&mut out);
         self.sources.encode(&mut out);
+        self.acme.encode(&mut out);
         header(
             &mut out,
             "vestibule_config_generation",

@@ -7,18 +7,66 @@
 //! (`--output json`), never mixed. Exit status (decided by the binary): 0 when nothing would
 //! behave otherwise, 1 when anything would, 2 when the manifests cannot be read.
 
+use std::collections::BTreeMap;
+use std::fs;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
 
 use crate::config::{Snapshot, SourceId};
 use crate::providers::file::ManifestSet;
-use crate::translate::migration::{Assessment, Category, IngressAssessment, assess};
+use crate::translate::migration::configmap::{assess_configmap, is_controller_configmap};
+use crate::translate::migration::to_gateway::{GatewayConversion, GatewayOptions, to_gateway_api};
+use crate::translate::migration::{Assessment, Category, ConfigMapAssessment, IngressAssessment, assess};
 
 /// Loads `paths` as `vestibule run -f` would and assesses every Ingress, as Vestibule would
-/// serve it with `--controller-name controller_name`. `Err`: the manifests
-/// could not all be read (a path that does not exist, a file that does not parse), each
-/// problem one line naming the file.
-pub fn migrate(paths: Vec<PathBuf>, controller_name: &str) -> Result<Assessment, Vec<String>> {
+/// serve it with `--controller-name controller_name`, and ingress-nginx's controller ConfigMap
+/// (`configmap`: `NAMESPACE/NAME`, as ingress-nginx's `--configmap`; else any ConfigMap with
+/// its manifests' or Helm chart's name or labels). `Err`: the manifests could not all be read
+/// (a path that does not exist, a file that does not parse), each problem one line naming the
+/// file, or the named ConfigMap is not among them.
+pub fn migrate(paths: Vec<PathBuf>, controller_name: &str, configmap: Option<&str>) -> Result<Assessment, Vec<String>> {
+    let (set, snapshot) = load(paths)?;
+    let mut assessment = assess(&snapshot, controller_name);
+    let mut found = Vec::new();
+    for file in set.files() {
+        // Read and parsed once already, by the set: a file that fails now changed meanwhile.
+        let text = fs::read_to_string(file).map_err(|err| vec![format!("{}: {err}", file.display())])?;
+        found.extend(config_maps(file, &text));
+    }
+    assessment.config_maps = match configmap {
+        Some(wanted) => {
+            let picked: Vec<ConfigMapAssessment> = found
+                .into_iter()
+                .map(|cm| cm.assessment)
+                .filter(|cm| format!("{}/{}", cm.namespace, cm.name) == wanted)
+                .collect();
+            if picked.is_empty() {
+                return Err(vec![format!(
+                    "--configmap {wanted}: no ConfigMap of that namespace and name in the manifests"
+                )]);
+            }
+            picked
+        }
+        None => found
+            .into_iter()
+            .filter(|cm| cm.recognised)
+            .map(|cm| cm.assessment)
+            .collect(),
+    };
+    Ok(assessment)
+}
+
+/// `vestibule migrate --to gateway-api`: the Gateway API objects equivalent to the Ingresses of
+/// `paths`, and what has no equivalent. `Err` as for [`migrate`].
+pub fn to_gateway(paths: Vec<PathBuf>, options: &GatewayOptions) -> Result<GatewayConversion, Vec<String>> {
+    let (_, snapshot) = load(paths)?;
+    Ok(to_gateway_api(&snapshot, options))
+}
+
+/// Loads `paths` as `vestibule run -f` would. `Err`: every problem, one line each.
+fn load(paths: Vec<PathBuf>) -> Result<(ManifestSet, Snapshot), Vec<String>> {
     let mut set = ManifestSet::new(paths);
     set.rescan();
     let update = set.update(&SourceId::new("file"));
@@ -31,10 +79,122 @@ pub fn migrate(paths: Vec<PathBuf>, controller_name: &str) -> Result<Assessment,
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(assess(
-        &Snapshot::from_objects(update.objects, update.issues),
-        controller_name,
-    ))
+    let snapshot = Snapshot::from_objects(update.objects, update.issues);
+    Ok((set, snapshot))
+}
+
+/// Prints the conversion as multi-document YAML ready for `kubectl apply -f -` (or `vestibule
+/// run -f`), what was not carried over first, as comments.
+pub fn print_gateway_yaml(conversion: &GatewayConversion, out: &mut impl Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "# Gateway API objects for the Ingresses read, by vestibule migrate --to gateway-api."
+    )?;
+    if conversion.notes.is_empty() {
+        writeln!(out, "# Everything was carried over.")?;
+    } else {
+        writeln!(out, "# Not carried over, or carried over with a difference:")?;
+        for note in &conversion.notes {
+            let who = if note.ingress.is_empty() {
+                String::new()
+            } else {
+                format!("Ingress {}: ", note.ingress.escape_debug())
+            };
+            // One line each: nothing a manifest holds can end the comment.
+            let line = format!("{who}{}", note.message).replace(['\n', '\r'], " ");
+            writeln!(out, "#   {line}")?;
+        }
+    }
+    for object in &conversion.objects {
+        writeln!(out, "---")?;
+        let text = serde_yaml_ng::to_string(object).map_err(io::Error::other)?;
+        write!(out, "{text}")?;
+    }
+    Ok(())
+}
+
+/// Prints the conversion as one JSON document: `{objects, notes}`.
+pub fn print_gateway_json(conversion: &GatewayConversion, out: &mut impl Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, conversion)?;
+    writeln!(out)
+}
+
+/// A ConfigMap document, as much of it as `migrate` reads.
+#[derive(Deserialize)]
+struct ConfigMapDocument {
+    #[serde(default)]
+    metadata: ConfigMapMeta,
+    #[serde(default)]
+    data: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct ConfigMapMeta {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+/// Every ConfigMap of `text` (documents, and items of `kind: List`), assessed, with or without
+/// an ingress-nginx name: which to keep is the caller's choice. Documents that do not parse
+/// were reported by the manifest loader already; here they are skipped.
+fn config_maps(path: &Path, text: &str) -> Vec<FoundConfigMap> {
+    let mut found = Vec::new();
+    for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let Ok(value) = serde_yaml_ng::Value::deserialize(document) else {
+            break;
+        };
+        let origin = format!("{}, document {}", path.display(), index + 1);
+        collect_config_maps(value, &origin, &mut found);
+    }
+    found
+}
+
+fn collect_config_maps(value: serde_yaml_ng::Value, origin: &str, found: &mut Vec<FoundConfigMap>) {
+    let text = |key: &str| value.get(key).and_then(serde_yaml_ng::Value::as_str).unwrap_or("");
+    if text("kind").ends_with("List") {
+        if let Some(items) = value.get("items").and_then(serde_yaml_ng::Value::as_sequence) {
+            for item in items.clone() {
+                collect_config_maps(item, origin, found);
+            }
+        }
+        return;
+    }
+    if text("kind") != "ConfigMap" || text("apiVersion") != "v1" {
+        return;
+    }
+    let Ok(document) = serde_yaml_ng::from_value::<ConfigMapDocument>(value) else {
+        return;
+    };
+    let meta = document.metadata;
+    // Values are strings in the API; a YAML number or boolean is read as its text.
+    let data: BTreeMap<String, String> = document
+        .data
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let text = match value {
+                serde_yaml_ng::Value::String(text) => text,
+                serde_yaml_ng::Value::Number(number) => number.to_string(),
+                serde_yaml_ng::Value::Bool(flag) => flag.to_string(),
+                _ => return None,
+            };
+            Some((key, text))
+        })
+        .collect();
+    let namespace = meta.namespace.unwrap_or_else(|| "default".to_string());
+    found.push(FoundConfigMap {
+        recognised: is_controller_configmap(&meta.name, &meta.labels),
+        assessment: assess_configmap(&namespace, &meta.name, origin, &data),
+    });
+}
+
+/// A ConfigMap of the manifests: `recognised` when its name or labels are ingress-nginx's.
+struct FoundConfigMap {
+    recognised: bool,
+    assessment: ConfigMapAssessment,
 }
 
 /// Prints the report for people: each Ingress with its annotations and findings, then the
@@ -45,6 +205,9 @@ pub fn print(assessment: &Assessment, out: &mut impl Write) -> io::Result<()> {
     }
     for ingress in &assessment.ingresses {
         print_ingress(ingress, out)?;
+    }
+    for config_map in &assessment.config_maps {
+        print_config_map(config_map, out)?;
     }
     let summary = &assessment.summary;
     writeln!(out, "Summary:")?;
@@ -98,6 +261,62 @@ pub fn print(assessment: &Assessment, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "Result: moving changes behaviour (exit status 1).")
     } else {
         writeln!(out, "Result: nothing changes behaviour (exit status 0).")
+    }
+}
+
+fn print_config_map(config_map: &ConfigMapAssessment, out: &mut impl Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "ConfigMap {}/{} ({}): ingress-nginx's global settings",
+        config_map.namespace.escape_debug(),
+        config_map.name.escape_debug(),
+        config_map.origin
+    )?;
+    for finding in &config_map.keys {
+        let mut line = format!(
+            "  {:<28}{}: {}",
+            finding.category.label(),
+            finding.key,
+            shorten(&finding.value, 60)
+        );
+        if !finding.flags.is_empty() {
+            line.push_str(" -> ");
+            line.push_str(&finding.flags.join(" "));
+        }
+        if !finding.note.is_empty() {
+            line.push_str(" (");
+            line.push_str(&finding.note);
+            line.push(')');
+        }
+        writeln!(out, "{line}")?;
+    }
+    for finding in &config_map.defaults {
+        writeln!(
+            out,
+            "  {:<28}{} (ingress-nginx's default {}, not set here): {}",
+            finding.category.label(),
+            finding.key,
+            finding.value,
+            finding.note
+        )?;
+    }
+    if config_map.flags.is_empty() {
+        writeln!(out, "  No flag carries these settings over.")?;
+    } else {
+        writeln!(
+            out,
+            "  Carried over by: vestibule run {} ...",
+            config_map.flags.join(" ")
+        )?;
+    }
+    writeln!(out)
+}
+
+/// At most `max` characters of `text`, with `…` when cut.
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
     }
 }
 

@@ -17,6 +17,7 @@
 //! Nothing here may panic on input: unwrap, expect, panic and unchecked indexing are denied.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod affinity;
 mod auth;
 mod body;
 mod client_io;

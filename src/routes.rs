@@ -5,6 +5,7 @@
 //! sockets: backends are lists of endpoint addresses; upstream pools live in `proxy`, keyed by
 //! [`BackendKey`], so they survive reloads. Lookups are in [`router`].
 
+pub mod affinity;
 pub mod auth;
 pub mod canary;
 pub mod cidr;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use http::StatusCode;
 use serde::Serialize;
 
+pub use affinity::{CanaryAffinity, Carrier, RouteAffinity, SameSite, SessionCookie};
 pub use auth::RouteAuth;
 pub use canary::{Canary, CanaryRule, HeaderRule};
 pub use cidr::Cidr;
@@ -53,6 +55,9 @@ pub struct RouteTable {
     /// Gateway API listeners by port (sorted by port, one entry per port): what the proxy
     /// binds at `--gateway-bind` and routes there. Empty without Gateways.
     pub gateway: Vec<GatewayPort>,
+    /// Pending ACME HTTP-01 challenges (token → key authorization), answered on the plain
+    /// `--http` listener at `/.well-known/acme-challenge/TOKEN` before any routing.
+    pub acme_challenges: Arc<std::collections::BTreeMap<String, String>>,
 }
 
 impl RouteTable {
@@ -65,6 +70,7 @@ impl RouteTable {
             certificates: self.certificates.clone(),
             https_port: self.https_port,
             gateway: self.gateway.clone(),
+            acme_challenges: self.acme_challenges.clone(),
         }
     }
 }
@@ -192,6 +198,10 @@ pub struct Route {
     /// Request-rate and concurrency limits per client address (ingress-nginx's `limit-*`);
     /// `None`: none, one `Option` check.
     pub limits: Option<Arc<RouteLimits>>,
+    /// Session affinity (ingress-nginx's `affinity: cookie`, Gateway API `sessionPersistence`):
+    /// a request carrying a session goes to its endpoint while that is in the pool; `None`:
+    /// none, one `Option` check.
+    pub affinity: Option<Arc<RouteAffinity>>,
 }
 
 /// How the path the backend receives is made (ingress-nginx's `rewrite-target`).

@@ -18,6 +18,8 @@
 //! Ingress semantics (what `ImplementationSpecific` means here, precedence, conflicts) are
 //! documented in ARCHITECTURE.md and on the functions of `translate/ingress.rs`.
 
+pub mod acme;
+mod affinity;
 pub mod annotations;
 mod auth;
 mod backends;
@@ -43,6 +45,7 @@ use serde::Serialize;
 use crate::config::{Ingress, Issue, Kind, Object, ObjectKey, Origin, Snapshot, StoredObject};
 use crate::routes::{CanaryRule, RouteAuth, RouteTable, SourceRanges};
 
+use self::acme::AcmeName;
 use self::backends::Backends;
 use self::classes::{ClassDecision, OurClasses};
 use self::ingress::Builders;
@@ -82,6 +85,9 @@ pub struct TranslateOptions {
     pub allow_local_auth_urls: bool,
     /// Tenants and their hosts (`--tenancy namespace`, Docker tenants; see `tenancy.rs`).
     pub tenancy: TenancyOptions,
+    /// `--acme-directory` is set: hosts of `spec.tls` entries without a `secretName` get
+    /// certificates from the ACME task (see `acme.rs`).
+    pub acme: bool,
 }
 
 impl Default for TranslateOptions {
@@ -96,6 +102,7 @@ impl Default for TranslateOptions {
             publish_service: None,
             allow_local_auth_urls: true,
             tenancy: TenancyOptions::default(),
+            acme: false,
         }
     }
 }
@@ -148,6 +155,8 @@ pub struct Translation {
     pub domain_claims: Vec<DomainClaim>,
     /// The Service ports asking for a public TCP port, for the allocator, sorted.
     pub tcp_claims: Vec<TcpClaim>,
+    /// The hosts that ask for an ACME certificate, for the ACME task, sorted.
+    pub acme_names: Vec<AcmeName>,
 }
 
 /// Whether one Ingress is served, and why.
@@ -275,7 +284,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     let mut builders = Builders {
         table: TableBuilder::default(),
         backends: Backends::new(snapshot, options.follow_external_names),
-        tls: TlsBuilder::new(snapshot),
+        tls: TlsBuilder::new(snapshot).with_acme(options.acme),
     };
     let verifications = Verifications::from_snapshot(snapshot);
     let mut owners = HostOwners::default();
@@ -386,20 +395,24 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     statuses.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
     let tcp_claims = tcp_ports::claims(snapshot, &mut issues);
     let (backends, backend_issues) = backends.finish();
+    let acme_names = tls.acme_names();
     let (certificates, tls_issues) = tls.finish();
     issues.extend(backend_issues);
     issues.extend(tls_issues);
     issues.sort();
     issues.dedup();
     verdicts.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let mut table = table.build(backends, certificates, options.https_port);
+    table.acme_challenges = Arc::new(acme::challenges(snapshot));
     Translation {
-        table: table.build(backends, certificates, options.https_port),
+        table,
         statuses,
         issues,
         ingresses: verdicts,
         withheld,
         domain_claims: owners.claims.into_iter().collect(),
         tcp_claims,
+        acme_names,
     }
 }
 

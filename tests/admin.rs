@@ -114,6 +114,7 @@ fn hostile_table() -> RouteTable {
             grpc: false,
             cors: None,
             limits: None,
+            affinity: None,
         }],
         backends: vec![Backend {
             key: BackendKey {
@@ -167,6 +168,7 @@ fn published() -> Published {
         ],
         domain_claims: Vec::new(),
         tcp_claims: Vec::new(),
+        acme_names: Vec::new(),
     }
 }
 

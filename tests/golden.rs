@@ -53,6 +53,9 @@ struct Options {
     /// `--default-domain TENANT=DOMAIN`.
     #[serde(default)]
     default_domains: std::collections::BTreeMap<String, String>,
+    /// `--acme-directory` is set.
+    #[serde(default)]
+    acme: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +127,7 @@ fn load(case: &Path) -> (Snapshot, TranslateOptions) {
             domain_suffix: options.tenant_domain_suffix,
             default_domains: options.default_domains,
         },
+        acme: options.acme,
     };
     (snapshot, options)
 }

@@ -140,7 +140,7 @@ fn json_is_one_document_with_stable_fields() {
     let (code, document) = json(&["-f", CORPUS]);
     assert_eq!(code, Some(1));
     let top: BTreeSet<&str> = document.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(top, BTreeSet::from(["ingresses", "takeOver", "summary"]));
+    assert_eq!(top, BTreeSet::from(["ingresses", "takeOver", "summary", "configMaps"]));
 
     let ingresses = document["ingresses"].as_array().unwrap();
     let mut served = 0;
@@ -286,7 +286,7 @@ fn exits_2_on_usage_errors() {
     for args in [
         &[][..],
         &["--output", "xml", "-f", CORPUS][..],
-        &["--to", "gateway-api", "-f", CORPUS][..],
+        &["--to", "istio", "-f", CORPUS][..],
     ] {
         let out = migrate(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
@@ -349,4 +349,100 @@ fn readme_sample_is_the_real_output() {
         stdout(&out),
         "README's sample is stale: paste the output above"
     );
+}
+
+/// ingress-nginx's controller ConfigMap among the manifests: its keys become `vestibule run`
+/// flags where one does the same, the rest is classed like the annotations; the chart's other
+/// ConfigMaps (tcp-services) are not read as the controller's.
+#[test]
+fn the_controller_configmap_becomes_flags() {
+    let path = format!("{CORPUS}/41-controller-configmap.yaml");
+    let (code, document) = json(&["-f", &path]);
+    assert_eq!(
+        code,
+        Some(1),
+        "hsts, gzip and the snippet change behaviour: {document:#}"
+    );
+    let config_maps = document["configMaps"].as_array().expect("configMaps");
+    assert_eq!(config_maps.len(), 1, "{config_maps:#?}");
+    let cm = &config_maps[0];
+    assert_eq!(cm["name"], "edge-ingress-nginx-controller");
+    assert_eq!(cm["namespace"], "ingress-nginx");
+    let flags: Vec<&str> = cm["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            "--header-read-timeout 30",
+            "--max-header-size 65536",
+            "--limit-req-status-code 429",
+            "--connect-timeout 10",
+            "--response-header-timeout 120",
+            "--response-body-timeout 120",
+            "--trusted-proxy 10.0.0.0/8",
+            "--trusted-proxy 172.16.0.0/12",
+            "--drain-timeout 240",
+        ]
+    );
+    let category = |key: &str| {
+        cm["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|finding| finding["key"] == key)
+            .map(|finding| finding["category"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{key}: {cm:#}"))
+    };
+    assert_eq!(category("http-snippet"), "refused");
+    assert_eq!(category("allow-snippet-annotations"), "supported");
+    assert_eq!(category("hsts"), "unsupported");
+    assert_eq!(category("proxy-body-size"), "unsupported");
+
+    // The flags it prints are flags `vestibule run` takes, with values it accepts: clap reads
+    // every argument before the trailing --help, and refuses an unknown one or a bad value.
+    let out = Command::new(env!("CARGO_BIN_EXE_vestibule"))
+        .arg("run")
+        .args(flags.iter().flat_map(|flag| flag.split(' ')))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The text report lists it and the line to run with.
+    let text = stdout(&migrate(&["-f", &path]));
+    assert!(
+        text.contains("ConfigMap ingress-nginx/edge-ingress-nginx-controller"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Carried over by: vestibule run --header-read-timeout 30"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_explicit_configmap_is_picked_by_name_or_refused_when_missing() {
+    let path = format!("{CORPUS}/41-controller-configmap.yaml");
+    // Named explicitly, a ConfigMap without ingress-nginx's names is read too.
+    let (_, document) = json(&["-f", &path, "--configmap", "ingress-nginx/edge-ingress-nginx-tcp"]);
+    let config_maps = document["configMaps"].as_array().expect("configMaps");
+    assert_eq!(config_maps.len(), 1);
+    assert_eq!(config_maps[0]["name"], "edge-ingress-nginx-tcp");
+
+    let out = migrate(&["-f", &path, "--configmap", "ingress-nginx/missing"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).is_empty());
+    assert!(
+        stderr(&out).contains("--configmap ingress-nginx/missing"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Without a ConfigMap the JSON document has no configMaps field.
+    let (_, document) = json(&["-f", &format!("{CORPUS}/23-multi-host-tls.yaml")]);
+    assert!(document.get("configMaps").is_none(), "{document:#}");
 }

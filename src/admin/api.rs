@@ -18,8 +18,9 @@ use crate::translate::ObjectStatus;
 /// object they concern, or on an entry of their own — with an empty `status` — for an object
 /// that has no status (a Secret, an Ingress that is not served) and, with `apiVersion`
 /// `vestibule.dev/v1` and `kind` `ManifestFile`, for a file or document that did not parse, or
-/// `kind` `Container` (namespace: the tenant) for a Docker container's labels.
-pub fn statuses(published: &Published) -> Value {
+/// `kind` `Container` (namespace: the tenant) for a Docker container's labels. Last, one
+/// `AcmeCertificate` entry per ACME host (`acme`, from the ACME task; namespace: its Ingress's).
+pub fn statuses(published: &Published, acme: &[crate::metrics::AcmeCertificate]) -> Value {
     let mut by_object: BTreeMap<&ObjectKey, Vec<String>> = BTreeMap::new();
     let mut by_origin: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // Docker containers: (tenant, name) → issues, shown as entries of kind `Container`.
@@ -78,6 +79,16 @@ pub fn statuses(published: &Published) -> Value {
             "status": {},
         });
         entries.push(with_issues(entry, issues));
+    }
+    for certificate in acme {
+        let namespace = certificate.ingress.split('/').next().unwrap_or_default();
+        entries.push(json!({
+            "apiVersion": "vestibule.dev/v1",
+            "kind": "AcmeCertificate",
+            "namespace": namespace,
+            "name": certificate.host,
+            "status": certificate,
+        }));
     }
     Value::Array(entries)
 }
@@ -169,6 +180,9 @@ pub fn origin(origin: &Origin) -> Value {
         }
         Origin::TcpAllocator => {
             map.insert("source".into(), "tcpAllocator".into());
+        }
+        Origin::Acme => {
+            map.insert("source".into(), "acme".into());
         }
     }
     map.insert("text".into(), origin.to_string().into());

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::config::Issue;
 use crate::routes::RouteTable;
 use crate::translate::ObjectStatus;
+use crate::translate::acme::AcmeName;
 use crate::translate::tcp_ports::TcpClaim;
 use crate::translate::tenancy::DomainClaim;
 
@@ -30,6 +31,8 @@ pub struct Published {
     /// The Service ports asking for public TCP ports, assigned or not (read by the allocator
     /// task and the leader's annotation writer).
     pub tcp_claims: Vec<TcpClaim>,
+    /// The hosts that ask for an ACME certificate (read by the ACME task).
+    pub acme_names: Vec<AcmeName>,
 }
 
 /// The controller's publication: one `ArcSwap` of [`Published`], so a reader that loads it

@@ -110,6 +110,11 @@ impl ManifestSet {
     pub fn roots(&self) -> &[PathBuf] {
         &self.roots
     }
+
+    /// The manifest files found by the last scan, in path order.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.files.keys().map(PathBuf::as_path)
+    }
 }
 
 fn stamp(meta: &fs::Metadata) -> Stamp {

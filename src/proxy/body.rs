@@ -128,6 +128,13 @@ pub(crate) fn error_response(status: StatusCode) -> Response<ProxyBody> {
     response
 }
 
+/// `200` with a plain-text body the proxy answers itself (an ACME HTTP-01 key authorization).
+pub(crate) fn text_response(text: &str) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::Message(Some(Bytes::copy_from_slice(text.as_bytes()))));
+    response.headers_mut().insert(CONTENT_TYPE, TEXT_PLAIN);
+    response
+}
+
 /// A gRPC "trailers-only" answer with status `UNAVAILABLE` (14): HTTP 200, the status in the
 /// headers, no message. For GRPCRoute rules whose backend cannot be used, where the spec wants
 /// `UNAVAILABLE` rather than an HTTP error (which gRPC clients read as `UNKNOWN` for a 500).

@@ -18,7 +18,7 @@ use http::uri::Uri;
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
-use super::body::{ProxyBody, error_response, grpc_unavailable};
+use super::body::{ProxyBody, error_response, grpc_unavailable, text_response};
 use super::headers::{
     Forwarded, Peer, X_FORWARDED_PROTO, client_address, is_h2c_upgrade, is_upgrade, scan, strip_h2c_upgrade,
     strip_hop_by_hop, strip_hop_by_hop_if, strip_underscored,
@@ -28,6 +28,9 @@ use super::upgrade::{splice, splice_native};
 use super::upstream::{Deadlines, Failure, Reply};
 use crate::metrics::{ClientErrorKind, TimeoutKind, count_client_error, count_timeout};
 use crate::routes::{Redirect, RequestInfo, RouteAction, RouteId, SplitTarget, VirtualHost, normalize_path};
+
+/// Where ACME HTTP-01 validation asks for a token (RFC 8555 §8.3).
+const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// What every request of one client connection shares.
 pub(crate) struct Client {
@@ -334,6 +337,18 @@ async fn handle(
         count_client_error(ClientErrorKind::Connect);
         return (closing(error_response(StatusCode::METHOD_NOT_ALLOWED)), None);
     }
+    // ACME HTTP-01 on the plain Ingress listener, before routing (an HTTPS redirect or a
+    // catch-all route must not swallow it). Unknown tokens fall through to the routes.
+    if !client.tls && client.gateway_port.is_none() && !table.acme_challenges.is_empty() {
+        if let Some(answer) = request
+            .uri()
+            .path()
+            .strip_prefix(ACME_CHALLENGE_PREFIX)
+            .and_then(|token| table.acme_challenges.get(token))
+        {
+            return (text_response(answer), None);
+        }
+    }
     // The Host as received; HTTP/2 clients send `:authority` instead. Two Host headers are
     // refused (RFC 9112 §3.2): which one a backend would believe is anybody's guess.
     let mut hosts = request.headers().get_all(HOST).iter();
@@ -467,13 +482,34 @@ async fn handle(
             None => return (error_response(StatusCode::INTERNAL_SERVER_ERROR), Some(id)),
         }
     }
+    // Session affinity: the endpoint the request's session names, when it is one of the route's.
+    // Boxed: routes without it carry one pointer in the request's future.
+    let mut sticky = route.affinity.as_ref().map(|affinity| {
+        Box::new(super::affinity::Sticky::find(
+            affinity,
+            route,
+            installed,
+            request.headers(),
+        ))
+    });
     let (backend, gateway) = match &route.action {
         RouteAction::Respond(_) if route.grpc => return (grpc_unavailable(), Some(id)),
         RouteAction::Respond(status) => return (error_response(*status), Some(id)),
-        RouteAction::Forward(backend) => match &route.canary {
-            Some(canary) if canary.chooses(request.headers()) => (canary.backend, None),
-            _ => (*backend, None),
-        },
+        RouteAction::Forward(backend) => {
+            let by_rule = || match &route.canary {
+                Some(canary) if canary.chooses(request.headers()) => canary.backend,
+                _ => *backend,
+            };
+            match &sticky {
+                None => (by_rule(), None),
+                Some(sticky) => (
+                    sticky
+                        .backend(|| Some(by_rule()), route.canary.is_some())
+                        .unwrap_or(*backend),
+                    None,
+                ),
+            }
+        }
         RouteAction::Gateway(action) => {
             if let Some(redirect) = &action.redirect {
                 let port = client.gateway_port.unwrap_or(0);
@@ -482,7 +518,8 @@ async fn handle(
                     Some(id),
                 );
             }
-            match action.backends.pick() {
+            let session = sticky.as_ref().and_then(|sticky| sticky.backend(|| None, false));
+            match session.map(SplitTarget::Backend).or_else(|| action.backends.pick()) {
                 Some(SplitTarget::Backend(backend)) => (backend, Some(action)),
                 // Every weight 0, or this share belongs to an invalid backend: 500 (gRPC:
                 // UNAVAILABLE), as the spec says.
@@ -504,6 +541,9 @@ async fn handle(
         }
         return (error_response(route.unavailable), Some(id));
     };
+    if let Some(sticky) = &mut sticky {
+        sticky.choose(backend, upstream);
+    }
 
     if let Some(action) = gateway {
         action.request_headers.apply(request.headers_mut());
@@ -574,8 +614,13 @@ async fn handle(
     let outgoing = upstream.outgoing(request, forwarded, config.upstream_h1_native);
     // Awaited where it is made: a future kept in a local first is copied once more.
     let result = match route.timeouts.request {
-        None => upstream.send(outgoing, deadlines, metrics).await,
-        Some(limit) => match tokio::time::timeout(limit, upstream.send(outgoing, deadlines, metrics)).await {
+        None => upstream.send(outgoing, deadlines, metrics, sticky.as_deref_mut()).await,
+        Some(limit) => match tokio::time::timeout(
+            limit,
+            upstream.send(outgoing, deadlines, metrics, sticky.as_deref_mut()),
+        )
+        .await
+        {
             Ok(result) => result,
             Err(_) => {
                 metrics.upstream_error(&upstream.key, "timeout");
@@ -591,6 +636,9 @@ async fn handle(
                 let mut response = response;
                 if let Some(action) = gateway {
                     action.response_headers.apply(response.headers_mut());
+                }
+                if let Some(sticky) = &sticky {
+                    give_session(sticky, client.tls, response.headers_mut());
                 }
                 return (response.map(ProxyBody::Native), Some(id));
             }
@@ -628,8 +676,19 @@ async fn handle(
     if let Some(action) = gateway {
         action.response_headers.apply(&mut parts.headers);
     }
+    if let Some(sticky) = &sticky {
+        give_session(sticky, client.tls, &mut parts.headers);
+    }
     parts.version = Version::HTTP_11;
     (Response::from_parts(parts, ProxyBody::upstream(body, lease)), Some(id))
+}
+
+/// Adds the session's `Set-Cookie` (or header) to an answer from the backend, when the client
+/// needs a new session.
+fn give_session(sticky: &super::affinity::Sticky, tls: bool, headers: &mut http::HeaderMap) {
+    if let Some((name, value)) = sticky.answer(tls) {
+        headers.append(name, value);
+    }
 }
 
 /// A Gateway API `RequestRedirect`: `Location` from the request with the filter's scheme,

@@ -25,6 +25,7 @@ use tokio::time::timeout;
 
 use self::pool::{Lease, PoolKey};
 use self::watched::{WatchedBody, await_head};
+use super::affinity::{Sticky, Token};
 use super::headers::Forwarded;
 use crate::metrics::Metrics;
 use crate::routes::{Backend, BackendKey, BackendTarget, UpstreamProtocol};
@@ -42,6 +43,9 @@ pub(crate) struct Upstream {
     protocol: UpstreamProtocol,
     balancer: Arc<Balancer>,
     guard: Arc<ExternalGuard>,
+    /// The session tokens of the endpoints, sorted, with their index: made on the first request
+    /// of a route with session affinity, never for others.
+    sessions: std::sync::OnceLock<Box<[(Token, usize)]>>,
 }
 
 /// Which addresses an ExternalName backend may reach. A name is the Service author's word
@@ -217,6 +221,33 @@ impl Upstream {
             protocol: backend.protocol,
             balancer,
             guard,
+            sessions: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The index of the endpoint whose session token is `token`.
+    pub fn endpoint_of(&self, token: &Token) -> Option<usize> {
+        let sessions = self.sessions.get_or_init(|| {
+            let Target::Endpoints(addrs) = &self.target else {
+                return Box::default();
+            };
+            let mut sessions: Vec<(Token, usize)> = addrs
+                .iter()
+                .enumerate()
+                .map(|(index, addr)| (super::affinity::token(*addr), index))
+                .collect();
+            sessions.sort_unstable();
+            sessions.into_boxed_slice()
+        });
+        let found = sessions.binary_search_by(|(candidate, _)| candidate.cmp(token)).ok()?;
+        sessions.get(found).map(|(_, index)| *index)
+    }
+
+    /// The endpoint at `index`.
+    pub fn endpoint(&self, index: usize) -> Option<SocketAddr> {
+        match &self.target {
+            Target::Endpoints(addrs) => addrs.get(index).copied(),
+            Target::External(_) => None,
         }
     }
 
@@ -244,6 +275,19 @@ impl Upstream {
         } else {
             key.clone()
         }
+    }
+
+    /// The session's endpoint, else the next one in round-robin order; `sticky` learns which.
+    fn pick_for(&self, sticky: Option<&mut Sticky>) -> Option<PoolKey> {
+        let Some(sticky) = sticky else {
+            return self.pick();
+        };
+        let key = match sticky.pinned.and_then(|index| self.endpoint(index)) {
+            Some(addr) => Some(PoolKey::Addr(addr)),
+            None => self.pick(),
+        };
+        sticky.used = key.as_ref().and_then(PoolKey::addr);
+        key
     }
 
     /// The next endpoint in round-robin order.
@@ -310,14 +354,22 @@ impl Upstream {
     ///
     /// hyper's clients' exchanges are boxed: their futures are twice the size of our own
     /// client's, and inline they would size (and be copied with) every request's future.
-    pub async fn send(&self, outgoing: Outgoing, deadlines: Deadlines, metrics: &Metrics) -> Result<Reply, Failure> {
+    /// `sticky`: the request's session (routes with session affinity), which learns the
+    /// endpoint the exchange went to.
+    pub async fn send(
+        &self,
+        outgoing: Outgoing,
+        deadlines: Deadlines,
+        metrics: &Metrics,
+        sticky: Option<&mut Sticky>,
+    ) -> Result<Reply, Failure> {
         match (outgoing, self.protocol) {
-            (Outgoing::Native(prepared), _) => self.send_native(prepared, deadlines, metrics).await,
+            (Outgoing::Native(prepared), _) => self.send_native(prepared, deadlines, metrics, sticky).await,
             (Outgoing::Hyper(request), UpstreamProtocol::Http1 | UpstreamProtocol::Https) => {
-                Box::pin(self.send_h1(request, deadlines, metrics)).await
+                Box::pin(self.send_h1(request, deadlines, metrics, sticky)).await
             }
             (Outgoing::Hyper(request), UpstreamProtocol::H2c | UpstreamProtocol::H2Tls) => {
-                Box::pin(self.send_h2(request, deadlines, metrics)).await
+                Box::pin(self.send_h2(request, deadlines, metrics, sticky)).await
             }
         }
     }
@@ -330,9 +382,10 @@ impl Upstream {
         prepared: h1::Prepared,
         deadlines: Deadlines,
         metrics: &Metrics,
+        mut sticky: Option<&mut Sticky>,
     ) -> Result<Reply, Failure> {
         let mut prepared = prepared;
-        let Some(key) = self.pick() else {
+        let Some(key) = self.pick_for(sticky.as_deref_mut()) else {
             return Err(Failure::Connect);
         };
         let mut limits = h1::Limits {
@@ -354,6 +407,9 @@ impl Upstream {
         let (key, stream) = self
             .connect_once_more(key, metrics, |key| async move { connect_tcp(&key, how).await })
             .await?;
+        if let Some(sticky) = sticky {
+            sticky.used = key.addr();
+        }
         // This attempt starts now, after connecting.
         limits.started = None;
         match h1::exchange(h1::Conn::new(stream), key, prepared, false, limits).await {
@@ -406,10 +462,11 @@ impl Upstream {
         request: Request<Incoming>,
         deadlines: Deadlines,
         metrics: &Metrics,
+        mut sticky: Option<&mut Sticky>,
     ) -> Result<Reply, Failure> {
         let (request, watch) = watched(request, deadlines.max_request_body);
         let mut request = request;
-        let Some(key) = self.pick() else {
+        let Some(key) = self.pick_for(sticky.as_deref_mut()) else {
             return Err(Failure::Connect);
         };
         let wait = |send| await_head(send, &watch, deadlines.response_header, deadlines.request_body_idle);
@@ -429,6 +486,9 @@ impl Upstream {
         let (key, mut conn) = self
             .connect_once_more(key, metrics, |key| async move { connect_h1(&key, how, tls).await })
             .await?;
+        if let Some(sticky) = sticky {
+            sticky.used = key.addr();
+        }
         match wait(conn.try_send_request(request)).await {
             Ok(Ok(response)) => Ok(Reply::Hyper(response, Some(Lease::new(self.pooled(&key), conn)))),
             Ok(Err(_)) => Err(self.record(metrics, self.exchange_failure(&watch))),
@@ -459,12 +519,13 @@ impl Upstream {
         request: Request<Incoming>,
         deadlines: Deadlines,
         metrics: &Metrics,
+        mut sticky: Option<&mut Sticky>,
     ) -> Result<Reply, Failure> {
         let mut request = request;
         to_h2_form(&mut request, self.tls());
         let (request, watch) = watched(request, deadlines.max_request_body);
         let mut request = request;
-        let Some(key) = self.pick() else {
+        let Some(key) = self.pick_for(sticky.as_deref_mut()) else {
             return Err(Failure::Connect);
         };
         let wait = |send| await_head(send, &watch, deadlines.response_header, deadlines.request_body_idle);
@@ -483,6 +544,9 @@ impl Upstream {
         let (key, mut conn) = self
             .connect_once_more(key, metrics, |key| async move { connect_h2(&key, how, tls).await })
             .await?;
+        if let Some(sticky) = sticky {
+            sticky.used = key.addr();
+        }
         pool::offer_h2(self.pooled(&key), conn.clone());
         match wait(conn.try_send_request(request)).await {
             Ok(Ok(response)) => Ok(Reply::Hyper(response, None)),

@@ -210,6 +210,9 @@ impl RouteTable {
                 }),
             );
         }
+        if let Some(affinity) = &route.affinity {
+            out.insert("affinity".into(), describe_affinity(affinity));
+        }
         if let Some(timeout) = route.timeouts.request {
             out.insert("requestTimeoutMs".into(), json!(timeout.as_millis() as u64));
         }
@@ -487,6 +490,31 @@ fn describe_auth(auth: &crate::routes::RouteAuth) -> Value {
     Value::Object(out)
 }
 
+/// A route's session affinity for `/api/routes`.
+fn describe_affinity(affinity: &crate::routes::RouteAffinity) -> Value {
+    use crate::routes::{CanaryAffinity, Carrier};
+    let mut out = match &affinity.carrier {
+        Carrier::Cookie(cookie) => json!({
+            "cookie": &cookie.name,
+            "path": &cookie.path,
+            "domain": cookie.domain,
+            "maxAgeSeconds": cookie.max_age,
+            "sameSite": cookie.same_site.map(|s| s.as_str()),
+            "secure": cookie.secure,
+        }),
+        Carrier::Header(name) => json!({ "header": name.as_str() }),
+    };
+    if let Value::Object(map) = &mut out {
+        let canary = match affinity.canary {
+            CanaryAffinity::Sticky => "sticky",
+            CanaryAffinity::Legacy => "legacy",
+        };
+        map.insert("canaryBehavior".into(), json!(canary));
+        map.insert("changeOnFailure".into(), json!(affinity.change_on_failure));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -513,6 +541,7 @@ mod tests {
             grpc: false,
             cors: None,
             limits: None,
+            affinity: None,
         }
     }
 

@@ -289,6 +289,14 @@ impl WeightedBackends {
             .collect()
     }
 
+    /// The backends that receive requests (weight above 0), in order.
+    pub fn backends(&self) -> impl Iterator<Item = BackendId> + '_ {
+        self.targets.iter().filter_map(|(target, _)| match target {
+            SplitTarget::Backend(id) => Some(*id),
+            SplitTarget::Respond(_) => None,
+        })
+    }
+
     /// The next target; `None` when every weight is 0 (the spec answers 500 then).
     pub fn pick(&self) -> Option<SplitTarget> {
         match self.targets.as_slice() {

@@ -86,7 +86,9 @@ const TLS_AUTH: Support = Unsupported("no client certificate checks yet: protect
 const SOURCE_RANGE: Support = Differs(
     "others get 403; the client address is the connection's peer, or behind a --trusted-proxy the client X-Forwarded-For names (ingress-nginx: with use-forwarded-headers); an address that cannot be read is refused",
 );
-const AFFINITY: Support = Unsupported("no session affinity yet: requests are balanced round robin");
+const AFFINITY: Support = Differs(
+    "the cookie names the endpoint by a keyed hash (HMAC-SHA256, a key made when the process starts): after a restart, or on another replica, the session picks an endpoint again and gets a new cookie (ingress-nginx hashes the endpoint address without a key)",
+);
 const CANARY: Support = Differs(
     "the canary's backend joins the routes of the primary Ingress with the same host and path (the oldest canary per route); without one the canary is not served; the weight is spread evenly over each window of canary-weight-total requests (ingress-nginx: random)",
 );
@@ -113,8 +115,18 @@ const NEXT_UPSTREAM: Support = Unsupported("no retries on another endpoint yet")
 /// test fails when they disagree).
 pub static CATALOGUE: &[Entry] = &[
     e("affinity", AFFINITY),
-    e("affinity-canary-behavior", AFFINITY),
-    e("affinity-mode", AFFINITY),
+    e(
+        "affinity-canary-behavior",
+        Differs(
+            "sticky (the default): a session naming an endpoint of the primary or the canary backend stays there, the canary rule decides only for requests without one; legacy: the canary rule decides every request, the session then picks within that backend",
+        ),
+    ),
+    e(
+        "affinity-mode",
+        Differs(
+            "balanced and persistent alike: a session stays with its endpoint while it is ready; endpoints added later get new sessions only (ingress-nginx's balanced mode moves some sessions to them)",
+        ),
+    ),
     e("allowlist-source-range", SOURCE_RANGE),
     e(
         "app-root",
@@ -348,15 +360,29 @@ pub static CATALOGUE: &[Entry] = &[
         "service-upstream",
         Unsupported("requests go to the Service's endpoints directly"),
     ),
-    e("session-cookie-change-on-failure", AFFINITY),
-    e("session-cookie-conditional-samesite-none", AFFINITY),
-    e("session-cookie-domain", AFFINITY),
-    e("session-cookie-expires", AFFINITY),
-    e("session-cookie-max-age", AFFINITY),
-    e("session-cookie-name", AFFINITY),
-    e("session-cookie-path", AFFINITY),
-    e("session-cookie-samesite", AFFINITY),
-    e("session-cookie-secure", AFFINITY),
+    e(
+        "session-cookie-change-on-failure",
+        Differs("a failure is a connect failure, after which one other endpoint is tried; answers are never retried"),
+    ),
+    e(
+        "session-cookie-conditional-samesite-none",
+        NoOp("SameSite=None is sent to every browser"),
+    ),
+    e("session-cookie-domain", Honoured),
+    e(
+        "session-cookie-expires",
+        Differs("sent as Max-Age (when session-cookie-max-age is not set), not as an Expires date"),
+    ),
+    e("session-cookie-max-age", Honoured),
+    e("session-cookie-name", Honoured),
+    e(
+        "session-cookie-path",
+        Differs(
+            "without it, each route's path; a regular expression path gets / and a warning (ingress-nginx requires the annotation there)",
+        ),
+    ),
+    e("session-cookie-samesite", Honoured),
+    e("session-cookie-secure", Honoured),
     e("ssl-ciphers", Unsupported("TLS settings are global (rustls defaults)")),
     e(
         "ssl-passthrough",

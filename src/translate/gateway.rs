@@ -18,7 +18,7 @@ mod grpc_route;
 mod http_route;
 mod listeners;
 mod router;
-mod rules;
+pub(crate) mod rules;
 mod stream_route;
 
 use serde_json::{Value, json};
@@ -55,6 +55,7 @@ const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteQueryParamMatching",
     "HTTPRouteResponseHeaderModification",
     "HTTPRouteSchemeRedirect",
+    "HTTPRouteSessionPersistenceCookie",
     "GRPCRoute",
     "ReferenceGrant",
     "TCPRoute",

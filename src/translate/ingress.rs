@@ -65,6 +65,7 @@ pub(crate) fn add_ingress<'s>(
             &ingress.metadata.annotations,
             report,
         ),
+        affinity: super::affinity::ingress_affinity(&ingress.metadata.annotations, report),
     };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();
@@ -149,11 +150,22 @@ pub(crate) fn add_ingress<'s>(
                      ImplementationSpecific makes it one): its groups are empty",
                 );
             }
+            if regex.is_some()
+                && let Some(affinity) = &policy.affinity
+                && !affinity.path_written
+            {
+                report.warning(
+                    format!("{}.path", field()),
+                    "a regular expression path needs nginx.ingress.kubernetes.io/session-cookie-path for the \
+                     session cookie, as in ingress-nginx: its cookie has Path=/",
+                );
+            }
             let route = builders.table.add_route(
                 format!("{route_prefix}/rules[{i}]/paths[{j}]"),
                 backend,
                 &policy,
                 regex.as_ref(),
+                if regex.is_some() { None } else { path.path.as_deref() },
             );
             builders.table.insert(vhost, matcher, regex, route);
         }
@@ -395,9 +407,10 @@ fn add_default_backend<'s>(
                     builders,
                     report,
                 );
-                let id = builders
-                    .table
-                    .add_route(format!("{route_prefix}/defaultBackend"), backend, policy, None);
+                let id =
+                    builders
+                        .table
+                        .add_route(format!("{route_prefix}/defaultBackend"), backend, policy, None, None);
                 route = Some(id);
                 id
             }

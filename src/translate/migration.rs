@@ -19,6 +19,11 @@ use super::annotations::{self, Classified, GENERIC_PREFIX, NGINX_PREFIX, Support
 use super::classes::{ClassDecision, class_name};
 use super::{AnnotationAdmission, CANARY_INVALID_REASON, Reporter, annotation_admission, ingress};
 
+pub mod configmap;
+pub mod to_gateway;
+
+pub use configmap::ConfigMapAssessment;
+
 /// ingress-nginx's IngressClass `spec.controller`.
 pub const INGRESS_NGINX_CONTROLLER: &str = ingress::INGRESS_NGINX_CONTROLLER;
 
@@ -177,12 +182,16 @@ pub struct Assessment {
     pub ingresses: Vec<IngressAssessment>,
     pub take_over: Vec<TakeOver>,
     pub summary: Summary,
+    /// ingress-nginx's controller ConfigMaps found among the manifests (its global settings),
+    /// each key mapped to `vestibule run` flags or classed; absent when none was read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config_maps: Vec<ConfigMapAssessment>,
 }
 
 impl Assessment {
     /// Whether anything would behave otherwise than under ingress-nginx (`migrate` exits 1).
     pub fn changes_behaviour(&self) -> bool {
-        self.summary.changes_behaviour > 0
+        self.summary.changes_behaviour > 0 || self.config_maps.iter().any(|cm| cm.changes_behaviour)
     }
 }
 
@@ -255,6 +264,7 @@ pub fn assess(snapshot: &Snapshot, controller_name: &str) -> Assessment {
         ingresses,
         take_over,
         summary,
+        config_maps: Vec::new(),
     }
 }
 

@@ -41,6 +41,8 @@ pub(crate) struct RoutePolicy {
     pub(crate) timeouts: RouteTimeouts,
     pub(crate) cors: Option<Arc<RouteCors>>,
     pub(crate) limits: Option<Arc<RouteLimits>>,
+    /// `affinity: cookie` and `session-cookie-*`.
+    pub(crate) affinity: Option<super::affinity::AffinityPolicy>,
 }
 
 /// `rewrite-target`, parsed.
@@ -163,6 +165,7 @@ impl TableBuilder {
         backend: usize,
         policy: &RoutePolicy,
         regex: Option<&Regex>,
+        cookie_path: Option<&str>,
     ) -> RouteId {
         self.routes.push(Route {
             name: Arc::from(name),
@@ -179,6 +182,7 @@ impl TableBuilder {
             grpc: false,
             cors: policy.cors.clone(),
             limits: policy.limits.clone(),
+            affinity: policy.affinity.as_ref().map(|affinity| affinity.for_path(cookie_path)),
         });
         self.routes.len() - 1
     }
@@ -338,6 +342,7 @@ impl TableBuilder {
             certificates,
             https_port: https_port.filter(|port| *port != 443),
             gateway: self.gateway,
+            acme_challenges: Arc::default(),
         }
     }
 }

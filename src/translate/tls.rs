@@ -14,10 +14,11 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::sign::CertifiedKey;
 
-use crate::config::{Ingress, Issue, Kind, Object, Secret, Snapshot};
+use crate::config::{Ingress, Issue, Kind, Object, Origin, Secret, Snapshot};
 use crate::routes::{CertificateSummary, Certificates};
 
 use super::Reporter;
+use super::acme::{self, AcmeName, WILDCARD_REASON};
 use super::hosts::{HostPattern, parse_host};
 
 /// Why a Secret gave no certificate.
@@ -43,6 +44,11 @@ pub(crate) struct TlsBuilder<'s> {
     claims: BTreeMap<HostPattern, Claim>,
     /// Issues of Secrets.
     issues: Vec<Issue>,
+    /// `--acme-directory` is set: `spec.tls` entries without a `secretName` ask for an ACME
+    /// certificate.
+    acme: bool,
+    /// The hosts that asked for one, first asker kept.
+    acme_names: BTreeMap<String, AcmeName>,
 }
 
 impl<'s> TlsBuilder<'s> {
@@ -52,7 +58,15 @@ impl<'s> TlsBuilder<'s> {
             secrets: HashMap::new(),
             claims: BTreeMap::new(),
             issues: Vec::new(),
+            acme: false,
+            acme_names: BTreeMap::new(),
         }
+    }
+
+    /// Hosts of `spec.tls` entries without a `secretName` get ACME certificates.
+    pub(crate) fn with_acme(mut self, acme: bool) -> Self {
+        self.acme = acme;
+        self
     }
 
     /// Adds the `spec.tls` entries of one Ingress (Ingresses come oldest first). `rule_hosts`
@@ -105,6 +119,12 @@ impl<'s> TlsBuilder<'s> {
             }
             let names = hosts_get(&hosts);
             let Some(secret_name) = tls.secret_name.as_deref().filter(|name| !name.is_empty()) else {
+                if self.acme {
+                    for (field, host) in hosts {
+                        self.add_acme(field, host, report);
+                    }
+                    continue;
+                }
                 report.warning(
                     format!("spec.tls[{i}]"),
                     format!("no secretName: {names} the default certificate"),
@@ -138,6 +158,74 @@ impl<'s> TlsBuilder<'s> {
                 self.claim(host, field, &key, &secret, report);
             }
         }
+    }
+
+    /// One host of a `spec.tls` entry without a `secretName`, with ACME on: listed for the
+    /// ACME task, and served with the certificate it issued, if any yet.
+    fn add_acme(&mut self, field: String, host: HostPattern, report: &mut Reporter<'_>) {
+        let ingress = report.object_name();
+        let name = host.display();
+        let HostPattern::Exact(exact) = &host else {
+            report.warning(
+                &field,
+                format!("host {name:?} gets the default certificate: no ACME certificate for it: {WILDCARD_REASON}"),
+            );
+            self.acme_names.entry(name.clone()).or_insert(AcmeName {
+                host: name,
+                ingress,
+                not_issuable: Some(WILDCARD_REASON.to_string()),
+            });
+            return;
+        };
+        self.acme_names.entry(name.clone()).or_insert(AcmeName {
+            host: name.clone(),
+            ingress,
+            not_issuable: None,
+        });
+        let snapshot: &'s Snapshot = self.snapshot;
+        let issued = snapshot
+            .get(Kind::Secret, acme::NAMESPACE, &acme::certificate_secret_name(exact))
+            .filter(|stored| stored.origin == Origin::Acme);
+        let Some(stored) = issued else {
+            report.warning(
+                &field,
+                format!(
+                    "no secretName: a certificate for host {name:?} is ordered from the ACME CA (--acme-directory); \
+                     until it is issued the host gets the default certificate"
+                ),
+            );
+            return;
+        };
+        let secret_name = stored.key().name;
+        let Object::Secret(secret) = &stored.object else {
+            return;
+        };
+        match self.load(acme::NAMESPACE, secret.metadata.name.as_str()) {
+            Ok(key) => {
+                let secret = format!("{}/{secret_name}", acme::NAMESPACE);
+                self.claim(host, field, &key, &secret, report);
+            }
+            Err(_) => report.warning(
+                &field,
+                format!("the ACME certificate of host {name:?} cannot be used; the host gets the default certificate"),
+            ),
+        }
+    }
+
+    /// The hosts that ask for an ACME certificate, sorted; hosts an older Ingress gave a
+    /// certificate from a Secret of its own are left out.
+    pub(crate) fn acme_names(&self) -> Vec<AcmeName> {
+        self.acme_names
+            .values()
+            .filter(|name| {
+                let claimed = match parse_host(&name.host) {
+                    Ok(parsed) => self.claims.get(&parsed.pattern),
+                    Err(_) => None,
+                };
+                claimed.is_none_or(|claim| claim.secret.starts_with(&format!("{}/", acme::NAMESPACE)))
+            })
+            .cloned()
+            .collect()
     }
 
     fn claim(

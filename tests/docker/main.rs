@@ -585,7 +585,10 @@ fn bad_docker_flags_fail_the_start_with_the_flag_named() {
             &["--docker", "a=unix:///x.sock", "--state-dir", state_dir],
             "tcp-ports.json is not a TCP port state file",
         ),
-        (&["--state-dir", state_dir], "--state-dir need --docker"),
+        (
+            &["--state-dir", state_dir],
+            "--state-dir needs --docker, --acme-directory, or Services that can ask for TCP ports (-f or --kubernetes)",
+        ),
     ];
     for (args, expected) in cases {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_vestibule"))

@@ -5,6 +5,8 @@
 mod dns;
 mod support;
 
+mod acme;
+mod affinity;
 mod commands;
 mod domains;
 mod gateway;
@@ -17,6 +19,7 @@ mod ingress_nginx;
 mod ingress_nginx_auth;
 mod ingress_nginx_limits;
 mod ingress_nginx_routing;
+mod migrate_gateway;
 mod recording;
 mod reload;
 mod serving;

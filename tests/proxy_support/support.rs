@@ -314,6 +314,7 @@ impl TableBuilder {
             grpc: false,
             cors: None,
             limits: None,
+            affinity: None,
         });
         let key = prefix.trim_end_matches('/').to_string();
         self.table.http.vhosts[vhost]

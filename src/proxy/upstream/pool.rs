@@ -29,6 +29,17 @@ pub(crate) enum PoolKey {
     Tls(Box<PoolKey>),
 }
 
+impl PoolKey {
+    /// The endpoint's address (`None` for an ExternalName).
+    pub(crate) fn addr(&self) -> Option<SocketAddr> {
+        match self {
+            PoolKey::Addr(addr) => Some(*addr),
+            PoolKey::Name(..) => None,
+            PoolKey::Tls(inner) => inner.addr(),
+        }
+    }
+}
+
 type H1 = http1::SendRequest<WatchedBody>;
 type H2 = http2::SendRequest<WatchedBody>;
 

@@ -24,6 +24,7 @@ fn route(name: &str) -> Route {
         grpc: false,
         cors: None,
         limits: None,
+        affinity: None,
     }
 }
 

@@ -76,6 +76,7 @@ pub(crate) fn convert(route: &GrpcRoute) -> Converted {
             filters: rule.filters.clone(),
             backend_refs: rule.backend_refs.clone(),
             timeouts: None,
+            session_persistence: rule.session_persistence.clone(),
         });
     }
     Converted {

@@ -129,6 +129,7 @@ pub(crate) fn add_route<'s>(
                 grpc: kind == RouteKind::Grpc,
                 cors: None,
                 limits: None,
+                affinity: spec.affinity.clone(),
             });
             for (m, matched) in spec.matches.iter().enumerate() {
                 let precedence = (

@@ -36,6 +36,8 @@ pub(crate) struct RuleSpec<'s> {
     pub(crate) response_headers: HeaderEdits,
     pub(crate) rewrite: Option<UrlRewrite>,
     pub(crate) timeouts: RouteTimeouts,
+    /// `sessionPersistence`.
+    pub(crate) affinity: Option<std::sync::Arc<crate::routes::RouteAffinity>>,
     pub(crate) rule: &'s HttpRouteRule,
 }
 
@@ -72,6 +74,7 @@ pub(crate) fn rule_spec<'s>(
         response_headers: HeaderEdits::default(),
         rewrite: None,
         timeouts: RouteTimeouts::default(),
+        affinity: None,
         rule,
     };
     let mut seen = std::collections::BTreeSet::new();
@@ -164,7 +167,37 @@ pub(crate) fn rule_spec<'s>(
             }
         }
     }
+    let errors_before = report.issues.len();
+    match crate::translate::affinity::session_persistence(
+        rule.session_persistence.as_ref(),
+        cookie_path(rule),
+        &field(".sessionPersistence".into()),
+        report,
+    ) {
+        Ok(affinity) => spec.affinity = affinity,
+        Err(message) => {
+            unsupported.get_or_insert(message);
+        }
+    }
+    if report.issues[errors_before..].iter().any(|issue| issue.is_error()) {
+        ok = false;
+    }
     ok.then_some(spec)
+}
+
+/// The session cookie's path: the rule's one `Exact` or `PathPrefix` path, else `/` (a
+/// cookie has one path; several matches share the cookie of `/`).
+fn cookie_path(rule: &HttpRouteRule) -> Option<&str> {
+    match &rule.matches[..] {
+        [only] => {
+            let path = only.path.as_ref()?;
+            match path.type_.as_deref().unwrap_or("PathPrefix") {
+                "Exact" | "PathPrefix" => path.value.as_deref(),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 type Invalid = (String, String);
@@ -439,7 +472,7 @@ fn rewrite(
 }
 
 /// A Gateway API duration: up to four of `<digits>(h|m|s|ms)`, as `1h`, `10s`, `1m30s`, `500ms`.
-fn parse_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     let mut parts = 0;

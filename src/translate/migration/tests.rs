@@ -263,7 +263,7 @@ fn an_honoured_generic_prefix_annotation_is_a_change_from_ingress_nginx() {
     assert_eq!(kinds(old), [FindingKind::GenericPrefix]);
     assert!(old.changes_behaviour);
     // An unsupported one was ignored by both: nothing more than the annotation's own line.
-    let assessment = assess_yaml(&ingress("old", r#"ingress.kubernetes.io/affinity: cookie"#, false));
+    let assessment = assess_yaml(&ingress("old", r#"ingress.kubernetes.io/load-balance: ewma"#, false));
     assert!(only(&assessment).findings.is_empty());
 }
 
