@@ -33,6 +33,7 @@ pub mod migration;
 mod paths;
 mod status;
 mod table;
+pub mod tcp_ports;
 pub mod tenancy;
 mod tls;
 
@@ -49,6 +50,7 @@ use self::backends::Backends;
 use self::classes::{ClassDecision, OurClasses};
 use self::ingress::Builders;
 use self::table::TableBuilder;
+use self::tcp_ports::TcpClaim;
 use self::tenancy::{DomainClaim, HostGate, HostOwners, TenancyOptions, Verifications};
 use self::tls::TlsBuilder;
 
@@ -151,6 +153,8 @@ pub struct Translation {
     pub withheld: BTreeSet<ObjectKey>,
     /// The custom domains tenants claim, for the domain verifier, sorted.
     pub domain_claims: Vec<DomainClaim>,
+    /// The Service ports asking for a public TCP port, for the allocator, sorted.
+    pub tcp_claims: Vec<TcpClaim>,
     /// The hosts that ask for an ACME certificate, for the ACME task, sorted.
     pub acme_names: Vec<AcmeName>,
 }
@@ -389,6 +393,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         &mut issues,
     ));
     statuses.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
+    let tcp_claims = tcp_ports::claims(snapshot, &mut issues);
     let (backends, backend_issues) = backends.finish();
     let acme_names = tls.acme_names();
     let (certificates, tls_issues) = tls.finish();
@@ -406,6 +411,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         ingresses: verdicts,
         withheld,
         domain_claims: owners.claims.into_iter().collect(),
+        tcp_claims,
         acme_names,
     }
 }

@@ -24,3 +24,4 @@ mod recording;
 mod reload;
 mod serving;
 mod streaming;
+mod tcp_ports;
