@@ -7,6 +7,8 @@
 //! of it sent to the client). Then the next try starts unless: the tries are used up; every
 //! endpoint was tried (`distinct`); the budget passed; the body cannot be sent again (not
 //! kept); or the request was sent with a non-idempotent method the policy does not retry.
+//! A body that is not kept (over 64 KiB, or of unknown length) is sent as without a policy: a
+//! failed connection is tried once more on another endpoint, before any byte left.
 //! The last try's outcome is the answer. Nothing is retried once the response was handed on:
 //! the client never receives a byte of a failed try.
 //!
@@ -114,6 +116,11 @@ async fn in_turn(
     let mut done = 0usize;
     loop {
         let again = outgoing.replay();
+        if again.is_none() && done == 0 && policy.retries() {
+            // A body that was not kept cannot go out twice: sent as without a policy (a failed
+            // connection is tried once more on another endpoint, before any byte left).
+            return upstream.send(outgoing, deadlines, metrics, sticky, None).await;
+        }
         let mut limits = deadlines;
         if done > 0 {
             limits.started = Instant::now();
