@@ -347,7 +347,9 @@ impl Upstream {
             (Some(addr), _) => Some(PoolKey::Addr(addr)),
             (None, Target::Endpoints(addrs)) if !avoid.is_empty() => {
                 let len = addrs.len().max(1);
-                let start = self.balancer.next.fetch_add(1, Ordering::Relaxed);
+                // From where the round robin stands, without moving it: a retry does not
+                // shift the next request's endpoint.
+                let start = self.balancer.next.load(Ordering::Relaxed);
                 (0..len)
                     .filter_map(|step| addrs.get(start.wrapping_add(step) % len))
                     .find(|addr| !avoid.contains(addr))

@@ -22,5 +22,6 @@ mod ingress_nginx_routing;
 mod migrate_gateway;
 mod recording;
 mod reload;
+mod retries;
 mod serving;
 mod streaming;
