@@ -109,8 +109,8 @@ fn bad_values_are_errors_naming_the_annotation_and_the_defaults_apply() {
     assert_eq!(issues.len(), 3, "{issues:?}");
     for (issue, key, bad) in [
         (&issues[0], "proxy-next-upstream]", "\"http_501\""),
-        (&issues[1], "proxy-next-upstream-timeout]", "\"-1\""),
-        (&issues[2], "proxy-next-upstream-tries]", "\"three\""),
+        (&issues[1], "proxy-next-upstream-tries]", "\"three\""),
+        (&issues[2], "proxy-next-upstream-timeout]", "\"-1\""),
     ] {
         assert!(issue.starts_with("error"), "{issue}");
         assert!(issue.contains("Ingress default/web"), "{issue}");
