@@ -26,6 +26,7 @@ mod forward;
 mod h2_meter;
 mod headers;
 mod limits;
+mod retry;
 mod server;
 mod state;
 mod stream;

@@ -13,6 +13,7 @@ pub mod cors;
 pub mod describe;
 pub mod gateway;
 pub mod limits;
+pub mod retry;
 pub mod router;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ pub use gateway::{
     StreamRouter, UrlRewrite, WeightedBackends,
 };
 pub use limits::RouteLimits;
+pub use retry::{RetryOn, RouteRetry};
 pub use router::{RequestInfo, normalize_host, normalize_path};
 
 /// Index of a [`Route`] in [`RouteTable::routes`].
@@ -202,6 +204,10 @@ pub struct Route {
     /// a request carrying a session goes to its endpoint while that is in the pool; `None`:
     /// none, one `Option` check.
     pub affinity: Option<Arc<RouteAffinity>>,
+    /// Retries on other endpoints (ingress-nginx's `proxy-next-upstream*`, Gateway API
+    /// `retry`); `None`: a failed connection is tried once more on another endpoint, nothing
+    /// else, and the request path pays one `Option` check.
+    pub retry: Option<Arc<RouteRetry>>,
 }
 
 /// How the path the backend receives is made (ingress-nginx's `rewrite-target`).

@@ -31,6 +31,7 @@ mod ingress;
 mod limits;
 pub mod migration;
 mod paths;
+mod retry;
 mod status;
 mod table;
 pub mod tcp_ports;

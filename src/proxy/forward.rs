@@ -25,6 +25,7 @@ use super::headers::{
 };
 use super::state::{Installed, Shared};
 use super::upgrade::{splice, splice_native};
+use super::upstream::request_body::RequestBody;
 use super::upstream::{Deadlines, Failure, Reply};
 use crate::metrics::{ClientErrorKind, TimeoutKind, count_client_error, count_timeout};
 use crate::routes::{Redirect, RequestInfo, RouteAction, RouteId, SplitTarget, VirtualHost, normalize_path};
@@ -611,22 +612,40 @@ async fn handle(
         max_request_body: route.max_body,
     };
     let metrics = &*client.shared.metrics;
-    let outgoing = upstream.outgoing(request, forwarded, config.upstream_h1_native);
-    // Awaited where it is made: a future kept in a local first is copied once more.
-    let result = match route.timeouts.request {
-        None => upstream.send(outgoing, deadlines, metrics, sticky.as_deref_mut()).await,
-        Some(limit) => match tokio::time::timeout(
-            limit,
-            upstream.send(outgoing, deadlines, metrics, sticky.as_deref_mut()),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => {
-                metrics.upstream_error(&upstream.key, "timeout");
-                Err(Failure::Timeout)
+    let result = if let Some(policy) = &route.retry {
+        // Boxed: routes without a policy do not carry the tries' future.
+        let tries = super::retry::Tries {
+            policy,
+            route,
+            upstream,
+            forwarded,
+            native_h1: config.upstream_h1_native,
+            deadlines,
+            metrics,
+        };
+        Box::pin(super::retry::exchange(tries, request, sticky.as_deref_mut())).await
+    } else {
+        let outgoing = upstream.outgoing(request.map(RequestBody::Client), forwarded, config.upstream_h1_native);
+        // Awaited where it is made: a future kept in a local first is copied once more.
+        match route.timeouts.request {
+            None => {
+                upstream
+                    .send(outgoing, deadlines, metrics, sticky.as_deref_mut(), None)
+                    .await
             }
-        },
+            Some(limit) => match tokio::time::timeout(
+                limit,
+                upstream.send(outgoing, deadlines, metrics, sticky.as_deref_mut(), None),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => {
+                    metrics.upstream_error(&upstream.key, "timeout");
+                    Err(Failure::Timeout)
+                }
+            },
+        }
     };
     let (mut response, lease) = match result {
         Ok(Reply::Hyper(response, lease)) => (response, lease),

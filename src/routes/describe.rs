@@ -213,6 +213,9 @@ impl RouteTable {
         if let Some(affinity) = &route.affinity {
             out.insert("affinity".into(), describe_affinity(affinity));
         }
+        if let Some(retry) = &route.retry {
+            out.insert("retry".into(), describe_retry(retry));
+        }
         if let Some(timeout) = route.timeouts.request {
             out.insert("requestTimeoutMs".into(), json!(timeout.as_millis() as u64));
         }
@@ -490,6 +493,29 @@ fn describe_auth(auth: &crate::routes::RouteAuth) -> Value {
     Value::Object(out)
 }
 
+/// A route's retry policy for `/api/routes`.
+fn describe_retry(retry: &crate::routes::RouteRetry) -> Value {
+    let mut on = Vec::new();
+    for (set, name) in [
+        (retry.on.connect, "connect"),
+        (retry.on.broken, "broken"),
+        (retry.on.timeout, "timeout"),
+    ] {
+        if set {
+            on.push(json!(name));
+        }
+    }
+    on.extend(retry.on.statuses.iter().map(|status| json!(status.as_u16())));
+    json!({
+        "tries": retry.tries,
+        "on": on,
+        "nonIdempotent": retry.non_idempotent,
+        "budgetMs": retry.budget.map(|d| d.as_millis() as u64),
+        "backoffMs": retry.backoff.map(|d| d.as_millis() as u64),
+        "distinctEndpoints": retry.distinct,
+    })
+}
+
 /// A route's session affinity for `/api/routes`.
 fn describe_affinity(affinity: &crate::routes::RouteAffinity) -> Value {
     use crate::routes::{CanaryAffinity, Carrier};
@@ -542,6 +568,7 @@ mod tests {
             cors: None,
             limits: None,
             affinity: None,
+            retry: None,
         }
     }
 

@@ -109,7 +109,6 @@ const TELEMETRY: Support = NoOp("no OpenTelemetry export: tracing goes to the lo
 const MODSECURITY: Support = Unsupported("no web application firewall: put one in front or in the backend");
 const HASH: Support = Unsupported("no hash balancing yet: requests are balanced round robin");
 const FASTCGI: Support = Unsupported("FastCGI backends are not supported: put an HTTP server in front of them");
-const NEXT_UPSTREAM: Support = Unsupported("no retries on another endpoint yet");
 
 /// Every catalogued annotation, sorted by name. The README's table is generated from it (a
 /// test fails when they disagree).
@@ -309,9 +308,14 @@ pub static CATALOGUE: &[Entry] = &[
         ),
     ),
     e("proxy-max-temp-file-size", BUFFERS),
-    e("proxy-next-upstream", NEXT_UPSTREAM),
-    e("proxy-next-upstream-timeout", NEXT_UPSTREAM),
-    e("proxy-next-upstream-tries", NEXT_UPSTREAM),
+    e(
+        "proxy-next-upstream",
+        Differs(
+            "error and invalid_header both retry a connection that broke or an answer that is not HTTP; a body is sent again only if kept: at most 64 KiB of known length (longer or chunked ones: tried once more only when the connection failed); without any proxy-next-upstream* annotation a failed connection is tried once more on another endpoint, nothing else (ingress-nginx: error timeout, 3 tries)",
+        ),
+    ),
+    e("proxy-next-upstream-timeout", Honoured),
+    e("proxy-next-upstream-tries", Honoured),
     e("proxy-read-timeout", Honoured),
     e(
         "proxy-redirect-from",
@@ -362,7 +366,9 @@ pub static CATALOGUE: &[Entry] = &[
     ),
     e(
         "session-cookie-change-on-failure",
-        Differs("a failure is a connect failure, after which one other endpoint is tried; answers are never retried"),
+        Differs(
+            "a failure is a failed connection, or a try that proxy-next-upstream retries: the cookie moves to the endpoint that answered",
+        ),
     ),
     e(
         "session-cookie-conditional-samesite-none",

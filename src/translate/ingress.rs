@@ -66,6 +66,7 @@ pub(crate) fn add_ingress<'s>(
             report,
         ),
         affinity: super::affinity::ingress_affinity(&ingress.metadata.annotations, report),
+        retry: super::retry::ingress_retry(&ingress.metadata.annotations, report),
     };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();

@@ -22,6 +22,7 @@ mod ingress_nginx_routing;
 mod migrate_gateway;
 mod recording;
 mod reload;
+mod retries;
 mod serving;
 mod streaming;
 mod tcp_ports;

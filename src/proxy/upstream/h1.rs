@@ -23,12 +23,13 @@ use http::header::{
     LAST_MODIFIED, SERVER, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VARY,
 };
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use super::Failure;
 use super::pool::{self, PoolKey};
+use super::request_body::RequestBody;
 use crate::proxy::headers::Forwarded;
 use crate::proxy::timer;
 
@@ -93,7 +94,7 @@ impl Conn {
 /// A request ready to be written: its encoded head and its body.
 pub(crate) struct Prepared {
     head: Bytes,
-    body: Option<Incoming>,
+    body: Option<RequestBody>,
     chunked: bool,
     /// A HEAD request: the response has no body whatever its headers say.
     head_method: bool,
@@ -106,7 +107,7 @@ impl Prepared {
     /// Encodes the head of `request` (origin-form URI, headers as they should reach the
     /// upstream) in one buffer and picks the body framing: the client's Content-Length if it
     /// gave one, nothing for an empty body, else chunked.
-    pub fn new(request: Request<Incoming>, forwarded: &Forwarded) -> Prepared {
+    pub fn new(request: Request<RequestBody>, forwarded: &Forwarded) -> Prepared {
         let (parts, body) = request.into_parts();
         let empty = body.is_end_stream();
         let has_length = parts.headers.contains_key(CONTENT_LENGTH);
@@ -154,6 +155,22 @@ impl Prepared {
             replayable,
         }
     }
+
+    /// A copy to send again (to another endpoint), when the body can be sent again: none, or
+    /// one kept whole.
+    pub fn replay(&self) -> Option<Prepared> {
+        let body = match &self.body {
+            None => None,
+            Some(body) => Some(body.replay()?),
+        };
+        Some(Prepared {
+            head: self.head.clone(),
+            body,
+            chunked: self.chunked,
+            head_method: self.head_method,
+            replayable: self.replayable,
+        })
+    }
 }
 
 /// Why sending the request stopped early.
@@ -171,7 +188,7 @@ enum WriteError {
 struct Writer {
     /// Bytes still to write, in order; empty slots are done.
     out: [Bytes; 3],
-    body: Option<Incoming>,
+    body: Option<RequestBody>,
     chunked: bool,
     /// Some byte reached the socket.
     wrote: bool,
@@ -185,7 +202,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(head: Bytes, body: Option<Incoming>, chunked: bool, allowed: Option<u64>) -> Writer {
+    fn new(head: Bytes, body: Option<RequestBody>, chunked: bool, allowed: Option<u64>) -> Writer {
         Writer {
             allowed,
             out: [head, Bytes::new(), Bytes::new()],

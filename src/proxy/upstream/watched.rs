@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 
 use super::Failure;
+use super::request_body::RequestBody;
 use crate::proxy::timer;
 
 /// What the exchange learns of its request body.
@@ -35,7 +36,7 @@ pub(crate) struct BodyWatch {
 
 /// The client's request body on its way to hyper's client.
 pub(crate) struct WatchedBody {
-    inner: Incoming,
+    inner: RequestBody,
     watch: Arc<BodyWatch>,
     /// Body bytes the route still allows (`None`: no limit).
     allowed: Option<u64>,
@@ -45,7 +46,7 @@ pub(crate) struct WatchedBody {
 type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 impl WatchedBody {
-    pub fn new(inner: Incoming, allowed: Option<u64>) -> (WatchedBody, Arc<BodyWatch>) {
+    pub fn new(inner: RequestBody, allowed: Option<u64>) -> (WatchedBody, Arc<BodyWatch>) {
         let watch = Arc::new(BodyWatch::default());
         if inner.is_end_stream() {
             watch.ended.store(true, Ordering::Release);

@@ -130,6 +130,7 @@ pub(crate) fn add_route<'s>(
                 cors: None,
                 limits: None,
                 affinity: spec.affinity.clone(),
+                retry: spec.retry.clone(),
             });
             for (m, matched) in spec.matches.iter().enumerate() {
                 let precedence = (

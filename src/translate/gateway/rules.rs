@@ -38,6 +38,8 @@ pub(crate) struct RuleSpec<'s> {
     pub(crate) timeouts: RouteTimeouts,
     /// `sessionPersistence`.
     pub(crate) affinity: Option<std::sync::Arc<crate::routes::RouteAffinity>>,
+    /// `retry`.
+    pub(crate) retry: Option<std::sync::Arc<crate::routes::RouteRetry>>,
     pub(crate) rule: &'s HttpRouteRule,
 }
 
@@ -75,6 +77,7 @@ pub(crate) fn rule_spec<'s>(
         rewrite: None,
         timeouts: RouteTimeouts::default(),
         affinity: None,
+        retry: None,
         rule,
     };
     let mut seen = std::collections::BTreeSet::new();
@@ -168,6 +171,7 @@ pub(crate) fn rule_spec<'s>(
         }
     }
     let errors_before = report.issues.len();
+    spec.retry = crate::translate::retry::gateway_retry(rule.retry.as_ref(), &field(".retry".into()), report);
     match crate::translate::affinity::session_persistence(
         rule.session_persistence.as_ref(),
         cookie_path(rule),
