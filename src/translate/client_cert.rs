@@ -265,3 +265,6 @@ pub(crate) fn parse_authorities(pem: &[u8]) -> Result<Vec<CertificateDer<'static
     }
     Ok(certificates)
 }
+
+#[cfg(test)]
+mod tests;
