@@ -177,7 +177,7 @@ pub static CATALOGUE: &[Entry] = &[
     e(
         "auth-tls-secret",
         Differs(
-            "a Secret of the Ingress's own namespace (NAMESPACE/NAME or NAME), any type, its ca.crt; certificates are requested per host by SNI, and a request whose Host asks for other client-certificate settings than the handshake's SNI gets 421; every route of the host is protected, whichever Ingress it comes from",
+            "a Secret of the Ingress's own namespace (NAMESPACE/NAME or NAME), any type, its ca.crt; certificates are requested per host by SNI, and a request whose Host asks for other client-certificate settings than the handshake's SNI gets 421; every route of the host is protected, whichever Ingress it comes from (the oldest Ingress's settings; a newer Ingress asking for others is not served on that host)",
         ),
     ),
     e(
