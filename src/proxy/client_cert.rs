@@ -338,3 +338,6 @@ fn message(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
     }
     response
 }
+
+#[cfg(test)]
+mod tests;

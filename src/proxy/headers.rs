@@ -500,4 +500,32 @@ mod tests {
         assert_eq!(map["x-forwarded-proto"], "https");
         assert!(!map.contains_key("x-forwarded-host"));
     }
+
+    #[test]
+    fn client_certificate_headers_are_found_and_stripped_in_any_spelling() {
+        let mut headers = HeaderMap::new();
+        for name in [
+            "ssl-client-verify",
+            "ssl_client_subject_dn",
+            "ssl-client_cert",
+            "SSL-Client-Issuer-DN",
+        ] {
+            headers.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("x"),
+            );
+        }
+        headers.insert("ssl-client-other", HeaderValue::from_static("kept"));
+        headers.insert("x-ssl-client-verify", HeaderValue::from_static("kept"));
+        assert!(scan(&headers).client_certificate);
+        strip_client_certificate(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["ssl-client-other", "x-ssl-client-verify"]);
+
+        let mut plain = HeaderMap::new();
+        plain.insert("x-ssl-client-verify", HeaderValue::from_static("x"));
+        plain.insert("ssl-client", HeaderValue::from_static("x"));
+        assert!(!scan(&plain).client_certificate);
+    }
 }

@@ -111,12 +111,15 @@ fn every_value_is_parsed_and_a_tls_secret_with_several_cas_is_accepted() {
     assert!(auth.match_cn.as_ref().unwrap().is_match("CN=bob,O=Example"));
 }
 
+/// Other documents, the Ingress's annotations, a piece of the expected error.
+type Case = (Vec<String>, &'static [(&'static str, &'static str)], &'static str);
+
 /// Each defect keeps the Ingress from being served, with an error naming the Ingress, the
 /// annotation and (where there is one) the Secret.
 #[test]
 fn what_cannot_be_set_up_withholds_the_ingress_naming_ingress_annotation_and_secret() {
     let ca = ca_pem("Test CA");
-    let cases: Vec<(Vec<String>, &[(&str, &str)], &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             vec![],
             &[("auth-tls-secret", "default/ca")],
