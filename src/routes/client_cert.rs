@@ -63,8 +63,8 @@ impl ClientTrust {
             context.update(&(authority.len() as u64).to_be_bytes());
             context.update(authority);
         }
-        let mut fingerprint = [0u8; 32];
-        fingerprint.copy_from_slice(context.finish().as_ref());
+        // SHA-256 is 32 bytes; the fallback is never taken.
+        let fingerprint = <[u8; 32]>::try_from(context.finish().as_ref()).unwrap_or([0; 32]);
         ClientTrust {
             authorities,
             depth,
