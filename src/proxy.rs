@@ -20,6 +20,7 @@
 mod affinity;
 mod auth;
 mod body;
+mod client_cert;
 mod client_io;
 mod cors;
 mod forward;

@@ -9,6 +9,7 @@ pub mod affinity;
 pub mod auth;
 pub mod canary;
 pub mod cidr;
+pub mod client_cert;
 pub mod cors;
 pub mod describe;
 pub mod gateway;
@@ -29,6 +30,7 @@ pub use affinity::{CanaryAffinity, Carrier, RouteAffinity, SameSite, SessionCook
 pub use auth::RouteAuth;
 pub use canary::{Canary, CanaryRule, HeaderRule};
 pub use cidr::Cidr;
+pub use client_cert::{ClientAuth, ClientTrust, VerifyClient};
 pub use cors::RouteCors;
 pub use gateway::{
     GatewayAction, GatewayPort, HeaderEdits, ListenerName, PathModifier, PortMode, Redirect, SplitTarget, StreamRoute,
@@ -87,6 +89,9 @@ pub struct HttpRouter {
     /// Suffix of a wildcard (`foo.com` for `*.foo.com`) → vhost.
     pub wildcard: HashMap<String, WildcardHost>,
     pub catch_all: Option<usize>,
+    /// Some virtual host asks for client certificates (the HTTPS listener then reads the
+    /// ClientHello before choosing its TLS configuration); `false`: the plain handshake.
+    pub client_certificates: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +118,9 @@ pub struct VirtualHost {
     /// A usable certificate is configured for this host: plain HTTP requests to routes whose
     /// [`HttpsRedirect`] is `WithTls` are redirected to HTTPS.
     pub tls: bool,
+    /// Client-certificate authentication of every route of the host (ingress-nginx's
+    /// `auth-tls-*`); `None`: none, one `Option` check.
+    pub client_auth: Option<Arc<ClientAuth>>,
 }
 
 #[derive(Debug, Clone)]

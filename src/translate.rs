@@ -24,6 +24,7 @@ pub mod annotations;
 mod auth;
 mod backends;
 mod classes;
+mod client_cert;
 mod cors;
 mod gateway;
 mod hosts;
@@ -424,6 +425,8 @@ pub(crate) struct Access {
     pub(crate) source_ranges: Option<Arc<SourceRanges>>,
     /// Basic and/or forward authentication (`None`: none).
     pub(crate) auth: Option<Arc<RouteAuth>>,
+    /// Client certificates, for every host of the Ingress (`None`: none).
+    pub(crate) client_auth: Option<Arc<crate::routes::ClientAuth>>,
 }
 
 /// What becomes of one Ingress that is ours, or that `check` validates.
@@ -530,10 +533,23 @@ pub(crate) fn annotation_admission(
         );
         return AnnotationAdmission::Withhold("its authentication cannot be set up (fail closed)");
     };
+    let Ok(client_auth) = client_cert::client_auth(namespace, &ingress.metadata.name, annotations, snapshot, report)
+    else {
+        report.error(
+            "metadata.annotations",
+            "the Ingress is not served: its client-certificate authentication (auth-tls-*) cannot be set up as \
+             written, and serving it would admit every client",
+        );
+        return AnnotationAdmission::Withhold("its client-certificate authentication cannot be set up (fail closed)");
+    };
     if verdict.canary.is_some() {
         return AnnotationAdmission::Canary(annotations::canary_rule(annotations, report));
     }
-    AnnotationAdmission::Serve(Access { source_ranges, auth })
+    AnnotationAdmission::Serve(Access {
+        source_ranges,
+        auth,
+        client_auth,
+    })
 }
 
 fn missing_class_message(class: &str) -> String {

@@ -92,6 +92,21 @@ impl RouteTable {
             Value::Object(entry)
         });
         out.insert("fallback".into(), fallback);
+        if let Some(auth) = &vhost.client_auth {
+            out.insert(
+                "clientCertificates".into(),
+                json!({
+                    "verify": auth.verify.as_str(),
+                    "secret": &*auth.secret,
+                    "ingress": &*auth.ingress,
+                    "authorities": auth.trust.authorities.len(),
+                    "depth": auth.trust.depth,
+                    "errorPage": auth.error_page.as_ref().and_then(|page| page.to_str().ok()),
+                    "passCertificate": auth.pass_certificate,
+                    "matchCn": auth.match_cn.as_ref().map(regex::Regex::as_str),
+                }),
+            );
+        }
         Value::Object(out)
     }
 

@@ -82,7 +82,6 @@ const SATISFY: Support = Unsupported(
 );
 const AUTH_NO_CACHE: Support = NoOp("the auth service's answers are not cached: it is asked on every request");
 const AUTH_KEEPALIVE: Support = NoOp("a new connection to the auth service for each check");
-const TLS_AUTH: Support = Unsupported("no client certificate checks yet: protect the backend itself");
 const SOURCE_RANGE: Support = Differs(
     "others get 403; the client address is the connection's peer, or behind a --trusted-proxy the client X-Forwarded-For names (ingress-nginx: with use-forwarded-headers); an address that cannot be read is refused",
 );
@@ -166,12 +165,32 @@ pub static CATALOGUE: &[Entry] = &[
     ),
     e("auth-signin-redirect-param", Honoured),
     e("auth-snippet", Refused),
-    e("auth-tls-error-page", TLS_AUTH),
-    e("auth-tls-match-cn", TLS_AUTH),
-    e("auth-tls-pass-certificate-to-upstream", TLS_AUTH),
-    e("auth-tls-secret", TLS_AUTH),
-    e("auth-tls-verify-client", TLS_AUTH),
-    e("auth-tls-verify-depth", TLS_AUTH),
+    e("auth-tls-error-page", Honoured),
+    e(
+        "auth-tls-match-cn",
+        Differs(
+            "a Rust regular expression (no look-around or backreferences), searched in the subject DN as nginx's ~; no certificate: the DN is empty",
+        ),
+    ),
+    e("auth-tls-pass-certificate-to-upstream", Honoured),
+    e(
+        "auth-tls-secret",
+        Differs(
+            "a Secret of the Ingress's own namespace (NAMESPACE/NAME or NAME), any type, its ca.crt; certificates are requested per host by SNI, and a request whose Host asks for other client-certificate settings than the handshake's SNI gets 421; every route of the host is protected, whichever Ingress it comes from (the oldest Ingress's settings; a newer Ingress asking for others is not served on that host)",
+        ),
+    ),
+    e(
+        "auth-tls-verify-client",
+        Differs(
+            "on (the default), optional, optional_no_ca, off as ingress-nginx: the handshake never fails for a missing or bad certificate, the request gets 400 (or a redirect to auth-tls-error-page); plain HTTP requests count as sent without a certificate (ingress-nginx applies no check there)",
+        ),
+    ),
+    e(
+        "auth-tls-verify-depth",
+        Differs(
+            "at most that many intermediate certificates between the client's certificate and a CA of ca.crt (a CA of ca.crt ends the chain, even when it is not a root)",
+        ),
+    ),
     e(
         "auth-type",
         Differs("basic only: digest keeps the Ingress from being served"),

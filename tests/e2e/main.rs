@@ -17,6 +17,7 @@ mod h2_conformance;
 mod h2_frames;
 mod ingress_nginx;
 mod ingress_nginx_auth;
+mod ingress_nginx_client_cert;
 mod ingress_nginx_limits;
 mod ingress_nginx_routing;
 mod migrate_gateway;

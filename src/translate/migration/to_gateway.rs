@@ -149,10 +149,11 @@ pub fn to_gateway_api(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayC
                 continue;
             }
             AnnotationAdmission::Serve(access) => {
-                if access.source_ranges.is_some() || access.auth.is_some() {
+                if access.source_ranges.is_some() || access.auth.is_some() || access.client_auth.is_some() {
                     note(
                         true,
-                        "not converted: its access control (source ranges, basic or forward auth) has no Gateway API \
+                        "not converted: its access control (source ranges, basic or forward auth, client certificates) \
+                         has no Gateway API \
                          equivalent here, and the routes are not emitted without it (fail closed)"
                             .to_string(),
                     );

@@ -142,6 +142,54 @@ spec:
     }
 }
 
+/// Client certificates that are set up (the Secret is there): served by `run`, still never
+/// converted into routes without them.
+#[test]
+fn client_certificates_that_are_honoured_are_not_converted_either() {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem();
+    let indented: String = ca.lines().map(|line| format!("    {line}\n")).collect();
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: ca, namespace: web}}
+stringData:
+  ca.crt: |
+{indented}---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: admin
+  namespace: web
+  annotations:
+    nginx.ingress.kubernetes.io/auth-tls-secret: web/ca
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: admin.example
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: admin, port: {{number: 80}}}}}}}}
+"#
+    );
+    let conversion = convert(&yaml);
+    assert!(
+        of_kind(&conversion, "HTTPRoute").is_empty(),
+        "{:#?}",
+        conversion.objects
+    );
+    assert!(
+        conversion
+            .notes
+            .iter()
+            .any(|n| n.skipped && n.ingress == "web/admin" && n.message.contains("client certificates")),
+        "{:?}",
+        conversion.notes
+    );
+}
+
 #[test]
 fn canaries_join_their_primary_by_weight_and_by_header() {
     let conversion = convert(
