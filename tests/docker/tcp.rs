@@ -147,6 +147,15 @@ async fn tcp_ports_splice_both_ways_with_half_close_across_replicas() {
     // trailer the container writes only after it saw that EOF. Replicas alternate per
     // connection (round robin: exactly even over 20).
     let payload = vec![b'x'; 100_000];
+    // A replica whose echo is not listening yet refuses, and its connections go to the other:
+    // on a loaded machine the second container's process can start late. Both answer first.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut warmed: BTreeMap<String, usize> = BTreeMap::new();
+    while warmed.len() < 2 {
+        assert!(Instant::now() < deadline, "both replicas never answered: {warmed:?}");
+        let answer = half_close_exchange(first, &payload).await.unwrap();
+        *warmed.entry(replica(&answer, &payload)).or_default() += 1;
+    }
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..20 {
         let answer = half_close_exchange(first, &payload).await.unwrap();
