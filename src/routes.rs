@@ -13,6 +13,7 @@ pub mod cors;
 pub mod describe;
 pub mod gateway;
 pub mod limits;
+pub mod mirror;
 pub mod router;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ pub use gateway::{
     StreamRouter, UrlRewrite, WeightedBackends,
 };
 pub use limits::RouteLimits;
+pub use mirror::{MirrorHost, MirrorPath, MirrorShare, MirrorTarget, RouteMirror};
 pub use router::{RequestInfo, normalize_host, normalize_path};
 
 /// Index of a [`Route`] in [`RouteTable::routes`].
@@ -202,6 +204,9 @@ pub struct Route {
     /// a request carrying a session goes to its endpoint while that is in the pool; `None`:
     /// none, one `Option` check.
     pub affinity: Option<Arc<RouteAffinity>>,
+    /// Copies of the requests to other backends (ingress-nginx's `mirror-target`, Gateway API
+    /// `RequestMirror`), never awaited by the client; `None`: none, one `Option` check.
+    pub mirror: Option<Arc<RouteMirror>>,
 }
 
 /// How the path the backend receives is made (ingress-nginx's `rewrite-target`).

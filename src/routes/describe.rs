@@ -542,6 +542,7 @@ mod tests {
             cors: None,
             limits: None,
             affinity: None,
+            mirror: None,
         }
     }
 
