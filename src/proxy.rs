@@ -26,6 +26,7 @@ mod forward;
 mod h2_meter;
 mod headers;
 mod limits;
+pub(crate) mod mirror;
 mod server;
 mod state;
 mod stream;

@@ -103,7 +103,6 @@ const BANDWIDTH: Support = Unsupported("no bandwidth limits: responses are sent 
 const LIMIT_ALLOWLIST: Support = Differs(
     "exempts its clients from limit-rps, limit-rpm and limit-connections; an entry that does not parse is an error and left out",
 );
-const MIRROR: Support = Unsupported("no request mirroring yet");
 const BUFFERS: Support = NoOp("nginx buffer tuning: bodies are streamed, with bounded buffers");
 const TELEMETRY: Support = NoOp("no OpenTelemetry export: tracing goes to the log");
 const MODSECURITY: Support = Unsupported("no web application firewall: put one in front or in the backend");
@@ -270,9 +269,14 @@ pub static CATALOGUE: &[Entry] = &[
     e("limit-rps", RATE_LIMIT),
     e("limit-whitelist", LIMIT_ALLOWLIST),
     e("load-balance", Unsupported("requests are balanced round robin")),
-    e("mirror-host", MIRROR),
-    e("mirror-request-body", MIRROR),
-    e("mirror-target", MIRROR),
+    e("mirror-host", Honoured),
+    e("mirror-request-body", Honoured),
+    e(
+        "mirror-target",
+        Differs(
+            "a Service of the Ingress's own namespace (name.namespace.svc…) or an address, never loopback, link-local or the admin server's unless --allow-local-external-name; $request_uri is the only variable; copies beyond 128 in flight per worker are dropped, bodies over 1 MiB abort the copy, 10 s per copy",
+        ),
+    ),
     e("modsecurity-snippet", Refused),
     e("modsecurity-transaction-id", MODSECURITY),
     e("opentelemetry-operation-name", TELEMETRY),
@@ -528,7 +532,7 @@ pub(crate) fn source_ranges(
 }
 
 /// Whether `target` holds only URI path characters, once its `$n` are taken out.
-fn is_path_text(target: &str) -> bool {
+pub(crate) fn is_path_text(target: &str) -> bool {
     target
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-._~!&'()*+,;=:@/%".contains(&b))

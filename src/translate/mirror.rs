@@ -17,7 +17,7 @@ use http::HeaderValue;
 use http::uri::Authority;
 
 use super::Reporter;
-use super::annotations::{field, value};
+use super::annotations::{field, is_path_text, value};
 use super::auth::is_local_host;
 use super::backends::{Backends, PortRef, ServiceRef};
 use crate::routes::{BackendKey, MirrorHost, MirrorPath, MirrorShare, MirrorTarget, RouteMirror, UpstreamProtocol};
@@ -77,10 +77,17 @@ pub(crate) fn parse_mirror_target(text: &str) -> Result<MirrorUrl, String> {
     if host.is_empty() {
         return Err("mirror-target has no host".to_string());
     }
-    let port = match authority.port_u16() {
-        Some(0) => return Err("mirror-target's port must be 1-65535".to_string()),
-        Some(port) => port,
-        None if authority_text.ends_with(':') => return Err("mirror-target's port is empty".to_string()),
+    // The port as written: after the last `:` outside an IPv6 literal's brackets.
+    let after_brackets = authority_text.rsplit(']').next().unwrap_or(authority_text);
+    let written_port = after_brackets.rsplit_once(':').map(|(_, port)| port);
+    let port = match written_port.map(str::parse::<u16>) {
+        Some(Ok(0)) => return Err("mirror-target's port must be 1-65535".to_string()),
+        Some(Ok(port)) => port,
+        Some(Err(_)) => {
+            return Err(format!(
+                "mirror-target's host {authority_text:?} is not a host[:port] (port 1-65535)"
+            ));
+        }
         None if https => 443,
         None => 80,
     };
@@ -104,7 +111,9 @@ pub(crate) fn parse_mirror_target(text: &str) -> Result<MirrorUrl, String> {
         after: after.to_string(),
     }
     .target("/x?y", "/x?y");
-    if sample.parse::<http::uri::PathAndQuery>().is_err() {
+    let (path, query) = sample.split_once('?').unwrap_or((&sample, ""));
+    let query_ok = is_path_text(&query.replace('?', ""));
+    if !is_path_text(path) || !query_ok || sample.parse::<http::uri::PathAndQuery>().is_err() {
         return Err(format!("mirror-target's path {target:?} is not a URI path"));
     }
     Ok(MirrorUrl {

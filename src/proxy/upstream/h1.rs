@@ -30,6 +30,7 @@ use tokio::net::TcpStream;
 use super::Failure;
 use super::pool::{self, PoolKey};
 use crate::proxy::headers::Forwarded;
+use crate::proxy::mirror::BodyTap;
 use crate::proxy::timer;
 
 /// Most response headers accepted (hyper's client uses 100 too).
@@ -94,6 +95,8 @@ impl Conn {
 pub(crate) struct Prepared {
     head: Bytes,
     body: Option<Incoming>,
+    /// The mirrors' copy of the body (routes with mirrors), fed as the body is read.
+    tap: Option<BodyTap>,
     chunked: bool,
     /// A HEAD request: the response has no body whatever its headers say.
     head_method: bool,
@@ -107,7 +110,8 @@ impl Prepared {
     /// upstream) in one buffer and picks the body framing: the client's Content-Length if it
     /// gave one, nothing for an empty body, else chunked.
     pub fn new(request: Request<Incoming>, forwarded: &Forwarded) -> Prepared {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        let tap = BodyTap::take(&mut parts.extensions);
         let empty = body.is_end_stream();
         let has_length = parts.headers.contains_key(CONTENT_LENGTH);
         let chunked = !empty && !has_length;
@@ -149,6 +153,7 @@ impl Prepared {
         Prepared {
             head: Bytes::from(head),
             body: (!empty).then_some(body),
+            tap,
             chunked,
             head_method: *method == Method::HEAD,
             replayable,
@@ -172,6 +177,8 @@ struct Writer {
     /// Bytes still to write, in order; empty slots are done.
     out: [Bytes; 3],
     body: Option<Incoming>,
+    /// Fed each body chunk as it is read (routes with mirrors).
+    tap: Option<BodyTap>,
     chunked: bool,
     /// Some byte reached the socket.
     wrote: bool,
@@ -185,11 +192,12 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(head: Bytes, body: Option<Incoming>, chunked: bool, allowed: Option<u64>) -> Writer {
+    fn new(head: Bytes, body: Option<Incoming>, tap: Option<BodyTap>, chunked: bool, allowed: Option<u64>) -> Writer {
         Writer {
             allowed,
             out: [head, Bytes::new(), Bytes::new()],
             body,
+            tap,
             chunked,
             wrote: false,
             finished: false,
@@ -249,6 +257,9 @@ impl Writer {
                             }
                         }
                     }
+                    if let Some(tap) = &mut self.tap {
+                        tap.copy(&data);
+                    }
                     self.out = if self.chunked {
                         let size = format!("{:x}\r\n", data.len());
                         [Bytes::from(size), data, Bytes::from_static(b"\r\n")]
@@ -263,6 +274,9 @@ impl Writer {
                 None => {
                     self.waiting_on_client = false;
                     self.body = None;
+                    if let Some(tap) = self.tap.take() {
+                        tap.finish();
+                    }
                     if self.chunked {
                         self.out = [Bytes::from_static(b"0\r\n\r\n"), Bytes::new(), Bytes::new()];
                     }
@@ -348,6 +362,7 @@ pub(crate) async fn exchange(
     let mut writer = Writer::new(
         prepared.head.clone(),
         prepared.body.take(),
+        prepared.tap.take(),
         prepared.chunked,
         limits.max_request_body,
     );

@@ -549,7 +549,10 @@ fn rule_mirror<'s>(
                 path: MirrorPath::AsSent,
                 body: true,
             }),
-            Err(condition) => {
+            Err(mut condition) => {
+                condition.message = condition
+                    .message
+                    .replace("its share of requests answers 500", "no copies are sent to it");
                 problem.get_or_insert(condition);
             }
         }

@@ -37,7 +37,7 @@ fn bad_targets_say_why() {
         ("http://user:pw@mirror.example/", "user information"),
         ("http://mirror.example:99999/", "is not a host[:port]"),
         ("http://mirror.example:0/", "1-65535"),
-        ("http:///path", "has no host"),
+        ("http:///path", "is not a host[:port]"),
         ("http://m$host", "only nginx variable"),
         ("http://m$request_uri$request_uri", "only nginx variable"),
         ("http://m/a\nb", "control characters"),
