@@ -274,7 +274,7 @@ pub static CATALOGUE: &[Entry] = &[
     e(
         "mirror-target",
         Differs(
-            "a Service of the Ingress's own namespace (name.namespace.svc…) or an address, never loopback, link-local or the admin server's unless --allow-local-external-name; $request_uri is the only variable; copies beyond 128 in flight per worker are dropped, bodies over 1 MiB abort the copy, 10 s per copy",
+            "a Service of the Ingress's namespace or an outside address (loopback, link-local, admin: only with --allow-local-external-name); at most 128 copies in flight per worker, bodies up to 1 MiB, 10 s each",
         ),
     ),
     e("modsecurity-snippet", Refused),

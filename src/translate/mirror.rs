@@ -161,6 +161,7 @@ pub(crate) fn ingress_mirror<'s>(
         }
         return None;
     };
+    let body = request_body(annotations, report);
     let url = match parse_mirror_target(text.trim()) {
         Ok(url) => url,
         Err(message) => {
@@ -168,7 +169,7 @@ pub(crate) fn ingress_mirror<'s>(
             return None;
         }
     };
-    let body = request_body(annotations, report)?;
+    let body = body?;
     let host = match value(annotations, "mirror-host") {
         None => HeaderValue::from_str(&url.authority).ok()?,
         Some((host_key, written)) => match written.trim().parse::<Authority>() {
