@@ -353,7 +353,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         let mut scratch = Builders {
             table: TableBuilder::default(),
             backends: Backends::new(snapshot, options.follow_external_names)
-            .allowing_local_addresses(options.allow_local_mirror_targets),
+                .allowing_local_addresses(options.allow_local_mirror_targets),
             tls: TlsBuilder::new(snapshot),
         };
         let mut report = Reporter {

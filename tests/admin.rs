@@ -115,6 +115,7 @@ fn hostile_table() -> RouteTable {
             cors: None,
             limits: None,
             affinity: None,
+            mirror: None,
         }],
         backends: vec![Backend {
             key: BackendKey {

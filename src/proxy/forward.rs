@@ -474,7 +474,10 @@ async fn handle(
         }
     }
     // A mirror's `$request_uri`: the target as the client sent it (normalised), before rewrites.
-    let original = route.mirror.as_ref().and_then(|_| request.uri().path_and_query().cloned());
+    let original = route
+        .mirror
+        .as_ref()
+        .and_then(|_| request.uri().path_and_query().cloned());
     if let Some(rewrite) = &route.rewrite_path
         && let Some(path) = rewrite.apply(request.uri().path())
     {

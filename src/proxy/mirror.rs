@@ -59,7 +59,9 @@ impl Slot {
     fn take() -> Option<Slot> {
         let counter = IN_FLIGHT.with(Arc::clone);
         let taken = counter
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_IN_FLIGHT).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_IN_FLIGHT).then_some(n + 1)
+            })
             .is_ok();
         // Lazily: a `Slot` made and dropped on refusal would give back a place never taken.
         taken.then(|| Slot(counter))

@@ -68,9 +68,16 @@ impl MirrorPath {
                 after,
             } => {
                 // `http://host$request_uri`: the original target is the whole path.
-                let before = before.strip_suffix('/').filter(|_| original.starts_with('/')).unwrap_or(before);
+                let before = before
+                    .strip_suffix('/')
+                    .filter(|_| original.starts_with('/'))
+                    .unwrap_or(before);
                 let joined = format!("{before}{original}{after}");
-                if joined.starts_with('/') { joined } else { format!("/{joined}") }
+                if joined.starts_with('/') {
+                    joined
+                } else {
+                    format!("/{joined}")
+                }
             }
             MirrorPath::Template { before, .. } if before.is_empty() => "/".to_string(),
             MirrorPath::Template { before, .. } => before.clone(),

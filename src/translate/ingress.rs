@@ -66,12 +66,7 @@ pub(crate) fn add_ingress<'s>(
             report,
         ),
         affinity: super::affinity::ingress_affinity(&ingress.metadata.annotations, report),
-        mirror: super::mirror::ingress_mirror(
-            namespace,
-            &ingress.metadata.annotations,
-            &mut builders.backends,
-            report,
-        ),
+        mirror: super::mirror::ingress_mirror(namespace, &ingress.metadata.annotations, &mut builders.backends, report),
     };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();

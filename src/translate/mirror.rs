@@ -179,7 +179,10 @@ pub(crate) fn ingress_mirror<'s>(
             _ => {
                 report.error(
                     field(host_key),
-                    format!("{:?} is not a host[:port]: no mirror", written.escape_debug().to_string()),
+                    format!(
+                        "{:?} is not a host[:port]: no mirror",
+                        written.escape_debug().to_string()
+                    ),
                 );
                 return None;
             }

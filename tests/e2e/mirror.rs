@@ -69,7 +69,9 @@ impl Recorder {
                         Ok(http::Response::new(Full::new(Bytes::from_static(b"mirrored"))))
                     }
                 });
-                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service),
+                );
             }
         });
         Recorder { addr, seen }
@@ -108,7 +110,9 @@ struct Sender {
 impl Sender {
     async fn connect(addr: SocketAddr) -> Sender {
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
         tokio::spawn(connection);
         Sender { sender }
     }
@@ -127,7 +131,9 @@ impl Sender {
             let body = response.into_body().collect().await.unwrap().to_bytes();
             (status, String::from_utf8_lossy(&body).into_owned())
         };
-        tokio::time::timeout(Duration::from_secs(10), exchange).await.expect("answered in 10 s")
+        tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .expect("answered in 10 s")
     }
 }
 
@@ -181,7 +187,12 @@ async fn mirror_target_copies_requests_with_their_bodies_and_the_client_gets_the
     let before = mirror.wait_for(1, &log).await.len();
 
     let (status, body) = client
-        .send("POST", "copied.example", "/a/b?c=1", Bytes::from_static(b"hello mirror"))
+        .send(
+            "POST",
+            "copied.example",
+            "/a/b?c=1",
+            Bytes::from_static(b"hello mirror"),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(echo_name(&body), "primary", "the answer is the primary's: {body}");
@@ -200,10 +211,16 @@ async fn mirror_target_copies_requests_with_their_bodies_and_the_client_gets_the
         .iter()
         .find(|c| c.method == "POST" && c.host == "shadow.example")
         .unwrap_or_else(|| panic!("no POST copy with Host shadow.example: {copies:?}"));
-    assert_eq!(post.target, "/copy/a/b?c=1", "$request_uri is the client's target, before the rewrite");
+    assert_eq!(
+        post.target, "/copy/a/b?c=1",
+        "$request_uri is the client's target, before the rewrite"
+    );
     assert_eq!(post.host, "shadow.example", "mirror-host");
     assert_eq!(post.body, b"hello mirror");
-    assert!(post.forwarded_for.as_deref().is_some_and(|v| v.contains("127.0.0.1")), "{post:?}");
+    assert!(
+        post.forwarded_for.as_deref().is_some_and(|v| v.contains("127.0.0.1")),
+        "{post:?}"
+    );
     let put = copies.iter().find(|c| c.method == "PUT").unwrap();
     assert_eq!(put.target, "/copy/large");
     assert_eq!(put.body.len(), large.len());
@@ -254,7 +271,11 @@ async fn a_mirror_that_hangs_or_is_down_never_slows_or_fails_the_client() {
                 .send("POST", host, &format!("/r{i}"), Bytes::from(vec![b'b'; 4096]))
                 .await;
             times.push(started.elapsed());
-            assert_eq!((status, echo_name(&body)), (200, "primary".to_string()), "{host} request {i}");
+            assert_eq!(
+                (status, echo_name(&body)),
+                (200, "primary".to_string()),
+                "{host} request {i}"
+            );
         }
         times.sort();
         (times[n / 2], times[n - 1])
@@ -331,7 +352,12 @@ async fn forged_mirror_targets_to_this_host_are_refused() {
         assert!(Instant::now() < deadline, "the copies to 127.1 were not refused");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(mirror.count(), 0, "a copy reached the loopback mirror: {:?}", mirror.seen());
+    assert_eq!(
+        mirror.count(),
+        0,
+        "a copy reached the loopback mirror: {:?}",
+        mirror.seen()
+    );
     assert!(vestibule.log_text().contains("not proxied"), "{}", vestibule.log_text());
 
     // `--allow-local-external-name` lets the operator mirror to this host.
@@ -390,7 +416,11 @@ async fn request_mirrors_copy_every_request_or_their_share_with_a_shadow_host() 
     let vestibule = Vestibule::start(dir.path(), &["--gateway-bind", "127.0.0.1"]).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !matches!(get(loopback(port), "mirror.example", "/").await, Ok((200, _))) {
-        assert!(Instant::now() < deadline, "never served; log:\n{}", vestibule.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "never served; log:\n{}",
+            vestibule.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let log = || vestibule.log_text();
@@ -401,13 +431,22 @@ async fn request_mirrors_copy_every_request_or_their_share_with_a_shadow_host() 
     let n = 1000;
     for i in 0..n {
         let (status, body) = client
-            .send("POST", "mirror.example", &format!("/g{i}"), Bytes::from(format!("body {i}")))
+            .send(
+                "POST",
+                "mirror.example",
+                &format!("/g{i}"),
+                Bytes::from(format!("body {i}")),
+            )
             .await;
         assert_eq!((status, echo_name(&body)), (200, "primary".to_string()));
     }
     let seen = all.wait_for(all_before + n, &log).await;
     let copies = &seen[all_before..];
-    assert!(copies.iter().all(|c| c.host == "mirror.example-shadow"), "{:?}", copies.first());
+    assert!(
+        copies.iter().all(|c| c.host == "mirror.example-shadow"),
+        "{:?}",
+        copies.first()
+    );
     let last = copies.iter().find(|c| c.target == "/g999").unwrap();
     assert_eq!(last.body, b"body 999");
     // Wait for the share's copies to settle, then count: 30 % within 5 points.
