@@ -200,7 +200,7 @@ pub(crate) fn start(
         } else {
             MirrorBody::Empty
         };
-        let Some(copy) = copy_head(target, request, &copying, upstream.is_http1(), body) else {
+        let Some(copy) = copy_head(target, request, &copying, upstream, body) else {
             count_mirror(MirrorOutcome::Failed);
             continue;
         };
@@ -232,9 +232,10 @@ fn copy_head(
     target: &MirrorTarget,
     request: &Request<Incoming>,
     copying: &Copying<'_>,
-    http1: bool,
+    upstream: &Upstream,
     body: MirrorBody,
 ) -> Option<Request<MirrorBody>> {
+    let http1 = upstream.is_http1();
     let sent = request.uri().path_and_query().map_or("/", PathAndQuery::as_str);
     let original = copying.original.map_or(sent, PathAndQuery::as_str);
     let path = target.path.target(original, sent);
@@ -255,7 +256,7 @@ fn copy_head(
     } else {
         // HTTP/2: the authority instead of Host.
         let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(Scheme::HTTP);
+        parts.scheme = Some(if upstream.tls() { Scheme::HTTPS } else { Scheme::HTTP });
         parts.authority = Some(http::uri::Authority::try_from(host.as_bytes()).ok()?);
         parts.path_and_query = Some(path.parse().ok()?);
         headers.remove(HOST);

@@ -270,7 +270,7 @@ impl Upstream {
     }
 
     /// Whether connections to this upstream are TLS.
-    fn tls(&self) -> bool {
+    pub(crate) fn tls(&self) -> bool {
         matches!(self.protocol, UpstreamProtocol::Https | UpstreamProtocol::H2Tls)
     }
 
