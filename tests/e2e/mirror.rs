@@ -456,3 +456,115 @@ async fn request_mirrors_copy_every_request_or_their_share_with_a_shadow_host() 
     let routes = vestibule.admin_json("/api/routes").await.to_string();
     assert!(routes.contains("\"mirrors\""), "{routes}");
 }
+
+/// An h2c (prior knowledge) mirror that records each call (path, authority, body) and answers
+/// like a gRPC server.
+async fn h2_recorder() -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let shared = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let seen = shared.clone();
+            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let seen = seen.clone();
+                async move {
+                    let (parts, body) = request.into_parts();
+                    let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+                    seen.lock().unwrap().push(Seen {
+                        method: parts.method.to_string(),
+                        target: parts.uri.path().to_string(),
+                        host: parts.uri.authority().map(ToString::to_string).unwrap_or_default(),
+                        forwarded_for: None,
+                        body,
+                    });
+                    let answer = http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .header("grpc-status", "0")
+                        .body(Full::new(Bytes::new()))
+                        .unwrap();
+                    Ok::<_, std::convert::Infallible>(answer)
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn grpc_route_mirrors_copy_calls_over_h2c() {
+    use crate::gateway_grpc::{GrpcClient, grpc_backend, grpc_frame};
+    let primary = grpc_backend("primary").await;
+    let (shadow, seen) = h2_recorder().await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", GATEWAY_CLASS);
+    write_manifest(
+        dir.path(),
+        "svc.yaml",
+        &[service("primary", &[primary]), service("shadow", &[shadow])].join("\n---\n"),
+    );
+    write_manifest(
+        dir.path(),
+        "gateway.yaml",
+        &format!(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: edge}}
+spec:
+  gatewayClassName: vestibule
+  listeners: [{{name: grpc, port: {port}, protocol: HTTP}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: echo}}
+spec:
+  parentRefs: [{{name: edge}}]
+  hostnames: [grpc.example]
+  rules:
+  - matches: [{{method: {{service: echo.Echo}}}}]
+    filters: [{{type: RequestMirror, requestMirror: {{backendRef: {{name: shadow, port: 80}}}}}}]
+    backendRefs: [{{name: primary, port: 80}}]
+"#
+        ),
+    );
+    let vestibule = Vestibule::start(dir.path(), &["--gateway-bind", "127.0.0.1"]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let call = loop {
+        let attempt = async {
+            let mut client = GrpcClient::connect(port).await?;
+            client.call("grpc.example", "/echo.Echo/Say", &[], "ping").await
+        };
+        match attempt.await {
+            Ok(call) if call.http == 200 => break call,
+            other => assert!(
+                Instant::now() < deadline,
+                "gRPC never served: {other:?}; log:\n{}",
+                vestibule.log_text()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        call.message.as_deref(),
+        Some("primary|/echo.Echo/Say|-|ping"),
+        "the primary answers"
+    );
+    assert_eq!(call.grpc_status.as_deref(), Some("0"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no copy; log:\n{}", vestibule.log_text());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let copy = seen.lock().unwrap()[0].clone();
+    assert_eq!(copy.method, "POST");
+    assert_eq!(copy.target, "/echo.Echo/Say");
+    assert_eq!(copy.host, "grpc.example-shadow");
+    assert_eq!(copy.body, grpc_frame(b"ping").to_vec());
+}
