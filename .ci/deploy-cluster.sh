@@ -190,10 +190,14 @@ can yes get leases.coordination.k8s.io/vestibule-leader -n vestibule
 can yes update leases.coordination.k8s.io/vestibule-leader -n vestibule
 can yes create events.events.k8s.io -n default
 can yes patch events.events.k8s.io -n default
+# The leader's vestibule.dev/tcp-ports-assigned annotation: a merge patch of Services.
+can yes patch services -n default
 # ... and nothing more: the objects themselves are never written, nothing else is read.
+for verb in create update delete; do
+  can no "$verb" services -n default
+done
 for verb in create update patch delete; do
   can no "$verb" ingresses.networking.k8s.io -n default
-  can no "$verb" services -n default
   can no "$verb" secrets -n default
   can no "$verb" ingressclasses.networking.k8s.io
   can no "$verb" httproutes.gateway.networking.k8s.io -n default
@@ -238,7 +242,7 @@ leases.coordination.k8s.io [vestibule-leader] [get update]
 namespaces [] [get list watch]
 referencegrants.gateway.networking.k8s.io [] [get list watch]
 secrets [] [get list watch]
-services [] [get list watch]
+services [] [get list watch patch]
 tcproutes.gateway.networking.k8s.io [] [get list watch]
 tcproutes.gateway.networking.k8s.io/status [] [get patch update]
 tlsroutes.gateway.networking.k8s.io [] [get list watch]
@@ -288,6 +292,8 @@ for verb in get list watch; do
   for r in ingressclasses.networking.k8s.io namespaces gatewayclasses.gateway.networking.k8s.io; do can yes "$verb" "$r"; done
   can yes "$verb" services -n vestibule # --publish-service
 done
+can yes patch services -n web
+can no patch services -n default
 for r in "${statuses[@]}"; do can yes patch "$r" --subresource=status -n web; can no patch "$r" --subresource=status -n default; done
 can yes create events.events.k8s.io -n web
 can no create events.events.k8s.io -n default

@@ -110,6 +110,7 @@ pub fn spawn(
             options,
             storage,
             account: None,
+            stored_account_rejected: false,
             hosts: BTreeMap::new(),
             issued,
             challenges: BTreeMap::new(),
@@ -202,6 +203,12 @@ fn jitter() -> f64 {
     f64::from(nanos % 1000) / 1000.0
 }
 
+/// The CA's problem says the account does not exist (RFC 8555 §6.7 `accountDoesNotExist`; a
+/// deactivated account is `unauthorized` and is not replaced by itself).
+fn account_unknown(problem: &instant_acme::Problem) -> bool {
+    problem.r#type.as_deref() == Some("urn:ietf:params:acme:error:accountDoesNotExist")
+}
+
 /// One host's ordering state.
 #[derive(Default)]
 struct HostState {
@@ -216,6 +223,9 @@ struct Task {
     options: AcmeOptions,
     storage: Storage,
     account: Option<Account>,
+    /// The CA said it no longer knows the stored account (a CA that lost its accounts, or one
+    /// deactivated): the next order makes a new account instead of reading `--state-dir`.
+    stored_account_rejected: bool,
     /// The hosts asked for now.
     hosts: BTreeMap<String, HostState>,
     /// Certificates issued (or kept in `--state-dir`), by host; kept and sent when a host is no
@@ -318,15 +328,25 @@ impl Task {
     async fn order(&mut self, host: &str) -> Result<Issued, String> {
         if self.account.is_none() {
             self.account = Some(self.account().await?);
+            // The new account is stored: what `--state-dir` holds is good again.
+            self.stored_account_rejected = false;
         }
         let Some(account) = self.account.clone() else {
             return Err("no ACME account".to_string());
         };
         let identifiers = [Identifier::Dns(host.to_string())];
-        let mut order = account
-            .new_order(&NewOrder::new(&identifiers))
-            .await
-            .map_err(|e| format!("new order: {e}"))?;
+        let mut order = match account.new_order(&NewOrder::new(&identifiers)).await {
+            Ok(order) => order,
+            Err(instant_acme::Error::Api(problem)) if account_unknown(&problem) => {
+                self.account = None;
+                self.stored_account_rejected = true;
+                return Err(format!(
+                    "new order: the CA no longer knows this account ({problem}); a new account is made at the next \
+                     attempt"
+                ));
+            }
+            Err(e) => return Err(format!("new order: {e}")),
+        };
         let mut ready = Vec::new();
         {
             let mut authorizations = order.authorizations();
@@ -390,7 +410,12 @@ impl Task {
             None => Account::builder().map_err(|e| format!("ACME client: {e}")),
         };
         let directory = &self.options.directory;
-        if let Some(credentials) = self.storage.account(directory) {
+        let stored = if self.stored_account_rejected {
+            None
+        } else {
+            self.storage.account(directory)
+        };
+        if let Some(credentials) = stored {
             match serde_json::from_value::<AccountCredentials>(credentials) {
                 Ok(credentials) => match builder()?.from_credentials(credentials).await {
                     Ok(account) => return Ok(account),

@@ -23,6 +23,7 @@ use crate::providers::kubernetes::{self, KubernetesOptions};
 use crate::providers::{SourceUpdate, file};
 use crate::proxy::{Proxy, ProxyConfig};
 use crate::routes::RouteTable;
+use crate::tcp_ports::{self, allocator::TcpOptions};
 use crate::translate::TranslateOptions;
 
 /// Everything `vestibule run` (and `demo`) needs.
@@ -44,6 +45,9 @@ pub struct RunOptions {
     pub election: Option<ElectionConfig>,
     /// With tenancy (`--tenancy namespace` or `--docker`): verify tenants' custom domains.
     pub domains: Option<DomainOptions>,
+    /// `--tcp-ports`, `--tcp-quota`, `--state-dir`: public TCP ports of `tcp://` labels and of
+    /// Services annotated `vestibule.dev/tcp-ports`.
+    pub tcp: TcpOptions,
     /// `--acme-directory`: order certificates for hosts that ask for one.
     pub acme: Option<AcmeOptions>,
 }
@@ -74,6 +78,9 @@ pub enum StartError {
     /// A `--docker` endpoint that is not one (an unreachable engine is not an error: it is retried).
     #[error("--docker: {0}")]
     Docker(String),
+    /// `--state-dir` holds a TCP port state file that cannot be read.
+    #[error("{0}")]
+    TcpPorts(String),
     /// No DNS resolver for domain verification (`--dns-server`, or the system's).
     #[error("--dns-server: {0}")]
     Dns(String),
@@ -111,6 +118,7 @@ pub struct Running {
     _kubernetes: Option<AbortOnDrop>,
     _docker: Option<AbortOnDrop>,
     _domains: Option<AbortOnDrop>,
+    _tcp_ports: Option<AbortOnDrop>,
     _acme: Option<AbortOnDrop>,
     options: RunOptions,
 }
@@ -146,10 +154,18 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         ),
         None => None,
     };
-    let docker_clients = match &options.docker {
-        Some(d) => {
-            // The TCP port assignments of --state-dir: a file that cannot be read fails the start.
-            let allocator = docker::ports::PortAllocator::open(d.tcp.clone()).map_err(StartError::Docker)?;
+    // Services can claim TCP ports wherever they come from (manifests, the API).
+    let services = !options.manifests.is_empty() || options.kubernetes.is_some();
+    // The TCP port assignments of --state-dir: a file that cannot be read fails the start.
+    let allocator = if services || options.docker.is_some() {
+        let allocator = tcp_ports::allocator::PortAllocator::open(options.tcp.clone()).map_err(StartError::TcpPorts)?;
+        Some(tcp_ports::shared(allocator))
+    } else {
+        None
+    };
+    let docker_clients = match (&options.docker, &allocator) {
+        (Some(d), Some(allocator)) => {
+            let allocator = allocator.clone();
             let clients = d
                 .engines
                 .iter()
@@ -158,7 +174,7 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
                 .map_err(StartError::Docker)?;
             Some((clients, allocator))
         }
-        None => None,
+        _ => None,
     };
     // A --dns-server that cannot be used fails the start; a system resolver that cannot be read
     // only leaves custom domains pending (default domains need no DNS).
@@ -228,6 +244,11 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
             metrics.clone(),
         ));
     }
+    let mut tcp_task = None;
+    if let (true, Some(allocator)) = (services, allocator) {
+        sources.push(SourceId::new(tcp_ports::SOURCE));
+        tcp_task = Some(tcp_ports::spawn(allocator, publication.clone(), tx.clone()));
+    }
     let mut domains_task = None;
     if let (Some(d), Some(resolver)) = (&options.domains, resolver) {
         sources.push(SourceId::new(domains::SOURCE));
@@ -287,6 +308,7 @@ pub async fn start(options: RunOptions, builtin: Option<SourceId>) -> Result<Run
         _kubernetes: kubernetes_task.map(AbortOnDrop),
         _docker: docker_task.map(AbortOnDrop),
         _domains: domains_task.map(AbortOnDrop),
+        _tcp_ports: tcp_task.map(AbortOnDrop),
         _acme: acme_task.map(AbortOnDrop),
         options,
     })

@@ -1,14 +1,16 @@
 //! Kubernetes mode's cluster side: leader election on a Lease ([`election`]) and, only while
 //! this replica leads, the status writer ([`status`]) that writes what the controller
-//! published to the API. Every replica serves traffic whatever its role; leading only decides
-//! who writes status.
+//! published to the API, and the annotation writer ([`tcp_annotations`]) that writes Services'
+//! assigned public TCP ports on them. Every replica serves traffic whatever its role; leading
+//! only decides who writes.
 //!
-//! Owns: the Lease and status writes. Must not: write while not leading, touch objects the
+//! Owns: the Lease, status writes and the `vestibule.dev/tcp-ports-assigned` annotation. Must not: write while not leading, touch objects the
 //! controller did not publish, or know the proxy.
 
 pub mod election;
 mod patch;
 pub mod status;
+pub mod tcp_annotations;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,10 +109,11 @@ async fn write_while_leading(
         }
         metrics.set_leader(true);
         let writer = StatusWriter::new(client.clone(), publication.clone(), metrics.clone());
+        let annotations = tcp_annotations::AnnotationWriter::new(client.clone(), publication.clone());
         tokio::select! {
             _ = stop.cancelled() => { metrics.set_leader(false); return }
             _ = leadership.wait_for(|leading| !*leading) => {}
-            () = writer.run() => {}
+            _ = async { tokio::join!(writer.run(), annotations.run()) } => {}
         }
     }
 }

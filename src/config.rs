@@ -127,6 +127,9 @@ pub enum Origin {
     Builtin { name: String, document: usize },
     /// The domain verifier's findings (`src/domains.rs`): no user can write such an object.
     DomainVerifier,
+    /// The TCP port allocator's assignments and the objects serving them (`src/tcp_ports.rs`):
+    /// no user can write such an object.
+    TcpAllocator,
     /// The ACME task's certificates and HTTP-01 tokens (`src/acme.rs`): no user can write such
     /// an object.
     Acme,
@@ -140,6 +143,7 @@ impl fmt::Display for Origin {
             Origin::Container { tenant, name, id } => write!(f, "container {tenant}/{name} ({id})"),
             Origin::Builtin { name, document } => write!(f, "built-in {name}, document {document}"),
             Origin::DomainVerifier => f.write_str("domain verifier"),
+            Origin::TcpAllocator => f.write_str("TCP port allocator"),
             Origin::Acme => f.write_str("ACME"),
         }
     }

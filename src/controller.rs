@@ -20,6 +20,7 @@ use crate::metrics::{Metrics, ReloadOutcome};
 use crate::providers::SourceUpdate;
 use crate::routes::RouteTable;
 use crate::translate::acme::AcmeName;
+use crate::translate::tcp_ports::TcpClaim;
 use crate::translate::tenancy::DomainClaim;
 use crate::translate::{IngressVerdict, ObjectStatus, TranslateOptions, Translation, refresh_endpoints, translate};
 
@@ -56,6 +57,8 @@ pub struct Applied {
     pub ingresses: Vec<IngressVerdict>,
     /// The custom domains tenants claim (for the domain verifier).
     pub domain_claims: Vec<DomainClaim>,
+    /// The Service ports asking for public TCP ports (for the allocator and the leader).
+    pub tcp_claims: Vec<TcpClaim>,
     /// The hosts that ask for an ACME certificate (for the ACME task).
     pub acme_names: Vec<AcmeName>,
 }
@@ -262,6 +265,7 @@ impl Reconciler {
             statuses,
             ingresses,
             domain_claims,
+            tcp_claims,
             acme_names,
             ..
         } = translation;
@@ -278,6 +282,7 @@ impl Reconciler {
             outcome,
             ingresses,
             domain_claims,
+            tcp_claims,
             acme_names,
         }
     }
@@ -402,6 +407,7 @@ pub async fn run(
                     statuses: last.statuses.clone(),
                     issues: last.issues.clone(),
                     domain_claims: last.domain_claims.clone(),
+                    tcp_claims: last.tcp_claims.clone(),
                     acme_names: last.acme_names.clone(),
                 });
                 "endpoints"
@@ -481,6 +487,7 @@ fn publish(publication: &Publication, metrics: &Metrics, generation: u64, applie
         statuses: Arc::new(applied.statuses),
         issues: applied.issues,
         domain_claims: applied.domain_claims,
+        tcp_claims: applied.tcp_claims,
         acme_names: applied.acme_names,
     });
 }

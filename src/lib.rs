@@ -23,4 +23,5 @@ pub mod providers;
 pub mod proxy;
 pub mod route_listing;
 pub mod routes;
+pub mod tcp_ports;
 pub mod translate;

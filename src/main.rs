@@ -179,15 +179,17 @@ struct RunArgs {
     /// on one engine: tests and trusted setups only).
     #[arg(long, env = "VESTIBULE_DOCKER_TENANT_LABEL", hide = true)]
     docker_tenant_label: Option<String>,
-    /// With --docker: the public ports `kr.ingress.PORT=tcp://` labels are given, FIRST-LAST.
+    /// The public TCP ports given to `kr.ingress.PORT=tcp://` labels and to Services annotated
+    /// vestibule.dev/tcp-ports, FIRST-LAST.
     #[arg(long, env = "VESTIBULE_TCP_PORTS", default_value = "30000-30999")]
     tcp_ports: String,
-    /// With --docker: the most TCP ports one tenant holds; its next tcp:// claim is refused.
+    /// The most public TCP ports one tenant (Docker tenant or namespace) holds; its next claim is refused.
     #[arg(long, env = "VESTIBULE_TCP_QUOTA", default_value_t = 4)]
     tcp_quota: usize,
-    /// Keep state across restarts: with --docker the TCP port assignments (DIR/tcp-ports.json),
-    /// with --acme-directory the ACME account and certificates (DIR/acme/). Without it they last
-    /// as long as the process.
+    /// Keep state across restarts: the public TCP port assignments (DIR/tcp-ports.json: tcp://
+    /// labels and Services annotated vestibule.dev/tcp-ports; in Kubernetes mode the leader also
+    /// writes them on the Services), with --acme-directory the ACME account and certificates
+    /// (DIR/acme/). Without it they last as long as the process.
     #[arg(long, env = "VESTIBULE_STATE_DIR")]
     state_dir: Option<PathBuf>,
     /// ACME: the CA's directory URL; hosts of Ingress `spec.tls` entries without a `secretName`
@@ -533,6 +535,7 @@ fn options(
         drain_timeout: seconds(tuning.drain_timeout, "--drain-timeout")?,
         election: None,
         domains: None,
+        tcp: vestibule::tcp_ports::allocator::TcpOptions::default(),
         acme: None,
     })
 }
@@ -589,6 +592,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         options.domains = Some(domains);
     }
     options.docker = docker;
+    options.tcp = vestibule::tcp_ports::allocator::TcpOptions {
+        range: vestibule::tcp_ports::allocator::parse_range(&args.tcp_ports)
+            .map_err(|e| anyhow::anyhow!("--tcp-ports: {e}"))?,
+        quota: args.tcp_quota,
+        state_dir: args.state_dir.clone(),
+    };
     options.acme = acme;
     options.translate.acme = options.acme.is_some();
     options.proxy.gateway_bind = args.gateway_bind;
@@ -637,8 +646,10 @@ fn docker_options(args: &RunArgs) -> anyhow::Result<Option<DockerOptions>> {
         if args.docker_network.is_some() || args.docker_tenant_label.is_some() {
             anyhow::bail!("--docker-network needs --docker");
         }
-        if args.state_dir.is_some() && args.acme_directory.is_none() {
-            anyhow::bail!("--state-dir needs --docker or --acme-directory");
+        if args.state_dir.is_some() && args.acme_directory.is_none() && args.manifests.is_empty() && !args.kubernetes {
+            anyhow::bail!(
+                "--state-dir needs --docker, --acme-directory, or Services that can ask for TCP ports (-f or --kubernetes)"
+            );
         }
         if (args.tenant_domain_suffix.is_some() || !args.default_domains.is_empty()) && args.tenancy.is_none() {
             anyhow::bail!("--tenant-domain-suffix and --default-domain need --docker or --tenancy namespace");
@@ -681,11 +692,6 @@ fn docker_options(args: &RunArgs) -> anyhow::Result<Option<DockerOptions>> {
         network: args.docker_network.clone(),
         controller_name: args.controller_name.clone(),
         tenant_label: args.docker_tenant_label.clone(),
-        tcp: docker::ports::TcpOptions {
-            range: docker::ports::parse_range(&args.tcp_ports).map_err(|e| anyhow::anyhow!("--tcp-ports: {e}"))?,
-            quota: args.tcp_quota,
-            state_dir: args.state_dir.clone(),
-        },
     }))
 }
 
@@ -773,7 +779,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         } else {
             endpoint.trim().to_string()
         };
-        let range = docker::ports::parse_range(&args.tcp_ports).map_err(|e| anyhow::anyhow!("--tcp-ports: {e}"))?;
+        let range = vestibule::tcp_ports::allocator::parse_range(&args.tcp_ports)
+            .map_err(|e| anyhow::anyhow!("--tcp-ports: {e}"))?;
         return vestibule::demo::docker::run(options, endpoint, range)
             .await
             .map_err(|err| anyhow::anyhow!("{err}"));

@@ -120,6 +120,8 @@ pub struct Metrics {
     unrouted: Arc<RouteStats>,
     /// (backend, kind) → count.
     upstream_errors: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// (route, reason) → requests sent again by a retry policy.
+    retries: Mutex<BTreeMap<(String, &'static str), u64>>,
     reloads: [AtomicU64; 3],
     /// Kind → objects currently rejected.
     rejected: Mutex<BTreeMap<String, u64>>,
@@ -239,6 +241,21 @@ impl Metrics {
             .or_insert(0) += 1;
     }
 
+    /// A retry policy sends a request of `route` again after a failed try; `reason` is
+    /// `connect`, `timeout`, `broken` or `http_NNN`.
+    pub fn retry(&self, route: &str, reason: &'static str) {
+        // Failed tries only: formatting the label here keeps the hot path free of it.
+        *lock(&self.retries).entry((route.to_string(), reason)).or_insert(0) += 1;
+    }
+
+    /// Requests of `route` sent again for `reason` so far.
+    pub fn retries(&self, route: &str, reason: &'static str) -> u64 {
+        lock(&self.retries)
+            .get(&(route.to_string(), reason))
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub fn reload(&self, outcome: ReloadOutcome) {
         self.reloads[outcome.index()].fetch_add(1, Ordering::Relaxed);
     }
@@ -303,6 +320,7 @@ impl Metrics {
         self.encode_requests(&mut out, &all_routes);
         self.encode_durations(&mut out, &all_routes);
         self.encode_upstream_errors(&mut out);
+        self.encode_retries(&mut out);
         self.encode_reloads(&mut out);
         self.encode_rejected(&mut out);
         events::encode(&mut out);
@@ -414,6 +432,23 @@ impl Metrics {
                 out,
                 "vestibule_upstream_errors_total",
                 &[("backend", backend), ("kind", kind)],
+                *count,
+            );
+        }
+    }
+
+    fn encode_retries(&self, out: &mut String) {
+        header(
+            out,
+            "vestibule_retries_total",
+            "counter",
+            "Requests sent again by a route's retry policy, by route and reason (connect, timeout, broken, http_NNN).",
+        );
+        for ((route, reason), count) in lock(&self.retries).iter() {
+            sample(
+                out,
+                "vestibule_retries_total",
+                &[("route", route), ("reason", reason)],
                 *count,
             );
         }

@@ -20,6 +20,7 @@
 mod affinity;
 mod auth;
 mod body;
+mod client_cert;
 mod client_io;
 mod cors;
 mod forward;
@@ -27,6 +28,7 @@ mod h2_meter;
 mod headers;
 mod limits;
 pub(crate) mod mirror;
+mod retry;
 mod server;
 mod state;
 mod stream;

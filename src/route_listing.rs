@@ -9,7 +9,8 @@
 //! ```
 //!
 //! TENANT is the namespace. NAME is, for a Docker `tcp://` port, the container (compose
-//! service, else container name) the port is kept for; otherwise the TCPRoute or the Service.
+//! service, else container name) the port is kept for; for a Service annotated
+//! `vestibule.dev/tcp-ports`, the Service; otherwise the TCPRoute or the Service.
 //! PORTS is `PUBLIC->CONTAINER/tcp` for TCP ports, `scheme://host/path->PORT` for HTTP routes.
 
 use std::net::SocketAddr;
@@ -108,20 +109,25 @@ pub fn rows(answer: &Value) -> Vec<Row> {
         for connection in port["connections"].as_array().into_iter().flatten() {
             let route = connection["route"].as_str().unwrap_or_default();
             for backend in connection["backends"].as_array().into_iter().flatten() {
-                let Some((tenant, _, container_port)) = backend["backend"].as_str().and_then(split_backend) else {
+                let Some((tenant, service, container_port)) = backend["backend"].as_str().and_then(split_backend)
+                else {
                     continue;
                 };
-                let docker = port["listeners"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|l| l.as_str() == Some(&format!("{tenant}/{GATEWAY}/tcp-{public}")));
+                let on = |gateway: &str| {
+                    port["listeners"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|l| l.as_str() == Some(&format!("{tenant}/{gateway}/tcp-{public}")))
+                };
                 let route_name = route.rsplit('/').next().unwrap_or(route);
                 let name = match route_name
                     .strip_prefix("tcp-")
                     .and_then(|rest| rest.strip_suffix(&format!("-{container_port}")))
                 {
-                    Some(container) if docker => container.to_string(),
+                    Some(container) if on(GATEWAY) => container.to_string(),
+                    // A Service annotated vestibule.dev/tcp-ports: the Service.
+                    _ if on(crate::tcp_ports::GATEWAY) => service,
                     _ => route_name.to_string(),
                 };
                 rows.push(Row {
@@ -210,6 +216,9 @@ mod tests {
                 {"sni": "*", "route": "tcproute/acme/tcp-shop-db-5432", "backends": [
                     {"weight": 1, "backend": "acme/tcp-shop-db-5432:5432",
                      "endpoints": ["10.0.0.3:5432", "10.0.0.4:5432"]}]}]},
+            {"port": 30002, "protocol": "TCP", "listeners": ["shop/vestibule-tcp/tcp-30002"], "connections": [
+                {"sni": "*", "route": "tcproute/shop/tcp-postgres-5432", "backends": [
+                    {"weight": 1, "backend": "shop/postgres:5432", "endpoints": ["10.0.1.1:5433"]}]}]},
             {"port": 9000, "protocol": "TCP", "listeners": ["ops/edge/tcp"], "connections": [
                 {"sni": "*", "route": "tcproute/ops/tcp-x-1", "backends": [
                     {"weight": 1, "backend": "ops/x:1", "endpoints": []}]}]}
@@ -221,7 +230,8 @@ mod tests {
             "TENANT  NAME       PORTS                         ENDPOINTS\n\
              acme    p8080-web  https://web.acme.test/->8080  1\n\
              acme    shop-db    30001->5432/tcp               2\n\
-             ops     tcp-x-1    9000->1/tcp                   0\n"
+             ops     tcp-x-1    9000->1/tcp                   0\n\
+             shop    postgres   30002->5432/tcp               1\n"
         );
     }
 }

@@ -9,11 +9,13 @@ pub mod affinity;
 pub mod auth;
 pub mod canary;
 pub mod cidr;
+pub mod client_cert;
 pub mod cors;
 pub mod describe;
 pub mod gateway;
 pub mod limits;
 pub mod mirror;
+pub mod retry;
 pub mod router;
 
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ pub use affinity::{CanaryAffinity, Carrier, RouteAffinity, SameSite, SessionCook
 pub use auth::RouteAuth;
 pub use canary::{Canary, CanaryRule, HeaderRule};
 pub use cidr::Cidr;
+pub use client_cert::{ClientAuth, ClientTrust, VerifyClient};
 pub use cors::RouteCors;
 pub use gateway::{
     GatewayAction, GatewayPort, HeaderEdits, ListenerName, PathModifier, PortMode, Redirect, SplitTarget, StreamRoute,
@@ -36,6 +39,7 @@ pub use gateway::{
 };
 pub use limits::RouteLimits;
 pub use mirror::{MirrorHost, MirrorPath, MirrorShare, MirrorTarget, RouteMirror};
+pub use retry::{RetryOn, RouteRetry};
 pub use router::{RequestInfo, normalize_host, normalize_path};
 
 /// Index of a [`Route`] in [`RouteTable::routes`].
@@ -87,6 +91,9 @@ pub struct HttpRouter {
     /// Suffix of a wildcard (`foo.com` for `*.foo.com`) → vhost.
     pub wildcard: HashMap<String, WildcardHost>,
     pub catch_all: Option<usize>,
+    /// Some virtual host asks for client certificates (the HTTPS listener then reads the
+    /// ClientHello before choosing its TLS configuration); `false`: the plain handshake.
+    pub client_certificates: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +120,9 @@ pub struct VirtualHost {
     /// A usable certificate is configured for this host: plain HTTP requests to routes whose
     /// [`HttpsRedirect`] is `WithTls` are redirected to HTTPS.
     pub tls: bool,
+    /// Client-certificate authentication of every route of the host (ingress-nginx's
+    /// `auth-tls-*`); `None`: none, one `Option` check.
+    pub client_auth: Option<Arc<ClientAuth>>,
 }
 
 #[derive(Debug, Clone)]
@@ -207,6 +217,10 @@ pub struct Route {
     /// Copies of the requests to other backends (ingress-nginx's `mirror-target`, Gateway API
     /// `RequestMirror`), never awaited by the client; `None`: none, one `Option` check.
     pub mirror: Option<Arc<RouteMirror>>,
+    /// Retries on other endpoints (ingress-nginx's `proxy-next-upstream*`, Gateway API
+    /// `retry`); `None`: a failed connection is tried once more on another endpoint, nothing
+    /// else, and the request path pays one `Option` check.
+    pub retry: Option<Arc<RouteRetry>>,
 }
 
 /// How the path the backend receives is made (ingress-nginx's `rewrite-target`).

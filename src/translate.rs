@@ -24,6 +24,7 @@ pub mod annotations;
 mod auth;
 mod backends;
 mod classes;
+mod client_cert;
 mod cors;
 mod gateway;
 mod hosts;
@@ -32,8 +33,10 @@ mod limits;
 pub mod migration;
 mod mirror;
 mod paths;
+mod retry;
 mod status;
 mod table;
+pub mod tcp_ports;
 pub mod tenancy;
 mod tls;
 
@@ -50,6 +53,7 @@ use self::backends::Backends;
 use self::classes::{ClassDecision, OurClasses};
 use self::ingress::Builders;
 use self::table::TableBuilder;
+use self::tcp_ports::TcpClaim;
 use self::tenancy::{DomainClaim, HostGate, HostOwners, TenancyOptions, Verifications};
 use self::tls::TlsBuilder;
 
@@ -156,6 +160,8 @@ pub struct Translation {
     pub withheld: BTreeSet<ObjectKey>,
     /// The custom domains tenants claim, for the domain verifier, sorted.
     pub domain_claims: Vec<DomainClaim>,
+    /// The Service ports asking for a public TCP port, for the allocator, sorted.
+    pub tcp_claims: Vec<TcpClaim>,
     /// The hosts that ask for an ACME certificate, for the ACME task, sorted.
     pub acme_names: Vec<AcmeName>,
 }
@@ -396,6 +402,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         &mut issues,
     ));
     statuses.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
+    let tcp_claims = tcp_ports::claims(snapshot, &mut issues);
     let (backends, backend_issues) = backends.finish();
     let acme_names = tls.acme_names();
     let (certificates, tls_issues) = tls.finish();
@@ -413,6 +420,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         ingresses: verdicts,
         withheld,
         domain_claims: owners.claims.into_iter().collect(),
+        tcp_claims,
         acme_names,
     }
 }
@@ -424,6 +432,8 @@ pub(crate) struct Access {
     pub(crate) source_ranges: Option<Arc<SourceRanges>>,
     /// Basic and/or forward authentication (`None`: none).
     pub(crate) auth: Option<Arc<RouteAuth>>,
+    /// Client certificates, for every host of the Ingress (`None`: none).
+    pub(crate) client_auth: Option<Arc<crate::routes::ClientAuth>>,
 }
 
 /// What becomes of one Ingress that is ours, or that `check` validates.
@@ -530,10 +540,23 @@ pub(crate) fn annotation_admission(
         );
         return AnnotationAdmission::Withhold("its authentication cannot be set up (fail closed)");
     };
+    let Ok(client_auth) = client_cert::client_auth(namespace, &ingress.metadata.name, annotations, snapshot, report)
+    else {
+        report.error(
+            "metadata.annotations",
+            "the Ingress is not served: its client-certificate authentication (auth-tls-*) cannot be set up as \
+             written, and serving it would admit every client",
+        );
+        return AnnotationAdmission::Withhold("its client-certificate authentication cannot be set up (fail closed)");
+    };
     if verdict.canary.is_some() {
         return AnnotationAdmission::Canary(annotations::canary_rule(annotations, report));
     }
-    AnnotationAdmission::Serve(Access { source_ranges, auth })
+    AnnotationAdmission::Serve(Access {
+        source_ranges,
+        auth,
+        client_auth,
+    })
 }
 
 fn missing_class_message(class: &str) -> String {

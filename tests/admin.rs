@@ -116,6 +116,7 @@ fn hostile_table() -> RouteTable {
             limits: None,
             affinity: None,
             mirror: None,
+            retry: None,
         }],
         backends: vec![Backend {
             key: BackendKey {
@@ -168,6 +169,7 @@ fn published() -> Published {
             ),
         ],
         domain_claims: Vec::new(),
+        tcp_claims: Vec::new(),
         acme_names: Vec::new(),
     }
 }

@@ -23,6 +23,7 @@ use vestibule::cluster::{Cluster, ElectionConfig, Elector};
 use vestibule::controller::{Publication, Published};
 use vestibule::metrics::Metrics;
 use vestibule::translate::ObjectStatus;
+use vestibule::translate::tcp_ports::TcpClaim;
 
 use support::{ApiServer, Forwarder, SERIAL, eventually};
 
@@ -578,6 +579,9 @@ rules:
 - apiGroups: [networking.k8s.io]
   resources: [ingresses/status]
   verbs: [patch]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [patch]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -604,10 +608,16 @@ kind: Ingress
 metadata: {name: a, namespace: default}
 spec:
   defaultBackend: {service: {name: web, port: {number: 80}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: default, annotations: {vestibule.dev/tcp-ports: "5432"}}
+spec: {ports: [{port: 5432}]}
 "#;
 
 /// Acting as a ServiceAccount (impersonated: there is no token controller) that has only the
-/// verbs above: elected, writes status, releases the Lease, with no request refused.
+/// verbs above: elected, writes status and a Service's assigned TCP ports, releases the Lease,
+/// with no request refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a real kube-apiserver (../shared/k8s/apiserver.sh); run with --ignored"]
 async fn the_cluster_side_needs_only_its_rbac_verbs() {
@@ -630,7 +640,21 @@ async fn the_cluster_side_needs_only_its_rbac_verbs() {
         name: "a".into(),
         status: json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}),
     };
-    publish(&publication, 1, vec![status]);
+    publication.publish(Published {
+        generation: 1,
+        statuses: Arc::new(vec![status]),
+        tcp_claims: vec![TcpClaim {
+            namespace: "default".into(),
+            service: "db".into(),
+            port: 5432,
+            created: None,
+            seed: None,
+            assigned: Some(30001),
+            annotated: None,
+            origin: vestibule::config::Origin::Api,
+        }],
+        ..Published::default()
+    });
     let cluster = Cluster::start(client, election("service-account"), publication, metrics.clone());
     let admin = server.client().await;
     let resource =
@@ -640,6 +664,19 @@ async fn the_cluster_side_needs_only_its_rbac_verbs() {
         Duration::from_secs(10),
         "the status written as the ServiceAccount",
         || async { (ingress_ip(&ingresses, "a").await.as_deref() == Some("192.0.2.7")).then_some(()) },
+    )
+    .await;
+    let resource = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("", "v1", "Service"));
+    let services: Api<DynamicObject> = Api::namespaced_with(admin.clone(), "default", &resource);
+    eventually(
+        Duration::from_secs(10),
+        "the assigned TCP port written on the Service as the ServiceAccount",
+        || async {
+            let service = services.get("db").await.ok()?;
+            let annotations = service.metadata.annotations.unwrap_or_default();
+            (annotations.get("vestibule.dev/tcp-ports-assigned").map(String::as_str) == Some("5432=30001"))
+                .then_some(())
+        },
     )
     .await;
     assert!(cluster.is_leader());

@@ -178,6 +178,9 @@ pub fn origin(origin: &Origin) -> Value {
         Origin::DomainVerifier => {
             map.insert("source".into(), "domainVerifier".into());
         }
+        Origin::TcpAllocator => {
+            map.insert("source".into(), "tcpAllocator".into());
+        }
         Origin::Acme => {
             map.insert("source".into(), "acme".into());
         }

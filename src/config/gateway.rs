@@ -187,6 +187,25 @@ pub struct HttpRouteRule {
     /// Experimental: session affinity for the rule's requests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_persistence: Option<SessionPersistence>,
+    /// Experimental (GEP-1731): when to send a request again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<HttpRouteRetry>,
+}
+
+/// An HTTPRoute rule's `retry` (experimental, GEP-1731). Numbers are kept as written (`i64`):
+/// out-of-range values are errors of `translate`, as the CRD schema would reject them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HttpRouteRetry {
+    /// Response statuses to retry (400-599, a set).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<i64>,
+    /// Retries after the first try; `0` disables them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i64>,
+    /// A Gateway API duration (`100ms`, `1s`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

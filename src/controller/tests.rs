@@ -238,7 +238,8 @@ async fn a_lone_update_waits_only_for_the_quiet_gap() {
 }
 
 /// Fail closed: an Ingress that gains an access-control annotation Vestibule does not honour
-/// is not served at all, not even as its last good version (which had no access control).
+/// (or cannot set up: client certificates without their CA Secret) is not served at all, not
+/// even as its last good version (which had no access control).
 #[test]
 fn access_control_that_is_not_honoured_never_falls_back_to_the_last_good_version() {
     let mut reconciler = Reconciler::new(TranslateOptions::default());
@@ -257,7 +258,7 @@ fn access_control_that_is_not_honoured_never_falls_back_to_the_last_good_version
         applied
             .issues
             .iter()
-            .any(|i| i.is_error() && i.message.contains("the Ingress is not served: its access control")),
+            .any(|i| i.is_error() && i.message.contains("the Ingress is not served: its client-certificate")),
         "{:#?}",
         applied.issues
     );

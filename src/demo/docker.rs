@@ -19,7 +19,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::app::{self, RunOptions};
-use crate::providers::docker::{DockerOptions, Engine, ports::TcpOptions};
+use crate::providers::docker::{DockerOptions, Engine};
+use crate::tcp_ports::allocator::TcpOptions;
 
 /// The shell script that builds the image: arguments BINARY TAG.
 pub const IMAGE_SCRIPT: &str = include_str!("docker-image.sh");
@@ -143,11 +144,7 @@ impl Drop for Cleanup {
 }
 
 /// The demo's `--docker` options: one engine, tenant [`TENANT`], its containers only.
-pub fn docker_options(
-    endpoint: String,
-    tcp_ports: std::ops::RangeInclusive<u16>,
-    controller_name: String,
-) -> DockerOptions {
+pub fn docker_options(endpoint: String, controller_name: String) -> DockerOptions {
     DockerOptions {
         engines: vec![Engine {
             tenant: TENANT.into(),
@@ -158,11 +155,6 @@ pub fn docker_options(
         network: None,
         controller_name,
         tenant_label: Some(TENANT_LABEL.into()),
-        tcp: TcpOptions {
-            range: tcp_ports,
-            quota: 4,
-            state_dir: None,
-        },
     }
 }
 
@@ -225,11 +217,12 @@ pub async fn run(
         started.push(full);
     }
 
-    options.docker = Some(docker_options(
-        endpoint,
-        tcp_ports,
-        options.translate.controller_name.clone(),
-    ));
+    options.docker = Some(docker_options(endpoint, options.translate.controller_name.clone()));
+    options.tcp = TcpOptions {
+        range: tcp_ports,
+        quota: 4,
+        state_dir: None,
+    };
     // Ctrl-C or SIGTERM while the above ran (blocking) was kept by `signals` and is seen here:
     // the demo stops as soon as the containers it started are known, and removes them.
     let start_up = async {

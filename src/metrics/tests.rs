@@ -203,6 +203,33 @@ fn exposition_parses_line_by_line() {
 }
 
 #[test]
+fn retries_are_counted_by_route_and_reason() {
+    let metrics = Metrics::new();
+    metrics.retry("ingress/default/web/rules[0]/paths[0]", "http_503");
+    metrics.retry("ingress/default/web/rules[0]/paths[0]", "http_503");
+    metrics.retry("httproute/default/\"odd\"/rules[0]", "connect");
+    assert_eq!(metrics.retries("ingress/default/web/rules[0]/paths[0]", "http_503"), 2);
+    assert_eq!(metrics.retries("ingress/default/web/rules[0]/paths[0]", "timeout"), 0);
+    let text = metrics.encode();
+    let samples = parse(&text);
+    assert_eq!(
+        find(
+            &samples,
+            "vestibule_retries_total",
+            &[
+                ("route", "ingress/default/web/rules[0]/paths[0]"),
+                ("reason", "http_503")
+            ]
+        ),
+        Some(2.0)
+    );
+    assert!(
+        text.contains("vestibule_retries_total{route=\"httproute/default/\\\"odd\\\"/rules[0]\",reason=\"connect\"} 1"),
+        "{text}"
+    );
+}
+
+#[test]
 fn empty_metrics_still_declare_every_family() {
     let text = Metrics::new().encode();
     parse(&text);
@@ -210,6 +237,7 @@ fn empty_metrics_still_declare_every_family() {
         "vestibule_requests_total",
         "vestibule_request_duration_seconds",
         "vestibule_upstream_errors_total",
+        "vestibule_retries_total",
         "vestibule_config_reloads_total",
         "vestibule_rejected_objects",
         "vestibule_config_generation",

@@ -8,12 +8,12 @@
 //! containers gone meanwhile disappear. An aggregator keeps each engine's last complete list and
 //! sends the objects of all of them once every engine has listed (so `/readyz` waits for every
 //! engine), then after every change. Engine health: `docker/<tenant>` in `/api/sources`.
-//! The aggregator also owns the TCP port allocator (`docker/ports.rs`): each round assigns the
-//! `tcp://` claims their ports before the objects are built (`docker/streams.rs`).
+//! The aggregator also uses the TCP port allocator (`tcp_ports/allocator.rs`, shared with the
+//! Services' claims): each round assigns the `tcp://` claims their ports before the objects are
+//! built (`docker/streams.rs`).
 
 pub mod labels;
 pub mod objects;
-pub mod ports;
 pub mod streams;
 
 use std::collections::{BTreeMap, HashMap};
@@ -60,8 +60,6 @@ pub struct DockerOptions {
     /// is its name, so that several tenants can share one engine (tests, trusted setups; a
     /// tenant able to set labels on that engine could claim to be another).
     pub tenant_label: Option<String>,
-    /// `--tcp-ports`, `--tcp-quota`, `--state-dir`: the raw TCP ports of `tcp://` labels.
-    pub tcp: ports::TcpOptions,
 }
 
 impl DockerOptions {
@@ -122,7 +120,7 @@ struct EngineList {
 pub fn spawn(
     options: DockerOptions,
     clients: Vec<Docker>,
-    mut allocator: ports::PortAllocator,
+    allocator: crate::tcp_ports::SharedAllocator,
     updates: mpsc::Sender<SourceUpdate>,
     metrics: Arc<Metrics>,
 ) -> JoinHandle<()> {
@@ -160,7 +158,11 @@ pub fn spawn(
             }
             let all: Vec<Container> = lists.iter().flatten().flatten().cloned().collect();
             let mut built = objects::build(&tenants, &all, &options.controller_name);
-            let claims = allocator.assign(&all);
+            let claims = crate::tcp_ports::assign(
+                &allocator,
+                crate::tcp_ports::allocator::ClaimKind::Container,
+                &streams::requests(&all),
+            );
             let (tcp_objects, tcp_issues) = streams::build(&all, &claims);
             built.0.extend(tcp_objects);
             built.1.extend(tcp_issues);

@@ -21,11 +21,12 @@ use hyper::body::Incoming;
 
 use super::body::{ProxyBody, error_response, grpc_unavailable, text_response};
 use super::headers::{
-    Forwarded, Peer, X_FORWARDED_PROTO, client_address, is_h2c_upgrade, is_upgrade, scan, strip_h2c_upgrade,
-    strip_hop_by_hop, strip_hop_by_hop_if, strip_underscored,
+    Forwarded, Peer, X_FORWARDED_PROTO, client_address, is_h2c_upgrade, is_upgrade, scan, strip_client_certificate,
+    strip_h2c_upgrade, strip_hop_by_hop, strip_hop_by_hop_if, strip_underscored,
 };
 use super::state::{Installed, Shared};
 use super::upgrade::{splice, splice_native};
+use super::upstream::request_body::RequestBody;
 use super::upstream::{Deadlines, Failure, Reply};
 use crate::metrics::{ClientErrorKind, TimeoutKind, count_client_error, count_timeout};
 use crate::routes::{Redirect, RequestInfo, RouteAction, RouteId, SplitTarget, VirtualHost, normalize_path};
@@ -48,6 +49,9 @@ pub(crate) struct Client {
     /// The virtual host of the last request's Host in the installed table of then: clients send
     /// the same Host on every request of a connection, which then skips normalising and hashing.
     pub host_cache: Mutex<HostCache>,
+    /// The client certificate of a handshake that asked for one (the SNI named a host with
+    /// client certificates), verified against that host's CAs; `None`: none was asked for.
+    pub client_certificate: Option<super::client_cert::PeerCertificate>,
 }
 
 #[derive(Default)]
@@ -397,6 +401,10 @@ async fn handle(
         // names are dropped, as ingress-nginx does by default.
         strip_underscored(request.headers_mut());
     }
+    if present.client_certificate {
+        // Only the proxy says what a client's certificate was.
+        strip_client_certificate(request.headers_mut());
+    }
     // Route (and forward) the normalised path, so `/public/../admin` cannot reach a route that
     // `/admin` would not. Rare: most paths need nothing and are not copied.
     if let Cow::Owned(normalized) = normalize_path(request.uri().path()) {
@@ -415,15 +423,27 @@ async fn handle(
         };
         client
             .vhost(installed, host.as_ref(), info.host)
-            .and_then(|vhost| vhost.find(&info).map(|id| (id, vhost.tls)))
+            .and_then(|vhost| vhost.find(&info).map(|id| (id, vhost.tls, vhost.client_auth.as_ref())))
     };
-    let Some((id, route, vhost_tls)) =
-        route_id.and_then(|(id, tls)| table.routes.get(id).map(|route| (id, route, tls)))
+    let Some((id, route, vhost_tls, client_auth)) =
+        route_id.and_then(|(id, tls, client_auth)| table.routes.get(id).map(|route| (id, route, tls, client_auth)))
     else {
         return (error_response(StatusCode::NOT_FOUND), None);
     };
     if !client.tls && route.https_redirect.applies(vhost_tls) && !forwarded_https(client, request.headers()) {
         return (https_redirect(host.as_ref(), request.uri(), table.https_port), Some(id));
+    }
+    if let Some(policy) = client_auth {
+        // Before everything else the host does, as nginx decides certificates before any
+        // location: the backend then gets the proxy's own `ssl-client-*` headers.
+        if let Some(response) = super::client_cert::check(
+            policy,
+            client.tls,
+            client.client_certificate.as_ref(),
+            request.headers_mut(),
+        ) {
+            return (response, Some(id));
+        }
     }
     if let Some(root) = &route.app_root
         && request.uri().path() == "/"
@@ -629,22 +649,40 @@ async fn handle(
         super::mirror::start(mirror, &installed.upstreams, &mut request, copying);
     }
     let metrics = &*client.shared.metrics;
-    let outgoing = upstream.outgoing(request, forwarded, config.upstream_h1_native);
-    // Awaited where it is made: a future kept in a local first is copied once more.
-    let result = match route.timeouts.request {
-        None => upstream.send(outgoing, deadlines, metrics, sticky.as_deref_mut()).await,
-        Some(limit) => match tokio::time::timeout(
-            limit,
-            upstream.send(outgoing, deadlines, metrics, sticky.as_deref_mut()),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => {
-                metrics.upstream_error(&upstream.key, "timeout");
-                Err(Failure::Timeout)
+    let result = if let Some(policy) = &route.retry {
+        // Boxed: routes without a policy do not carry the tries' future.
+        let tries = super::retry::Tries {
+            policy,
+            route,
+            upstream,
+            forwarded,
+            native_h1: config.upstream_h1_native,
+            deadlines,
+            metrics,
+        };
+        Box::pin(super::retry::exchange(tries, request, sticky.as_deref_mut())).await
+    } else {
+        let outgoing = upstream.outgoing(request.map(RequestBody::Client), forwarded, config.upstream_h1_native);
+        // Awaited where it is made: a future kept in a local first is copied once more.
+        match route.timeouts.request {
+            None => {
+                upstream
+                    .send(outgoing, deadlines, metrics, sticky.as_deref_mut(), None)
+                    .await
             }
-        },
+            Some(limit) => match tokio::time::timeout(
+                limit,
+                upstream.send(outgoing, deadlines, metrics, sticky.as_deref_mut(), None),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => {
+                    metrics.upstream_error(&upstream.key, "timeout");
+                    Err(Failure::Timeout)
+                }
+            },
+        }
     };
     let (mut response, lease) = match result {
         Ok(Reply::Hyper(response, lease)) => (response, lease),

@@ -98,6 +98,9 @@ pub(crate) struct Present {
     pub expect: bool,
     /// Some header name holds an underscore.
     pub underscore: bool,
+    /// Some header name is `ssl-client-…` (or `ssl_client_…`): a client's claim about its
+    /// certificate, never passed on.
+    pub client_certificate: bool,
 }
 
 pub(crate) fn scan(headers: &HeaderMap) -> Present {
@@ -110,8 +113,34 @@ pub(crate) fn scan(headers: &HeaderMap) -> Present {
             present.expect = true;
         }
         present.underscore |= name.as_str().contains('_');
+        present.client_certificate |= is_client_certificate_prefix(name.as_str());
     }
     present
+}
+
+/// `ssl-client-` or `ssl_client_` (any mix of `-` and `_`) begins `name`.
+fn is_client_certificate_prefix(name: &str) -> bool {
+    name.len() > 11
+        && name
+            .bytes()
+            .zip(b"ssl-client-".iter())
+            .all(|(byte, &expected)| byte == expected || (expected == b'-' && byte == b'_'))
+}
+
+/// Removes the `ssl-client-*` headers the proxy sets for backends of hosts with client
+/// certificates, in any spelling of `-` and `_`: clients must not speak for their certificate.
+pub(crate) fn strip_client_certificate(headers: &mut HeaderMap) {
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let folded = name.as_str().replace('_', "-");
+            super::client_cert::HEADERS.contains(&folded.as_str())
+        })
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
 }
 
 /// Removes every header whose name holds an underscore.
@@ -470,5 +499,33 @@ mod tests {
         assert_eq!(map["x-real-ip"], "198.51.100.7");
         assert_eq!(map["x-forwarded-proto"], "https");
         assert!(!map.contains_key("x-forwarded-host"));
+    }
+
+    #[test]
+    fn client_certificate_headers_are_found_and_stripped_in_any_spelling() {
+        let mut headers = HeaderMap::new();
+        for name in [
+            "ssl-client-verify",
+            "ssl_client_subject_dn",
+            "ssl-client_cert",
+            "SSL-Client-Issuer-DN",
+        ] {
+            headers.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("x"),
+            );
+        }
+        headers.insert("ssl-client-other", HeaderValue::from_static("kept"));
+        headers.insert("x-ssl-client-verify", HeaderValue::from_static("kept"));
+        assert!(scan(&headers).client_certificate);
+        strip_client_certificate(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["ssl-client-other", "x-ssl-client-verify"]);
+
+        let mut plain = HeaderMap::new();
+        plain.insert("x-ssl-client-verify", HeaderValue::from_static("x"));
+        plain.insert("ssl-client", HeaderValue::from_static("x"));
+        assert!(!scan(&plain).client_certificate);
     }
 }

@@ -20,9 +20,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::timeout;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::{LazyConfigAcceptor, TlsAcceptor};
 
 use super::body::ProxyBody;
+use super::client_cert::{ClientTlsCache, PeerCertificate};
 use super::client_io::ClientIo;
 use super::forward::{self, Client};
 use super::h2_meter::FrameMeter;
@@ -47,6 +49,8 @@ pub(crate) struct Serving {
     pub(super) tls: Option<TlsAcceptor>,
     /// The Gateway API port this serves; `None` for the Ingress listeners.
     pub(super) gateway_port: Option<u16>,
+    /// TLS configurations that ask for client certificates, by the CAs of the hosts asking.
+    client_tls: ClientTlsCache,
 }
 
 impl Serving {
@@ -78,6 +82,7 @@ impl Serving {
             tls: tls.map(TlsAcceptor::from),
             shared,
             gateway_port: None,
+            client_tls: ClientTlsCache::default(),
         }
     }
 
@@ -87,7 +92,13 @@ impl Serving {
         self
     }
 
-    fn client(&self, peer: SocketAddr, tls: bool, http2: bool) -> Arc<Client> {
+    fn client(
+        &self,
+        peer: SocketAddr,
+        tls: bool,
+        http2: bool,
+        client_certificate: Option<PeerCertificate>,
+    ) -> Arc<Client> {
         Arc::new(Client {
             shared: self.shared.clone(),
             peer: Peer::new(peer.ip(), &self.shared.config.trusted_proxies),
@@ -96,6 +107,7 @@ impl Serving {
             http2,
             gateway_port: self.gateway_port,
             host_cache: Default::default(),
+            client_certificate,
         })
     }
 
@@ -108,7 +120,7 @@ impl Serving {
             _ => return,
         };
         let stream = ClientIo::new(stream, prefix, self.shared.config.client_write_timeout);
-        let client = self.client(peer, false, http2);
+        let client = self.client(peer, false, http2, None);
         if http2 {
             self.serve_h2(stream, client, drain).await;
         } else {
@@ -120,8 +132,15 @@ impl Serving {
     pub async fn tls(&self, stream: TcpStream, peer: SocketAddr, drain: watch::Receiver<bool>) {
         let Some(acceptor) = &self.tls else { return };
         let stream = ClientIo::new(stream, Bytes::new(), self.shared.config.client_write_timeout);
-        let stream = match timeout(self.shared.config.tls_handshake_timeout, acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => stream,
+        let handshake = async {
+            if self.gateway_port.is_none() && self.shared.current.load().table.http.client_certificates {
+                self.accept_by_host(acceptor.config(), stream).await
+            } else {
+                acceptor.accept(stream).await.map(|stream| (stream, None))
+            }
+        };
+        let (stream, certificate) = match timeout(self.shared.config.tls_handshake_timeout, handshake).await {
+            Ok(Ok(accepted)) => accepted,
             Ok(Err(error)) => {
                 tracing::debug!(%peer, %error, "TLS handshake failed");
                 return;
@@ -129,12 +148,43 @@ impl Serving {
             Err(_) => return,
         };
         let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-        let client = self.client(peer, true, http2);
+        let client = self.client(peer, true, http2, certificate);
         if http2 {
             self.serve_h2(stream, client, drain).await;
         } else {
             self.serve_h1(TokioIo::new(stream), client, drain).await;
         }
+    }
+
+    /// The handshake of the Ingress HTTPS listener while some host asks for client
+    /// certificates: the ClientHello is read first, and a SNI naming such a host (no SNI: the
+    /// catch-all host) gets the configuration that asks for one; the certificate presented is
+    /// verified against that host's CAs once the handshake is done.
+    async fn accept_by_host(
+        &self,
+        base: &Arc<rustls::ServerConfig>,
+        stream: ClientIo<TcpStream>,
+    ) -> io::Result<(TlsStream<ClientIo<TcpStream>>, Option<PeerCertificate>)> {
+        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
+        let trust = {
+            let installed = self.shared.current.load();
+            let hello = start.client_hello();
+            installed
+                .table
+                .http
+                .vhost(hello.server_name().unwrap_or(""))
+                .and_then(|vhost| vhost.client_auth.as_ref())
+                .filter(|auth| auth.verify.asks())
+                .map(|auth| auth.trust.clone())
+        };
+        // A configuration that cannot be built leaves the connection without a verified
+        // certificate: its requests to the host are refused (421).
+        let Some(client_tls) = trust.and_then(|trust| self.client_tls.get(&trust, base)) else {
+            return start.into_stream(base.clone()).await.map(|stream| (stream, None));
+        };
+        let stream = start.into_stream(client_tls.config.clone()).await?;
+        let certificate = client_tls.examine(stream.get_ref().1.peer_certificates());
+        Ok((stream, Some(certificate)))
     }
 
     async fn serve_h1<I>(&self, io: TokioIo<I>, client: Arc<Client>, mut drain: watch::Receiver<bool>)

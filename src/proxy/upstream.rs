@@ -7,6 +7,7 @@
 
 pub(crate) mod h1;
 pub(crate) mod pool;
+pub(crate) mod request_body;
 mod tls;
 pub(crate) mod watched;
 
@@ -24,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use self::pool::{Lease, PoolKey};
+use self::request_body::RequestBody;
 use self::watched::{WatchedBody, await_head};
 use super::affinity::{Sticky, Token};
 use super::headers::Forwarded;
@@ -203,7 +205,36 @@ pub(crate) struct Deadlines {
 /// A request ready for [`Upstream::send`].
 pub(crate) enum Outgoing {
     Native(h1::Prepared),
-    Hyper(Request<Incoming>),
+    Hyper(Request<RequestBody>),
+}
+
+impl Outgoing {
+    /// A copy to send again (to another endpoint), when its body can be sent again: none, or
+    /// one kept whole ([`request_body::keep`]).
+    pub fn replay(&self) -> Option<Outgoing> {
+        match self {
+            Outgoing::Native(prepared) => prepared.replay().map(Outgoing::Native),
+            Outgoing::Hyper(request) => {
+                let mut copy = Request::new(request.body().replay()?);
+                *copy.method_mut() = request.method().clone();
+                *copy.uri_mut() = request.uri().clone();
+                *copy.version_mut() = request.version();
+                *copy.headers_mut() = request.headers().clone();
+                Some(Outgoing::Hyper(copy))
+            }
+        }
+    }
+}
+
+/// One try of a request whose route has a retry policy: the endpoints to avoid, and what the
+/// try did. Without one (`None`), a failed connection is tried once more on another endpoint.
+#[derive(Debug, Default)]
+pub(crate) struct Attempt {
+    /// The endpoints earlier tries went to, and then this one's: not picked while another is
+    /// left.
+    pub avoid: Vec<SocketAddr>,
+    /// The request reached a connection, so the upstream may have acted on it.
+    pub sent: bool,
 }
 
 /// A response with headers, whose body gives the connection back once read.
@@ -213,6 +244,15 @@ pub(crate) enum Reply {
     Hyper(Response<Incoming>, Option<Lease>),
     /// From our own HTTP/1.1 client: hop-by-hop headers already removed.
     Native(Response<h1::ResponseBody>),
+}
+
+impl Reply {
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            Reply::Hyper(response, _) => response.status(),
+            Reply::Native(response) => response.status(),
+        }
+    }
 }
 
 impl Upstream {
@@ -284,7 +324,12 @@ impl Upstream {
     }
 
     /// The session's endpoint, else the next one in round-robin order; `sticky` learns which.
-    fn pick_for(&self, sticky: Option<&mut Sticky>) -> Option<PoolKey> {
+    /// With an `attempt` (a retry policy), endpoints it avoids are skipped while another is
+    /// left, and the one picked joins them.
+    fn pick_for(&self, sticky: Option<&mut Sticky>, attempt: Option<&mut Attempt>) -> Option<PoolKey> {
+        if let Some(attempt) = attempt {
+            return self.pick_avoiding(sticky, attempt);
+        }
         let Some(sticky) = sticky else {
             return self.pick();
         };
@@ -294,6 +339,46 @@ impl Upstream {
         };
         sticky.used = key.as_ref().and_then(PoolKey::addr);
         key
+    }
+
+    /// [`pick_for`](Self::pick_for) for a try of a retry policy.
+    fn pick_avoiding(&self, sticky: Option<&mut Sticky>, attempt: &mut Attempt) -> Option<PoolKey> {
+        let avoid = &attempt.avoid;
+        let pinned = sticky
+            .as_ref()
+            .and_then(|sticky| sticky.pinned)
+            .and_then(|index| self.endpoint(index))
+            .filter(|addr| !avoid.contains(addr));
+        let key = match (pinned, &self.target) {
+            (Some(addr), _) => Some(PoolKey::Addr(addr)),
+            (None, Target::Endpoints(addrs)) if !avoid.is_empty() => {
+                let len = addrs.len().max(1);
+                // From where the round robin stands, without moving it: a retry does not
+                // shift the next request's endpoint.
+                let start = self.balancer.next.load(Ordering::Relaxed);
+                (0..len)
+                    .filter_map(|step| addrs.get(start.wrapping_add(step) % len))
+                    .find(|addr| !avoid.contains(addr))
+                    .map(|addr| PoolKey::Addr(*addr))
+            }
+            (None, _) => self.pick(),
+        };
+        let addr = key.as_ref().and_then(PoolKey::addr);
+        if let Some(sticky) = sticky {
+            sticky.used = addr;
+        }
+        if let Some(addr) = addr {
+            attempt.avoid.push(addr);
+        }
+        key
+    }
+
+    /// How many endpoints requests can go to (an ExternalName counts as one).
+    pub fn endpoint_count(&self) -> usize {
+        match &self.target {
+            Target::Endpoints(addrs) => addrs.len(),
+            Target::External(_) => 1,
+        }
     }
 
     /// The next endpoint in round-robin order.
@@ -356,7 +441,7 @@ impl Upstream {
     /// The request as this upstream's client takes it: encoded for our own HTTP/1.1 client, or
     /// with the forwarded values in its header map for hyper's. `request` must already carry
     /// the other headers the upstream should see, in origin form for HTTP/1.1.
-    pub fn outgoing(&self, request: Request<Incoming>, forwarded: Forwarded, native_h1: bool) -> Outgoing {
+    pub fn outgoing(&self, request: Request<RequestBody>, forwarded: Forwarded, native_h1: bool) -> Outgoing {
         let mut request = request;
         if native_h1 && self.protocol == UpstreamProtocol::Http1 {
             // Nothing refers to the client's request head after this (hyper can then reuse its
@@ -372,21 +457,24 @@ impl Upstream {
     /// hyper's clients' exchanges are boxed: their futures are twice the size of our own
     /// client's, and inline they would size (and be copied with) every request's future.
     /// `sticky`: the request's session (routes with session affinity), which learns the
-    /// endpoint the exchange went to.
+    /// endpoint the exchange went to. `attempt`: a try of a retry policy (one connection is
+    /// tried, to an endpoint it does not avoid); `None`: a failed connection is tried once
+    /// more on another endpoint.
     pub async fn send(
         &self,
         outgoing: Outgoing,
         deadlines: Deadlines,
         metrics: &Metrics,
         sticky: Option<&mut Sticky>,
+        attempt: Option<&mut Attempt>,
     ) -> Result<Reply, Failure> {
         match (outgoing, self.protocol) {
-            (Outgoing::Native(prepared), _) => self.send_native(prepared, deadlines, metrics, sticky).await,
+            (Outgoing::Native(prepared), _) => self.send_native(prepared, deadlines, metrics, sticky, attempt).await,
             (Outgoing::Hyper(request), UpstreamProtocol::Http1 | UpstreamProtocol::Https) => {
-                Box::pin(self.send_h1(request, deadlines, metrics, sticky)).await
+                Box::pin(self.send_h1(request, deadlines, metrics, sticky, attempt)).await
             }
             (Outgoing::Hyper(request), UpstreamProtocol::H2c | UpstreamProtocol::H2Tls) => {
-                Box::pin(self.send_h2(request, deadlines, metrics, sticky)).await
+                Box::pin(self.send_h2(request, deadlines, metrics, sticky, attempt)).await
             }
         }
     }
@@ -400,9 +488,10 @@ impl Upstream {
         deadlines: Deadlines,
         metrics: &Metrics,
         mut sticky: Option<&mut Sticky>,
+        mut attempt: Option<&mut Attempt>,
     ) -> Result<Reply, Failure> {
         let mut prepared = prepared;
-        let Some(key) = self.pick_for(sticky.as_deref_mut()) else {
+        let Some(key) = self.pick_for(sticky.as_deref_mut(), attempt.as_deref_mut()) else {
             return Err(Failure::Connect);
         };
         let mut limits = h1::Limits {
@@ -414,6 +503,7 @@ impl Upstream {
             max_request_body: deadlines.max_request_body,
         };
         if let Some(conn) = pool::checkout_native(&key) {
+            mark_sent(attempt.as_deref_mut());
             match h1::exchange(conn, key.clone(), prepared, true, limits).await {
                 h1::Outcome::Response(response) => return Ok(Reply::Native(response)),
                 h1::Outcome::Retry(unsent) => prepared = unsent,
@@ -422,7 +512,7 @@ impl Upstream {
         }
         let how = self.connect_limits(&deadlines);
         let (key, stream) = self
-            .connect_once_more(key, metrics, |key| async move { connect_tcp(&key, how).await })
+            .connect_once_more(key, metrics, attempt, |key| async move { connect_tcp(&key, how).await })
             .await?;
         if let Some(sticky) = sticky {
             sticky.used = key.addr();
@@ -436,11 +526,14 @@ impl Upstream {
         }
     }
 
-    /// Connects to `key`; on failure, once to another endpoint. Failures are recorded.
+    /// Connects to `key`; on failure, once to another endpoint — unless this is a try of a
+    /// retry policy (`attempt`), whose next try decides, and which learns the request went
+    /// out. Failures are recorded.
     async fn connect_once_more<C, F, Fut>(
         &self,
         key: PoolKey,
         metrics: &Metrics,
+        attempt: Option<&mut Attempt>,
         connect: F,
     ) -> Result<(PoolKey, C), Failure>
     where
@@ -448,7 +541,11 @@ impl Upstream {
         Fut: Future<Output = Result<C, Failure>>,
     {
         match connect(key.clone()).await {
-            Ok(conn) => Ok((key, conn)),
+            Ok(conn) => {
+                mark_sent(attempt);
+                Ok((key, conn))
+            }
+            Err(failure) if attempt.is_some() => Err(self.record(metrics, failure)),
             Err(failure) => {
                 self.record(metrics, failure);
                 let other = self.other_than(&key).ok_or(failure)?;
@@ -476,18 +573,20 @@ impl Upstream {
 
     async fn send_h1(
         &self,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         deadlines: Deadlines,
         metrics: &Metrics,
         mut sticky: Option<&mut Sticky>,
+        mut attempt: Option<&mut Attempt>,
     ) -> Result<Reply, Failure> {
         let (request, watch) = watched(request, deadlines.max_request_body);
         let mut request = request;
-        let Some(key) = self.pick_for(sticky.as_deref_mut()) else {
+        let Some(key) = self.pick_for(sticky.as_deref_mut(), attempt.as_deref_mut()) else {
             return Err(Failure::Connect);
         };
         let wait = |send| await_head(send, &watch, deadlines.response_header, deadlines.request_body_idle);
         if let Some(mut conn) = pool::checkout_h1(&self.pooled(&key)) {
+            mark_sent(attempt.as_deref_mut());
             match wait(conn.try_send_request(request)).await {
                 Ok(Ok(response)) => return Ok(Reply::Hyper(response, Some(Lease::new(self.pooled(&key), conn)))),
                 Ok(Err(mut error)) => match error.take_message() {
@@ -501,7 +600,12 @@ impl Upstream {
         let how = self.connect_limits(&deadlines);
         let tls = self.tls();
         let (key, mut conn) = self
-            .connect_once_more(key, metrics, |key| async move { connect_h1(&key, how, tls).await })
+            .connect_once_more(
+                key,
+                metrics,
+                attempt,
+                |key| async move { connect_h1(&key, how, tls).await },
+            )
             .await?;
         if let Some(sticky) = sticky {
             sticky.used = key.addr();
@@ -533,20 +637,22 @@ impl Upstream {
 
     async fn send_h2(
         &self,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         deadlines: Deadlines,
         metrics: &Metrics,
         mut sticky: Option<&mut Sticky>,
+        mut attempt: Option<&mut Attempt>,
     ) -> Result<Reply, Failure> {
         let mut request = request;
         to_h2_form(&mut request, self.tls());
         let (request, watch) = watched(request, deadlines.max_request_body);
         let mut request = request;
-        let Some(key) = self.pick_for(sticky.as_deref_mut()) else {
+        let Some(key) = self.pick_for(sticky.as_deref_mut(), attempt.as_deref_mut()) else {
             return Err(Failure::Connect);
         };
         let wait = |send| await_head(send, &watch, deadlines.response_header, deadlines.request_body_idle);
         if let Some(mut conn) = pool::checkout_h2(&self.pooled(&key)) {
+            mark_sent(attempt.as_deref_mut());
             match wait(conn.try_send_request(request)).await {
                 Ok(Ok(response)) => return Ok(Reply::Hyper(response, None)),
                 Ok(Err(mut error)) => match error.take_message() {
@@ -559,7 +665,12 @@ impl Upstream {
         let how = self.connect_limits(&deadlines);
         let tls = self.tls();
         let (key, mut conn) = self
-            .connect_once_more(key, metrics, |key| async move { connect_h2(&key, how, tls).await })
+            .connect_once_more(
+                key,
+                metrics,
+                attempt,
+                |key| async move { connect_h2(&key, how, tls).await },
+            )
             .await?;
         if let Some(sticky) = sticky {
             sticky.used = key.addr();
@@ -573,8 +684,15 @@ impl Upstream {
     }
 }
 
+/// Notes that a try's request went out (a connection took it).
+fn mark_sent(attempt: Option<&mut Attempt>) {
+    if let Some(attempt) = attempt {
+        attempt.sent = true;
+    }
+}
+
 /// `request` with its body watched (see [`watched`]).
-fn watched(request: Request<Incoming>, allowed: Option<u64>) -> (Request<WatchedBody>, Arc<watched::BodyWatch>) {
+fn watched(request: Request<RequestBody>, allowed: Option<u64>) -> (Request<WatchedBody>, Arc<watched::BodyWatch>) {
     let (mut parts, body) = request.into_parts();
     let tap = super::mirror::BodyTap::take(&mut parts.extensions);
     let (body, watch) = WatchedBody::new(body, tap, allowed);
@@ -582,7 +700,7 @@ fn watched(request: Request<Incoming>, allowed: Option<u64>) -> (Request<Watched
 }
 
 /// HTTP/2 wants `:scheme` (`https` over TLS) and `:authority`: take the authority from Host.
-fn to_h2_form(request: &mut Request<Incoming>, tls: bool) {
+fn to_h2_form(request: &mut Request<RequestBody>, tls: bool) {
     *request.version_mut() = Version::HTTP_2;
     let authority = request
         .headers()

@@ -92,6 +92,21 @@ impl RouteTable {
             Value::Object(entry)
         });
         out.insert("fallback".into(), fallback);
+        if let Some(auth) = &vhost.client_auth {
+            out.insert(
+                "clientCertificates".into(),
+                json!({
+                    "verify": auth.verify.as_str(),
+                    "secret": &*auth.secret,
+                    "ingress": &*auth.ingress,
+                    "authorities": auth.trust.authorities.len(),
+                    "depth": auth.trust.depth,
+                    "errorPage": auth.error_page.as_ref().and_then(|page| page.to_str().ok()),
+                    "passCertificate": auth.pass_certificate,
+                    "matchCn": auth.match_cn.as_ref().map(regex::Regex::as_str),
+                }),
+            );
+        }
         Value::Object(out)
     }
 
@@ -234,6 +249,9 @@ impl RouteTable {
                 })
                 .collect();
             out.insert("mirrors".into(), json!(targets));
+        }
+        if let Some(retry) = &route.retry {
+            out.insert("retry".into(), describe_retry(retry));
         }
         if let Some(timeout) = route.timeouts.request {
             out.insert("requestTimeoutMs".into(), json!(timeout.as_millis() as u64));
@@ -512,6 +530,29 @@ fn describe_auth(auth: &crate::routes::RouteAuth) -> Value {
     Value::Object(out)
 }
 
+/// A route's retry policy for `/api/routes`.
+fn describe_retry(retry: &crate::routes::RouteRetry) -> Value {
+    let mut on = Vec::new();
+    for (set, name) in [
+        (retry.on.connect, "connect"),
+        (retry.on.broken, "broken"),
+        (retry.on.timeout, "timeout"),
+    ] {
+        if set {
+            on.push(json!(name));
+        }
+    }
+    on.extend(retry.on.statuses.iter().map(|status| json!(status.as_u16())));
+    json!({
+        "tries": retry.tries,
+        "on": on,
+        "nonIdempotent": retry.non_idempotent,
+        "budgetMs": retry.budget.map(|d| d.as_millis() as u64),
+        "backoffMs": retry.backoff.map(|d| d.as_millis() as u64),
+        "distinctEndpoints": retry.distinct,
+    })
+}
+
 /// A route's session affinity for `/api/routes`.
 fn describe_affinity(affinity: &crate::routes::RouteAffinity) -> Value {
     use crate::routes::{CanaryAffinity, Carrier};
@@ -565,6 +606,7 @@ mod tests {
             limits: None,
             affinity: None,
             mirror: None,
+            retry: None,
         }
     }
 

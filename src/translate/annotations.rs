@@ -82,7 +82,6 @@ const SATISFY: Support = Unsupported(
 );
 const AUTH_NO_CACHE: Support = NoOp("the auth service's answers are not cached: it is asked on every request");
 const AUTH_KEEPALIVE: Support = NoOp("a new connection to the auth service for each check");
-const TLS_AUTH: Support = Unsupported("no client certificate checks yet: protect the backend itself");
 const SOURCE_RANGE: Support = Differs(
     "others get 403; the client address is the connection's peer, or behind a --trusted-proxy the client X-Forwarded-For names (ingress-nginx: with use-forwarded-headers); an address that cannot be read is refused",
 );
@@ -108,7 +107,6 @@ const TELEMETRY: Support = NoOp("no OpenTelemetry export: tracing goes to the lo
 const MODSECURITY: Support = Unsupported("no web application firewall: put one in front or in the backend");
 const HASH: Support = Unsupported("no hash balancing yet: requests are balanced round robin");
 const FASTCGI: Support = Unsupported("FastCGI backends are not supported: put an HTTP server in front of them");
-const NEXT_UPSTREAM: Support = Unsupported("no retries on another endpoint yet");
 
 /// Every catalogued annotation, sorted by name. The README's table is generated from it (a
 /// test fails when they disagree).
@@ -166,12 +164,32 @@ pub static CATALOGUE: &[Entry] = &[
     ),
     e("auth-signin-redirect-param", Honoured),
     e("auth-snippet", Refused),
-    e("auth-tls-error-page", TLS_AUTH),
-    e("auth-tls-match-cn", TLS_AUTH),
-    e("auth-tls-pass-certificate-to-upstream", TLS_AUTH),
-    e("auth-tls-secret", TLS_AUTH),
-    e("auth-tls-verify-client", TLS_AUTH),
-    e("auth-tls-verify-depth", TLS_AUTH),
+    e("auth-tls-error-page", Honoured),
+    e(
+        "auth-tls-match-cn",
+        Differs(
+            "a Rust regular expression (no look-around or backreferences), searched in the subject DN as nginx's ~; no certificate: the DN is empty",
+        ),
+    ),
+    e("auth-tls-pass-certificate-to-upstream", Honoured),
+    e(
+        "auth-tls-secret",
+        Differs(
+            "a Secret of the Ingress's own namespace (NAMESPACE/NAME or NAME), any type, its ca.crt; certificates are requested per host by SNI, and a request whose Host asks for other client-certificate settings than the handshake's SNI gets 421; every route of the host is protected, whichever Ingress it comes from (the oldest Ingress's settings; a newer Ingress asking for others is not served on that host)",
+        ),
+    ),
+    e(
+        "auth-tls-verify-client",
+        Differs(
+            "on (the default), optional, optional_no_ca, off as ingress-nginx: the handshake never fails for a missing or bad certificate, the request gets 400 (or a redirect to auth-tls-error-page); plain HTTP requests count as sent without a certificate (ingress-nginx applies no check there)",
+        ),
+    ),
+    e(
+        "auth-tls-verify-depth",
+        Differs(
+            "at most that many intermediate certificates between the client's certificate and a CA of ca.crt (a CA of ca.crt ends the chain, even when it is not a root)",
+        ),
+    ),
     e(
         "auth-type",
         Differs("basic only: digest keeps the Ingress from being served"),
@@ -313,9 +331,14 @@ pub static CATALOGUE: &[Entry] = &[
         ),
     ),
     e("proxy-max-temp-file-size", BUFFERS),
-    e("proxy-next-upstream", NEXT_UPSTREAM),
-    e("proxy-next-upstream-timeout", NEXT_UPSTREAM),
-    e("proxy-next-upstream-tries", NEXT_UPSTREAM),
+    e(
+        "proxy-next-upstream",
+        Differs(
+            "error and invalid_header both retry a connection that broke or an answer that is not HTTP; a body is sent again only if kept: at most 64 KiB of known length (longer or chunked ones: tried once more only when the connection failed); without any proxy-next-upstream* annotation a failed connection is tried once more on another endpoint, nothing else (ingress-nginx: error timeout, 3 tries)",
+        ),
+    ),
+    e("proxy-next-upstream-timeout", Honoured),
+    e("proxy-next-upstream-tries", Honoured),
     e("proxy-read-timeout", Honoured),
     e(
         "proxy-redirect-from",
@@ -366,7 +389,9 @@ pub static CATALOGUE: &[Entry] = &[
     ),
     e(
         "session-cookie-change-on-failure",
-        Differs("a failure is a connect failure, after which one other endpoint is tried; answers are never retried"),
+        Differs(
+            "a failure is a failed connection, or a try that proxy-next-upstream retries: the cookie moves to the endpoint that answered",
+        ),
     ),
     e(
         "session-cookie-conditional-samesite-none",

@@ -52,10 +52,10 @@ pub(crate) fn add_ingress<'s>(
     let use_regex = uses_regex(ingress) || matches!(rewrite, Some(RewriteTarget::Captures(_)));
     let policy = RoutePolicy {
         https_redirect: https_redirect(ingress, nginx, report),
-        source_ranges: access.source_ranges,
+        source_ranges: access.source_ranges.clone(),
         rewrite,
         app_root: annotations::app_root(&ingress.metadata.annotations, report),
-        auth: access.auth,
+        auth: access.auth.clone(),
         protocol: annotations::backend_protocol(&ingress.metadata.annotations, report),
         max_body: annotations::proxy_body_size(&ingress.metadata.annotations, report),
         timeouts: annotations::proxy_timeouts(&ingress.metadata.annotations, report),
@@ -67,6 +67,7 @@ pub(crate) fn add_ingress<'s>(
         ),
         affinity: super::affinity::ingress_affinity(&ingress.metadata.annotations, report),
         mirror: super::mirror::ingress_mirror(namespace, &ingress.metadata.annotations, &mut builders.backends, report),
+        retry: super::retry::ingress_retry(&ingress.metadata.annotations, report),
     };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();
@@ -93,6 +94,11 @@ pub(crate) fn add_ingress<'s>(
             },
         };
         let vhost = builders.table.vhost(key);
+        if let Some(auth) = &access.client_auth
+            && !claim_client_auth(builders, vhost, auth, &format!("spec.rules[{i}].host"), report)
+        {
+            continue;
+        }
         vhosts.push(vhost);
         let paths = rule.http.as_ref().map_or(&[][..], |http| &http.paths[..]);
         for (j, path) in paths.iter().enumerate() {
@@ -173,6 +179,16 @@ pub(crate) fn add_ingress<'s>(
     }
 
     if let Some(default_backend) = spec.default_backend.as_ref().filter(|_| !gate.refuse_default_backend) {
+        if let Some(auth) = &access.client_auth {
+            // The default backend also answers on the catch-all host: protected there too.
+            let catch_all = builders.table.vhost(VhostKey::CatchAll);
+            if !claim_client_auth(builders, catch_all, auth, "spec.defaultBackend", report) {
+                builders
+                    .tls
+                    .add_ingress(namespace, ingress, &rule_hosts, gate.tls_hosts.as_ref(), report);
+                return;
+            }
+        }
         add_default_backend(
             namespace,
             default_backend,
@@ -186,6 +202,37 @@ pub(crate) fn add_ingress<'s>(
     builders
         .tls
         .add_ingress(namespace, ingress, &rule_hosts, gate.tls_hosts.as_ref(), report);
+}
+
+/// Gives the host the Ingress's client-certificate policy (the first Ingress to ask keeps it;
+/// the same policy again is fine). `false`, reported at `field`: the host already asks for
+/// another, and this Ingress's routes there are not served (they would be protected by
+/// settings other than their own).
+fn claim_client_auth(
+    builders: &mut Builders<'_>,
+    vhost: usize,
+    auth: &std::sync::Arc<crate::routes::ClientAuth>,
+    field: &str,
+    report: &mut Reporter<'_>,
+) -> bool {
+    match builders.table.claim_client_auth(vhost, auth) {
+        Ok(()) => true,
+        Err(owner) => {
+            report.error(
+                field,
+                format!(
+                    "{} already asks for other client certificates (auth-tls-*: Ingress {}, Secret {}, \
+                     auth-tls-verify-client {}; the oldest Ingress's settings apply to the whole host); this Ingress \
+                     is not served there",
+                    host_phrase(builders.table.vhost_name(vhost)),
+                    owner.ingress,
+                    owner.secret,
+                    owner.verify.as_str(),
+                ),
+            );
+            false
+        }
+    }
 }
 
 /// `use-regex: "true"` (ingress-nginx's prefix).

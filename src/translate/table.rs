@@ -10,9 +10,9 @@ use http::StatusCode;
 use regex::Regex;
 
 use crate::routes::{
-    Backend, BackendKey, Canary, Candidate, Certificates, GatewayPort, HttpRouter, HttpsRedirect, PathRewrite,
-    RegexPath, RewritePiece, Route, RouteAction, RouteAuth, RouteCors, RouteId, RouteLimits, RouteTable, RouteTimeouts,
-    SourceRanges, UpstreamProtocol, VirtualHost, WildcardHost,
+    Backend, BackendKey, Canary, Candidate, Certificates, ClientAuth, GatewayPort, HttpRouter, HttpsRedirect,
+    PathRewrite, RegexPath, RewritePiece, Route, RouteAction, RouteAuth, RouteCors, RouteId, RouteLimits, RouteTable,
+    RouteTimeouts, SourceRanges, UpstreamProtocol, VirtualHost, WildcardHost,
 };
 
 use super::hosts::HostPattern;
@@ -45,6 +45,8 @@ pub(crate) struct RoutePolicy {
     pub(crate) affinity: Option<super::affinity::AffinityPolicy>,
     /// `mirror-target`, `mirror-host`, `mirror-request-body`.
     pub(crate) mirror: Option<Arc<crate::routes::RouteMirror>>,
+    /// `proxy-next-upstream`, `-tries`, `-timeout`.
+    pub(crate) retry: Option<Arc<crate::routes::RouteRetry>>,
 }
 
 /// `rewrite-target`, parsed.
@@ -99,6 +101,7 @@ struct VhostBuilder {
     regex: Vec<(String, Regex, RouteId)>,
     regex_index: HashMap<String, RouteId>,
     fallback: Option<Fallback>,
+    client_auth: Option<Arc<ClientAuth>>,
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +132,21 @@ impl TableBuilder {
         });
         self.index.insert(key, index);
         index
+    }
+
+    /// Gives `vhost` a client-certificate policy, unless it has one; `Err`: it has another.
+    pub(crate) fn claim_client_auth(&mut self, vhost: usize, auth: &Arc<ClientAuth>) -> Result<(), Arc<ClientAuth>> {
+        let Some(v) = self.vhosts.get_mut(vhost) else {
+            return Ok(());
+        };
+        match &v.client_auth {
+            None => {
+                v.client_auth = Some(auth.clone());
+                Ok(())
+            }
+            Some(owner) if owner.same_as(auth) => Ok(()),
+            Some(owner) => Err(owner.clone()),
+        }
     }
 
     pub(crate) fn vhost_name(&self, vhost: usize) -> &str {
@@ -186,6 +204,7 @@ impl TableBuilder {
             limits: policy.limits.clone(),
             affinity: policy.affinity.as_ref().map(|affinity| affinity.for_path(cookie_path)),
             mirror: policy.mirror.clone(),
+            retry: policy.retry.clone(),
         });
         self.routes.len() - 1
     }
@@ -284,7 +303,13 @@ impl TableBuilder {
                 *slot = covered;
             }
         }
-        let mut http = HttpRouter::default();
+        let mut http = HttpRouter {
+            client_certificates: self
+                .vhosts
+                .iter()
+                .any(|v| v.client_auth.as_ref().is_some_and(|auth| auth.verify.asks())),
+            ..HttpRouter::default()
+        };
         for (key, index) in self.index {
             match key {
                 VhostKey::Host(HostPattern::Exact(host)) => {
@@ -335,6 +360,7 @@ impl TableBuilder {
                         .collect(),
                     fallback: v.fallback.map(|f| f.route),
                     tls,
+                    client_auth: v.client_auth,
                 }
             })
             .collect();

@@ -587,7 +587,7 @@ fn bad_docker_flags_fail_the_start_with_the_flag_named() {
         ),
         (
             &["--state-dir", state_dir],
-            "--state-dir needs --docker or --acme-directory",
+            "--state-dir needs --docker, --acme-directory, or Services that can ask for TCP ports (-f or --kubernetes)",
         ),
     ];
     for (args, expected) in cases {

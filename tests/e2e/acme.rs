@@ -279,9 +279,26 @@ async fn acme_issues_serves_renews_and_keeps_certificates() {
     .await;
     assert!(renewed["orders"].as_u64() > Some(orders), "{renewed}");
     https_get(&vestibule, &root, "shop.acme.test").expect("the renewed certificate is served");
+
+    // 4. The CA loses its accounts (pebble keeps them in memory: a restart): the next renewal
+    //    is refused with accountDoesNotExist, and the attempt after it makes a new account.
+    drop(pebble);
+    let pebble = Pebble::start(work.path(), pebble_port, vestibule.http.port(), &dns).await;
+    std::fs::write(&root, pebble.root(&ca)).unwrap();
+    let second_not_after = renewed["notAfter"].as_u64().unwrap();
+    let recovered = wait_status(&vestibule, "shop.acme.test", "renewed with a new account", |s| {
+        s["state"] == "issued" && s["notAfter"].as_u64() > Some(second_not_after)
+    })
+    .await;
+    assert!(
+        vestibule.log_text().contains("no longer knows this account"),
+        "the unknown account was the reason of a failed attempt: {recovered}\n{}",
+        vestibule.log_text()
+    );
+    https_get(&vestibule, &root, "shop.acme.test").expect("the certificate from the new account is served");
     drop(vestibule);
 
-    // 4. A restart with the same --state-dir serves the stored certificate, no new order
+    // 5. A restart with the same --state-dir serves the stored certificate, no new order
     //    (pebble is stopped first: an order could not succeed).
     drop(pebble);
     let restarted = Vestibule::start(manifest_dir.path(), &acme_args(&directory, &ca_arg, &state_arg, &[])).await;

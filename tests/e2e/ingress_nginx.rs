@@ -12,8 +12,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::support::*;
 
-/// The client-certificate example of ingress-nginx's documentation, re-expressed (client
-/// certificates are not honoured yet): host `foo.bar.com`, path `/`.
+/// The client-certificate example of ingress-nginx's documentation, re-expressed: host
+/// `foo.bar.com`, path `/`, its CA Secret not there.
 const CLIENT_CERT_AUTH: &str = r#"
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -44,7 +44,7 @@ spec:
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_certificate_auth_that_is_not_honoured_is_not_served_and_its_neighbour_keeps_serving() {
+async fn client_certificate_auth_that_cannot_be_set_up_is_not_served_and_its_neighbour_keeps_serving() {
     let a = echo_backend("a").await;
     let dir = tempfile::tempdir().unwrap();
     write_manifest(dir.path(), "class.yaml", CLASS);
@@ -59,7 +59,8 @@ async fn client_certificate_auth_that_is_not_honoured_is_not_served_and_its_neig
 
     let issues = vestibule.admin_json("/api/issues").await.to_string();
     assert!(
-        issues.contains("the Ingress is not served: its access control") && issues.contains("auth-tls-"),
+        issues.contains("the Ingress is not served: its client-certificate authentication")
+            && issues.contains("Secret default/ca-secret does not exist"),
         "{issues}"
     );
     let statuses = vestibule.admin_json("/api/status").await;
@@ -73,7 +74,7 @@ async fn client_certificate_auth_that_is_not_honoured_is_not_served_and_its_neig
     assert!(
         vestibule
             .log_text()
-            .contains("metadata.annotations[nginx.ingress.kubernetes.io/auth-tls-verify-client]"),
+            .contains("metadata.annotations[nginx.ingress.kubernetes.io/auth-tls-secret]"),
         "the log names the annotation:\n{}",
         vestibule.log_text()
     );

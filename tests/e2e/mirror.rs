@@ -5,6 +5,7 @@
 //! slows or fails it.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -301,6 +302,131 @@ async fn a_mirror_that_hangs_or_is_down_never_slows_or_fails_the_client() {
     assert!(dropped >= 300 - 128, "dropped {dropped}");
     let failed = metric(&vestibule, "vestibule_mirror_requests_total{outcome=\"failed\"}").await;
     assert!(failed >= 100, "copies to the mirror that is down fail: {failed}");
+}
+
+/// A backend that reads each request's body and answers `503`; counts its requests.
+async fn unavailable() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let counted = counted.clone();
+            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let counted = counted.clone();
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let _ = request.into_body().collect().await;
+                    let response = http::Response::builder()
+                        .status(503)
+                        .body(Full::new(Bytes::from_static(b"unavailable")))
+                        .unwrap();
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+        }
+    });
+    (addr, hits)
+}
+
+/// A route with a retry policy and a mirror: when the first endpoint refuses the connection
+/// (the try never reads the body) or reads the body and answers `503`, the request is sent
+/// again with its kept body, and the mirror still gets exactly one copy of each request, with
+/// the whole body — not none (the failed try's tap aborted), not one per try.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_request_is_mirrored_once_with_its_whole_body() {
+    let primary = echo_backend("primary").await;
+    let (refusing, failing) = (closed_port(), unavailable().await);
+    let mirror = Recorder::start(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", CLASS);
+    write_manifest(dir.path(), "refused.yaml", &service_of("refused", &[refusing, primary]));
+    write_manifest(
+        dir.path(),
+        "failing.yaml",
+        &service_of("failing", &[failing.0, primary]),
+    );
+    write_manifest(dir.path(), "shadow.yaml", &service("shadow", &[mirror.addr]));
+    let target = r#"nginx.ingress.kubernetes.io/mirror-target: "http://shadow.default.svc$request_uri""#;
+    write_manifest(
+        dir.path(),
+        "connect.yaml",
+        &annotated(
+            "connect",
+            "connect.example",
+            "refused",
+            &format!(r#"{target}, nginx.ingress.kubernetes.io/proxy-next-upstream-tries: "2""#),
+        ),
+    );
+    write_manifest(
+        dir.path(),
+        "status.yaml",
+        &annotated(
+            "status",
+            "status.example",
+            "failing",
+            &format!(
+                r#"{target}, nginx.ingress.kubernetes.io/proxy-next-upstream: "error timeout http_503 non_idempotent""#
+            ),
+        ),
+    );
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+    for host in ["connect.example", "status.example"] {
+        vestibule.wait_for(host, "/", 200).await;
+    }
+    let log = || vestibule.log_text();
+    let failed_before = metric(&vestibule, "vestibule_mirror_requests_total{outcome=\"failed\"}").await;
+    let failing_before = failing.1.load(Ordering::SeqCst);
+
+    let mut client = Sender::connect(vestibule.http).await;
+    let mut sent = Vec::new();
+    for host in ["connect.example", "status.example"] {
+        for i in 0..6 {
+            // Distinct bodies of 20 KiB (kept: under 64 KiB, of known length).
+            let body: Vec<u8> = format!("{host} {i} ")
+                .bytes()
+                .chain((0..20 * 1024).map(|j| b'a' + (j % 26) as u8))
+                .collect();
+            let (status, answer) = client
+                .send("POST", host, &format!("/r{i}"), Bytes::from(body.clone()))
+                .await;
+            assert_eq!((status, echo_name(&answer)), (200, "primary".to_string()), "{host} {i}");
+            sent.push(body);
+        }
+    }
+    // Every other request met the failing endpoint first and was tried again.
+    assert_eq!(failing.1.load(Ordering::SeqCst) - failing_before, 3);
+    for (route, reason) in [
+        ("ingress/default/connect/rules[0]/paths[0]", "connect"),
+        ("ingress/default/status/rules[0]/paths[0]", "http_503"),
+    ] {
+        let series = format!("vestibule_retries_total{{route=\"{route}\",reason=\"{reason}\"}} ");
+        assert!(metric(&vestibule, &series).await >= 3, "{series}");
+    }
+
+    let bodied = |seen: &[Seen]| seen.iter().filter(|copy| !copy.body.is_empty()).count();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bodied(&mirror.seen()) < sent.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Time for any extra copy to arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = mirror.seen();
+    for body in &sent {
+        let copies = seen.iter().filter(|copy| &copy.body == body).count();
+        let name = String::from_utf8_lossy(&body[..24]).into_owned();
+        assert_eq!(copies, 1, "copies of the body of {name}: {seen:?}\nlog:\n{}", log());
+    }
+    assert_eq!(bodied(&seen), sent.len(), "no other copy carries a body");
+    assert!(
+        seen.iter()
+            .filter(|copy| !copy.body.is_empty())
+            .all(|copy| copy.method == "POST")
+    );
+    let failed = metric(&vestibule, "vestibule_mirror_requests_total{outcome=\"failed\"}").await;
+    assert_eq!(failed, failed_before, "no copy was aborted");
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ mod failures;
 mod scale;
 mod selection;
 mod startup;
+mod tcp_ports;
 
 /// The IngressClass controller Vestibule claims by default.
 pub const CONTROLLER: &str = "vestibule.dev/ingress-controller";

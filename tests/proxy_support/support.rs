@@ -316,6 +316,7 @@ impl TableBuilder {
             limits: None,
             affinity: None,
             mirror: None,
+            retry: None,
         });
         let key = prefix.trim_end_matches('/').to_string();
         self.table.http.vhosts[vhost]

@@ -2,7 +2,7 @@
 //!
 //! A label value holds one or more comma-separated URLs. The scheme is `https` (TLS, plain
 //! HTTP redirected), `http` (plain HTTP only) or `tcp` (`tcp://` alone: a raw TCP port, taken
-//! by [`tcp_ports`] and assigned by `docker/ports.rs`; [`parse`] skips it). `{domain}` is a DNS
+//! by [`tcp_ports`] and assigned by `tcp_ports/allocator.rs`; [`parse`] skips it). `{domain}` is a DNS
 //! name, `*` (the tenant's default domain) or `sub.*` (a subdomain of it). `{path}` is an
 //! optional prefix (`/` when absent). Every bad label is reported with its key; the
 //! container's other labels still route.

@@ -1,26 +1,58 @@
 //! Raw TCP claims (`kr.ingress.{port}=tcp://`) with their assigned ports → Gateway API objects,
 //! pure and deterministic, so that translate and the proxy serve them like any TCPRoute.
 //!
-//! Per tenant with at least one assigned port (namespace = tenant): a Gateway [`GATEWAY`] of
-//! class [`GATEWAY_CLASS`] with one `TCP` listener `tcp-<public port>` per claim; per claim a
-//! Service and EndpointSlice (the claim's ready containers, so replicas are balanced per
-//! connection) and a TCPRoute `tcp-<name>-<container port>` attached to its listener. A refused
-//! claim is an error on each of its containers.
+//! [`requests`]: the allocator's requests (`tcp_ports/allocator.rs`) of the containers' labels.
+//! [`build`]: per tenant with at least one assigned port (namespace = tenant), through
+//! `tcp_ports/gateway.rs`, a Gateway [`GATEWAY`] of class [`GATEWAY_CLASS`] with one `TCP`
+//! listener `tcp-<public port>` per claim and a TCPRoute `tcp-<name>-<container port>` attached
+//! to it; per claim a Service and EndpointSlice (the claim's ready containers, so replicas are
+//! balanced per connection). A refused claim is an error on each of its containers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::objects::{Container, fnv1a, meta, service_objects};
-use super::ports::{Claim, ClaimKey, Claims, claim_name};
-use crate::config::gateway::{
-    GatewayClassSpec, GatewaySpec, HttpBackendRef, Listener, ParentReference, StreamRouteRule, TcpRouteSpec,
-};
-use crate::config::{Gateway, GatewayClass, Issue, Object, Origin, StoredObject, TcpRoute};
+use super::objects::{Container, MANAGED_BY, fnv1a, service_objects};
+use crate::config::{Issue, Origin, StoredObject};
+use crate::tcp_ports::allocator::{Claim, ClaimKey, ClaimKind, Claims, Request};
+use crate::tcp_ports::gateway::{self, Family, Stream};
 
 /// The GatewayClass of the Docker provider's TCP ports.
 pub const GATEWAY_CLASS: &str = "vestibule-docker";
 /// Each tenant's Gateway holding its TCP listeners.
 pub const GATEWAY: &str = "docker-tcp";
+
+/// The compose project and service of a container (`web` of project `shop`: `shop-web`), else
+/// its name: what its replicas and its later incarnations share.
+pub fn claim_name(container: &Container) -> String {
+    let label = |key: &str| container.labels.get(key).filter(|v| !v.is_empty());
+    match (label("com.docker.compose.project"), label("com.docker.compose.service")) {
+        (Some(project), Some(service)) => format!("{project}-{service}"),
+        (None, Some(service)) => service.clone(),
+        _ => container.name.clone(),
+    }
+}
+
+/// The allocator's requests of the containers' `tcp://` labels (running or not: a stopped
+/// container keeps its port), one per container and port.
+pub fn requests(containers: &[Container]) -> Vec<Request> {
+    let mut requests = Vec::new();
+    for container in containers {
+        let name = claim_name(container);
+        for container_port in super::labels::tcp_ports(&container.labels) {
+            requests.push(Request {
+                key: ClaimKey {
+                    kind: ClaimKind::Container,
+                    tenant: container.tenant.clone(),
+                    name: name.clone(),
+                    container_port,
+                },
+                created: Some(container.created.clone()),
+                seed: None,
+            });
+        }
+    }
+    requests
+}
 
 /// The objects of the assigned claims and the issues of the refused ones.
 pub fn build(containers: &[Container], claims: &Claims) -> (Vec<Arc<StoredObject>>, Vec<Issue>) {
@@ -42,8 +74,7 @@ pub fn build(containers: &[Container], claims: &Claims) -> (Vec<Arc<StoredObject
     }
     let mut issues = Vec::new();
     let mut objects = Vec::new();
-    // tenant → (public port, listener name, oldest container).
-    let mut gateways: BTreeMap<&str, Vec<(u16, &Container)>> = BTreeMap::new();
+    let mut streams = Vec::new();
     for (key, claim) in claims {
         let Some(list) = members.get(key) else { continue };
         let Some(oldest) = list.first().copied() else { continue };
@@ -61,62 +92,32 @@ pub fn build(containers: &[Container], claims: &Claims) -> (Vec<Arc<StoredObject
             Claim::Assigned(public) => {
                 let name = route_name(key);
                 objects.extend(service_objects(&key.tenant, &name, key.container_port, list, oldest));
-                objects.push(route(&key.tenant, &name, *public, key.container_port, oldest));
-                gateways.entry(key.tenant.as_str()).or_default().push((*public, oldest));
+                streams.push(Stream {
+                    tenant: key.tenant.clone(),
+                    public: *public,
+                    route: name.clone(),
+                    service: name,
+                    port: key.container_port,
+                    origin: oldest.origin(),
+                    // As `objects::meta` writes it: seconds are enough for "oldest wins".
+                    created: Some(format!("{}Z", oldest.created.get(..19).unwrap_or(&oldest.created))),
+                });
             }
         }
     }
-    if gateways.is_empty() {
-        return (objects, issues);
-    }
-    objects.push(StoredObject::new(
-        Origin::Builtin {
+    let family = Family {
+        class: GATEWAY_CLASS,
+        gateway: GATEWAY,
+        description: "TCP ports of Docker containers' tcp:// labels",
+        labels: BTreeMap::from([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())]),
+        origin: Origin::Builtin {
             name: "docker".into(),
             document: 2,
         },
-        Object::GatewayClass(GatewayClass {
-            metadata: meta(GATEWAY_CLASS, None, None),
-            spec: GatewayClassSpec {
-                controller_name: crate::translate::GATEWAY_CONTROLLER.to_string(),
-                parameters_ref: None,
-                description: Some("TCP ports of Docker containers' tcp:// labels".into()),
-            },
-        }),
-    ));
-    for (tenant, mut ports) in gateways {
-        ports.sort_by_key(|(port, _)| *port);
-        let oldest = ports
-            .iter()
-            .map(|(_, c)| *c)
-            .min_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
-        let Some(oldest) = oldest else { continue };
-        let listeners = ports
-            .iter()
-            .map(|(port, _)| Listener {
-                name: listener_name(*port),
-                port: i32::from(*port),
-                protocol: "TCP".into(),
-                ..Listener::default()
-            })
-            .collect();
-        objects.push(StoredObject::new(
-            oldest.origin(),
-            Object::Gateway(Gateway {
-                metadata: meta(GATEWAY, Some(tenant), Some(oldest)),
-                spec: GatewaySpec {
-                    gateway_class_name: GATEWAY_CLASS.into(),
-                    listeners,
-                    addresses: Vec::new(),
-                },
-            }),
-        ));
-    }
+    };
+    objects.extend(gateway::objects(&family, &streams));
     issues.sort();
     (objects, issues)
-}
-
-fn listener_name(public: u16) -> String {
-    format!("tcp-{public}")
 }
 
 /// `tcp-<name>-<container port>` when the claim name is a plain DNS label that fits (so
@@ -150,34 +151,10 @@ pub fn route_name(key: &ClaimKey) -> String {
     format!("tcp-{cleaned}-{port}-{hash}")
 }
 
-fn route(tenant: &str, name: &str, public: u16, port: u16, oldest: &Container) -> Arc<StoredObject> {
-    StoredObject::new(
-        oldest.origin(),
-        Object::TcpRoute(TcpRoute {
-            metadata: meta(name, Some(tenant), Some(oldest)),
-            spec: TcpRouteSpec {
-                parent_refs: vec![ParentReference {
-                    name: GATEWAY.into(),
-                    section_name: Some(listener_name(public)),
-                    ..ParentReference::default()
-                }],
-                rules: vec![StreamRouteRule {
-                    name: None,
-                    backend_refs: vec![HttpBackendRef {
-                        name: name.to_string(),
-                        port: Some(i32::from(port)),
-                        ..HttpBackendRef::default()
-                    }],
-                }],
-            },
-        }),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Kind;
+    use crate::config::{Kind, Object};
 
     fn container(name: &str, created: u32, ip: &str, labels: &[(&str, &str)]) -> Container {
         Container {
@@ -195,6 +172,7 @@ mod tests {
 
     fn key(name: &str, port: u16) -> ClaimKey {
         ClaimKey {
+            kind: ClaimKind::Container,
             tenant: "acme".into(),
             name: name.into(),
             container_port: port,
@@ -265,5 +243,60 @@ mod tests {
         let long = route_name(&key(&"x".repeat(100), 5432));
         assert!(long.len() <= 58, "{long}");
         assert_ne!(route_name(&key("a", 80)), route_name(&key("a", 81)));
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+    use crate::tcp_ports::allocator::{PortAllocator, TcpOptions};
+
+    fn container(name: &str, created: u32, labels: &[(&str, &str)]) -> Container {
+        Container {
+            tenant: "acme".into(),
+            id: format!("{name}-id"),
+            name: name.into(),
+            created: format!("2026-01-01T00:00:{created:02}.000000000Z"),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            running: true,
+            paused: false,
+            health: None,
+            address: Ok("10.0.0.2".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn compose_replicas_share_one_claim_and_a_stopped_container_keeps_its_port() {
+        let compose = |replica: u32| {
+            container(
+                &format!("shop-db-{replica}"),
+                replica,
+                &[
+                    ("kr.ingress.5432", "tcp://"),
+                    ("com.docker.compose.project", "shop"),
+                    ("com.docker.compose.service", "db"),
+                ],
+            )
+        };
+        let mut ports = PortAllocator::open(TcpOptions::default()).unwrap();
+        let web = container("web", 0, &[("kr.ingress.80", "tcp://")]);
+        let first = ports.assign(ClaimKind::Container, &requests(&[web.clone(), compose(1)]));
+        let again = ports.assign(
+            ClaimKind::Container,
+            &requests(&[compose(3), compose(2), compose(1), web.clone()]),
+        );
+        assert_eq!(again, first);
+        assert_eq!(again.len(), 2);
+        let mut stopped = compose(1);
+        stopped.running = false;
+        stopped.address = Err("stopped".into());
+        let claims = ports.assign(ClaimKind::Container, &requests(&[stopped]));
+        let db = ClaimKey {
+            kind: ClaimKind::Container,
+            tenant: "acme".into(),
+            name: "shop-db".into(),
+            container_port: 5432,
+        };
+        assert_eq!(claims[&db], Claim::Assigned(30001));
     }
 }

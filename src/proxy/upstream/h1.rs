@@ -23,12 +23,13 @@ use http::header::{
     LAST_MODIFIED, SERVER, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VARY,
 };
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use super::Failure;
 use super::pool::{self, PoolKey};
+use super::request_body::RequestBody;
 use crate::proxy::headers::Forwarded;
 use crate::proxy::mirror::BodyTap;
 use crate::proxy::timer;
@@ -94,7 +95,7 @@ impl Conn {
 /// A request ready to be written: its encoded head and its body.
 pub(crate) struct Prepared {
     head: Bytes,
-    body: Option<Incoming>,
+    body: Option<RequestBody>,
     /// The mirrors' copy of the body (routes with mirrors), fed as the body is read.
     tap: Option<BodyTap>,
     chunked: bool,
@@ -109,7 +110,7 @@ impl Prepared {
     /// Encodes the head of `request` (origin-form URI, headers as they should reach the
     /// upstream) in one buffer and picks the body framing: the client's Content-Length if it
     /// gave one, nothing for an empty body, else chunked.
-    pub fn new(request: Request<Incoming>, forwarded: &Forwarded) -> Prepared {
+    pub fn new(request: Request<RequestBody>, forwarded: &Forwarded) -> Prepared {
         let (mut parts, body) = request.into_parts();
         let tap = BodyTap::take(&mut parts.extensions);
         let empty = body.is_end_stream();
@@ -159,6 +160,23 @@ impl Prepared {
             replayable,
         }
     }
+
+    /// A copy to send again (to another endpoint), when the body can be sent again: none, or
+    /// one kept whole. Never with the mirrors' tap: they get a body once, not once per try.
+    pub fn replay(&self) -> Option<Prepared> {
+        let body = match &self.body {
+            None => None,
+            Some(body) => Some(body.replay()?),
+        };
+        Some(Prepared {
+            head: self.head.clone(),
+            body,
+            tap: None,
+            chunked: self.chunked,
+            head_method: self.head_method,
+            replayable: self.replayable,
+        })
+    }
 }
 
 /// Why sending the request stopped early.
@@ -176,7 +194,7 @@ enum WriteError {
 struct Writer {
     /// Bytes still to write, in order; empty slots are done.
     out: [Bytes; 3],
-    body: Option<Incoming>,
+    body: Option<RequestBody>,
     /// Fed each body chunk as it is read (routes with mirrors).
     tap: Option<BodyTap>,
     chunked: bool,
@@ -192,7 +210,13 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(head: Bytes, body: Option<Incoming>, tap: Option<BodyTap>, chunked: bool, allowed: Option<u64>) -> Writer {
+    fn new(
+        head: Bytes,
+        body: Option<RequestBody>,
+        tap: Option<BodyTap>,
+        chunked: bool,
+        allowed: Option<u64>,
+    ) -> Writer {
         Writer {
             allowed,
             out: [head, Bytes::new(), Bytes::new()],
@@ -414,6 +438,7 @@ pub(crate) async fn exchange(
             // Nothing written (so the body is untouched), or a bodiless idempotent request.
             if reused && nothing_read && (!writer.wrote || prepared.replayable) {
                 prepared.body = writer.body.take();
+                prepared.tap = writer.tap.take();
                 return Outcome::Retry(prepared);
             }
             return Outcome::Failed(Failure::Protocol);

@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 
 use super::Failure;
+use super::request_body::RequestBody;
 use crate::proxy::mirror::BodyTap;
 use crate::proxy::timer;
 
@@ -36,7 +37,7 @@ pub(crate) struct BodyWatch {
 
 /// The client's request body on its way to hyper's client.
 pub(crate) struct WatchedBody {
-    inner: Incoming,
+    inner: RequestBody,
     /// Fed each body chunk as it is read (routes with mirrors).
     tap: Option<BodyTap>,
     watch: Arc<BodyWatch>,
@@ -48,7 +49,7 @@ pub(crate) struct WatchedBody {
 type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 impl WatchedBody {
-    pub fn new(inner: Incoming, tap: Option<BodyTap>, allowed: Option<u64>) -> (WatchedBody, Arc<BodyWatch>) {
+    pub fn new(inner: RequestBody, tap: Option<BodyTap>, allowed: Option<u64>) -> (WatchedBody, Arc<BodyWatch>) {
         let watch = Arc::new(BodyWatch::default());
         if inner.is_end_stream() {
             watch.ended.store(true, Ordering::Release);

@@ -26,6 +26,7 @@ fn route(name: &str) -> Route {
         limits: None,
         affinity: None,
         mirror: None,
+        retry: None,
     }
 }
 
@@ -57,6 +58,7 @@ fn table() -> RouteTable {
     catch_all.prefix.insert("/api".into(), candidates(4));
     let http = HttpRouter {
         vhosts: vec![exact_host, wildcard, catch_all],
+        client_certificates: false,
         exact: HashMap::from([("a.example".to_string(), 0)]),
         wildcard: HashMap::from([(
             "example".to_string(),

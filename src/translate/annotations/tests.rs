@@ -72,13 +72,7 @@ fn snippets_are_refused_even_unknown_ones_and_fail_closed() {
 
 #[test]
 fn access_control_fails_closed_and_nothing_else_does() {
-    for name in [
-        "auth-tls-secret",
-        "auth-tls-verify-client",
-        "auth-proxy-set-headers",
-        "satisfy",
-        "auth-unknown",
-    ] {
+    for name in ["auth-tls-unknown", "auth-proxy-set-headers", "satisfy", "auth-unknown"] {
         let key = format!("nginx.ingress.kubernetes.io/{name}");
         assert!(classify(&key).unwrap().fails_closed, "{name}");
     }
@@ -93,6 +87,12 @@ fn access_control_fails_closed_and_nothing_else_does() {
         "auth-method",
         "auth-signin",
         "auth-response-headers",
+        "auth-tls-secret",
+        "auth-tls-verify-client",
+        "auth-tls-verify-depth",
+        "auth-tls-error-page",
+        "auth-tls-pass-certificate-to-upstream",
+        "auth-tls-match-cn",
         "auth-cache-key",
         "auth-keepalive",
         "auth-always-set-cookie",
@@ -164,8 +164,8 @@ fn each_annotation_is_reported_by_name_with_what_to_do_instead() {
 #[test]
 fn access_control_is_an_error_and_the_ingress_is_not_served() {
     let (verdict, issues) = reported(&[
-        ("nginx.ingress.kubernetes.io/auth-tls-verify-client", "on"),
-        ("nginx.ingress.kubernetes.io/auth-tls-secret", "default/ca"),
+        ("nginx.ingress.kubernetes.io/satisfy", "any"),
+        ("nginx.ingress.kubernetes.io/auth-proxy-set-headers", "default/headers"),
         (
             "nginx.ingress.kubernetes.io/configuration-snippet",
             "more_set_headers \"X: y\";",
@@ -174,14 +174,14 @@ fn access_control_is_an_error_and_the_ingress_is_not_served() {
     assert_eq!(
         verdict.unhonoured_access,
         [
-            "nginx.ingress.kubernetes.io/auth-tls-secret",
-            "nginx.ingress.kubernetes.io/auth-tls-verify-client",
+            "nginx.ingress.kubernetes.io/auth-proxy-set-headers",
             "nginx.ingress.kubernetes.io/configuration-snippet",
+            "nginx.ingress.kubernetes.io/satisfy",
         ]
     );
     assert!(issues.iter().all(|issue| issue.starts_with("error: ")), "{issues:#?}");
     let joined = issues.join("\n");
-    assert!(joined.contains("metadata.annotations: the Ingress is not served: its access control (nginx.ingress.kubernetes.io/auth-tls-secret and others) is not supported"), "{joined}");
+    assert!(joined.contains("metadata.annotations: the Ingress is not served: its access control (nginx.ingress.kubernetes.io/auth-proxy-set-headers and others) is not supported"), "{joined}");
     assert!(
         joined.contains("configuration-snippet]: refused as unsafe, never executed"),
         "{joined}"

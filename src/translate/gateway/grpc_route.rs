@@ -77,6 +77,8 @@ pub(crate) fn convert(route: &GrpcRoute) -> Converted {
             backend_refs: rule.backend_refs.clone(),
             timeouts: None,
             session_persistence: rule.session_persistence.clone(),
+            // GRPCRoute has no retry field.
+            retry: None,
         });
     }
     Converted {

@@ -138,6 +138,7 @@ pub(crate) fn add_route<'s>(
                 limits: None,
                 affinity: spec.affinity.clone(),
                 mirror,
+                retry: spec.retry.clone(),
             });
             for (m, matched) in spec.matches.iter().enumerate() {
                 let precedence = (

@@ -41,6 +41,8 @@ pub(crate) struct RuleSpec<'s> {
     pub(crate) affinity: Option<std::sync::Arc<crate::routes::RouteAffinity>>,
     /// `RequestMirror` filters, in order (several are allowed).
     pub(crate) mirrors: Vec<MirrorSpec<'s>>,
+    /// `retry`.
+    pub(crate) retry: Option<std::sync::Arc<crate::routes::RouteRetry>>,
     pub(crate) rule: &'s HttpRouteRule,
 }
 
@@ -86,6 +88,7 @@ pub(crate) fn rule_spec<'s>(
         timeouts: RouteTimeouts::default(),
         affinity: None,
         mirrors: Vec::new(),
+        retry: None,
         rule,
     };
     let mut seen = std::collections::BTreeSet::new();
@@ -180,6 +183,7 @@ pub(crate) fn rule_spec<'s>(
         }
     }
     let errors_before = report.issues.len();
+    spec.retry = crate::translate::retry::gateway_retry(rule.retry.as_ref(), &field(".retry".into()), report);
     match crate::translate::affinity::session_persistence(
         rule.session_persistence.as_ref(),
         cookie_path(rule),

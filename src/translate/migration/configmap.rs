@@ -452,7 +452,7 @@ fn assess_key(key: &str, value: &str, data: &BTreeMap<String, String>) -> KeyFin
             key,
             value,
             Differs,
-            "a failed connection is tried once more on another endpoint; nothing is retried after the request was sent",
+            "no global retry policy: without the proxy-next-upstream* annotations on an Ingress, a failed connection is tried once more on another endpoint, nothing else; annotate the Ingresses that need more",
             Vec::new(),
         ),
         "custom-http-errors" => finding(

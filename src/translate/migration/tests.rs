@@ -97,7 +97,7 @@ fn each_annotation_takes_the_catalogues_class() {
 fn access_control_that_is_not_honoured_withholds_the_ingress_as_translate_does() {
     let text = ingress(
         "guarded",
-        r#"nginx.ingress.kubernetes.io/auth-tls-secret: web/ca, nginx.ingress.kubernetes.io/auth-tls-verify-client: "on""#,
+        r#"nginx.ingress.kubernetes.io/satisfy: any, nginx.ingress.kubernetes.io/auth-proxy-set-headers: web/headers"#,
         false,
     );
     let assessment = assess_yaml(&text);
@@ -111,7 +111,7 @@ fn access_control_that_is_not_honoured_withholds_the_ingress_as_translate_does()
     assert!(
         guarded.findings[0]
             .message
-            .contains("auth-tls-secret, nginx.ingress.kubernetes.io/auth-tls-verify-client")
+            .contains("auth-proxy-set-headers, nginx.ingress.kubernetes.io/satisfy")
     );
     assert!(guarded.annotations.iter().all(|annotation| annotation.fails_closed));
     assert_eq!((assessment.summary.served, assessment.summary.not_served), (0, 1));

@@ -149,10 +149,11 @@ pub fn to_gateway_api(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayC
                 continue;
             }
             AnnotationAdmission::Serve(access) => {
-                if access.source_ranges.is_some() || access.auth.is_some() {
+                if access.source_ranges.is_some() || access.auth.is_some() || access.client_auth.is_some() {
                     note(
                         true,
-                        "not converted: its access control (source ranges, basic or forward auth) has no Gateway API \
+                        "not converted: its access control (source ranges, basic or forward auth, client certificates) \
+                         has no Gateway API \
                          equivalent here, and the routes are not emitted without it (fail closed)"
                             .to_string(),
                     );
@@ -166,6 +167,8 @@ pub fn to_gateway_api(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayC
                 continue;
             }
         };
+        let affinity = super::super::affinity::ingress_affinity(values, &mut report)
+            .map(|policy| session_persistence(&policy.for_path(Some("/"))));
         let rewrite = annotations::rewrite_target(values, &mut report);
         let app_root = annotations::app_root(values, &mut report);
         let regex = annotations::value(values, "use-regex").is_some_and(|(_, v)| v == "true")
@@ -290,6 +293,9 @@ pub fn to_gateway_api(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayC
                     "matches": [{"path": {"type": gateway_type, "value": value}}],
                     "backendRefs": [backend],
                 });
+                if let Some(persistence) = &affinity {
+                    rule["sessionPersistence"] = persistence.clone();
+                }
                 if let Some(RewriteTarget::Fixed(target)) = &rewrite {
                     rule["filters"] = json!([{
                         "type": "URLRewrite",
@@ -509,6 +515,36 @@ fn apply_canaries(canaries: Vec<Canary>, primaries: &RuleIndex, routes: &mut [Ro
     }
 }
 
+/// A route's cookie affinity as a rule's `sessionPersistence`: the cookie's name, and its
+/// `Max-Age` as `absoluteTimeout` with a permanent cookie (else a session cookie).
+fn session_persistence(affinity: &crate::routes::RouteAffinity) -> Value {
+    let crate::routes::affinity::Carrier::Cookie(cookie) = &affinity.carrier else {
+        return Value::Null;
+    };
+    let mut persistence = json!({"type": "Cookie", "sessionName": cookie.name});
+    match cookie.max_age {
+        Some(seconds) => {
+            persistence["absoluteTimeout"] = json!(gateway_duration(seconds));
+            persistence["cookieConfig"] = json!({"lifetimeType": "Permanent"});
+        }
+        None => persistence["cookieConfig"] = json!({"lifetimeType": "Session"}),
+    }
+    persistence
+}
+
+/// Seconds as a Gateway API duration (`1h30m`; each number at most 5 digits, so hours, minutes
+/// and seconds rather than `5400s`).
+fn gateway_duration(seconds: u64) -> String {
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let mut text = String::new();
+    for (value, unit) in [(hours.min(99_999), "h"), (minutes, "m"), (seconds, "s")] {
+        if value > 0 {
+            text.push_str(&format!("{value}{unit}"));
+        }
+    }
+    if text.is_empty() { "0s".to_string() } else { text }
+}
+
 /// An Ingress backend as a backendRef: a Service and a port number (a port name is looked up
 /// in the Service among the manifests).
 fn backend_ref(backend: &IngressBackend, namespace: &str, snapshot: &Snapshot) -> Result<Value, String> {
@@ -555,6 +591,11 @@ fn not_carried_over(key: &str) -> Option<String> {
             | "canary-by-header"
             | "canary-by-header-value"
             | "use-regex"
+            | "affinity"
+            | "affinity-mode"
+            | "session-cookie-name"
+            | "session-cookie-max-age"
+            | "session-cookie-expires"
     );
     if converted {
         return None;

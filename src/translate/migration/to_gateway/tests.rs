@@ -142,6 +142,54 @@ spec:
     }
 }
 
+/// Client certificates that are set up (the Secret is there): served by `run`, still never
+/// converted into routes without them.
+#[test]
+fn client_certificates_that_are_honoured_are_not_converted_either() {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem();
+    let indented: String = ca.lines().map(|line| format!("    {line}\n")).collect();
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: ca, namespace: web}}
+stringData:
+  ca.crt: |
+{indented}---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: admin
+  namespace: web
+  annotations:
+    nginx.ingress.kubernetes.io/auth-tls-secret: web/ca
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: admin.example
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: admin, port: {{number: 80}}}}}}}}
+"#
+    );
+    let conversion = convert(&yaml);
+    assert!(
+        of_kind(&conversion, "HTTPRoute").is_empty(),
+        "{:#?}",
+        conversion.objects
+    );
+    assert!(
+        conversion
+            .notes
+            .iter()
+            .any(|n| n.skipped && n.ingress == "web/admin" && n.message.contains("client certificates")),
+        "{:?}",
+        conversion.notes
+    );
+}
+
 #[test]
 fn canaries_join_their_primary_by_weight_and_by_header() {
     let conversion = convert(
@@ -267,4 +315,58 @@ spec:
     );
     assert!(conversion.objects.is_empty());
     assert!(conversion.notes[0].message.contains("traefik.io/ingress-controller"));
+}
+
+#[test]
+fn cookie_affinity_becomes_session_persistence() {
+    let conversion = convert(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: app
+  namespace: web
+  annotations:
+    nginx.ingress.kubernetes.io/affinity: cookie
+    nginx.ingress.kubernetes.io/session-cookie-name: route
+    nginx.ingress.kubernetes.io/session-cookie-max-age: "172800"
+    nginx.ingress.kubernetes.io/session-cookie-samesite: Strict
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: app.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: app, port: {number: 80}}}}
+"#,
+    );
+    let rules = route(&conversion, "app-app-example")["spec"]["rules"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        rules[0]["sessionPersistence"],
+        serde_json::json!({
+            "type": "Cookie",
+            "sessionName": "route",
+            "absoluteTimeout": "48h",
+            "cookieConfig": {"lifetimeType": "Permanent"},
+        })
+    );
+    // SameSite has no Gateway API field: said, not dropped silently.
+    let messages: Vec<&str> = conversion.notes.iter().map(|n| n.message.as_str()).collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].contains("session-cookie-samesite"), "{messages:?}");
+}
+
+#[test]
+fn durations_fit_the_gateway_api_pattern() {
+    assert_eq!(gateway_duration(172_800), "48h");
+    assert_eq!(gateway_duration(5_400), "1h30m");
+    assert_eq!(gateway_duration(61), "1m1s");
+    assert_eq!(gateway_duration(0), "0s");
+    for seconds in [1, 59, 3_599, 86_399, 31_622_400, 315_360_000] {
+        let text = gateway_duration(seconds);
+        let parsed = crate::translate::gateway::rules::parse_duration(&text).unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(parsed.as_secs(), seconds, "{text}");
+    }
 }

@@ -1,19 +1,26 @@
-//! Public TCP ports for `kr.ingress.{port}=tcp://` labels: assigned from `--tcp-ports`, at most
-//! `--tcp-quota` per tenant, stable across reloads and (with `--state-dir`) restarts.
+//! The raw TCP port allocator: public ports from `--tcp-ports`, at most `--tcp-quota` per
+//! tenant, stable across reloads and (with `--state-dir`) restarts. One allocator serves every
+//! kind of claim: Docker `kr.ingress.{port}=tcp://` labels (owned by the Docker aggregator) and
+//! Services annotated `vestibule.dev/tcp-ports` (owned by the task of `src/tcp_ports.rs`); they
+//! share it (one range, one quota per tenant, one state file).
 //!
-//! Stateful I/O, so it lives in the provider, never in `translate`: [`PortAllocator::assign`]
-//! takes every engine's containers and answers which claim has which port and which claims are
-//! refused (with the reason, reported on the container).
+//! Stateful I/O, so it lives outside `translate`: [`PortAllocator::assign`] takes one kind's
+//! requests and answers which claim has which port and which claims are refused (with the
+//! reason, reported on the container or Service).
 //!
-//! - A claim is keyed by [`ClaimKey`]: (tenant, compose project and service, else the container
-//!   name; container port). Compose replicas share one key, so one port; a container that is
-//!   stopped, restarted or recreated under the same name gets its port back.
-//! - A claim whose containers are all gone (removed) releases its port but keeps it *reserved*
-//!   for the key: the same key coming back gets it again. A reserved port goes to another claim
-//!   only when the range has no never-used port left (the longest-released first). Reserved
-//!   claims do not count in the quota.
-//! - Live claims keep their ports first; new claims are served oldest container first. The
-//!   tenant's claims beyond the quota, and claims when the range is exhausted, are refused.
+//! - A claim is keyed by [`ClaimKey`]: (kind, tenant, name, port). For a container: its compose
+//!   project and service, else its name, and the container port (compose replicas share one
+//!   key, so one port; a container stopped, restarted or recreated under the same name gets its
+//!   port back). For a Service: its name and the Service port; the tenant is the namespace.
+//! - A claim whose requests are all gone releases its port but keeps it *reserved* for the key:
+//!   the same key coming back gets it again. A reserved port goes to another claim only when
+//!   the range has no never-used port left (the longest-released first). Reserved claims do not
+//!   count in the quota.
+//! - Live claims keep their ports first; then the others, oldest first. A claim may carry a
+//!   *seed*: the port it held before, as the leader wrote it on a Service
+//!   (`vestibule.dev/tcp-ports-assigned`). A seed is only a wish: it is granted when it is in the
+//!   range and no other claim holds or reserves it, and the quota still applies; a new claim
+//!   without one takes another claim's wished port only when no other port is free.
 //! - `--state-dir DIR`: the assignments are kept in `DIR/tcp-ports.json`, written (temp file +
 //!   rename) whenever they change, read at start. Without it they last as long as the process.
 
@@ -22,9 +29,6 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-
-use super::labels;
-use super::objects::Container;
 
 /// The file in `--state-dir`.
 pub const STATE_FILE: &str = "tcp-ports.json";
@@ -64,26 +68,46 @@ pub fn parse_range(text: &str) -> Result<RangeInclusive<u16>, String> {
     Ok(first..=last)
 }
 
-/// What a tcp:// claim is known by.
+/// Who asks for a port: a Docker container's `tcp://` label, or an annotated Service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ClaimKind {
+    #[default]
+    Container,
+    Service,
+}
+
+impl ClaimKind {
+    fn is_container(&self) -> bool {
+        *self == ClaimKind::Container
+    }
+}
+
+/// What a claim is known by.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimKey {
+    /// Absent in the state file for containers (files written before Services could claim).
+    #[serde(default, skip_serializing_if = "ClaimKind::is_container")]
+    pub kind: ClaimKind,
+    /// The Docker tenant, or the Service's namespace.
     pub tenant: String,
     /// `<project>-<service>` for a compose container (`com.docker.compose.*` labels), else the
-    /// container name.
+    /// container name; or the Service's name.
     pub name: String,
+    /// The container port, or the Service port.
     pub container_port: u16,
 }
 
-/// The compose project and service of a container (`web` of project `shop`: `shop-web`), else
-/// its name: what its replicas and its later incarnations share.
-pub fn claim_name(container: &Container) -> String {
-    let label = |key: &str| container.labels.get(key).filter(|v| !v.is_empty());
-    match (label("com.docker.compose.project"), label("com.docker.compose.service")) {
-        (Some(project), Some(service)) => format!("{project}-{service}"),
-        (None, Some(service)) => service.clone(),
-        _ => container.name.clone(),
-    }
+/// One claim asked for in a round of [`PortAllocator::assign`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub key: ClaimKey,
+    /// When it was first asked for (the oldest container's creation, the Service's
+    /// `creationTimestamp`); `None` (a manifest) counts as newer than any time.
+    pub created: Option<String>,
+    /// The port it held before, if it says so (see the module documentation).
+    pub seed: Option<u16>,
 }
 
 /// One claim's fate in this round.
@@ -171,42 +195,53 @@ impl PortAllocator {
         self.options.state_dir.as_ref().map(|dir| dir.join(STATE_FILE))
     }
 
-    /// Assigns ports to the tcp:// claims of `containers` (every engine's), releases the ports
-    /// of claims with no container left, and saves the state when it changed.
-    pub fn assign(&mut self, containers: &[Container]) -> Claims {
-        // Live claims, each with its oldest container's creation time.
-        let mut live: BTreeMap<ClaimKey, &str> = BTreeMap::new();
-        for container in containers {
-            let name = claim_name(container);
-            for container_port in labels::tcp_ports(&container.labels) {
-                let key = ClaimKey {
-                    tenant: container.tenant.clone(),
-                    name: name.clone(),
-                    container_port,
-                };
-                let created = live.entry(key).or_insert(container.created.as_str());
-                if container.created.as_str() < *created {
-                    *created = container.created.as_str();
-                }
+    /// Assigns ports to the claims of `kind` in `requests` (every request of that kind: those
+    /// of that kind not asked for again release their ports; other kinds' are left alone but
+    /// count in the quota), and saves the state when it changed.
+    pub fn assign(&mut self, kind: ClaimKind, requests: &[Request]) -> Claims {
+        // Live claims, each with its oldest request's time and its seed.
+        let mut live: BTreeMap<&ClaimKey, (Option<&str>, Option<u16>)> = BTreeMap::new();
+        for request in requests.iter().filter(|r| r.key.kind == kind) {
+            let (created, seed) = live.entry(&request.key).or_insert((request.created.as_deref(), None));
+            if let Some(time) = request.created.as_deref()
+                && created.is_none_or(|c| time < c)
+            {
+                *created = Some(time);
             }
+            *seed = seed.or(request.seed);
         }
         let before = self.entries.clone();
         for (key, entry) in &mut self.entries {
-            if entry.released.is_none() && !live.contains_key(key) {
+            if key.kind == kind && entry.released.is_none() && !live.contains_key(key) {
                 entry.released = Some(self.next_release);
                 self.next_release += 1;
             }
         }
-        // Claims holding a port keep it first; then the oldest.
-        let mut order: Vec<(&ClaimKey, &str)> = live.iter().map(|(k, c)| (k, *c)).collect();
-        order.sort_by_key(|(key, created)| {
+        // Claims holding a port keep it first; then the oldest. New claims leave the seeds of
+        // others alone while another port is free.
+        let range = self.options.range.clone();
+        let mut order: Vec<(&ClaimKey, Option<&str>, Option<u16>)> = live
+            .iter()
+            .map(|(k, (c, s))| (*k, *c, s.filter(|p| range.contains(p))))
+            .collect();
+        order.sort_by_key(|(key, created, _)| {
             let holding = self.entries.get(*key).is_some_and(|e| e.released.is_none());
-            (!holding, *created, *key)
+            (!holding, created.is_none(), *created, *key)
         });
+        let wished: BTreeSet<u16> = order
+            .iter()
+            .filter(|(key, _, _)| !self.entries.contains_key(*key))
+            .filter_map(|(_, _, seed)| *seed)
+            .collect();
         let mut claims = Claims::new();
-        let mut per_tenant: BTreeMap<&str, usize> = BTreeMap::new();
-        for (key, _) in order {
-            let count = per_tenant.entry(key.tenant.as_str()).or_default();
+        let mut per_tenant: BTreeMap<String, usize> = BTreeMap::new();
+        for entry in self.entries.values() {
+            if entry.key.kind != kind && entry.released.is_none() {
+                *per_tenant.entry(entry.key.tenant.clone()).or_default() += 1;
+            }
+        }
+        for (key, _, seed) in order {
+            let count = per_tenant.entry(key.tenant.clone()).or_default();
             if *count >= self.options.quota {
                 if let Some(entry) = self.entries.get_mut(key)
                     && entry.released.is_none()
@@ -217,13 +252,17 @@ impl PortAllocator {
                 claims.insert(
                     key.clone(),
                     Claim::Refused(format!(
-                        "tenant {} already has {} TCP ports (--tcp-quota {}); container port {} gets none",
-                        key.tenant, count, self.options.quota, key.container_port
+                        "tenant {} already has {} TCP ports (--tcp-quota {}); {} {} gets none",
+                        key.tenant,
+                        count,
+                        self.options.quota,
+                        port_noun(key.kind),
+                        key.container_port
                     )),
                 );
                 continue;
             }
-            match self.port_for(key) {
+            match self.port_for(key, seed, &wished) {
                 Some(port) => {
                     *count += 1;
                     claims.insert(key.clone(), Claim::Assigned(port));
@@ -232,9 +271,10 @@ impl PortAllocator {
                     claims.insert(
                         key.clone(),
                         Claim::Refused(format!(
-                            "every port of --tcp-ports {}-{} is taken; container port {} gets none",
+                            "every port of --tcp-ports {}-{} is taken; {} {} gets none",
                             self.options.range.start(),
                             self.options.range.end(),
+                            port_noun(key.kind),
                             key.container_port
                         )),
                     );
@@ -247,15 +287,21 @@ impl PortAllocator {
         claims
     }
 
-    /// The key's port: its own (live or reserved), else a never-used one, else the reserved
-    /// port released longest ago. `None`: the range is exhausted.
-    fn port_for(&mut self, key: &ClaimKey) -> Option<u16> {
+    /// The key's port: its own (live or reserved), else its seed when no claim holds or
+    /// reserves it, else a never-used one (one no other new claim wishes for, if any), else
+    /// the reserved port released longest ago. `None`: the range is exhausted.
+    fn port_for(&mut self, key: &ClaimKey, seed: Option<u16>, wished: &BTreeSet<u16>) -> Option<u16> {
         if let Some(entry) = self.entries.get_mut(key) {
             entry.released = None;
             return Some(entry.public_port);
         }
         let used: BTreeSet<u16> = self.entries.values().map(|e| e.public_port).collect();
-        let port = match self.options.range.clone().find(|p| !used.contains(p)) {
+        let mut free = self.options.range.clone().filter(|p| !used.contains(p));
+        let fresh = match seed.filter(|p| self.options.range.contains(p) && !used.contains(p)) {
+            Some(seed) => Some(seed),
+            None => free.clone().find(|p| !wished.contains(p)).or_else(|| free.next()),
+        };
+        let port = match fresh {
             Some(port) => port,
             None => {
                 let (oldest, port) = self
@@ -291,6 +337,13 @@ impl PortAllocator {
                 path.display()
             );
         }
+    }
+}
+
+fn port_noun(kind: ClaimKind) -> &'static str {
+    match kind {
+        ClaimKind::Container => "container port",
+        ClaimKind::Service => "port",
     }
 }
 
