@@ -21,6 +21,7 @@ mod ingress_nginx_client_cert;
 mod ingress_nginx_limits;
 mod ingress_nginx_routing;
 mod migrate_gateway;
+mod mirror;
 mod recording;
 mod reload;
 mod retries;

@@ -255,6 +255,28 @@ endpoints: [{{addresses: [{}]}}]
     )
 }
 
+/// A loopback address nothing listens on: connecting is refused.
+pub fn closed_port() -> SocketAddr {
+    loopback(free_port())
+}
+
+/// A Service `name` (port 80) with one EndpointSlice per backend (each its own port).
+pub fn service_of(name: &str, backends: &[SocketAddr]) -> String {
+    let mut out = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n"
+    );
+    for (i, backend) in backends.iter().enumerate() {
+        out.push_str(&format!(
+            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-{i}, labels: \
+             {{kubernetes.io/service-name: {name}}}}}\naddressType: IPv4\nports: [{{name: http, port: {}}}]\n\
+             endpoints: [{{addresses: [\"{}\"]}}]\n",
+            backend.port(),
+            backend.ip()
+        ));
+    }
+    out
+}
+
 /// An Ingress `name` routing `host` `/` (Prefix) to Service `service` port 80.
 pub fn ingress(name: &str, host: &str, service: &str) -> String {
     format!(
