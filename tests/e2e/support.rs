@@ -185,6 +185,17 @@ impl Client {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Result<(u16, String), String> {
+        let (status, body, _) = self.get_with_headers(host, path, headers).await?;
+        Ok((status, body))
+    }
+
+    /// [`Client::get_with`], also returning the answer's headers (name, value as text).
+    pub async fn get_with_headers(
+        &mut self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, String, Vec<(String, String)>), String> {
         let mut request = http::Request::get(path).header("host", host);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -198,13 +209,18 @@ impl Client {
                 .await
                 .map_err(|e| format!("send: {e}"))?;
             let status = response.status().as_u16();
+            let answer_headers = response
+                .headers()
+                .iter()
+                .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+                .collect();
             let body = response
                 .into_body()
                 .collect()
                 .await
                 .map_err(|e| format!("body: {e}"))?
                 .to_bytes();
-            Ok((status, String::from_utf8_lossy(&body).into_owned()))
+            Ok((status, String::from_utf8_lossy(&body).into_owned(), answer_headers))
         };
         tokio::time::timeout(Duration::from_secs(10), exchange)
             .await
