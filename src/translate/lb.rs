@@ -122,7 +122,9 @@ pub fn allocate(snapshot: &Snapshot, options: &LbOptions, issues: &mut Vec<Issue
     let mut services: Vec<Claimant<'_>> = Vec::new();
     let mut cleared = Vec::new();
     for stored in snapshot.of_kind(Kind::Service) {
-        let Object::Service(service) = &stored.object else { continue };
+        let Object::Service(service) = &stored.object else {
+            continue;
+        };
         let current: Vec<String> = service
             .status
             .load_balancer
@@ -172,7 +174,9 @@ pub fn allocate(snapshot: &Snapshot, options: &LbOptions, issues: &mut Vec<Issue
     // 2. What is asked for.
     for index in 0..services.len() {
         let Some(claimant) = services.get(index) else { continue };
-        let Some(requested) = claimant.requested.clone() else { continue };
+        let Some(requested) = claimant.requested.clone() else {
+            continue;
+        };
         for ip in requested {
             let Some(claimant) = services.get(index) else { break };
             if claimant.assigned.iter().any(|(held, _)| *held == ip) {
@@ -230,8 +234,12 @@ pub fn allocate(snapshot: &Snapshot, options: &LbOptions, issues: &mut Vec<Issue
         });
         for family in missing {
             let shared = claimant.sharing.as_ref().and_then(|_| {
-                book.shareable(family, claimant)
-                    .find_map(|ip| candidates.iter().find(|pool| pool.contains(ip) && pool.usable(ip)).map(|pool| (ip, *pool)))
+                book.shareable(family, claimant).find_map(|ip| {
+                    candidates
+                        .iter()
+                        .find(|pool| pool.contains(ip) && pool.usable(ip))
+                        .map(|pool| (ip, *pool))
+                })
             });
             let found = shared.or_else(|| {
                 candidates
@@ -259,7 +267,10 @@ pub fn allocate(snapshot: &Snapshot, options: &LbOptions, issues: &mut Vec<Issue
                         if pools.by_name(name).is_none() {
                             format!("pool {name:?} does not exist")
                         } else {
-                            format!("pool {name:?} has no {} address that may serve this Service", family.name())
+                            format!(
+                                "pool {name:?} has no {} address that may serve this Service",
+                                family.name()
+                            )
                         }
                     } else {
                         format!(
@@ -283,7 +294,13 @@ pub fn allocate(snapshot: &Snapshot, options: &LbOptions, issues: &mut Vec<Issue
         assigned.sort_by_key(|(ip, _)| claimant.families.iter().position(|f| *f == Family::of(*ip)));
         issues.extend(claimant.issues);
         let (addresses, pools): (Vec<IpAddr>, Vec<String>) = assigned.into_iter().unzip();
-        result.push(entry(claimant.stored, claimant.service, addresses, pools, claimant.current));
+        result.push(entry(
+            claimant.stored,
+            claimant.service,
+            addresses,
+            pools,
+            claimant.current,
+        ));
     }
     result.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     result
@@ -334,13 +351,18 @@ fn refuse_request(
             .filter_map(|i| services_key(services, *i))
             .collect::<Vec<_>>()
             .join(", ");
-        return Err(format!("{ip} is held by Service {holders}, {}", book.why_not(ip, claimant)));
+        return Err(format!(
+            "{ip} is held by Service {holders}, {}",
+            book.why_not(ip, claimant)
+        ));
     }
     Ok(pool.name.clone())
 }
 
 fn services_key(services: &[Claimant<'_>], index: usize) -> Option<String> {
-    services.get(index).map(|c| format!("{}/{}", c.key.namespace, c.key.name))
+    services
+        .get(index)
+        .map(|c| format!("{}/{}", c.key.namespace, c.key.name))
 }
 
 fn entry(
@@ -478,6 +500,8 @@ fn parse_range(text: &str) -> Result<Range, String> {
 #[derive(Debug)]
 struct Pool<'s> {
     name: String,
+    /// Its object's creation time (a legacy pool: its ConfigMap's).
+    created: Option<&'s str>,
     ranges: Vec<Range>,
     auto_assign: bool,
     avoid_buggy_ips: bool,
@@ -513,10 +537,11 @@ impl Pool<'_> {
                 .iter()
                 .any(|selector| selects(selector, |key| claimant.namespace_label(key)));
         let service_ok = allocation.service_selectors.is_empty()
-            || allocation
-                .service_selectors
-                .iter()
-                .any(|selector| selects(selector, |key| claimant.service.metadata.labels.get(key).map(String::as_str)));
+            || allocation.service_selectors.iter().any(|selector| {
+                selects(selector, |key| {
+                    claimant.service.metadata.labels.get(key).map(String::as_str)
+                })
+            });
         namespace_ok && service_ok
     }
 
@@ -588,7 +613,9 @@ impl<'s> Pools<'s> {
         let mut found: Vec<(Pool<'s>, ObjectKey, Origin, String)> = Vec::new();
         let mut names = BTreeSet::new();
         for stored in snapshot.of_kind(Kind::IPAddressPool) {
-            let Object::IpAddressPool(pool) = &stored.object else { continue };
+            let Object::IpAddressPool(pool) = &stored.object else {
+                continue;
+            };
             let key = stored.key();
             if key.namespace != options.config_namespace {
                 issues.push(Issue::warning(
@@ -619,6 +646,7 @@ impl<'s> Pools<'s> {
             found.push((
                 Pool {
                     name: key.name.clone(),
+                    created: pool.metadata.creation_timestamp.as_deref(),
                     ranges,
                     auto_assign: pool.spec.auto_assign.unwrap_or(true),
                     avoid_buggy_ips: pool.spec.avoid_buggy_ips.unwrap_or(false),
@@ -655,7 +683,10 @@ impl<'s> Pools<'s> {
                                 Some(legacy_key.clone()),
                                 Some(stored.origin.clone()),
                                 format!("{prefix}.name"),
-                                format!("pool {:?} is defined twice; the IPAddressPool (or the first) is used", legacy.name),
+                                format!(
+                                    "pool {:?} is defined twice; the IPAddressPool (or the first) is used",
+                                    legacy.name
+                                ),
                             ));
                             continue;
                         }
@@ -669,6 +700,7 @@ impl<'s> Pools<'s> {
                         found.push((
                             Pool {
                                 name: legacy.name,
+                                created: map.metadata.creation_timestamp.as_deref(),
                                 ranges,
                                 auto_assign: legacy.auto_assign.unwrap_or(true),
                                 avoid_buggy_ips: legacy.avoid_buggy_ips.unwrap_or(false),
@@ -683,16 +715,19 @@ impl<'s> Pools<'s> {
                 }
             }
         }
-        found.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-        // Overlapping ranges: an address belongs to one pool. The pool named first keeps it;
-        // the other's range is dropped and reported.
+        // Overlapping ranges: an address belongs to one pool. The oldest pool keeps it (then by
+        // name), so a new pool can never take addresses in use; the other's range is dropped
+        // and reported, and the controller keeps the last good version of that pool.
+        found.sort_by(|a, b| {
+            (a.0.created.is_none(), a.0.created, &a.0.name).cmp(&(b.0.created.is_none(), b.0.created, &b.0.name))
+        });
         let mut seen: Vec<(Range, String)> = Vec::new();
         let mut list = Vec::new();
         for (mut pool, key, origin, field) in found {
             pool.ranges.retain(|range| {
-                let clash = seen
-                    .iter()
-                    .find(|(other, _)| other.family == range.family && other.first <= range.last && range.first <= other.last);
+                let clash = seen.iter().find(|(other, _)| {
+                    other.family == range.family && other.first <= range.last && range.first <= other.last
+                });
                 if let Some((_, owner)) = clash {
                     issues.push(Issue::error(
                         Some(key.clone()),
@@ -710,6 +745,7 @@ impl<'s> Pools<'s> {
             seen.extend(pool.ranges.iter().map(|range| (*range, pool.name.clone())));
             list.push(pool);
         }
+        list.sort_by(|a, b| a.name.cmp(&b.name));
         Pools { list }
     }
 
@@ -723,7 +759,11 @@ impl<'s> Pools<'s> {
 }
 
 fn show(range: &Range) -> String {
-    format!("{}-{}", range.family.address(range.first), range.family.address(range.last))
+    format!(
+        "{}-{}",
+        range.family.address(range.first),
+        range.family.address(range.last)
+    )
 }
 
 fn namespace_labels(snapshot: &Snapshot) -> HashMap<&str, &BTreeMap<String, String>> {
@@ -788,7 +828,9 @@ impl<'s> Claimant<'s> {
             pool_field: None,
             requested: None,
             requested_field: "spec.loadBalancerIP".to_string(),
-            sharing: annotation(&SHARING_ANNOTATIONS).map(|(_, v)| v.to_string()).filter(|v| !v.is_empty()),
+            sharing: annotation(&SHARING_ANNOTATIONS)
+                .map(|(_, v)| v.to_string())
+                .filter(|v| !v.is_empty()),
             ports: service
                 .spec
                 .ports
@@ -817,7 +859,12 @@ impl<'s> Claimant<'s> {
             claimant.pinned = Some(pool.to_string());
             claimant.pool_field = Some(annotation_field(name));
         }
-        let spec_ip = service.spec.load_balancer_ip.as_deref().map(str::trim).filter(|ip| !ip.is_empty());
+        let spec_ip = service
+            .spec
+            .load_balancer_ip
+            .as_deref()
+            .map(str::trim)
+            .filter(|ip| !ip.is_empty());
         let (field, text) = match (annotation(&IPS_ANNOTATIONS), spec_ip) {
             (Some((name, ips)), spec) => {
                 if spec.is_some() {
@@ -848,7 +895,9 @@ impl<'s> Claimant<'s> {
     }
 
     fn has_family(&self, ip: IpAddr) -> bool {
-        self.assigned.iter().any(|(held, _)| Family::of(*held) == Family::of(ip))
+        self.assigned
+            .iter()
+            .any(|(held, _)| Family::of(*held) == Family::of(ip))
     }
 
     fn family_names(&self) -> String {
