@@ -666,7 +666,7 @@ fn an_empty_ingress_entry_or_hostname_is_not_an_address() {
 }
 
 /// 1,000 Services from one /22, half of them already holding addresses: the time it takes
-/// (the README's figure). `cargo test --release --lib allocation_of_1000 -- --ignored --nocapture`
+/// (the README's figure). `cargo test --lib allocation_of_1000 -- --ignored --nocapture`
 #[test]
 #[ignore = "a figure, not a check; run with --ignored --nocapture"]
 fn allocation_of_1000_services() {
