@@ -153,6 +153,22 @@ async fn load_balancer_services_get_pool_addresses_that_survive_a_restart() {
     api.apply(&service("last", 80, None));
     wait_status(&api, &v, "last", "192.0.2.3").await;
 
+    // /api/status shows each LoadBalancer Service's addresses and their pools.
+    let all = v.admin_json("/api/status").await;
+    let ssh = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "Service" && e["name"] == "ssh")
+        .cloned();
+    assert_eq!(
+        ssh.map(|e| (e["status"].clone(), e["pools"].clone())),
+        Some((
+            serde_json::json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}),
+            serde_json::json!(["main"])
+        ))
+    );
+
     // Exhausted: reported on the Service in /api/status; nobody else loses an address.
     api.apply(&service("over", 80, None));
     let issues = wait_issues(&v, "over", |issues| !issues.is_empty()).await;
