@@ -8,8 +8,8 @@
 #     (a stand-in GatewayClass CRD: the real CRDs cannot be downloaded here);
 #  3. RBAC, for real: the base's roles and bindings applied, then `kubectl auth can-i` as the
 #     ServiceAccount (impersonation: there is no token controller) for every permission the
-#     code needs (granted) and a sample of others (denied); then the same for the namespaced
-#     overlay.
+#     code needs (granted) and a sample of others (denied); then the same for the lb overlay
+#     (`--lb`: a stand-in IPAddressPool CRD) and the namespaced overlay.
 #   .ci/deploy-cluster.sh
 # Env: VESTIBULE_SHARED (default ../shared of the checkout): the directory holding k8s/apiserver.sh,
 #   K8S_RUN (default: a new temporary directory), K8S_API_PORT, K8S_ETCD_PORT,
@@ -70,7 +70,7 @@ serves_policy_v1=$(k api-versions | grep -qx 'policy/v1' && echo yes || echo no)
 dry_run() { k apply --server-side --dry-run=server --field-manager=vestibule-ci -f "$1"; }
 
 # ---- 1. server-side dry-run of every kustomization ------------------------------------------
-for name in base daemonset namespaced gateway-api; do
+for name in base daemonset namespaced gateway-api lb; do
   dir=deploy/base
   [ "$name" = base ] || dir=deploy/overlays/$name
   # (stderr kept apart: newer kubectl warns about the kustomize v2 fields deploy/ keeps.)
@@ -78,9 +78,11 @@ for name in base daemonset namespaced gateway-api; do
     fail "kubectl kustomize $dir: $(cat "$work/$name.kustomize.err")"
   split "$work/$name.yaml" "$work/$name"
 done
-# The namespaced overlay's Role lives in the namespace it watches, which users create.
+# The namespaced overlay's Role lives in the namespace it watches, which users create; the lb
+# overlay's in MetalLB's namespace, which MetalLB (or the user) creates.
 k create namespace web >/dev/null
-for name in base daemonset namespaced; do
+k create namespace metallb-system >/dev/null
+for name in base daemonset namespaced lb; do
   k apply --server-side --field-manager=vestibule-ci -f "$work/$name.ns.yaml" >/dev/null
   dry_run "$work/$name.rest.yaml" > "$work/$name.dry" 2>&1 || fail "dry-run of $name:
 $(cat "$work/$name.dry")"
@@ -281,6 +283,77 @@ PY
     fail "DEPLOY_RBAC_HOOK failed: $DEPLOY_RBAC_HOOK"
   echo "deploy-cluster: ok: DEPLOY_RBAC_HOOK as $sa"
 fi
+
+# The lb overlay (--lb): the base plus Services' status and MetalLB's configuration in its
+# namespace. `kubectl auth can-i` resolves ipaddresspools through discovery: a stand-in CRD.
+k apply -f - >/dev/null <<'YAML'
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: ipaddresspools.metallb.io}
+spec:
+  group: metallb.io
+  scope: Namespaced
+  names: {plural: ipaddresspools, singular: ipaddresspool, kind: IPAddressPool, listKind: IPAddressPoolList}
+  versions:
+    - name: v1beta1
+      served: true
+      storage: true
+      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+YAML
+k wait --for=condition=Established --timeout=30s crd/ipaddresspools.metallb.io >/dev/null
+k apply --server-side --field-manager=vestibule-ci -f "$work/lb.rest.yaml" >/dev/null
+checked=0
+for ((i = 0; i < 20; i++)); do # discovery catches up with the new CRD within seconds
+  [ "$(k auth can-i "${as[@]}" list ipaddresspools.metallb.io -n metallb-system 2>/dev/null || true)" = yes ] && break
+  sleep 0.5
+done
+for verb in get list watch; do
+  can yes "$verb" configmaps -n metallb-system
+  can yes "$verb" ipaddresspools.metallb.io -n metallb-system
+  can no "$verb" configmaps -n default
+  can no "$verb" ipaddresspools.metallb.io -n default
+done
+can yes patch services --subresource=status -n default
+can no update services --subresource=status -n default
+for verb in create update patch delete; do
+  can no "$verb" ipaddresspools.metallb.io -n metallb-system
+  can no "$verb" configmaps -n metallb-system
+done
+# The exact rules in MetalLB's namespace: the base's cluster-wide ones (no Lease there) and
+# what --lb adds; in the install namespace, the base's and the Services' status.
+lb_rules() {
+  cat <<'RULES'
+configmaps [] [get list watch]
+ipaddresspools.metallb.io [] [get list watch]
+services/status [] [patch]
+RULES
+}
+pinned() { # namespace: the rule rows `kubectl auth can-i --list` grants there, sorted
+  k auth can-i --list -n "$1" "${as[@]}" |
+    python3 -c '
+import re, sys
+rows = []
+for line in sys.stdin.read().splitlines()[1:]:
+    m = re.match(r"^(\S+)\s+\[\]\s+(\[[^]]*\])\s+(\[[^]]*\])\s*$", line)
+    if m and not m.group(1).startswith("selfsubject"):
+        rows.append(" ".join(m.groups()))
+print("\n".join(sorted(rows)))'
+}
+{ expected_rules | grep -v '^leases\.'; lb_rules; } | sort > "$work/lb-rules.want"
+pinned metallb-system > "$work/lb-rules.got"
+diff -u "$work/lb-rules.want" "$work/lb-rules.got" > "$work/lb-rules.diff" ||
+  fail "kubectl auth can-i --list -n metallb-system as $sa with the lb overlay (- expected, + granted):
+$(cat "$work/lb-rules.diff")"
+{ expected_rules; echo 'services/status [] [patch]'; } | sort > "$work/lb-rules.want"
+pinned vestibule > "$work/lb-rules.got"
+diff -u "$work/lb-rules.want" "$work/lb-rules.got" > "$work/lb-rules.diff" ||
+  fail "kubectl auth can-i --list -n vestibule as $sa with the lb overlay (- expected, + granted):
+$(cat "$work/lb-rules.diff")"
+echo "deploy-cluster: ok: lb RBAC (--lb): $checked kubectl auth can-i answers and the exact rule lists as $sa"
+k delete clusterrolebinding vestibule-lb >/dev/null
+k delete clusterrole vestibule-lb >/dev/null
+k delete rolebinding vestibule-lb -n metallb-system >/dev/null
+k delete role vestibule-lb -n metallb-system >/dev/null
 
 # The namespaced overlay in place of the base's cluster-wide role.
 k delete clusterrolebinding vestibule >/dev/null

@@ -34,6 +34,7 @@ KUSTOMIZATIONS = {
     "daemonset": "deploy/overlays/daemonset",
     "namespaced": "deploy/overlays/namespaced",
     "gateway-api": "deploy/overlays/gateway-api",
+    "lb": "deploy/overlays/lb",
 }
 # The fields every kustomize from v2.0.3 on reads alike (Debian's kubectl 1.20 renders with
 # v2.0.3; see deploy/parts/common/kustomization.yaml for what the others break there).
@@ -54,7 +55,11 @@ ELECTION_NAME_DEFAULT = "vestibule-leader"
 # the Lease.
 READ_VERBS = {"get", "list", "watch"}
 STATUS_VERBS = {"get", "patch", "update"}
-WRITABLE = {("events.k8s.io", "events"): {"create", "patch"}}
+WRITABLE = {
+    ("events.k8s.io", "events"): {"create", "patch"},
+    # The leader's vestibule.dev/tcp-ports-assigned annotation: a merge patch of Services.
+    ("", "services"): READ_VERBS | {"patch"},
+}
 LEASE = ("coordination.k8s.io", "leases")
 
 
@@ -464,6 +469,17 @@ def main():
     c.expect(objects("gateway-api", rbac | {"Deployment", "Service", "PodDisruptionBudget"}) ==
              objects("base", rbac | {"Deployment", "Service", "PodDisruptionBudget"}),
              "deploy/overlays/gateway-api", "must be the base plus the GatewayClass only")
+    # The lb overlay: the base's objects (its Deployment with --lb added) plus parts/lb-rbac.
+    lb_docs = [d for d in yaml.safe_load_all(renders["lb"]) if d]
+    lb_extra = sorted(name_of(d) for d in lb_docs if d["metadata"]["name"] == "vestibule-lb")
+    c.expect(lb_extra == ["ClusterRole vestibule-lb", "ClusterRoleBinding vestibule-lb",
+                          "Role metallb-system/vestibule-lb", "RoleBinding metallb-system/vestibule-lb"],
+             "deploy/overlays/lb", f"adds exactly parts/lb-rbac, got {lb_extra}")
+    kept = rbac | {"Service", "PodDisruptionBudget"}
+    c.expect(sorted(yaml.safe_dump(d) for d in lb_docs if d["kind"] in kept and d["metadata"]["name"] != "vestibule-lb") ==
+             objects("base", kept), "deploy/overlays/lb", "must be the base plus parts/lb-rbac and --lb")
+    lb_args = next(d for d in lb_docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    c.expect("--lb" in lb_args, "deploy/overlays/lb", "its Deployment runs with --lb")
 
     # A newer schema, strictly: misspelt or misplaced fields of built-in kinds.
     validate = shutil.which("kubernetes-validate")

@@ -1,13 +1,16 @@
 //! Kubernetes mode's cluster side: leader election on a Lease ([`election`]) and, only while
 //! this replica leads, the status writer ([`status`]) that writes what the controller
 //! published to the API, and the annotation writer ([`tcp_annotations`]) that writes Services'
-//! assigned public TCP ports on them. Every replica serves traffic whatever its role; leading
+//! assigned public TCP ports on them, and with `--lb` the LoadBalancer status writer
+//! ([`lb_status`]) that writes Services' allocated addresses. Every replica serves traffic whatever its role; leading
 //! only decides who writes.
 //!
-//! Owns: the Lease, status writes and the `vestibule.dev/tcp-ports-assigned` annotation. Must not: write while not leading, touch objects the
+//! Owns: the Lease, status writes (Services' `status.loadBalancer` with `--lb`) and the
+//! `vestibule.dev/tcp-ports-assigned` annotation. Must not: write while not leading, touch objects the
 //! controller did not publish, or know the proxy.
 
 pub mod election;
+pub mod lb_status;
 mod patch;
 pub mod status;
 pub mod tcp_annotations;
@@ -110,10 +113,11 @@ async fn write_while_leading(
         metrics.set_leader(true);
         let writer = StatusWriter::new(client.clone(), publication.clone(), metrics.clone());
         let annotations = tcp_annotations::AnnotationWriter::new(client.clone(), publication.clone());
+        let lb = lb_status::LbStatusWriter::new(client.clone(), publication.clone());
         tokio::select! {
             _ = stop.cancelled() => { metrics.set_leader(false); return }
             _ = leadership.wait_for(|leading| !*leading) => {}
-            _ = async { tokio::join!(writer.run(), annotations.run()) } => {}
+            _ = async { tokio::join!(writer.run(), annotations.run(), lb.run()) } => {}
         }
     }
 }

@@ -39,6 +39,9 @@ pub enum Kind {
     TLSRoute,
     TCPRoute,
     GRPCRoute,
+    // `--lb`: MetalLB's pools (metallb.io) and its legacy ConfigMap.
+    ConfigMap,
+    IPAddressPool,
 }
 
 impl Kind {
@@ -58,6 +61,8 @@ impl Kind {
             Kind::TLSRoute => "TLSRoute",
             Kind::TCPRoute => "TCPRoute",
             Kind::GRPCRoute => "GRPCRoute",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::IPAddressPool => "IPAddressPool",
         }
     }
 
@@ -71,10 +76,11 @@ impl Kind {
         match self {
             Kind::Ingress | Kind::IngressClass => "networking.k8s.io/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
-            Kind::Namespace | Kind::Service | Kind::Endpoints | Kind::Secret => "v1",
+            Kind::Namespace | Kind::Service | Kind::Endpoints | Kind::Secret | Kind::ConfigMap => "v1",
             Kind::GatewayClass | Kind::Gateway | Kind::HTTPRoute | Kind::GRPCRoute => "gateway.networking.k8s.io/v1",
             Kind::ReferenceGrant => "gateway.networking.k8s.io/v1beta1",
             Kind::TLSRoute | Kind::TCPRoute => "gateway.networking.k8s.io/v1alpha2",
+            Kind::IPAddressPool => "metallb.io/v1beta1",
         }
     }
 }
@@ -167,6 +173,8 @@ pub enum Object {
     TlsRoute(TlsRoute),
     TcpRoute(TcpRoute),
     GrpcRoute(GrpcRoute),
+    ConfigMap(ConfigMap),
+    IpAddressPool(IpAddressPool),
 }
 
 impl Object {
@@ -186,6 +194,8 @@ impl Object {
             Object::TlsRoute(_) => Kind::TLSRoute,
             Object::TcpRoute(_) => Kind::TCPRoute,
             Object::GrpcRoute(_) => Kind::GRPCRoute,
+            Object::ConfigMap(_) => Kind::ConfigMap,
+            Object::IpAddressPool(_) => Kind::IPAddressPool,
         }
     }
 
@@ -205,6 +215,8 @@ impl Object {
             Object::TlsRoute(o) => &o.metadata,
             Object::TcpRoute(o) => &o.metadata,
             Object::GrpcRoute(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
+            Object::IpAddressPool(o) => &o.metadata,
         }
     }
 
@@ -224,6 +236,8 @@ impl Object {
             Object::TlsRoute(o) => &mut o.metadata,
             Object::TcpRoute(o) => &mut o.metadata,
             Object::GrpcRoute(o) => &mut o.metadata,
+            Object::ConfigMap(o) => &mut o.metadata,
+            Object::IpAddressPool(o) => &mut o.metadata,
         }
     }
 

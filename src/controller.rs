@@ -61,6 +61,8 @@ pub struct Applied {
     pub tcp_claims: Vec<TcpClaim>,
     /// The hosts that ask for an ACME certificate (for the ACME task).
     pub acme_names: Vec<AcmeName>,
+    /// LoadBalancer Services' addresses (`--lb`; for the leader's LB status writer).
+    pub lb_addresses: Vec<crate::translate::lb::LbAddresses>,
 }
 
 /// What one [`Reconciler::apply`] did.
@@ -267,6 +269,7 @@ impl Reconciler {
             domain_claims,
             tcp_claims,
             acme_names,
+            lb_addresses,
             ..
         } = translation;
         let table = Arc::new(table);
@@ -284,6 +287,7 @@ impl Reconciler {
             domain_claims,
             tcp_claims,
             acme_names,
+            lb_addresses,
         }
     }
 
@@ -409,6 +413,7 @@ pub async fn run(
                     domain_claims: last.domain_claims.clone(),
                     tcp_claims: last.tcp_claims.clone(),
                     acme_names: last.acme_names.clone(),
+                    lb_addresses: last.lb_addresses.clone(),
                 });
                 "endpoints"
             }
@@ -489,6 +494,7 @@ fn publish(publication: &Publication, metrics: &Metrics, generation: u64, applie
         domain_claims: applied.domain_claims,
         tcp_claims: applied.tcp_claims,
         acme_names: applied.acme_names,
+        lb_addresses: Arc::new(applied.lb_addresses),
     });
 }
 

@@ -146,6 +146,8 @@ struct RunArgs {
     discovery_interval: f64,
     #[command(flatten)]
     cluster: ClusterArgs,
+    #[command(flatten)]
+    lb: LbArgs,
     /// Read routes from Docker container labels: `--docker` (DOCKER_HOST, else the local socket;
     /// tenant `default`), `--docker ENDPOINT`, or `--docker TENANT=ENDPOINT` (repeatable; an
     /// endpoint is unix:///path or tcp://host:port).
@@ -231,6 +233,26 @@ struct RunArgs {
     publish_service: Option<ServiceRef>,
     #[command(flatten)]
     tuning: Tuning,
+}
+
+/// Kubernetes mode: LoadBalancer addresses.
+#[derive(Args, Clone)]
+struct LbArgs {
+    /// With --kubernetes: give LoadBalancer Services addresses from MetalLB-compatible pools
+    /// (IPAddressPools, MetalLB's legacy ConfigMap); the leader writes them to their status.
+    /// Announcing them (ARP/NDP, BGP) is not built yet.
+    #[arg(long, env = "VESTIBULE_LB")]
+    lb: bool,
+    /// With --lb: the spec.loadBalancerClass served.
+    #[arg(long, env = "VESTIBULE_LB_CLASS", default_value = vestibule::translate::lb::LB_CLASS)]
+    lb_class: String,
+    /// With --lb: also serve LoadBalancer Services without a loadBalancerClass (`--lb-default=false`
+    /// leaves them to another implementation).
+    #[arg(long, env = "VESTIBULE_LB_DEFAULT", default_value_t = true, action = clap::ArgAction::Set)]
+    lb_default: bool,
+    /// With --lb: the namespace of MetalLB's configuration (its IPAddressPools and ConfigMap `config`).
+    #[arg(long, env = "VESTIBULE_LB_CONFIG_NAMESPACE", default_value = vestibule::translate::lb::CONFIG_NAMESPACE)]
+    lb_config_namespace: String,
 }
 
 /// Kubernetes mode: the leader election.
@@ -583,9 +605,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             context: args.context,
             namespaces: args.watch_namespaces,
             discovery_interval: seconds(args.discovery_interval, "--discovery-interval")?,
+            lb_config_namespace: args.lb.lb.then(|| args.lb.lb_config_namespace.clone()),
         });
-    } else if args.kubeconfig.is_some() || args.context.is_some() || !args.watch_namespaces.is_empty() {
-        anyhow::bail!("--kubeconfig, --context and --watch-namespace need --kubernetes");
+        if args.lb.lb {
+            options.translate.lb = Some(vestibule::translate::lb::LbOptions {
+                class: args.lb.lb_class.clone(),
+                default_class: args.lb.lb_default,
+                config_namespace: args.lb.lb_config_namespace.clone(),
+            });
+        }
+    } else if args.kubeconfig.is_some() || args.context.is_some() || !args.watch_namespaces.is_empty() || args.lb.lb {
+        anyhow::bail!("--kubeconfig, --context, --watch-namespace and --lb need --kubernetes");
     }
     if let Some((tenancy, domains)) = tenancy {
         options.translate.tenancy = tenancy;

@@ -29,6 +29,7 @@ mod cors;
 mod gateway;
 mod hosts;
 mod ingress;
+pub mod lb;
 mod limits;
 pub mod migration;
 mod mirror;
@@ -52,6 +53,7 @@ use self::acme::AcmeName;
 use self::backends::Backends;
 use self::classes::{ClassDecision, OurClasses};
 use self::ingress::Builders;
+use self::lb::{LbAddresses, LbOptions};
 use self::table::TableBuilder;
 use self::tcp_ports::TcpClaim;
 use self::tenancy::{DomainClaim, HostGate, HostOwners, TenancyOptions, Verifications};
@@ -94,6 +96,8 @@ pub struct TranslateOptions {
     /// `--acme-directory` is set: hosts of `spec.tls` entries without a `secretName` get
     /// certificates from the ACME task (see `acme.rs`).
     pub acme: bool,
+    /// `--lb`: LoadBalancer Services of ours get addresses from address pools (see `lb.rs`).
+    pub lb: Option<LbOptions>,
 }
 
 impl Default for TranslateOptions {
@@ -110,6 +114,7 @@ impl Default for TranslateOptions {
             allow_local_mirror_targets: false,
             tenancy: TenancyOptions::default(),
             acme: false,
+            lb: None,
         }
     }
 }
@@ -164,6 +169,9 @@ pub struct Translation {
     pub tcp_claims: Vec<TcpClaim>,
     /// The hosts that ask for an ACME certificate, for the ACME task, sorted.
     pub acme_names: Vec<AcmeName>,
+    /// With `--lb`: the addresses of each LoadBalancer Service of ours, and the Services whose
+    /// status holds addresses though they are no longer LoadBalancers; sorted.
+    pub lb_addresses: Vec<LbAddresses>,
 }
 
 /// Whether one Ingress is served, and why.
@@ -403,6 +411,10 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     ));
     statuses.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
     let tcp_claims = tcp_ports::claims(snapshot, &mut issues);
+    let lb_addresses = match &options.lb {
+        Some(lb) => lb::allocate(snapshot, lb, &mut issues),
+        None => Vec::new(),
+    };
     let (backends, backend_issues) = backends.finish();
     let acme_names = tls.acme_names();
     let (certificates, tls_issues) = tls.finish();
@@ -422,6 +434,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         domain_claims: owners.claims.into_iter().collect(),
         tcp_claims,
         acme_names,
+        lb_addresses,
     }
 }
 

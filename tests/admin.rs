@@ -171,6 +171,7 @@ fn published() -> Published {
         domain_claims: Vec::new(),
         tcp_claims: Vec::new(),
         acme_names: Vec::new(),
+        lb_addresses: Default::default(),
     }
 }
 

@@ -7,15 +7,15 @@
 //! Each directory under `tests/golden/` is one case:
 //! - `in.yaml`: multi-document Kubernetes manifests, loaded as `vestibule run -f` loads them;
 //! - `options.yaml` (optional): `{publishAddress, publishService: NAMESPACE/NAME, httpsPort,
-//!   validateAllClasses, controllerName, ingressClasses: [...], followExternalNames}` (the `run`
-//!   flags they stand for);
+//!   validateAllClasses, controllerName, ingressClasses: [...], followExternalNames, lb}` (the
+//!   `run` flags they stand for);
 //! - `requests.yaml` (optional): `[{host, path, expect}]`, where `expect` is the route name
 //!   `RouteTable::find` must return (`null`: no route, 404). These are written by hand and
 //!   prove routing end to end through `translate`. Gateway API cases add `port` (the
 //!   Gateway listener port the request arrives on), and optionally `method` and `headers`;
 //!   `connection: true` makes it a connection to a TLS or TCP port, `host` its SNI;
 //! - `out.snap`: the accepted output: routes (`RouteTable::describe`), status, and issues (the
-//!   loader's and `translate`'s, as printed).
+//!   loader's and `translate`'s, as printed); with `lb`, the LoadBalancer Services' addresses.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use vestibule::config::parse::parse_documents;
 use vestibule::config::{Origin, Snapshot};
 use vestibule::routes::RequestInfo;
+use vestibule::translate::lb::{LbAddresses, LbOptions};
 use vestibule::translate::tenancy::{DomainClaim, TenancyOptions};
 use vestibule::translate::{ObjectStatus, TranslateOptions, Translation, translate};
 
@@ -58,6 +59,9 @@ struct Options {
     /// `--acme-directory` is set.
     #[serde(default)]
     acme: bool,
+    /// `--lb` (its flags at their defaults).
+    #[serde(default)]
+    lb: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +91,9 @@ struct Output<'a> {
     /// The custom domains tenants claim (with tenancy only).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     domain_claims: &'a [DomainClaim],
+    /// LoadBalancer Services' addresses (with `lb` only).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    lb_addresses: &'a [LbAddresses],
 }
 
 fn cases() -> Vec<PathBuf> {
@@ -131,6 +138,7 @@ fn load(case: &Path) -> (Snapshot, TranslateOptions) {
             default_domains: options.default_domains,
         },
         acme: options.acme,
+        lb: options.lb.then(LbOptions::default),
     };
     (snapshot, options)
 }
@@ -151,6 +159,7 @@ fn run_case(case: &Path) {
         status: &translation.statuses,
         issues,
         domain_claims: &translation.domain_claims,
+        lb_addresses: &translation.lb_addresses,
     };
     insta::with_settings!({
         snapshot_path => case,
@@ -172,6 +181,7 @@ fn check_deterministic(snapshot: &Snapshot, options: &TranslateOptions, first: &
     assert_eq!(first.table.describe(), second.table.describe());
     assert_eq!(first.statuses, second.statuses);
     assert_eq!(first.issues, second.issues);
+    assert_eq!(first.lb_addresses, second.lb_addresses);
 }
 
 fn check_requests(case: &Path, translation: &Translation) {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::config::{Issue, ObjectKey, Origin, Severity};
+use crate::config::{Issue, Kind, ObjectKey, Origin, Severity};
 use crate::controller::Published;
 use crate::translate::ObjectStatus;
 
@@ -18,7 +18,8 @@ use crate::translate::ObjectStatus;
 /// object they concern, or on an entry of their own — with an empty `status` — for an object
 /// that has no status (a Secret, an Ingress that is not served) and, with `apiVersion`
 /// `vestibule.dev/v1` and `kind` `ManifestFile`, for a file or document that did not parse, or
-/// `kind` `Container` (namespace: the tenant) for a Docker container's labels. Last, one
+/// `kind` `Container` (namespace: the tenant) for a Docker container's labels. With `--lb`, each
+/// LoadBalancer Service's addresses (`status.loadBalancer`, and `pools`: each address's). Last, one
 /// `AcmeCertificate` entry per ACME host (`acme`, from the ACME task; namespace: its Ingress's).
 pub fn statuses(published: &Published, acme: &[crate::metrics::AcmeCertificate]) -> Value {
     let mut by_object: BTreeMap<&ObjectKey, Vec<String>> = BTreeMap::new();
@@ -50,6 +51,23 @@ pub fn statuses(published: &Published, acme: &[crate::metrics::AcmeCertificate])
             with_issues(status(s), issues)
         })
         .collect();
+    // `--lb`: each LoadBalancer Service's addresses, as the leader writes them.
+    for lb in published.lb_addresses.iter() {
+        let key = by_object
+            .keys()
+            .copied()
+            .find(|k| k.kind == Kind::Service && k.namespace == lb.namespace && k.name == lb.name);
+        let issues = key.and_then(|k| by_object.remove(k)).unwrap_or_default();
+        let entry = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "namespace": lb.namespace,
+            "name": lb.name,
+            "status": lb.status(),
+            "pools": lb.pools,
+        });
+        entries.push(with_issues(entry, issues));
+    }
     for (key, issues) in by_object {
         let entry = json!({
             "apiVersion": key.kind.api_version(),

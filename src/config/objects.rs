@@ -206,6 +206,21 @@ pub struct ServiceSpec {
     pub cluster_ip: Option<String>,
     #[serde(rename = "externalIPs", skip_serializing_if = "Vec::is_empty")]
     pub external_ips: Vec<String>,
+    /// The load-balancer implementation asked for (`--lb-class`; unset: the default one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancer_class: Option<String>,
+    /// `loadBalancerIP` (deprecated by Kubernetes, still honoured): the address asked for.
+    #[serde(rename = "loadBalancerIP", skip_serializing_if = "Option::is_none")]
+    pub load_balancer_ip: Option<String>,
+    /// `IPv4` and/or `IPv6`, primary first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ip_families: Vec<String>,
+    /// `SingleStack`, `PreferDualStack` or `RequireDualStack`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_family_policy: Option<String>,
+    /// `Cluster` (the default) or `Local`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_traffic_policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,4 +338,56 @@ pub struct Secret {
 #[serde(rename_all = "camelCase", default)]
 pub struct Namespace {
     pub metadata: ObjectMeta,
+}
+
+/// `v1/ConfigMap`: read only for MetalLB's legacy configuration (`config` in
+/// `--lb-config-namespace`, its `data.config`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConfigMap {
+    pub metadata: ObjectMeta,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// metallb.io/v1beta1 IPAddressPool
+
+/// MetalLB's address pool, read as MetalLB reads it (see `translate/lb.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IpAddressPool {
+    pub metadata: ObjectMeta,
+    pub spec: IpAddressPoolSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IpAddressPoolSpec {
+    /// CIDRs (`192.0.2.0/24`) and ranges (`192.0.2.10-192.0.2.20`), IPv4 or IPv6.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// Absent: true. False: only Services that ask for the pool or one of its addresses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_assign: Option<bool>,
+    /// Never hand out addresses ending in `.0` or `.255`.
+    #[serde(rename = "avoidBuggyIPs", skip_serializing_if = "Option::is_none")]
+    pub avoid_buggy_ips: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_allocation: Option<ServiceAllocation>,
+}
+
+/// Which Services a pool serves, and its priority among the pools that do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceAllocation {
+    /// Lower first; absent: after every pool with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub namespace_selectors: Vec<super::gateway::LabelSelector>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub service_selectors: Vec<super::gateway::LabelSelector>,
 }

@@ -3,7 +3,7 @@
 //! Each document is decoded on its own, so one bad document is reported with its index and the
 //! field path serde stopped at, and the others still load. Ingresses written against the
 //! retired `extensions/v1beta1` and `networking.k8s.io/v1beta1` APIs are converted to v1 with a
-//! warning. Kinds Vestibule does not read (Deployments, ConfigMaps, ...) are counted and skipped,
+//! warning. Kinds Vestibule does not read (Deployments, ...) are counted and skipped,
 //! so users can point Vestibule at the same directory they `kubectl apply`.
 
 use std::sync::Arc;
@@ -132,6 +132,8 @@ fn parse_value(value: serde_yaml_ng::Value, origin: &Origin, parsed: &mut Parsed
             decode::<GrpcRoute>(value, origin).map(Object::GrpcRoute)
         }
         ("gateway.networking.k8s.io/v1alpha2", "TCPRoute") => decode::<TcpRoute>(value, origin).map(Object::TcpRoute),
+        ("v1", "ConfigMap") => decode::<ConfigMap>(value, origin).map(Object::ConfigMap),
+        ("metallb.io/v1beta1", "IPAddressPool") => decode::<IpAddressPool>(value, origin).map(Object::IpAddressPool),
         ("discovery.k8s.io/v1", "EndpointSlice") => decode::<EndpointSlice>(value, origin).map(Object::EndpointSlice),
         _ => {
             parsed.ignored += 1;

@@ -12,6 +12,7 @@ use crate::config::Issue;
 use crate::routes::RouteTable;
 use crate::translate::ObjectStatus;
 use crate::translate::acme::AcmeName;
+use crate::translate::lb::LbAddresses;
 use crate::translate::tcp_ports::TcpClaim;
 use crate::translate::tenancy::DomainClaim;
 
@@ -33,6 +34,9 @@ pub struct Published {
     pub tcp_claims: Vec<TcpClaim>,
     /// The hosts that ask for an ACME certificate (read by the ACME task).
     pub acme_names: Vec<AcmeName>,
+    /// With `--lb`: LoadBalancer Services' addresses (read by the leader's LB status writer and
+    /// `/api/status`).
+    pub lb_addresses: Arc<Vec<LbAddresses>>,
 }
 
 /// The controller's publication: one `ArcSwap` of [`Published`], so a reader that loads it

@@ -41,6 +41,9 @@ pub struct KubernetesOptions {
     pub namespaces: Vec<String>,
     /// How often discovery is repeated (new or removed CRDs).
     pub discovery_interval: Duration,
+    /// `--lb`: the namespace of MetalLB's configuration (`--lb-config-namespace`), where its
+    /// address pools and legacy ConfigMap are watched. `None`: not watched.
+    pub lb_config_namespace: Option<String>,
 }
 
 impl Default for KubernetesOptions {
@@ -50,6 +53,7 @@ impl Default for KubernetesOptions {
             context: None,
             namespaces: Vec::new(),
             discovery_interval: Duration::from_secs(30),
+            lb_config_namespace: None,
         }
     }
 }
@@ -65,9 +69,12 @@ fn source_name(kind: &WatchedKind, namespace: Option<&str>) -> String {
     }
 }
 
-/// Scopes a kind is watched in: cluster-wide, or each `--watch-namespace` for namespaced kinds.
+/// Scopes a kind is watched in: cluster-wide, or each `--watch-namespace` for namespaced kinds;
+/// `--lb` kinds in `--lb-config-namespace` alone, and not at all without `--lb`.
 fn scopes<'a>(kind: &WatchedKind, options: &'a KubernetesOptions) -> Vec<Option<&'a str>> {
-    if kind.namespaced && !options.namespaces.is_empty() {
+    if kind.lb {
+        options.lb_config_namespace.as_deref().map(Some).into_iter().collect()
+    } else if kind.namespaced && !options.namespaces.is_empty() {
         options.namespaces.iter().map(|ns| Some(ns.as_str())).collect()
     } else {
         vec![None]
@@ -101,7 +108,8 @@ pub fn spawn(
         let mut running: BTreeMap<String, Running> = BTreeMap::new();
         loop {
             let started = unix_seconds();
-            let wait = match discovery::served(&client, WATCHED).await {
+            let asked = WATCHED.iter().filter(|kind| !scopes(kind, &options).is_empty());
+            let wait = match discovery::served(&client, asked).await {
                 Ok(served) => {
                     // Sources that failed before this probe and not since are connected again.
                     metrics.sources().reachable(started.saturating_sub(RECONNECT_GRACE));

@@ -10,6 +10,7 @@ mod support;
 
 mod changes;
 mod failures;
+mod lb;
 mod scale;
 mod selection;
 mod startup;

@@ -39,9 +39,12 @@ fn kubernetes_flags_without_kubernetes_are_refused() {
     let (code, stderr) = run(&["--watch-namespace", "shop"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains("--kubeconfig, --context and --watch-namespace need --kubernetes"),
+        stderr.contains("--kubeconfig, --context, --watch-namespace and --lb need --kubernetes"),
         "{stderr}"
     );
+    let (code, stderr) = run(&["--lb"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("--lb need --kubernetes"), "{stderr}");
 }
 
 /// The election's durations are checked against each other before anything starts.

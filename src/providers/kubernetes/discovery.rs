@@ -36,8 +36,11 @@ impl Served {
 }
 
 /// Asks the API server about every group/version in `kinds`.
-pub async fn served(client: &kube::Client, kinds: &[WatchedKind]) -> Result<Served, kube::Error> {
-    let versions: BTreeSet<(&str, &str)> = kinds.iter().map(|k| (k.group, k.version)).collect();
+pub async fn served(
+    client: &kube::Client,
+    kinds: impl IntoIterator<Item = &WatchedKind>,
+) -> Result<Served, kube::Error> {
+    let versions: BTreeSet<(&str, &str)> = kinds.into_iter().map(|k| (k.group, k.version)).collect();
     let mut served = Served::default();
     for (group, version) in versions {
         let list = if group.is_empty() {

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use crate::config::GrpcRoute;
 use crate::config::{
-    EndpointSlice, Endpoints, Gateway, GatewayClass, HttpRoute, Ingress, IngressClass, Kind, Namespace, Object,
-    ReferenceGrant, Secret, Service, TcpRoute, TlsRoute,
+    ConfigMap, EndpointSlice, Endpoints, Gateway, GatewayClass, HttpRoute, Ingress, IngressClass, IpAddressPool, Kind,
+    Namespace, Object, ReferenceGrant, Secret, Service, TcpRoute, TlsRoute,
 };
 
 /// When a kind is watched.
@@ -42,6 +42,9 @@ pub struct WatchedKind {
     pub source: &'static str,
     /// Our object kind, when the objects are decoded and sent to the controller.
     pub object: Option<Kind>,
+    /// Watched only with `--lb`, and then only in `--lb-config-namespace` (where MetalLB keeps
+    /// its configuration), whatever `--watch-namespace` says.
+    pub lb: bool,
 }
 
 impl WatchedKind {
@@ -83,6 +86,7 @@ const fn row(
         field_selector: None,
         source: kind,
         object,
+        lb: false,
     }
 }
 
@@ -243,6 +247,35 @@ pub static WATCHED: &[WatchedKind] = &[
         Presence::Optional,
         Some(Kind::ReferenceGrant),
     ),
+    // `--lb`: MetalLB's configuration, in `--lb-config-namespace` only. Its legacy ConfigMap
+    // (`config`, nothing else of the namespace's ConfigMaps is read) ...
+    WatchedKind {
+        field_selector: Some("metadata.name=config"),
+        lb: true,
+        ..row(
+            "ConfigMap",
+            "",
+            "v1",
+            "configmaps",
+            true,
+            Presence::Required,
+            Some(Kind::ConfigMap),
+        )
+    },
+    // ... and its address pools, while the metallb.io CRDs are installed. L2Advertisement,
+    // BGPAdvertisement and BGPPeer matter only to announcing, which is not built yet.
+    WatchedKind {
+        lb: true,
+        ..row(
+            "IPAddressPool",
+            "metallb.io",
+            "v1beta1",
+            "ipaddresspools",
+            true,
+            Presence::Optional,
+            Some(Kind::IPAddressPool),
+        )
+    },
 ];
 
 /// Decodes API JSON into our object of `kind`; the error names the field where it stopped.
@@ -272,5 +305,7 @@ pub fn decode(kind: Kind, value: serde_json::Value) -> Result<Object, String> {
         Kind::TLSRoute => Object::TlsRoute(typed::<TlsRoute>(value)?),
         Kind::TCPRoute => Object::TcpRoute(typed::<TcpRoute>(value)?),
         Kind::GRPCRoute => Object::GrpcRoute(typed::<GrpcRoute>(value)?),
+        Kind::ConfigMap => Object::ConfigMap(typed::<ConfigMap>(value)?),
+        Kind::IPAddressPool => Object::IpAddressPool(typed::<IpAddressPool>(value)?),
     })
 }

@@ -98,6 +98,40 @@ fn readiness_waits_for_required_kinds_and_endpoints_not_optional_ones() {
 }
 
 #[test]
+fn lb_kinds_only_with_lb_and_only_in_its_config_namespace() {
+    let mut with_pools = CORE.to_vec();
+    with_pools.push(("", "v1", "configmaps"));
+    with_pools.push(("metallb.io", "v1beta1", "ipaddresspools"));
+    let without = watched(&served(&with_pools), &KubernetesOptions::default());
+    assert!(
+        !without
+            .iter()
+            .any(|k| k.starts_with("ConfigMap") || k.starts_with("IPAddressPool")),
+        "{without:?}"
+    );
+    let options = KubernetesOptions {
+        namespaces: vec!["shop".into()],
+        lb_config_namespace: Some("metallb-system".into()),
+        ..KubernetesOptions::default()
+    };
+    let kinds = watched(&served(&with_pools), &options);
+    assert!(kinds.contains("ConfigMap/metallb-system"), "{kinds:?}");
+    assert!(kinds.contains("IPAddressPool/metallb-system"), "{kinds:?}");
+    assert!(kinds.contains("Service/shop"), "{kinds:?}");
+    // The pools' CRD is optional: not watched (and not waited for) while it is not installed.
+    assert!(!watched(&served(CORE), &options).contains("IPAddressPool/metallb-system"));
+    let names: Vec<String> = sources(&options).into_iter().map(|s| s.0).collect();
+    assert!(
+        names.contains(&"kubernetes/ConfigMap/metallb-system".to_string()),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("IPAddressPool")), "{names:?}");
+    // Only MetalLB's ConfigMap is read, never the namespace's others.
+    let row = WATCHED.iter().find(|k| k.kind == "ConfigMap").unwrap();
+    assert_eq!(row.field_selector, Some("metadata.name=config"));
+}
+
+#[test]
 fn decode_names_the_field_where_it_stopped() {
     let value = serde_json::json!({"metadata": {"name": "x"}, "addressType": "IPv4",
         "endpoints": [{"addresses": "not-a-list"}]});
