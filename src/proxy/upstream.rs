@@ -45,6 +45,9 @@ pub(crate) struct Upstream {
     protocol: UpstreamProtocol,
     balancer: Arc<Balancer>,
     guard: Arc<ExternalGuard>,
+    /// How TLS connections are made (`Https`/`H2Tls`; `None`: plain, or TLS that cannot be
+    /// set up, which then fails to connect).
+    tls: Option<Arc<tls::Client>>,
     /// The session tokens of the endpoints, sorted, with their index: made on the first request
     /// of a route with session affinity, never for others.
     sessions: std::sync::OnceLock<Box<[(Token, usize)]>>,
@@ -109,6 +112,9 @@ enum Target {
 pub(crate) enum Failure {
     /// No connection could be made (→ 502).
     Connect,
+    /// The TLS handshake with the backend failed: its certificate did not verify, or it
+    /// spoke TLS badly (→ 502).
+    Tls,
     /// Connecting or waiting for response headers took too long (→ 504).
     Timeout,
     /// The connection failed during the exchange, or the upstream spoke badly (→ 502).
@@ -128,6 +134,7 @@ impl Failure {
     fn metric(self) -> Option<&'static str> {
         match self {
             Failure::Connect => Some("connect"),
+            Failure::Tls => Some("tls"),
             Failure::Timeout => Some("timeout"),
             Failure::Protocol => Some("protocol"),
             Failure::ClientBody | Failure::ClientTimeout | Failure::TooLarge => None,
@@ -261,6 +268,9 @@ impl Upstream {
             protocol: backend.protocol,
             balancer,
             guard,
+            tls: matches!(backend.protocol, UpstreamProtocol::Https | UpstreamProtocol::H2Tls)
+                .then(|| tls::Client::for_policy(backend.tls.as_deref()))
+                .flatten(),
             sessions: std::sync::OnceLock::new(),
         }
     }
@@ -308,10 +318,20 @@ impl Upstream {
         matches!(self.protocol, UpstreamProtocol::Https | UpstreamProtocol::H2Tls)
     }
 
-    /// The pool key of connections to `key` (TLS ones apart).
+    /// How to make this upstream's TLS connections (`None`: plain).
+    fn tls_to(&self) -> Option<TlsTo<'_>> {
+        self.tls().then_some(TlsTo {
+            client: self.tls.as_deref(),
+            backend: &self.key,
+        })
+    }
+
+    /// The pool key of connections to `key` (TLS ones apart, by the policy they were made
+    /// under).
     fn pooled(&self, key: &PoolKey) -> PoolKey {
         if self.tls() {
-            PoolKey::Tls(Box::new(key.clone()))
+            let policy = self.tls.as_ref().map_or(0, |client| client.pool_id());
+            PoolKey::Tls(Box::new(key.clone()), policy)
         } else {
             key.clone()
         }
@@ -546,6 +566,8 @@ impl Upstream {
             metrics.upstream_error(&self.key, kind);
             let cause = match failure {
                 Failure::Connect => "cannot connect",
+                // Logged with its reason where the handshake failed (`tls::handshake`).
+                Failure::Tls => return failure,
                 Failure::Timeout => "timed out (connect, request body not taken, or response headers)",
                 _ => "broken or malformed response",
             };
@@ -581,7 +603,7 @@ impl Upstream {
             }
         }
         let how = self.connect_limits(&deadlines);
-        let tls = self.tls();
+        let tls = self.tls_to();
         let (key, mut conn) = self
             .connect_once_more(
                 key,
@@ -646,7 +668,7 @@ impl Upstream {
             }
         }
         let how = self.connect_limits(&deadlines);
-        let tls = self.tls();
+        let tls = self.tls_to();
         let (key, mut conn) = self
             .connect_once_more(
                 key,
@@ -709,7 +731,7 @@ async fn connect_tcp(key: &PoolKey, how: Connect<'_>) -> Result<TcpStream, Failu
         match key {
             PoolKey::Addr(addr) => TcpStream::connect(*addr).await,
             // Keys of pools only: connections are made to the endpoint inside.
-            PoolKey::Tls(_) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a pool key")),
+            PoolKey::Tls(..) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a pool key")),
             PoolKey::Name(host, port) => {
                 let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
                 for addr in tokio::net::lookup_host((&**host, *port)).await? {
@@ -742,10 +764,22 @@ async fn connect_tcp(key: &PoolKey, how: Connect<'_>) -> Result<TcpStream, Failu
     }
 }
 
-async fn connect_h1(key: &PoolKey, how: Connect<'_>, tls: bool) -> Result<http1::SendRequest<WatchedBody>, Failure> {
+/// TLS to an upstream: its client (`None`: it could not be set up) and its backend, for logs.
+#[derive(Clone, Copy)]
+struct TlsTo<'a> {
+    client: Option<&'a tls::Client>,
+    backend: &'a BackendKey,
+}
+
+async fn connect_h1(
+    key: &PoolKey,
+    how: Connect<'_>,
+    tls: Option<TlsTo<'_>>,
+) -> Result<http1::SendRequest<WatchedBody>, Failure> {
     let stream = connect_tcp(key, how).await?;
-    if tls {
-        let stream = tls::handshake(stream, false, how.limit).await?;
+    if let Some(TlsTo { client, backend }) = tls {
+        let client = client.ok_or(Failure::Tls)?;
+        let stream = tls::handshake(client, backend, stream, false, how.limit).await?;
         return h1_handshake(stream, how).await;
     }
     h1_handshake(stream, how).await
@@ -767,10 +801,15 @@ where
     Ok(sender)
 }
 
-async fn connect_h2(key: &PoolKey, how: Connect<'_>, tls: bool) -> Result<http2::SendRequest<WatchedBody>, Failure> {
+async fn connect_h2(
+    key: &PoolKey,
+    how: Connect<'_>,
+    tls: Option<TlsTo<'_>>,
+) -> Result<http2::SendRequest<WatchedBody>, Failure> {
     let stream = connect_tcp(key, how).await?;
-    if tls {
-        let stream = tls::handshake(stream, true, how.limit).await?;
+    if let Some(TlsTo { client, backend }) = tls {
+        let client = client.ok_or(Failure::Tls)?;
+        let stream = tls::handshake(client, backend, stream, true, how.limit).await?;
         return h2_handshake(stream, how.limit).await;
     }
     h2_handshake(stream, how.limit).await

@@ -7,13 +7,18 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use crate::config::{
     EndpointSlice, IngressBackend, Issue, Kind, Object, SERVICE_NAME_LABEL, Service, ServicePort, Snapshot,
     StoredObject,
 };
 use crate::config::{IntOrString, ObjectKey};
+use crate::routes::backend_tls::BackendTls;
 use crate::routes::{Backend, BackendId, BackendKey, BackendTarget, UpstreamProtocol};
+
+/// What a backend is resolved by: namespace, Service, port, protocol, TLS policy fingerprint.
+type Lookup<'s> = (&'s str, &'s str, PortRef<'s>, Option<UpstreamProtocol>, Option<[u8; 32]>);
 
 /// `appProtocol` of a Service port whose backend speaks HTTP/2 without TLS.
 const H2C_APP_PROTOCOL: &str = "kubernetes.io/h2c";
@@ -130,7 +135,7 @@ pub(crate) struct Backends<'s> {
     /// namespace → service name → its EndpointSlices, indexed once.
     slices: HashMap<&'s str, HashMap<&'s str, Vec<SliceRef<'s>>>>,
     /// Keyed by borrowed (namespace, service, port): no allocation for repeated references.
-    resolved: HashMap<(&'s str, &'s str, PortRef<'s>, Option<UpstreamProtocol>), Resolved>,
+    resolved: HashMap<Lookup<'s>, Resolved>,
     list: Vec<Backend>,
     /// Issues about the objects backends are built from (EndpointSlices), not the Ingress.
     issues: Vec<Issue>,
@@ -186,7 +191,20 @@ impl<'s> Backends<'s> {
         reference: ServiceRef<'s>,
         protocol: Option<UpstreamProtocol>,
     ) -> (BackendId, Option<Unresolved>) {
-        let lookup = (namespace, reference.name, reference.port, protocol);
+        self.resolve_with(namespace, reference, protocol, None)
+    }
+
+    /// [`resolve_as`](Self::resolve_as), its TLS connections made and checked as `tls` says
+    /// (a `BackendTLSPolicy`, `proxy-ssl-*`): one backend per policy for the same reference.
+    pub(crate) fn resolve_with(
+        &mut self,
+        namespace: &'s str,
+        reference: ServiceRef<'s>,
+        protocol: Option<UpstreamProtocol>,
+        tls: Option<Arc<BackendTls>>,
+    ) -> (BackendId, Option<Unresolved>) {
+        let fingerprint = tls.as_ref().map(|tls| tls.fingerprint);
+        let lookup = (namespace, reference.name, reference.port, protocol, fingerprint);
         if let Some(resolved) = self.resolved.get(&lookup) {
             return (resolved.id, resolved.problem.clone());
         }
@@ -194,7 +212,12 @@ impl<'s> Backends<'s> {
         let (target, declared, problem) = self.build(namespace, reference);
         let protocol = protocol.unwrap_or(declared);
         let id = self.list.len();
-        self.list.push(Backend { key, target, protocol });
+        self.list.push(Backend {
+            key,
+            target,
+            protocol,
+            tls,
+        });
         self.resolved.insert(
             lookup,
             Resolved {
