@@ -626,6 +626,7 @@ mod tests {
                     "10.0.0.1:8080".parse().unwrap(),
                 ]),
                 protocol: UpstreamProtocol::Http1,
+                tls: None,
             },
             Backend {
                 key: key("http"),
@@ -634,6 +635,7 @@ mod tests {
                     port: 443,
                 },
                 protocol: UpstreamProtocol::H2c,
+                tls: None,
             },
         ];
         table.certificates.summaries.push(CertificateSummary {

@@ -233,6 +233,11 @@ impl<'s> Backends<'s> {
         self.list.get(id).map(|backend| backend.protocol)
     }
 
+    /// How backend `id`'s TLS connections are made and checked.
+    pub(crate) fn tls(&self, id: BackendId) -> Option<Arc<BackendTls>> {
+        self.list.get(id).and_then(|backend| backend.tls.clone())
+    }
+
     pub(crate) fn finish(self) -> (Vec<Backend>, Vec<Issue>) {
         (self.list, self.issues)
     }
