@@ -201,7 +201,7 @@ pub static CATALOGUE: &[Entry] = &[
     e(
         "backend-protocol",
         Differs(
-            "HTTP, HTTPS (HTTP/1.1 over TLS), GRPC (h2c), GRPCS (HTTP/2 over TLS), AUTO_HTTP (as HTTP); TLS backends' certificates are not verified and no SNI is sent, as ingress-nginx's defaults; FCGI and AJP are refused as errors (served as HTTP)",
+            "HTTP, HTTPS (HTTP/1.1 over TLS), GRPC (h2c), GRPCS (HTTP/2 over TLS), AUTO_HTTP (as HTTP); TLS backends' certificates are not verified and no SNI is sent unless proxy-ssl-verify and proxy-ssl-server-name ask, as ingress-nginx's defaults; FCGI and AJP are refused as errors (served as HTTP)",
         ),
     ),
     e("canary", CANARY),
