@@ -304,6 +304,15 @@ pub struct EndpointAddress {
     pub hostname: Option<String>,
 }
 
+/// A ConfigMap: only its text `data` is read (BackendTLSPolicy's `ca.crt`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConfigMap {
+    pub metadata: ObjectMeta,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Secret {

@@ -310,6 +310,9 @@ impl RouteTable {
                     UpstreamProtocol::H2Tls => "h2 over tls",
                 };
                 out.insert("protocol".into(), json!(protocol));
+                if let Some(tls) = &backend.tls {
+                    out.insert("tls".into(), json!(&**tls));
+                }
                 match &backend.target {
                     BackendTarget::Endpoints(endpoints) => {
                         let mut list: Vec<String> = endpoints.iter().map(ToString::to_string).collect();

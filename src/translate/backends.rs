@@ -233,6 +233,17 @@ impl<'s> Backends<'s> {
         self.list.get(id).map(|backend| backend.protocol)
     }
 
+    /// The name of port `number` of Service `namespace/name`, if it has one.
+    pub(crate) fn port_name(&self, namespace: &str, name: &str, number: u16) -> Option<&'s str> {
+        self.service(namespace, name)?
+            .spec
+            .ports
+            .iter()
+            .find(|port| port.port == i32::from(number))
+            .and_then(|port| port.name.as_deref())
+            .filter(|name| !name.is_empty())
+    }
+
     /// How backend `id`'s TLS connections are made and checked.
     pub(crate) fn tls(&self, id: BackendId) -> Option<Arc<BackendTls>> {
         self.list.get(id).and_then(|backend| backend.tls.clone())

@@ -197,3 +197,106 @@ async fn proxy_ssl_verify_checks_the_ca_and_the_name_and_sends_sni() {
         "{log}"
     );
 }
+
+/// A ConfigMap `name` with `ca.crt`.
+fn ca_config_map(name: &str, pem: &str) -> String {
+    let indented: String = pem.lines().map(|line| format!("    {line}\n")).collect();
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata:\n  ca.crt: |\n{indented}")
+}
+
+/// A BackendTLSPolicy `name` on Service `service` trusting ConfigMap `ca`, for `hostname`.
+fn policy(name: &str, service: &str, ca: &str, hostname: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: {name}, generation: 1}}\n\
+         spec:\n  targetRefs: [{{group: \"\", kind: Service, name: {service}}}]\n  validation:\n    \
+         caCertificateRefs: [{{group: \"\", kind: ConfigMap, name: {ca}}}]\n    hostname: {hostname}\n"
+    )
+}
+
+fn http_route(name: &str, host: &str, service: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+         parentRefs: [{{name: edge}}]\n  hostnames: [{host}]\n  rules: [{{backendRefs: [{{name: {service}, port: 80}}]}}]\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_tls_policy_verifies_the_hostname_against_the_config_map_ca() {
+    let ca = Ca::new("Backend CA");
+    let other_ca = Ca::new("Another CA");
+    let (backend, seen) = verified_backend(&ca, &["backend.test"]).await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path(), "class.yaml", GATEWAY_CLASS);
+    let mut objects = vec![
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: edge}}\nspec:\n  \
+             gatewayClassName: vestibule\n  listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n"
+        ),
+        ca_config_map("backend-ca", &ca.pem),
+        ca_config_map("other-ca", &other_ca.pem),
+        policy("good", "good", "backend-ca", "backend.test"),
+        policy("wrong-ca", "wrong-ca", "other-ca", "backend.test"),
+        policy("wrong-name", "wrong-name", "backend-ca", "other.test"),
+    ];
+    for name in ["good", "wrong-ca", "wrong-name", "plain"] {
+        objects.push(service(name, &[backend]));
+        objects.push(http_route(name, &format!("{name}.example"), name));
+    }
+    write_manifest(dir.path(), "objects.yaml", &objects.join("\n---\n"));
+    let vestibule = Vestibule::start(dir.path(), &[]).await;
+    let mut client = Client::connect(loopback(port)).await.unwrap();
+
+    for _ in 0..2 {
+        assert_eq!(
+            client.get("good.example", "/").await.unwrap(),
+            (200, "tls ok".to_string())
+        );
+    }
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        [Some("backend.test".to_string())],
+        "the policy's hostname is the SNI; the connection is pooled"
+    );
+    for host in ["wrong-ca.example", "wrong-name.example"] {
+        let (status, body) = client.get(host, "/").await.unwrap();
+        assert_eq!(status, 502, "{host}: {body}");
+    }
+    let (status, _) = client.get("plain.example", "/").await.unwrap();
+    assert_eq!(status, 502, "no policy: plain HTTP to a TLS backend fails");
+    assert!(upstream_errors(&vestibule, "wrong-ca", "tls").await >= 1);
+    assert!(upstream_errors(&vestibule, "wrong-name", "tls").await >= 1);
+    let log = vestibule.log_text();
+    assert!(
+        log.contains("BackendTLSPolicy default/wrong-ca") && log.contains("UnknownIssuer"),
+        "{log}"
+    );
+    assert!(
+        log.contains("BackendTLSPolicy default/wrong-name") && log.contains("not valid for name \"other.test\""),
+        "{log}"
+    );
+
+    let statuses = vestibule.admin_json("/api/status").await;
+    let good = statuses
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "BackendTLSPolicy" && s["name"] == "good")
+        .unwrap_or_else(|| panic!("no status for BackendTLSPolicy good: {statuses}"));
+    let ancestor = &good["status"]["ancestors"][0];
+    assert_eq!(ancestor["ancestorRef"]["name"], "edge");
+    assert_eq!(ancestor["ancestorRef"]["kind"], "Gateway");
+    let conditions: Vec<(String, String)> = ancestor["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["type"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        conditions,
+        [
+            ("Accepted".to_string(), "True".to_string()),
+            ("ResolvedRefs".to_string(), "True".to_string())
+        ]
+    );
+}
