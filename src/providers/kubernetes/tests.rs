@@ -86,6 +86,7 @@ fn readiness_waits_for_required_kinds_and_endpoints_not_optional_ones() {
     assert_eq!(
         names,
         [
+            "kubernetes/ConfigMap",
             "kubernetes/Ingress",
             "kubernetes/IngressClass",
             "kubernetes/Namespace",
