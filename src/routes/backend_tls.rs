@@ -165,7 +165,10 @@ impl Serialize for BackendTls {
 }
 
 /// Serializes a shared policy as the policy (serde's `rc` feature is not enabled).
-pub(crate) fn serialize_shared<S: serde::Serializer>(tls: &Option<Arc<BackendTls>>, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_shared<S: serde::Serializer>(
+    tls: &Option<Arc<BackendTls>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     tls.as_deref().serialize(serializer)
 }
 
@@ -185,7 +188,10 @@ mod tests {
     fn fingerprints_differ_by_what_the_connection_depends_on() {
         let base = BackendTls::new("a".into(), Some("x.test".into()), Some(verify("x.test")), None);
         let same = BackendTls::new("b".into(), Some("x.test".into()), Some(verify("x.test")), None);
-        assert_eq!(base.fingerprint, same.fingerprint, "the source is not part of the connection");
+        assert_eq!(
+            base.fingerprint, same.fingerprint,
+            "the source is not part of the connection"
+        );
         let other_name = BackendTls::new("a".into(), Some("x.test".into()), Some(verify("y.test")), None);
         let no_sni = BackendTls::new("a".into(), None, Some(verify("x.test")), None);
         let unverified = BackendTls::new("a".into(), Some("x.test".into()), None, None);

@@ -53,7 +53,10 @@ pub(crate) fn ingress_backend_tls(
     let tls_backends = value(annotations, "backend-protocol")
         .is_some_and(|(_, text)| matches!(text.trim().to_ascii_uppercase().as_str(), "HTTPS" | "GRPCS"));
     if !tls_backends {
-        if let Some(key) = names.iter().find_map(|name| value(annotations, name).map(|(key, _)| key)) {
+        if let Some(key) = names
+            .iter()
+            .find_map(|name| value(annotations, name).map(|(key, _)| key))
+        {
             report.warning(
                 field(key),
                 "without effect: the backends are not spoken to over TLS (backend-protocol HTTPS or GRPCS)",
@@ -210,7 +213,10 @@ fn secret_contents(
     Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
     Option<Arc<rustls::sign::CertifiedKey>>,
 ) {
-    let (secret_namespace, secret_name) = reference.trim().split_once('/').unwrap_or((namespace, reference.trim()));
+    let (secret_namespace, secret_name) = reference
+        .trim()
+        .split_once('/')
+        .unwrap_or((namespace, reference.trim()));
     let name = format!("{secret_namespace}/{secret_name}");
     if secret_namespace != namespace {
         report.error(

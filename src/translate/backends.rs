@@ -18,7 +18,13 @@ use crate::routes::backend_tls::BackendTls;
 use crate::routes::{Backend, BackendId, BackendKey, BackendTarget, UpstreamProtocol};
 
 /// What a backend is resolved by: namespace, Service, port, protocol, TLS policy fingerprint.
-type Lookup<'s> = (&'s str, &'s str, PortRef<'s>, Option<UpstreamProtocol>, Option<[u8; 32]>);
+type Lookup<'s> = (
+    &'s str,
+    &'s str,
+    PortRef<'s>,
+    Option<UpstreamProtocol>,
+    Option<[u8; 32]>,
+);
 
 /// `appProtocol` of a Service port whose backend speaks HTTP/2 without TLS.
 const H2C_APP_PROTOCOL: &str = "kubernetes.io/h2c";

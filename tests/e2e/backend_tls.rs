@@ -103,7 +103,9 @@ pub async fn verified_backend(ca: &Ca, names: &[&str]) -> (std::net::SocketAddr,
 /// A Secret `name` with `ca.crt`.
 pub fn ca_secret(name: &str, pem: &str) -> String {
     let indented: String = pem.lines().map(|line| format!("    {line}\n")).collect();
-    format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\ntype: Opaque\nstringData:\n  ca.crt: |\n{indented}")
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\ntype: Opaque\nstringData:\n  ca.crt: |\n{indented}"
+    )
 }
 
 /// `vestibule_upstream_errors_total` of `service` and `kind`, from `/metrics`.
@@ -140,11 +142,36 @@ async fn proxy_ssl_verify_checks_the_ca_and_the_name_and_sends_sni() {
         )
     };
     let ingresses = [
-        annotated("good", "good.example", "secure", &verify("backend-ca", "backend.test", "on")),
-        annotated("no-sni", "no-sni.example", "secure", &verify("backend-ca", "backend.test", "off")),
-        annotated("wrong-ca", "wrong-ca.example", "secure", &verify("other-ca", "backend.test", "on")),
-        annotated("wrong-name", "wrong-name.example", "secure", &verify("backend-ca", "other.test", "on")),
-        annotated("unverified", "unverified.example", "secure", &format!("{N}/backend-protocol: HTTPS")),
+        annotated(
+            "good",
+            "good.example",
+            "secure",
+            &verify("backend-ca", "backend.test", "on"),
+        ),
+        annotated(
+            "no-sni",
+            "no-sni.example",
+            "secure",
+            &verify("backend-ca", "backend.test", "off"),
+        ),
+        annotated(
+            "wrong-ca",
+            "wrong-ca.example",
+            "secure",
+            &verify("other-ca", "backend.test", "on"),
+        ),
+        annotated(
+            "wrong-name",
+            "wrong-name.example",
+            "secure",
+            &verify("backend-ca", "other.test", "on"),
+        ),
+        annotated(
+            "unverified",
+            "unverified.example",
+            "secure",
+            &format!("{N}/backend-protocol: HTTPS"),
+        ),
     ];
     write_manifest(dir.path(), "app.yaml", &ingresses.join("\n---\n"));
     let vestibule = Vestibule::start(dir.path(), &[]).await;
@@ -290,7 +317,12 @@ async fn backend_tls_policy_verifies_the_hostname_against_the_config_map_ca() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["type"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         conditions,

@@ -418,7 +418,10 @@ async fn backend_protocol_speaks_https_grpc_and_grpcs_to_the_backend() {
         );
     }
     let (status, _) = client.get("verify.example", "/").await.unwrap();
-    assert_eq!(status, 404, "certificate verification asked for without a CA: not served");
+    assert_eq!(
+        status, 404,
+        "certificate verification asked for without a CA: not served"
+    );
     let issues = vestibule.admin_json("/api/issues").await.to_string();
     assert!(
         issues.contains("proxy-ssl-verify \\\"on\\\" needs proxy-ssl-secret"),

@@ -100,7 +100,11 @@ fn verify_on_with_a_ca_and_a_name_verifies_for_that_name_with_the_default_depth(
     assert_eq!(tls.sni, None, "no SNI without proxy-ssl-server-name, as ingress-nginx");
     let verify = tls.verify.as_ref().unwrap();
     assert!(matches!(&verify.roots, Roots::Certificates(list) if list.len() == 1));
-    assert_eq!(verify.names, vec![SubjectName::Dns("backend.test".into())], "lower-cased");
+    assert_eq!(
+        verify.names,
+        vec![SubjectName::Dns("backend.test".into())],
+        "lower-cased"
+    );
     assert_eq!(verify.max_intermediates, Some(1), "ingress-nginx's default depth");
     assert_eq!(tls.source, "Ingress default/app");
 }
@@ -141,7 +145,9 @@ fn verification_that_cannot_be_set_up_withholds_the_ingress_and_names_the_annota
         annotations.extend_from_slice(extra);
         annotations
     };
-    let cases: Vec<(Vec<String>, Vec<(&str, &str)>, &str)> = vec![
+    // (other objects, the Ingress's annotations, the expected error)
+    type Case = (Vec<String>, Vec<(&'static str, &'static str)>, &'static str);
+    let cases: Vec<Case> = vec![
         (
             vec![],
             verify(&[("proxy-ssl-name", "backend.test")]),
@@ -169,10 +175,7 @@ fn verification_that_cannot_be_set_up_withholds_the_ingress_and_names_the_annota
         ),
         (
             vec![secret("ca", &[("ca.crt", &ca_pem())])],
-            verify(&[
-                ("proxy-ssl-secret", "other/ca"),
-                ("proxy-ssl-name", "backend.test"),
-            ]),
+            verify(&[("proxy-ssl-secret", "other/ca"), ("proxy-ssl-name", "backend.test")]),
             "is in another namespace",
         ),
         (
@@ -202,7 +205,9 @@ fn verification_that_cannot_be_set_up_withholds_the_ingress_and_names_the_annota
         assert!(withheld(&out, "app"), "{annotations:?}: must not be served");
         let errors = errors(&out);
         assert!(
-            errors.iter().any(|e| e.contains(expected) && e.contains("Ingress default/app")),
+            errors
+                .iter()
+                .any(|e| e.contains(expected) && e.contains("Ingress default/app")),
             "{annotations:?}: {errors:?}"
         );
     }
@@ -229,13 +234,13 @@ fn without_tls_backends_the_annotations_have_no_effect_and_say_so() {
 fn verify_off_with_a_client_certificate_problem_serves_without_one() {
     let out = run(&[
         secret("client", &[("tls.crt", "not pem"), ("tls.key", "x")]),
-        ingress(
-            "app",
-            &[("backend-protocol", "HTTPS"), ("proxy-ssl-secret", "client")],
-        ),
+        ingress("app", &[("backend-protocol", "HTTPS"), ("proxy-ssl-secret", "client")]),
     ]);
     assert!(!withheld(&out, "app"));
-    assert!(out.table.backends[0].tls.is_none(), "unverified, no SNI, no client certificate");
+    assert!(
+        out.table.backends[0].tls.is_none(),
+        "unverified, no SNI, no client certificate"
+    );
     assert!(
         errors(&out)
             .iter()

@@ -184,7 +184,12 @@ fn policy_state<'s>(
 
     let mut targets = Vec::new();
     if spec.target_refs.is_empty() {
-        fail(report, "spec.targetRefs".into(), "at least one targetRef is required".into(), &mut invalid);
+        fail(
+            report,
+            "spec.targetRefs".into(),
+            "at least one targetRef is required".into(),
+            &mut invalid,
+        );
     }
     for (i, target) in spec.target_refs.iter().enumerate() {
         if !target.group.is_empty() || target.kind != "Service" {
@@ -231,7 +236,12 @@ fn policy_state<'s>(
             None
         }
         Err(_) if validation.hostname.is_empty() => {
-            fail(report, "spec.validation.hostname".into(), "hostname is required".into(), &mut invalid);
+            fail(
+                report,
+                "spec.validation.hostname".into(),
+                "hostname is required".into(),
+                &mut invalid,
+            );
             None
         }
         Err(message) => {
@@ -281,7 +291,10 @@ fn policy_state<'s>(
         names.push(SubjectName::Dns(hostname.clone()));
     }
 
-    let well_known = validation.well_known_ca_certificates.as_deref().filter(|w| !w.is_empty());
+    let well_known = validation
+        .well_known_ca_certificates
+        .as_deref()
+        .filter(|w| !w.is_empty());
     let mut none_valid = false;
     let mut resolved = Condition::ok("ResolvedRefs", "ResolvedRefs", "all CA certificate references resolved");
     let roots = match (well_known, validation.ca_certificate_refs.is_empty()) {
@@ -338,10 +351,7 @@ fn policy_state<'s>(
         names,
         max_intermediates: None,
     };
-    let source = format!(
-        "BackendTLSPolicy {namespace}/{}",
-        policy.metadata.name
-    );
+    let source = format!("BackendTLSPolicy {namespace}/{}", policy.metadata.name);
     PolicyState {
         stored,
         generation: policy.metadata.generation,
@@ -386,12 +396,13 @@ fn ca_certificates(
             _ => None,
         };
         let outcome = match found {
-            None => Err(format!("ConfigMap {namespace}/{name} does not exist (or is not watched)")),
+            None => Err(format!(
+                "ConfigMap {namespace}/{name} does not exist (or is not watched)"
+            )),
             Some(map) => match map.data.get("ca.crt") {
                 None => Err(format!("ConfigMap {namespace}/{name} has no ca.crt")),
-                Some(pem) => {
-                    parse_authorities(pem.as_bytes()).map_err(|reason| format!("ConfigMap {namespace}/{name}: ca.crt {reason}"))
-                }
+                Some(pem) => parse_authorities(pem.as_bytes())
+                    .map_err(|reason| format!("ConfigMap {namespace}/{name}: ca.crt {reason}")),
             },
         };
         match outcome {
