@@ -395,3 +395,132 @@ impl ServerCertVerifier for PolicyVerifier {
         self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    fn ca(
+        name: &str,
+        issuer: Option<&rcgen::CertifiedIssuer<'static, rcgen::KeyPair>>,
+    ) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate().unwrap();
+        match issuer {
+            None => rcgen::CertifiedIssuer::self_signed(params, key).unwrap(),
+            Some(issuer) => rcgen::CertifiedIssuer::signed_by(params, key, issuer).unwrap(),
+        }
+    }
+
+    fn leaf(
+        names: Vec<rcgen::SanType>,
+        issuer: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    ) -> CertificateDer<'static> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.subject_alt_names = names;
+        let key = rcgen::KeyPair::generate().unwrap();
+        CertificateDer::from(params.signed_by(&key, issuer).unwrap().der().to_vec())
+    }
+
+    fn verifier(
+        root: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+        names: Vec<SubjectName>,
+        max: Option<u32>,
+    ) -> PolicyVerifier {
+        let verify = BackendVerify {
+            roots: Roots::Certificates(vec![CertificateDer::from(root.der().to_vec())]),
+            names,
+            max_intermediates: max,
+        };
+        PolicyVerifier::new(&verify, &provider()).unwrap()
+    }
+
+    fn check(
+        verifier: &PolicyVerifier,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Result<(), String> {
+        let name = ServerName::try_from("unused.test").unwrap();
+        verifier
+            .verify_server_cert(end_entity, intermediates, &name, &[], UnixTime::now())
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn the_depth_bound_counts_intermediates() {
+        let root = ca("root", None);
+        let intermediate = ca("intermediate", Some(&root));
+        let end_entity = leaf(
+            vec![rcgen::SanType::DnsName("backend.test".try_into().unwrap())],
+            &intermediate,
+        );
+        let chain = [CertificateDer::from(intermediate.der().to_vec())];
+        let names = || vec![SubjectName::Dns("backend.test".into())];
+        assert!(check(&verifier(&root, names(), Some(1)), &end_entity, &chain).is_ok());
+        assert!(check(&verifier(&root, names(), None), &end_entity, &chain).is_ok());
+        let refused = check(&verifier(&root, names(), Some(0)), &end_entity, &chain).unwrap_err();
+        assert!(refused.contains("MaximumPathDepthExceeded"), "{refused}");
+        let unknown = check(&verifier(&root, names(), Some(1)), &end_entity, &[]).unwrap_err();
+        assert!(
+            unknown.contains("UnknownIssuer"),
+            "the intermediate is needed: {unknown}"
+        );
+    }
+
+    #[test]
+    fn names_match_dns_or_uri_subject_alternative_names() {
+        let root = ca("root", None);
+        let spiffe = "spiffe://cluster.local/ns/default/sa/web";
+        let end_entity = leaf(
+            vec![
+                rcgen::SanType::DnsName("api.backend.test".try_into().unwrap()),
+                rcgen::SanType::URI(spiffe.try_into().unwrap()),
+            ],
+            &root,
+        );
+        let dns = |name: &str| SubjectName::Dns(name.into());
+        assert!(check(&verifier(&root, vec![dns("api.backend.test")], None), &end_entity, &[]).is_ok());
+        assert!(
+            check(
+                &verifier(&root, vec![dns("other.test"), dns("api.backend.test")], None),
+                &end_entity,
+                &[]
+            )
+            .is_ok(),
+            "any one of the names"
+        );
+        assert!(
+            check(
+                &verifier(&root, vec![SubjectName::Uri(spiffe.into())], None),
+                &end_entity,
+                &[]
+            )
+            .is_ok()
+        );
+        let wrong_uri = check(
+            &verifier(&root, vec![SubjectName::Uri(format!("{spiffe}-other"))], None),
+            &end_entity,
+            &[],
+        );
+        assert!(wrong_uri.is_err());
+        let wrong = check(&verifier(&root, vec![dns("backend.test")], None), &end_entity, &[]).unwrap_err();
+        assert!(wrong.contains("not valid for name"), "{wrong}");
+        assert!(
+            check(&verifier(&root, Vec::new(), None), &end_entity, &[]).is_err(),
+            "no names: nothing matches"
+        );
+        let other_root = ca("other", None);
+        let untrusted = check(
+            &verifier(&other_root, vec![dns("api.backend.test")], None),
+            &end_entity,
+            &[],
+        )
+        .unwrap_err();
+        assert!(untrusted.contains("UnknownIssuer"), "{untrusted}");
+    }
+}
