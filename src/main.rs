@@ -368,7 +368,8 @@ struct Tuning {
     /// Forward request headers whose names hold an underscore (dropped by default).
     #[arg(long, env = "VESTIBULE_ALLOW_UNDERSCORES_IN_HEADERS")]
     allow_underscores_in_headers: bool,
-    /// Let ExternalName Services reach loopback, link-local and the admin server's addresses.
+    /// Let ExternalName Services and mirror targets (`mirror-target`) reach loopback, link-local
+    /// and the admin server's addresses.
     #[arg(long, env = "VESTIBULE_ALLOW_LOCAL_EXTERNAL_NAME")]
     allow_local_external_name: bool,
     /// Status for requests over an ingress-nginx `limit-rps`/`limit-rpm` (ingress-nginx's
@@ -525,6 +526,9 @@ fn options(
         admin,
         translate: TranslateOptions {
             publish_address,
+            // The flag that lets ExternalName Services reach local addresses lets mirror
+            // targets name them too.
+            allow_local_mirror_targets: tuning.allow_local_external_name,
             ..TranslateOptions::default()
         },
         shutdown_delay: seconds(tuning.shutdown_delay, "--shutdown-delay")?,

@@ -27,8 +27,8 @@ pub use acme::{AcmeCertificate, AcmeCertificates};
 pub use sources::{SourceHealth, Sources};
 
 pub use events::{
-    ClientErrorKind, TimeoutKind, client_errors, connection_opened, connections_shed, count_client_error,
-    count_connection_shed, count_timeout, timeouts,
+    ClientErrorKind, MirrorOutcome, TimeoutKind, client_errors, connection_opened, connections_shed,
+    count_client_error, count_connection_shed, count_mirror, count_timeout, mirrors, timeouts,
 };
 
 /// The `route` label of requests that matched no route.

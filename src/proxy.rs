@@ -27,6 +27,7 @@ mod forward;
 mod h2_meter;
 mod headers;
 mod limits;
+pub(crate) mod mirror;
 mod retry;
 mod server;
 mod state;

@@ -15,6 +15,7 @@ pub mod cors;
 pub mod describe;
 pub mod gateway;
 pub mod limits;
+pub mod mirror;
 pub mod retry;
 pub mod router;
 
@@ -38,6 +39,7 @@ pub use gateway::{
     StreamRouter, UrlRewrite, WeightedBackends,
 };
 pub use limits::RouteLimits;
+pub use mirror::{MirrorHost, MirrorPath, MirrorShare, MirrorTarget, RouteMirror};
 pub use retry::{RetryOn, RouteRetry};
 pub use router::{RequestInfo, normalize_host, normalize_path};
 
@@ -213,6 +215,9 @@ pub struct Route {
     /// a request carrying a session goes to its endpoint while that is in the pool; `None`:
     /// none, one `Option` check.
     pub affinity: Option<Arc<RouteAffinity>>,
+    /// Copies of the requests to other backends (ingress-nginx's `mirror-target`, Gateway API
+    /// `RequestMirror`), never awaited by the client; `None`: none, one `Option` check.
+    pub mirror: Option<Arc<RouteMirror>>,
     /// Retries on other endpoints (ingress-nginx's `proxy-next-upstream*`, Gateway API
     /// `retry`); `None`: a failed connection is tried once more on another endpoint, nothing
     /// else, and the request path pays one `Option` check.

@@ -32,6 +32,7 @@ mod hosts;
 mod ingress;
 mod limits;
 pub mod migration;
+mod mirror;
 mod paths;
 mod retry;
 mod status;
@@ -86,6 +87,9 @@ pub struct TranslateOptions {
     /// from manifests (the operator wrote them), not in Kubernetes mode (any namespace writes
     /// Ingresses, and such an address reaches the proxy's own pod, its admin server included).
     pub allow_local_auth_urls: bool,
+    /// `mirror-target` URLs may name loopback, link-local or unspecified literal addresses
+    /// (`--allow-local-external-name`, which lets their names resolve to such addresses too).
+    pub allow_local_mirror_targets: bool,
     /// Tenants and their hosts (`--tenancy namespace`, Docker tenants; see `tenancy.rs`).
     pub tenancy: TenancyOptions,
     /// `--acme-directory` is set: hosts of `spec.tls` entries without a `secretName` get
@@ -104,6 +108,7 @@ impl Default for TranslateOptions {
             follow_external_names: true,
             publish_service: None,
             allow_local_auth_urls: true,
+            allow_local_mirror_targets: false,
             tenancy: TenancyOptions::default(),
             acme: false,
         }
@@ -286,7 +291,8 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
     let grpc_routes = gateway::GrpcRoutes::new(snapshot);
     let mut builders = Builders {
         table: TableBuilder::default(),
-        backends: Backends::new(snapshot, options.follow_external_names),
+        backends: Backends::new(snapshot, options.follow_external_names)
+            .allowing_local_addresses(options.allow_local_mirror_targets),
         tls: TlsBuilder::new(snapshot).with_acme(options.acme),
     };
     let verifications = Verifications::from_snapshot(snapshot);
@@ -353,7 +359,8 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
         let mut scratch = Builders {
             table: TableBuilder::default(),
-            backends: Backends::new(snapshot, options.follow_external_names),
+            backends: Backends::new(snapshot, options.follow_external_names)
+                .allowing_local_addresses(options.allow_local_mirror_targets),
             tls: TlsBuilder::new(snapshot),
         };
         let mut report = Reporter {

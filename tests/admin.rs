@@ -115,6 +115,7 @@ fn hostile_table() -> RouteTable {
             cors: None,
             limits: None,
             affinity: None,
+            mirror: None,
             retry: None,
         }],
         backends: vec![Backend {

@@ -43,6 +43,8 @@ struct Options {
     /// false: Kubernetes mode without `--allow-external-name`.
     follow_external_names: Option<bool>,
     allow_local_auth_urls: Option<bool>,
+    #[serde(default)]
+    allow_local_mirror_targets: bool,
     /// `NAMESPACE/NAME`.
     publish_service: Option<String>,
     /// `--tenancy namespace`.
@@ -118,6 +120,7 @@ fn load(case: &Path) -> (Snapshot, TranslateOptions) {
         ingress_classes: options.ingress_classes,
         follow_external_names: options.follow_external_names.unwrap_or(defaults.follow_external_names),
         allow_local_auth_urls: options.allow_local_auth_urls.unwrap_or(defaults.allow_local_auth_urls),
+        allow_local_mirror_targets: options.allow_local_mirror_targets,
         publish_service: options
             .publish_service
             .map(|service| service.parse().expect("publishService is NAMESPACE/NAME")),

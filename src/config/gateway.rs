@@ -258,11 +258,32 @@ pub struct HttpRouteFilter {
     #[serde(rename = "urlRewrite", skip_serializing_if = "Option::is_none")]
     pub url_rewrite: Option<HttpUrlRewriteFilter>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_mirror: Option<serde_json::Value>,
+    pub request_mirror: Option<HttpRequestMirrorFilter>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extension_ref: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<serde_json::Value>,
+}
+
+/// `RequestMirror`: a copy of each request (or of `percent` / `fraction` of them) to
+/// `backendRef`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HttpRequestMirrorFilter {
+    pub backend_ref: HttpBackendRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percent: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<MirrorFraction>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MirrorFraction {
+    pub numerator: i32,
+    /// Default 100.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denominator: Option<i32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

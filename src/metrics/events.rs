@@ -79,6 +79,39 @@ impl ClientErrorKind {
     }
 }
 
+/// What became of a mirrored request (`vestibule_mirror_requests_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorOutcome {
+    /// Sent, and its answer read to the end.
+    Mirrored,
+    /// Not sent: the worker had as many copies in flight as it allows.
+    Dropped,
+    /// Sent or tried, but no full answer: no endpoint, connect failure, timeout, body aborted.
+    Failed,
+}
+
+impl MirrorOutcome {
+    const ALL: [MirrorOutcome; 3] = [MirrorOutcome::Mirrored, MirrorOutcome::Dropped, MirrorOutcome::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MirrorOutcome::Mirrored => "mirrored",
+            MirrorOutcome::Dropped => "dropped",
+            MirrorOutcome::Failed => "failed",
+        }
+    }
+}
+
+static MIRRORS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+
+pub fn count_mirror(outcome: MirrorOutcome) {
+    MIRRORS[outcome as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn mirrors(outcome: MirrorOutcome) -> u64 {
+    MIRRORS[outcome as usize].load(Ordering::Relaxed)
+}
+
 static TIMEOUTS: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
 static CLIENT_ERRORS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 static CONNECTIONS_OPEN: AtomicI64 = AtomicI64::new(0);
@@ -153,6 +186,20 @@ pub(super) fn encode(out: &mut String) {
         "Connections answered 503 and closed because their worker was at its connection limit.",
     );
     sample(out, "vestibule_connections_shed_total", &[], connections_shed());
+    header(
+        out,
+        "vestibule_mirror_requests_total",
+        "counter",
+        "Mirrored request copies: answered (mirrored), not sent for the worker's limit (dropped), or failed.",
+    );
+    for outcome in MirrorOutcome::ALL {
+        sample(
+            out,
+            "vestibule_mirror_requests_total",
+            &[("outcome", outcome.as_str())],
+            mirrors(outcome),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +222,7 @@ mod tests {
             "vestibule_client_errors_total{kind=\"connect_method\"}",
             "# TYPE vestibule_connections_open gauge",
             "vestibule_connections_shed_total ",
+            "vestibule_mirror_requests_total{outcome=\"dropped\"}",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

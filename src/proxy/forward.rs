@@ -1,7 +1,8 @@
 //! One request, start to response headers: load the installed table once, find the route
 //! (404 if none), then the route's policies in ingress-nginx's order — HTTPS redirect, rate and
 //! connection limits, source ranges, CORS (preflights answered here), authentication, rewrite —
-//! answer fixed-status routes, otherwise rewrite the headers and exchange with the backend (503
+//! answer fixed-status routes, otherwise rewrite the headers, start the route's mirrors
+//! (`mirror.rs`, never awaited) and exchange with the backend (503
 //! without endpoints, 502 on connect or protocol failure, 504 on timeout). Records the route's
 //! stats and, when enabled, one `access` event at DEBUG.
 //!
@@ -492,6 +493,11 @@ async fn handle(
             Err(response) => return (response, Some(id)),
         }
     }
+    // A mirror's `$request_uri`: the target as the client sent it (normalised), before rewrites.
+    let original = route
+        .mirror
+        .as_ref()
+        .and_then(|_| request.uri().path_and_query().cloned());
     if let Some(rewrite) = &route.rewrite_path
         && let Some(path) = rewrite.apply(request.uri().path())
     {
@@ -630,6 +636,18 @@ async fn handle(
         started,
         max_request_body: route.max_body,
     };
+    if let Some(mirror) = &route.mirror
+        && !upgrade
+    {
+        // Copies on their own tasks; the request may carry a tap of its body for them.
+        let copying = super::mirror::Copying {
+            forwarded: &forwarded,
+            original: original.as_ref(),
+            connect_timeout: config.connect_timeout,
+            max_response_head: config.max_header_size,
+        };
+        super::mirror::start(mirror, &installed.upstreams, &mut request, copying);
+    }
     let metrics = &*client.shared.metrics;
     let result = if let Some(policy) = &route.retry {
         // Boxed: routes without a policy do not carry the tries' future.

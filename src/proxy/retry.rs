@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 
 use super::affinity::Sticky;
 use super::headers::Forwarded;
+use super::mirror::BodyTap;
 use super::upstream::request_body::{self, RequestBody};
 use super::upstream::{Attempt, Deadlines, Failure, Reply, Upstream};
 use crate::metrics::Metrics;
@@ -100,12 +101,20 @@ async fn in_turn(
         metrics,
     } = tries;
     let may_resend = policy.non_idempotent || !is_non_idempotent(request.method());
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let body = if policy.retries() {
         request_body::keep(body, KEPT_BODY_LIMIT, deadlines.request_body_idle).await?
     } else {
         RequestBody::Client(body)
     };
+    if let RequestBody::Kept(kept) = &body
+        && let Some(tap) = BodyTap::take(&mut parts.extensions)
+    {
+        // The mirrors get a kept body here, whole and once: a try may fail before reading it
+        // (its copy would be aborted) and each try reads a copy of it (the mirror would get it
+        // once per try). A streamed body keeps its tap: it is sent once (replays have none).
+        kept.feed(tap);
+    }
     let mut outgoing = upstream.outgoing(Request::from_parts(parts, body), forwarded, native_h1);
     let limit = match policy.tries {
         0 => upstream.endpoint_count(),

@@ -107,6 +107,12 @@ enum Target {
     External(PoolKey),
 }
 
+/// A connection of [`Upstream::connect_detached`].
+pub(crate) enum Detached {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
 /// Why an exchange failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure {
@@ -314,7 +320,7 @@ impl Upstream {
     }
 
     /// Whether connections to this upstream are TLS.
-    fn tls(&self) -> bool {
+    pub(crate) fn tls(&self) -> bool {
         matches!(self.protocol, UpstreamProtocol::Https | UpstreamProtocol::H2Tls)
     }
 
@@ -427,6 +433,20 @@ impl Upstream {
             },
             Err(failure) => Err(failure),
         }
+    }
+
+    /// A new connection to the next endpoint (another once if it refuses), TLS when the backend
+    /// wants it, for an exchange the caller drives itself: mirrored requests, never pooled.
+    pub async fn connect_detached(&self, limit: Duration) -> Result<Detached, Failure> {
+        let stream = self.connect_stream(limit).await?;
+        if let Some(TlsTo { client, backend }) = self.tls_to() {
+            let client = client.ok_or(Failure::Tls)?;
+            let h2 = !self.is_http1();
+            return Ok(Detached::Tls(Box::new(
+                tls::handshake(client, backend, stream, h2, limit).await?,
+            )));
+        }
+        Ok(Detached::Plain(stream))
     }
 
     /// The endpoint after `key`, if there is another one (for the one retry on connect failure).
@@ -698,8 +718,9 @@ fn mark_sent(attempt: Option<&mut Attempt>) {
 
 /// `request` with its body watched (see [`watched`]).
 fn watched(request: Request<RequestBody>, allowed: Option<u64>) -> (Request<WatchedBody>, Arc<watched::BodyWatch>) {
-    let (parts, body) = request.into_parts();
-    let (body, watch) = WatchedBody::new(body, allowed);
+    let (mut parts, body) = request.into_parts();
+    let tap = super::mirror::BodyTap::take(&mut parts.extensions);
+    let (body, watch) = WatchedBody::new(body, tap, allowed);
     (Request::from_parts(parts, body), watch)
 }
 

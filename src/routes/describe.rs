@@ -228,6 +228,28 @@ impl RouteTable {
         if let Some(affinity) = &route.affinity {
             out.insert("affinity".into(), describe_affinity(affinity));
         }
+        if let Some(mirror) = &route.mirror {
+            let targets: Vec<Value> = mirror
+                .targets
+                .iter()
+                .map(|target| {
+                    let mut entry = Map::new();
+                    self.describe_backend(target.backend, http::StatusCode::OK, &mut entry);
+                    entry.remove("unavailable");
+                    let (numerator, denominator) = target.share.fraction();
+                    entry.insert("fraction".into(), json!([numerator, denominator]));
+                    let host = match &target.host {
+                        crate::routes::MirrorHost::Shadow => "(host)-shadow".to_string(),
+                        crate::routes::MirrorHost::Fixed(host) => String::from_utf8_lossy(host.as_bytes()).into_owned(),
+                    };
+                    entry.insert("host".into(), json!(host));
+                    entry.insert("path".into(), json!(target.path.describe()));
+                    entry.insert("body".into(), json!(target.body));
+                    Value::Object(entry)
+                })
+                .collect();
+            out.insert("mirrors".into(), json!(targets));
+        }
         if let Some(retry) = &route.retry {
             out.insert("retry".into(), describe_retry(retry));
         }
@@ -586,6 +608,7 @@ mod tests {
             cors: None,
             limits: None,
             affinity: None,
+            mirror: None,
             retry: None,
         }
     }

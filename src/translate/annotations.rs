@@ -99,7 +99,6 @@ const BANDWIDTH: Support = Unsupported("no bandwidth limits: responses are sent 
 const LIMIT_ALLOWLIST: Support = Differs(
     "exempts its clients from limit-rps, limit-rpm and limit-connections; an entry that does not parse is an error and left out",
 );
-const MIRROR: Support = Unsupported("no request mirroring yet");
 const BUFFERS: Support = NoOp("nginx buffer tuning: bodies are streamed, with bounded buffers");
 const TELEMETRY: Support = NoOp("no OpenTelemetry export: tracing goes to the log");
 const MODSECURITY: Support = Unsupported("no web application firewall: put one in front or in the backend");
@@ -285,9 +284,14 @@ pub static CATALOGUE: &[Entry] = &[
     e("limit-rps", RATE_LIMIT),
     e("limit-whitelist", LIMIT_ALLOWLIST),
     e("load-balance", Unsupported("requests are balanced round robin")),
-    e("mirror-host", MIRROR),
-    e("mirror-request-body", MIRROR),
-    e("mirror-target", MIRROR),
+    e("mirror-host", Honoured),
+    e("mirror-request-body", Honoured),
+    e(
+        "mirror-target",
+        Differs(
+            "a Service of the Ingress's namespace or an outside address (loopback, link-local, admin: only with --allow-local-external-name); at most 128 copies in flight per worker, bodies up to 1 MiB, 10 s each",
+        ),
+    ),
     e("modsecurity-snippet", Refused),
     e("modsecurity-transaction-id", MODSECURITY),
     e("opentelemetry-operation-name", TELEMETRY),
@@ -560,7 +564,7 @@ pub(crate) fn source_ranges(
 }
 
 /// Whether `target` holds only URI path characters, once its `$n` are taken out.
-fn is_path_text(target: &str) -> bool {
+pub(crate) fn is_path_text(target: &str) -> bool {
     target
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-._~!&'()*+,;=:@/%".contains(&b))

@@ -147,6 +147,9 @@ pub(crate) struct Backends<'s> {
     issues: Vec<Issue>,
     /// `TranslateOptions::follow_external_names`.
     follow_external_names: bool,
+    /// `TranslateOptions::allow_local_mirror_targets`: [`address`](Self::address) backends
+    /// may be loopback, link-local or unspecified literals.
+    allow_local_addresses: bool,
 }
 
 impl<'s> Backends<'s> {
@@ -183,7 +186,20 @@ impl<'s> Backends<'s> {
             list: Vec::new(),
             issues: Vec::new(),
             follow_external_names,
+            allow_local_addresses: false,
         }
+    }
+
+    /// Lets [`address`](Self::address) backends be loopback, link-local or unspecified
+    /// literals (`--allow-local-external-name`).
+    pub(crate) fn allowing_local_addresses(mut self, allow: bool) -> Self {
+        self.allow_local_addresses = allow;
+        self
+    }
+
+    /// Whether local literal addresses may be backends (see [`allowing_local_addresses`](Self::allowing_local_addresses)).
+    pub(crate) fn allows_local_addresses(&self) -> bool {
+        self.allow_local_addresses
     }
 
     /// The backend for `reference` in `namespace`, and why it has no endpoints when it cannot
@@ -232,6 +248,30 @@ impl<'s> Backends<'s> {
             },
         );
         (id, problem)
+    }
+
+    /// A backend at a named address, not a Service (a `mirror-target` URL's host): resolved
+    /// when connecting, as an ExternalName Service's, under the same guard. One per key and
+    /// protocol.
+    pub(crate) fn address(&mut self, key: BackendKey, host: &str, port: u16, protocol: UpstreamProtocol) -> BackendId {
+        let target = BackendTarget::External {
+            host: host.to_string(),
+            port,
+        };
+        if let Some(id) = self
+            .list
+            .iter()
+            .position(|b| b.key == key && b.protocol == protocol && b.target == target && b.tls.is_none())
+        {
+            return id;
+        }
+        self.list.push(Backend {
+            key,
+            target,
+            protocol,
+            tls: None,
+        });
+        self.list.len() - 1
     }
 
     /// How backend `id` is spoken to.

@@ -69,6 +69,7 @@ pub(crate) fn add_ingress<'s>(
             report,
         ),
         affinity: super::affinity::ingress_affinity(&ingress.metadata.annotations, report),
+        mirror: super::mirror::ingress_mirror(namespace, &ingress.metadata.annotations, &mut builders.backends, report),
         retry: super::retry::ingress_retry(&ingress.metadata.annotations, report),
     };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);

@@ -43,6 +43,8 @@ pub(crate) struct RoutePolicy {
     pub(crate) limits: Option<Arc<RouteLimits>>,
     /// `affinity: cookie` and `session-cookie-*`.
     pub(crate) affinity: Option<super::affinity::AffinityPolicy>,
+    /// `mirror-target`, `mirror-host`, `mirror-request-body`.
+    pub(crate) mirror: Option<Arc<crate::routes::RouteMirror>>,
     /// `proxy-next-upstream`, `-tries`, `-timeout`.
     pub(crate) retry: Option<Arc<crate::routes::RouteRetry>>,
 }
@@ -201,6 +203,7 @@ impl TableBuilder {
             cors: policy.cors.clone(),
             limits: policy.limits.clone(),
             affinity: policy.affinity.as_ref().map(|affinity| affinity.for_path(cookie_path)),
+            mirror: policy.mirror.clone(),
             retry: policy.retry.clone(),
         });
         self.routes.len() - 1

@@ -264,18 +264,94 @@ impl HostOwners {
                 hosts.insert(parsed.pattern);
             }
         }
-        // TLS entries may also name any host of the tenant's own default domain.
-        if let (Some(domain), Some(hosts)) = (own_domain.as_deref(), gate.tls_hosts.as_mut()) {
-            for raw in ingress.spec.tls.iter().flat_map(|tls| tls.hosts.iter()) {
-                if let Ok(parsed) = parse_host(raw) {
-                    let host = parsed.pattern.display();
-                    if within(host.strip_prefix("*.").unwrap_or(&host), domain) {
+        // TLS entries may also name any host of the tenant's own default domain, and bind a
+        // custom domain no rule names yet: it is claimed like a rule's host (verified first,
+        // the oldest claim wins), so the tenant holds it before routing it.
+        for (i, tls) in ingress.spec.tls.iter().enumerate() {
+            for (j, raw) in tls.hosts.iter().enumerate() {
+                let Ok(parsed) = parse_host(raw) else {
+                    continue;
+                };
+                let host = parsed.pattern.display();
+                let name = host.strip_prefix("*.").unwrap_or(&host);
+                if own_domain.as_deref().is_some_and(|domain| within(name, domain)) {
+                    if let Some(hosts) = gate.tls_hosts.as_mut() {
                         hosts.insert(parsed.pattern);
                     }
+                    continue;
                 }
+                let named_by_rule = ingress
+                    .spec
+                    .rules
+                    .iter()
+                    .filter_map(|rule| rule.host.as_deref())
+                    .any(|rule_host| parse_host(rule_host).is_ok_and(|p| p.pattern.display() == host));
+                if named_by_rule {
+                    continue; // decided with its rule above
+                }
+                self.bind_tls_only(
+                    tenant,
+                    &host,
+                    &format!("spec.tls[{i}].hosts[{j}]"),
+                    options,
+                    verifications,
+                    report,
+                );
             }
         }
         gate
+    }
+
+    /// A custom domain listed in `spec.tls` without a rule: claimed for the tenant (listed for
+    /// the verifier; once verified, owned), or refused when another tenant holds it. Nothing is
+    /// routed for it until a rule names it.
+    fn bind_tls_only(
+        &mut self,
+        tenant: &str,
+        host: &str,
+        field: &str,
+        options: &TenancyOptions,
+        verifications: &Verifications,
+        report: &mut Reporter<'_>,
+    ) {
+        if let Some(other) = options.default_domain_owner(host).filter(|other| other != tenant) {
+            report.warning(
+                field,
+                format!("host {host:?} is in the default domain of tenant {other}; tenant {tenant} cannot claim it"),
+            );
+            return;
+        }
+        if let Some((owner, by)) = self.owners.get(host).filter(|(owner, _)| owner != tenant) {
+            report.warning(
+                field,
+                format!(
+                    "host {host:?} belongs to tenant {owner} (Ingress {by} claimed it first); tenant {tenant} cannot \
+                     take it"
+                ),
+            );
+            return;
+        }
+        let verified = verifications.verified(tenant, host);
+        self.claims.insert(DomainClaim {
+            tenant: tenant.to_string(),
+            domain: host.to_string(),
+            target: options.default_domain(tenant),
+            verified,
+        });
+        if verified {
+            self.owners
+                .entry(host.to_string())
+                .or_insert_with(|| (tenant.to_string(), report.object_name()));
+        } else {
+            let why = match verifications.get(tenant, host) {
+                Some(Err(reason)) => reason.clone(),
+                _ => "not checked yet".to_string(),
+            };
+            report.warning(
+                field,
+                format!("custom domain {host:?} of tenant {tenant} is pending verification: {why}"),
+            );
+        }
     }
 
     /// Whether the canary Ingress `ingress` of namespace `tenant` may join routes. A canary

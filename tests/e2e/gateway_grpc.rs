@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::support::*;
 
 /// A gRPC length-prefixed message (uncompressed).
-fn grpc_frame(message: &[u8]) -> Bytes {
+pub(crate) fn grpc_frame(message: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(5 + message.len());
     out.put_u8(0);
     out.put_u32(message.len() as u32);
@@ -55,7 +55,7 @@ impl Body for GrpcAnswer {
 
 /// A gRPC server (h2c, prior knowledge) answering every call with the message
 /// `name|path|x-route header|request message` and `grpc-status: 0`.
-async fn grpc_backend(name: &'static str) -> SocketAddr {
+pub(crate) async fn grpc_backend(name: &'static str) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -104,20 +104,20 @@ async fn grpc_backend(name: &'static str) -> SocketAddr {
 }
 
 /// A gRPC client over one h2c connection to `port`.
-struct GrpcClient {
+pub(crate) struct GrpcClient {
     sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
 }
 
 /// The outcome of one call: the answer's message and its `grpc-status` trailer.
 #[derive(Debug, PartialEq)]
-struct Call {
-    http: u16,
-    message: Option<String>,
-    grpc_status: Option<String>,
+pub(crate) struct Call {
+    pub(crate) http: u16,
+    pub(crate) message: Option<String>,
+    pub(crate) grpc_status: Option<String>,
 }
 
 impl GrpcClient {
-    async fn connect(port: u16) -> Result<GrpcClient, String> {
+    pub(crate) async fn connect(port: u16) -> Result<GrpcClient, String> {
         let stream = TcpStream::connect(loopback(port)).await.map_err(|e| e.to_string())?;
         let (sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
@@ -126,7 +126,13 @@ impl GrpcClient {
         Ok(GrpcClient { sender })
     }
 
-    async fn call(&mut self, host: &str, path: &str, headers: &[(&str, &str)], message: &str) -> Result<Call, String> {
+    pub(crate) async fn call(
+        &mut self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        message: &str,
+    ) -> Result<Call, String> {
         let mut request = Request::post(format!("http://{host}{path}"))
             .header("content-type", "application/grpc")
             .header("te", "trailers");

@@ -59,28 +59,6 @@ impl Fixed {
     }
 }
 
-/// A loopback address nothing listens on: connecting is refused.
-fn closed_port() -> SocketAddr {
-    loopback(free_port())
-}
-
-/// A Service `name` (port 80) with one EndpointSlice per backend (each its own port).
-fn service_of(name: &str, backends: &[SocketAddr]) -> String {
-    let mut out = format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n"
-    );
-    for (i, backend) in backends.iter().enumerate() {
-        out.push_str(&format!(
-            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-{i}, labels: \
-             {{kubernetes.io/service-name: {name}}}}}\naddressType: IPv4\nports: [{{name: http, port: {}}}]\n\
-             endpoints: [{{addresses: [\"{}\"]}}]\n",
-            backend.port(),
-            backend.ip()
-        ));
-    }
-    out
-}
-
 /// One request with `method` and `body` on a fresh connection: status and body.
 async fn send(addr: SocketAddr, method: &str, host: &str, path: &str, body: Vec<u8>) -> (u16, String) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -185,6 +185,17 @@ impl Client {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Result<(u16, String), String> {
+        let (status, body, _) = self.get_with_headers(host, path, headers).await?;
+        Ok((status, body))
+    }
+
+    /// [`Client::get_with`], also returning the answer's headers (name, value as text).
+    pub async fn get_with_headers(
+        &mut self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, String, Vec<(String, String)>), String> {
         let mut request = http::Request::get(path).header("host", host);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -198,13 +209,18 @@ impl Client {
                 .await
                 .map_err(|e| format!("send: {e}"))?;
             let status = response.status().as_u16();
+            let answer_headers = response
+                .headers()
+                .iter()
+                .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+                .collect();
             let body = response
                 .into_body()
                 .collect()
                 .await
                 .map_err(|e| format!("body: {e}"))?
                 .to_bytes();
-            Ok((status, String::from_utf8_lossy(&body).into_owned()))
+            Ok((status, String::from_utf8_lossy(&body).into_owned(), answer_headers))
         };
         tokio::time::timeout(Duration::from_secs(10), exchange)
             .await
@@ -253,6 +269,28 @@ endpoints: [{{addresses: [{}]}}]
 "#,
         addresses.join(", ")
     )
+}
+
+/// A loopback address nothing listens on: connecting is refused.
+pub fn closed_port() -> SocketAddr {
+    loopback(free_port())
+}
+
+/// A Service `name` (port 80) with one EndpointSlice per backend (each its own port).
+pub fn service_of(name: &str, backends: &[SocketAddr]) -> String {
+    let mut out = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n"
+    );
+    for (i, backend) in backends.iter().enumerate() {
+        out.push_str(&format!(
+            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-{i}, labels: \
+             {{kubernetes.io/service-name: {name}}}}}\naddressType: IPv4\nports: [{{name: http, port: {}}}]\n\
+             endpoints: [{{addresses: [\"{}\"]}}]\n",
+            backend.port(),
+            backend.ip()
+        ));
+    }
+    out
 }
 
 /// An Ingress `name` routing `host` `/` (Prefix) to Service `service` port 80.

@@ -317,6 +317,7 @@ impl TableBuilder {
             cors: None,
             limits: None,
             affinity: None,
+            mirror: None,
             retry: None,
         });
         let key = prefix.trim_end_matches('/').to_string();

@@ -31,6 +31,7 @@ use super::Failure;
 use super::pool::{self, PoolKey};
 use super::request_body::RequestBody;
 use crate::proxy::headers::Forwarded;
+use crate::proxy::mirror::BodyTap;
 use crate::proxy::timer;
 
 /// Most response headers accepted (hyper's client uses 100 too).
@@ -95,6 +96,8 @@ impl Conn {
 pub(crate) struct Prepared {
     head: Bytes,
     body: Option<RequestBody>,
+    /// The mirrors' copy of the body (routes with mirrors), fed as the body is read.
+    tap: Option<BodyTap>,
     chunked: bool,
     /// A HEAD request: the response has no body whatever its headers say.
     head_method: bool,
@@ -108,7 +111,8 @@ impl Prepared {
     /// upstream) in one buffer and picks the body framing: the client's Content-Length if it
     /// gave one, nothing for an empty body, else chunked.
     pub fn new(request: Request<RequestBody>, forwarded: &Forwarded) -> Prepared {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        let tap = BodyTap::take(&mut parts.extensions);
         let empty = body.is_end_stream();
         let has_length = parts.headers.contains_key(CONTENT_LENGTH);
         let chunked = !empty && !has_length;
@@ -150,6 +154,7 @@ impl Prepared {
         Prepared {
             head: Bytes::from(head),
             body: (!empty).then_some(body),
+            tap,
             chunked,
             head_method: *method == Method::HEAD,
             replayable,
@@ -157,7 +162,7 @@ impl Prepared {
     }
 
     /// A copy to send again (to another endpoint), when the body can be sent again: none, or
-    /// one kept whole.
+    /// one kept whole. Never with the mirrors' tap: they get a body once, not once per try.
     pub fn replay(&self) -> Option<Prepared> {
         let body = match &self.body {
             None => None,
@@ -166,6 +171,7 @@ impl Prepared {
         Some(Prepared {
             head: self.head.clone(),
             body,
+            tap: None,
             chunked: self.chunked,
             head_method: self.head_method,
             replayable: self.replayable,
@@ -189,6 +195,8 @@ struct Writer {
     /// Bytes still to write, in order; empty slots are done.
     out: [Bytes; 3],
     body: Option<RequestBody>,
+    /// Fed each body chunk as it is read (routes with mirrors).
+    tap: Option<BodyTap>,
     chunked: bool,
     /// Some byte reached the socket.
     wrote: bool,
@@ -202,11 +210,18 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(head: Bytes, body: Option<RequestBody>, chunked: bool, allowed: Option<u64>) -> Writer {
+    fn new(
+        head: Bytes,
+        body: Option<RequestBody>,
+        tap: Option<BodyTap>,
+        chunked: bool,
+        allowed: Option<u64>,
+    ) -> Writer {
         Writer {
             allowed,
             out: [head, Bytes::new(), Bytes::new()],
             body,
+            tap,
             chunked,
             wrote: false,
             finished: false,
@@ -266,6 +281,9 @@ impl Writer {
                             }
                         }
                     }
+                    if let Some(tap) = &mut self.tap {
+                        tap.copy(&data);
+                    }
                     self.out = if self.chunked {
                         let size = format!("{:x}\r\n", data.len());
                         [Bytes::from(size), data, Bytes::from_static(b"\r\n")]
@@ -280,6 +298,9 @@ impl Writer {
                 None => {
                     self.waiting_on_client = false;
                     self.body = None;
+                    if let Some(tap) = self.tap.take() {
+                        tap.finish();
+                    }
                     if self.chunked {
                         self.out = [Bytes::from_static(b"0\r\n\r\n"), Bytes::new(), Bytes::new()];
                     }
@@ -365,6 +386,7 @@ pub(crate) async fn exchange(
     let mut writer = Writer::new(
         prepared.head.clone(),
         prepared.body.take(),
+        prepared.tap.take(),
         prepared.chunked,
         limits.max_request_body,
     );
@@ -416,6 +438,7 @@ pub(crate) async fn exchange(
             // Nothing written (so the body is untouched), or a bodiless idempotent request.
             if reused && nothing_read && (!writer.wrote || prepared.replayable) {
                 prepared.body = writer.body.take();
+                prepared.tap = writer.tap.take();
                 return Outcome::Retry(prepared);
             }
             return Outcome::Failed(Failure::Protocol);

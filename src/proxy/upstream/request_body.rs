@@ -12,6 +12,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::Failure;
+use crate::proxy::mirror::BodyTap;
 
 /// A request body on its way to an upstream.
 pub(crate) enum RequestBody {
@@ -26,6 +27,16 @@ pub(crate) enum RequestBody {
 pub(crate) struct Kept {
     data: Option<Bytes>,
     trailers: Option<HeaderMap>,
+}
+
+impl Kept {
+    /// Gives the whole body to the mirrors' `tap` (its data; mirrors take no trailers).
+    pub fn feed(&self, mut tap: BodyTap) {
+        if let Some(data) = &self.data {
+            tap.copy(data);
+        }
+        tap.finish();
+    }
 }
 
 impl RequestBody {

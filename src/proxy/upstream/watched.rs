@@ -20,6 +20,7 @@ use hyper::body::{Body, Frame, SizeHint};
 
 use super::Failure;
 use super::request_body::RequestBody;
+use crate::proxy::mirror::BodyTap;
 use crate::proxy::timer;
 
 /// What the exchange learns of its request body.
@@ -37,6 +38,8 @@ pub(crate) struct BodyWatch {
 /// The client's request body on its way to hyper's client.
 pub(crate) struct WatchedBody {
     inner: RequestBody,
+    /// Fed each body chunk as it is read (routes with mirrors).
+    tap: Option<BodyTap>,
     watch: Arc<BodyWatch>,
     /// Body bytes the route still allows (`None`: no limit).
     allowed: Option<u64>,
@@ -46,7 +49,7 @@ pub(crate) struct WatchedBody {
 type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 impl WatchedBody {
-    pub fn new(inner: RequestBody, allowed: Option<u64>) -> (WatchedBody, Arc<BodyWatch>) {
+    pub fn new(inner: RequestBody, tap: Option<BodyTap>, allowed: Option<u64>) -> (WatchedBody, Arc<BodyWatch>) {
         let watch = Arc::new(BodyWatch::default());
         if inner.is_end_stream() {
             watch.ended.store(true, Ordering::Release);
@@ -54,6 +57,7 @@ impl WatchedBody {
         (
             WatchedBody {
                 inner,
+                tap,
                 watch: watch.clone(),
                 allowed,
             },
@@ -80,6 +84,17 @@ impl Body for WatchedBody {
                     return Poll::Ready(Some(Err("request body larger than the route allows".into())));
                 }
             }
+        }
+        if let Some(tap) = &mut self.tap
+            && let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            tap.copy(data);
+        }
+        if (matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream())
+            && let Some(tap) = self.tap.take()
+        {
+            tap.finish();
         }
         let watch = &self.watch;
         match &polled {

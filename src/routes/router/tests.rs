@@ -25,6 +25,7 @@ fn route(name: &str) -> Route {
         cors: None,
         limits: None,
         affinity: None,
+        mirror: None,
         retry: None,
     }
 }

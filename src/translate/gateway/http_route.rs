@@ -14,7 +14,10 @@ use serde_json::{Map, Value, json};
 
 use crate::config::HttpRoute;
 use crate::config::gateway::{GATEWAY_GROUP, ParentReference};
-use crate::routes::{GatewayAction, Route, RouteAction, SplitTarget, WeightedBackends};
+use crate::routes::{
+    GatewayAction, MirrorHost, MirrorPath, MirrorShare, MirrorTarget, Route, RouteAction, RouteMirror, SplitTarget,
+    WeightedBackends,
+};
 use crate::translate::Reporter;
 use crate::translate::backends::{Backends, PortRef, ServiceRef};
 use crate::translate::hosts::{HostPattern, parse_host};
@@ -123,6 +126,16 @@ pub(crate) fn add_route<'s>(
             if let (Some(problem), true) = (problem, resolved.status) {
                 resolved = problem;
             }
+            let (mirror, problem) = rule_mirror(
+                kind,
+                &spec,
+                namespace,
+                context.grants,
+                (context.backends, &mut *context.tls_policies),
+            );
+            if let (Some(problem), true) = (problem, resolved.status) {
+                resolved = problem;
+            }
             let id = context.table.add_gateway_route(Route {
                 name: Arc::from(format!("{route_name}/rules[{r}]")),
                 action,
@@ -139,6 +152,7 @@ pub(crate) fn add_route<'s>(
                 cors: None,
                 limits: None,
                 affinity: spec.affinity.clone(),
+                mirror,
                 retry: spec.retry.clone(),
             });
             for (m, matched) in spec.matches.iter().enumerate() {
@@ -177,7 +191,9 @@ pub(crate) fn add_route<'s>(
     } else if !defective {
         // Not attached anywhere: still say what is wrong with its references.
         for rule in &route.spec.rules {
-            for backend in &rule.backend_refs {
+            let mirrors = rule.filters.iter().filter_map(|filter| filter.request_mirror.as_ref());
+            let mirrored = mirrors.map(|mirror| &mirror.backend_ref);
+            for backend in rule.backend_refs.iter().chain(mirrored) {
                 if let Some(problem) = backend_problem(kind, backend, namespace, context.grants, context.backends) {
                     resolved = problem;
                     break;
@@ -547,6 +563,40 @@ pub(crate) fn resolve_backend<'s>(
                 .replace("requests answer 503", "its share of requests answers 500"),
         )),
     }
+}
+
+/// The mirrors of a rule (`RequestMirror` filters), and the first reference problem among
+/// them. A mirror whose backend cannot be used is left out (`ResolvedRefs: False`, the rule
+/// serves on); a Service without endpoints gets no copies.
+fn rule_mirror<'s>(
+    kind: RouteKind,
+    spec: &RuleSpec<'s>,
+    namespace: &'s str,
+    grants: &Grants<'_>,
+    (backends, tls): (&mut Backends<'s>, &mut TlsPolicies<'s>),
+) -> (Option<Arc<RouteMirror>>, Option<Condition>) {
+    let mut problem = None;
+    let mut targets = Vec::new();
+    for mirror in &spec.mirrors {
+        // A mirror's Service is spoken to as its BackendTLSPolicy says, like a backendRef's.
+        match resolve_backend(kind, mirror.backend, namespace, grants, (backends, Some(&mut *tls))) {
+            Ok(backend) => targets.push(MirrorTarget {
+                backend,
+                share: MirrorShare::new(mirror.share.0, mirror.share.1),
+                host: MirrorHost::Shadow,
+                path: MirrorPath::AsSent,
+                body: true,
+            }),
+            Err(mut condition) => {
+                condition.message = condition
+                    .message
+                    .replace("its share of requests answers 500", "no copies are sent to it");
+                problem.get_or_insert(condition);
+            }
+        }
+    }
+    let mirror = (!targets.is_empty()).then(|| Arc::new(RouteMirror { targets }));
+    (mirror, problem)
 }
 
 /// The route action of a rule, and the first reference problem of its backends.

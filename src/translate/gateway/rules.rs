@@ -1,5 +1,6 @@
 //! The rules of an HTTPRoute, validated as the CRD schema and its CEL rules would: matches
-//! (paths, headers, query parameters, methods), filters (header modifiers, redirect, rewrite),
+//! (paths, headers, query parameters, methods), filters (header modifiers, redirect, rewrite,
+//! mirrors),
 //! backendRef shapes and timeouts. Problems are errors of the HTTPRoute naming the field; a
 //! filter Vestibule does not implement is reported as unsupported. Resolving backends is
 //! `http_route`'s job.
@@ -38,9 +39,18 @@ pub(crate) struct RuleSpec<'s> {
     pub(crate) timeouts: RouteTimeouts,
     /// `sessionPersistence`.
     pub(crate) affinity: Option<std::sync::Arc<crate::routes::RouteAffinity>>,
+    /// `RequestMirror` filters, in order (several are allowed).
+    pub(crate) mirrors: Vec<MirrorSpec<'s>>,
     /// `retry`.
     pub(crate) retry: Option<std::sync::Arc<crate::routes::RouteRetry>>,
     pub(crate) rule: &'s HttpRouteRule,
+}
+
+/// One `RequestMirror` filter, validated; its backend is resolved with the rule's.
+pub(crate) struct MirrorSpec<'s> {
+    pub(crate) backend: &'s crate::config::gateway::HttpBackendRef,
+    /// `percent` (of 100) or `fraction`; every request when neither is set.
+    pub(crate) share: (u64, u64),
 }
 
 /// Validates a rule: its matches and filters. Errors go to `report`; a filter we do not
@@ -77,6 +87,7 @@ pub(crate) fn rule_spec<'s>(
         rewrite: None,
         timeouts: RouteTimeouts::default(),
         affinity: None,
+        mirrors: Vec::new(),
         retry: None,
         rule,
     };
@@ -102,6 +113,7 @@ pub(crate) fn rule_spec<'s>(
                 redirect(filter.request_redirect.as_ref(), &spec.matches).map(|r| spec.redirect = Some(r))
             }
             "URLRewrite" => rewrite(filter.url_rewrite.as_ref(), &spec.matches).map(|r| spec.rewrite = Some(r)),
+            "RequestMirror" => mirror(filter.request_mirror.as_ref()).map(|m| spec.mirrors.push(m)),
             other => {
                 unsupported.get_or_insert_with(|| {
                     format!("spec.rules[{r}].filters[{f}]: filter type {other:?} is not supported")
@@ -397,6 +409,67 @@ fn path_modifier(modifier: &HttpPathModifier, matches: &[MatchSpec], field: &str
             format!("{other:?} is not one of ReplaceFullPath, ReplacePrefixMatch"),
         )),
     }
+}
+
+/// A `RequestMirror` filter as the CRD schema and CEL rules have it: a Service backendRef
+/// needs a port; `percent` is 0-100; `fraction` has `numerator` ≥ 0, `denominator` > 0 (100
+/// when left out) and `numerator` ≤ `denominator`; not both.
+fn mirror(filter: Option<&crate::config::gateway::HttpRequestMirrorFilter>) -> Result<MirrorSpec<'_>, Invalid> {
+    let Some(filter) = filter else {
+        return Err((String::new(), "type RequestMirror needs requestMirror".to_string()));
+    };
+    let backend = &filter.backend_ref;
+    if backend.name.is_empty() {
+        return Err((".requestMirror.backendRef.name".into(), "a name is required".into()));
+    }
+    let is_service =
+        backend.group.as_deref().unwrap_or("").is_empty() && backend.kind.as_deref().unwrap_or("Service") == "Service";
+    if is_service && backend.port.is_none() {
+        return Err((
+            ".requestMirror.backendRef.port".into(),
+            "a Service backendRef needs a port".into(),
+        ));
+    }
+    if backend.port.is_some_and(|port| !(1..=65535).contains(&port)) {
+        return Err((".requestMirror.backendRef.port".into(), "port must be 1-65535".into()));
+    }
+    let share = match (filter.percent, &filter.fraction) {
+        (Some(_), Some(_)) => {
+            return Err((
+                ".requestMirror".into(),
+                "only one of percent or fraction may be set".into(),
+            ));
+        }
+        (Some(percent), None) => match u64::try_from(percent) {
+            Ok(percent) if percent <= 100 => (percent, 100),
+            _ => return Err((".requestMirror.percent".into(), "percent must be 0-100".into())),
+        },
+        (None, Some(fraction)) => {
+            let denominator = fraction.denominator.unwrap_or(100);
+            let (Ok(numerator), Ok(denominator)) = (u64::try_from(fraction.numerator), u64::try_from(denominator))
+            else {
+                return Err((
+                    ".requestMirror.fraction".into(),
+                    "numerator must be 0 or more and denominator 1 or more".into(),
+                ));
+            };
+            if denominator == 0 {
+                return Err((
+                    ".requestMirror.fraction.denominator".into(),
+                    "denominator must be 1 or more".into(),
+                ));
+            }
+            if numerator > denominator {
+                return Err((
+                    ".requestMirror.fraction".into(),
+                    "numerator must be less than or equal to denominator".into(),
+                ));
+            }
+            (numerator, denominator)
+        }
+        (None, None) => (1, 1),
+    };
+    Ok(MirrorSpec { backend, share })
 }
 
 fn redirect(

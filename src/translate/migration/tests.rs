@@ -60,7 +60,7 @@ fn each_annotation_takes_the_catalogues_class() {
     let assessment = assess_yaml(&ingress(
         "app",
         r#"nginx.ingress.kubernetes.io/ssl-redirect: "true", nginx.ingress.kubernetes.io/use-regex: "false",
-           nginx.ingress.kubernetes.io/proxy-buffering: "off", nginx.ingress.kubernetes.io/mirror-target: "http://m",
+           nginx.ingress.kubernetes.io/proxy-buffering: "off", nginx.ingress.kubernetes.io/load-balance: "ewma",
            nginx.ingress.kubernetes.io/stream-snippet: "x", example.com/unrelated: "y""#,
         false,
     ));
@@ -78,7 +78,7 @@ fn each_annotation_takes_the_catalogues_class() {
     assert_eq!(
         keys,
         [
-            ("nginx.ingress.kubernetes.io/mirror-target", Category::Unsupported),
+            ("nginx.ingress.kubernetes.io/load-balance", Category::Unsupported),
             ("nginx.ingress.kubernetes.io/proxy-buffering", Category::NoOp),
             ("nginx.ingress.kubernetes.io/ssl-redirect", Category::Supported),
             ("nginx.ingress.kubernetes.io/stream-snippet", Category::Refused),

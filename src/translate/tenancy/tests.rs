@@ -295,3 +295,53 @@ fn a_canary_joins_only_routes_of_its_own_tenant() {
         "t1's own canary did not join: {table}"
     );
 }
+
+/// A custom domain named only in `spec.tls` is bound to the tenant: listed for the verifier,
+/// and once verified, owned, so another tenant's later rule for it is refused.
+#[test]
+fn a_custom_domain_in_tls_alone_is_claimed_and_held() {
+    let binding = "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: bind, namespace: t1, \
+                   creationTimestamp: \"2026-01-01T00:00:00Z\"}\nspec:\n  tls: [{hosts: [shop.example], secretName: \
+                   shop}]\n  rules:\n  - {host: web.t1.apps.test, http: {paths: [{path: /, pathType: Prefix, backend: \
+                   {service: {name: web, port: {number: 80}}}}]}}\n";
+    let yaml = format!(
+        "{CLASS}{binding}{}",
+        ingress("t2", "late", "2026-02-01T00:00:00Z", &["shop.example"])
+    );
+    let pending = run(&yaml, None, namespaces());
+    let t1_claim = DomainClaim {
+        tenant: "t1".into(),
+        domain: "shop.example".into(),
+        target: Some("t1.apps.test".into()),
+        verified: false,
+    };
+    assert!(
+        pending.domain_claims.contains(&t1_claim),
+        "{:#?}",
+        pending.domain_claims
+    );
+    assert!(
+        messages(&pending)
+            .iter()
+            .any(|m| m.contains("spec.tls[0].hosts[0]") && m.contains("pending verification")),
+        "{:#?}",
+        messages(&pending)
+    );
+
+    let proved = verification(
+        &[("t1/shop.example", "verified"), ("t2/shop.example", "verified")],
+        Origin::DomainVerifier,
+    );
+    let held = run(&yaml, Some(proved), namespaces());
+    assert_eq!(
+        hosts(&held),
+        vec!["web.t1.apps.test"],
+        "t2 does not get the domain t1 holds"
+    );
+    assert!(
+        messages(&held).iter().any(|m| m.contains("Ingress t2/late")
+            && m.contains("host \"shop.example\" belongs to tenant t1 (Ingress t1/bind claimed it first)")),
+        "{:#?}",
+        messages(&held)
+    );
+}
