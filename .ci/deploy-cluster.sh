@@ -170,7 +170,7 @@ can() { # yes|no verb resource [flags...]
 
 k apply --server-side --field-manager=vestibule-ci -f "$work/base.rest.yaml" >/dev/null
 
-reads=(ingresses.networking.k8s.io services secrets endpointslices.discovery.k8s.io
+reads=(ingresses.networking.k8s.io services secrets configmaps endpointslices.discovery.k8s.io
   gateways.gateway.networking.k8s.io httproutes.gateway.networking.k8s.io
   grpcroutes.gateway.networking.k8s.io tlsroutes.gateway.networking.k8s.io
   tcproutes.gateway.networking.k8s.io referencegrants.gateway.networking.k8s.io
@@ -210,7 +210,7 @@ can no update leases.coordination.k8s.io/another-lease -n vestibule
 can no get leases.coordination.k8s.io/vestibule-leader -n default
 can no create leases.coordination.k8s.io -n default
 can no list pods --all-namespaces
-can no get configmaps -n kube-system
+can no create configmaps -n kube-system
 can no list nodes
 can no create pods -n vestibule
 can no get customresourcedefinitions.apiextensions.k8s.io
@@ -226,6 +226,7 @@ expected_rules() {
   cat <<'RULES'
 backendtlspolicies.gateway.networking.k8s.io [] [get list watch]
 backendtlspolicies.gateway.networking.k8s.io/status [] [get patch update]
+configmaps [] [get list watch]
 endpointslices.discovery.k8s.io [] [get list watch]
 events.events.k8s.io [] [create patch]
 gatewayclasses.gateway.networking.k8s.io [] [get list watch]

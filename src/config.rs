@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use gateway::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TcpRoute, TlsRoute};
+pub use gateway::{BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TcpRoute, TlsRoute};
 pub use issue::{Issue, Severity, Subject};
 pub use objects::*;
 pub use store::{ObjectChange, ObjectStore, Snapshot, SourceId, StoreChanges};
@@ -31,6 +31,7 @@ pub enum Kind {
     EndpointSlice,
     Endpoints,
     Secret,
+    ConfigMap,
     // Gateway API (gateway.networking.k8s.io).
     GatewayClass,
     Gateway,
@@ -40,8 +41,8 @@ pub enum Kind {
     TCPRoute,
     GRPCRoute,
     // `--lb`: MetalLB's pools (metallb.io) and its legacy ConfigMap.
-    ConfigMap,
     IPAddressPool,
+    BackendTLSPolicy,
 }
 
 impl Kind {
@@ -54,6 +55,7 @@ impl Kind {
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Endpoints => "Endpoints",
             Kind::Secret => "Secret",
+            Kind::ConfigMap => "ConfigMap",
             Kind::GatewayClass => "GatewayClass",
             Kind::Gateway => "Gateway",
             Kind::HTTPRoute => "HTTPRoute",
@@ -61,8 +63,8 @@ impl Kind {
             Kind::TLSRoute => "TLSRoute",
             Kind::TCPRoute => "TCPRoute",
             Kind::GRPCRoute => "GRPCRoute",
-            Kind::ConfigMap => "ConfigMap",
             Kind::IPAddressPool => "IPAddressPool",
+            Kind::BackendTLSPolicy => "BackendTLSPolicy",
         }
     }
 
@@ -77,7 +79,9 @@ impl Kind {
             Kind::Ingress | Kind::IngressClass => "networking.k8s.io/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
             Kind::Namespace | Kind::Service | Kind::Endpoints | Kind::Secret | Kind::ConfigMap => "v1",
-            Kind::GatewayClass | Kind::Gateway | Kind::HTTPRoute | Kind::GRPCRoute => "gateway.networking.k8s.io/v1",
+            Kind::GatewayClass | Kind::Gateway | Kind::HTTPRoute | Kind::GRPCRoute | Kind::BackendTLSPolicy => {
+                "gateway.networking.k8s.io/v1"
+            }
             Kind::ReferenceGrant => "gateway.networking.k8s.io/v1beta1",
             Kind::TLSRoute | Kind::TCPRoute => "gateway.networking.k8s.io/v1alpha2",
             Kind::IPAddressPool => "metallb.io/v1beta1",
@@ -166,6 +170,7 @@ pub enum Object {
     EndpointSlice(EndpointSlice),
     Endpoints(Endpoints),
     Secret(Secret),
+    ConfigMap(ConfigMap),
     GatewayClass(GatewayClass),
     Gateway(Gateway),
     HttpRoute(HttpRoute),
@@ -173,8 +178,8 @@ pub enum Object {
     TlsRoute(TlsRoute),
     TcpRoute(TcpRoute),
     GrpcRoute(GrpcRoute),
-    ConfigMap(ConfigMap),
     IpAddressPool(IpAddressPool),
+    BackendTlsPolicy(BackendTlsPolicy),
 }
 
 impl Object {
@@ -187,6 +192,7 @@ impl Object {
             Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::Endpoints(_) => Kind::Endpoints,
             Object::Secret(_) => Kind::Secret,
+            Object::ConfigMap(_) => Kind::ConfigMap,
             Object::GatewayClass(_) => Kind::GatewayClass,
             Object::Gateway(_) => Kind::Gateway,
             Object::HttpRoute(_) => Kind::HTTPRoute,
@@ -194,8 +200,8 @@ impl Object {
             Object::TlsRoute(_) => Kind::TLSRoute,
             Object::TcpRoute(_) => Kind::TCPRoute,
             Object::GrpcRoute(_) => Kind::GRPCRoute,
-            Object::ConfigMap(_) => Kind::ConfigMap,
             Object::IpAddressPool(_) => Kind::IPAddressPool,
+            Object::BackendTlsPolicy(_) => Kind::BackendTLSPolicy,
         }
     }
 
@@ -208,6 +214,7 @@ impl Object {
             Object::EndpointSlice(o) => &o.metadata,
             Object::Endpoints(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
             Object::GatewayClass(o) => &o.metadata,
             Object::Gateway(o) => &o.metadata,
             Object::HttpRoute(o) => &o.metadata,
@@ -215,8 +222,8 @@ impl Object {
             Object::TlsRoute(o) => &o.metadata,
             Object::TcpRoute(o) => &o.metadata,
             Object::GrpcRoute(o) => &o.metadata,
-            Object::ConfigMap(o) => &o.metadata,
             Object::IpAddressPool(o) => &o.metadata,
+            Object::BackendTlsPolicy(o) => &o.metadata,
         }
     }
 
@@ -229,6 +236,7 @@ impl Object {
             Object::EndpointSlice(o) => &mut o.metadata,
             Object::Endpoints(o) => &mut o.metadata,
             Object::Secret(o) => &mut o.metadata,
+            Object::ConfigMap(o) => &mut o.metadata,
             Object::GatewayClass(o) => &mut o.metadata,
             Object::Gateway(o) => &mut o.metadata,
             Object::HttpRoute(o) => &mut o.metadata,
@@ -236,8 +244,8 @@ impl Object {
             Object::TlsRoute(o) => &mut o.metadata,
             Object::TcpRoute(o) => &mut o.metadata,
             Object::GrpcRoute(o) => &mut o.metadata,
-            Object::ConfigMap(o) => &mut o.metadata,
             Object::IpAddressPool(o) => &mut o.metadata,
+            Object::BackendTlsPolicy(o) => &mut o.metadata,
         }
     }
 

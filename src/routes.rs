@@ -7,6 +7,7 @@
 
 pub mod affinity;
 pub mod auth;
+pub mod backend_tls;
 pub mod canary;
 pub mod cidr;
 pub mod client_cert;
@@ -377,6 +378,13 @@ pub struct Backend {
     pub key: BackendKey,
     pub target: BackendTarget,
     pub protocol: UpstreamProtocol,
+    /// How TLS connections are made and checked (`Https`/`H2Tls` only); `None`: certificate
+    /// not verified, no SNI (ingress-nginx's defaults).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "backend_tls::serialize_shared"
+    )]
+    pub tls: Option<Arc<backend_tls::BackendTls>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -394,10 +402,11 @@ pub enum UpstreamProtocol {
     Http1,
     /// HTTP/2 without TLS (prior knowledge), e.g. gRPC backends.
     H2c,
-    /// HTTP/1.1 over TLS (ingress-nginx's `backend-protocol: HTTPS`; the certificate is not
-    /// verified, as ingress-nginx's default).
+    /// HTTP/1.1 over TLS (ingress-nginx's `backend-protocol: HTTPS`, a `BackendTLSPolicy`);
+    /// verified as the backend's [`Backend::tls`] says.
     Https,
-    /// HTTP/2 over TLS (ingress-nginx's `backend-protocol: GRPCS`), certificate not verified.
+    /// HTTP/2 over TLS (ingress-nginx's `backend-protocol: GRPCS`, a GRPCRoute's backend with
+    /// a `BackendTLSPolicy`).
     H2Tls,
 }
 

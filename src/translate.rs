@@ -22,6 +22,7 @@ pub mod acme;
 mod affinity;
 pub mod annotations;
 mod auth;
+mod backend_tls;
 mod backends;
 mod classes;
 mod client_cert;
@@ -447,6 +448,9 @@ pub(crate) struct Access {
     pub(crate) auth: Option<Arc<RouteAuth>>,
     /// Client certificates, for every host of the Ingress (`None`: none).
     pub(crate) client_auth: Option<Arc<crate::routes::ClientAuth>>,
+    /// How its TLS backends are verified (`proxy-ssl-*`; `None`: not, as ingress-nginx's
+    /// default).
+    pub(crate) backend_tls: Option<Arc<crate::routes::backend_tls::BackendTls>>,
 }
 
 /// What becomes of one Ingress that is ours, or that `check` validates.
@@ -535,16 +539,12 @@ pub(crate) fn annotation_admission(
         );
         return AnnotationAdmission::Withhold("its source range does not parse (fail closed)");
     };
-    if let Some(key) = annotations::wants_backend_verification(annotations) {
-        report.error(
-            annotations::field(key),
-            "the Ingress is not served: verifying its backends' certificates is not supported yet, and serving it \
-             would trust any certificate; remove the annotation (or set \"off\") to serve it without verification, \
-             as ingress-nginx does by default",
-        );
-        return AnnotationAdmission::Withhold("its backends' certificates cannot be verified (fail closed)");
-    }
     let namespace = ingress.metadata.namespace.as_deref().unwrap_or("default");
+    let Ok(backend_tls) =
+        backend_tls::ingress_backend_tls(namespace, &ingress.metadata.name, annotations, snapshot, report)
+    else {
+        return AnnotationAdmission::Withhold("its backends' certificates cannot be verified as asked (fail closed)");
+    };
     let Ok(auth) = auth::route_auth(namespace, annotations, snapshot, options.allow_local_auth_urls, report) else {
         report.error(
             "metadata.annotations",
@@ -569,6 +569,7 @@ pub(crate) fn annotation_admission(
         source_ranges,
         auth,
         client_auth,
+        backend_tls,
     })
 }
 

@@ -126,6 +126,7 @@ fn hostile_table() -> RouteTable {
             },
             target: BackendTarget::Endpoints(vec!["127.0.0.1:8080".parse().expect("addr")]),
             protocol: UpstreamProtocol::Http1,
+            tls: None,
         }],
         ..RouteTable::default()
     }

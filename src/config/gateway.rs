@@ -1,5 +1,6 @@
-//! Gateway API objects (gateway.networking.k8s.io): GatewayClass, Gateway, HTTPRoute (v1) and
-//! ReferenceGrant (v1beta1, also read as v1), as much of each as Vestibule reads.
+//! Gateway API objects (gateway.networking.k8s.io): GatewayClass, Gateway, HTTPRoute (v1),
+//! ReferenceGrant (v1beta1, also read as v1) and BackendTLSPolicy (v1, also read as v1alpha3),
+//! as much of each as Vestibule reads.
 //!
 //! Field names and shapes follow the API exactly. Enumerations (`protocol`, match `type`,
 //! filter `type`, ...) stay text so that an unknown value is reported by `translate` with the
@@ -528,4 +529,66 @@ pub struct GrpcMethodMatch {
     pub service: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+}
+
+/// BackendTLSPolicy (v1; v1alpha3 read the same): how a Gateway connects to a Service's
+/// backends over TLS, and what it verifies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BackendTlsPolicy {
+    pub metadata: ObjectMeta,
+    pub spec: BackendTlsPolicySpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BackendTlsPolicySpec {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub target_refs: Vec<PolicyTargetReference>,
+    pub validation: BackendTlsValidation,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// `LocalPolicyTargetReferenceWithSectionName`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PolicyTargetReference {
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BackendTlsValidation {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ca_certificate_refs: Vec<LocalObjectReference>,
+    #[serde(rename = "wellKnownCACertificates", skip_serializing_if = "Option::is_none")]
+    pub well_known_ca_certificates: Option<String>,
+    pub hostname: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subject_alt_names: Vec<SubjectAltName>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LocalObjectReference {
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SubjectAltName {
+    /// `Hostname` or `URI`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub hostname: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub uri: String,
 }

@@ -319,6 +319,16 @@ pub struct EndpointAddress {
     pub hostname: Option<String>,
 }
 
+/// A ConfigMap: only its text `data` is read (BackendTLSPolicy's `ca.crt`; MetalLB's legacy
+/// configuration, `config` in `--lb-config-namespace`, its `data.config`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConfigMap {
+    pub metadata: ObjectMeta,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Secret {
@@ -338,16 +348,6 @@ pub struct Secret {
 #[serde(rename_all = "camelCase", default)]
 pub struct Namespace {
     pub metadata: ObjectMeta,
-}
-
-/// `v1/ConfigMap`: read only for MetalLB's legacy configuration (`config` in
-/// `--lb-config-namespace`, its `data.config`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct ConfigMap {
-    pub metadata: ObjectMeta,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub data: BTreeMap<String, String>,
 }
 
 // ---------------------------------------------------------------------------------------------

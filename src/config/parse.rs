@@ -3,7 +3,7 @@
 //! Each document is decoded on its own, so one bad document is reported with its index and the
 //! field path serde stopped at, and the others still load. Ingresses written against the
 //! retired `extensions/v1beta1` and `networking.k8s.io/v1beta1` APIs are converted to v1 with a
-//! warning. Kinds Vestibule does not read (Deployments, ...) are counted and skipped,
+//! warning. Kinds Vestibule does not read (Deployments, Pods, ...) are counted and skipped,
 //! so users can point Vestibule at the same directory they `kubectl apply`.
 
 use std::sync::Arc;
@@ -11,7 +11,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::gateway::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TcpRoute, TlsRoute};
+use super::gateway::{
+    BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TcpRoute, TlsRoute,
+};
 use super::objects::*;
 use super::{Issue, Object, Origin, StoredObject};
 
@@ -111,6 +113,10 @@ fn parse_value(value: serde_yaml_ng::Value, origin: &Origin, parsed: &mut Parsed
         ("v1", "Service") => decode::<Service>(value, origin).map(Object::Service),
         ("v1", "Endpoints") => decode::<Endpoints>(value, origin).map(Object::Endpoints),
         ("v1", "Secret") => decode::<Secret>(value, origin).map(Object::Secret),
+        ("v1", "ConfigMap") => decode::<ConfigMap>(value, origin).map(Object::ConfigMap),
+        ("gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1alpha3", "BackendTLSPolicy") => {
+            decode::<BackendTlsPolicy>(value, origin).map(Object::BackendTlsPolicy)
+        }
         ("v1", "Namespace") => decode::<Namespace>(value, origin).map(Object::Namespace),
         ("gateway.networking.k8s.io/v1" | "gateway.networking.k8s.io/v1beta1", "GatewayClass") => {
             decode::<GatewayClass>(value, origin).map(Object::GatewayClass)
@@ -132,7 +138,6 @@ fn parse_value(value: serde_yaml_ng::Value, origin: &Origin, parsed: &mut Parsed
             decode::<GrpcRoute>(value, origin).map(Object::GrpcRoute)
         }
         ("gateway.networking.k8s.io/v1alpha2", "TCPRoute") => decode::<TcpRoute>(value, origin).map(Object::TcpRoute),
-        ("v1", "ConfigMap") => decode::<ConfigMap>(value, origin).map(Object::ConfigMap),
         ("metallb.io/v1beta1", "IPAddressPool") => decode::<IpAddressPool>(value, origin).map(Object::IpAddressPool),
         ("discovery.k8s.io/v1", "EndpointSlice") => decode::<EndpointSlice>(value, origin).map(Object::EndpointSlice),
         _ => {

@@ -189,7 +189,7 @@ pub(crate) async fn serve(client: Arc<Client>, request: Request<Incoming>) -> Re
 fn failure_response(failure: Failure) -> Response<ProxyBody> {
     match failure {
         Failure::Timeout => error_response(StatusCode::GATEWAY_TIMEOUT),
-        Failure::Connect | Failure::Protocol => error_response(StatusCode::BAD_GATEWAY),
+        Failure::Connect | Failure::Tls | Failure::Protocol => error_response(StatusCode::BAD_GATEWAY),
         Failure::ClientBody => {
             count_client_error(ClientErrorKind::Body);
             closing(error_response(StatusCode::BAD_REQUEST))

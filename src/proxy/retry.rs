@@ -64,7 +64,7 @@ fn reason(policy: &RouteRetry, result: &Result<Reply, Failure>) -> Option<&'stat
     match result {
         Ok(reply) if policy.retries_status(reply.status()) => Some(status_reason(reply.status().as_u16())),
         Ok(_) => None,
-        Err(Failure::Connect) if policy.on.connect => Some("connect"),
+        Err(Failure::Connect | Failure::Tls) if policy.on.connect => Some("connect"),
         Err(Failure::Timeout) if policy.on.timeout => Some("timeout"),
         Err(Failure::Protocol) if policy.on.broken => Some("broken"),
         Err(_) => None,

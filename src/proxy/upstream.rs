@@ -45,6 +45,9 @@ pub(crate) struct Upstream {
     protocol: UpstreamProtocol,
     balancer: Arc<Balancer>,
     guard: Arc<ExternalGuard>,
+    /// How TLS connections are made (`Https`/`H2Tls`; `None`: plain, or TLS that cannot be
+    /// set up, which then fails to connect).
+    tls: Option<Arc<tls::Client>>,
     /// The session tokens of the endpoints, sorted, with their index: made on the first request
     /// of a route with session affinity, never for others.
     sessions: std::sync::OnceLock<Box<[(Token, usize)]>>,
@@ -115,6 +118,9 @@ pub(crate) enum Detached {
 pub(crate) enum Failure {
     /// No connection could be made (→ 502).
     Connect,
+    /// The TLS handshake with the backend failed: its certificate did not verify, or it
+    /// spoke TLS badly (→ 502).
+    Tls,
     /// Connecting or waiting for response headers took too long (→ 504).
     Timeout,
     /// The connection failed during the exchange, or the upstream spoke badly (→ 502).
@@ -134,6 +140,7 @@ impl Failure {
     fn metric(self) -> Option<&'static str> {
         match self {
             Failure::Connect => Some("connect"),
+            Failure::Tls => Some("tls"),
             Failure::Timeout => Some("timeout"),
             Failure::Protocol => Some("protocol"),
             Failure::ClientBody | Failure::ClientTimeout | Failure::TooLarge => None,
@@ -267,6 +274,9 @@ impl Upstream {
             protocol: backend.protocol,
             balancer,
             guard,
+            tls: matches!(backend.protocol, UpstreamProtocol::Https | UpstreamProtocol::H2Tls)
+                .then(|| tls::Client::for_policy(backend.tls.as_deref()))
+                .flatten(),
             sessions: std::sync::OnceLock::new(),
         }
     }
@@ -314,10 +324,20 @@ impl Upstream {
         matches!(self.protocol, UpstreamProtocol::Https | UpstreamProtocol::H2Tls)
     }
 
-    /// The pool key of connections to `key` (TLS ones apart).
+    /// How to make this upstream's TLS connections (`None`: plain).
+    fn tls_to(&self) -> Option<TlsTo<'_>> {
+        self.tls().then_some(TlsTo {
+            client: self.tls.as_deref(),
+            backend: &self.key,
+        })
+    }
+
+    /// The pool key of connections to `key` (TLS ones apart, by the policy they were made
+    /// under).
     fn pooled(&self, key: &PoolKey) -> PoolKey {
         if self.tls() {
-            PoolKey::Tls(Box::new(key.clone()))
+            let policy = self.tls.as_ref().map_or(0, |client| client.pool_id());
+            PoolKey::Tls(Box::new(key.clone()), policy)
         } else {
             key.clone()
         }
@@ -419,9 +439,12 @@ impl Upstream {
     /// wants it, for an exchange the caller drives itself: mirrored requests, never pooled.
     pub async fn connect_detached(&self, limit: Duration) -> Result<Detached, Failure> {
         let stream = self.connect_stream(limit).await?;
-        if self.tls() {
+        if let Some(TlsTo { client, backend }) = self.tls_to() {
+            let client = client.ok_or(Failure::Tls)?;
             let h2 = !self.is_http1();
-            return Ok(Detached::Tls(Box::new(tls::handshake(stream, h2, limit).await?)));
+            return Ok(Detached::Tls(Box::new(
+                tls::handshake(client, backend, stream, h2, limit).await?,
+            )));
         }
         Ok(Detached::Plain(stream))
     }
@@ -563,6 +586,8 @@ impl Upstream {
             metrics.upstream_error(&self.key, kind);
             let cause = match failure {
                 Failure::Connect => "cannot connect",
+                // Logged with its reason where the handshake failed (`tls::handshake`).
+                Failure::Tls => return failure,
                 Failure::Timeout => "timed out (connect, request body not taken, or response headers)",
                 _ => "broken or malformed response",
             };
@@ -598,7 +623,7 @@ impl Upstream {
             }
         }
         let how = self.connect_limits(&deadlines);
-        let tls = self.tls();
+        let tls = self.tls_to();
         let (key, mut conn) = self
             .connect_once_more(
                 key,
@@ -663,7 +688,7 @@ impl Upstream {
             }
         }
         let how = self.connect_limits(&deadlines);
-        let tls = self.tls();
+        let tls = self.tls_to();
         let (key, mut conn) = self
             .connect_once_more(
                 key,
@@ -727,7 +752,7 @@ async fn connect_tcp(key: &PoolKey, how: Connect<'_>) -> Result<TcpStream, Failu
         match key {
             PoolKey::Addr(addr) => TcpStream::connect(*addr).await,
             // Keys of pools only: connections are made to the endpoint inside.
-            PoolKey::Tls(_) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a pool key")),
+            PoolKey::Tls(..) => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a pool key")),
             PoolKey::Name(host, port) => {
                 let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
                 for addr in tokio::net::lookup_host((&**host, *port)).await? {
@@ -760,10 +785,22 @@ async fn connect_tcp(key: &PoolKey, how: Connect<'_>) -> Result<TcpStream, Failu
     }
 }
 
-async fn connect_h1(key: &PoolKey, how: Connect<'_>, tls: bool) -> Result<http1::SendRequest<WatchedBody>, Failure> {
+/// TLS to an upstream: its client (`None`: it could not be set up) and its backend, for logs.
+#[derive(Clone, Copy)]
+struct TlsTo<'a> {
+    client: Option<&'a tls::Client>,
+    backend: &'a BackendKey,
+}
+
+async fn connect_h1(
+    key: &PoolKey,
+    how: Connect<'_>,
+    tls: Option<TlsTo<'_>>,
+) -> Result<http1::SendRequest<WatchedBody>, Failure> {
     let stream = connect_tcp(key, how).await?;
-    if tls {
-        let stream = tls::handshake(stream, false, how.limit).await?;
+    if let Some(TlsTo { client, backend }) = tls {
+        let client = client.ok_or(Failure::Tls)?;
+        let stream = tls::handshake(client, backend, stream, false, how.limit).await?;
         return h1_handshake(stream, how).await;
     }
     h1_handshake(stream, how).await
@@ -785,10 +822,15 @@ where
     Ok(sender)
 }
 
-async fn connect_h2(key: &PoolKey, how: Connect<'_>, tls: bool) -> Result<http2::SendRequest<WatchedBody>, Failure> {
+async fn connect_h2(
+    key: &PoolKey,
+    how: Connect<'_>,
+    tls: Option<TlsTo<'_>>,
+) -> Result<http2::SendRequest<WatchedBody>, Failure> {
     let stream = connect_tcp(key, how).await?;
-    if tls {
-        let stream = tls::handshake(stream, true, how.limit).await?;
+    if let Some(TlsTo { client, backend }) = tls {
+        let client = client.ok_or(Failure::Tls)?;
+        let stream = tls::handshake(client, backend, stream, true, how.limit).await?;
         return h2_handshake(stream, how.limit).await;
     }
     h2_handshake(stream, how.limit).await

@@ -332,6 +332,9 @@ impl RouteTable {
                     UpstreamProtocol::H2Tls => "h2 over tls",
                 };
                 out.insert("protocol".into(), json!(protocol));
+                if let Some(tls) = &backend.tls {
+                    out.insert("tls".into(), json!(&**tls));
+                }
                 match &backend.target {
                     BackendTarget::Endpoints(endpoints) => {
                         let mut list: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
@@ -649,6 +652,7 @@ mod tests {
                     "10.0.0.1:8080".parse().unwrap(),
                 ]),
                 protocol: UpstreamProtocol::Http1,
+                tls: None,
             },
             Backend {
                 key: key("http"),
@@ -657,6 +661,7 @@ mod tests {
                     port: 443,
                 },
                 protocol: UpstreamProtocol::H2c,
+                tls: None,
             },
         ];
         table.certificates.summaries.push(CertificateSummary {

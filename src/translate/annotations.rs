@@ -91,9 +91,6 @@ const AFFINITY: Support = Differs(
 const CANARY: Support = Differs(
     "the canary's backend joins the routes of the primary Ingress with the same host and path (the oldest canary per route); without one the canary is not served; the weight is spread evenly over each window of canary-weight-total requests (ingress-nginx: random)",
 );
-const BACKEND_TLS_VERIFY: Support =
-    Unsupported("backends' certificates are not verified yet (ingress-nginx's default, proxy-ssl-verify off)");
-const BACKEND_SNI: Support = Unsupported("no SNI is sent to TLS backends (ingress-nginx's default)");
 const BACKEND_TLS_SETTINGS: Support = Unsupported("TLS to backends uses rustls's safe defaults (TLS 1.2 and 1.3)");
 const RATE_LIMIT: Support = Differs(
     "per client address, shared by every route of the Ingress and every worker of one replica (as nginx's zones); at most 16,384 addresses tracked per limit, the one closest to a full bucket forgotten first; over it: 503, or --limit-req-status-code",
@@ -203,7 +200,7 @@ pub static CATALOGUE: &[Entry] = &[
     e(
         "backend-protocol",
         Differs(
-            "HTTP, HTTPS (HTTP/1.1 over TLS), GRPC (h2c), GRPCS (HTTP/2 over TLS), AUTO_HTTP (as HTTP); TLS backends' certificates are not verified and no SNI is sent, as ingress-nginx's defaults; FCGI and AJP are refused as errors (served as HTTP)",
+            "HTTP, HTTPS (HTTP/1.1 over TLS), GRPC (h2c), GRPCS (HTTP/2 over TLS), AUTO_HTTP (as HTTP); TLS backends' certificates are not verified and no SNI is sent unless proxy-ssl-verify and proxy-ssl-server-name ask, as ingress-nginx's defaults; FCGI and AJP are refused as errors (served as HTTP)",
         ),
     ),
     e("canary", CANARY),
@@ -359,17 +356,27 @@ pub static CATALOGUE: &[Entry] = &[
         ),
     ),
     e("proxy-ssl-ciphers", BACKEND_TLS_SETTINGS),
-    e("proxy-ssl-name", BACKEND_SNI),
+    e(
+        "proxy-ssl-name",
+        Differs(
+            "the name the backends' certificates are verified for, and the SNI with proxy-ssl-server-name \"on\"; required by proxy-ssl-verify \"on\" (ingress-nginx would check its internal upstream name)",
+        ),
+    ),
     e("proxy-ssl-protocols", BACKEND_TLS_SETTINGS),
-    e("proxy-ssl-secret", BACKEND_TLS_VERIFY),
-    e("proxy-ssl-server-name", BACKEND_SNI),
+    e(
+        "proxy-ssl-secret",
+        Differs(
+            "a Secret of the Ingress's namespace: ca.crt verifies the backends with proxy-ssl-verify \"on\", tls.crt and tls.key are presented as the client certificate",
+        ),
+    ),
+    e("proxy-ssl-server-name", Honoured),
     e(
         "proxy-ssl-verify",
         Differs(
-            "\"off\" (the default) only: with \"on\" the Ingress is not served, since its backends' certificates cannot be verified yet",
+            "\"on\": the chain must end in a CA of proxy-ssl-secret's ca.crt and the certificate be valid for proxy-ssl-name, else 502; verification that cannot be set up (no Secret, no ca.crt, no proxy-ssl-name) keeps the Ingress from being served (fail closed)",
         ),
     ),
-    e("proxy-ssl-verify-depth", BACKEND_TLS_VERIFY),
+    e("proxy-ssl-verify-depth", Honoured),
     e(
         "relative-redirects",
         Unsupported("Location headers of backends are passed through as they are"),
@@ -823,14 +830,6 @@ pub(crate) fn proxy_timeouts(annotations: &BTreeMap<String, String>, report: &mu
         backend_send: seconds("proxy-send-timeout"),
         ..RouteTimeouts::default()
     }
-}
-
-/// `proxy-ssl-verify: "on"` (either prefix): verification of TLS backends' certificates is
-/// asked for, and cannot be given yet.
-pub(crate) fn wants_backend_verification(annotations: &BTreeMap<String, String>) -> Option<&str> {
-    value(annotations, "proxy-ssl-verify")
-        .filter(|(_, value)| value.trim().eq_ignore_ascii_case("on"))
-        .map(|(key, _)| key)
 }
 
 /// The field path of an annotation in issues. Keys from manifest files are not validated by an

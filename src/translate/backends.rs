@@ -7,13 +7,24 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use crate::config::{
     EndpointSlice, IngressBackend, Issue, Kind, Object, SERVICE_NAME_LABEL, Service, ServicePort, Snapshot,
     StoredObject,
 };
 use crate::config::{IntOrString, ObjectKey};
+use crate::routes::backend_tls::BackendTls;
 use crate::routes::{Backend, BackendId, BackendKey, BackendTarget, UpstreamProtocol};
+
+/// What a backend is resolved by: namespace, Service, port, protocol, TLS policy fingerprint.
+type Lookup<'s> = (
+    &'s str,
+    &'s str,
+    PortRef<'s>,
+    Option<UpstreamProtocol>,
+    Option<[u8; 32]>,
+);
 
 /// `appProtocol` of a Service port whose backend speaks HTTP/2 without TLS.
 const H2C_APP_PROTOCOL: &str = "kubernetes.io/h2c";
@@ -130,7 +141,7 @@ pub(crate) struct Backends<'s> {
     /// namespace → service name → its EndpointSlices, indexed once.
     slices: HashMap<&'s str, HashMap<&'s str, Vec<SliceRef<'s>>>>,
     /// Keyed by borrowed (namespace, service, port): no allocation for repeated references.
-    resolved: HashMap<(&'s str, &'s str, PortRef<'s>, Option<UpstreamProtocol>), Resolved>,
+    resolved: HashMap<Lookup<'s>, Resolved>,
     list: Vec<Backend>,
     /// Issues about the objects backends are built from (EndpointSlices), not the Ingress.
     issues: Vec<Issue>,
@@ -202,7 +213,20 @@ impl<'s> Backends<'s> {
         reference: ServiceRef<'s>,
         protocol: Option<UpstreamProtocol>,
     ) -> (BackendId, Option<Unresolved>) {
-        let lookup = (namespace, reference.name, reference.port, protocol);
+        self.resolve_with(namespace, reference, protocol, None)
+    }
+
+    /// [`resolve_as`](Self::resolve_as), its TLS connections made and checked as `tls` says
+    /// (a `BackendTLSPolicy`, `proxy-ssl-*`): one backend per policy for the same reference.
+    pub(crate) fn resolve_with(
+        &mut self,
+        namespace: &'s str,
+        reference: ServiceRef<'s>,
+        protocol: Option<UpstreamProtocol>,
+        tls: Option<Arc<BackendTls>>,
+    ) -> (BackendId, Option<Unresolved>) {
+        let fingerprint = tls.as_ref().map(|tls| tls.fingerprint);
+        let lookup = (namespace, reference.name, reference.port, protocol, fingerprint);
         if let Some(resolved) = self.resolved.get(&lookup) {
             return (resolved.id, resolved.problem.clone());
         }
@@ -210,7 +234,12 @@ impl<'s> Backends<'s> {
         let (target, declared, problem) = self.build(namespace, reference);
         let protocol = protocol.unwrap_or(declared);
         let id = self.list.len();
-        self.list.push(Backend { key, target, protocol });
+        self.list.push(Backend {
+            key,
+            target,
+            protocol,
+            tls,
+        });
         self.resolved.insert(
             lookup,
             Resolved {
@@ -232,17 +261,38 @@ impl<'s> Backends<'s> {
         if let Some(id) = self
             .list
             .iter()
-            .position(|b| b.key == key && b.protocol == protocol && b.target == target)
+            .position(|b| b.key == key && b.protocol == protocol && b.target == target && b.tls.is_none())
         {
             return id;
         }
-        self.list.push(Backend { key, target, protocol });
+        self.list.push(Backend {
+            key,
+            target,
+            protocol,
+            tls: None,
+        });
         self.list.len() - 1
     }
 
     /// How backend `id` is spoken to.
     pub(crate) fn protocol(&self, id: BackendId) -> Option<UpstreamProtocol> {
         self.list.get(id).map(|backend| backend.protocol)
+    }
+
+    /// The name of port `number` of Service `namespace/name`, if it has one.
+    pub(crate) fn port_name(&self, namespace: &str, name: &str, number: u16) -> Option<&'s str> {
+        self.service(namespace, name)?
+            .spec
+            .ports
+            .iter()
+            .find(|port| port.port == i32::from(number))
+            .and_then(|port| port.name.as_deref())
+            .filter(|name| !name.is_empty())
+    }
+
+    /// How backend `id`'s TLS connections are made and checked.
+    pub(crate) fn tls(&self, id: BackendId) -> Option<Arc<BackendTls>> {
+        self.list.get(id).and_then(|backend| backend.tls.clone())
     }
 
     pub(crate) fn finish(self) -> (Vec<Backend>, Vec<Issue>) {

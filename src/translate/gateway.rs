@@ -13,6 +13,7 @@
 //! ([`stream_route`]); route precedence exact path, longest prefix, method, most headers, most query
 //! parameters, oldest route, namespace/name, rule order, match order.
 
+mod backend_tls;
 mod conditions;
 mod grpc_route;
 mod http_route;
@@ -42,6 +43,7 @@ pub const GATEWAY_CONTROLLER: &str = "vestibule.dev/gateway-controller";
 /// What the GatewayClass status lists in `supportedFeatures`: exactly the features the tests
 /// prove (README "Gateway API", the conformance mapping).
 const SUPPORTED_FEATURES: &[&str] = &[
+    "BackendTLSPolicy",
     "Gateway",
     "GatewayHTTPListenerIsolation",
     "HTTPRoute",
@@ -161,6 +163,7 @@ pub(crate) fn add_gateway_api<'s>(
                 .push(listener.hostname.clone());
         }
     }
+    let mut tls_policies = backend_tls::TlsPolicies::new(snapshot, issues);
     let mut ports = router::PortsBuilder::default();
     for (rank, (stored, kind, route, errors)) in routes.iter().enumerate() {
         let key = stored.key();
@@ -178,10 +181,14 @@ pub(crate) fn add_gateway_api<'s>(
             ports: &mut ports,
             port_hosts: &port_hosts,
             rank,
+            tls_policies: &mut tls_policies,
         };
         if let Some(status) = http_route::add_route(*kind, route, context, errors, &mut report) {
             statuses.push(status_of(stored, status));
         }
+    }
+    for (stored, status) in tls_policies.statuses() {
+        statuses.push(status_of(stored, status));
     }
     let mut streams = router::StreamPortsBuilder::default();
     let mut stream_routes: Vec<(&'s StoredObject, stream_route::StreamRouteSpec<'s>)> = snapshot

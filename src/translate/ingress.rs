@@ -15,6 +15,9 @@ use super::table::{Fallback, RewriteTarget, RoutePolicy, TableBuilder, VhostKey}
 use super::tenancy::HostGate;
 use super::tls::{TlsBuilder, lowered_message};
 use super::{Access, Reporter, TranslateOptions};
+use std::sync::Arc;
+
+use crate::routes::backend_tls::BackendTls;
 use crate::routes::{Canary, CanaryRule, UpstreamProtocol};
 
 /// ingress-nginx's annotation that turns `ImplementationSpecific` paths into regular expressions.
@@ -145,7 +148,7 @@ pub(crate) fn add_ingress<'s>(
             let backend = resolve(
                 namespace,
                 reference,
-                policy.protocol,
+                (policy.protocol, tls_of(policy.protocol, &access)),
                 || format!("{}.backend", field()),
                 builders,
                 report,
@@ -193,7 +196,7 @@ pub(crate) fn add_ingress<'s>(
             namespace,
             default_backend,
             &route_prefix,
-            &policy,
+            (&policy, tls_of(policy.protocol, &access)),
             vhosts,
             builders,
             report,
@@ -337,10 +340,15 @@ pub(crate) fn add_canary<'s>(
                 .forward_backend(primary)
                 .and_then(|backend| builders.backends.protocol(backend))
                 .filter(|protocol| *protocol != UpstreamProtocol::Http1);
+            // And its TLS policy (ingress-nginx's proxy-ssl-* are the location's).
+            let tls = builders
+                .table
+                .forward_backend(primary)
+                .and_then(|backend| builders.backends.tls(backend));
             let backend = resolve(
                 namespace,
                 reference,
-                protocol,
+                (protocol, tls),
                 || format!("{}.backend", field()),
                 builders,
                 report,
@@ -410,7 +418,7 @@ fn add_default_backend<'s>(
     namespace: &'s str,
     backend: &'s crate::config::IngressBackend,
     route_prefix: &str,
-    policy: &RoutePolicy,
+    (policy, tls): (&RoutePolicy, Option<Arc<BackendTls>>),
     mut vhosts: Vec<usize>,
     builders: &mut Builders<'s>,
     report: &mut Reporter<'_>,
@@ -450,7 +458,7 @@ fn add_default_backend<'s>(
                 let backend = resolve(
                     namespace,
                     reference,
-                    policy.protocol,
+                    (policy.protocol, tls.clone()),
                     || field.to_string(),
                     builders,
                     report,
@@ -488,16 +496,23 @@ fn report_backend(err: RefError, field: &str, report: &mut Reporter<'_>) {
     }
 }
 
+/// The Ingress's backend TLS policy, for backends spoken to over TLS.
+fn tls_of(protocol: Option<UpstreamProtocol>, access: &Access) -> Option<Arc<BackendTls>> {
+    matches!(protocol, Some(UpstreamProtocol::Https | UpstreamProtocol::H2Tls))
+        .then(|| access.backend_tls.clone())
+        .flatten()
+}
+
 /// Resolves a backend, warning at `field` when its Service or port is missing.
 fn resolve<'s>(
     namespace: &'s str,
     reference: ServiceRef<'s>,
-    protocol: Option<UpstreamProtocol>,
+    (protocol, tls): (Option<UpstreamProtocol>, Option<Arc<BackendTls>>),
     field: impl FnOnce() -> String,
     builders: &mut Builders<'s>,
     report: &mut Reporter<'_>,
 ) -> usize {
-    let (backend, unresolved) = builders.backends.resolve_as(namespace, reference, protocol);
+    let (backend, unresolved) = builders.backends.resolve_with(namespace, reference, protocol, tls);
     if let Some(problem) = unresolved {
         report.warning(format!("{}.{}", field(), problem.field), problem.message);
     }

@@ -384,7 +384,7 @@ fn field_of(secret: &Secret, key: &str) -> String {
 }
 
 /// Parses and checks a TLS Secret. Error: (field, reason).
-fn certified_key(secret: &Secret) -> Result<Arc<CertifiedKey>, (String, String)> {
+pub(crate) fn certified_key(secret: &Secret) -> Result<Arc<CertifiedKey>, (String, String)> {
     let cert_pem = secret_value(secret, "tls.crt")?;
     let key_pem = secret_value(secret, "tls.key")?;
     let certs = CertificateDer::pem_slice_iter(&cert_pem)

@@ -418,10 +418,13 @@ async fn backend_protocol_speaks_https_grpc_and_grpcs_to_the_backend() {
         );
     }
     let (status, _) = client.get("verify.example", "/").await.unwrap();
-    assert_eq!(status, 404, "certificate verification asked for: not served");
+    assert_eq!(
+        status, 404,
+        "certificate verification asked for without a CA: not served"
+    );
     let issues = vestibule.admin_json("/api/issues").await.to_string();
     assert!(
-        issues.contains("backends' certificates is not supported yet"),
+        issues.contains("proxy-ssl-verify \\\"on\\\" needs proxy-ssl-secret"),
         "{issues}"
     );
     assert!(issues.contains("\\\"FCGI\\\" backends are not supported"), "{issues}");

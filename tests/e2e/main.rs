@@ -7,6 +7,7 @@ mod support;
 
 mod acme;
 mod affinity;
+mod backend_tls;
 mod commands;
 mod domains;
 mod gateway;

@@ -275,6 +275,7 @@ impl TableBuilder {
             },
             target: BackendTarget::Endpoints(endpoints.to_vec()),
             protocol,
+            tls: None,
         });
         self.table.backends.len() - 1
     }
@@ -291,6 +292,7 @@ impl TableBuilder {
                 port,
             },
             protocol: UpstreamProtocol::Http1,
+            tls: None,
         });
         self.table.backends.len() - 1
     }

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use crate::config::GrpcRoute;
 use crate::config::{
-    ConfigMap, EndpointSlice, Endpoints, Gateway, GatewayClass, HttpRoute, Ingress, IngressClass, IpAddressPool, Kind,
-    Namespace, Object, ReferenceGrant, Secret, Service, TcpRoute, TlsRoute,
+    BackendTlsPolicy, ConfigMap, EndpointSlice, Endpoints, Gateway, GatewayClass, HttpRoute, Ingress, IngressClass,
+    IpAddressPool, Kind, Namespace, Object, ReferenceGrant, Secret, Service, TcpRoute, TlsRoute,
 };
 
 /// When a kind is watched.
@@ -183,6 +183,17 @@ pub static WATCHED: &[WatchedKind] = &[
             Some(Kind::Secret),
         )
     },
+    // ConfigMaps: the CA certificates of BackendTLSPolicies (`ca.crt`). All of them are
+    // watched (a ConfigMap a policy names may come before the policy).
+    row(
+        "ConfigMap",
+        "",
+        "v1",
+        "configmaps",
+        true,
+        Presence::Required,
+        Some(Kind::ConfigMap),
+    ),
     // Gateway API: watched when its CRDs are installed.
     row(
         "GatewayClass",
@@ -247,21 +258,8 @@ pub static WATCHED: &[WatchedKind] = &[
         Presence::Optional,
         Some(Kind::ReferenceGrant),
     ),
-    // `--lb`: MetalLB's configuration, in `--lb-config-namespace` only. Its legacy ConfigMap
-    // (`config`, nothing else of the namespace's ConfigMaps is read) ...
-    WatchedKind {
-        field_selector: Some("metadata.name=config"),
-        lb: true,
-        ..row(
-            "ConfigMap",
-            "",
-            "v1",
-            "configmaps",
-            true,
-            Presence::Required,
-            Some(Kind::ConfigMap),
-        )
-    },
+    // `--lb`: MetalLB's configuration. Its legacy ConfigMap (`config` in `--lb-config-namespace`)
+    // comes with the ConfigMaps above ...
     // ... and its address pools, while the metallb.io CRDs are installed. L2Advertisement,
     // BGPAdvertisement and BGPPeer matter only to announcing, which is not built yet.
     WatchedKind {
@@ -276,6 +274,15 @@ pub static WATCHED: &[WatchedKind] = &[
             Some(Kind::IPAddressPool),
         )
     },
+    row(
+        "BackendTLSPolicy",
+        "gateway.networking.k8s.io",
+        "v1",
+        "backendtlspolicies",
+        true,
+        Presence::Optional,
+        Some(Kind::BackendTLSPolicy),
+    ),
 ];
 
 /// Decodes API JSON into our object of `kind`; the error names the field where it stopped.
@@ -298,6 +305,7 @@ pub fn decode(kind: Kind, value: serde_json::Value) -> Result<Object, String> {
         Kind::EndpointSlice => Object::EndpointSlice(typed::<EndpointSlice>(value)?),
         Kind::Endpoints => Object::Endpoints(typed::<Endpoints>(value)?),
         Kind::Secret => Object::Secret(typed::<Secret>(value)?),
+        Kind::ConfigMap => Object::ConfigMap(typed::<ConfigMap>(value)?),
         Kind::GatewayClass => Object::GatewayClass(typed::<GatewayClass>(value)?),
         Kind::Gateway => Object::Gateway(typed::<Gateway>(value)?),
         Kind::HTTPRoute => Object::HttpRoute(typed::<HttpRoute>(value)?),
@@ -305,7 +313,7 @@ pub fn decode(kind: Kind, value: serde_json::Value) -> Result<Object, String> {
         Kind::TLSRoute => Object::TlsRoute(typed::<TlsRoute>(value)?),
         Kind::TCPRoute => Object::TcpRoute(typed::<TcpRoute>(value)?),
         Kind::GRPCRoute => Object::GrpcRoute(typed::<GrpcRoute>(value)?),
-        Kind::ConfigMap => Object::ConfigMap(typed::<ConfigMap>(value)?),
         Kind::IPAddressPool => Object::IpAddressPool(typed::<IpAddressPool>(value)?),
+        Kind::BackendTLSPolicy => Object::BackendTlsPolicy(typed::<BackendTlsPolicy>(value)?),
     })
 }

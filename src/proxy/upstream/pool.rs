@@ -25,8 +25,10 @@ pub(crate) enum PoolKey {
     Addr(SocketAddr),
     /// An ExternalName backend: its DNS name is resolved when connecting.
     Name(Arc<str>, u16),
-    /// TLS connections to the endpoint inside (never pooled with plain ones).
-    Tls(Box<PoolKey>),
+    /// TLS connections to the endpoint inside, made under the TLS policy of this identity
+    /// (0: none, ingress-nginx's unverified default): never pooled with plain ones, nor with
+    /// those of another policy.
+    Tls(Box<PoolKey>, u64),
 }
 
 impl PoolKey {
@@ -35,7 +37,7 @@ impl PoolKey {
         match self {
             PoolKey::Addr(addr) => Some(*addr),
             PoolKey::Name(..) => None,
-            PoolKey::Tls(inner) => inner.addr(),
+            PoolKey::Tls(inner, _) => inner.addr(),
         }
     }
 }

@@ -23,6 +23,7 @@ use crate::translate::backends::{Backends, PortRef, ServiceRef};
 use crate::translate::hosts::{HostPattern, parse_host};
 use crate::translate::table::TableBuilder;
 
+use super::backend_tls::TlsPolicies;
 use super::conditions::Condition;
 use super::listeners::{AllowedNamespaces, GatewayState, NamespaceLabels, RouteKind};
 use super::router::{Entry, HostKey, PortsBuilder};
@@ -41,6 +42,8 @@ pub(crate) struct Context<'a, 's> {
     pub(crate) port_hosts: &'a std::collections::HashMap<u16, Vec<Option<HostPattern>>>,
     /// Position of the route, oldest first (precedence between routes).
     pub(crate) rank: usize,
+    /// BackendTLSPolicies by target, and the Gateways using them.
+    pub(crate) tls_policies: &'a mut TlsPolicies<'s>,
 }
 
 /// Adds one HTTPRoute; its `status` when it names at least one of our Gateways.
@@ -113,11 +116,23 @@ pub(crate) fn add_route<'s>(
     targets.dedup();
     if !targets.is_empty() {
         for (r, spec) in rules.into_iter().enumerate() {
-            let (action, problem) = rule_action(kind, &spec, namespace, context.grants, context.backends);
+            let (action, problem) = rule_action(
+                kind,
+                &spec,
+                namespace,
+                context.grants,
+                (context.backends, &mut *context.tls_policies),
+            );
             if let (Some(problem), true) = (problem, resolved.status) {
                 resolved = problem;
             }
-            let (mirror, problem) = rule_mirror(kind, &spec, namespace, context.grants, context.backends);
+            let (mirror, problem) = rule_mirror(
+                kind,
+                &spec,
+                namespace,
+                context.grants,
+                (context.backends, &mut *context.tls_policies),
+            );
             if let (Some(problem), true) = (problem, resolved.status) {
                 resolved = problem;
             }
@@ -163,6 +178,16 @@ pub(crate) fn add_route<'s>(
                 }
             }
         }
+        // The Services (ports) these rules send to are used by the Gateways accepting them.
+        let gateways: Vec<(String, String)> = parents
+            .iter()
+            .filter(|(_, accepted)| accepted.status)
+            .map(|(parent, _)| {
+                let gateway_namespace = parent.namespace.as_deref().unwrap_or(namespace);
+                (gateway_namespace.to_string(), parent.name.clone())
+            })
+            .collect();
+        context.tls_policies.attach_used(&gateways);
     } else if !defective {
         // Not attached anywhere: still say what is wrong with its references.
         for rule in &route.spec.rules {
@@ -474,7 +499,7 @@ fn backend_problem<'s>(
     grants: &Grants<'_>,
     backends: &mut Backends<'s>,
 ) -> Option<Condition> {
-    resolve_backend(kind, backend, namespace, grants, backends).err()
+    resolve_backend(kind, backend, namespace, grants, (backends, None)).err()
 }
 
 /// The backend id of a backendRef, or the `ResolvedRefs: False` condition. A Service that does
@@ -484,7 +509,7 @@ pub(crate) fn resolve_backend<'s>(
     backend: &'s crate::config::gateway::HttpBackendRef,
     namespace: &'s str,
     grants: &Grants<'_>,
-    backends: &mut Backends<'s>,
+    (backends, tls): (&mut Backends<'s>, Option<&mut TlsPolicies<'s>>),
 ) -> Result<usize, Condition> {
     let group = backend.group.as_deref().unwrap_or("");
     let backend_kind = backend.kind.as_deref().unwrap_or("Service");
@@ -516,7 +541,18 @@ pub(crate) fn resolve_backend<'s>(
     };
     // gRPC backends speak HTTP/2 with prior knowledge (h2c), whatever `appProtocol` says.
     let protocol = (kind == RouteKind::Grpc).then_some(crate::routes::UpstreamProtocol::H2c);
-    let (id, problem) = backends.resolve_as(target_namespace, reference, protocol);
+    // A BackendTLSPolicy on the Service (port): TLS, verified as it says.
+    let covered = match tls {
+        Some(policies) if matches!(kind, RouteKind::Http | RouteKind::Grpc) => {
+            let port_name = backends.port_name(target_namespace, &backend.name, port);
+            policies.covering(target_namespace, &backend.name, port_name, kind == RouteKind::Grpc)
+        }
+        _ => None,
+    };
+    let (id, problem) = match covered {
+        Some((protocol, policy)) => backends.resolve_with(target_namespace, reference, Some(protocol), Some(policy)),
+        None => backends.resolve_as(target_namespace, reference, protocol),
+    };
     match problem {
         None => Ok(id),
         Some(problem) => Err(Condition::not(
@@ -537,12 +573,13 @@ fn rule_mirror<'s>(
     spec: &RuleSpec<'s>,
     namespace: &'s str,
     grants: &Grants<'_>,
-    backends: &mut Backends<'s>,
+    (backends, tls): (&mut Backends<'s>, &mut TlsPolicies<'s>),
 ) -> (Option<Arc<RouteMirror>>, Option<Condition>) {
     let mut problem = None;
     let mut targets = Vec::new();
     for mirror in &spec.mirrors {
-        match resolve_backend(kind, mirror.backend, namespace, grants, backends) {
+        // A mirror's Service is spoken to as its BackendTLSPolicy says, like a backendRef's.
+        match resolve_backend(kind, mirror.backend, namespace, grants, (backends, Some(&mut *tls))) {
             Ok(backend) => targets.push(MirrorTarget {
                 backend,
                 share: MirrorShare::new(mirror.share.0, mirror.share.1),
@@ -568,7 +605,7 @@ fn rule_action<'s>(
     spec: &RuleSpec<'s>,
     namespace: &'s str,
     grants: &Grants<'_>,
-    backends: &mut Backends<'s>,
+    (backends, tls): (&mut Backends<'s>, &mut TlsPolicies<'s>),
 ) -> (RouteAction, Option<Condition>) {
     if let Some(redirect) = &spec.redirect {
         let action = GatewayAction {
@@ -581,7 +618,7 @@ fn rule_action<'s>(
     let mut targets = Vec::new();
     for backend in &spec.rule.backend_refs {
         let weight = u32::try_from(backend.weight.unwrap_or(1)).unwrap_or(0);
-        let target = match resolve_backend(kind, backend, namespace, grants, backends) {
+        let target = match resolve_backend(kind, backend, namespace, grants, (backends, Some(&mut *tls))) {
             Ok(id) => SplitTarget::Backend(id),
             Err(condition) => {
                 // A missing Service still has an id; its share answers 500 there (no endpoints).

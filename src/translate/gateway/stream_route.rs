@@ -174,7 +174,7 @@ fn resolve_stream_backend<'s>(
     grants: &Grants<'_>,
     backends: &mut Backends<'s>,
 ) -> Result<usize, Condition> {
-    resolve_backend(kind, backend, namespace, grants, backends).map_err(|mut condition| {
+    resolve_backend(kind, backend, namespace, grants, (backends, None)).map_err(|mut condition| {
         condition.message = condition.message.replace(
             "its share of requests answers 500",
             "its share of connections is closed",
