@@ -272,6 +272,17 @@ async fn backend_tls_policy_verifies_the_hostname_against_the_config_map_ca() {
     }
     write_manifest(dir.path(), "objects.yaml", &objects.join("\n---\n"));
     let vestibule = Vestibule::start(dir.path(), &[]).await;
+    // The Gateway's listener is bound once the table holding it is installed, which can come
+    // just after /readyz: wait (bounded) until it answers at all.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while get(loopback(port), "plain.example", "/").await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the Gateway listener never answered; log:\n{}",
+            vestibule.log_text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let mut client = Client::connect(loopback(port)).await.unwrap();
 
     for _ in 0..2 {
