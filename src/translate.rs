@@ -40,6 +40,8 @@ mod status;
 mod table;
 pub mod tcp_ports;
 pub mod tenancy;
+#[cfg(test)]
+mod test_support;
 mod tls;
 
 use std::collections::BTreeSet;

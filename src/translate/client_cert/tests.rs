@@ -1,13 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use std::path::PathBuf;
-
-use crate::config::parse::parse_documents;
-use crate::config::{Origin, Snapshot};
 use crate::routes::{RouteTable, VerifyClient};
-use crate::translate::{TranslateOptions, Translation, translate};
-
-const CLASS: &str = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: vestibule\n  annotations: {ingressclass.kubernetes.io/is-default-class: \"true\"}\nspec: {controller: vestibule.dev/ingress-controller}\n";
+use crate::translate::test_support::{errors, run};
 
 fn ca_pem(name: &str) -> String {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -31,31 +25,6 @@ fn ingress(name: &str, host: &str, annotations: &[(&str, &str)]) -> String {
     format!(
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  annotations:\n{annotations}spec:\n  rules:\n  - host: {host}\n    http:\n      paths: [{{path: /{name}, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}]\n"
     )
-}
-
-fn run(documents: &[String]) -> Translation {
-    let text = std::iter::once(CLASS.to_string())
-        .chain(documents.iter().cloned())
-        .collect::<Vec<_>>()
-        .join("---\n");
-    let parsed = parse_documents(&text, |document| Origin::File {
-        path: PathBuf::from("in.yaml"),
-        document,
-    });
-    assert!(parsed.issues.is_empty(), "{:?}", parsed.issues);
-    translate(
-        &Snapshot::from_objects(parsed.objects, parsed.issues),
-        &TranslateOptions::default(),
-    )
-}
-
-fn errors(translation: &Translation) -> Vec<String> {
-    translation
-        .issues
-        .iter()
-        .filter(|issue| issue.is_error())
-        .map(ToString::to_string)
-        .collect()
 }
 
 fn client_auth<'t>(table: &'t RouteTable, host: &str) -> Option<&'t crate::routes::ClientAuth> {
