@@ -192,14 +192,16 @@ can yes get leases.coordination.k8s.io/vestibule-leader -n vestibule
 can yes update leases.coordination.k8s.io/vestibule-leader -n vestibule
 can yes create events.events.k8s.io -n default
 can yes patch events.events.k8s.io -n default
-# The leader's vestibule.dev/tcp-ports-assigned annotation: a merge patch of Services.
+# The leader's vestibule.dev/tcp-ports-assigned annotation: a merge patch of Services; its
+# vestibule.dev/annotation-report annotation: a merge patch of Ingresses.
 can yes patch services -n default
+can yes patch ingresses.networking.k8s.io -n default
 # ... and nothing more: the objects themselves are never written, nothing else is read.
 for verb in create update delete; do
   can no "$verb" services -n default
+  can no "$verb" ingresses.networking.k8s.io -n default
 done
 for verb in create update patch delete; do
-  can no "$verb" ingresses.networking.k8s.io -n default
   can no "$verb" secrets -n default
   can no "$verb" ingressclasses.networking.k8s.io
   can no "$verb" httproutes.gateway.networking.k8s.io -n default
@@ -238,7 +240,7 @@ grpcroutes.gateway.networking.k8s.io/status [] [get patch update]
 httproutes.gateway.networking.k8s.io [] [get list watch]
 httproutes.gateway.networking.k8s.io/status [] [get patch update]
 ingressclasses.networking.k8s.io [] [get list watch]
-ingresses.networking.k8s.io [] [get list watch]
+ingresses.networking.k8s.io [] [get list watch patch]
 ingresses.networking.k8s.io/status [] [get patch update]
 leases.coordination.k8s.io [] [create]
 leases.coordination.k8s.io [vestibule-leader] [get update]
@@ -368,6 +370,8 @@ for verb in get list watch; do
 done
 can yes patch services -n web
 can no patch services -n default
+can yes patch ingresses.networking.k8s.io -n web
+can no patch ingresses.networking.k8s.io -n default
 for r in "${statuses[@]}"; do can yes patch "$r" --subresource=status -n web; can no patch "$r" --subresource=status -n default; done
 can yes create events.events.k8s.io -n web
 can no create events.events.k8s.io -n default

@@ -51,14 +51,16 @@ PENDING_FLAGS = {
 INGRESS_CONTROLLER = "vestibule.dev/ingress-controller"
 GATEWAY_CONTROLLER = "vestibule.dev/gateway-controller"
 ELECTION_NAME_DEFAULT = "vestibule-leader"
-# The only verbs the code uses; a write is allowed only on a status subresource, an Event or
-# the Lease.
+# The only verbs the code uses; a write is allowed only on a status subresource, an Event,
+# the Lease, or a merge patch of the one annotation the leader writes on Services and Ingresses.
 READ_VERBS = {"get", "list", "watch"}
 STATUS_VERBS = {"get", "patch", "update"}
 WRITABLE = {
     ("events.k8s.io", "events"): {"create", "patch"},
     # The leader's vestibule.dev/tcp-ports-assigned annotation: a merge patch of Services.
     ("", "services"): READ_VERBS | {"patch"},
+    # The leader's vestibule.dev/annotation-report annotation: a merge patch of Ingresses.
+    ("networking.k8s.io", "ingresses"): READ_VERBS | {"patch"},
 }
 LEASE = ("coordination.k8s.io", "leases")
 

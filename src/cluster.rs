@@ -2,13 +2,17 @@
 //! this replica leads, the status writer ([`status`]) that writes what the controller
 //! published to the API, and the annotation writer ([`tcp_annotations`]) that writes Services'
 //! assigned public TCP ports on them, and with `--lb` the LoadBalancer status writer
-//! ([`lb_status`]) that writes Services' allocated addresses. Every replica serves traffic whatever its role; leading
+//! ([`lb_status`]) that writes Services' allocated addresses, and the annotation report writer
+//! ([`annotation_report`]) that writes on each Ingress of ours what became of its ingress-nginx
+//! annotations, with an Event when that changes. Every replica serves traffic whatever its role; leading
 //! only decides who writes.
 //!
-//! Owns: the Lease, status writes (Services' `status.loadBalancer` with `--lb`) and the
-//! `vestibule.dev/tcp-ports-assigned` annotation. Must not: write while not leading, touch objects the
+//! Owns: the Lease, status writes (Services' `status.loadBalancer` with `--lb`), the
+//! `vestibule.dev/tcp-ports-assigned` annotation on Services, the
+//! `vestibule.dev/annotation-report` annotation on Ingresses and their Events. Must not: write while not leading, touch objects the
 //! controller did not publish, or know the proxy.
 
+pub mod annotation_report;
 pub mod election;
 pub mod lb_status;
 mod patch;
@@ -46,6 +50,7 @@ impl Cluster {
     ) -> Cluster {
         let stop = CancellationToken::new();
         let renew_deadline = config.renew_deadline;
+        let identity = config.identity.clone();
         let elector = Elector::new(client.clone(), config);
         let leadership = elector.leadership();
         let election = tokio::spawn(elector.run(stop.clone()));
@@ -54,6 +59,7 @@ impl Cluster {
             leadership.clone(),
             publication,
             metrics,
+            identity,
             stop.clone(),
         ));
         Cluster {
@@ -102,6 +108,7 @@ async fn write_while_leading(
     mut leadership: watch::Receiver<bool>,
     publication: Arc<Publication>,
     metrics: Arc<Metrics>,
+    identity: String,
     stop: CancellationToken,
 ) {
     loop {
@@ -114,10 +121,11 @@ async fn write_while_leading(
         let writer = StatusWriter::new(client.clone(), publication.clone(), metrics.clone());
         let annotations = tcp_annotations::AnnotationWriter::new(client.clone(), publication.clone());
         let lb = lb_status::LbStatusWriter::new(client.clone(), publication.clone());
+        let reports = annotation_report::ReportWriter::new(client.clone(), publication.clone(), &identity);
         tokio::select! {
             _ = stop.cancelled() => { metrics.set_leader(false); return }
             _ = leadership.wait_for(|leading| !*leading) => {}
-            _ = async { tokio::join!(writer.run(), annotations.run(), lb.run()) } => {}
+            _ = async { tokio::join!(writer.run(), annotations.run(), lb.run(), reports.run()) } => {}
         }
     }
 }

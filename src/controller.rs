@@ -20,6 +20,7 @@ use crate::metrics::{Metrics, ReloadOutcome};
 use crate::providers::SourceUpdate;
 use crate::routes::RouteTable;
 use crate::translate::acme::AcmeName;
+use crate::translate::annotation_report::{self, AnnotationReport};
 use crate::translate::tcp_ports::TcpClaim;
 use crate::translate::tenancy::DomainClaim;
 use crate::translate::{IngressVerdict, ObjectStatus, TranslateOptions, Translation, refresh_endpoints, translate};
@@ -63,6 +64,8 @@ pub struct Applied {
     pub acme_names: Vec<AcmeName>,
     /// LoadBalancer Services' addresses (`--lb`; for the leader's LB status writer).
     pub lb_addresses: Vec<crate::translate::lb::LbAddresses>,
+    /// What became of each Ingress's ingress-nginx annotations (for the leader's report writer).
+    pub annotation_reports: Vec<AnnotationReport>,
 }
 
 /// What one [`Reconciler::apply`] did.
@@ -272,6 +275,7 @@ impl Reconciler {
             lb_addresses,
             ..
         } = translation;
+        let annotation_reports = annotation_report::reports(snapshot, &self.options, &ingresses, &all_issues);
         let table = Arc::new(table);
         self.last = Some(Last {
             table: table.clone(),
@@ -288,6 +292,7 @@ impl Reconciler {
             tcp_claims,
             acme_names,
             lb_addresses,
+            annotation_reports,
         }
     }
 
@@ -414,6 +419,7 @@ pub async fn run(
                     tcp_claims: last.tcp_claims.clone(),
                     acme_names: last.acme_names.clone(),
                     lb_addresses: last.lb_addresses.clone(),
+                    annotation_reports: last.annotation_reports.clone(),
                 });
                 "endpoints"
             }
@@ -495,6 +501,7 @@ fn publish(publication: &Publication, metrics: &Metrics, generation: u64, applie
         tcp_claims: applied.tcp_claims,
         acme_names: applied.acme_names,
         lb_addresses: Arc::new(applied.lb_addresses),
+        annotation_reports: Arc::new(applied.annotation_reports),
     });
 }
 

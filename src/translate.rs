@@ -20,6 +20,7 @@
 
 pub mod acme;
 mod affinity;
+pub mod annotation_report;
 pub mod annotations;
 mod auth;
 mod backend_tls;

@@ -173,6 +173,7 @@ fn published() -> Published {
         tcp_claims: Vec::new(),
         acme_names: Vec::new(),
         lb_addresses: Default::default(),
+        annotation_reports: Default::default(),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::config::Issue;
 use crate::routes::RouteTable;
 use crate::translate::ObjectStatus;
 use crate::translate::acme::AcmeName;
+use crate::translate::annotation_report::AnnotationReport;
 use crate::translate::lb::LbAddresses;
 use crate::translate::tcp_ports::TcpClaim;
 use crate::translate::tenancy::DomainClaim;
@@ -37,6 +38,9 @@ pub struct Published {
     /// With `--lb`: LoadBalancer Services' addresses (read by the leader's LB status writer and
     /// `/api/status`).
     pub lb_addresses: Arc<Vec<LbAddresses>>,
+    /// What became of each Ingress's ingress-nginx annotations (read by the leader's report
+    /// writer); shared by generations that changed only endpoints.
+    pub annotation_reports: Arc<Vec<AnnotationReport>>,
 }
 
 /// The controller's publication: one `ArcSwap` of [`Published`], so a reader that loads it

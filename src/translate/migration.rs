@@ -69,7 +69,7 @@ impl Category {
         matches!(self, Category::Differs | Category::Unsupported | Category::Refused)
     }
 
-    fn of(support: Support) -> Category {
+    pub(crate) fn of(support: Support) -> Category {
         match support {
             Support::Honoured => Category::Supported,
             Support::Differs(_) => Category::Differs,

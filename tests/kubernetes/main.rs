@@ -8,6 +8,7 @@
 mod objects;
 mod support;
 
+mod annotation_report;
 mod changes;
 mod failures;
 mod lb;
