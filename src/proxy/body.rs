@@ -3,6 +3,7 @@
 //! object, so no allocation per response.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
+use super::client_io::WriteBacklog;
 use super::upstream::h1::{BoxError, ResponseBody};
 use super::upstream::pool::Lease;
 
@@ -25,7 +27,14 @@ pub(crate) enum ProxyBody {
     Message(Option<Bytes>),
     /// Another body, holding the client's `limit-connections` slot until it is dropped.
     Counted(Box<(ProxyBody, super::limits::ConnectionSlot)>),
+    /// Another body, sent to an HTTP/1.1 client no faster than it takes it (see
+    /// [`WriteBacklog`]).
+    Paced(Box<(ProxyBody, Arc<WriteBacklog>)>),
 }
+
+/// Bodies of at most this many bytes (known in advance) are not paced: all of it may wait in
+/// hyper's write buffer.
+const PACED_ABOVE: u64 = 16 * 1024;
 
 impl ProxyBody {
     pub fn upstream(body: Incoming, lease: Option<Lease>) -> ProxyBody {
@@ -42,6 +51,18 @@ impl ProxyBody {
     /// `body`, holding `slot` until it is dropped.
     pub fn counted(body: ProxyBody, slot: super::limits::ConnectionSlot) -> ProxyBody {
         ProxyBody::Counted(Box::new((body, slot)))
+    }
+
+    /// Paces this body by `backlog` unless it is known to be small. Only for the responses of
+    /// an HTTP/1.1 connection whose IO counts its writes off `backlog`: a paced body waits
+    /// without registering a wake-up, which only hyper's HTTP/1.1 dispatcher makes safe (it
+    /// flushes whenever the body is not ready, and the socket wakes it).
+    pub fn pace(&mut self, backlog: &Arc<WriteBacklog>) {
+        if self.size_hint().exact().is_some_and(|length| length <= PACED_ABOVE) {
+            return;
+        }
+        let body = std::mem::replace(self, ProxyBody::empty());
+        *self = ProxyBody::Paced(Box::new((body, backlog.clone())));
     }
 
     pub fn empty() -> ProxyBody {
@@ -68,6 +89,21 @@ impl Body for ProxyBody {
             }
             ProxyBody::Message(message) => Poll::Ready(message.take().map(|bytes| Ok(Frame::data(bytes)))),
             ProxyBody::Counted(counted) => Pin::new(&mut counted.0).poll_frame(cx),
+            ProxyBody::Paced(paced) => {
+                let (body, backlog) = &mut **paced;
+                if backlog.pending() != 0 {
+                    // hyper holds bytes of ours: it flushes them now (the body is not ready),
+                    // and polls again once the socket took them all or is writable again.
+                    return Poll::Pending;
+                }
+                let polled = Pin::new(body).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &polled {
+                    if let Some(data) = frame.data_ref() {
+                        backlog.yielded(data.len());
+                    }
+                }
+                polled
+            }
         }
     }
 
@@ -77,6 +113,7 @@ impl Body for ProxyBody {
             ProxyBody::Native(body) => body.is_end_stream(),
             ProxyBody::Message(message) => message.is_none(),
             ProxyBody::Counted(counted) => counted.0.is_end_stream(),
+            ProxyBody::Paced(paced) => paced.0.is_end_stream(),
         }
     }
 
@@ -87,6 +124,7 @@ impl Body for ProxyBody {
             ProxyBody::Message(None) => SizeHint::with_exact(0),
             ProxyBody::Message(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             ProxyBody::Counted(counted) => counted.0.size_hint(),
+            ProxyBody::Paced(paced) => paced.0.size_hint(),
         }
     }
 }

@@ -3,10 +3,13 @@
 //! client that takes none of what the proxy writes for `write_limit` is disconnected (slow
 //! readers would otherwise hold a connection, its buffers and its upstream forever).
 //!
-//! On the common path (no prefix, writes that complete) this costs two branches per call.
+//! On the common path (no prefix, writes that complete) this costs two branches per call, and
+//! for HTTP/1.1 connections an add to the [`WriteBacklog`] per completed write.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,6 +27,41 @@ pub(crate) struct ClientIo<I> {
     write_limit: Duration,
     /// Armed while a write waits for the client to take bytes.
     write_stall: Option<timer::Sleep>,
+    /// HTTP/1.1: told how many bytes each write took (see [`WriteBacklog`]).
+    backlog: Option<Arc<WriteBacklog>>,
+}
+
+/// Response body bytes an HTTP/1.1 connection handed to hyper that the client has not taken
+/// yet, as far as the connection's IO can tell: paced response bodies add what they yield,
+/// every write subtracts what the socket took (heads and chunk framing included, so this never
+/// counts more than hyper holds; it stops at zero). A paced body yields nothing while it is
+/// above zero: hyper's connection then flushes what it holds, and a client that takes nothing
+/// leaves one chunk in hyper's write buffer instead of `max_buf_size` (80 KiB, whose buffer
+/// grows to 128 KiB), and the rest of the response in the upstream's socket.
+///
+/// Only the connection's own task touches it (the IO and the bodies of its responses), so a
+/// plain load and store suffice.
+#[derive(Default)]
+pub(crate) struct WriteBacklog(AtomicUsize);
+
+impl WriteBacklog {
+    /// Bytes believed to wait in hyper's write buffer (or TLS's).
+    pub fn pending(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// A body yielded `bytes`.
+    pub fn yielded(&self, bytes: usize) {
+        self.0.store(self.pending().saturating_add(bytes), Ordering::Relaxed);
+    }
+
+    /// The socket took `bytes`.
+    fn written(&self, bytes: usize) {
+        let pending = self.pending();
+        if pending != 0 {
+            self.0.store(pending.saturating_sub(bytes), Ordering::Relaxed);
+        }
+    }
 }
 
 impl<I> ClientIo<I> {
@@ -33,6 +71,20 @@ impl<I> ClientIo<I> {
             prefix,
             write_limit,
             write_stall: None,
+            backlog: None,
+        }
+    }
+
+    /// Counts what each write takes off `backlog` (HTTP/1.1 connections, whose response bodies
+    /// are paced by it).
+    pub fn pace(&mut self, backlog: Arc<WriteBacklog>) {
+        self.backlog = Some(backlog);
+    }
+
+    /// The socket took `bytes` of a write.
+    fn took(&self, bytes: usize) {
+        if let Some(backlog) = &self.backlog {
+            backlog.written(bytes);
         }
     }
 
@@ -81,6 +133,9 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ClientIo<I> {
             Poll::Pending => self.stalled(cx),
             ready => {
                 self.progressed();
+                if let Poll::Ready(Ok(n)) = ready {
+                    self.took(n);
+                }
                 ready
             }
         }
@@ -95,6 +150,9 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for ClientIo<I> {
             Poll::Pending => self.stalled(cx),
             ready => {
                 self.progressed();
+                if let Poll::Ready(Ok(n)) = ready {
+                    self.took(n);
+                }
                 ready
             }
         }
