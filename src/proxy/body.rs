@@ -29,7 +29,7 @@ pub(crate) enum ProxyBody {
     Counted(Box<(ProxyBody, super::limits::ConnectionSlot)>),
     /// Another body, sent to an HTTP/1.1 client no faster than it takes it (see
     /// [`WriteBacklog`]).
-    Paced(Box<(ProxyBody, Arc<WriteBacklog>)>),
+    Paced(Box<Paced<ProxyBody>>),
 }
 
 /// Bodies of at most this many bytes (known in advance) are not paced: all of it may wait in
@@ -54,15 +54,14 @@ impl ProxyBody {
     }
 
     /// Paces this body by `backlog` unless it is known to be small. Only for the responses of
-    /// an HTTP/1.1 connection whose IO counts its writes off `backlog`: a paced body waits
-    /// without registering a wake-up, which only hyper's HTTP/1.1 dispatcher makes safe (it
-    /// flushes whenever the body is not ready, and the socket wakes it).
+    /// an HTTP/1.1 connection whose IO counts its writes off `backlog` (nothing else would wake
+    /// a paced body).
     pub fn pace(&mut self, backlog: &Arc<WriteBacklog>) {
         if self.size_hint().exact().is_some_and(|length| length <= PACED_ABOVE) {
             return;
         }
         let body = std::mem::replace(self, ProxyBody::empty());
-        *self = ProxyBody::Paced(Box::new((body, backlog.clone())));
+        *self = ProxyBody::Paced(Box::new(Paced::new(body, backlog.clone())));
     }
 
     pub fn empty() -> ProxyBody {
@@ -89,21 +88,7 @@ impl Body for ProxyBody {
             }
             ProxyBody::Message(message) => Poll::Ready(message.take().map(|bytes| Ok(Frame::data(bytes)))),
             ProxyBody::Counted(counted) => Pin::new(&mut counted.0).poll_frame(cx),
-            ProxyBody::Paced(paced) => {
-                let (body, backlog) = &mut **paced;
-                if backlog.pending() != 0 {
-                    // hyper holds bytes of ours: it flushes them now (the body is not ready),
-                    // and polls again once the socket took them all or is writable again.
-                    return Poll::Pending;
-                }
-                let polled = Pin::new(body).poll_frame(cx);
-                if let Poll::Ready(Some(Ok(frame))) = &polled {
-                    if let Some(data) = frame.data_ref() {
-                        backlog.yielded(data.len());
-                    }
-                }
-                polled
-            }
+            ProxyBody::Paced(paced) => Pin::new(&mut **paced).poll_frame(cx),
         }
     }
 
@@ -113,7 +98,7 @@ impl Body for ProxyBody {
             ProxyBody::Native(body) => body.is_end_stream(),
             ProxyBody::Message(message) => message.is_none(),
             ProxyBody::Counted(counted) => counted.0.is_end_stream(),
-            ProxyBody::Paced(paced) => paced.0.is_end_stream(),
+            ProxyBody::Paced(paced) => paced.body.is_end_stream(),
         }
     }
 
@@ -124,10 +109,56 @@ impl Body for ProxyBody {
             ProxyBody::Message(None) => SizeHint::with_exact(0),
             ProxyBody::Message(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             ProxyBody::Counted(counted) => counted.0.size_hint(),
-            ProxyBody::Paced(paced) => paced.0.size_hint(),
+            ProxyBody::Paced(paced) => paced.body.size_hint(),
         }
     }
 }
+
+/// A body yielding nothing while its HTTP/1.1 connection's IO has not written what it yielded
+/// before (see [`WriteBacklog`]).
+pub(crate) struct Paced<B> {
+    body: B,
+    backlog: Arc<WriteBacklog>,
+}
+
+impl<B> Paced<B> {
+    pub fn new(body: B, backlog: Arc<WriteBacklog>) -> Paced<B> {
+        Paced { body, backlog }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Paced<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        if !this.backlog.poll_clear(cx) {
+            // hyper holds bytes of ours: it flushes them now (the body is not ready); this is
+            // polled again once the socket took them all.
+            return Poll::Pending;
+        }
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.backlog.yielded(data.len());
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+#[path = "body/tests.rs"]
+mod tests;
 
 fn release(lease: &mut Option<Lease>) {
     if let Some(lease) = lease.take() {

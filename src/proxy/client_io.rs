@@ -9,11 +9,12 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::timer;
@@ -40,26 +41,48 @@ pub(crate) struct ClientIo<I> {
 /// grows to 128 KiB), and the rest of the response in the upstream's socket.
 ///
 /// Only the connection's own task touches it (the IO and the bodies of its responses), so a
-/// plain load and store suffice.
+/// plain load and store suffice for the count. A waiting body is woken when the count reaches
+/// zero (a wake-up per chunk of a large response whose chunks come faster than one write).
 #[derive(Default)]
-pub(crate) struct WriteBacklog(AtomicUsize);
+pub(crate) struct WriteBacklog {
+    pending: AtomicUsize,
+    /// A body waits for `pending` to reach zero.
+    waiting: AtomicBool,
+    waker: AtomicWaker,
+}
 
 impl WriteBacklog {
-    /// Bytes believed to wait in hyper's write buffer (or TLS's).
-    pub fn pending(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+    fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Whether nothing yielded waits to be written; otherwise `cx` is woken once it is all
+    /// written. (hyper may have flushed everything before the body's next poll and then rely
+    /// on no wake-up at all: the body cannot just wait for the socket.)
+    pub fn poll_clear(&self, cx: &mut Context<'_>) -> bool {
+        if self.pending() == 0 {
+            return true;
+        }
+        self.waker.register(cx.waker());
+        self.waiting.store(true, Ordering::Relaxed);
+        self.pending() == 0
     }
 
     /// A body yielded `bytes`.
     pub fn yielded(&self, bytes: usize) {
-        self.0.store(self.pending().saturating_add(bytes), Ordering::Relaxed);
+        self.pending
+            .store(self.pending().saturating_add(bytes), Ordering::Relaxed);
     }
 
     /// The socket took `bytes`.
     fn written(&self, bytes: usize) {
         let pending = self.pending();
         if pending != 0 {
-            self.0.store(pending.saturating_sub(bytes), Ordering::Relaxed);
+            let left = pending.saturating_sub(bytes);
+            self.pending.store(left, Ordering::Relaxed);
+            if left == 0 && self.waiting.swap(false, Ordering::Relaxed) {
+                self.waker.wake();
+            }
         }
     }
 }
