@@ -87,7 +87,7 @@ async fn taken_by_hyper_before_the_client_reads(paced: bool) -> usize {
     let read_all = async {
         loop {
             let n = client.read(&mut buf).await.unwrap();
-            received.extend_from_slice(&buf[..n]);
+            received.extend_from_slice(buf.get(..n).unwrap());
             let head_end = received.windows(4).position(|w| w == b"\r\n\r\n");
             if n == 0 || head_end.is_some_and(|end| received.len() >= end + 4 + TOTAL) {
                 break;
