@@ -84,15 +84,6 @@ const KNOWN_OPEN: &[(&str, &str, &str, bool)] = &[
     ),
     (
         "slow-read",
-        "rss",
-        "RSS 828 MiB with about 4,000-5,000 slow readers (~165 KiB each; 2.2-2.5 GiB before the \
-         HTTP/1.1 buffers were bounded by the head limit + 16 KiB): hyper's one limit covers both \
-         the read buffer (which must hold a 64 KiB head) and the write buffer, plus the upstream \
-         read buffer per connection",
-        true,
-    ),
-    (
-        "slow-read",
         "p99",
         "in 3 of 5 runs the good client's requests timed out (10 s) while 4,000-5,000 slow readers \
          were held, with one worker thread (other runs: p99 0.84 and 8.77 ms)",

@@ -3,6 +3,7 @@
 //! object, so no allocation per response.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
+use super::client_io::WriteBacklog;
 use super::upstream::h1::{BoxError, ResponseBody};
 use super::upstream::pool::Lease;
 
@@ -25,7 +27,14 @@ pub(crate) enum ProxyBody {
     Message(Option<Bytes>),
     /// Another body, holding the client's `limit-connections` slot until it is dropped.
     Counted(Box<(ProxyBody, super::limits::ConnectionSlot)>),
+    /// Another body, sent to an HTTP/1.1 client no faster than it takes it (see
+    /// [`WriteBacklog`]).
+    Paced(Box<Paced<ProxyBody>>),
 }
+
+/// Bodies of at most this many bytes (known in advance) are not paced: all of it may wait in
+/// hyper's write buffer.
+const PACED_ABOVE: u64 = 16 * 1024;
 
 impl ProxyBody {
     pub fn upstream(body: Incoming, lease: Option<Lease>) -> ProxyBody {
@@ -42,6 +51,17 @@ impl ProxyBody {
     /// `body`, holding `slot` until it is dropped.
     pub fn counted(body: ProxyBody, slot: super::limits::ConnectionSlot) -> ProxyBody {
         ProxyBody::Counted(Box::new((body, slot)))
+    }
+
+    /// Paces this body by `backlog` unless it is known to be small. Only for the responses of
+    /// an HTTP/1.1 connection whose IO counts its writes off `backlog` (nothing else would wake
+    /// a paced body).
+    pub fn pace(&mut self, backlog: &Arc<WriteBacklog>) {
+        if self.size_hint().exact().is_some_and(|length| length <= PACED_ABOVE) {
+            return;
+        }
+        let body = std::mem::replace(self, ProxyBody::empty());
+        *self = ProxyBody::Paced(Box::new(Paced::new(body, backlog.clone())));
     }
 
     pub fn empty() -> ProxyBody {
@@ -68,6 +88,7 @@ impl Body for ProxyBody {
             }
             ProxyBody::Message(message) => Poll::Ready(message.take().map(|bytes| Ok(Frame::data(bytes)))),
             ProxyBody::Counted(counted) => Pin::new(&mut counted.0).poll_frame(cx),
+            ProxyBody::Paced(paced) => Pin::new(&mut **paced).poll_frame(cx),
         }
     }
 
@@ -77,6 +98,7 @@ impl Body for ProxyBody {
             ProxyBody::Native(body) => body.is_end_stream(),
             ProxyBody::Message(message) => message.is_none(),
             ProxyBody::Counted(counted) => counted.0.is_end_stream(),
+            ProxyBody::Paced(paced) => paced.body.is_end_stream(),
         }
     }
 
@@ -87,9 +109,56 @@ impl Body for ProxyBody {
             ProxyBody::Message(None) => SizeHint::with_exact(0),
             ProxyBody::Message(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             ProxyBody::Counted(counted) => counted.0.size_hint(),
+            ProxyBody::Paced(paced) => paced.body.size_hint(),
         }
     }
 }
+
+/// A body yielding nothing while its HTTP/1.1 connection's IO has not written what it yielded
+/// before (see [`WriteBacklog`]).
+pub(crate) struct Paced<B> {
+    body: B,
+    backlog: Arc<WriteBacklog>,
+}
+
+impl<B> Paced<B> {
+    pub fn new(body: B, backlog: Arc<WriteBacklog>) -> Paced<B> {
+        Paced { body, backlog }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Paced<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        if !this.backlog.poll_clear(cx) {
+            // hyper holds bytes of ours: it flushes them now (the body is not ready); this is
+            // polled again once the socket took them all.
+            return Poll::Pending;
+        }
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.backlog.yielded(data.len());
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+#[path = "body/tests.rs"]
+mod tests;
 
 fn release(lease: &mut Option<Lease>) {
     if let Some(lease) = lease.take() {

@@ -52,6 +52,9 @@ pub(crate) struct Client {
     /// The client certificate of a handshake that asked for one (the SNI named a host with
     /// client certificates), verified against that host's CAs; `None`: none was asked for.
     pub client_certificate: Option<super::client_cert::PeerCertificate>,
+    /// HTTP/1.1 connections: what the connection's IO has not written yet, which paces the
+    /// response bodies (`None` for HTTP/2, whose flow control does that).
+    pub write_backlog: Option<Arc<super::client_io::WriteBacklog>>,
 }
 
 #[derive(Default)]
@@ -155,6 +158,9 @@ pub(crate) async fn serve(client: Arc<Client>, request: Request<Incoming>) -> Re
     .await;
     if let Some(slot) = slot {
         response = response.map(|body| ProxyBody::counted(body, slot));
+    }
+    if let Some(backlog) = &client.write_backlog {
+        response.body_mut().pace(backlog);
     }
     if let Some(cookies) = auth_cookies {
         cookies.add_to(&mut response);

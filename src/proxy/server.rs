@@ -25,7 +25,7 @@ use tokio_rustls::{LazyConfigAcceptor, TlsAcceptor};
 
 use super::body::ProxyBody;
 use super::client_cert::{ClientTlsCache, PeerCertificate};
-use super::client_io::ClientIo;
+use super::client_io::{ClientIo, WriteBacklog};
 use super::forward::{self, Client};
 use super::h2_meter::FrameMeter;
 use super::headers::{PROTO_HTTP, PROTO_HTTPS, Peer};
@@ -98,6 +98,7 @@ impl Serving {
         tls: bool,
         http2: bool,
         client_certificate: Option<PeerCertificate>,
+        write_backlog: Option<Arc<WriteBacklog>>,
     ) -> Arc<Client> {
         Arc::new(Client {
             shared: self.shared.clone(),
@@ -108,6 +109,7 @@ impl Serving {
             gateway_port: self.gateway_port,
             host_cache: Default::default(),
             client_certificate,
+            write_backlog,
         })
     }
 
@@ -119,11 +121,14 @@ impl Serving {
             Ok(Ok(sniffed)) => sniffed,
             _ => return,
         };
-        let stream = ClientIo::new(stream, prefix, self.shared.config.client_write_timeout);
-        let client = self.client(peer, false, http2, None);
+        let mut stream = ClientIo::new(stream, prefix, self.shared.config.client_write_timeout);
         if http2 {
+            let client = self.client(peer, false, true, None, None);
             self.serve_h2(stream, client, drain).await;
         } else {
+            let backlog = Arc::new(WriteBacklog::default());
+            stream.pace(backlog.clone());
+            let client = self.client(peer, false, false, None, Some(backlog));
             self.serve_h1(TokioIo::new(stream), client, drain).await;
         }
     }
@@ -147,11 +152,14 @@ impl Serving {
             }
             Err(_) => return,
         };
-        let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-        let client = self.client(peer, true, http2, certificate);
-        if http2 {
+        let mut stream = stream;
+        if stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()) {
+            let client = self.client(peer, true, true, certificate, None);
             self.serve_h2(stream, client, drain).await;
         } else {
+            let backlog = Arc::new(WriteBacklog::default());
+            stream.get_mut().0.pace(backlog.clone());
+            let client = self.client(peer, true, false, certificate, Some(backlog));
             self.serve_h1(TokioIo::new(stream), client, drain).await;
         }
     }
