@@ -28,7 +28,10 @@ fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn redirect(pairs: &[(&str, &str)]) -> (Result<Option<(u16, String)>, ()>, Vec<String>) {
+/// A redirect's status and Location for a request to `shop.test/cart?id=1`; `Err`: refused.
+type Answer = Result<Option<(u16, String)>, ()>;
+
+fn redirect(pairs: &[(&str, &str)]) -> (Answer, Vec<String>) {
     let annotations = annotations(pairs);
     with_reporter(|report| {
         ingress_redirect(&annotations, report).map(|redirect| {

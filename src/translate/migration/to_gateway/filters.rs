@@ -83,16 +83,16 @@ pub(super) fn header_filters(headers: &RouteHeaders) -> (Option<String>, Vec<Val
     let mut filters = Vec::new();
     let mut notes = Vec::new();
     let text = |value: &http::HeaderValue| String::from_utf8_lossy(value.as_bytes()).into_owned();
-    let hostname = headers.upstream_host.as_ref().and_then(|host| {
+    let hostname = headers.upstream_host.as_ref().map(|host| {
         let host = text(host);
         match host.split_once(':') {
             Some((name, _)) => {
                 notes.push(format!(
                     "upstream-vhost {host:?}: a URLRewrite hostname has no port; the backend is sent Host {name:?}"
                 ));
-                Some(name.to_string())
+                name.to_string()
             }
-            None => Some(host),
+            None => host,
         }
     });
     if let Some(prefix) = &headers.forwarded_prefix {
