@@ -65,6 +65,9 @@ enum Command {
         /// `text` for people; `json` for programs: one JSON document on stdout, nothing else.
         #[arg(long, value_enum, default_value_t = CheckOutput::Text)]
         output: CheckOutput,
+        /// As `run --allowed-response-headers`: what `custom-headers` ConfigMaps may set.
+        #[arg(long, env = "VESTIBULE_ALLOWED_RESPONSE_HEADERS", value_delimiter = ',')]
+        allowed_response_headers: Vec<String>,
     },
     /// Say what moving from ingress-nginx changes: per Ingress and annotation, supported /
     /// differs / no-op / unsupported / refused. Exit 0: nothing changes behaviour; 1: something
@@ -402,6 +405,11 @@ struct Tuning {
     /// `limit-conn-status-code`): 503 by default (400-599).
     #[arg(long, env = "VESTIBULE_LIMIT_CONN_STATUS_CODE", default_value_t = 503, value_parser = clap::value_parser!(u16).range(400..=599))]
     limit_conn_status_code: u16,
+    /// Response header names an ingress-nginx `custom-headers` ConfigMap may set
+    /// (comma-separated, any case; ingress-nginx's `global-allowed-response-headers`). Empty:
+    /// none, and every Ingress with `custom-headers` is not served.
+    #[arg(long, env = "VESTIBULE_ALLOWED_RESPONSE_HEADERS", value_delimiter = ',')]
+    allowed_response_headers: Vec<String>,
 }
 
 impl Tuning {
@@ -427,6 +435,7 @@ impl Tuning {
             allow_underscores_in_headers: false,
             limit_req_status_code: 503,
             limit_conn_status_code: 503,
+            allowed_response_headers: Vec::new(),
         }
     }
 }
@@ -439,7 +448,8 @@ fn main() -> ExitCode {
             manifests,
             publish_address,
             output,
-        } => return check(manifests, publish_address, output),
+            allowed_response_headers,
+        } => return check(manifests, publish_address, output, allowed_response_headers),
         Command::Migrate {
             manifests,
             output,
@@ -551,6 +561,12 @@ fn options(
             // The flag that lets ExternalName Services reach local addresses lets mirror
             // targets name them too.
             allow_local_mirror_targets: tuning.allow_local_external_name,
+            allowed_response_headers: tuning
+                .allowed_response_headers
+                .iter()
+                .map(|name| name.trim().to_string())
+                .filter(|name| !name.is_empty())
+                .collect(),
             ..TranslateOptions::default()
         },
         shutdown_delay: seconds(tuning.shutdown_delay, "--shutdown-delay")?,
@@ -840,10 +856,20 @@ async fn routes(admin: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check(manifests: Vec<PathBuf>, publish_address: Option<String>, output: CheckOutput) -> ExitCode {
+fn check(
+    manifests: Vec<PathBuf>,
+    publish_address: Option<String>,
+    output: CheckOutput,
+    allowed_response_headers: Vec<String>,
+) -> ExitCode {
     let options = TranslateOptions {
         publish_address,
         validate_all_classes: true,
+        allowed_response_headers: allowed_response_headers
+            .iter()
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty())
+            .collect(),
         ..TranslateOptions::default()
     };
     let report = vestibule::check::check(manifests, options);

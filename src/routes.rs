@@ -16,6 +16,7 @@ pub mod describe;
 pub mod gateway;
 pub mod limits;
 pub mod mirror;
+pub mod redirect;
 pub mod retry;
 pub mod router;
 
@@ -40,6 +41,7 @@ pub use gateway::{
 };
 pub use limits::RouteLimits;
 pub use mirror::{MirrorHost, MirrorPath, MirrorShare, MirrorTarget, RouteMirror};
+pub use redirect::{RouteHeaders, RouteRedirect};
 pub use retry::{RetryOn, RouteRetry};
 pub use router::{RequestInfo, normalize_host, normalize_path};
 
@@ -222,6 +224,12 @@ pub struct Route {
     /// `retry`); `None`: a failed connection is tried once more on another endpoint, nothing
     /// else, and the request path pays one `Option` check.
     pub retry: Option<Arc<RouteRetry>>,
+    /// ingress-nginx's `permanent-redirect`, `temporal-redirect`, `from-to-www-redirect`:
+    /// every request is answered with this redirect; `None`: one `Option` check.
+    pub redirect: Option<Arc<RouteRedirect>>,
+    /// ingress-nginx's `upstream-vhost`, `x-forwarded-prefix`, `custom-headers`; `None`: one
+    /// `Option` check.
+    pub headers: Option<Arc<RouteHeaders>>,
 }
 
 /// How the path the backend receives is made (ingress-nginx's `rewrite-target`).

@@ -28,6 +28,8 @@ mod backends;
 mod classes;
 mod client_cert;
 mod cors;
+mod custom_headers;
+mod extra_hosts;
 mod gateway;
 mod hosts;
 mod ingress;
@@ -36,6 +38,7 @@ mod limits;
 pub mod migration;
 mod mirror;
 mod paths;
+mod redirect;
 mod retry;
 mod status;
 mod table;
@@ -102,6 +105,9 @@ pub struct TranslateOptions {
     pub acme: bool,
     /// `--lb`: LoadBalancer Services of ours get addresses from address pools (see `lb.rs`).
     pub lb: Option<LbOptions>,
+    /// `--allowed-response-headers`: the header names ingress-nginx's `custom-headers` may set
+    /// (its `global-allowed-response-headers`); empty: none.
+    pub allowed_response_headers: Vec<String>,
 }
 
 impl Default for TranslateOptions {
@@ -119,6 +125,7 @@ impl Default for TranslateOptions {
             tenancy: TenancyOptions::default(),
             acme: false,
             lb: None,
+            allowed_response_headers: Vec::new(),
         }
     }
 }
@@ -305,6 +312,9 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         backends: Backends::new(snapshot, options.follow_external_names)
             .allowing_local_addresses(options.allow_local_mirror_targets),
         tls: TlsBuilder::new(snapshot).with_acme(options.acme),
+        extra: Default::default(),
+        snapshot,
+        allowed_response_headers: &options.allowed_response_headers,
     };
     let verifications = Verifications::from_snapshot(snapshot);
     let mut owners = HostOwners::default();
@@ -316,7 +326,27 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
             issues: &mut issues,
         };
         let gate = if options.tenancy.applies(ingress) {
-            owners.gate(namespace, ingress, &options.tenancy, &verifications, &mut report)
+            let mut gate = owners.gate(namespace, ingress, &options.tenancy, &verifications, &mut report);
+            // server-alias and from-to-www-redirect names are claims like rule hosts.
+            let hosts: Vec<_> = ingress
+                .spec
+                .rules
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !gate.skipped_rules.contains(i))
+                .filter_map(|(_, rule)| hosts::parse_host(rule.host.as_deref()?).ok())
+                .map(|parsed| parsed.pattern)
+                .collect();
+            let extra = extra_hosts::extra_names(&ingress.metadata.annotations, &hosts);
+            owners.gate_extra_hosts(
+                namespace,
+                &extra,
+                &options.tenancy,
+                &verifications,
+                &mut gate,
+                &mut report,
+            );
+            gate
         } else {
             HostGate::default()
         };
@@ -364,6 +394,9 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
             }
         }
     }
+    // server-alias and from-to-www-redirect names, now that every rule host is known.
+    let extra = std::mem::take(&mut builders.extra);
+    extra.resolve(&mut builders.table, &mut builders.tls, &mut issues);
     // Ingresses of other classes (`check` only): their rules are validated in a scratch table
     // of their own, so they never take anything from the served ones.
     for (stored, ingress, key) in &unserved {
@@ -373,6 +406,9 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
             backends: Backends::new(snapshot, options.follow_external_names)
                 .allowing_local_addresses(options.allow_local_mirror_targets),
             tls: TlsBuilder::new(snapshot),
+            extra: Default::default(),
+            snapshot,
+            allowed_response_headers: &options.allowed_response_headers,
         };
         let mut report = Reporter {
             key,
@@ -403,6 +439,7 @@ pub fn translate(snapshot: &Snapshot, options: &TranslateOptions) -> Translation
         mut table,
         mut backends,
         mut tls,
+        ..
     } = builders;
     statuses.extend(gateway::add_gateway_api(
         snapshot,

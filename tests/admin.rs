@@ -117,6 +117,8 @@ fn hostile_table() -> RouteTable {
             affinity: None,
             mirror: None,
             retry: None,
+            redirect: None,
+            headers: None,
         }],
         backends: vec![Backend {
             key: BackendKey {

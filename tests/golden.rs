@@ -59,6 +59,9 @@ struct Options {
     /// `--acme-directory` is set.
     #[serde(default)]
     acme: bool,
+    /// `--allowed-response-headers`.
+    #[serde(default)]
+    allowed_response_headers: Vec<String>,
     /// `--lb` (its flags at their defaults).
     #[serde(default)]
     lb: bool,
@@ -139,6 +142,7 @@ fn load(case: &Path) -> (Snapshot, TranslateOptions) {
         },
         acme: options.acme,
         lb: options.lb.then(LbOptions::default),
+        allowed_response_headers: options.allowed_response_headers,
     };
     (snapshot, options)
 }

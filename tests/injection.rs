@@ -181,3 +181,67 @@ fn collect_strings(value: &serde_json::Value, out: &mut Vec<String>) {
 fn shorten(value: &str) -> String {
     value.chars().take(60).collect()
 }
+
+/// The redirect and header annotations: whatever hostile value they carry, either the Ingress
+/// is not served (an error names the annotation) or what reaches the wire — the redirect's
+/// `Location` for a plain request, the backend's `Host` and `X-Forwarded-Prefix`, alias names —
+/// holds no control character and no space.
+#[test]
+fn redirect_and_header_values_are_refused_or_inert() {
+    let mut served = 0;
+    for name in [
+        "permanent-redirect",
+        "temporal-redirect",
+        "permanent-redirect-code",
+        "upstream-vhost",
+        "x-forwarded-prefix",
+        "server-alias",
+        "from-to-www-redirect",
+        "custom-headers",
+    ] {
+        let key = format!("nginx.ingress.kubernetes.io/{name}");
+        for value in hostile_values() {
+            let parsed = parse_documents(&manifest(&key, &value), |document| Origin::File {
+                path: PathBuf::from("hostile.yaml"),
+                document,
+            });
+            let translation = translate(
+                &Snapshot::from_objects(parsed.objects, parsed.issues),
+                &TranslateOptions::default(),
+            );
+            for route in &translation.table.routes {
+                served += 1;
+                if let Some(redirect) = &route.redirect {
+                    let (_, location) = redirect.answer("http", "app.example", "/a?b=c");
+                    assert!(
+                        !has_control(&location) && !location.contains(' '),
+                        "{key}={:?}: Location {location:?}",
+                        shorten(&value)
+                    );
+                }
+                if let Some(headers) = &route.headers {
+                    for header in [&headers.upstream_host, &headers.forwarded_prefix]
+                        .into_iter()
+                        .flatten()
+                    {
+                        let text = String::from_utf8_lossy(header.as_bytes());
+                        assert!(
+                            !has_control(&text) && !text.contains(' '),
+                            "{key}={:?}: header {text:?}",
+                            shorten(&value)
+                        );
+                    }
+                }
+            }
+            for host in translation.table.http.exact.keys() {
+                assert!(
+                    host.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'),
+                    "{key}={:?}: host {host:?}",
+                    shorten(&value)
+                );
+            }
+        }
+    }
+    assert!(served > 0, "no hostile value was served at all: the check saw nothing");
+}

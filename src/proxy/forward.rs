@@ -1,5 +1,6 @@
 //! One request, start to response headers: load the installed table once, find the route
-//! (404 if none), then the route's policies in ingress-nginx's order — HTTPS redirect, rate and
+//! (404 if none), then the route's policies in ingress-nginx's order — its own redirect
+//! (`permanent-redirect`, `temporal-redirect`, `from-to-www-redirect`), HTTPS redirect, rate and
 //! connection limits, source ranges, CORS (preflights answered here), authentication, rewrite —
 //! answer fixed-status routes, otherwise rewrite the headers, start the route's mirrors
 //! (`mirror.rs`, never awaited) and exchange with the backend (503
@@ -21,8 +22,8 @@ use hyper::body::Incoming;
 
 use super::body::{ProxyBody, error_response, grpc_unavailable, text_response};
 use super::headers::{
-    Forwarded, Peer, X_FORWARDED_PROTO, client_address, is_h2c_upgrade, is_upgrade, scan, strip_client_certificate,
-    strip_h2c_upgrade, strip_hop_by_hop, strip_hop_by_hop_if, strip_underscored,
+    Forwarded, Peer, X_FORWARDED_PREFIX, X_FORWARDED_PROTO, client_address, is_h2c_upgrade, is_upgrade, scan,
+    strip_client_certificate, strip_h2c_upgrade, strip_hop_by_hop, strip_hop_by_hop_if, strip_underscored,
 };
 use super::state::{Installed, Shared};
 use super::upgrade::{splice, splice_native};
@@ -436,6 +437,14 @@ async fn handle(
     else {
         return (error_response(StatusCode::NOT_FOUND), None);
     };
+    if let Some(redirect) = &route.redirect {
+        // ingress-nginx's `return` of `permanent-redirect`, `temporal-redirect`,
+        // `from-to-www-redirect`: before its HTTPS redirect and access checks.
+        return (
+            route_redirect(redirect, &request, host.as_ref(), &client.proto),
+            Some(id),
+        );
+    }
     if !client.tls && route.https_redirect.applies(vhost_tls) && !forwarded_https(client, request.headers()) {
         return (https_redirect(host.as_ref(), request.uri(), table.https_port), Some(id));
     }
@@ -614,6 +623,15 @@ async fn handle(
             // URLRewrite hostname: the backend sees the new Host; X-Forwarded-Host keeps the client's.
             headers.insert(HOST, hostname.clone());
         }
+        if let Some(edits) = &route.headers {
+            // `upstream-vhost`: the same; `x-forwarded-prefix`: the client's own is replaced.
+            if let Some(host) = &edits.upstream_host {
+                headers.insert(HOST, host.clone());
+            }
+            if let Some(prefix) = &edits.forwarded_prefix {
+                headers.insert(X_FORWARDED_PREFIX, prefix.clone());
+            }
+        }
         forwarded
     };
     if request.uri().scheme().is_some() || request.uri().authority().is_some() {
@@ -699,6 +717,7 @@ async fn handle(
                 if let Some(action) = gateway {
                     action.response_headers.apply(response.headers_mut());
                 }
+                add_response_headers(route, response.headers_mut());
                 if let Some(sticky) = &sticky {
                     give_session(sticky, client.tls, response.headers_mut());
                 }
@@ -738,11 +757,42 @@ async fn handle(
     if let Some(action) = gateway {
         action.response_headers.apply(&mut parts.headers);
     }
+    add_response_headers(route, &mut parts.headers);
     if let Some(sticky) = &sticky {
         give_session(sticky, client.tls, &mut parts.headers);
     }
     parts.version = Version::HTTP_11;
     (Response::from_parts(parts, ProxyBody::upstream(body, lease)), Some(id))
+}
+
+/// ingress-nginx's `custom-headers`: set on the backend's answer, replacing its own.
+fn add_response_headers(route: &crate::routes::Route, headers: &mut http::HeaderMap) {
+    if let Some(edits) = &route.headers {
+        for (name, value) in &edits.response {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// A route's redirect: its status and `Location` for this request (scheme of the connection,
+/// validated Host, path and query as routed). A Location that is not a header value (only
+/// possible through `$request_uri` bytes, which the request line already allowed) is refused.
+fn route_redirect<B>(
+    redirect: &crate::routes::RouteRedirect,
+    request: &Request<B>,
+    host: Option<&HeaderValue>,
+    proto: &HeaderValue,
+) -> Response<ProxyBody> {
+    let host = host.and_then(|host| host.to_str().ok()).unwrap_or_default();
+    let scheme = if proto.as_bytes() == b"https" { "https" } else { "http" };
+    let target = request.uri().path_and_query().map_or("/", |target| target.as_str());
+    let (status, location) = redirect.answer(scheme, host, target);
+    let Ok(location) = HeaderValue::try_from(location) else {
+        return refuse_head();
+    };
+    let mut response = error_response(status);
+    response.headers_mut().insert(LOCATION, location);
+    response
 }
 
 /// Adds the session's `Set-Cookie` (or header) to an answer from the backend, when the client

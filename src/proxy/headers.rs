@@ -14,6 +14,8 @@ use crate::routes::Cidr;
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// ingress-nginx's `x-forwarded-prefix` annotation sets it.
+pub(crate) const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 pub(crate) const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 pub(crate) const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");

@@ -246,6 +246,20 @@ impl SigninUrl {
         }
         out
     }
+
+    /// The URL as written (`$request_uri` and the like shown as variables), for `/api/routes`.
+    pub fn template(&self) -> String {
+        self.pieces
+            .iter()
+            .map(|piece| match piece {
+                SigninPiece::Text(text) => text.as_str(),
+                SigninPiece::Host => "$host",
+                SigninPiece::Scheme => "$scheme",
+                SigninPiece::RequestUri => "$request_uri",
+                SigninPiece::EscapedRequestUri => "$escaped_request_uri",
+            })
+            .collect()
+    }
 }
 
 /// Percent-encodes all but RFC 3986's unreserved characters (as nginx's `set_escape_uri`).

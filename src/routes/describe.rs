@@ -176,6 +176,29 @@ impl RouteTable {
         if let Some(root) = &route.app_root {
             out.insert("appRoot".into(), json!(&**root));
         }
+        if let Some(redirect) = &route.redirect {
+            let (status, location) = redirect.describe();
+            out.insert("redirect".into(), json!({ "status": status, "location": location }));
+        }
+        if let Some(headers) = &route.headers {
+            let text = |value: &http::HeaderValue| String::from_utf8_lossy(value.as_bytes()).into_owned();
+            let mut entry = Map::new();
+            if let Some(host) = &headers.upstream_host {
+                entry.insert("upstreamHost".into(), json!(text(host)));
+            }
+            if let Some(prefix) = &headers.forwarded_prefix {
+                entry.insert("forwardedPrefix".into(), json!(text(prefix)));
+            }
+            if !headers.response.is_empty() {
+                let set: Map<String, Value> = headers
+                    .response
+                    .iter()
+                    .map(|(name, value)| (name.as_str().to_string(), json!(text(value))))
+                    .collect();
+                entry.insert("responseHeaders".into(), Value::Object(set));
+            }
+            out.insert("headers".into(), Value::Object(entry));
+        }
         if let Some(canary) = &route.canary {
             let rule = &canary.rule;
             let mut entry = Map::new();
@@ -610,6 +633,8 @@ mod tests {
             affinity: None,
             mirror: None,
             retry: None,
+            redirect: None,
+            headers: None,
         }
     }
 

@@ -102,6 +102,12 @@ const LIMIT_ALLOWLIST: Support = Differs(
 const BUFFERS: Support = NoOp("nginx buffer tuning: bodies are streamed, with bounded buffers");
 const TELEMETRY: Support = NoOp("no OpenTelemetry export: tracing goes to the log");
 const MODSECURITY: Support = Unsupported("no web application firewall: put one in front or in the backend");
+const URL_REDIRECT: Support = Differs(
+    "answered for every path of the Ingress before the HTTPS redirect and any access check, as ingress-nginx's return; the URL may name $host, $scheme, $request_uri, $escaped_request_uri (any other $ is an error); temporal-redirect wins over permanent-redirect; a URL that is not absolute http(s) keeps the Ingress from being served",
+);
+const REDIRECT_CODE: Support = Differs(
+    "300 to 308 (temporal: 300 to 307); another value is an error and the Ingress is not served (ingress-nginx silently uses 301 or 302)",
+);
 const HASH: Support = Unsupported("no hash balancing yet: requests are balanced round robin");
 const FASTCGI: Support = Unsupported("FastCGI backends are not supported: put an HTTP server in front of them");
 
@@ -227,7 +233,12 @@ pub static CATALOGUE: &[Entry] = &[
     ),
     e("cors-expose-headers", Honoured),
     e("cors-max-age", Honoured),
-    e("custom-headers", Unsupported("set response headers in the backend")),
+    e(
+        "custom-headers",
+        Differs(
+            "a ConfigMap of the Ingress's own namespace (NAMESPACE/NAME or NAME); names must be in --allowed-response-headers (ingress-nginx's global-allowed-response-headers, compared without case); names of letters, digits, - and _, values of visible ASCII and spaces; Content-Length, Transfer-Encoding, Connection and other framing headers refused; set on the backend's answers, replacing its own; anything wrong keeps the Ingress from being served (ingress-nginx answers 503 on its paths); the ConfigMap is watched",
+        ),
+    ),
     e(
         "custom-http-errors",
         Unsupported("backend error responses are passed through as they are"),
@@ -264,7 +275,9 @@ pub static CATALOGUE: &[Entry] = &[
     e("force-ssl-redirect", Honoured),
     e(
         "from-to-www-redirect",
-        Unsupported("add the other host as a rule, or redirect in the backend"),
+        Differs(
+            "308 from www.HOST to HOST or the reverse, same scheme, path and query (one trailing / dropped, as ingress-nginx); the port the client named is kept (ingress-nginx names its HTTPS port whenever it is not 443); not when a rule of any Ingress has that name; the host's certificate is served there only if valid for it (a warning says so otherwise); wildcard hosts have none",
+        ),
     ),
     e(
         "http2-push-preload",
@@ -296,8 +309,8 @@ pub static CATALOGUE: &[Entry] = &[
     e("modsecurity-transaction-id", MODSECURITY),
     e("opentelemetry-operation-name", TELEMETRY),
     e("opentelemetry-trust-incoming-span", TELEMETRY),
-    e("permanent-redirect", Unsupported("redirect in the backend")),
-    e("permanent-redirect-code", Unsupported("redirect in the backend")),
+    e("permanent-redirect", URL_REDIRECT),
+    e("permanent-redirect-code", REDIRECT_CODE),
     e(
         "preserve-trailing-slash",
         NoOp("HTTPS redirects always keep the path exactly as sent"),
@@ -388,7 +401,12 @@ pub static CATALOGUE: &[Entry] = &[
         ),
     ),
     e("satisfy", SATISFY),
-    e("server-alias", Unsupported("add a rule for each alias host")),
+    e(
+        "server-alias",
+        Differs(
+            "comma-separated names of the Ingress's first rule host, serving every route of that host; a name a rule of any Ingress has is dropped (as ingress-nginx), between aliases the older Ingress wins; the host's certificate is served for an alias only if valid for it; under tenancy an alias is claimed like a host",
+        ),
+    ),
     e("server-snippet", Refused),
     e(
         "service-upstream",
@@ -427,14 +445,16 @@ pub static CATALOGUE: &[Entry] = &[
     e("ssl-prefer-server-ciphers", NoOp("rustls chooses the cipher suite")),
     e("ssl-redirect", Honoured),
     e("stream-snippet", Refused),
-    e("temporal-redirect", Unsupported("redirect in the backend")),
-    e("temporal-redirect-code", Unsupported("redirect in the backend")),
+    e("temporal-redirect", URL_REDIRECT),
+    e("temporal-redirect-code", REDIRECT_CODE),
     e("upstream-hash-by", HASH),
     e("upstream-hash-by-subset", HASH),
     e("upstream-hash-by-subset-size", HASH),
     e(
         "upstream-vhost",
-        Unsupported("the backend receives the Host header as sent"),
+        Differs(
+            "a host name with an optional :port (nginx variables are not read: an error); X-Forwarded-Host keeps the client's Host; a value that is not one keeps the Ingress from being served",
+        ),
     ),
     e(
         "use-port-in-redirects",
@@ -449,7 +469,9 @@ pub static CATALOGUE: &[Entry] = &[
     e("whitelist-source-range", SOURCE_RANGE),
     e(
         "x-forwarded-prefix",
-        Unsupported("the backend receives the path as sent"),
+        Differs(
+            "an absolute path of URI characters (no nginx variables), replacing any X-Forwarded-Prefix the client sent; a value that is not one keeps the Ingress from being served",
+        ),
     ),
 ];
 

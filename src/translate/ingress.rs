@@ -28,6 +28,11 @@ pub(crate) struct Builders<'s> {
     pub(crate) table: TableBuilder,
     pub(crate) backends: Backends<'s>,
     pub(crate) tls: TlsBuilder<'s>,
+    /// `server-alias` and `from-to-www-redirect` names, decided once every rule host is known.
+    pub(crate) extra: super::extra_hosts::ExtraHosts,
+    /// For `custom-headers`: the ConfigMaps, and the names they may set.
+    pub(crate) snapshot: &'s crate::config::Snapshot,
+    pub(crate) allowed_response_headers: &'s [String],
 }
 
 /// Adds one served Ingress; its routes admit only who `access` lets through; `nginx`: it was
@@ -50,6 +55,21 @@ pub(crate) fn add_ingress<'s>(
         );
         return;
     }
+    // A redirect or header annotation that does not parse keeps the whole Ingress out: served
+    // without it, the Ingress would answer what it was written to redirect or reshape.
+    let redirect = super::redirect::ingress_redirect(&ingress.metadata.annotations, report);
+    let headers = super::redirect::ingress_headers(&ingress.metadata.annotations, report);
+    let custom = super::custom_headers::ingress_custom_headers(
+        namespace,
+        &ingress.metadata.annotations,
+        builders.snapshot,
+        builders.allowed_response_headers,
+        report,
+    );
+    let (Ok(redirect), Ok(mut headers), Ok(custom)) = (redirect, headers, custom) else {
+        return;
+    };
+    headers.response = custom;
     let rewrite = annotations::rewrite_target(&ingress.metadata.annotations, report);
     // As in ingress-nginx, a rewrite with captures makes the paths regexes, as use-regex does.
     let use_regex = uses_regex(ingress) || matches!(rewrite, Some(RewriteTarget::Captures(_)));
@@ -71,6 +91,8 @@ pub(crate) fn add_ingress<'s>(
         affinity: super::affinity::ingress_affinity(&ingress.metadata.annotations, report),
         mirror: super::mirror::ingress_mirror(namespace, &ingress.metadata.annotations, &mut builders.backends, report),
         retry: super::retry::ingress_retry(&ingress.metadata.annotations, report),
+        redirect,
+        headers: (!headers.is_empty()).then(|| Arc::new(headers)),
     };
     let route_prefix = format!("ingress/{namespace}/{}", ingress.metadata.name);
     let mut vhosts: Vec<usize> = Vec::new();
@@ -181,6 +203,13 @@ pub(crate) fn add_ingress<'s>(
         }
     }
 
+    builders.extra.add(
+        &ingress.metadata.annotations,
+        &rule_hosts,
+        gate.extra_hosts.as_ref(),
+        &route_prefix,
+        report,
+    );
     if let Some(default_backend) = spec.default_backend.as_ref().filter(|_| !gate.refuse_default_backend) {
         if let Some(auth) = &access.client_auth {
             // The default backend also answers on the catch-all host: protected there too.

@@ -293,6 +293,9 @@ fn assess_ingress(
     // Read as `translate` reads them, so values that do not parse are found.
     let _ = super::cors::route_cors(values, report);
     let _ = super::limits::route_limits("", values, report);
+    let _ = super::redirect::ingress_redirect(values, report);
+    let _ = super::redirect::ingress_headers(values, report);
+    let _ = super::extra_hosts::aliases(values, Some(&mut *report));
     let redirect = ingress::https_redirect(ingress, context.written_for_ingress_nginx, report);
     // Errors about one annotation's value: that value does not parse.
     let errors: Vec<&Issue> = report.issues.iter().filter(|issue| issue.is_error()).collect();

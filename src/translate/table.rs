@@ -11,8 +11,8 @@ use regex::Regex;
 
 use crate::routes::{
     Backend, BackendKey, Canary, Candidate, Certificates, ClientAuth, GatewayPort, HttpRouter, HttpsRedirect,
-    PathRewrite, RegexPath, RewritePiece, Route, RouteAction, RouteAuth, RouteCors, RouteId, RouteLimits, RouteTable,
-    RouteTimeouts, SourceRanges, UpstreamProtocol, VirtualHost, WildcardHost,
+    PathRewrite, RegexPath, RewritePiece, Route, RouteAction, RouteAuth, RouteCors, RouteId, RouteLimits,
+    RouteRedirect, RouteTable, RouteTimeouts, SourceRanges, UpstreamProtocol, VirtualHost, WildcardHost,
 };
 
 use super::hosts::HostPattern;
@@ -47,6 +47,10 @@ pub(crate) struct RoutePolicy {
     pub(crate) mirror: Option<Arc<crate::routes::RouteMirror>>,
     /// `proxy-next-upstream`, `-tries`, `-timeout`.
     pub(crate) retry: Option<Arc<crate::routes::RouteRetry>>,
+    /// `permanent-redirect`/`temporal-redirect`: every request answered with it.
+    pub(crate) redirect: Option<Arc<crate::routes::RouteRedirect>>,
+    /// `upstream-vhost`, `x-forwarded-prefix`, `custom-headers`.
+    pub(crate) headers: Option<Arc<crate::routes::RouteHeaders>>,
 }
 
 /// `rewrite-target`, parsed.
@@ -113,6 +117,8 @@ pub(crate) struct TableBuilder {
     regexes: HashMap<String, Result<Regex, String>>,
     /// Gateway API ports, built by `translate/gateway`.
     gateway: Vec<GatewayPort>,
+    /// `server-alias`: more names of a virtual host, in the order claimed.
+    aliases: Vec<(HostPattern, usize)>,
 }
 
 impl TableBuilder {
@@ -132,6 +138,50 @@ impl TableBuilder {
         });
         self.index.insert(key, index);
         index
+    }
+
+    /// The virtual host `alias` is a `server-alias` of, if it is one.
+    pub(crate) fn alias_of(&self, alias: &HostPattern) -> Option<usize> {
+        self.aliases
+            .iter()
+            .find_map(|(name, vhost)| (name == alias).then_some(*vhost))
+    }
+
+    /// Makes `alias` another name of `vhost`; the caller checked that no rule and no other
+    /// alias has it.
+    pub(crate) fn add_alias(&mut self, alias: HostPattern, vhost: usize) {
+        self.aliases.push((alias, vhost));
+    }
+
+    /// Adds a route that answers every request with `redirect`, on every path of `vhost`.
+    pub(crate) fn add_redirect_host(&mut self, vhost: usize, name: String, redirect: Arc<RouteRedirect>) -> RouteId {
+        let status = match &*redirect {
+            RouteRedirect::Url { status, .. } | RouteRedirect::OtherHost { status, .. } => *status,
+        };
+        self.routes.push(Route {
+            name: Arc::from(name),
+            action: RouteAction::Respond(status),
+            unavailable: StatusCode::SERVICE_UNAVAILABLE,
+            timeouts: RouteTimeouts::default(),
+            https_redirect: HttpsRedirect::Never,
+            source_ranges: None,
+            rewrite_path: None,
+            app_root: None,
+            canary: None,
+            max_body: None,
+            auth: None,
+            grpc: false,
+            cors: None,
+            limits: None,
+            affinity: None,
+            mirror: None,
+            retry: None,
+            redirect: Some(redirect),
+            headers: None,
+        });
+        let route = self.routes.len() - 1;
+        self.insert(vhost, PathMatch::Prefix(String::new()), None, route);
+        route
     }
 
     /// Gives `vhost` a client-certificate policy, unless it has one; `Err`: it has another.
@@ -205,6 +255,8 @@ impl TableBuilder {
             affinity: policy.affinity.as_ref().map(|affinity| affinity.for_path(cookie_path)),
             mirror: policy.mirror.clone(),
             retry: policy.retry.clone(),
+            redirect: policy.redirect.clone(),
+            headers: policy.headers.clone(),
         });
         self.routes.len() - 1
     }
@@ -323,6 +375,20 @@ impl TableBuilder {
                     http.wildcard.insert(suffix, entry);
                 }
                 VhostKey::CatchAll => http.catch_all = Some(index),
+            }
+        }
+        for (alias, index) in self.aliases {
+            match alias {
+                HostPattern::Exact(host) => {
+                    http.exact.insert(host, index);
+                }
+                HostPattern::Wildcard(suffix) => {
+                    let entry = WildcardHost {
+                        vhost: index,
+                        any_depth: false,
+                    };
+                    http.wildcard.insert(suffix, entry);
+                }
             }
         }
         http.vhosts = self

@@ -152,6 +152,9 @@ pub(crate) struct HostGate {
     pub(crate) tls_hosts: Option<BTreeSet<HostPattern>>,
     /// Under tenancy: `spec.defaultBackend` is refused.
     pub(crate) refuse_default_backend: bool,
+    /// Under tenancy, the extra hosts (`server-alias`, `from-to-www-redirect`'s other name)
+    /// the tenant holds; `None`: no tenancy, no restriction.
+    pub(crate) extra_hosts: Option<BTreeSet<HostPattern>>,
 }
 
 /// Hosts claimed so far in one translation, and the custom-domain claims found.
@@ -300,6 +303,56 @@ impl HostOwners {
             }
         }
         gate
+    }
+
+    /// The extra hosts of a tenant-scoped Ingress (its `server-alias` names, the other name of
+    /// its `from-to-www-redirect`), each claimed like a rule's host: in the tenant's own default
+    /// domain, or a verified custom domain no other tenant holds. Those granted go into
+    /// `gate.extra_hosts`; refusals are warnings at `field` of each.
+    pub(crate) fn gate_extra_hosts(
+        &mut self,
+        tenant: &str,
+        extra: &[(HostPattern, String)],
+        options: &TenancyOptions,
+        verifications: &Verifications,
+        gate: &mut HostGate,
+        report: &mut Reporter<'_>,
+    ) {
+        let own_domain = options.default_domain(tenant);
+        let mut granted = BTreeSet::new();
+        for (pattern, field) in extra {
+            let host = pattern.display();
+            let name = host.strip_prefix("*.").unwrap_or(&host);
+            let in_own_domain = own_domain.as_deref().is_some_and(|domain| within(name, domain));
+            let held = if in_own_domain {
+                match self.owners.get(&host).filter(|(owner, _)| owner != tenant) {
+                    Some((owner, by)) => {
+                        report.warning(
+                            field,
+                            format!(
+                                "host {host:?} belongs to tenant {owner} (Ingress {by} claimed it first); tenant {tenant} \
+                                 cannot take it, it is not served"
+                            ),
+                        );
+                        false
+                    }
+                    None => {
+                        self.owners
+                            .entry(host.clone())
+                            .or_insert_with(|| (tenant.to_string(), report.object_name()));
+                        true
+                    }
+                }
+            } else {
+                self.bind_tls_only(tenant, &host, field, options, verifications, report);
+                self.owners.get(&host).is_some_and(|(owner, _)| owner == tenant)
+                    && verifications.verified(tenant, &host)
+            };
+            if held {
+                granted.insert(pattern.clone());
+            }
+        }
+        gate.extra_hosts = Some(granted);
     }
 
     /// A custom domain listed in `spec.tls` without a rule: claimed for the tenant (listed for

@@ -274,6 +274,40 @@ impl<'s> TlsBuilder<'s> {
         );
     }
 
+    /// The claim whose certificate the HTTPS listener would pick for `host`: its own, else (an
+    /// exact host) its one-label wildcard's.
+    fn claim_for(&self, host: &HostPattern) -> Option<&Claim> {
+        self.claims.get(host).or_else(|| match host {
+            HostPattern::Exact(name) => {
+                let (_, parent) = name.split_once('.')?;
+                self.claims.get(&HostPattern::Wildcard(parent.to_string()))
+            }
+            HostPattern::Wildcard(_) => None,
+        })
+    }
+
+    /// Serves the certificate of `host` for `extra` too (a `server-alias`, or the other name of
+    /// a `from-to-www-redirect`), as ingress-nginx does, when it is valid for `extra`.
+    pub(crate) fn extend_to(&mut self, host: &HostPattern, extra: &HostPattern) -> Extension {
+        if let Some(own) = self.claim_for(extra) {
+            return Extension::Own(own.secret.clone());
+        }
+        let Some(claim) = self.claim_for(host).cloned() else {
+            return Extension::NoTls;
+        };
+        match not_covered(&claim.key, extra) {
+            None => {
+                let secret = claim.secret.clone();
+                self.claims.insert(extra.clone(), claim);
+                Extension::Shared(secret)
+            }
+            Some(reason) => Extension::NotCovered {
+                secret: claim.secret,
+                reason,
+            },
+        }
+    }
+
     /// A Gateway listener's certificate from Secret `namespace/name`, or why there is none
     /// (for the listener's `ResolvedRefs` message). A broken Secret is reported on the Secret.
     pub(crate) fn gateway_certificate(
@@ -339,6 +373,20 @@ impl<'s> TlsBuilder<'s> {
             .collect();
         (certificates, self.issues)
     }
+}
+
+/// What [`TlsBuilder::extend_to`] decided for an extra host name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Extension {
+    /// The extra name has a certificate of its own (this Secret's).
+    Own(String),
+    /// The host's certificate (this Secret's) is served for it too.
+    Shared(String),
+    /// The host's certificate does not cover it: HTTPS requests to it get the default
+    /// certificate.
+    NotCovered { secret: String, reason: String },
+    /// The host has no certificate either.
+    NoTls,
 }
 
 /// `host "a.example" gets` / `hosts "a.example", "*.example" get`, for messages.

@@ -34,6 +34,22 @@ const CASES: &[(&str, &str)] = &[
         "canary.example",
         r#"nginx.ingress.kubernetes.io/canary-by-header: "X-Canary\r\nX-Injected: yes""#,
     ),
+    (
+        "moved.example",
+        r#"nginx.ingress.kubernetes.io/permanent-redirect: "https://a.example/\r\nX-Injected: yes""#,
+    ),
+    (
+        "moved2.example",
+        r#"nginx.ingress.kubernetes.io/temporal-redirect: "https://a.example$request_uri", nginx.ingress.kubernetes.io/temporal-redirect-code: "302\r\nX-Injected: yes""#,
+    ),
+    (
+        "vhost.example",
+        r#"nginx.ingress.kubernetes.io/upstream-vhost: "b.example\r\nX-Injected: yes""#,
+    ),
+    (
+        "prefix.example",
+        r#"nginx.ingress.kubernetes.io/x-forwarded-prefix: "/p\r\nX-Injected: yes""#,
+    ),
 ];
 
 #[tokio::test]

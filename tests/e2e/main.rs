@@ -20,6 +20,7 @@ mod ingress_nginx;
 mod ingress_nginx_auth;
 mod ingress_nginx_client_cert;
 mod ingress_nginx_limits;
+mod ingress_nginx_redirects;
 mod ingress_nginx_routing;
 mod injection;
 mod migrate_gateway;

@@ -319,6 +319,8 @@ impl TableBuilder {
             affinity: None,
             mirror: None,
             retry: None,
+            redirect: None,
+            headers: None,
         });
         let key = prefix.trim_end_matches('/').to_string();
         self.table.http.vhosts[vhost]

@@ -27,6 +27,8 @@ fn route(name: &str) -> Route {
         affinity: None,
         mirror: None,
         retry: None,
+        redirect: None,
+        headers: None,
     }
 }
 

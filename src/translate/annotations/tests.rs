@@ -134,22 +134,22 @@ fn reported(annotations: &[(&str, &str)]) -> (Verdict, Vec<String>) {
 #[test]
 fn each_annotation_is_reported_by_name_with_what_to_do_instead() {
     let (verdict, issues) = reported(&[
-        ("nginx.ingress.kubernetes.io/x-forwarded-prefix", "/shop"),
+        ("nginx.ingress.kubernetes.io/load-balance", "ewma"),
         ("nginx.ingress.kubernetes.io/proxy-buffering", "off"),
         ("nginx.ingress.kubernetes.io/ssl-redirect", "false"),
-        ("nginx.ingress.kubernetes.io/server-alias", "www.example"),
+        ("nginx.ingress.kubernetes.io/proxy-cookie-path", "/ /app"),
         ("nginx.ingress.kubernetes.io/made-up", "1"),
         ("kubernetes.io/ingress.class", "nginx"),
     ]);
     assert_eq!(verdict, Verdict::default());
     assert_eq!(issues.len(), 4, "{issues:#?}");
     let joined = issues.join("\n");
-    assert!(joined.contains("warning: Ingress default/web (built-in test, document 1): metadata.annotations[nginx.ingress.kubernetes.io/x-forwarded-prefix]: not supported; ignored: the backend receives the path as sent"), "{joined}");
+    assert!(joined.contains("warning: Ingress default/web (built-in test, document 1): metadata.annotations[nginx.ingress.kubernetes.io/load-balance]: not supported; ignored: requests are balanced round robin"), "{joined}");
     assert!(
         joined.contains("metadata.annotations[nginx.ingress.kubernetes.io/proxy-buffering]: accepted, without effect"),
         "{joined}"
     );
-    assert!(joined.contains("add a rule for each alias host"), "{joined}");
+    assert!(joined.contains("set cookie attributes in the backend"), "{joined}");
     assert!(
         joined
             .contains("nginx.ingress.kubernetes.io/made-up]: not supported; ignored: ingress-nginx does not document"),

@@ -154,6 +154,8 @@ pub(crate) fn add_route<'s>(
                 affinity: spec.affinity.clone(),
                 mirror,
                 retry: spec.retry.clone(),
+                redirect: None,
+                headers: None,
             });
             for (m, matched) in spec.matches.iter().enumerate() {
                 let precedence = (

@@ -218,6 +218,26 @@ fn assess_key(key: &str, value: &str, data: &BTreeMap<String, String>) -> KeyFin
             }
             _ => invalid(key, value, "a status code from 400 to 599"),
         },
+        "global-allowed-response-headers" => {
+            let names: Vec<&str> = v.split(',').map(str::trim).filter(|name| !name.is_empty()).collect();
+            let valid = names.iter().all(|name| {
+                name.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+            if !valid {
+                invalid(key, value, "comma-separated header names")
+            } else if names.is_empty() {
+                finding(key, value, Supported, "", Vec::new())
+            } else {
+                finding(
+                    key,
+                    value,
+                    Supported,
+                    "",
+                    vec![format!("--allowed-response-headers {}", names.join(","))],
+                )
+            }
+        }
         "http-redirect-code" => match v {
             "308" => finding(key, value, Supported, "", Vec::new()),
             _ => finding(key, value, Unsupported, "HTTPS redirects are always 308", Vec::new()),

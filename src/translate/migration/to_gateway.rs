@@ -6,7 +6,11 @@
 //! host, one HTTPRoute; where ingress-nginx redirected plain HTTP to HTTPS, the route attaches
 //! to the HTTPS listener only and a second HTTPRoute on `http` redirects. Paths, backends
 //! (Service ports by number), a fixed `rewrite-target` (`URLRewrite`), `app-root` (a redirect
-//! of `/`) and canaries (weights and exact header values, on the primary's rules) carry over.
+//! of `/`) and canaries (weights and exact header values, on the primary's rules) carry over;
+//! so do `permanent-redirect`/`temporal-redirect` (`RequestRedirect` on every rule),
+//! `from-to-www-redirect` (an HTTPRoute of the other name that redirects), `server-alias` (more
+//! `hostnames`), `upstream-vhost` (`URLRewrite` hostname), `x-forwarded-prefix`
+//! (`RequestHeaderModifier`) and `custom-headers` (`ResponseHeaderModifier`), see `filters.rs`.
 //!
 //! Fail closed, as the Ingress path is: an Ingress whose access control (source ranges, basic
 //! or forward auth, client certificates) has no Gateway API equivalent is not converted at
@@ -80,6 +84,8 @@ struct Route {
     namespace: String,
     name: String,
     host: Option<String>,
+    /// `server-alias` names, after `host` in `hostnames`.
+    aliases: Vec<String>,
     /// `Some(listener)`: attached to that listener only (the host's HTTPS listener).
     section: Option<String>,
     rules: Vec<Value>,
@@ -119,6 +125,11 @@ pub fn to_gateway_api(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayC
         })
         .collect();
     ingresses.sort_by(|a, b| a.0.cmp(&b.0));
+    // Every rule host: an alias or a www redirect never takes one (as ingress-nginx).
+    let rule_hosts_everywhere: std::collections::BTreeSet<String> = ingresses
+        .iter()
+        .flat_map(|(_, ingress, _)| ingress.spec.rules.iter().filter_map(|rule| rule.host.clone()))
+        .collect();
 
     for (id, ingress, stored) in ingresses {
         let key = stored.key();
@@ -171,6 +182,31 @@ pub fn to_gateway_api(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayC
             .map(|policy| session_persistence(&policy.for_path(Some("/"))));
         let rewrite = annotations::rewrite_target(values, &mut report);
         let app_root = annotations::app_root(values, &mut report);
+        let url_redirect = super::super::redirect::ingress_redirect(values, &mut report);
+        let headers = super::super::redirect::ingress_headers(values, &mut report);
+        // The allow-list is the running proxy's flag: here the ConfigMap's own names pass, and
+        // a note says the Gateway API has no allow-list.
+        let allowed: Vec<String> = annotations::value(values, "custom-headers")
+            .and_then(|(_, reference)| {
+                let (namespace, name) = reference
+                    .trim()
+                    .split_once('/')
+                    .unwrap_or((&key.namespace, reference.trim()));
+                match &snapshot.get(Kind::ConfigMap, namespace, name)?.object {
+                    Object::ConfigMap(map) => Some(map.data.keys().cloned().collect()),
+                    _ => None,
+                }
+            })
+            .unwrap_or_default();
+        let custom = super::super::custom_headers::ingress_custom_headers(
+            &key.namespace,
+            values,
+            snapshot,
+            &allowed,
+            &mut report,
+        );
+        let aliases = super::super::extra_hosts::aliases(values, Some(&mut report));
+        let www = super::super::redirect::from_to_www(values, &mut report);
         let regex = annotations::value(values, "use-regex").is_some_and(|(_, v)| v == "true")
             || matches!(rewrite, Some(RewriteTarget::Captures(_)));
         if regex {
@@ -193,6 +229,27 @@ pub fn to_gateway_api(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayC
             if let Some(why) = not_carried_over(name) {
                 note(false, format!("{} is not carried over: {why}", name.escape_debug()));
             }
+        }
+        let redirect_filter = match url_redirect {
+            Ok(Some(redirect)) => match filters::redirect_filter(&redirect) {
+                Ok((filter, differences)) => {
+                    for difference in differences {
+                        note(false, difference);
+                    }
+                    Some(filter)
+                }
+                Err(why) => {
+                    note(true, format!("not converted: {why}"));
+                    continue;
+                }
+            },
+            _ => None,
+        };
+        let mut headers = headers.unwrap_or_default();
+        headers.response = custom.unwrap_or_default();
+        let (rewrite_host, header_filters, differences) = filters::header_filters(&headers);
+        for difference in differences {
+            note(false, difference);
         }
         let namespace = key.namespace.clone();
         // TLS hosts with their Secret; `tls` without hosts covers the rule hosts.
@@ -251,9 +308,11 @@ pub fn to_gateway_api(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayC
             rules.push((None, Vec::new()));
         }
 
+        let mut aliases_left = aliases;
         for (host, paths) in rules {
             let has_tls = host.is_some_and(|h| tls_hosts.iter().any(|t| t == h));
-            let redirect = ingress_nginx_redirects(values, has_tls);
+            // A permanent or temporal redirect answers plain HTTP too, before any HTTPS redirect.
+            let redirect = redirect_filter.is_none() && ingress_nginx_redirects(values, has_tls);
             let mut built = Vec::new();
             let mut paths_out = Vec::new();
             if paths.is_empty() {
@@ -296,11 +355,31 @@ pub fn to_gateway_api(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayC
                 if let Some(persistence) = &affinity {
                     rule["sessionPersistence"] = persistence.clone();
                 }
-                if let Some(RewriteTarget::Fixed(target)) = &rewrite {
-                    rule["filters"] = json!([{
-                        "type": "URLRewrite",
-                        "urlRewrite": {"path": {"type": "ReplaceFullPath", "replaceFullPath": target.as_ref()}},
-                    }]);
+                if let Some(filter) = &redirect_filter {
+                    // Every request is redirected: nothing reaches a backend.
+                    rule = json!({
+                        "matches": rule["matches"].clone(),
+                        "filters": [filter],
+                    });
+                } else {
+                    let mut rule_filters = Vec::new();
+                    let mut url_rewrite = serde_json::Map::new();
+                    if let Some(RewriteTarget::Fixed(target)) = &rewrite {
+                        url_rewrite.insert(
+                            "path".into(),
+                            json!({"type": "ReplaceFullPath", "replaceFullPath": target.as_ref()}),
+                        );
+                    }
+                    if let Some(hostname) = &rewrite_host {
+                        url_rewrite.insert("hostname".into(), json!(hostname));
+                    }
+                    if !url_rewrite.is_empty() {
+                        rule_filters.push(json!({"type": "URLRewrite", "urlRewrite": url_rewrite}));
+                    }
+                    rule_filters.extend(header_filters.iter().cloned());
+                    if !rule_filters.is_empty() {
+                        rule["filters"] = json!(rule_filters);
+                    }
                 }
                 built.push(rule);
                 paths_out.push((path_type.to_string(), value));
@@ -318,7 +397,7 @@ pub fn to_gateway_api(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayC
                 }
                 continue;
             }
-            if let Some(root) = &app_root {
+            if let Some(root) = app_root.as_ref().filter(|_| redirect_filter.is_none()) {
                 built.push(json!({
                     "matches": [{"path": {"type": "Exact", "value": "/"}}],
                     "filters": [{
@@ -340,10 +419,65 @@ pub fn to_gateway_api(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayC
                     .entry((namespace.clone(), host.map(str::to_string), path_type, value))
                     .or_insert((route_index, rule_index));
             }
+            // ingress-nginx gives the aliases to every rule host; the first to have a name keeps it.
+            let route_aliases: Vec<String> = match host {
+                Some(_) => std::mem::take(&mut aliases_left)
+                    .into_iter()
+                    .map(|alias| alias.display())
+                    .filter(|alias| {
+                        let taken = rule_hosts_everywhere.contains(alias);
+                        if taken {
+                            note(
+                                false,
+                                format!("server-alias {alias:?}: a rule of an Ingress has that host; not an alias"),
+                            );
+                        }
+                        !taken
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            if let Some(to) = host.filter(|host| www && !host.starts_with("*.")) {
+                let from = match to.strip_prefix("www.") {
+                    Some(bare) => bare.to_string(),
+                    None => format!("www.{to}"),
+                };
+                if rule_hosts_everywhere.contains(&from) {
+                    note(
+                        false,
+                        format!("from-to-www-redirect: a rule of an Ingress has {from:?}; no redirect from it"),
+                    );
+                } else {
+                    note(
+                        false,
+                        format!(
+                            "from-to-www-redirect {from:?} → {to:?}: a 308 RequestRedirect (an extended Gateway API \
+                             code) keeping the path as sent (ingress-nginx drops one trailing /){}",
+                            if has_tls && !tls_hosts.contains(&from) {
+                                format!("; HTTPS to {from:?} needs a tls host (listener) with a certificate for it")
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    );
+                    routes.push(Route {
+                        namespace: namespace.clone(),
+                        name: format!("{}-{}-www-redirect", key.name, label(&from)),
+                        host: Some(from),
+                        aliases: Vec::new(),
+                        section: None,
+                        rules: vec![json!({"filters": [{
+                            "type": "RequestRedirect",
+                            "requestRedirect": {"hostname": to, "statusCode": 308},
+                        }]})],
+                    });
+                }
+            }
             routes.push(Route {
                 namespace: namespace.clone(),
                 name: base.clone(),
                 host: host.map(str::to_string),
+                aliases: route_aliases.clone(),
                 section: (redirect && has_tls).then(|| listener_name(host.unwrap_or_default())),
                 rules: built,
             });
@@ -365,6 +499,7 @@ pub fn to_gateway_api(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayC
                     namespace: namespace.clone(),
                     name: format!("{base}-https-redirect"),
                     host: host.map(str::to_string),
+                    aliases: route_aliases,
                     section: Some("http".to_string()),
                     rules: vec![json!({"filters": [{"type": "RequestRedirect", "requestRedirect": redirect_filter}]})],
                 });
@@ -426,7 +561,8 @@ pub fn to_gateway_api(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayC
         }
         let mut spec = json!({"parentRefs": [parent], "rules": route.rules});
         if let Some(host) = &route.host {
-            spec["hostnames"] = json!([host]);
+            let hostnames: Vec<&String> = std::iter::once(host).chain(&route.aliases).collect();
+            spec["hostnames"] = json!(hostnames);
         }
         objects.push(json!({
             "apiVersion": "gateway.networking.k8s.io/v1",
@@ -596,6 +732,15 @@ fn not_carried_over(key: &str) -> Option<String> {
             | "session-cookie-name"
             | "session-cookie-max-age"
             | "session-cookie-expires"
+            | "permanent-redirect"
+            | "permanent-redirect-code"
+            | "temporal-redirect"
+            | "temporal-redirect-code"
+            | "from-to-www-redirect"
+            | "server-alias"
+            | "upstream-vhost"
+            | "x-forwarded-prefix"
+            | "custom-headers"
     );
     if converted {
         return None;
@@ -621,6 +766,8 @@ fn label(host: &str) -> String {
 fn listener_name(host: &str) -> String {
     format!("https-{}", label(host))
 }
+
+mod filters;
 
 #[cfg(test)]
 mod tests;

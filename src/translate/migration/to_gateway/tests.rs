@@ -370,3 +370,146 @@ fn durations_fit_the_gateway_api_pattern() {
         assert_eq!(parsed.as_secs(), seconds, "{text}");
     }
 }
+
+const REDIRECTS_AND_HEADERS: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: old
+  namespace: web
+  annotations:
+    nginx.ingress.kubernetes.io/permanent-redirect: "https://new.example$request_uri"
+    nginx.ingress.kubernetes.io/permanent-redirect-code: "308"
+spec:
+  ingressClassName: nginx
+  tls:
+  - hosts: [old.example]
+    secretName: old-tls
+  rules:
+  - host: old.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: api, port: {number: 80}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  namespace: web
+  annotations:
+    nginx.ingress.kubernetes.io/from-to-www-redirect: "true"
+    nginx.ingress.kubernetes.io/server-alias: "store.example, taken.example"
+    nginx.ingress.kubernetes.io/upstream-vhost: internal.example
+    nginx.ingress.kubernetes.io/x-forwarded-prefix: /shop
+    nginx.ingress.kubernetes.io/custom-headers: web/shop-headers
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: shop.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: api, port: {number: 80}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: taken
+  namespace: web
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: taken.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: api, port: {number: 80}}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: shop-headers, namespace: web}
+data:
+  X-Frame-Options: DENY
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: variables
+  namespace: web
+  annotations:
+    nginx.ingress.kubernetes.io/temporal-redirect: "https://$host/elsewhere"
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: variables.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: api, port: {number: 80}}}}
+"#;
+
+#[test]
+fn redirects_and_header_annotations_become_filters() {
+    let conversion = convert(REDIRECTS_AND_HEADERS);
+    let old = route(&conversion, "old-old-example");
+    assert!(
+        old["spec"]["parentRefs"][0].get("sectionName").is_none(),
+        "both listeners"
+    );
+    let rule = &old["spec"]["rules"][0];
+    assert!(rule.get("backendRefs").is_none(), "{rule}");
+    assert_eq!(
+        rule["filters"][0],
+        serde_json::json!({"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "hostname": "new.example", "statusCode": 308}})
+    );
+    assert!(
+        !conversion
+            .objects
+            .iter()
+            .any(|o| o["metadata"]["name"] == "old-old-example-https-redirect"),
+        "the URL redirect answers plain HTTP itself"
+    );
+
+    let shop = route(&conversion, "shop-shop-example");
+    assert_eq!(
+        shop["spec"]["hostnames"],
+        serde_json::json!(["shop.example", "store.example"])
+    );
+    let filters = &shop["spec"]["rules"][0]["filters"];
+    assert_eq!(
+        filters[0],
+        serde_json::json!({"type": "URLRewrite", "urlRewrite": {"hostname": "internal.example"}})
+    );
+    assert_eq!(
+        filters[1],
+        serde_json::json!({"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "X-Forwarded-Prefix", "value": "/shop"}]}})
+    );
+    assert_eq!(
+        filters[2],
+        serde_json::json!({"type": "ResponseHeaderModifier", "responseHeaderModifier": {"set": [{"name": "x-frame-options", "value": "DENY"}]}})
+    );
+    let www = route(&conversion, "shop-www-shop-example-www-redirect");
+    assert_eq!(www["spec"]["hostnames"], serde_json::json!(["www.shop.example"]));
+    assert_eq!(
+        www["spec"]["rules"][0]["filters"][0]["requestRedirect"],
+        serde_json::json!({"hostname": "shop.example", "statusCode": 308})
+    );
+    let notes: Vec<&str> = conversion.notes.iter().map(|n| n.message.as_str()).collect();
+    assert!(
+        notes.iter().any(|n| n.contains("server-alias \"taken.example\"")),
+        "{notes:?}"
+    );
+    assert!(notes.iter().any(|n| n.contains("no allow-list")), "{notes:?}");
+    let skipped = conversion
+        .notes
+        .iter()
+        .find(|n| n.ingress == "web/variables")
+        .unwrap_or_else(|| panic!("{notes:?}"));
+    assert!(
+        skipped.skipped && skipped.message.contains("nginx variables"),
+        "{skipped:?}"
+    );
+    assert!(
+        !conversion
+            .objects
+            .iter()
+            .any(|o| o["metadata"]["name"] == "variables-variables-example")
+    );
+}
