@@ -83,7 +83,10 @@ impl Kind {
                 "gateway.networking.k8s.io/v1"
             }
             Kind::ReferenceGrant => "gateway.networking.k8s.io/v1beta1",
-            Kind::TLSRoute | Kind::TCPRoute => "gateway.networking.k8s.io/v1alpha2",
+            // TLSRoute is v1 in the standard channel; the status writer uses v1alpha2 where
+            // only that is served (`cluster/status.rs`).
+            Kind::TLSRoute => "gateway.networking.k8s.io/v1",
+            Kind::TCPRoute => "gateway.networking.k8s.io/v1alpha2",
             Kind::IPAddressPool => "metallb.io/v1beta1",
         }
     }

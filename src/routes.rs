@@ -33,7 +33,7 @@ pub use affinity::{CanaryAffinity, Carrier, RouteAffinity, SameSite, SessionCook
 pub use auth::RouteAuth;
 pub use canary::{Canary, CanaryRule, HeaderRule};
 pub use cidr::Cidr;
-pub use client_cert::{ClientAuth, ClientTrust, VerifyClient};
+pub use client_cert::{ClientAuth, ClientTrust, FrontendValidation, VerifyClient};
 pub use cors::RouteCors;
 pub use gateway::{
     GatewayAction, GatewayPort, HeaderEdits, ListenerName, PathModifier, PortMode, Redirect, SplitTarget, StreamRoute,

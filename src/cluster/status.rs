@@ -13,6 +13,10 @@
 //! - Objects not published (other classes, or Ingresses that stopped being ours) are never
 //!   touched: their status stays as it is, as ingress-nginx leaves it.
 //!
+//! - TLSRoute statuses are written at `v1` (the standard channel's only version) unless the
+//!   API server does not serve it there, then at `v1alpha2` (CRDs that predate `v1`): asked
+//!   once per leadership term, and again after a TLSRoute was not found.
+//!
 //! It must not write while not leading: the caller drops [`StatusWriter::run`] the moment
 //! leadership is lost, which cancels any request in flight.
 
@@ -55,6 +59,8 @@ pub struct StatusWriter {
     /// The statuses last written in full (none failed, none absent from the API): a generation
     /// with the same `Arc` (only endpoints changed) has nothing new to write.
     written: Option<Arc<Vec<ObjectStatus>>>,
+    /// The version TLSRoutes are written at, once asked (`None`: ask before the next writes).
+    tls_route_version: Option<&'static str>,
 }
 
 /// The outcome of one object's write.
@@ -75,6 +81,7 @@ impl StatusWriter {
             metrics,
             known: HashMap::new(),
             written: None,
+            tls_route_version: None,
         }
     }
 
@@ -118,6 +125,9 @@ impl StatusWriter {
     /// True when every status is written or already there. Up to [`CONCURRENT_WRITES`]
     /// objects are read or written at once; what was learnt is recorded afterwards.
     async fn write_all(&mut self, statuses: &Arc<Vec<ObjectStatus>>) -> bool {
+        if self.tls_route_version.is_none() && statuses.iter().any(|s| s.kind == "TLSRoute") {
+            self.tls_route_version = tls_route_version(&self.client).await;
+        }
         // Each write owns what it needs (no borrow across the stream: its futures stay `Send`
         // for any lifetime).
         let writes: Vec<_> = statuses
@@ -143,7 +153,13 @@ impl StatusWriter {
         for (id, outcome, learnt) in results {
             match outcome {
                 Outcome::Failed => all = false,
-                Outcome::Absent => complete = false,
+                Outcome::Absent => {
+                    complete = false;
+                    if id.1 == "TLSRoute" {
+                        // Perhaps its CRDs changed version: ask again.
+                        self.tls_route_version = None;
+                    }
+                }
                 Outcome::Unchanged | Outcome::Written => {}
             }
             match learnt {
@@ -163,12 +179,31 @@ impl StatusWriter {
     }
 
     fn api(&self, wanted: &ObjectStatus) -> Api<DynamicObject> {
-        let (group, version) = match wanted.api_version.split_once('/') {
+        let (group, mut version) = match wanted.api_version.split_once('/') {
             Some((group, version)) => (group, version),
             None => ("", wanted.api_version.as_str()),
         };
+        if wanted.kind == "TLSRoute"
+            && let Some(served) = self.tls_route_version
+        {
+            version = served;
+        }
         let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &wanted.kind));
         Api::namespaced_with(self.client.clone(), &wanted.namespace, &resource)
+    }
+}
+
+/// `v1` when the API server serves TLSRoutes there, else `v1alpha2`; `None` when it cannot be
+/// asked (the writes then use `v1`, and it is asked again next time).
+async fn tls_route_version(client: &kube::Client) -> Option<&'static str> {
+    match client.list_api_group_resources("gateway.networking.k8s.io/v1").await {
+        Ok(list) if list.resources.iter().any(|r| r.name == "tlsroutes") => Some("v1"),
+        Ok(_) => Some("v1alpha2"),
+        Err(kube::Error::Api(status)) if status.code == 404 => Some("v1alpha2"),
+        Err(error) => {
+            tracing::debug!("cannot ask which TLSRoute version is served: {error}");
+            None
+        }
     }
 }
 

@@ -86,7 +86,7 @@ fn scopes<'a>(kind: &WatchedKind, options: &'a KubernetesOptions) -> Vec<Option<
 pub fn sources(options: &KubernetesOptions) -> Vec<SourceId> {
     let mut names: Vec<String> = WATCHED
         .iter()
-        .filter(|kind| kind.object.is_some() && kind.presence != Presence::Optional || kind.source == "endpoints")
+        .filter(|kind| kind.object.is_some() && kind.presence == Presence::Required || kind.source == "endpoints")
         .flat_map(|kind| scopes(kind, options).into_iter().map(|scope| source_name(kind, scope)))
         .collect();
     names.sort();
@@ -175,15 +175,24 @@ fn wanted(served: &discovery::Served, options: &KubernetesOptions) -> BTreeMap<S
             Presence::InsteadOf { group, plural } => {
                 !served.serves_any_version(group, plural) && served.serves(kind.group, kind.version, kind.plural)
             }
+            Presence::OlderVersionOf { newer } => {
+                !served.serves(kind.group, newer, kind.plural) && served.serves(kind.group, kind.version, kind.plural)
+            }
         };
         if !watch {
             continue;
         }
         for scope in scopes(kind, options) {
             let source = SourceId::new(source_name(kind, scope));
+            // An older version's watch has its own name, so that the newer one replaces it
+            // when the API server starts serving it (a CRD upgrade), and back.
+            let name = match kind.presence {
+                Presence::OlderVersionOf { .. } => format!("{}@{}", kind.watch_name(), kind.version),
+                _ => kind.watch_name().to_string(),
+            };
             let id = match scope {
-                Some(ns) => format!("{}/{ns}", kind.watch_name()),
-                None => kind.watch_name().to_string(),
+                Some(ns) => format!("{name}/{ns}"),
+                None => name,
             };
             wanted.insert(
                 id,

@@ -10,6 +10,11 @@
 //! when the connection was not verified against that host's CAs (an SNI of an unprotected host
 //! with the Host of a protected one). The `ssl-client-*` headers a client sends are removed from
 //! every request (`headers.rs`); the ones the backend gets are the proxy's own.
+//!
+//! A Gateway API port's frontend validation (`routes::FrontendValidation`) uses the same
+//! configurations, with one difference: under `AllowValidOnly` the certificate is required and
+//! its chain verified in the handshake, which fails without a valid one (as the spec's
+//! conformance tests expect: the connection, not a request, is refused).
 
 mod names;
 
@@ -48,6 +53,8 @@ const CACHED_CONFIGS: usize = 32;
 /// CAs its chain is verified against.
 pub(crate) struct ClientTls {
     fingerprint: [u8; 32],
+    /// The handshake requires a certificate that verifies (Gateway `AllowValidOnly`).
+    required: bool,
     pub(crate) config: Arc<ServerConfig>,
     anchors: Vec<TrustAnchor<'static>>,
     depth: u32,
@@ -63,15 +70,20 @@ pub(crate) struct ClientTlsCache {
 }
 
 impl ClientTlsCache {
-    pub(crate) fn get(&self, trust: &ClientTrust, base: &Arc<ServerConfig>) -> Option<Arc<ClientTls>> {
+    /// The configuration for `trust`; `required`: the handshake fails without a certificate
+    /// that verifies.
+    pub(crate) fn get(&self, trust: &ClientTrust, base: &Arc<ServerConfig>, required: bool) -> Option<Arc<ClientTls>> {
         let mut entries = match self.entries.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some(found) = entries.iter().find(|entry| entry.fingerprint == trust.fingerprint) {
+        if let Some(found) = entries
+            .iter()
+            .find(|entry| entry.fingerprint == trust.fingerprint && entry.required == required)
+        {
             return Some(found.clone());
         }
-        let built = match ClientTls::new(trust, base) {
+        let built = match ClientTls::new(trust, base, required) {
             Ok(built) => Arc::new(built),
             Err(error) => {
                 tracing::warn!(%error, "cannot build the TLS configuration for client certificates");
@@ -87,7 +99,7 @@ impl ClientTlsCache {
 }
 
 impl ClientTls {
-    fn new(trust: &ClientTrust, base: &Arc<ServerConfig>) -> Result<ClientTls, rustls::Error> {
+    fn new(trust: &ClientTrust, base: &Arc<ServerConfig>, required: bool) -> Result<ClientTls, rustls::Error> {
         let mut roots = RootCertStore::empty();
         for authority in &trust.authorities {
             roots.add(authority.clone())?;
@@ -97,6 +109,11 @@ impl ClientTls {
         let verifier = Arc::new(AskForCertificate {
             subjects: roots.subjects(),
             algorithms,
+            required: required.then(|| Chain {
+                anchors: roots.roots.clone(),
+                depth: trust.depth,
+                algorithms,
+            }),
         });
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
@@ -106,6 +123,7 @@ impl ClientTls {
         config.session_storage = ServerSessionMemoryCache::new(1024);
         Ok(ClientTls {
             fingerprint: trust.fingerprint,
+            required,
             config: Arc::new(config),
             anchors: roots.roots,
             depth: trust.depth,
@@ -149,36 +167,59 @@ impl ClientTls {
 
     /// The chain checked for client authentication, with at most `depth` intermediates.
     fn verify(&self, end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>]) -> Result<(), String> {
-        let parsed = webpki::EndEntityCert::try_from(end_entity).map_err(|err| err.to_string())?;
-        let depth = usize::try_from(self.depth).unwrap_or(usize::MAX);
-        let within_depth = |path: &webpki::VerifiedPath<'_>| {
-            if path.intermediate_certificates().count() > depth {
-                Err(webpki::Error::MaximumPathDepthExceeded)
-            } else {
-                Ok(())
-            }
-        };
-        parsed
-            .verify_for_usage(
-                self.algorithms.all,
-                &self.anchors,
-                intermediates,
-                UnixTime::now(),
-                webpki::KeyUsage::client_auth(),
-                None,
-                Some(&within_depth),
-            )
-            .map(|_| ())
-            .map_err(|err| err.to_string())
+        verify_chain(&self.anchors, self.depth, self.algorithms, end_entity, intermediates)
     }
 }
 
+/// What a required certificate is verified against in the handshake.
+#[derive(Debug)]
+struct Chain {
+    anchors: Vec<TrustAnchor<'static>>,
+    depth: u32,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+/// Verifies a client's chain for client authentication against `anchors`, with at most
+/// `depth` intermediates.
+fn verify_chain(
+    anchors: &[TrustAnchor<'_>],
+    depth: u32,
+    algorithms: WebPkiSupportedAlgorithms,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+) -> Result<(), String> {
+    let parsed = webpki::EndEntityCert::try_from(end_entity).map_err(|err| err.to_string())?;
+    let depth = usize::try_from(depth).unwrap_or(usize::MAX);
+    let within_depth = |path: &webpki::VerifiedPath<'_>| {
+        if path.intermediate_certificates().count() > depth {
+            Err(webpki::Error::MaximumPathDepthExceeded)
+        } else {
+            Ok(())
+        }
+    };
+    parsed
+        .verify_for_usage(
+            algorithms.all,
+            anchors,
+            intermediates,
+            UnixTime::now(),
+            webpki::KeyUsage::client_auth(),
+            None,
+            Some(&within_depth),
+        )
+        .map(|_| ())
+        .map_err(|err| err.to_string())
+}
+
 /// Asks for a certificate, accepts any (its chain is verified after the handshake, by
-/// [`ClientTls::examine`]), and checks the client's handshake signature with its key.
+/// [`ClientTls::examine`]) unless `required`, and checks the client's handshake signature with
+/// its key. With `required`, a certificate must be sent and its chain must verify, or the
+/// handshake fails.
 #[derive(Debug)]
 struct AskForCertificate {
     subjects: Vec<DistinguishedName>,
     algorithms: WebPkiSupportedAlgorithms,
+    required: Option<Chain>,
 }
 
 impl ClientCertVerifier for AskForCertificate {
@@ -187,7 +228,7 @@ impl ClientCertVerifier for AskForCertificate {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        false
+        self.required.is_some()
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
@@ -196,10 +237,18 @@ impl ClientCertVerifier for AskForCertificate {
 
     fn verify_client_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
+        if let Some(chain) = &self.required {
+            verify_chain(&chain.anchors, chain.depth, chain.algorithms, end_entity, intermediates).map_err(
+                |reason| {
+                    tracing::debug!(%reason, "client certificate refused in the handshake");
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure)
+                },
+            )?;
+        }
         Ok(ClientCertVerified::assertion())
     }
 

@@ -137,8 +137,17 @@ impl Serving {
     pub async fn tls(&self, stream: TcpStream, peer: SocketAddr, drain: watch::Receiver<bool>) {
         let Some(acceptor) = &self.tls else { return };
         let stream = ClientIo::new(stream, Bytes::new(), self.shared.config.client_write_timeout);
+        let frontend = self.gateway_port.and_then(|port| {
+            let installed = self.shared.current.load();
+            installed
+                .table
+                .gateway_port(port)
+                .and_then(|port| port.frontend.clone())
+        });
         let handshake = async {
-            if self.gateway_port.is_none() && self.shared.current.load().table.http.client_certificates {
+            if let Some(frontend) = frontend {
+                self.accept_validated(acceptor.config(), stream, &frontend).await
+            } else if self.gateway_port.is_none() && self.shared.current.load().table.http.client_certificates {
                 self.accept_by_host(acceptor.config(), stream).await
             } else {
                 acceptor.accept(stream).await.map(|stream| (stream, None))
@@ -187,12 +196,32 @@ impl Serving {
         };
         // A configuration that cannot be built leaves the connection without a verified
         // certificate: its requests to the host are refused (421).
-        let Some(client_tls) = trust.and_then(|trust| self.client_tls.get(&trust, base)) else {
+        let Some(client_tls) = trust.and_then(|trust| self.client_tls.get(&trust, base, false)) else {
             return start.into_stream(base.clone()).await.map(|stream| (stream, None));
         };
         let stream = start.into_stream(client_tls.config.clone()).await?;
         let certificate = client_tls.examine(stream.get_ref().1.peer_certificates());
         Ok((stream, Some(certificate)))
+    }
+
+    /// The handshake of a Gateway API HTTPS port with frontend validation: the certificate is
+    /// asked for, and under `AllowValidOnly` required and verified, so the handshake fails
+    /// without a valid one; under `AllowInsecureFallback` nothing is refused. A configuration
+    /// that cannot be built refuses the connection (never served without the validation).
+    async fn accept_validated(
+        &self,
+        base: &Arc<rustls::ServerConfig>,
+        stream: ClientIo<TcpStream>,
+        frontend: &crate::routes::FrontendValidation,
+    ) -> io::Result<(TlsStream<ClientIo<TcpStream>>, Option<PeerCertificate>)> {
+        let required = !frontend.insecure_fallback;
+        let Some(client_tls) = self.client_tls.get(&frontend.trust, base, required) else {
+            return Err(io::Error::other(
+                "no TLS configuration for the port's client certificates",
+            ));
+        };
+        let acceptor = TlsAcceptor::from(client_tls.config.clone());
+        acceptor.accept(stream).await.map(|stream| (stream, None))
     }
 
     async fn serve_h1<I>(&self, io: TokioIo<I>, client: Arc<Client>, mut drain: watch::Receiver<bool>)

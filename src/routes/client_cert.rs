@@ -2,6 +2,9 @@
 //! values. Built by `translate/client_cert.rs`; the HTTPS listener asks for a certificate when
 //! the SNI names such a host, and `proxy/client_cert.rs` decides each request by it.
 //!
+//! Also a Gateway API port's frontend validation (Gateway `spec.tls.frontend`,
+//! [`FrontendValidation`]): a property of the port, decided in the handshake.
+//!
 //! It is a property of the host, not of one route: as in ingress-nginx (where `ssl_verify_client`
 //! is a `server` directive), every route of the host is protected, whichever Ingress it comes
 //! from.
@@ -103,3 +106,22 @@ impl ClientAuth {
             && self.match_cn.as_ref().map(regex::Regex::as_str) == other.match_cn.as_ref().map(regex::Regex::as_str)
     }
 }
+
+/// Client-certificate validation of a Gateway API HTTPS port (Gateway `spec.tls.frontend`,
+/// its `default` or the `perPort` entry of the port): unlike the Ingress annotations, the
+/// handshake itself fails for a missing or unverifiable certificate (`AllowValidOnly`), or the
+/// certificate is asked for and nothing is refused (`AllowInsecureFallback`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontendValidation {
+    /// The CAs of the `caCertificateRefs` (their `ca.crt`), in order.
+    pub trust: Arc<ClientTrust>,
+    /// `mode: AllowInsecureFallback`: connections without a valid certificate are served too.
+    pub insecure_fallback: bool,
+    /// `namespace/name` of the Gateway it comes from, and its ConfigMaps, for `/api/routes`.
+    pub gateway: Arc<str>,
+    pub config_maps: Vec<String>,
+}
+
+/// The number of intermediate certificates a Gateway frontend validation accepts between a
+/// client's certificate and one of the CAs (the spec leaves the depth to implementations).
+pub const FRONTEND_DEPTH: u32 = 4;

@@ -47,6 +47,19 @@ impl RouteTable {
                     {
                         map.insert("connections".into(), Value::Array(self.describe_streams(&port.streams)));
                     }
+                    if let Some(frontend) = &port.frontend
+                        && let Some(map) = entry.as_object_mut()
+                    {
+                        map.insert(
+                            "clientCertificates".into(),
+                            json!({
+                                "gateway": &*frontend.gateway,
+                                "mode": if frontend.insecure_fallback { "AllowInsecureFallback" } else { "AllowValidOnly" },
+                                "configMaps": frontend.config_maps,
+                                "authorities": frontend.trust.authorities.len(),
+                            }),
+                        );
+                    }
                     entry
                 })
                 .collect();
@@ -493,16 +506,23 @@ fn describe_conditions(conditions: &Conditions) -> Value {
 
 /// A route's CORS policy: the allowed origins as patterns, and the header values sent.
 fn describe_cors(cors: &crate::routes::RouteCors) -> Value {
-    use crate::routes::cors::{AllowedOrigins, OriginHost};
+    use crate::routes::cors::{AllowedOrigins, CorsList, OriginHost};
     let text = |value: &http::HeaderValue| value.to_str().unwrap_or_default().to_string();
+    let list = |list: &CorsList| match list {
+        CorsList::Omitted => Value::Null,
+        CorsList::Fixed(value) => Value::String(text(value)),
+        CorsList::Echo => Value::String("* (echoes the request's)".into()),
+    };
     let origins: Vec<String> = match &cors.origins {
         AllowedOrigins::Any => vec!["*".to_string()],
+        AllowedOrigins::AnyEchoed => vec!["* (echoed)".to_string()],
         AllowedOrigins::List(patterns) => patterns
             .iter()
             .map(|p| {
                 let host = match &p.host {
                     OriginHost::Exact(host) => host.clone(),
-                    OriginHost::Wildcard(suffix) => format!("*.{suffix}"),
+                    OriginHost::Wildcard(suffix) | OriginHost::Suffix(suffix) => format!("*.{suffix}"),
+                    OriginHost::Any => "*".to_string(),
                 };
                 match p.port {
                     Some(port) => format!("{}://{host}:{port}", p.scheme),
@@ -513,8 +533,8 @@ fn describe_cors(cors: &crate::routes::RouteCors) -> Value {
     };
     json!({
         "allowOrigins": origins,
-        "allowMethods": text(&cors.allow_methods),
-        "allowHeaders": text(&cors.allow_headers),
+        "allowMethods": list(&cors.allow_methods),
+        "allowHeaders": list(&cors.allow_headers),
         "exposeHeaders": cors.expose_headers.as_ref().map(text),
         "allowCredentials": cors.allow_credentials,
         "maxAge": text(&cors.max_age),

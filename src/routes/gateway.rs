@@ -26,6 +26,9 @@ pub struct GatewayPort {
     pub default_certificate: Option<Arc<rustls::sign::CertifiedKey>>,
     /// The Gateway listeners served on this port, sorted (for reports on binding).
     pub listeners: Vec<ListenerName>,
+    /// HTTPS ports: client certificates the handshake asks for and verifies (the oldest
+    /// Gateway's `spec.tls.frontend` for the port).
+    pub frontend: Option<std::sync::Arc<super::client_cert::FrontendValidation>>,
 }
 
 /// The protocol of a Gateway API port (one per port: listeners of other protocols on it are

@@ -124,6 +124,7 @@ pub fn objects(family: &Family, streams: &[Stream]) -> Vec<Arc<StoredObject>> {
                     gateway_class_name: family.class.into(),
                     listeners,
                     addresses: Vec::new(),
+                    tls: None,
                 },
             }),
         ));

@@ -6,13 +6,16 @@
 //! a number) and the header values are rebuilt from them, never copied: a value that does not
 //! parse is an error naming the annotation, and that field keeps its default (as ingress-nginx
 //! does), except origins, where a bad entry is dropped and never widens the list to `*`.
+//!
+//! Also the Gateway API HTTPRoute `CORS` filter → the same [`RouteCors`], validated as the
+//! CRD's schema and CEL rules would ([`gateway_cors`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::HeaderValue;
 
-use crate::routes::cors::{AllowedOrigins, OriginPattern, RouteCors};
+use crate::routes::cors::{AllowedOrigins, CorsList, OriginPattern, RouteCors};
 
 use super::Reporter;
 use super::annotations::{boolean, field, value};
@@ -60,8 +63,8 @@ pub(crate) fn route_cors(annotations: &BTreeMap<String, String>, report: &mut Re
     };
     Some(Arc::new(RouteCors {
         origins,
-        allow_methods,
-        allow_headers,
+        allow_methods: CorsList::Fixed(allow_methods),
+        allow_headers: CorsList::Fixed(allow_headers),
         expose_headers,
         allow_credentials,
         max_age: HeaderValue::from(max_age),
@@ -135,10 +138,104 @@ fn token_list(
     HeaderValue::from_str(&entries.join(", ")).unwrap_or(HeaderValue::from_static(default))
 }
 
-/// An RFC 9110 token: visible ASCII except delimiters.
-pub(crate) fn is_token(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+/// An RFC 9110 token (shared with the proxy, which checks echoed values the same way).
+pub(crate) use crate::routes::cors::is_token;
+
+/// The Gateway API's default `maxAge` (seconds).
+pub(crate) const GATEWAY_DEFAULT_MAX_AGE: i64 = 5;
+
+/// The methods the CRD's `allowMethods` enum admits.
+const GATEWAY_METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "*",
+];
+
+/// An HTTPRoute `CORS` filter → a [`RouteCors`], or the first thing the CRD would reject:
+/// (field below `cors`, message). `*` in `allowOrigins` is every origin (echoed when
+/// `allowCredentials`, as the spec requires); `*` in `allowMethods`/`allowHeaders` echoes
+/// what a preflight asks for; lists not given are not sent; `maxAge` defaults to 5.
+pub(crate) fn gateway_cors(filter: &crate::config::gateway::HttpCorsFilter) -> Result<RouteCors, (String, String)> {
+    let invalid = |rest: String, message: String| Err((format!(".cors.{rest}"), message));
+    let credentials = filter.allow_credentials.unwrap_or(false);
+    for (name, list) in [
+        ("allowOrigins", &filter.allow_origins),
+        ("allowMethods", &filter.allow_methods),
+        ("allowHeaders", &filter.allow_headers),
+        ("exposeHeaders", &filter.expose_headers),
+    ] {
+        let max = if name == "allowMethods" { 9 } else { 64 };
+        if list.len() > max {
+            return invalid(name.into(), format!("at most {max} entries"));
+        }
+        if name != "exposeHeaders" && list.len() > 1 && list.iter().any(|entry| entry == "*") {
+            return invalid(name.into(), "\"*\" cannot be listed alongside other entries".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, entry) in list.iter().enumerate() {
+            if !seen.insert(entry.to_ascii_lowercase()) {
+                return invalid(format!("{name}[{i}]"), format!("{entry:?} is listed twice"));
+            }
+        }
+    }
+    let origins = if filter.allow_origins.iter().any(|origin| origin == "*") {
+        if credentials {
+            AllowedOrigins::AnyEchoed
+        } else {
+            AllowedOrigins::Any
+        }
+    } else {
+        let mut patterns = Vec::new();
+        for (i, origin) in filter.allow_origins.iter().enumerate() {
+            if origin.len() > 253 {
+                return invalid(format!("allowOrigins[{i}]"), "at most 253 characters".into());
+            }
+            match OriginPattern::parse_gateway(origin) {
+                Ok(pattern) => patterns.push(pattern),
+                Err(err) => return invalid(format!("allowOrigins[{i}]"), err.to_string()),
+            }
+        }
+        AllowedOrigins::List(patterns)
+    };
+    for (i, method) in filter.allow_methods.iter().enumerate() {
+        if !GATEWAY_METHODS.contains(&method.as_str()) {
+            return invalid(
+                format!("allowMethods[{i}]"),
+                format!("{method:?} is not one of {}", GATEWAY_METHODS.join(", ")),
+            );
+        }
+    }
+    for (name, list) in [
+        ("allowHeaders", &filter.allow_headers),
+        ("exposeHeaders", &filter.expose_headers),
+    ] {
+        for (i, header) in list.iter().enumerate() {
+            if header.len() > 256 || !is_token(header) {
+                return invalid(
+                    format!("{name}[{i}]"),
+                    format!("{:?} is not a header name", header.escape_debug().to_string()),
+                );
+            }
+        }
+    }
+    let list = |entries: &[String]| -> CorsList {
+        match entries {
+            [] => CorsList::Omitted,
+            [star] if star == "*" => CorsList::Echo,
+            _ => HeaderValue::from_str(&entries.join(", ")).map_or(CorsList::Omitted, CorsList::Fixed),
+        }
+    };
+    let max_age = filter.max_age.unwrap_or(GATEWAY_DEFAULT_MAX_AGE);
+    if !(1..=i64::from(i32::MAX)).contains(&max_age) {
+        return invalid("maxAge".into(), format!("{max_age} is not 1-2147483647 seconds"));
+    }
+    let expose_headers = (!filter.expose_headers.is_empty())
+        .then(|| HeaderValue::from_str(&filter.expose_headers.join(", ")).ok())
+        .flatten();
+    Ok(RouteCors {
+        origins,
+        allow_methods: list(&filter.allow_methods),
+        allow_headers: list(&filter.allow_headers),
+        expose_headers,
+        allow_credentials: credentials,
+        max_age: HeaderValue::from(max_age),
+    })
 }

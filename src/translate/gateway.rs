@@ -15,6 +15,7 @@
 
 mod backend_tls;
 mod conditions;
+mod frontend_tls;
 mod grpc_route;
 mod http_route;
 mod listeners;
@@ -45,8 +46,11 @@ pub const GATEWAY_CONTROLLER: &str = "vestibule.dev/gateway-controller";
 const SUPPORTED_FEATURES: &[&str] = &[
     "BackendTLSPolicy",
     "Gateway",
+    "GatewayFrontendClientCertificateValidation",
+    "GatewayFrontendClientCertificateValidationInsecureFallback",
     "GatewayHTTPListenerIsolation",
     "HTTPRoute",
+    "HTTPRouteCORS",
     "HTTPRouteHostRewrite",
     "HTTPRouteRequestTimeout",
     "HTTPRouteMethodMatching",
@@ -131,7 +135,14 @@ pub(crate) fn add_gateway_api<'s>(
             origin: &stored.origin,
             issues,
         };
-        states.push(listeners::gateway_state(stored, gateway, &grants, tls, &mut report));
+        states.push(listeners::gateway_state(
+            stored,
+            gateway,
+            snapshot,
+            &grants,
+            tls,
+            &mut report,
+        ));
     }
     listeners::mark_conflicts(&mut states);
 

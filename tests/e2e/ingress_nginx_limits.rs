@@ -17,7 +17,7 @@ use crate::support::*;
 /// A backend that counts the requests it gets and answers `200 backend` with its own
 /// (wrong) CORS header, which the proxy must replace for allowed origins; `/slow` answers
 /// after 1.5 s.
-async fn counting_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+pub(crate) async fn counting_backend() -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let count = Arc::new(AtomicUsize::new(0));
@@ -53,7 +53,7 @@ async fn counting_backend() -> (SocketAddr, Arc<AtomicUsize>) {
 }
 
 /// One request on a fresh connection: status, headers, body.
-async fn send(
+pub(crate) async fn send(
     addr: SocketAddr,
     method: &str,
     host: &str,
@@ -94,7 +94,7 @@ fn annotated_lines(name: &str, host: &str, annotations: &str) -> String {
     )
 }
 
-fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+pub(crate) fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).map(|v| v.to_str().unwrap())
 }
 

@@ -23,6 +23,10 @@ pub enum Presence {
     /// Only while the API server does not serve the kind with this plural (and group) but
     /// serves this one: legacy Endpoints when EndpointSlice is absent.
     InsteadOf { group: &'static str, plural: &'static str },
+    /// Only while the API server serves this version but not `newer` of the same group and
+    /// plural: TLSRoute `v1alpha2` on clusters whose CRDs predate `v1` (the standard channel
+    /// serves only `v1`; the experimental one serves both, and `v1` is watched).
+    OlderVersionOf { newer: &'static str },
 }
 
 /// One row of the table.
@@ -234,10 +238,19 @@ pub static WATCHED: &[WatchedKind] = &[
     row(
         "TLSRoute",
         "gateway.networking.k8s.io",
-        "v1alpha2",
+        "v1",
         "tlsroutes",
         true,
         Presence::Optional,
+        Some(Kind::TLSRoute),
+    ),
+    row(
+        "TLSRoute",
+        "gateway.networking.k8s.io",
+        "v1alpha2",
+        "tlsroutes",
+        true,
+        Presence::OlderVersionOf { newer: "v1" },
         Some(Kind::TLSRoute),
     ),
     row(

@@ -53,6 +53,29 @@ fn optional_kinds_only_while_served() {
 }
 
 #[test]
+fn tls_route_v1_when_served_else_v1alpha2() {
+    let options = KubernetesOptions::default();
+    let with = |versions: &[&'static str]| {
+        let mut list = CORE.to_vec();
+        for version in versions {
+            list.push(("gateway.networking.k8s.io", version, "tlsroutes"));
+        }
+        watched(&served(&list), &options)
+    };
+    let tls = |kinds: &BTreeSet<String>| -> Vec<String> {
+        kinds.iter().filter(|k| k.starts_with("TLSRoute")).cloned().collect()
+    };
+    // The standard channel serves only v1; the experimental one all three; older CRDs v1alpha2.
+    assert_eq!(tls(&with(&["v1"])), ["TLSRoute"]);
+    assert_eq!(tls(&with(&["v1", "v1alpha2", "v1alpha3"])), ["TLSRoute"]);
+    assert_eq!(tls(&with(&["v1alpha2"])), ["TLSRoute@v1alpha2"]);
+    assert!(tls(&with(&[])).is_empty());
+    // Optional either way: readiness never waits for TLSRoutes.
+    let names: Vec<String> = sources(&options).into_iter().map(|s| s.0).collect();
+    assert!(!names.iter().any(|n| n.contains("TLSRoute")), "{names:?}");
+}
+
+#[test]
 fn watch_namespace_scopes_namespaced_kinds_only() {
     let options = KubernetesOptions {
         namespaces: vec!["a".into(), "b".into()],

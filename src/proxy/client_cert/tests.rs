@@ -30,7 +30,7 @@ fn client_tls(authorities: &[&Issuer], depth: u32) -> ClientTls {
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(rustls::server::ResolvesServerCertUsingSni::new()));
     let trust = ClientTrust::new(authorities.iter().map(|ca| ca.der().clone()).collect(), depth);
-    ClientTls::new(&trust, &Arc::new(base)).unwrap()
+    ClientTls::new(&trust, &Arc::new(base), false).unwrap()
 }
 
 #[test]

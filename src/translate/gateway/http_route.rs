@@ -149,7 +149,7 @@ pub(crate) fn add_route<'s>(
                 max_body: None,
                 auth: None,
                 grpc: kind == RouteKind::Grpc,
-                cors: None,
+                cors: spec.cors.clone(),
                 limits: None,
                 affinity: spec.affinity.clone(),
                 mirror,

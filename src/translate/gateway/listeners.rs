@@ -78,6 +78,8 @@ pub(crate) struct ListenerState<'s> {
     pub(crate) resolved_refs: Condition,
     pub(crate) conflicted: Option<Condition>,
     pub(crate) certificate: Option<Arc<CertifiedKey>>,
+    /// HTTPS: the client-certificate validation of `spec.tls.frontend` for this port.
+    pub(crate) frontend: Option<Arc<crate::routes::FrontendValidation>>,
     pub(crate) attached_routes: u32,
     /// Hostnames of the HTTPRoutes and GRPCRoutes attached so far (oldest first), with the
     /// route's kind and name: the two kinds may not share a hostname on a listener.
@@ -107,6 +109,8 @@ pub(crate) struct GatewayState<'s> {
     pub(crate) gateway: &'s Gateway,
     pub(crate) namespace: &'s str,
     pub(crate) listeners: Vec<ListenerState<'s>>,
+    /// Some frontend validation is `AllowInsecureFallback`.
+    pub(crate) insecure_frontend: bool,
 }
 
 /// Namespace labels, with the `kubernetes.io/metadata.name` label the API server adds to
@@ -152,11 +156,13 @@ impl<'s> NamespaceLabels<'s> {
 pub(crate) fn gateway_state<'s>(
     stored: &'s StoredObject,
     gateway: &'s Gateway,
+    snapshot: &'s Snapshot,
     grants: &Grants<'_>,
     tls: &mut TlsBuilder<'s>,
     report: &mut Reporter<'_>,
 ) -> GatewayState<'s> {
     let namespace = gateway.metadata.namespace.as_deref().unwrap_or("default");
+    let frontend = super::frontend_tls::settings(gateway, report);
     let mut listeners = Vec::new();
     let mut names = std::collections::BTreeSet::new();
     for (i, spec) in gateway.spec.listeners.iter().enumerate() {
@@ -300,6 +306,22 @@ pub(crate) fn gateway_state<'s>(
                 Err((reason, message)) => resolved_refs = Condition::not("ResolvedRefs", reason, message),
             }
         }
+        // Client certificates: HTTPS listeners only (the spec's "listeners handling HTTPS").
+        let mut accepted = accepted;
+        let mut validation = None;
+        if protocol == Some(Protocol::Https) {
+            let found = frontend.resolve(port, snapshot, (namespace, &gateway.metadata.name), grants);
+            if let Some(problem) = found.resolved_refs {
+                report.warning(field(""), problem.message.clone());
+                if resolved_refs.status {
+                    resolved_refs = problem;
+                }
+            }
+            if let Some(refused) = found.accepted {
+                accepted = refused;
+            }
+            validation = found.validation;
+        }
         listeners.push(ListenerState {
             spec,
             port,
@@ -311,6 +333,7 @@ pub(crate) fn gateway_state<'s>(
             resolved_refs,
             conflicted: None,
             certificate,
+            frontend: validation,
             attached_routes: 0,
             claims: Vec::new(),
         });
@@ -320,6 +343,7 @@ pub(crate) fn gateway_state<'s>(
         gateway,
         namespace,
         listeners,
+        insecure_frontend: frontend.insecure,
     }
 }
 
@@ -506,9 +530,20 @@ pub(crate) fn gateway_status(state: &GatewayState<'_>, options: &TranslateOption
             })
         })
         .collect();
+    let mut conditions = vec![accepted.json(generation), programmed.json(generation)];
+    if state.insecure_frontend {
+        conditions.push(
+            Condition::ok(
+                "InsecureFrontendValidationMode",
+                "ConfigurationChanged",
+                "a frontend validation is AllowInsecureFallback: clients without a valid certificate are served",
+            )
+            .json(generation),
+        );
+    }
     json!({
         "addresses": addresses,
-        "conditions": [accepted.json(generation), programmed.json(generation)],
+        "conditions": conditions,
         "listeners": listeners,
     })
 }

@@ -95,6 +95,11 @@ impl PortsBuilder {
                     gateway: state.gateway.metadata.name.clone(),
                     listener: listener.spec.name.clone(),
                 });
+                // The oldest Gateway's validation holds for the port (Gateways sharing a port
+                // share its handshake).
+                if port.frontend.is_none() {
+                    port.frontend = listener.frontend.clone();
+                }
                 let Some(key) = &listener.certificate else {
                     continue;
                 };

@@ -1,6 +1,6 @@
 //! The rules of an HTTPRoute, validated as the CRD schema and its CEL rules would: matches
 //! (paths, headers, query parameters, methods), filters (header modifiers, redirect, rewrite,
-//! mirrors),
+//! mirrors, CORS),
 //! backendRef shapes and timeouts. Problems are errors of the HTTPRoute naming the field; a
 //! filter Vestibule does not implement is reported as unsupported. Resolving backends is
 //! `http_route`'s job.
@@ -43,6 +43,8 @@ pub(crate) struct RuleSpec<'s> {
     pub(crate) mirrors: Vec<MirrorSpec<'s>>,
     /// `retry`.
     pub(crate) retry: Option<std::sync::Arc<crate::routes::RouteRetry>>,
+    /// The `CORS` filter.
+    pub(crate) cors: Option<std::sync::Arc<crate::routes::RouteCors>>,
     pub(crate) rule: &'s HttpRouteRule,
 }
 
@@ -89,6 +91,7 @@ pub(crate) fn rule_spec<'s>(
         affinity: None,
         mirrors: Vec::new(),
         retry: None,
+        cors: None,
         rule,
     };
     let mut seen = std::collections::BTreeSet::new();
@@ -114,6 +117,12 @@ pub(crate) fn rule_spec<'s>(
             }
             "URLRewrite" => rewrite(filter.url_rewrite.as_ref(), &spec.matches).map(|r| spec.rewrite = Some(r)),
             "RequestMirror" => mirror(filter.request_mirror.as_ref()).map(|m| spec.mirrors.push(m)),
+            "CORS" => match &filter.cors {
+                Some(cors) => {
+                    crate::translate::cors::gateway_cors(cors).map(|cors| spec.cors = Some(std::sync::Arc::new(cors)))
+                }
+                None => Err((String::new(), "type CORS needs cors".to_string())),
+            },
             other => {
                 unsupported.get_or_insert_with(|| {
                     format!("spec.rules[{r}].filters[{f}]: filter type {other:?} is not supported")
