@@ -2,13 +2,14 @@
 //! applied, and whether it applied one yet. Written only by the controller loop; read by
 //! anyone holding the [`Publication`]. Readers depend on this module, never the reverse.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::{ArcSwap, Guard};
 use tokio::sync::watch;
 
-use crate::config::Issue;
+use crate::config::{Issue, ObjectKey, Origin};
 use crate::routes::RouteTable;
 use crate::translate::ObjectStatus;
 use crate::translate::acme::AcmeName;
@@ -37,6 +38,9 @@ pub struct Published {
     /// With `--lb`: LoadBalancer Services' addresses (read by the leader's LB status writer and
     /// `/api/status`).
     pub lb_addresses: Arc<Vec<LbAddresses>>,
+    /// Where each Ingress, Gateway API route, Gateway and Service came from (read by the
+    /// dashboard to show routes by source and tenant).
+    pub origins: Arc<BTreeMap<ObjectKey, Origin>>,
 }
 
 /// The controller's publication: one `ArcSwap` of [`Published`], so a reader that loads it
