@@ -345,6 +345,7 @@ async fn dashboard_page_is_static_and_served_with_a_strict_policy() {
     }
 }
 
+#[path = "admin/dashboard.rs"]
 mod dashboard;
 
 #[tokio::test]
