@@ -334,11 +334,15 @@ function renderDetail(d) {
     kv([["listener", d.listener === "http" ? "HTTP/HTTPS" : d.listener], ["source", d.source || "–"], ["tenant / namespace", d.tenant || "–"],
       ["TLS", d.tls ? "yes" : "no"], ["requests since start", `${d.requests.toLocaleString("en")} (${d.serverErrors.toLocaleString("en")} answered 5xx)`]]),
     el("h3", {}, "Paths, backends and endpoints"), pathsTable(d.table),
-    el("h3", {}, "Objects, their status and problems"), objects.length ? objects : el("p", { class: "muted" }, "No object known for this host."),
+    el("h3", {}, "Objects, their status and problems"),
+    ...(objects.length ? objects : [el("p", { class: "muted" }, "No object known for this host.")]),
     el("h3", {}, "Certificates"), table([["From"], ["Hosts"], ["Expires"]], certificates, "No certificate: served over plain HTTP only."),
     el("h3", {}, "Requests per route"), table([["Route"], ["Requests", "num"], ["5xx", "num"]], requests, "No routes."),
   );
+  const opened = $("detail").hidden || $("detail").dataset.host !== d.host;
+  $("detail").dataset.host = d.host;
   $("detail").hidden = false;
+  if (opened) $("detail").scrollIntoView({ block: "start" });
 }
 
 async function refresh() {
