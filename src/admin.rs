@@ -154,7 +154,12 @@ fn dashboard_api(state: &AdminState, path: &str, query: Option<&str>) -> Respons
         },
         "objects" => browse::objects(&published, &state.metrics.acme().all(), &query),
         "issues" => browse::issues(&published, &query),
-        "certificates" => browse::certificates(&published, &state.host_index(&published), &state.metrics.acme().all(), &query),
+        "certificates" => browse::certificates(
+            &published,
+            &state.host_index(&published),
+            &state.metrics.acme().all(),
+            &query,
+        ),
         "domains" => browse::domains(&published, &query),
         "tcp-ports" => browse::tcp_ports(&published, &query),
         _ => return text(StatusCode::NOT_FOUND, "not found\n"),

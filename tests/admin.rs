@@ -329,7 +329,12 @@ async fn dashboard_page_is_static_and_served_with_a_strict_policy() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.headers["content-type"], "text/html; charset=utf-8");
     let csp = &reply.headers["content-security-policy"];
-    for directive in ["default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"] {
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
         assert!(csp.contains(directive), "{csp}");
     }
     assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");

@@ -195,7 +195,11 @@ pub fn hosts(state: &AdminState, published: &Published, index: &HostIndex, query
 }
 
 fn objects_with_issues(published: &Published) -> BTreeSet<&ObjectKey> {
-    published.issues.iter().filter_map(|i| i.subject.object.as_ref()).collect()
+    published
+        .issues
+        .iter()
+        .filter_map(|i| i.subject.object.as_ref())
+        .collect()
 }
 
 fn host_summary(state: &AdminState, row: &HostRow) -> Value {
@@ -294,7 +298,11 @@ pub fn objects(published: &Published, acme: &[AcmeCertificate], query: &ListQuer
         .map(|mut entry| {
             let field = |name: &str| entry.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
             let source = origins
-                .get(&(field("kind").as_str(), field("namespace").as_str(), field("name").as_str()))
+                .get(&(
+                    field("kind").as_str(),
+                    field("namespace").as_str(),
+                    field("name").as_str(),
+                ))
                 .map(|origin| source_name(origin));
             if let Value::Object(map) = &mut entry {
                 map.insert("source".into(), source.map_or(Value::Null, Value::from));

@@ -8,7 +8,9 @@
 //! shows as text (`textContent`), never as markup, so hostile names stay text.
 
 use bytes::Bytes;
-use http::header::{CONTENT_SECURITY_POLICY, HeaderName, HeaderValue, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
+use http::header::{
+    CONTENT_SECURITY_POLICY, HeaderName, HeaderValue, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
@@ -60,7 +62,10 @@ mod tests {
     fn the_page_loads_only_its_own_files() {
         assert!(PAGE.contains("src=\"/dashboard.js\"") && PAGE.contains("href=\"/dashboard.css\""));
         for text in [PAGE, SCRIPT, STYLE] {
-            assert!(!text.contains("http://") && !text.contains("https://"), "no outside address");
+            assert!(
+                !text.contains("http://") && !text.contains("https://"),
+                "no outside address"
+            );
         }
         // No inline script or style: the policy would refuse them.
         assert!(!PAGE.contains("<script>") && !PAGE.contains("<style") && !PAGE.contains(" style="));
@@ -71,7 +76,13 @@ mod tests {
 
     #[test]
     fn the_script_never_writes_markup() {
-        for forbidden in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+        for forbidden in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
             assert!(!SCRIPT.contains(forbidden), "{forbidden} in dashboard.js");
         }
     }

@@ -60,9 +60,17 @@ fn big() -> Published {
     let mut origins = BTreeMap::new();
     let mut statuses = Vec::new();
     for i in 0..HOSTS {
-        let host = if i == 7 { format!("{HOSTILE}.example") } else { host_name(i) };
+        let host = if i == 7 {
+            format!("{HOSTILE}.example")
+        } else {
+            host_name(i)
+        };
         let namespace = format!("team-{}", i % 10);
-        let name = if i == 7 { HOSTILE.to_string() } else { format!("shop-{i}") };
+        let name = if i == 7 {
+            HOSTILE.to_string()
+        } else {
+            format!("shop-{i}")
+        };
         let mut vhost = VirtualHost {
             name: host.clone(),
             ..VirtualHost::default()
@@ -192,7 +200,10 @@ async fn hosts_are_searched_and_paged_on_the_server_at_10000_hosts() {
     let (capped, _) = api(addr, "/api/dashboard/hosts?limit=100000").await;
     assert_eq!(capped["items"].as_array().unwrap().len(), 500);
     let (past, _) = api(addr, "/api/dashboard/hosts?offset=20000").await;
-    assert_eq!((past["total"].as_u64(), past["items"].as_array().unwrap().len()), (Some(HOSTS as u64), 0));
+    assert_eq!(
+        (past["total"].as_u64(), past["items"].as_array().unwrap().len()),
+        (Some(HOSTS as u64), 0)
+    );
 
     // Search: host names, objects, backends; case-insensitive.
     let started = Instant::now();
@@ -209,14 +220,24 @@ async fn hosts_are_searched_and_paged_on_the_server_at_10000_hosts() {
     // Filters by source and tenant (a Docker tenant, else the namespace), and problems.
     let (docker, _) = api(addr, "/api/dashboard/hosts?source=docker&limit=500").await;
     assert_eq!(docker["total"], (0..HOSTS).filter(|i| i % 3 == 2).count());
-    assert!(docker["items"].as_array().unwrap().iter().all(|i| i["tenant"] == "acme"));
+    assert!(
+        docker["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["tenant"] == "acme")
+    );
     let (team, _) = api(addr, "/api/dashboard/hosts?tenant=team-3&source=kubernetes").await;
     assert_eq!(team["total"], (0..HOSTS).filter(|i| i % 10 == 3 && i % 3 == 1).count());
     let (problems, _) = api(addr, "/api/dashboard/hosts?problems=1&limit=500").await;
     let mut expected: Vec<String> = (0..HOSTS).step_by(100).map(host_name).collect();
     expected.push(host_name(13));
     expected.sort();
-    assert_eq!(hosts_of(&problems), expected, "no endpoints, or an object with an error");
+    assert_eq!(
+        hosts_of(&problems),
+        expected,
+        "no endpoints, or an object with an error"
+    );
     let no_endpoints = &problems["items"][0];
     assert_eq!(no_endpoints["unavailablePaths"], 1, "{no_endpoints}");
 
@@ -225,17 +246,28 @@ async fn hosts_are_searched_and_paged_on_the_server_at_10000_hosts() {
     assert_eq!(summary["counts"]["hosts"], HOSTS);
     assert_eq!(summary["counts"]["errors"], 1);
     assert_eq!(summary["counts"]["unavailableHosts"], HOSTS / 100);
-    assert_eq!(summary["filters"]["sources"]["docker"], (0..HOSTS).filter(|i| i % 3 == 2).count());
-    assert_eq!(summary["filters"]["tenants"]["acme"], (0..HOSTS).filter(|i| i % 3 == 2).count());
+    assert_eq!(
+        summary["filters"]["sources"]["docker"],
+        (0..HOSTS).filter(|i| i % 3 == 2).count()
+    );
+    assert_eq!(
+        summary["filters"]["tenants"]["acme"],
+        (0..HOSTS).filter(|i| i % 3 == 2).count()
+    );
 
     // Objects: 10,000 statuses, paged and searched, with their source.
     let (objects, objects_bytes) = api(addr, "/api/dashboard/objects?q=shop-13&problems=1").await;
     assert_eq!(objects["total"], 1, "{objects}");
     assert_eq!(objects["items"][0]["source"], "kubernetes");
-    assert!(objects["items"][0]["issues"][0].as_str().unwrap().contains("service.port: no port"));
+    assert!(
+        objects["items"][0]["issues"][0]
+            .as_str()
+            .unwrap()
+            .contains("service.port: no port")
+    );
 
     let page = get(addr, "/").await;
-    println!(
+    eprintln!(
         "dashboard at {HOSTS} hosts: page {} bytes; hosts page of 50: {first_bytes} bytes, first request \
          (index built) {first_ms:.1} ms; 20 pages of 500: largest {largest} bytes, {pages_ms:.1} ms in all, \
          slowest server time {slowest_server} µs; search: {found_bytes} bytes, {search_ms:.1} ms; summary \
@@ -253,10 +285,16 @@ async fn a_host_detail_names_its_objects_status_problems_and_origin() {
     assert_eq!(detail["host"], "shop-13.example");
     assert_eq!(detail["table"]["paths"][0]["backend"], "team-3/svc-13:80");
     let object = &detail["objectDetails"][0];
-    assert_eq!(object["object"], json!({"kind": "Ingress", "namespace": "team-3", "name": "shop-13"}));
+    assert_eq!(
+        object["object"],
+        json!({"kind": "Ingress", "namespace": "team-3", "name": "shop-13"})
+    );
     assert_eq!(object["source"], "kubernetes");
     assert_eq!(object["status"]["loadBalancer"]["ingress"][0]["ip"], "192.0.2.1");
-    assert_eq!(object["issues"][0]["field"], "spec.rules[0].http.paths[0].backend.service.port");
+    assert_eq!(
+        object["issues"][0]["field"],
+        "spec.rules[0].http.paths[0].backend.service.port"
+    );
     assert_eq!(object["issues"][0]["origin"]["path"], "manifests/13.yaml");
     assert_eq!(detail["routeRequests"][0]["route"], "ingress/team-3/shop-13/r0/p0");
     assert_eq!(get(addr, "/api/dashboard/host?host=nope.example").await.status, 404);
@@ -284,9 +322,18 @@ async fn request_counts_come_from_the_metrics_counters() {
     }
     let addr = start(Arc::clone(&state)).await;
     let (found, _) = api(addr, "/api/dashboard/hosts?q=shop-5.example").await;
-    assert_eq!((found["items"][0]["requests"].as_u64(), found["items"][0]["serverErrors"].as_u64()), (Some(3), Some(1)));
+    assert_eq!(
+        (
+            found["items"][0]["requests"].as_u64(),
+            found["items"][0]["serverErrors"].as_u64()
+        ),
+        (Some(3), Some(1))
+    );
     let (summary, _) = api(addr, "/api/dashboard/summary").await;
     assert_eq!(summary["requests"]["total"], 3);
     let metrics = state.metrics.encode();
-    assert!(metrics.contains("vestibule_requests_total{route=\"ingress/team-5/shop-5/r0/p0\",status=\"502\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("vestibule_requests_total{route=\"ingress/team-5/shop-5/r0/p0\",status=\"502\"} 1"),
+        "{metrics}"
+    );
 }

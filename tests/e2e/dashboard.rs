@@ -48,7 +48,13 @@ fn browse(browser: &Path, url: &str, shot: &Path) -> String {
     let profile = tempfile::tempdir().unwrap();
     let run = |extra: &[String]| {
         let mut child = Command::new(browser)
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars"])
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--hide-scrollbars",
+            ])
             .args(["--window-size=1400,1100", "--virtual-time-budget=8000"])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .args(extra)
@@ -71,7 +77,7 @@ fn browse(browser: &Path, url: &str, shot: &Path) -> String {
     let dom = run(&["--dump-dom".to_string()]);
     run(&[format!("--screenshot={}", shot.display())]);
     assert!(shot.exists(), "no screenshot at {}", shot.display());
-    println!("screenshot: {}", shot.display());
+    eprintln!("screenshot: {}", shot.display());
     dom
 }
 
@@ -126,26 +132,39 @@ async fn the_dashboard_searches_pages_and_shows_details_in_a_browser() {
     for _ in 0..3 {
         assert_eq!(get(vestibule.http, "app-002.test", "/").await.unwrap().0, 200);
     }
-    let total = vestibule.admin_json("/api/dashboard/hosts").await["total"].as_u64().unwrap();
+    let total = vestibule.admin_json("/api/dashboard/hosts").await["total"]
+        .as_u64()
+        .unwrap();
     assert!(total as usize > HOSTS, "{total}");
     let base = format!("http://{}/", vestibule.admin);
     let out = screenshots();
 
     // The first page: every host, paged by 50.
     let dom = browse(&browser, &base, &out.join("1-routes.png"));
-    assert!(dom.contains("data-loaded="), "the script ran and loaded its data:\n{dom}");
+    assert!(
+        dom.contains("data-loaded="),
+        "the script ran and loaded its data:\n{dom}"
+    );
     assert!(dom.contains("app-000.test") && dom.contains("app-049.test"), "{dom}");
     assert!(!dom.contains("app-050.test"), "50 a page:\n{dom}");
     assert!(dom.contains(&format!("1–50 of {total} items")), "{dom}");
 
     // Search narrows the list.
-    let dom = browse(&browser, &format!("{base}#tab=routes&q=app-01"), &out.join("2-search.png"));
+    let dom = browse(
+        &browser,
+        &format!("{base}#tab=routes&q=app-01"),
+        &out.join("2-search.png"),
+    );
     assert!(dom.contains("app-010.test") && dom.contains("app-019.test"), "{dom}");
     assert!(!dom.contains("app-020.test") && !dom.contains("app-000.test"), "{dom}");
     assert!(dom.contains("1–10 of 10 items"), "{dom}");
 
     // Paging moves.
-    let dom = browse(&browser, &format!("{base}#tab=routes&offset=50"), &out.join("3-page-2.png"));
+    let dom = browse(
+        &browser,
+        &format!("{base}#tab=routes&offset=50"),
+        &out.join("3-page-2.png"),
+    );
     assert!(dom.contains("app-050.test") && dom.contains("app-099.test"), "{dom}");
     assert!(!dom.contains("app-049.test"), "{dom}");
     assert!(dom.contains(&format!("51–100 of {total} items")), "{dom}");
@@ -159,7 +178,10 @@ async fn the_dashboard_searches_pages_and_shows_details_in_a_browser() {
     assert!(dom.contains("Paths, backends and endpoints"), "{dom}");
     assert!(dom.contains(&backend.to_string()), "the endpoint is listed:\n{dom}");
     assert!(dom.contains("Ingress default/app-002"), "{dom}");
-    assert!(dom.contains("address 203.0.113.7"), "its status (--publish-address):\n{dom}");
+    assert!(
+        dom.contains("address 203.0.113.7"),
+        "its status (--publish-address):\n{dom}"
+    );
     assert!(dom.contains("3 (0 answered 5xx)"), "its requests:\n{dom}");
 
     // Problems: markup from a file name and an annotation key is text, not elements.
@@ -167,13 +189,23 @@ async fn the_dashboard_searches_pages_and_shows_details_in_a_browser() {
     assert!(dom.contains("Ingress default/hostile"), "{dom}");
     assert!(dom.contains("&lt;img src=x id=pwnedfile&gt;.yaml"), "{dom}");
     for id in ["pwnedfile", "pwnedkey"] {
-        assert!(!dom.contains(&format!("id=\"{id}\"")), "an element was injected:\n{dom}");
+        assert!(
+            !dom.contains(&format!("id=\"{id}\"")),
+            "an element was injected:\n{dom}"
+        );
     }
     assert!(!dom.contains("<title>pwned"), "{dom}");
 
     // Certificates with their expiry; never the key.
-    let dom = browse(&browser, &format!("{base}#tab=certificates"), &out.join("6-certificates.png"));
-    assert!(dom.contains("Secret default/tls") && dom.contains("secure.test"), "{dom}");
+    let dom = browse(
+        &browser,
+        &format!("{base}#tab=certificates"),
+        &out.join("6-certificates.png"),
+    );
+    assert!(
+        dom.contains("Secret default/tls") && dom.contains("secure.test"),
+        "{dom}"
+    );
     assert!(dom.contains(" (in "), "an expiry date:\n{dom}");
     browse(&browser, &format!("{base}#tab=activity"), &out.join("7-reloads.png"));
 }
@@ -197,7 +229,15 @@ async fn no_dashboard_answer_carries_secret_contents() {
         base64::engine::general_purpose::STANDARD.encode(HTPASSWD),
     ];
     let mut paths = vec!["/".to_string(), "/dashboard.js".to_string()];
-    for api in ["summary", "hosts?limit=500", "objects?limit=500", "issues", "certificates", "domains", "tcp-ports"] {
+    for api in [
+        "summary",
+        "hosts?limit=500",
+        "objects?limit=500",
+        "issues",
+        "certificates",
+        "domains",
+        "tcp-ports",
+    ] {
         paths.push(format!("/api/dashboard/{api}"));
     }
     paths.push("/api/dashboard/host?host=secure.test".to_string());
@@ -206,14 +246,21 @@ async fn no_dashboard_answer_carries_secret_contents() {
         let (status, body) = get(vestibule.admin, "admin", path).await.unwrap();
         assert_eq!(status, 200, "{path}: {body}");
         for secret in &forbidden {
-            assert!(!body.contains(secret.as_str()), "{path} shows Secret contents ({secret}):\n{body}");
+            assert!(
+                !body.contains(secret.as_str()),
+                "{path} shows Secret contents ({secret}):\n{body}"
+            );
         }
         checked += body.len();
     }
     // What is shown instead: the Secret's name and the number of users.
-    let (_, certificates) = get(vestibule.admin, "admin", "/api/dashboard/certificates").await.unwrap();
+    let (_, certificates) = get(vestibule.admin, "admin", "/api/dashboard/certificates")
+        .await
+        .unwrap();
     assert!(certificates.contains("default/tls"), "{certificates}");
-    let (_, detail) = get(vestibule.admin, "admin", "/api/dashboard/host?host=secure.test").await.unwrap();
+    let (_, detail) = get(vestibule.admin, "admin", "/api/dashboard/host?host=secure.test")
+        .await
+        .unwrap();
     assert!(detail.contains("\"users\":1"), "{detail}");
     assert!(checked > 10_000, "the answers were checked");
 }

@@ -121,7 +121,11 @@ impl HostIndex {
         };
         certificate_rows("http", &published.table.certificates, &mut index.certificates);
         for port in &published.table.gateway {
-            certificate_rows(&format!("gateway:{}", port.port), &port.certificates, &mut index.certificates);
+            certificate_rows(
+                &format!("gateway:{}", port.port),
+                &port.certificates,
+                &mut index.certificates,
+            );
         }
         let origins = by_route_object(&published.origins);
         if let Some(hosts) = described.get("hosts").and_then(Value::as_array) {
@@ -158,7 +162,11 @@ fn by_route_object(origins: &BTreeMap<ObjectKey, Origin>) -> RouteObjects<'_> {
         .iter()
         .map(|(key, origin)| {
             (
-                (key.kind.as_str().to_ascii_lowercase(), key.namespace.as_str(), key.name.as_str()),
+                (
+                    key.kind.as_str().to_ascii_lowercase(),
+                    key.namespace.as_str(),
+                    key.name.as_str(),
+                ),
                 (key, origin),
             )
         })
@@ -197,7 +205,12 @@ pub fn tenant_of(key: &ObjectKey, origin: Option<&Origin>) -> String {
 
 fn row(host: &Value, listener: &str, certificates: &[CertificateRow], origins: &RouteObjects<'_>) -> HostRow {
     let name = host.get("host").and_then(Value::as_str).unwrap_or_default().to_string();
-    let mut entries: Vec<&Value> = host.get("paths").and_then(Value::as_array).into_iter().flatten().collect();
+    let mut entries: Vec<&Value> = host
+        .get("paths")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
     if let Some(fallback) = host.get("fallback").filter(|f| !f.is_null()) {
         entries.push(fallback);
     }
@@ -211,7 +224,9 @@ fn row(host: &Value, listener: &str, certificates: &[CertificateRow], origins: &
         if entry.get("unavailable").is_some() {
             unavailable += 1;
         }
-        for target in std::iter::once(*entry).chain(entry.get("backends").and_then(Value::as_array).into_iter().flatten()) {
+        for target in
+            std::iter::once(*entry).chain(entry.get("backends").and_then(Value::as_array).into_iter().flatten())
+        {
             if let Some(backend) = target.get("backend").and_then(Value::as_str) {
                 let endpoints = target.get("endpoints").and_then(Value::as_array).map_or(0, Vec::len);
                 backends.insert(backend.to_string(), endpoints);

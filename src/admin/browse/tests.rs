@@ -2,7 +2,9 @@ use super::*;
 
 #[test]
 fn query_strings_are_decoded_and_bounded() {
-    let query = ListQuery::parse(Some("q=Shop%2D1+A&offset=100&limit=100000&source=docker&problems=1&host=a%3Cb&x=y"));
+    let query = ListQuery::parse(Some(
+        "q=Shop%2D1+A&offset=100&limit=100000&source=docker&problems=1&host=a%3Cb&x=y",
+    ));
     assert_eq!(query.q, "shop-1 a");
     assert_eq!(query.offset, 100);
     assert_eq!(query.limit, MAX_LIMIT);
