@@ -1,23 +1,26 @@
 //! The admin server: `/healthz`, `/readyz`, `/metrics`, `/api/status`, `/api/issues`,
-//! `/api/routes` and the dashboard at `/`. Reads only what the controller published (its
-//! [`Publication`]); never writes it, never blocks the data plane.
+//! `/api/routes`, the dashboard at `/` and its JSON API under `/api/dashboard/`. Reads only
+//! what the controller published (its [`Publication`]); never writes it, never blocks the
+//! data plane. There is no write endpoint: the dashboard is read-only.
 //!
 //! Every answer is computed from one load of the publication, so a page never mixes two
 //! configurations. Only `GET` and `HEAD` are served (`405` otherwise); unknown paths get
-//! `404`. JSON bodies are in [`api`], the HTML page in [`dashboard`].
+//! `404`. JSON bodies are in [`api`] and [`browse`] (the dashboard's searched and paged
+//! lists), the page and its assets in [`dashboard`].
 
 pub mod api;
+pub mod browse;
 pub mod dashboard;
 
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, X_CONTENT_TYPE_OPTIONS};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -25,7 +28,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tracing::{Instrument, debug, debug_span, warn};
 
-use crate::controller::Publication;
+use self::browse::ListQuery;
+use self::browse::index::{HostIndex, SharedIndex};
+use crate::controller::{Publication, Published};
 use crate::metrics::Metrics;
 
 /// What the admin server reads, and the one flag it owns.
@@ -36,6 +41,8 @@ pub struct AdminState {
     /// What the controller applied; read only here.
     pub publication: Arc<Publication>,
     pub metrics: Arc<Metrics>,
+    /// The dashboard's host index of the last generation asked for (built on first use).
+    index: Mutex<Option<SharedIndex>>,
 }
 
 impl AdminState {
@@ -44,7 +51,20 @@ impl AdminState {
             draining: AtomicBool::new(false),
             publication,
             metrics,
+            index: Mutex::new(None),
         })
+    }
+
+    /// The host index of `published`'s generation: built once per generation, by the first
+    /// request that needs it (others wait for it rather than build it again).
+    pub fn host_index(&self, published: &Published) -> SharedIndex {
+        let mut cached = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(index) = cached.as_ref().filter(|i| i.generation == published.generation) {
+            return Arc::clone(index);
+        }
+        let index = Arc::new(HostIndex::build(published));
+        *cached = Some(Arc::clone(&index));
+        index
     }
 
     /// Ready for traffic: the first configuration is applied and we are not draining.
@@ -113,12 +133,51 @@ pub fn respond<B>(state: &AdminState, request: &Request<B>) -> Response<Full<Byt
         "/api/issues" => json(&api::issues(&state.publication.load())),
         "/api/routes" => json(&api::routes(&state.publication.load())),
         "/api/sources" => json(&serde_json::json!(state.metrics.sources().all())),
-        "/" => with_type(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            dashboard::render(state, &state.publication.load()),
-        ),
+        "/" => dashboard::asset(dashboard::Asset::Page),
+        "/dashboard.js" => dashboard::asset(dashboard::Asset::Script),
+        "/dashboard.css" => dashboard::asset(dashboard::Asset::Style),
+        path if path.starts_with("/api/dashboard/") => dashboard_api(state, path, request.uri().query()),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// `/api/dashboard/*` (see [`browse`]).
+fn dashboard_api(state: &AdminState, path: &str, query: Option<&str>) -> Response<Full<Bytes>> {
+    let published = state.publication.load();
+    let query = ListQuery::parse(query);
+    let value = match path.trim_start_matches("/api/dashboard/") {
+        "summary" => browse::summary(state, &published, &state.host_index(&published)),
+        "hosts" => browse::hosts(state, &published, &state.host_index(&published), &query),
+        "host" => match browse::host(state, &published, &state.host_index(&published), &query) {
+            Some(host) => host,
+            None => return text(StatusCode::NOT_FOUND, "no such host\n"),
+        },
+        "objects" => browse::objects(&published, &state.metrics.acme().all(), &query),
+        "issues" => browse::issues(&published, &query),
+        "certificates" => browse::certificates(
+            &published,
+            &state.host_index(&published),
+            &state.metrics.acme().all(),
+            &query,
+        ),
+        "domains" => browse::domains(&published, &query),
+        "tcp-ports" => browse::tcp_ports(&published, &query),
+        _ => return text(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    compact_json(&value)
+}
+
+/// JSON without indentation: the dashboard's lists are read by the page, not by people.
+fn compact_json(value: &serde_json::Value) -> Response<Full<Bytes>> {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let mut response = with_type(StatusCode::OK, "application/json", body);
+            response
+                .headers_mut()
+                .insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            response
+        }
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "could not encode JSON\n"),
     }
 }
 

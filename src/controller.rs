@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::config::{
-    Issue, Kind, Object, ObjectKey, ObjectStore, SERVICE_NAME_LABEL, Snapshot, SourceId, StoreChanges, StoredObject,
+    Issue, Kind, Object, ObjectKey, ObjectStore, Origin, SERVICE_NAME_LABEL, Snapshot, SourceId, StoreChanges,
+    StoredObject,
 };
-use crate::metrics::{Metrics, ReloadOutcome};
+use crate::metrics::{Metrics, ReloadOutcome, ReloadRecord};
 use crate::providers::SourceUpdate;
 use crate::routes::RouteTable;
 use crate::translate::acme::AcmeName;
@@ -66,6 +67,8 @@ pub struct Applied {
     pub lb_addresses: Vec<crate::translate::lb::LbAddresses>,
     /// What became of each Ingress's ingress-nginx annotations (for the leader's report writer).
     pub annotation_reports: Vec<AnnotationReport>,
+    /// Where each object that routes (Ingress, Gateway API route, Service) came from.
+    pub origins: BTreeMap<ObjectKey, Origin>,
 }
 
 /// What one [`Reconciler::apply`] did.
@@ -293,6 +296,7 @@ impl Reconciler {
             acme_names,
             lb_addresses,
             annotation_reports,
+            origins: routing_origins(snapshot),
         }
     }
 
@@ -401,15 +405,17 @@ pub async fn run(
                 gateway_status::apply_listener_failures(&mut applied.statuses, &applied.table, &failures);
                 transitions.stamp(&mut applied.statuses, std::time::SystemTime::now());
                 log_new_issues(&applied.issues, &mut reported);
+                record_reload(&metrics, generation, "full", applied.outcome, &applied.issues, started);
                 publish(&publication, &metrics, generation, applied);
                 "full"
             }
             Reconciled::Endpoints { table, outcome } => {
                 sink.install(table.clone());
                 metrics.reload(outcome);
+                let last = publication.load_full();
+                record_reload(&metrics, generation, "endpoints", outcome, &last.issues, started);
                 // Statuses and issues are those last published (the same `Arc` of statuses:
                 // the status writer sees nothing new to write).
-                let last = publication.load_full();
                 publication.publish(Published {
                     generation,
                     table,
@@ -420,6 +426,7 @@ pub async fn run(
                     acme_names: last.acme_names.clone(),
                     lb_addresses: last.lb_addresses.clone(),
                     annotation_reports: last.annotation_reports.clone(),
+                    origins: last.origins.clone(),
                 });
                 "endpoints"
             }
@@ -502,7 +509,54 @@ fn publish(publication: &Publication, metrics: &Metrics, generation: u64, applie
         acme_names: applied.acme_names,
         lb_addresses: Arc::new(applied.lb_addresses),
         annotation_reports: Arc::new(applied.annotation_reports),
+        origins: Arc::new(applied.origins),
     });
+}
+
+/// Adds one applied configuration to the reload log the dashboard shows.
+fn record_reload(
+    metrics: &Metrics,
+    generation: u64,
+    path: &'static str,
+    outcome: ReloadOutcome,
+    issues: &[Issue],
+    started: Instant,
+) {
+    let errors = issues.iter().filter(|i| i.is_error()).count() as u64;
+    metrics.reload_log().record(ReloadRecord {
+        generation,
+        at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default(),
+        path,
+        outcome: outcome.as_str(),
+        errors,
+        warnings: issues.len() as u64 - errors,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+    });
+}
+
+/// The origin of each object a route or host can come from, for readers that show where a
+/// route is configured (the dashboard's sources and tenants).
+fn routing_origins(snapshot: &Snapshot) -> BTreeMap<ObjectKey, Origin> {
+    snapshot
+        .objects
+        .iter()
+        .filter(|(key, _)| {
+            matches!(
+                key.kind,
+                Kind::Ingress
+                    | Kind::Service
+                    | Kind::Gateway
+                    | Kind::HTTPRoute
+                    | Kind::GRPCRoute
+                    | Kind::TLSRoute
+                    | Kind::TCPRoute
+            )
+        })
+        .map(|(key, object)| (key.clone(), object.origin.clone()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -21,9 +21,11 @@ use crate::routes::BackendKey;
 
 mod acme;
 mod events;
+mod reloads;
 mod sources;
 
 pub use acme::{AcmeCertificate, AcmeCertificates};
+pub use reloads::{KEPT_RELOADS, ReloadLog, ReloadRecord};
 pub use sources::{SourceHealth, Sources};
 
 pub use events::{
@@ -123,6 +125,8 @@ pub struct Metrics {
     /// (route, reason) → requests sent again by a retry policy.
     retries: Mutex<BTreeMap<(String, &'static str), u64>>,
     reloads: [AtomicU64; 3],
+    /// The last reloads (dashboard).
+    reload_log: ReloadLog,
     /// Kind → objects currently rejected.
     rejected: Mutex<BTreeMap<String, u64>>,
     generation: AtomicU64,
@@ -145,6 +149,32 @@ pub struct RouteStats {
     statuses: [AtomicU64; STATUS_SLOTS],
     buckets: [AtomicU64; BUCKETS],
     sum_nanos: AtomicU64,
+}
+
+/// A route's request counts (see [`Metrics::route_totals`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteTotals {
+    pub requests: u64,
+    /// Answers with a `5xx` status.
+    pub errors: u64,
+}
+
+impl RouteStats {
+    fn totals(&self) -> RouteTotals {
+        let mut totals = RouteTotals::default();
+        for (slot, counter) in self.statuses.iter().enumerate() {
+            let count = counter.load(Ordering::Relaxed);
+            totals.requests += count;
+            let server_error = match TRACKED_STATUSES.get(slot) {
+                Some(code) => (500..600).contains(code),
+                None => slot == TRACKED_STATUSES.len() + 4,
+            };
+            if server_error {
+                totals.errors += count;
+            }
+        }
+        totals
+    }
 }
 
 impl Default for RouteStats {
@@ -207,6 +237,36 @@ impl Metrics {
     /// The state of ACME certificates (written by the ACME task, read by the admin API).
     pub fn acme(&self) -> &AcmeCertificates {
         &self.acme
+    }
+
+    /// The last reloads, newest first (written by the controller loop, read by the dashboard).
+    pub fn reload_log(&self) -> &ReloadLog {
+        &self.reload_log
+    }
+
+    /// Requests answered so far by each route of the installed table: (all, `5xx`). The same
+    /// counters as `vestibule_requests_total`; unrouted requests under [`UNROUTED`].
+    pub fn route_totals(&self) -> HashMap<Arc<str>, RouteTotals> {
+        let mut totals: HashMap<Arc<str>, RouteTotals> = lock(&self.routes)
+            .iter()
+            .map(|(name, stats)| (Arc::clone(name), stats.totals()))
+            .collect();
+        totals.insert(Arc::from(UNROUTED), self.unrouted.totals());
+        totals
+    }
+
+    /// The summed request counts of the named routes (unknown names count nothing).
+    pub fn route_totals_of<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> RouteTotals {
+        let routes = lock(&self.routes);
+        let mut sum = RouteTotals::default();
+        for name in names {
+            if let Some(stats) = routes.get(name) {
+                let totals = stats.totals();
+                sum.requests += totals.requests;
+                sum.errors += totals.errors;
+            }
+        }
+        sum
     }
 
     /// The stats handle of a route, created on first use and kept by name.

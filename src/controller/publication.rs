@@ -2,13 +2,14 @@
 //! applied, and whether it applied one yet. Written only by the controller loop; read by
 //! anyone holding the [`Publication`]. Readers depend on this module, never the reverse.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::{ArcSwap, Guard};
 use tokio::sync::watch;
 
-use crate::config::Issue;
+use crate::config::{Issue, ObjectKey, Origin};
 use crate::routes::RouteTable;
 use crate::translate::ObjectStatus;
 use crate::translate::acme::AcmeName;
@@ -41,6 +42,9 @@ pub struct Published {
     /// What became of each Ingress's ingress-nginx annotations (read by the leader's report
     /// writer); shared by generations that changed only endpoints.
     pub annotation_reports: Arc<Vec<AnnotationReport>>,
+    /// Where each Ingress, Gateway API route, Gateway and Service came from (read by the
+    /// dashboard to show routes by source and tenant).
+    pub origins: Arc<BTreeMap<ObjectKey, Origin>>,
 }
 
 /// The controller's publication: one `ArcSwap` of [`Published`], so a reader that loads it

@@ -9,6 +9,7 @@ mod acme;
 mod affinity;
 mod backend_tls;
 mod commands;
+mod dashboard;
 mod domains;
 mod gateway;
 mod gateway_cors;
