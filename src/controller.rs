@@ -75,7 +75,7 @@ pub struct Applied {
 #[derive(Debug)]
 pub enum Reconciled {
     /// A full translation.
-    Full(Applied),
+    Full(Box<Applied>),
     /// Only endpoint lists changed: the last table with the affected backends' endpoints
     /// resolved again (everything else copied). The statuses and issues of the last
     /// application are unchanged.
@@ -130,7 +130,7 @@ impl Reconciler {
             };
             return Reconciled::Endpoints { table, outcome };
         }
-        Reconciled::Full(self.reconcile(&store.snapshot()))
+        Reconciled::Full(Box::new(self.reconcile(&store.snapshot())))
     }
 
     /// The endpoint-only path of [`apply`](Self::apply); `None`: take the full one. On success
@@ -406,7 +406,7 @@ pub async fn run(
                 transitions.stamp(&mut applied.statuses, std::time::SystemTime::now());
                 log_new_issues(&applied.issues, &mut reported);
                 record_reload(&metrics, generation, "full", applied.outcome, &applied.issues, started);
-                publish(&publication, &metrics, generation, applied);
+                publish(&publication, &metrics, generation, *applied);
                 "full"
             }
             Reconciled::Endpoints { table, outcome } => {

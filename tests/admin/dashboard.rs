@@ -48,6 +48,8 @@ fn route(name: String, backend: usize) -> Route {
         affinity: None,
         mirror: None,
         retry: None,
+        redirect: None,
+        headers: None,
     }
 }
 
