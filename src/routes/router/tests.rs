@@ -70,8 +70,8 @@ fn table() -> RouteTable {
         catch_all: Some(2),
     };
     RouteTable {
-        http,
-        routes: (0..5).map(|i| route(&format!("r{i}"))).collect(),
+        http: Arc::new(http),
+        routes: Arc::new((0..5).map(|i| route(&format!("r{i}"))).collect()),
         ..Default::default()
     }
 }
