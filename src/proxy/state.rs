@@ -138,7 +138,11 @@ impl Shared {
                 if Arc::ptr_eq(new, old) {
                     upstream.clone()
                 } else {
-                    Arc::new(Upstream::new(new, upstream.balancer().clone(), self.external_guard.clone()))
+                    Arc::new(Upstream::new(
+                        new,
+                        upstream.balancer().clone(),
+                        self.external_guard.clone(),
+                    ))
                 }
             })
             .collect();

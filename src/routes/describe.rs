@@ -628,8 +628,10 @@ mod tests {
         a.exact.insert("/x".into(), one(0));
         a.prefix.insert("".into(), one(1));
         let mut table = RouteTable::default();
-        let mut http = HttpRouter::default();
-        http.vhosts = vec![a, VirtualHost::default()];
+        let mut http = HttpRouter {
+            vhosts: vec![a, VirtualHost::default()],
+            ..HttpRouter::default()
+        };
         http.vhosts[1].fallback = Some(1);
         http.exact = HashMap::from([("a.example".to_string(), 0)]);
         http.wildcard = HashMap::from([(
@@ -670,9 +672,9 @@ mod tests {
             .expect("not shared")
             .summaries
             .push(CertificateSummary {
-            hosts: vec!["a.example".into()],
-            secret: "default/a".into(),
-        });
+                hosts: vec!["a.example".into()],
+                secret: "default/a".into(),
+            });
         let expected = json!({
             "hosts": [
                 {"host": "a.example", "paths": [

@@ -209,7 +209,11 @@ async fn scale_figures() {
 
     let started = Instant::now();
     // The provider's per-batch line (debug) carries when the watch event came.
-    let v = Vestibule::spawn_logging(&api, &[], "info,kube=warn,vestibule::providers::kubernetes::watch=debug");
+    let v = Vestibule::spawn_logging(
+        &api,
+        &[],
+        "info,kube=warn,vestibule::providers::kubernetes::watch=debug",
+    );
     v.wait_ready(Duration::from_secs(600)).await;
     let ready = started.elapsed();
     v.wait_backend("probe.test", "a").await;

@@ -1,5 +1,6 @@
 //! What an install keeps of the last one: upstreams of the same backend, stats of the same
 //! routes, balancers by backend key.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::net::SocketAddr;
 
@@ -76,11 +77,20 @@ fn an_endpoint_only_install_keeps_unchanged_upstreams_and_replaces_changed_ones(
     shared.install(Arc::new(second));
     let after = shared.current.load_full();
 
-    assert!(Arc::ptr_eq(&before.upstreams[0], &after.upstreams[0]), "unchanged: same upstream");
-    assert!(!Arc::ptr_eq(&before.upstreams[1], &after.upstreams[1]), "changed: a new upstream");
+    assert!(
+        Arc::ptr_eq(&before.upstreams[0], &after.upstreams[0]),
+        "unchanged: same upstream"
+    );
+    assert!(
+        !Arc::ptr_eq(&before.upstreams[1], &after.upstreams[1]),
+        "changed: a new upstream"
+    );
     assert_eq!(endpoint(&after.upstreams[1]), Some("10.0.0.9:80".parse().unwrap()));
     // The changed backend keeps its balancer (round-robin state survives the change).
-    assert!(Arc::ptr_eq(before.upstreams[1].balancer(), after.upstreams[1].balancer()));
+    assert!(Arc::ptr_eq(
+        before.upstreams[1].balancer(),
+        after.upstreams[1].balancer()
+    ));
     // The same routes: the same stats handles, still exposed.
     for (old, new) in before.stats.iter().zip(&after.stats) {
         assert!(Arc::ptr_eq(old, new));
@@ -103,7 +113,10 @@ fn a_full_install_makes_new_upstreams_but_keeps_balancers_by_key() {
     let after = shared.current.load_full();
     assert_eq!(after.upstreams.len(), 1);
     assert!(!Arc::ptr_eq(&before.upstreams[0], &after.upstreams[0]));
-    assert!(Arc::ptr_eq(before.upstreams[0].balancer(), after.upstreams[0].balancer()));
+    assert!(Arc::ptr_eq(
+        before.upstreams[0].balancer(),
+        after.upstreams[0].balancer()
+    ));
     // The removed route left the metrics; the kept one has its stats.
     assert!(Arc::ptr_eq(&before.stats[0], &after.stats[0]));
     let balancers = shared.balancers.lock().unwrap();

@@ -124,14 +124,14 @@ fn ingress_wildcard_matches_exactly_one_label() {
 #[test]
 fn no_fallthrough_from_a_matched_host_to_the_catch_all() {
     let mut t = table();
-    t.http.vhosts[0].prefix.remove("");
+    Arc::make_mut(&mut t.http).vhosts[0].prefix.remove("");
     assert_eq!(find(&t, "a.example", "/api"), None);
 }
 
 #[test]
 fn fallback_applies_when_no_path_matches() {
     let mut t = table();
-    t.http.vhosts[2].fallback = Some(3);
+    Arc::make_mut(&mut t.http).vhosts[2].fallback = Some(3);
     assert_eq!(find(&t, "unknown.host", "/nothing"), Some("r3"));
 }
 
@@ -150,7 +150,7 @@ fn conditions_are_checked_in_candidate_order() {
         name: http::HeaderName::from_static("x-canary"),
         value: ValueMatch::Exact("yes".into()),
     });
-    t.http.vhosts[0].exact.insert(
+    Arc::make_mut(&mut t.http).vhosts[0].exact.insert(
         "/c".into(),
         vec![
             Candidate {
