@@ -390,6 +390,11 @@ pub async fn run(
     let mut generation = 0u64;
     let mut reported: BTreeSet<Issue> = BTreeSet::new();
     while let Some(update) = updates.recv().await {
+        // Stage times of this apply, logged with it (the scale figures split the latency of
+        // an EndpointSlice change into these): when the first update of the batch came, how
+        // long the batch was held open, translated, installed, published.
+        let received_at = std::time::SystemTime::now();
+        let received = Instant::now();
         store.replace(update.source, update.objects, update.issues);
         coalesce(&mut updates, &mut store).await;
         if !store.is_synced() {
@@ -397,20 +402,23 @@ pub async fn run(
         }
         let started = Instant::now();
         let reconciled = tokio::task::block_in_place(|| reconciler.apply(&mut store));
+        let translated = Instant::now();
         generation += 1;
-        let path = match reconciled {
+        let (path, installed) = match reconciled {
             Reconciled::Full(mut applied) => {
                 sink.install(applied.table.clone());
+                let installed = Instant::now();
                 let failures = sink.listener_failures();
                 gateway_status::apply_listener_failures(&mut applied.statuses, &applied.table, &failures);
                 transitions.stamp(&mut applied.statuses, std::time::SystemTime::now());
                 log_new_issues(&applied.issues, &mut reported);
                 record_reload(&metrics, generation, "full", applied.outcome, &applied.issues, started);
                 publish(&publication, &metrics, generation, *applied);
-                "full"
+                ("full", installed)
             }
             Reconciled::Endpoints { table, outcome } => {
                 sink.install(table.clone());
+                let installed = Instant::now();
                 metrics.reload(outcome);
                 let last = publication.load_full();
                 record_reload(&metrics, generation, "endpoints", outcome, &last.issues, started);
@@ -428,16 +436,31 @@ pub async fn run(
                     annotation_reports: last.annotation_reports.clone(),
                     origins: last.origins.clone(),
                 });
-                "endpoints"
+                ("endpoints", installed)
             }
         };
+        let done = Instant::now();
+        let ms = |from: Instant, to: Instant| (to - from).as_secs_f64() * 1000.0;
         tracing::info!(
             generation,
             path,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            elapsed_ms = ms(started, done),
+            received_at_us = epoch_micros(received_at),
+            coalesce_ms = ms(received, started),
+            translate_ms = ms(started, translated),
+            install_ms = ms(translated, installed),
+            publish_ms = ms(installed, done),
             "configuration applied"
         );
     }
+}
+
+/// Microseconds since the Unix epoch (0 for a clock before it): a time another process can
+/// line up with its own (the scale figures do).
+pub(crate) fn epoch_micros(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// Takes in a burst of updates: waits for a quiet gap of [`COALESCE`], but never longer than

@@ -571,7 +571,7 @@ fn check_table(translation: &Translation) {
     assert!(http.exact.values().all(|v| *v < vhosts), "exact host → no vhost");
     assert!(http.wildcard.values().all(|w| w.vhost < vhosts), "wildcard → no vhost");
     assert!(http.catch_all.is_none_or(|v| v < vhosts), "catch-all → no vhost");
-    for route in &table.routes {
+    for route in table.routes.iter() {
         if let RouteAction::Forward(backend) = route.action {
             assert!(backend < table.backends.len(), "route {} → no backend", route.name);
         }

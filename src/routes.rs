@@ -51,37 +51,27 @@ pub type RouteId = usize;
 pub type BackendId = usize;
 
 /// Everything the data plane needs, resolved.
-#[derive(Debug, Default)]
+///
+/// Its parts are shared (`Arc`), so a table that differs from another only in some backends'
+/// endpoints (the controller's endpoint-only path) is made without copying the virtual hosts,
+/// routes, certificates or unchanged backends; the proxy's install reuses what it resolved for
+/// a backend it already had (`Arc::ptr_eq`).
+#[derive(Debug, Default, Clone)]
 pub struct RouteTable {
     /// Virtual hosts served on the Ingress HTTP and HTTPS listeners.
-    pub http: HttpRouter,
-    pub routes: Vec<Route>,
-    pub backends: Vec<Backend>,
+    pub http: Arc<HttpRouter>,
+    pub routes: Arc<Vec<Route>>,
+    pub backends: Vec<Arc<Backend>>,
     /// Certificates for the HTTPS listener, chosen by SNI.
-    pub certificates: Certificates,
+    pub certificates: Arc<Certificates>,
     /// The port HTTPS redirects name (`https://host:port/…`); `None` for 443, left out.
     pub https_port: Option<u16>,
     /// Gateway API listeners by port (sorted by port, one entry per port): what the proxy
     /// binds at `--gateway-bind` and routes there. Empty without Gateways.
-    pub gateway: Vec<GatewayPort>,
+    pub gateway: Arc<Vec<GatewayPort>>,
     /// Pending ACME HTTP-01 challenges (token → key authorization), answered on the plain
     /// `--http` listener at `/.well-known/acme-challenge/TOKEN` before any routing.
     pub acme_challenges: Arc<std::collections::BTreeMap<String, String>>,
-}
-
-impl RouteTable {
-    /// A copy with no backends (to be given new ones).
-    pub fn clone_without_backends(&self) -> RouteTable {
-        RouteTable {
-            http: self.http.clone(),
-            routes: self.routes.clone(),
-            backends: Vec::new(),
-            certificates: self.certificates.clone(),
-            https_port: self.https_port,
-            gateway: self.gateway.clone(),
-            acme_challenges: self.acme_challenges.clone(),
-        }
-    }
 }
 
 /// Host → virtual host. Exact names first, then wildcards by suffix (longest first), then the

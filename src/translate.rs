@@ -222,9 +222,11 @@ pub fn refresh_endpoints(
     services: &BTreeSet<(String, String)>,
 ) -> Option<RouteTable> {
     let backends = backends::refresh_endpoints(snapshot, options.follow_external_names, &table.backends, services)?;
-    let mut refreshed = table.clone_without_backends();
-    refreshed.backends = backends;
-    Some(refreshed)
+    // Everything but the backends is shared with `table`, not copied.
+    Some(RouteTable {
+        backends,
+        ..table.clone()
+    })
 }
 
 /// Translates a snapshot. See the module documentation.

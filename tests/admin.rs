@@ -99,8 +99,8 @@ fn hostile_table() -> RouteTable {
     };
     http.exact.insert(host, 0);
     RouteTable {
-        http,
-        routes: vec![Route {
+        http: std::sync::Arc::new(http),
+        routes: std::sync::Arc::new(vec![Route {
             name: format!("ingress/default/{HOSTILE}/r0/p0").into(),
             action: RouteAction::Forward(0),
             unavailable: http::StatusCode::SERVICE_UNAVAILABLE,
@@ -120,8 +120,8 @@ fn hostile_table() -> RouteTable {
             retry: None,
             redirect: None,
             headers: None,
-        }],
-        backends: vec![Backend {
+        }]),
+        backends: vec![std::sync::Arc::new(Backend {
             key: BackendKey {
                 namespace: "default".into(),
                 service: HOSTILE.into(),
@@ -130,7 +130,7 @@ fn hostile_table() -> RouteTable {
             target: BackendTarget::Endpoints(vec!["127.0.0.1:8080".parse().expect("addr")]),
             protocol: UpstreamProtocol::Http1,
             tls: None,
-        }],
+        })],
         ..RouteTable::default()
     }
 }

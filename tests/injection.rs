@@ -209,7 +209,7 @@ fn redirect_and_header_values_are_refused_or_inert() {
                 &Snapshot::from_objects(parsed.objects, parsed.issues),
                 &TranslateOptions::default(),
             );
-            for route in &translation.table.routes {
+            for route in translation.table.routes.iter() {
                 served += 1;
                 if let Some(redirect) = &route.redirect {
                     let (_, location) = redirect.answer("http", "app.example", "/a?b=c");

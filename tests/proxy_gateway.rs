@@ -36,7 +36,7 @@ fn table(upstream: SocketAddr, ports: &[u16]) -> Arc<RouteTable> {
                 route: 0,
             }],
         );
-        table.gateway.push(GatewayPort {
+        Arc::make_mut(&mut table.gateway).push(GatewayPort {
             port,
             router: HttpRouter {
                 vhosts: vec![vhost],
@@ -46,7 +46,7 @@ fn table(upstream: SocketAddr, ports: &[u16]) -> Arc<RouteTable> {
             ..GatewayPort::default()
         });
     }
-    table.gateway.sort_by_key(|p| p.port);
+    Arc::make_mut(&mut table.gateway).sort_by_key(|p| p.port);
     Arc::new(table)
 }
 

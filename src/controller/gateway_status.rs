@@ -197,7 +197,7 @@ mod tests {
     fn a_port_that_could_not_be_bound_fails_its_listeners_only() {
         use crate::routes::{GatewayPort, ListenerName};
         let table = RouteTable {
-            gateway: vec![GatewayPort {
+            gateway: std::sync::Arc::new(vec![GatewayPort {
                 port: 80,
                 listeners: vec![ListenerName {
                     namespace: "infra".into(),
@@ -205,7 +205,7 @@ mod tests {
                     listener: "http".into(),
                 }],
                 ..GatewayPort::default()
-            }],
+            }]),
             ..RouteTable::default()
         };
         let mut statuses = vec![ObjectStatus {

@@ -80,27 +80,102 @@ impl Shared {
     }
 
     /// Resolves a table's backends and route stats, then publishes it with a single store.
+    ///
+    /// What the last install resolved is reused where the table shares it: a backend that is
+    /// the same `Arc` keeps its [`Upstream`] (balancer, session tokens, TLS client), and routes
+    /// that are the same `Arc` keep their stats and limiters, so an endpoint-only table costs
+    /// only its changed backends.
     pub fn install(&self, table: Arc<RouteTable>) {
-        let upstreams = {
-            let mut balancers = match self.balancers.lock() {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            let mut kept = HashMap::with_capacity(table.backends.len());
-            let upstreams: Vec<Arc<Upstream>> = table
-                .backends
-                .iter()
-                .map(|backend| {
-                    let balancer = kept
-                        .entry(backend.key.clone())
-                        .or_insert_with(|| balancers.get(&backend.key).cloned().unwrap_or_default())
-                        .clone();
-                    Arc::new(Upstream::new(backend, balancer, self.external_guard.clone()))
-                })
-                .collect();
-            *balancers = kept;
-            upstreams
+        let last = self.current.load_full();
+        let upstreams = match self.reused_upstreams(&table, &last) {
+            Some(upstreams) => upstreams,
+            None => self.resolved_upstreams(&table),
         };
+        let (stats, limiters) = if Arc::ptr_eq(&table.routes, &last.table.routes) {
+            (last.stats.clone(), last.limiters.clone())
+        } else {
+            let (stats, limiters) = self.route_state(&table);
+            // Deleted routes leave /metrics.
+            self.metrics
+                .retain_routes(table.routes.iter().map(|route| &*route.name));
+            (stats, limiters)
+        };
+        drop(last);
+        let previous = self.current.swap(Arc::new(Installed {
+            table,
+            upstreams,
+            stats,
+            limiters,
+        }));
+        self.ready.send_replace(true);
+        // Usually the last reference: a large table is then freed here, on the control thread,
+        // not by whichever worker happens to finish the last request that used it.
+        drop(previous);
+    }
+
+    /// The upstreams of `table` when it has the backends of `last` in the same order (an
+    /// endpoint-only table): the same `Arc<Backend>` keeps its upstream, a changed one gets a
+    /// new upstream with its backend's balancer. `None`: the backends differ otherwise.
+    fn reused_upstreams(&self, table: &RouteTable, last: &Installed) -> Option<Vec<Arc<Upstream>>> {
+        let before = &last.table.backends;
+        if before.len() != table.backends.len() || last.upstreams.len() != before.len() {
+            return None;
+        }
+        let same_keys = table
+            .backends
+            .iter()
+            .zip(before)
+            .all(|(new, old)| Arc::ptr_eq(new, old) || new.key == old.key);
+        if !same_keys {
+            return None;
+        }
+        let upstreams = table
+            .backends
+            .iter()
+            .zip(before)
+            .zip(&last.upstreams)
+            .map(|((new, old), upstream)| {
+                if Arc::ptr_eq(new, old) {
+                    upstream.clone()
+                } else {
+                    Arc::new(Upstream::new(
+                        new,
+                        upstream.balancer().clone(),
+                        self.external_guard.clone(),
+                    ))
+                }
+            })
+            .collect();
+        // The balancers kept by key are those of these upstreams already.
+        Some(upstreams)
+    }
+
+    /// A new upstream per backend of `table`, with the balancer its key had (kept across
+    /// reloads); balancers of backends gone are dropped.
+    fn resolved_upstreams(&self, table: &RouteTable) -> Vec<Arc<Upstream>> {
+        let mut balancers = match self.balancers.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut kept = HashMap::with_capacity(table.backends.len());
+        let upstreams: Vec<Arc<Upstream>> = table
+            .backends
+            .iter()
+            .map(|backend| {
+                let balancer = kept
+                    .entry(backend.key.clone())
+                    .or_insert_with(|| balancers.get(&backend.key).cloned().unwrap_or_default())
+                    .clone();
+                Arc::new(Upstream::new(backend, balancer, self.external_guard.clone()))
+            })
+            .collect();
+        *balancers = kept;
+        upstreams
+    }
+
+    /// Stats and limiters of each route of `table` (limiters kept across reloads while their
+    /// limits are unchanged).
+    fn route_state(&self, table: &RouteTable) -> (Vec<Arc<RouteStats>>, Vec<Option<Arc<Limiter>>>) {
         let stats = table
             .routes
             .iter()
@@ -131,18 +206,9 @@ impl Shared {
             *previous = kept;
             limiters
         };
-        // Deleted routes leave /metrics.
-        self.metrics
-            .retain_routes(table.routes.iter().map(|route| &*route.name));
-        let previous = self.current.swap(Arc::new(Installed {
-            table,
-            upstreams,
-            stats,
-            limiters,
-        }));
-        self.ready.send_replace(true);
-        // Usually the last reference: a large table is then freed here, on the control thread,
-        // not by whichever worker happens to finish the last request that used it.
-        drop(previous);
+        (stats, limiters)
     }
 }
+
+#[cfg(test)]
+mod tests;

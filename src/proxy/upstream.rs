@@ -281,6 +281,11 @@ impl Upstream {
         }
     }
 
+    /// The balancer state this upstream shares with its backend's next versions.
+    pub fn balancer(&self) -> &Arc<Balancer> {
+        &self.balancer
+    }
+
     /// The index of the endpoint whose session token is `token`.
     pub fn endpoint_of(&self, token: &Token) -> Option<usize> {
         let sessions = self.sessions.get_or_init(|| {

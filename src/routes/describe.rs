@@ -632,7 +632,7 @@ mod tests {
     use http::StatusCode;
 
     use super::*;
-    use crate::routes::{Backend, BackendKey, CertificateSummary, Route, RouteTimeouts, WildcardHost};
+    use crate::routes::{Backend, BackendKey, CertificateSummary, HttpRouter, Route, RouteTimeouts, WildcardHost};
 
     fn route(name: &str, backend: usize) -> Route {
         Route {
@@ -673,24 +673,28 @@ mod tests {
         a.exact.insert("/x".into(), one(0));
         a.prefix.insert("".into(), one(1));
         let mut table = RouteTable::default();
-        table.http.vhosts = vec![a, VirtualHost::default()];
-        table.http.vhosts[1].fallback = Some(1);
-        table.http.exact = HashMap::from([("a.example".to_string(), 0)]);
-        table.http.wildcard = HashMap::from([(
+        let mut http = HttpRouter {
+            vhosts: vec![a, VirtualHost::default()],
+            ..HttpRouter::default()
+        };
+        http.vhosts[1].fallback = Some(1);
+        http.exact = HashMap::from([("a.example".to_string(), 0)]);
+        http.wildcard = HashMap::from([(
             "b.example".to_string(),
             WildcardHost {
                 vhost: 1,
                 any_depth: false,
             },
         )]);
-        table.routes = vec![route("r0", 0), route("r1", 1)];
+        table.http = Arc::new(http);
+        table.routes = Arc::new(vec![route("r0", 0), route("r1", 1)]);
         let key = |port: &str| BackendKey {
             namespace: "default".into(),
             service: "web".into(),
             port: port.into(),
         };
         table.backends = vec![
-            Backend {
+            Arc::new(Backend {
                 key: key("80"),
                 target: BackendTarget::Endpoints(vec![
                     "10.0.0.2:8080".parse().unwrap(),
@@ -698,8 +702,8 @@ mod tests {
                 ]),
                 protocol: UpstreamProtocol::Http1,
                 tls: None,
-            },
-            Backend {
+            }),
+            Arc::new(Backend {
                 key: key("http"),
                 target: BackendTarget::External {
                     host: "example.org".into(),
@@ -707,12 +711,15 @@ mod tests {
                 },
                 protocol: UpstreamProtocol::H2c,
                 tls: None,
-            },
+            }),
         ];
-        table.certificates.summaries.push(CertificateSummary {
-            hosts: vec!["a.example".into()],
-            secret: "default/a".into(),
-        });
+        Arc::get_mut(&mut table.certificates)
+            .expect("not shared")
+            .summaries
+            .push(CertificateSummary {
+                hosts: vec!["a.example".into()],
+                secret: "default/a".into(),
+            });
         let expected = json!({
             "hosts": [
                 {"host": "a.example", "paths": [

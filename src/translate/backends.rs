@@ -400,11 +400,13 @@ impl<'s> Backends<'s> {
 pub(crate) fn refresh_endpoints(
     snapshot: &Snapshot,
     follow_external_names: bool,
-    backends: &[Backend],
+    backends: &[Arc<Backend>],
     services: &std::collections::BTreeSet<(String, String)>,
-) -> Option<Vec<Backend>> {
+) -> Option<Vec<Arc<Backend>>> {
     let wanted = |namespace: &str, name: &str| services.contains(&(namespace.to_string(), name.to_string()));
     let mut resolver = Backends::indexing(snapshot, follow_external_names, wanted);
+    // Unchanged backends are shared with the earlier table (the proxy keeps what it resolved
+    // for them); only the affected Services' backends are new.
     let mut refreshed = backends.to_vec();
     for backend in &mut refreshed {
         let key = &backend.key;
@@ -434,7 +436,11 @@ pub(crate) fn refresh_endpoints(
         if served(&target) != served(&backend.target) {
             return None;
         }
-        backend.target = target;
+        if target != backend.target {
+            let mut changed = Backend::clone(backend);
+            changed.target = target;
+            *backend = Arc::new(changed);
+        }
     }
     resolver.issues.is_empty().then_some(refreshed)
 }

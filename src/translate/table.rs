@@ -431,12 +431,12 @@ impl TableBuilder {
             })
             .collect();
         RouteTable {
-            http,
-            routes: self.routes,
-            backends,
-            certificates,
+            http: Arc::new(http),
+            routes: Arc::new(self.routes),
+            backends: backends.into_iter().map(Arc::new).collect(),
+            certificates: Arc::new(certificates),
             https_port: https_port.filter(|port| *port != 443),
-            gateway: self.gateway,
+            gateway: Arc::new(self.gateway),
             acme_challenges: Arc::default(),
         }
     }

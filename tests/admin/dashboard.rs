@@ -126,9 +126,9 @@ fn big() -> Published {
     Published {
         generation: 9,
         table: Arc::new(RouteTable {
-            http,
-            routes,
-            backends,
+            http: Arc::new(http),
+            routes: Arc::new(routes),
+            backends: backends.into_iter().map(Arc::new).collect(),
             ..RouteTable::default()
         }),
         statuses: Arc::new(statuses),

@@ -50,6 +50,87 @@ fn rss_mib(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
+fn epoch_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// The number logged as `name=…` in a tracing line.
+fn field(line: &str, name: &str) -> Option<f64> {
+    line.split(&format!(" {name}="))
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Where each change's time went, from the log's stage stamps: the patch until the watch event
+/// reached the provider, the provider's decode and list until the controller had it, the
+/// coalescing window, the endpoint refresh (or translation), the proxy's install, and from the
+/// install until the test's request saw the new endpoint (its polling included).
+fn stages(log: &str, rounds: &[(u64, u64)]) {
+    let watch: Vec<f64> = log
+        .lines()
+        .filter(|l| l.contains("kubernetes list") && l.contains("EndpointSlice"))
+        .filter_map(|l| field(l, "event_at_us"))
+        .collect();
+    let applies: Vec<[f64; 5]> = log
+        .lines()
+        .filter(|l| l.contains("configuration applied"))
+        .filter_map(|l| {
+            Some([
+                field(l, "received_at_us")?,
+                field(l, "coalesce_ms")?,
+                field(l, "translate_ms")?,
+                field(l, "install_ms")?,
+                field(l, "publish_ms")?,
+            ])
+        })
+        .collect();
+    let mut columns: [Vec<f64>; 6] = Default::default();
+    for &(patched, served) in rounds {
+        let (patched, served) = (patched as f64, served as f64);
+        let Some(event) = watch.iter().copied().find(|t| *t >= patched && *t <= served) else {
+            continue;
+        };
+        let Some(apply) = applies.iter().find(|a| a[0] >= event && a[0] <= served) else {
+            continue;
+        };
+        let installed = apply[0] + (apply[1] + apply[2] + apply[3]) * 1000.0;
+        let values = [
+            (event - patched) / 1000.0,
+            (apply[0] - event) / 1000.0,
+            apply[1],
+            apply[2],
+            apply[3],
+            (served - installed) / 1000.0,
+        ];
+        for (column, value) in columns.iter_mut().zip(values) {
+            column.push(value);
+        }
+    }
+    let names = [
+        "patch → watch event",
+        "event → controller",
+        "coalescing",
+        "refresh",
+        "install",
+        "installed → served",
+    ];
+    eprintln!("stages over {} matched changes (ms, p50 / p99):", columns[0].len());
+    for (name, column) in names.iter().zip(columns.iter_mut()) {
+        column.sort_by(f64::total_cmp);
+        if column.is_empty() {
+            continue;
+        }
+        let at = |p: f64| column[(((column.len() - 1) as f64) * p).round() as usize];
+        eprintln!("  {name:<22} {:>8.2} / {:>8.2}", at(0.5), at(0.99));
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
@@ -127,7 +208,12 @@ async fn scale_figures() {
     );
 
     let started = Instant::now();
-    let v = Vestibule::spawn(&api, &[]);
+    // The provider's per-batch line (debug) carries when the watch event came.
+    let v = Vestibule::spawn_logging(
+        &api,
+        &[],
+        "info,kube=warn,vestibule::providers::kubernetes::watch=debug",
+    );
     v.wait_ready(Duration::from_secs(600)).await;
     let ready = started.elapsed();
     v.wait_backend("probe.test", "a").await;
@@ -139,11 +225,14 @@ async fn scale_figures() {
     );
 
     let mut latencies = Vec::new();
+    // (patched, served) of each change, in microseconds since the epoch, as the log's stamps.
+    let mut rounds: Vec<(u64, u64)> = Vec::new();
     let mut peak = rss_mib(pid);
     for round in 0..100 {
         let (target, name) = if round % 2 == 0 { (b, "b") } else { (a, "a") };
         let patch = serde_json::json!({"ports": [{"name": "http", "port": target.port(), "protocol": "TCP"}]});
         let t0 = Instant::now();
+        let t0_us = epoch_us();
         slices
             .patch("probe-1", &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -159,6 +248,7 @@ async fn scale_figures() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         latencies.push(t0.elapsed());
+        rounds.push((t0_us, epoch_us()));
         peak = peak.max(rss_mib(pid));
     }
     latencies.sort();
@@ -182,6 +272,7 @@ async fn scale_figures() {
         "controller applies by path: {endpoint_path} endpoint-only, {} full",
         applied.len() - endpoint_path
     );
+    stages(&log, &rounds);
     if std::env::var_os("VESTIBULE_SCALE_LOG").is_some() {
         eprintln!("{}", applied.join("\n"));
     }

@@ -292,6 +292,12 @@ pub struct Vestibule {
 impl Vestibule {
     /// Starts the binary against `api` without waiting for readiness.
     pub fn spawn(api: &ApiServer, extra: &[&str]) -> Vestibule {
+        Vestibule::spawn_logging(api, extra, "info,kube=warn")
+    }
+
+    /// [`spawn`](Self::spawn) with `log` as its `RUST_LOG` filter.
+    pub fn spawn_logging(api: &ApiServer, extra: &[&str], log: &str) -> Vestibule {
+        let filter = log;
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("vestibule.log");
         let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
@@ -308,7 +314,7 @@ impl Vestibule {
             .args(["--admin", &admin.to_string(), "--workers", "1"])
             .args(["--discovery-interval", "1"])
             .args(extra)
-            .env("RUST_LOG", "info,kube=warn")
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

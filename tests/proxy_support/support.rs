@@ -267,7 +267,7 @@ impl TableBuilder {
     }
 
     pub fn backend(&mut self, name: &str, endpoints: &[SocketAddr], protocol: UpstreamProtocol) -> usize {
-        self.table.backends.push(Backend {
+        self.table.backends.push(Arc::new(Backend {
             key: BackendKey {
                 namespace: "default".into(),
                 service: name.into(),
@@ -276,12 +276,12 @@ impl TableBuilder {
             target: BackendTarget::Endpoints(endpoints.to_vec()),
             protocol,
             tls: None,
-        });
+        }));
         self.table.backends.len() - 1
     }
 
     pub fn external(&mut self, name: &str, host: &str, port: u16) -> usize {
-        self.table.backends.push(Backend {
+        self.table.backends.push(Arc::new(Backend {
             key: BackendKey {
                 namespace: "default".into(),
                 service: name.into(),
@@ -293,7 +293,7 @@ impl TableBuilder {
             },
             protocol: UpstreamProtocol::Http1,
             tls: None,
-        });
+        }));
         self.table.backends.len() - 1
     }
 
@@ -301,7 +301,7 @@ impl TableBuilder {
     pub fn route(&mut self, host: &str, prefix: &str, action: RouteAction, timeouts: RouteTimeouts) -> usize {
         let vhost = self.vhost(host);
         let route = self.table.routes.len();
-        self.table.routes.push(Route {
+        Arc::make_mut(&mut self.table.routes).push(Route {
             name: format!("route/{host}{prefix}").into(),
             action,
             unavailable: StatusCode::SERVICE_UNAVAILABLE,
@@ -323,7 +323,7 @@ impl TableBuilder {
             headers: None,
         });
         let key = prefix.trim_end_matches('/').to_string();
-        self.table.http.vhosts[vhost]
+        Arc::make_mut(&mut self.table.http).vhosts[vhost]
             .prefix
             .entry(key)
             .or_default()
@@ -340,22 +340,23 @@ impl TableBuilder {
     }
 
     pub fn certificates(&mut self, certificates: Certificates) {
-        self.table.certificates = certificates;
+        self.table.certificates = Arc::new(certificates);
     }
 
     fn vhost(&mut self, host: &str) -> usize {
         if let Some(index) = self.hosts.get(host) {
             return *index;
         }
-        let index = self.table.http.vhosts.len();
-        self.table.http.vhosts.push(VirtualHost {
+        let http = Arc::make_mut(&mut self.table.http);
+        let index = http.vhosts.len();
+        http.vhosts.push(VirtualHost {
             name: host.into(),
             ..Default::default()
         });
         if host == "*" {
-            self.table.http.catch_all = Some(index);
+            http.catch_all = Some(index);
         } else if let Some(suffix) = host.strip_prefix("*.") {
-            self.table.http.wildcard.insert(
+            http.wildcard.insert(
                 suffix.into(),
                 WildcardHost {
                     vhost: index,
@@ -363,7 +364,7 @@ impl TableBuilder {
                 },
             );
         } else {
-            self.table.http.exact.insert(host.into(), index);
+            http.exact.insert(host.into(), index);
         }
         self.hosts.insert(host.into(), index);
         index

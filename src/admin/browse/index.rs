@@ -120,7 +120,7 @@ impl HostIndex {
             ..HostIndex::default()
         };
         certificate_rows("http", &published.table.certificates, &mut index.certificates);
-        for port in &published.table.gateway {
+        for port in published.table.gateway.iter() {
             certificate_rows(
                 &format!("gateway:{}", port.port),
                 &port.certificates,

@@ -364,7 +364,18 @@ fn the_endpoint_path_installs_the_new_endpoint() {
     };
     assert_eq!(endpoints(&first.table), ["10.0.0.1:8000", "10.0.0.2:8000"]);
     assert_eq!(endpoints(&table), ["10.0.0.9:8000"]);
-    // Everything else is the same table.
-    assert_eq!(table.http.vhosts.len(), first.table.http.vhosts.len());
-    assert_eq!(table.routes.len(), first.table.routes.len());
+    // Everything else is the same table, shared rather than copied: the proxy's install keeps
+    // what it resolved for the unchanged backends and routes.
+    assert!(Arc::ptr_eq(&table.http, &first.table.http));
+    assert!(Arc::ptr_eq(&table.routes, &first.table.routes));
+    assert!(Arc::ptr_eq(&table.certificates, &first.table.certificates));
+    assert_eq!(table.backends.len(), first.table.backends.len());
+    let mut changed = 0;
+    for (new, old) in table.backends.iter().zip(&first.table.backends) {
+        assert_eq!(new.key, old.key);
+        // A backend whose endpoints changed is a new `Arc`; every other is the old one.
+        assert_eq!(Arc::ptr_eq(new, old), new.target == old.target, "{}", new.key);
+        changed += usize::from(!Arc::ptr_eq(new, old));
+    }
+    assert!(changed >= 1);
 }

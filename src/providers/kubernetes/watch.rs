@@ -58,6 +58,8 @@ impl Watch {
         let mut relisting: Option<Objects> = None;
         let mut synced = false;
         while let Some(first) = stream.next().await {
+            // When this batch's first event came (the scale figures line it up with the change).
+            let event_at = std::time::SystemTime::now();
             let mut changed = self.apply(first, &mut current, &mut relisting, &mut synced, &metrics);
             // Take whatever else is ready now: one list for a burst.
             for _ in 0..BATCH {
@@ -70,10 +72,17 @@ impl Watch {
             }
             if changed && synced {
                 let update = self.update(&current);
-                tracing::debug!(source = %name, objects = update.objects.len(), "kubernetes list");
+                let objects = update.objects.len();
                 if updates.send(update).await.is_err() {
                     return;
                 }
+                tracing::debug!(
+                    source = %name,
+                    objects,
+                    event_at_us = crate::controller::epoch_micros(event_at),
+                    sent_ms = event_at.elapsed().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
+                    "kubernetes list"
+                );
             }
         }
     }

@@ -72,8 +72,8 @@ fn table() -> RouteTable {
         catch_all: Some(2),
     };
     RouteTable {
-        http,
-        routes: (0..5).map(|i| route(&format!("r{i}"))).collect(),
+        http: Arc::new(http),
+        routes: Arc::new((0..5).map(|i| route(&format!("r{i}"))).collect()),
         ..Default::default()
     }
 }
@@ -126,14 +126,14 @@ fn ingress_wildcard_matches_exactly_one_label() {
 #[test]
 fn no_fallthrough_from_a_matched_host_to_the_catch_all() {
     let mut t = table();
-    t.http.vhosts[0].prefix.remove("");
+    Arc::make_mut(&mut t.http).vhosts[0].prefix.remove("");
     assert_eq!(find(&t, "a.example", "/api"), None);
 }
 
 #[test]
 fn fallback_applies_when_no_path_matches() {
     let mut t = table();
-    t.http.vhosts[2].fallback = Some(3);
+    Arc::make_mut(&mut t.http).vhosts[2].fallback = Some(3);
     assert_eq!(find(&t, "unknown.host", "/nothing"), Some("r3"));
 }
 
@@ -152,7 +152,7 @@ fn conditions_are_checked_in_candidate_order() {
         name: http::HeaderName::from_static("x-canary"),
         value: ValueMatch::Exact("yes".into()),
     });
-    t.http.vhosts[0].exact.insert(
+    Arc::make_mut(&mut t.http).vhosts[0].exact.insert(
         "/c".into(),
         vec![
             Candidate {
