@@ -74,7 +74,7 @@ fn field(line: &str, name: &str) -> Option<f64> {
 fn stages(log: &str, rounds: &[(u64, u64)]) {
     let watch: Vec<f64> = log
         .lines()
-        .filter(|l| l.contains("kubernetes list") && l.contains("EndpointSlice"))
+        .filter(|l| l.contains("kubernetes list") && l.contains("source=kubernetes/endpoints"))
         .filter_map(|l| field(l, "event_at_us"))
         .collect();
     let applies: Vec<[f64; 5]> = log
