@@ -390,7 +390,11 @@ async fn ingress_ip(ingresses: &Api<DynamicObject>, name: &str) -> Option<String
 /// Rewrites the manifests and waits until the replica applied a new generation.
 async fn reload(replica: &support::Vestibule, path: &std::path::Path, text: &str) {
     let before = replica.metric("vestibule_config_generation").await;
-    std::fs::write(path, text).expect("write manifests");
+    // Written beside it and renamed over it: a reader never sees a half-written file (one
+    // without the published Service would change every status, then change it back).
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).expect("write manifests");
+    std::fs::rename(&partial, path).expect("rename manifests");
     eventually(Duration::from_secs(10), "a new generation", || async {
         (replica.metric("vestibule_config_generation").await > before).then_some(())
     })
